@@ -1,0 +1,254 @@
+//! `data` of the messaging events: `message.received` and `message.status_changed`.
+//!
+//! One shape for WhatsApp (Meta Cloud API or Twilio) and SMS/MMS, flat enough that a consumer
+//! can read `data.text` without caring which vendor carried it. Vendor words that porter maps
+//! to an enum (a delivery status) are kept alongside, so no information is lost in the mapping.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The network a message travelled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Whatsapp,
+    Sms,
+}
+
+/// What kind of message a guest sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Text,
+    Image,
+    Audio,
+    Video,
+    Document,
+    Sticker,
+    Location,
+    Contacts,
+    /// A tap on an interactive reply button or list row.
+    Interactive,
+    /// A tap on a template quick-reply button.
+    Button,
+    Reaction,
+}
+
+/// `data` of `message.received`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageData {
+    pub channel: Channel,
+    /// The provider's message id (WhatsApp `wamid.…`, Twilio `SM…`/`MM…`).
+    pub message_id: String,
+    /// The sender's address: a phone number or WhatsApp id, without any `whatsapp:` prefix.
+    pub from: String,
+    /// The business address the message was sent to, where the provider says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// The sender's display name, where the provider shares it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_name: Option<String>,
+    pub kind: MessageKind,
+    /// The text of a text message, or the body sent along with media (Twilio MMS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Media>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<Contact>,
+    /// The button or list row the guest picked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<Reaction>,
+    /// The message this one replies to, where the provider says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replied_to: Option<RepliedTo>,
+    /// The provider account (WhatsApp Business Account id, Twilio `AccountSid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+/// An attachment. WhatsApp sends a media id to fetch; Twilio sends a URL.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Media {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// A shared location. Coordinates are kept as the provider wrote them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// A shared contact card.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<ContactPhone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<String>,
+}
+
+/// A phone number on a contact card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactPhone {
+    pub phone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// Which interactive element produced a selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionKind {
+    /// An interactive reply button (`button_reply`).
+    ButtonReply,
+    /// An interactive list row (`list_reply`).
+    ListReply,
+    /// A template quick-reply button (`button`; Twilio `ButtonPayload`).
+    QuickReply,
+}
+
+/// The button or row a guest picked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Selection {
+    pub kind: SelectionKind,
+    /// The id or payload the business attached to the button or row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The text the guest saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A reaction to an earlier message. An empty emoji means the reaction was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Reaction {
+    pub message_id: String,
+    pub emoji: String,
+}
+
+/// The message a reply refers to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RepliedTo {
+    pub message_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// A delivery status, normalised across providers. The vendor's own word is kept in
+/// [`MessageStatusData::provider_status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Accepted,
+    Scheduled,
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Read,
+    Failed,
+    Canceled,
+    PartiallyDelivered,
+    Receiving,
+    Received,
+    Deleted,
+    Warning,
+    /// A status word porter does not know; see `provider_status`.
+    Other,
+}
+
+impl DeliveryStatus {
+    /// Maps a vendor's status word (Meta and Twilio use the same lowercase words).
+    pub fn from_vendor(word: &str) -> Self {
+        match word.to_ascii_lowercase().as_str() {
+            "accepted" => Self::Accepted,
+            "scheduled" => Self::Scheduled,
+            "queued" => Self::Queued,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "undelivered" => Self::Undelivered,
+            "read" => Self::Read,
+            "failed" => Self::Failed,
+            "canceled" | "cancelled" => Self::Canceled,
+            "partially_delivered" => Self::PartiallyDelivered,
+            "receiving" => Self::Receiving,
+            "received" => Self::Received,
+            "deleted" => Self::Deleted,
+            "warning" => Self::Warning,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// `data` of `message.status_changed`: what happened to a message the business sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageStatusData {
+    pub channel: Channel,
+    /// The id of the message whose status changed.
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    /// The status word exactly as the provider sent it.
+    pub provider_status: String,
+    /// The guest the message was sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    /// The business address that sent it, where the provider says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Why delivery failed, when it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProviderError>,
+    /// The WhatsApp conversation the message was billed to, where sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+}
+
+/// An error a provider reported about a message.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderError {
+    /// The provider's numeric error code (Meta `131047`, Twilio `30003`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+    /// A documentation link for the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub href: Option<String>,
+}

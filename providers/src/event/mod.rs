@@ -1,0 +1,330 @@
+//! The canonical event: one shape for every provider, CloudEvents 1.0 in structured JSON.
+//!
+//! A provider's payload becomes one or more [`Event`]s. The envelope carries the CloudEvents
+//! attributes plus porter's extension attributes (`provider`, `providereventid`, ...); the
+//! `type` and `data` members come from [`EventBody`], a closed enum whose variant decides both
+//! the type string and the shape of `data`. Anything a provider sends that porter does not
+//! model becomes [`EventBody::Unknown`] with the raw JSON kept, so nothing authentic is dropped.
+//!
+//! Ids are deterministic: [`event_id`] hashes the CloudEvents `source` and the provider event
+//! key, so a redelivery after the dedupe window still carries the same id and consumers can
+//! deduplicate too.
+
+mod hospitality;
+mod message;
+
+pub use hospitality::{
+    GuestData, GuestRef, GuestRequestData, HousekeepingData, IntegrationData, InventoryData,
+    MaintenanceData, Money, OrderData, PaymentData, Preference, ReservationData, RoomData,
+    RoomStatus,
+};
+pub use message::{
+    Channel, Contact, ContactPhone, DeliveryStatus, Location, Media, MessageData, MessageKind,
+    MessageStatusData, ProviderError, Reaction, RepliedTo, Selection, SelectionKind,
+};
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A canonical event, serialised as a CloudEvents 1.0 structured-mode JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "porter canonical event (CloudEvents 1.0)")]
+pub struct Event {
+    /// Always `"1.0"`.
+    pub specversion: SpecVersion,
+    /// `evt_` + 32 hex digits, derived from `source` and `providereventid` (see [`event_id`]).
+    pub id: String,
+    /// `/sources/<source name>`: the configured source that received the request.
+    pub source: String,
+    /// The thing the event is about: a message id, a reservation id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// When the provider says the occurrence happened; absent when the provider does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Timestamp>,
+    /// Always `"application/json"`.
+    pub datacontenttype: DataContentType,
+    /// The provider id (`meta`, `twilio`, ...).
+    pub provider: String,
+    /// The provider event key this event is identified by: the provider's own id where it has
+    /// one, otherwise `sha256:` and a hash of the fields that identify the occurrence.
+    pub providereventid: String,
+    /// The provider's own name for what happened (`messages`, `statuses`, `RESERVATION_CREATED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providereventtype: Option<String>,
+    /// The property, account or phone number the event belongs to, in the provider's terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propertyid: Option<String>,
+    /// When porter received the request.
+    pub receivedat: Timestamp,
+    /// `type` and `data`.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// The CloudEvents spec version porter emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SpecVersion {
+    /// CloudEvents 1.0.
+    #[serde(rename = "1.0")]
+    V1_0,
+}
+
+/// The media type of `data`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DataContentType {
+    /// JSON.
+    #[serde(rename = "application/json")]
+    Json,
+}
+
+/// The event's `type` and its typed `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", content = "data")]
+pub enum EventBody {
+    #[serde(rename = "reservation.created")]
+    ReservationCreated(ReservationData),
+    #[serde(rename = "reservation.updated")]
+    ReservationUpdated(ReservationData),
+    #[serde(rename = "reservation.cancelled")]
+    ReservationCancelled(ReservationData),
+    #[serde(rename = "reservation.checked_in")]
+    ReservationCheckedIn(ReservationData),
+    #[serde(rename = "reservation.checked_out")]
+    ReservationCheckedOut(ReservationData),
+    #[serde(rename = "guest.created")]
+    GuestCreated(GuestData),
+    #[serde(rename = "guest.updated")]
+    GuestUpdated(GuestData),
+    #[serde(rename = "guest.deleted")]
+    GuestDeleted(GuestData),
+    #[serde(rename = "room.status_changed")]
+    RoomStatusChanged(RoomData),
+    #[serde(rename = "room.maintenance_required")]
+    RoomMaintenanceRequired(MaintenanceData),
+    #[serde(rename = "housekeeping.status_changed")]
+    HousekeepingStatusChanged(HousekeepingData),
+    #[serde(rename = "guest_request.created")]
+    GuestRequestCreated(GuestRequestData),
+    #[serde(rename = "message.received")]
+    MessageReceived(MessageData),
+    #[serde(rename = "message.status_changed")]
+    MessageStatusChanged(MessageStatusData),
+    #[serde(rename = "order.created")]
+    OrderCreated(OrderData),
+    #[serde(rename = "order.updated")]
+    OrderUpdated(OrderData),
+    #[serde(rename = "order.completed")]
+    OrderCompleted(OrderData),
+    #[serde(rename = "payment.received")]
+    PaymentReceived(PaymentData),
+    #[serde(rename = "inventory.low")]
+    InventoryLow(InventoryData),
+    #[serde(rename = "integration.changed")]
+    IntegrationChanged(IntegrationData),
+    /// Authentic and parseable, but not modelled: kept whole so nothing is dropped.
+    #[serde(rename = "unknown")]
+    Unknown(UnknownData),
+}
+
+/// `data` of an `unknown` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct UnknownData {
+    /// Why porter could not model it, for the humans reading the stream.
+    pub reason: String,
+    /// The provider's payload (or the relevant part of it) exactly as parsed.
+    pub raw: serde_json::Value,
+}
+
+macro_rules! event_types {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// The `type` of an event without its data, for filters and metrics.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType { $($variant),* }
+
+        impl EventType {
+            /// Every type, in the order of CONTRACT.md.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
+
+            /// The CloudEvents `type` string.
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventType::$variant => $name),* }
+            }
+        }
+
+        impl EventBody {
+            /// The type of this body.
+            pub fn event_type(&self) -> EventType {
+                match self { $(EventBody::$variant(_) => EventType::$variant),* }
+            }
+        }
+    };
+}
+
+event_types! {
+    ReservationCreated => "reservation.created",
+    ReservationUpdated => "reservation.updated",
+    ReservationCancelled => "reservation.cancelled",
+    ReservationCheckedIn => "reservation.checked_in",
+    ReservationCheckedOut => "reservation.checked_out",
+    GuestCreated => "guest.created",
+    GuestUpdated => "guest.updated",
+    GuestDeleted => "guest.deleted",
+    RoomStatusChanged => "room.status_changed",
+    RoomMaintenanceRequired => "room.maintenance_required",
+    HousekeepingStatusChanged => "housekeeping.status_changed",
+    GuestRequestCreated => "guest_request.created",
+    MessageReceived => "message.received",
+    MessageStatusChanged => "message.status_changed",
+    OrderCreated => "order.created",
+    OrderUpdated => "order.updated",
+    OrderCompleted => "order.completed",
+    PaymentReceived => "payment.received",
+    InventoryLow => "inventory.low",
+    IntegrationChanged => "integration.changed",
+    Unknown => "unknown",
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The CloudEvents `source` of events received by the source named `name`.
+pub fn source_uri(name: &str) -> String {
+    format!("/sources/{name}")
+}
+
+/// The deterministic event id for a provider event key received by a source.
+///
+/// `evt_` followed by the first 128 bits of SHA-256(`source` NUL `key`), in hex. The NUL keeps
+/// `("a", "b:c")` and `("a:b", "c")` apart.
+pub fn event_id(source_uri: &str, provider_event_key: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(source_uri.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(provider_event_key.as_bytes());
+    let digest = hasher.finalize();
+    format!("evt_{}", hex::encode(&digest[..16]))
+}
+
+/// A provider event key for occurrences that carry no id of their own: `sha256:` and the hex
+/// SHA-256 of the bytes that identify the occurrence.
+pub fn hashed_key(identifying_bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(identifying_bytes)))
+}
+
+/// What every event of one request shares: where it came from and when it arrived.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    /// The configured source name.
+    pub source_name: &'a str,
+    /// The provider id.
+    pub provider: &'static str,
+    /// When porter received the request.
+    pub received_at: Timestamp,
+}
+
+/// The per-event attributes a provider decides; [`Origin::event`] fills in the rest.
+#[derive(Debug, Clone, Default)]
+pub struct Attributes {
+    /// The provider event key (see [`Event::providereventid`]).
+    pub key: String,
+    /// See [`Event::subject`].
+    pub subject: Option<String>,
+    /// See [`Event::time`].
+    pub time: Option<Timestamp>,
+    /// See [`Event::providereventtype`].
+    pub provider_event_type: Option<String>,
+    /// See [`Event::propertyid`].
+    pub property_id: Option<String>,
+}
+
+impl Origin<'_> {
+    /// Builds an event of this origin with a deterministic id.
+    pub fn event(&self, attributes: Attributes, body: EventBody) -> Event {
+        let source = source_uri(self.source_name);
+        Event {
+            specversion: SpecVersion::V1_0,
+            id: event_id(&source, &attributes.key),
+            source,
+            subject: attributes.subject,
+            time: attributes.time,
+            datacontenttype: DataContentType::Json,
+            provider: self.provider.to_owned(),
+            providereventid: attributes.key,
+            providereventtype: attributes.provider_event_type,
+            propertyid: attributes.property_id,
+            receivedat: self.received_at,
+            body,
+        }
+    }
+}
+
+impl Event {
+    /// The event's type.
+    pub fn event_type(&self) -> EventType {
+        self.body.event_type()
+    }
+
+    /// The JSON Schema of the event, generated from these types.
+    pub fn json_schema() -> schemars::Schema {
+        schemars::schema_for!(Event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_and_separate_source_from_key() {
+        let a = event_id("/sources/a", "b:c");
+        assert_eq!(a, event_id("/sources/a", "b:c"));
+        assert_ne!(a, event_id("/sources/a:b", "c"));
+        assert_ne!(a, event_id("/sources/b", "b:c"));
+        assert!(a.starts_with("evt_"));
+        assert_eq!(a.len(), 4 + 32);
+    }
+
+    #[test]
+    fn event_round_trips_through_cloudevents_json() {
+        let origin = Origin {
+            source_name: "whatsapp",
+            provider: "meta",
+            received_at: "2024-03-15T14:00:01.123Z".parse().expect("timestamp"),
+        };
+        let event = origin.event(
+            Attributes {
+                key: "wamid.X".into(),
+                subject: Some("wamid.X".into()),
+                ..Attributes::default()
+            },
+            EventBody::Unknown(UnknownData {
+                reason: "test".into(),
+                raw: serde_json::json!({"a": 1}),
+            }),
+        );
+        let json = serde_json::to_value(&event).expect("serialize");
+        assert_eq!(json["specversion"], "1.0");
+        assert_eq!(json["type"], "unknown");
+        assert_eq!(json["source"], "/sources/whatsapp");
+        assert_eq!(json["datacontenttype"], "application/json");
+        assert_eq!(json["receivedat"], "2024-03-15T14:00:01.123Z");
+        assert!(json.get("time").is_none(), "absent fields stay absent");
+        let back: Event = serde_json::from_value(json).expect("deserialize");
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn every_type_string_is_distinct() {
+        let mut names: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
+        assert_eq!(EventType::ALL.len(), 21);
+    }
+}

@@ -1,0 +1,47 @@
+//! # porter-providers
+//!
+//! Everything porter knows about webhook providers, with no I/O: a raw request and a clock
+//! value go in, canonical events or a [`Rejection`] come out. The server crate owns sockets,
+//! stores and time; this crate owns signatures and payload shapes. Keeping it pure means every
+//! provider can be tested byte for byte, fuzzed, and reasoned about without a runtime, and
+//! Cargo itself enforces it: there is no tokio, redis or axum in this crate's `Cargo.toml`.
+//!
+//! # Layout
+//!
+//! - [`event`]: the canonical event (CloudEvents 1.0) and its typed `data`.
+//! - [`request`]: the borrowed view of an inbound HTTP request that providers read.
+//! - [`reply`]: the answer a provider expects on success.
+//! - [`rejection`]: why a request was refused, one variant per reason.
+//! - [`secret`]: a secret string whose `Debug` never shows it.
+//! - [`signing`]: HMAC and constant-time helpers shared by the verifiers.
+//! - [`source`]: the closed [`Provider`] enum and [`Source`], which dispatches by `match`.
+//! - one module per provider ([`meta`], [`twilio`]), each with the same shape: a config
+//!   struct, `verify`, `normalize`, private wire structs and the provider's own signer.
+//!
+//! # Pipeline contract
+//!
+//! The server calls, in this order and only in this order: [`Source::handshake`] (protocol
+//! requests such as Meta's `hub.challenge`, answered without events), then [`Source::verify`]
+//! over the raw bytes, then [`Source::normalize`], then stores the events, then answers with
+//! [`Source::reply`]. `normalize` is never called on a request that failed `verify`.
+
+pub mod event;
+pub mod meta;
+pub mod rejection;
+pub mod reply;
+pub mod request;
+pub mod secret;
+pub mod signing;
+pub mod source;
+pub mod twilio;
+
+mod form;
+#[cfg(test)]
+mod testing;
+
+pub use event::{Event, EventBody, EventType};
+pub use rejection::Rejection;
+pub use reply::Reply;
+pub use request::Request;
+pub use secret::Secret;
+pub use source::{Endpoint, Normalized, Provider, Source, SourceSettings};

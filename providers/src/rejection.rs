@@ -1,0 +1,88 @@
+//! Why a request was refused.
+//!
+//! One variant per reason, so that logs and metrics can say exactly what went wrong while the
+//! provider only ever sees the coarse answer of CONTRACT.md section 4 (never which secret, which
+//! byte, or which header). [`Rejection::class`] is that coarse answer.
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("signature header `{0}` is missing")]
+    MissingSignature(&'static str),
+    #[error("signature header `{0}` is malformed")]
+    MalformedSignature(&'static str),
+    #[error("signature header `{0}` appears more than once")]
+    RepeatedSignature(&'static str),
+    #[error("signature matches no configured secret")]
+    SignatureMismatch,
+    #[error("body hash does not match the signed `bodySHA256`")]
+    BodyHashMismatch,
+    #[error("timestamp is outside the tolerance window")]
+    StaleTimestamp,
+    #[error("URL token is missing or wrong")]
+    BadUrlToken,
+    #[error("verification token does not match")]
+    VerifyTokenMismatch,
+    #[error("handshake request is malformed: {0}")]
+    MalformedHandshake(&'static str),
+    #[error("body is not valid {format}: {detail}")]
+    MalformedBody {
+        format: &'static str,
+        detail: String,
+    },
+}
+
+/// The coarse classes of rejection that decide the answer to the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionClass {
+    /// 401 `{"error":"invalid_signature"}`.
+    InvalidSignature,
+    /// 401 `{"error":"stale_timestamp"}`.
+    StaleTimestamp,
+    /// 403: a handshake with the wrong verify token.
+    Forbidden,
+    /// 400: authentic (or a handshake) but not understood; authentic bodies are quarantined.
+    BadRequest,
+}
+
+impl Rejection {
+    /// The class that decides the status code.
+    pub fn class(&self) -> RejectionClass {
+        match self {
+            Rejection::MissingSignature(_)
+            | Rejection::MalformedSignature(_)
+            | Rejection::RepeatedSignature(_)
+            | Rejection::SignatureMismatch
+            | Rejection::BodyHashMismatch
+            | Rejection::BadUrlToken => RejectionClass::InvalidSignature,
+            Rejection::StaleTimestamp => RejectionClass::StaleTimestamp,
+            Rejection::VerifyTokenMismatch => RejectionClass::Forbidden,
+            Rejection::MalformedHandshake(_) | Rejection::MalformedBody { .. } => {
+                RejectionClass::BadRequest
+            }
+        }
+    }
+
+    /// A short stable label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Rejection::MissingSignature(_) => "missing_signature",
+            Rejection::MalformedSignature(_) => "malformed_signature",
+            Rejection::RepeatedSignature(_) => "repeated_signature",
+            Rejection::SignatureMismatch => "signature_mismatch",
+            Rejection::BodyHashMismatch => "body_hash_mismatch",
+            Rejection::StaleTimestamp => "stale_timestamp",
+            Rejection::BadUrlToken => "bad_url_token",
+            Rejection::VerifyTokenMismatch => "verify_token_mismatch",
+            Rejection::MalformedHandshake(_) => "malformed_handshake",
+            Rejection::MalformedBody { .. } => "malformed_body",
+        }
+    }
+
+    pub(crate) fn malformed(format: &'static str, detail: impl std::fmt::Display) -> Self {
+        Rejection::MalformedBody {
+            format,
+            detail: detail.to_string(),
+        }
+    }
+}

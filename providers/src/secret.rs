@@ -1,0 +1,40 @@
+//! A secret that cannot leak through `Debug` or `Display`.
+//!
+//! Secrets reach log lines mostly by accident (a `{:?}` of a config struct); this type makes
+//! that accident print `Secret(***)`. The bytes are available only through [`Secret::expose`],
+//! which is easy to grep for.
+
+use std::fmt;
+
+/// A signing secret, verify token or URL token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret's bytes, for MAC keys and constant-time comparisons only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secret;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", vec![secret]), "[Secret(***)]");
+    }
+}

@@ -1,0 +1,251 @@
+//! A configured source and the closed set of providers behind it.
+//!
+//! Dispatch is a `match` over [`Provider`]'s implementations, not a trait object: the set of
+//! providers is closed and known at compile time, every arm is visible in one place, and adding
+//! a provider is one new module plus one arm in each `match` here (CONTRIBUTING.md lists the
+//! rest of the checklist).
+
+use std::time::Duration;
+
+use http::Method;
+use jiff::Timestamp;
+
+use crate::event::{Event, Origin};
+use crate::{Rejection, Reply, Request, Secret, meta, twilio};
+
+/// The providers this build understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    /// Meta WhatsApp Cloud API (Graph API webhooks).
+    Meta,
+    /// Twilio Programmable Messaging (SMS, MMS, WhatsApp via Twilio).
+    Twilio,
+}
+
+impl Provider {
+    /// Every provider of this build.
+    pub const ALL: &'static [Provider] = &[Provider::Meta, Provider::Twilio];
+
+    /// The id used in configuration and in the events' `provider` attribute.
+    pub fn id(self) -> &'static str {
+        match self {
+            Provider::Meta => "meta",
+            Provider::Twilio => "twilio",
+        }
+    }
+
+    /// Looks a provider up by its id.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.id() == id)
+    }
+
+    /// The routes below a source's base path.
+    pub fn endpoints(self) -> &'static [Endpoint] {
+        match self {
+            Provider::Meta => meta::ENDPOINTS,
+            Provider::Twilio => twilio::ENDPOINTS,
+        }
+    }
+
+    /// The source settings this provider reads; any other provider-specific key is an error.
+    pub fn settings_keys(self) -> &'static [&'static str] {
+        match self {
+            Provider::Meta => meta::SETTINGS_KEYS,
+            Provider::Twilio => twilio::SETTINGS_KEYS,
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One route of a provider, relative to the source's base path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Appended to the source's `path` (`""` for the base route itself).
+    pub suffix: &'static str,
+    /// The methods the route answers; others get 405.
+    pub methods: &'static [Method],
+}
+
+/// The provider-facing settings of a source, already parsed and with `${ENV}` expanded.
+#[derive(Debug, Clone, Default)]
+pub struct SourceSettings {
+    /// Signing secrets; several = rotation, any one may match.
+    pub secrets: Vec<Secret>,
+    /// Meta's hub verify token.
+    pub verify_token: Option<Secret>,
+    /// The token of vendors that cannot sign.
+    pub url_token: Option<Secret>,
+    /// Timestamp window, where the scheme has a timestamp.
+    pub tolerance: Option<Duration>,
+    /// The public base URL providers call (Twilio signs it).
+    pub public_url: Option<String>,
+}
+
+/// A problem with a source's settings, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingError {
+    pub key: &'static str,
+    pub problem: String,
+}
+
+impl SettingError {
+    pub(crate) fn new(key: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            key,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// An event with the key the store deduplicates it by.
+///
+/// The dedupe key is usually the event id. It differs where the provider event key comes from
+/// something the provider does not sign (Twilio's `I-Twilio-Idempotency-Token` header): the
+/// dedupe key is then derived from signed fields only, so that a captured request replayed
+/// with a fresh unsigned header is still recognised as a replay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub event: Event,
+    pub dedupe_key: String,
+}
+
+impl From<Event> for Normalized {
+    fn from(event: Event) -> Self {
+        Self {
+            dedupe_key: event.id.clone(),
+            event,
+        }
+    }
+}
+
+/// Headers (and, for Twilio's JSON variant, a query string) that sign a request exactly as the
+/// provider would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signed {
+    /// The query string to send, when signing changes it.
+    pub query: Option<String>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// What is needed to sign a request as the provider would.
+#[derive(Debug, Clone, Copy)]
+pub struct ToSign<'a> {
+    /// The route path the request is sent to (base path + endpoint suffix).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub now: Timestamp,
+}
+
+#[derive(Debug)]
+enum Verifier {
+    Meta(meta::Meta),
+    Twilio(twilio::Twilio),
+}
+
+/// A configured source: a name, a provider and the provider's settings.
+#[derive(Debug)]
+pub struct Source {
+    name: String,
+    provider: Provider,
+    verifier: Verifier,
+}
+
+impl Source {
+    /// Builds a source, checking the settings its provider needs.
+    pub fn new(
+        name: impl Into<String>,
+        provider: Provider,
+        settings: &SourceSettings,
+    ) -> Result<Self, Vec<SettingError>> {
+        let verifier = match provider {
+            Provider::Meta => Verifier::Meta(meta::Meta::from_settings(settings)?),
+            Provider::Twilio => Verifier::Twilio(twilio::Twilio::from_settings(settings)?),
+        };
+        Ok(Self {
+            name: name.into(),
+            provider,
+            verifier,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`), or `None`
+    /// when the request is an ordinary delivery.
+    pub fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+        match &self.verifier {
+            Verifier::Meta(meta) => meta.handshake(request),
+            Verifier::Twilio(_) => None,
+        }
+    }
+
+    /// Checks that the request comes from the provider, over the raw bytes.
+    pub fn verify(&self, request: &Request<'_>, now: Timestamp) -> Result<(), Rejection> {
+        let _ = now; // Neither Meta nor Twilio signs a timestamp.
+        match &self.verifier {
+            Verifier::Meta(meta) => meta.verify(request),
+            Verifier::Twilio(twilio) => twilio.verify(request),
+        }
+    }
+
+    /// Turns a verified request into canonical events. Never returns an empty list: a payload
+    /// with nothing porter models becomes one `unknown` event.
+    pub fn normalize(
+        &self,
+        request: &Request<'_>,
+        received_at: Timestamp,
+    ) -> Result<Vec<Normalized>, Rejection> {
+        let origin = Origin {
+            source_name: &self.name,
+            provider: self.provider.id(),
+            received_at,
+        };
+        match &self.verifier {
+            Verifier::Meta(_) => meta::normalize(request, &origin),
+            Verifier::Twilio(_) => twilio::normalize(request, &origin),
+        }
+    }
+
+    /// The answer the provider expects once the events are durable.
+    pub fn reply(&self, request: &Request<'_>, events: &[Normalized]) -> Reply {
+        match &self.verifier {
+            Verifier::Meta(_) => Reply::accepted(events.len()),
+            Verifier::Twilio(_) => twilio::reply(request),
+        }
+    }
+
+    /// Signs a request as the provider would, with the source's first secret.
+    pub fn sign(&self, request: &ToSign<'_>) -> Signed {
+        match &self.verifier {
+            Verifier::Meta(meta) => meta.sign(request),
+            Verifier::Twilio(twilio) => twilio.sign(request),
+        }
+    }
+}
+
+/// Requires at least one non-empty secret.
+pub(crate) fn require_secrets(settings: &SourceSettings) -> Result<Vec<Secret>, SettingError> {
+    if settings.secrets.is_empty() {
+        return Err(SettingError::new(
+            "secrets",
+            "at least one secret is required",
+        ));
+    }
+    if settings.secrets.iter().any(|s| s.expose().is_empty()) {
+        return Err(SettingError::new("secrets", "a secret may not be empty"));
+    }
+    Ok(settings.secrets.clone())
+}

@@ -1,0 +1,80 @@
+//! Helpers for the providers' unit tests.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use jiff::Timestamp;
+
+use crate::event::Origin;
+use crate::{Request, Secret, SourceSettings};
+
+/// An owned request that hands out [`Request`] views.
+pub struct OwnedRequest {
+    pub method: Method,
+    pub endpoint: &'static str,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl OwnedRequest {
+    pub fn post(path: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            method: Method::POST,
+            endpoint: "",
+            path: path.to_owned(),
+            query: None,
+            headers: HeaderMap::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn get(path: &str, query: &str) -> Self {
+        Self {
+            method: Method::GET,
+            query: Some(query.to_owned()),
+            ..Self::post(path, Vec::new())
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_bytes(value.as_bytes()).expect("header value"),
+        );
+        self
+    }
+
+    pub fn view(&self) -> Request<'_> {
+        Request {
+            method: &self.method,
+            endpoint: self.endpoint,
+            path: &self.path,
+            query: self.query.as_deref(),
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+pub fn secrets(values: &[&str]) -> Vec<Secret> {
+    values.iter().map(|v| Secret::new(*v)).collect()
+}
+
+pub fn settings(values: &[&str]) -> SourceSettings {
+    SourceSettings {
+        secrets: secrets(values),
+        ..SourceSettings::default()
+    }
+}
+
+pub fn now() -> Timestamp {
+    "2024-03-15T14:00:01.123Z".parse().expect("timestamp")
+}
+
+pub fn origin(source_name: &'static str, provider: &'static str) -> Origin<'static> {
+    Origin {
+        source_name,
+        provider,
+        received_at: now(),
+    }
+}

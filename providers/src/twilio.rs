@@ -1,0 +1,548 @@
+//! Twilio Programmable Messaging webhooks: incoming SMS/MMS/WhatsApp and status callbacks.
+//!
+//! Scheme (twilio.com/docs/usage/security, "Validating Signatures from Twilio"; the official
+//! SDKs' request validators):
+//!
+//! - `X-Twilio-Signature: base64(HMAC-SHA1(auth token, URL + params))`, where URL is the full
+//!   public URL Twilio requested (scheme, host, path and the query string exactly as sent) and
+//!   params is every decoded form field, keys sorted by code point, each key followed by its
+//!   values sorted, concatenated without separators.
+//! - The URL is rebuilt from the configured `public_url` (porter usually sits behind a proxy or
+//!   load balancer, so the `Host` header cannot be trusted). Twilio is inconsistent about
+//!   default ports, so the URL with and without the port is accepted, as the SDKs do.
+//! - JSON bodies: Twilio adds `bodySHA256=<hex SHA-256 of the body>` to the query and signs the
+//!   URL alone; porter checks both the signature and the body hash.
+//! - No timestamp is signed: replays are caught by deduplication. The provider event key is
+//!   `I-Twilio-Idempotency-Token` where sent, else `MessageSid` (`MessageSid:MessageStatus` for
+//!   callbacks). That header is not signed, so the dedupe key is always derived from the signed
+//!   `MessageSid` (and status): a replay with a fresh token is still a replay.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::Uri;
+use sha2::{Digest, Sha256};
+
+use crate::event::{
+    Attributes, Channel, DeliveryStatus, EventBody, Location, Media, MessageData, MessageKind,
+    MessageStatusData, Origin, ProviderError, RepliedTo, Selection, SelectionKind, UnknownData,
+    event_id, hashed_key, source_uri,
+};
+use crate::request::HeaderValue;
+use crate::signing::{Algorithm, ct_eq, hmac, hmac_matches};
+use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::{Rejection, Reply, Request, Secret, form};
+
+/// Incoming messages at the base path, status callbacks at `/status`.
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        suffix: "",
+        methods: &[http::Method::POST],
+    },
+    Endpoint {
+        suffix: STATUS_SUFFIX,
+        methods: &[http::Method::POST],
+    },
+];
+
+/// The settings a `twilio` source reads.
+pub const SETTINGS_KEYS: &[&str] = &["secrets", "public_url"];
+
+/// The empty TwiML document: "received, do nothing".
+pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
+
+const STATUS_SUFFIX: &str = "/status";
+const SIGNATURE_HEADER: &str = "x-twilio-signature";
+const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
+const BODY_HASH_PARAM: &[u8] = b"bodySHA256";
+/// Twilio allows at most 10 media per message; more is not a Twilio request.
+const MAX_MEDIA: usize = 10;
+
+/// A configured Twilio source.
+#[derive(Debug)]
+pub struct Twilio {
+    /// Auth tokens; the primary and, during rotation, the secondary.
+    secrets: Vec<Secret>,
+    /// `public_url` as configured and with its port toggled (made explicit when implicit,
+    /// removed when explicit), without a trailing slash. The first is the one porter signs with.
+    bases: [String; 2],
+}
+
+impl Twilio {
+    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        let secrets = crate::source::require_secrets(settings);
+        let bases = match settings.public_url.as_deref() {
+            None => Err(SettingError::new(
+                "public_url",
+                "required: the public base URL Twilio calls, which Twilio signs \
+                 (set server.public_url or the source's public_url)",
+            )),
+            Some(url) => url_bases(url).map_err(|problem| SettingError::new("public_url", problem)),
+        };
+        match (secrets, bases) {
+            (Ok(secrets), Ok(bases)) => Ok(Self { secrets, bases }),
+            (secrets, bases) => Err([secrets.err(), bases.err()].into_iter().flatten().collect()),
+        }
+    }
+
+    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        let value = match request.single_header(SIGNATURE_HEADER) {
+            HeaderValue::Missing => return Err(Rejection::MissingSignature(SIGNATURE_HEADER)),
+            HeaderValue::Repeated => return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER)),
+            HeaderValue::One(value) => value,
+        };
+        let tag = BASE64
+            .decode(value)
+            .ok()
+            .filter(|tag| tag.len() == Algorithm::Sha1.output_len())
+            .ok_or(Rejection::MalformedSignature(SIGNATURE_HEADER))?;
+
+        let suffix = url_suffix(request.path, request.query);
+        let body_hash = body_hash_param(request.query);
+        // With `bodySHA256`, the URL alone is signed; otherwise the sorted form parameters
+        // follow it. Repeated values are tried de-duplicated (as the SDKs sign) and as sent.
+        let param_variants: Vec<Vec<u8>> = match body_hash {
+            Some(_) => vec![Vec::new()],
+            None => {
+                let pairs = form::decode(request.body);
+                let deduplicated = sorted_params(&pairs, true);
+                let as_sent = sorted_params(&pairs, false);
+                if deduplicated == as_sent {
+                    vec![deduplicated]
+                } else {
+                    vec![deduplicated, as_sent]
+                }
+            }
+        };
+        let matched = self.secrets.iter().any(|secret| {
+            self.bases.iter().any(|base| {
+                param_variants.iter().any(|params| {
+                    hmac_matches(
+                        Algorithm::Sha1,
+                        secret.expose().as_bytes(),
+                        &[base.as_bytes(), suffix.as_bytes(), params],
+                        &tag,
+                    )
+                })
+            })
+        });
+        if !matched {
+            return Err(Rejection::SignatureMismatch);
+        }
+        match body_hash {
+            Some(expected) if !ct_eq(&sha256_hex(request.body), &expected.to_ascii_lowercase()) => {
+                Err(Rejection::BodyHashMismatch)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Signs a request as Twilio does, with the first auth token. A JSON body gets the
+    /// `bodySHA256` query parameter.
+    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let is_json = request.content_type.starts_with("application/json");
+        let query = if is_json {
+            let hash = format!(
+                "bodySHA256={}",
+                String::from_utf8_lossy(&sha256_hex(request.body))
+            );
+            Some(match request.query {
+                Some(q) if !q.is_empty() => format!("{q}&{hash}"),
+                _ => hash,
+            })
+        } else {
+            request.query.map(str::to_owned)
+        };
+        let url = format!(
+            "{}{}",
+            self.bases[0],
+            url_suffix(request.path, query.as_deref())
+        );
+        let params = if is_json {
+            Vec::new()
+        } else {
+            sorted_params(&form::decode(request.body), true)
+        };
+        let mac = hmac(
+            Algorithm::Sha1,
+            self.secrets[0].expose().as_bytes(),
+            &[url.as_bytes(), &params],
+        );
+        Signed {
+            query,
+            headers: vec![("X-Twilio-Signature", BASE64.encode(mac))],
+        }
+    }
+}
+
+/// The `X-Twilio-Signature` value for a form POST to `url` (the SDKs' algorithm).
+pub fn signature(secret: &Secret, url: &str, form_body: &[u8]) -> String {
+    let params = sorted_params(&form::decode(form_body), true);
+    BASE64.encode(hmac(
+        Algorithm::Sha1,
+        secret.expose().as_bytes(),
+        &[url.as_bytes(), &params],
+    ))
+}
+
+/// The answer Twilio expects on both endpoints: empty TwiML.
+pub(crate) fn reply(_request: &Request<'_>) -> Reply {
+    Reply::xml(EMPTY_TWIML)
+}
+
+/// `public_url` as the two bases Twilio may have signed: with and without the port.
+fn url_bases(public_url: &str) -> Result<[String; 2], String> {
+    let uri: Uri = public_url
+        .parse()
+        .map_err(|e| format!("`{public_url}` is not a URL: {e}"))?;
+    let scheme = uri.scheme_str().unwrap_or("");
+    let default_port = match scheme {
+        "https" => 443,
+        "http" => 80,
+        _ => {
+            return Err(format!(
+                "`{public_url}` must start with https:// or http://"
+            ));
+        }
+    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("`{public_url}` has no host"))?;
+    if uri.query().is_some() || public_url.contains('#') {
+        return Err(format!("`{public_url}` may not have a query or fragment"));
+    }
+    // Keep any `user:pass@` Twilio was configured with: it is part of the signed URL.
+    let text = authority.as_str();
+    let userinfo = text.rfind('@').map(|at| &text[..=at]).unwrap_or("");
+    let host = authority.host();
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let path = uri.path().trim_end_matches('/');
+    let without_port = format!("{scheme}://{userinfo}{host}{path}");
+    let with_port = format!(
+        "{scheme}://{userinfo}{host}:{}{path}",
+        authority.port_u16().unwrap_or(default_port)
+    );
+    // The configured form first: it is the one porter signs with.
+    Ok(if authority.port().is_some() {
+        [with_port, without_port]
+    } else {
+        [without_port, with_port]
+    })
+}
+
+fn url_suffix(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    }
+}
+
+fn body_hash_param(query: Option<&str>) -> Option<Vec<u8>> {
+    form::decode(query?.as_bytes())
+        .into_iter()
+        .find(|(key, _)| key == BODY_HASH_PARAM)
+        .map(|(_, value)| value)
+}
+
+fn sha256_hex(body: &[u8]) -> Vec<u8> {
+    hex::encode(Sha256::digest(body)).into_bytes()
+}
+
+/// Keys sorted by code point (UTF-8 byte order is code point order), each followed by its
+/// values sorted; `deduplicate` drops repeated identical values as the SDKs do.
+fn sorted_params(pairs: &[(Vec<u8>, Vec<u8>)], deduplicate: bool) -> Vec<u8> {
+    let mut sorted: Vec<&(Vec<u8>, Vec<u8>)> = pairs.iter().collect();
+    sorted.sort();
+    if deduplicate {
+        sorted.dedup();
+    }
+    sorted
+        .into_iter()
+        .flat_map(|(key, value)| key.iter().chain(value.iter()).copied())
+        .collect()
+}
+
+/// Turns a verified request into one event.
+pub(crate) fn normalize(
+    request: &Request<'_>,
+    origin: &Origin<'_>,
+) -> Result<Vec<Normalized>, Rejection> {
+    let params = Params::parse(request)?;
+    let token = request
+        .header_str(IDEMPOTENCY_HEADER)
+        .filter(|t| !t.is_empty() && t.len() <= 256);
+    let event = if request.endpoint == STATUS_SUFFIX {
+        status_event(&params, token, origin)
+    } else {
+        incoming_event(&params, token, origin)
+    };
+    Ok(vec![event.unwrap_or_else(|| {
+        unknown_event(&params, request, token, origin)
+    })])
+}
+
+fn incoming_event(params: &Params, token: Option<&str>, origin: &Origin<'_>) -> Option<Normalized> {
+    let sid = params.message_sid()?;
+    let (channel, from) = address(params.get("From")?);
+    let to = params.get("To").map(|to| address(to).1);
+    let media: Vec<Media> = (0..MAX_MEDIA)
+        .map_while(|i| {
+            let url = params.get(&format!("MediaUrl{i}"))?;
+            Some(Media {
+                url: Some(url.to_owned()),
+                mime_type: params
+                    .get(&format!("MediaContentType{i}"))
+                    .map(str::to_owned),
+                ..Media::default()
+            })
+        })
+        .collect();
+    let location = match (params.number("Latitude"), params.number("Longitude")) {
+        (Some(latitude), Some(longitude)) => Some(Location {
+            latitude,
+            longitude,
+            name: params.owned("Label"),
+            address: params.owned("Address"),
+            url: None,
+        }),
+        _ => None,
+    };
+    let selection = (params.get("ButtonPayload").is_some() || params.get("ButtonText").is_some())
+        .then(|| Selection {
+            kind: SelectionKind::QuickReply,
+            id: params.owned("ButtonPayload"),
+            title: params.owned("ButtonText"),
+            description: None,
+        });
+    let kind = if location.is_some() {
+        MessageKind::Location
+    } else if selection.is_some() {
+        MessageKind::Button
+    } else if let Some(first) = media.first() {
+        media_kind(first.mime_type.as_deref().unwrap_or(""))
+    } else {
+        MessageKind::Text
+    };
+    let data = MessageData {
+        channel,
+        message_id: sid.to_owned(),
+        from: from.to_owned(),
+        to: to.map(str::to_owned),
+        profile_name: params.owned("ProfileName"),
+        kind,
+        text: params
+            .get("Body")
+            .filter(|b| !b.is_empty())
+            .map(str::to_owned),
+        media,
+        location,
+        contacts: Vec::new(),
+        selection,
+        reaction: None,
+        replied_to: params
+            .owned("OriginalRepliedMessageSid")
+            .map(|id| RepliedTo {
+                message_id: id,
+                from: params
+                    .get("OriginalRepliedMessageSender")
+                    .map(|f| address(f).1.to_owned()),
+            }),
+        account_id: params.owned("AccountSid"),
+    };
+    let signed_key = sid.to_owned();
+    let attributes = Attributes {
+        key: token.map_or_else(|| signed_key.clone(), str::to_owned),
+        subject: Some(sid.to_owned()),
+        time: None,
+        provider_event_type: Some("incoming_message".to_owned()),
+        property_id: to.map(str::to_owned),
+    };
+    Some(keyed(
+        origin,
+        attributes,
+        EventBody::MessageReceived(data),
+        &signed_key,
+    ))
+}
+
+fn status_event(params: &Params, token: Option<&str>, origin: &Origin<'_>) -> Option<Normalized> {
+    let sid = params.message_sid()?;
+    let status = params
+        .get("MessageStatus")
+        .or_else(|| params.get("SmsStatus"))?;
+    let (to_channel, recipient) = params.get("To").map(address).unzip();
+    let (from_channel, from) = params.get("From").map(address).unzip();
+    let channel =
+        if to_channel == Some(Channel::Whatsapp) || from_channel == Some(Channel::Whatsapp) {
+            Channel::Whatsapp
+        } else {
+            Channel::Sms
+        };
+    let errors = match params.get("ErrorCode") {
+        Some(code) if !code.is_empty() => vec![ProviderError {
+            code: code.parse().ok(),
+            message: params.owned("ErrorMessage"),
+            ..ProviderError::default()
+        }],
+        _ => Vec::new(),
+    };
+    let data = MessageStatusData {
+        channel,
+        message_id: sid.to_owned(),
+        status: DeliveryStatus::from_vendor(status),
+        provider_status: status.to_owned(),
+        recipient: recipient.map(str::to_owned),
+        from: from.map(str::to_owned),
+        errors,
+        conversation_id: None,
+        account_id: params.owned("AccountSid"),
+    };
+    let signed_key = format!("{sid}:{status}");
+    let attributes = Attributes {
+        key: token.map_or_else(|| signed_key.clone(), str::to_owned),
+        subject: Some(sid.to_owned()),
+        time: None,
+        provider_event_type: Some("status_callback".to_owned()),
+        property_id: from.map(str::to_owned),
+    };
+    Some(keyed(
+        origin,
+        attributes,
+        EventBody::MessageStatusChanged(data),
+        &signed_key,
+    ))
+}
+
+fn unknown_event(
+    params: &Params,
+    request: &Request<'_>,
+    token: Option<&str>,
+    origin: &Origin<'_>,
+) -> Normalized {
+    let signed_key = hashed_key(request.body);
+    let attributes = Attributes {
+        key: token.map_or_else(|| signed_key.clone(), str::to_owned),
+        provider_event_type: Some(
+            if request.endpoint == STATUS_SUFFIX {
+                "status_callback"
+            } else {
+                "incoming_message"
+            }
+            .to_owned(),
+        ),
+        ..Attributes::default()
+    };
+    let data = UnknownData {
+        reason: "request lacks the fields that identify a message".to_owned(),
+        raw: params.to_json(),
+    };
+    keyed(origin, attributes, EventBody::Unknown(data), &signed_key)
+}
+
+/// An event whose dedupe key comes from the signed key rather than the provider event key.
+fn keyed(
+    origin: &Origin<'_>,
+    attributes: Attributes,
+    body: EventBody,
+    signed_key: &str,
+) -> Normalized {
+    Normalized {
+        dedupe_key: event_id(&source_uri(origin.source_name), signed_key),
+        event: origin.event(attributes, body),
+    }
+}
+
+/// Splits `whatsapp:+1555…` into its channel and bare address.
+fn address(value: &str) -> (Channel, &str) {
+    match value.strip_prefix("whatsapp:") {
+        Some(bare) => (Channel::Whatsapp, bare),
+        None => (Channel::Sms, value),
+    }
+}
+
+fn media_kind(mime_type: &str) -> MessageKind {
+    match mime_type.split('/').next().unwrap_or("") {
+        "image" => MessageKind::Image,
+        "audio" => MessageKind::Audio,
+        "video" => MessageKind::Video,
+        _ => MessageKind::Document,
+    }
+}
+
+/// The request's parameters as text: decoded form fields, or the top-level members of a JSON
+/// body (Twilio's `bodySHA256` variant).
+struct Params(BTreeMap<String, Vec<String>>);
+
+impl Params {
+    fn parse(request: &Request<'_>) -> Result<Self, Rejection> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if body_hash_param(request.query).is_some() {
+            let value: serde_json::Value = serde_json::from_slice(request.body)
+                .map_err(|e| Rejection::malformed("JSON", e))?;
+            if let serde_json::Value::Object(members) = value {
+                for (key, value) in members {
+                    let text = match value {
+                        serde_json::Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    map.entry(key).or_default().push(text);
+                }
+            }
+        } else {
+            for (key, value) in form::decode(request.body) {
+                let (Ok(key), Ok(value)) = (String::from_utf8(key), String::from_utf8(value))
+                else {
+                    return Err(Rejection::malformed("form", "a parameter is not UTF-8"));
+                };
+                map.entry(key).or_default().push(value);
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name)?.first().map(String::as_str)
+    }
+
+    fn owned(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).map(str::to_owned)
+    }
+
+    fn number(&self, name: &str) -> Option<f64> {
+        self.get(name)?.parse().ok().filter(|n: &f64| n.is_finite())
+    }
+
+    fn message_sid(&self) -> Option<&str> {
+        ["MessageSid", "SmsMessageSid", "SmsSid"]
+            .iter()
+            .find_map(|name| self.get(name))
+            .filter(|sid| !sid.is_empty())
+    }
+
+    /// One JSON member per parameter; repeated parameters become arrays.
+    fn to_json(&self) -> serde_json::Value {
+        self.0
+            .iter()
+            .map(|(key, values)| {
+                let value = match values.as_slice() {
+                    [one] => serde_json::Value::String(one.clone()),
+                    many => many
+                        .iter()
+                        .cloned()
+                        .map(serde_json::Value::String)
+                        .collect(),
+                };
+                (key.clone(), value)
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests;

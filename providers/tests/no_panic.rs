@@ -1,0 +1,72 @@
+//! No byte sequence makes a provider panic, and normalize keeps its contract (at least one
+//! event, or a rejection). The cargo-fuzz targets in `fuzz/` explore the same property with
+//! coverage guidance; this runs on every test run.
+
+use http::{HeaderMap, HeaderValue};
+use jiff::Timestamp;
+use porter_providers::{Provider, Request, Secret, Source, SourceSettings};
+use proptest::prelude::*;
+
+fn sources() -> Vec<Source> {
+    let settings = SourceSettings {
+        secrets: vec![Secret::new("secret")],
+        verify_token: Some(Secret::new("token")),
+        public_url: Some("https://hooks.example.com".into()),
+        ..SourceSettings::default()
+    };
+    Provider::ALL
+        .iter()
+        .map(|p| Source::new("s", *p, &settings).expect("valid"))
+        .collect()
+}
+
+/// Bytes that look a little like the payloads, so the parsers get past their first check.
+fn payload() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        "\\{\"object\":\"whatsapp_business_account\",\"entry\":\\[\\{\"id\":\"1\",\"changes\":\\[\\{\"field\":\"messages\",\"value\":\\{\"messages\":\\[\\{\"id\":\"x\",\"from\":\"1\",\"type\":\"(text|image|location|contacts|interactive|button|reaction|order)\".{0,40}\\}\\]\\}\\}\\]\\}\\]\\}"
+            .prop_map(String::into_bytes),
+        "(MessageSid|From|To|Body|NumMedia|MediaUrl0|MessageStatus|Latitude|Longitude|ButtonPayload)=[%A-Za-z0-9+:.]{0,20}(&(MessageSid|From|To|Body|MediaUrl[0-9]|ErrorCode)=[%A-Za-z0-9+]{0,12}){0,6}"
+            .prop_map(String::into_bytes),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn providers_never_panic(
+        body in payload(),
+        query in proptest::option::of("[ -~]{0,80}"),
+        signature in proptest::collection::vec(any::<u8>(), 0..80),
+    ) {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(&signature) {
+            for name in ["x-hub-signature-256", "x-twilio-signature", "i-twilio-idempotency-token"] {
+                headers.insert(name, value.clone());
+            }
+        }
+        for source in sources() {
+            for endpoint in source.provider().endpoints() {
+                for method in endpoint.methods {
+                    let request = Request {
+                        method,
+                        endpoint: endpoint.suffix,
+                        path: "/hook",
+                        query: query.as_deref(),
+                        headers: &headers,
+                        body: &body,
+                    };
+                    let _ = source.handshake(&request);
+                    let _ = source.verify(&request, Timestamp::UNIX_EPOCH);
+                    if let Ok(events) = source.normalize(&request, Timestamp::UNIX_EPOCH) {
+                        prop_assert!(!events.is_empty());
+                        for event in &events {
+                            prop_assert!(serde_json::to_vec(&event.event).is_ok());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

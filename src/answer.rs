@@ -1,0 +1,139 @@
+//! Every answer porter gives on a source route, and the one place that turns it into HTTP.
+//!
+//! This is CONTRACT.md section 4 as code. The provider learns the class of a failure (bad
+//! signature, stale timestamp, our fault) and never the detail: which header, which secret or
+//! which byte stays in porter's logs. Internal failures are always 5xx so that the provider
+//! retries instead of dropping the event.
+
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use porter_providers::rejection::RejectionClass;
+use porter_providers::{Rejection, Reply};
+
+/// Seconds a provider is asked to wait when porter cannot take events.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// The header that marks the repeat of an original answer.
+pub const DUPLICATE_HEADER: &str = "porter-duplicate";
+
+/// An answer on a source route.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// All events are durably stored: the provider's expected success answer.
+    Accepted(Reply),
+    /// Every event was already stored: the original answer, marked.
+    Duplicate(Reply),
+    /// A protocol handshake (Meta's `hub.challenge`), answered without events.
+    Handshake(Reply),
+    /// The provider's request failed verification, or its body could not be parsed.
+    Rejected(Rejection),
+    /// The peer address is not in the source's `allow_ips`.
+    AddressNotAllowed,
+    NotFound,
+    MethodNotAllowed(&'static [Method]),
+    PayloadTooLarge,
+    /// The client did not send its body within the request timeout.
+    RequestTimeout,
+    /// The body stream broke off before it was complete.
+    IncompleteBody,
+    /// The store could not take the events (down, slow or full): retry later.
+    Unavailable,
+}
+
+impl Answer {
+    /// A stable label for logs and metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Answer::Accepted(_) => "accepted",
+            Answer::Duplicate(_) => "duplicate",
+            Answer::Handshake(_) => "handshake",
+            Answer::Rejected(_) => "rejected",
+            Answer::AddressNotAllowed => "address_not_allowed",
+            Answer::NotFound => "not_found",
+            Answer::MethodNotAllowed(_) => "method_not_allowed",
+            Answer::PayloadTooLarge => "payload_too_large",
+            Answer::RequestTimeout => "request_timeout",
+            Answer::IncompleteBody => "incomplete_body",
+            Answer::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Answer::Accepted(reply) | Answer::Duplicate(reply) | Answer::Handshake(reply) => {
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK)
+            }
+            Answer::Rejected(rejection) => match rejection.class() {
+                RejectionClass::InvalidSignature | RejectionClass::StaleTimestamp => {
+                    StatusCode::UNAUTHORIZED
+                }
+                RejectionClass::Forbidden => StatusCode::FORBIDDEN,
+                RejectionClass::BadRequest => StatusCode::BAD_REQUEST,
+            },
+            Answer::AddressNotAllowed => StatusCode::FORBIDDEN,
+            Answer::NotFound => StatusCode::NOT_FOUND,
+            Answer::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Answer::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Answer::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Answer::IncompleteBody => StatusCode::BAD_REQUEST,
+            Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_code(&self) -> &'static str {
+        match self {
+            Answer::Rejected(rejection) => match rejection.class() {
+                RejectionClass::InvalidSignature => "invalid_signature",
+                RejectionClass::StaleTimestamp => "stale_timestamp",
+                RejectionClass::Forbidden => "forbidden",
+                RejectionClass::BadRequest => "bad_request",
+            },
+            Answer::AddressNotAllowed => "forbidden",
+            Answer::IncompleteBody => "bad_request",
+            other => other.outcome(),
+        }
+    }
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut response = match &self {
+            Answer::Accepted(reply) | Answer::Duplicate(reply) | Answer::Handshake(reply) => {
+                let content_type = HeaderValue::from_str(&reply.content_type)
+                    .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                (
+                    status,
+                    [(header::CONTENT_TYPE, content_type)],
+                    reply.body.clone(),
+                )
+                    .into_response()
+            }
+            _ => {
+                let body = format!(r#"{{"error":"{}"}}"#, self.error_code());
+                (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+            }
+        };
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        match &self {
+            Answer::Duplicate(_) => {
+                headers.insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
+            }
+            Answer::MethodNotAllowed(methods) => {
+                let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+                if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            Answer::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}

@@ -1,0 +1,176 @@
+//! The `porter` command line (CONTRACT.md section 1).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
+use crate::routes::{RESERVED_PATHS, RouteTable};
+use crate::send::{self, SendArgs};
+use crate::server::{self, Gateway};
+use crate::telemetry::{self, LogFormat};
+
+/// porter: an inbound webhook gateway. Verifies provider webhooks, normalizes them into
+/// CloudEvents, deduplicates and durably enqueues them.
+#[derive(Debug, Parser)]
+#[command(name = "porter", version)]
+pub struct Cli {
+    /// Log line format (logs go to stderr; filter with RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway. Without --config: porter.toml if present, else the embedded default
+    /// (development only: memory store, events on stdout, public development secrets).
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen on this address instead of the configuration's `server.listen`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Check a configuration and print its route table; exit 1 listing every problem.
+    CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Sign FILE exactly as SOURCE's provider would and POST it; print the answer.
+    Send(SendArgs),
+}
+
+/// Parses the arguments and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    match cli.command {
+        Command::Serve { config, listen } => serve(config, listen),
+        Command::CheckConfig { config } => check_config(config),
+        Command::Send(args) => send::run(&args),
+    }
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
+    Config::resolve(path.as_deref()).map_err(|errors| {
+        eprintln!("{errors}");
+        ExitCode::FAILURE
+    })
+}
+
+fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let mut config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if config.origin == ConfigOrigin::EmbeddedDefault {
+        print_development_banner(&config);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let listener = match TcpListener::bind(listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("cannot listen on {listen}: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let address = listener.local_addr().map_or(listen, |a| a);
+        tracing::info!(
+            %address,
+            sources = config.sources.len(),
+            store = config.store.kind_name(),
+            config = %config.origin,
+            "porter listening"
+        );
+        let gateway = Arc::new(Gateway::new(config));
+        match server::serve(listener, gateway, server::shutdown_signal()).await {
+            Ok(()) => {
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("server failed: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The embedded default's secrets are public (they are in porter's source); print them so
+/// that `porter send` users and a vendor's test panel can be pointed at the development server.
+fn print_development_banner(config: &Config) {
+    eprintln!("porter: running the EMBEDDED DEFAULT configuration (development only).");
+    eprintln!("  store: memory (nothing survives a restart); events are printed on stdout.");
+    eprintln!("  These development secrets are public. Never expose this server.");
+    let default: toml::Value =
+        toml::from_str(EMBEDDED_DEFAULT).unwrap_or(toml::Value::Boolean(false));
+    let tables = default.get("sources").and_then(toml::Value::as_array);
+    for (source, table) in config.sources.iter().zip(tables.into_iter().flatten()) {
+        eprintln!(
+            "  source `{}` ({}) at {}",
+            source.source.name(),
+            source.source.provider(),
+            source.path
+        );
+        for key in ["secrets", "verify_token"] {
+            if let Some(value) = table.get(key) {
+                eprintln!("    {key} = {value}");
+            }
+        }
+    }
+    eprintln!("  try: porter send whatsapp fixtures/meta/text_message/body");
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    println!(
+        "{}: OK ({} sources, {} store, listening on {})",
+        config.origin,
+        config.sources.len(),
+        config.store.kind_name(),
+        config.server.listen
+    );
+    println!();
+    println!(
+        "{:<10} {:<45} {:<16} PROVIDER",
+        "METHODS", "ROUTE", "SOURCE"
+    );
+    let routes = RouteTable::new(&config.sources);
+    for (path, route) in routes.sorted() {
+        let source = &config.sources[route.source].source;
+        let methods: Vec<&str> = route.endpoint.methods.iter().map(|m| m.as_str()).collect();
+        println!(
+            "{:<10} {:<45} {:<16} {}",
+            methods.join(","),
+            path,
+            source.name(),
+            source.provider()
+        );
+    }
+    for path in RESERVED_PATHS {
+        println!("{:<10} {:<45} {:<16} -", "GET", path, "(porter)");
+    }
+    ExitCode::SUCCESS
+}

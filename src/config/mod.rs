@@ -1,0 +1,591 @@
+//! Configuration: TOML in, a checked [`Config`] out, or every problem named by its key.
+//!
+//! Loading runs in stages so that one run reports as many problems as it can: TOML syntax,
+//! then `${ENV}` expansion over every string, then each table on its own (`server`, `store`,
+//! each `sources[i]`), then the checks across tables (unique names, clashing routes). A
+//! source's provider-specific settings are checked by the provider itself
+//! ([`porter_providers::Source::new`]), so the rules live beside the code that uses them.
+
+mod env;
+mod raw;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use porter_providers::{Provider, Secret, Source, SourceSettings};
+
+use crate::routes::RESERVED_PATHS;
+
+/// The configuration `porter serve` uses when given no file and no `porter.toml` exists.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+/// The file `porter serve` reads when given no `--config`.
+pub const DEFAULT_FILE: &str = "porter.toml";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_MAX_BODY_BYTES: u64 = 3 * 1024 * 1024;
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+const DEFAULT_STREAM: &str = "porter:events";
+const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
+
+/// A checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub sources: Vec<SourceConfig>,
+    /// Where the configuration came from, for messages.
+    pub origin: ConfigOrigin,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    pub dedupe_ttl: Duration,
+    pub stream: String,
+}
+
+impl StoreConfig {
+    /// `memory` or `redis`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            StoreKind::Memory { .. } => "memory",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In-process: single instance, lost on exit. For development and tests.
+    Memory { print_events: bool, capacity: usize },
+}
+
+/// A configured source: the provider's verifier plus the gateway's per-source settings.
+#[derive(Debug)]
+pub struct SourceConfig {
+    pub source: Source,
+    /// The base route.
+    pub path: String,
+    pub dedupe_ttl: Duration,
+    /// Empty means every address is allowed.
+    pub allow_ips: Vec<IpNet>,
+}
+
+/// Where a configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOrigin {
+    File(PathBuf),
+    EmbeddedDefault,
+}
+
+impl fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigOrigin::File(path) => write!(f, "{}", path.display()),
+            ConfigOrigin::EmbeddedDefault => f.write_str("the embedded default configuration"),
+        }
+    }
+}
+
+/// One problem, named by its key (`sources[1].secrets`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    pub origin: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.errors.len();
+        let plural = if count == 1 { "problem" } else { "problems" };
+        write!(f, "{} has {count} {plural}:", self.origin)?;
+        for error in &self.errors {
+            write!(f, "\n  - {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Reads `--config FILE`, else `porter.toml` if present, else the embedded default.
+    pub fn resolve(path: Option<&Path>) -> Result<Self, ConfigErrors> {
+        match path {
+            Some(path) => Self::load(path),
+            None if Path::new(DEFAULT_FILE).exists() => Self::load(Path::new(DEFAULT_FILE)),
+            None => Self::parse(EMBEDDED_DEFAULT, ConfigOrigin::EmbeddedDefault, &|name| {
+                std::env::var(name).ok()
+            }),
+        }
+    }
+
+    /// Reads and checks a configuration file, expanding `${ENV}` from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let origin = ConfigOrigin::File(path.to_owned());
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            origin: origin.to_string(),
+            errors: vec![ConfigError::new("", format!("cannot read the file: {e}"))],
+        })?;
+        Self::parse(&text, origin, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses and checks configuration text; `lookup` resolves `${NAME}` references.
+    pub fn parse(
+        text: &str,
+        origin: ConfigOrigin,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let fail = |errors| ConfigErrors {
+            origin: origin.to_string(),
+            errors,
+        };
+        let mut value: toml::Value = toml::from_str(text)
+            .map_err(|e| fail(vec![ConfigError::new("", format!("invalid TOML: {e}"))]))?;
+        let mut errors = Vec::new();
+        env::expand(&mut value, "", lookup, &mut errors);
+        let config = Self::from_value(value, origin.clone(), &mut errors);
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(fail(errors)),
+        }
+    }
+
+    fn from_value(
+        value: toml::Value,
+        origin: ConfigOrigin,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Self> {
+        let toml::Value::Table(mut root) = value else {
+            errors.push(ConfigError::new(
+                "",
+                "the configuration must be a TOML table",
+            ));
+            return None;
+        };
+        let server_table = take_table::<raw::ServerTable>(&mut root, "server", errors);
+        let store_table = take_table::<raw::StoreTable>(&mut root, "store", errors);
+        let source_tables = take_array::<raw::SourceTable>(&mut root, "sources", errors);
+        if root.remove("destinations").is_some() {
+            errors.push(ConfigError::new(
+                "destinations",
+                "delivery to destinations is not available in this version of porter; \
+                 consume the event store directly",
+            ));
+        }
+        for key in root.keys() {
+            errors.push(ConfigError::new(
+                key.as_str(),
+                "unknown key (expected server, store, sources)",
+            ));
+        }
+
+        let server_table = server_table.unwrap_or_default();
+        // Sources inherit this even when another server key is wrong, so that one mistake
+        // is not reported again as a missing public_url on every Twilio source.
+        let public_url = server_table
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned());
+        let server = server_config(server_table, errors);
+        let store = store_config(store_table.unwrap_or_default(), errors);
+        let mut sources = Vec::new();
+        for (i, table) in source_tables.into_iter().enumerate() {
+            let Some(table) = table else { continue };
+            let key = format!("sources[{i}]");
+            if let Some(source) =
+                source_config(&key, table, public_url.as_deref(), store.as_ref(), errors)
+            {
+                sources.push(source);
+            }
+        }
+        check_sources(&sources, errors);
+        if sources.is_empty() && errors.is_empty() {
+            errors.push(ConfigError::new(
+                "sources",
+                "no sources are configured; porter would accept nothing",
+            ));
+        }
+        Some(Self {
+            server: server?,
+            store: store?,
+            sources,
+            origin,
+        })
+    }
+
+    /// The source named `name`.
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.source.name() == name)
+    }
+}
+
+fn take_table<T: serde::de::DeserializeOwned>(
+    root: &mut toml::Table,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let value = root.remove(key)?;
+    value
+        .try_into()
+        .map_err(|e: toml::de::Error| errors.push(ConfigError::new(key, e.message())))
+        .ok()
+}
+
+fn take_array<T: serde::de::DeserializeOwned>(
+    root: &mut toml::Table,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Option<T>> {
+    match root.remove(key) {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.try_into()
+                    .map_err(|e: toml::de::Error| {
+                        errors.push(ConfigError::new(format!("{key}[{i}]"), e.message()));
+                    })
+                    .ok()
+            })
+            .collect(),
+        Some(_) => {
+            errors.push(ConfigError::new(
+                key,
+                format!("must be an array of tables ([[{key}]])"),
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Option<ServerConfig> {
+    let listen = table.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen
+        .parse()
+        .map_err(|_| {
+            errors.push(ConfigError::new(
+                "server.listen",
+                format!("`{listen}` is not an address like 127.0.0.1:8080"),
+            ));
+        })
+        .ok();
+    if let Some(url) = &table.public_url {
+        check_public_url("server.public_url", url, errors);
+    }
+    let max_body_bytes = match table.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES) {
+        0 => {
+            errors.push(ConfigError::new(
+                "server.max_body_bytes",
+                "must be more than 0",
+            ));
+            None
+        }
+        n => usize::try_from(n).ok(),
+    };
+    let request_timeout = duration(
+        "server.request_timeout",
+        table.request_timeout.as_deref(),
+        DEFAULT_REQUEST_TIMEOUT,
+        errors,
+    );
+    Some(ServerConfig {
+        listen: listen?,
+        public_url: table.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+        max_body_bytes: max_body_bytes?,
+        request_timeout: request_timeout?,
+    })
+}
+
+fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
+    let kind = match table.kind.as_deref().unwrap_or("memory") {
+        "memory" => {
+            for (key, set) in [("url", table.url.is_some()), ("urls", table.urls.is_some())] {
+                if set {
+                    errors.push(ConfigError::new(
+                        format!("store.{key}"),
+                        "only used with kind = \"redis\"",
+                    ));
+                }
+            }
+            let capacity = table.capacity.unwrap_or(DEFAULT_MEMORY_CAPACITY);
+            if capacity == 0 {
+                errors.push(ConfigError::new("store.capacity", "must be more than 0"));
+            }
+            Some(StoreKind::Memory {
+                print_events: table.print_events.unwrap_or(false),
+                capacity,
+            })
+        }
+        "redis" => {
+            errors.push(ConfigError::new(
+                "store.kind",
+                "`redis` is not available in this version of porter; use `memory`",
+            ));
+            None
+        }
+        other => {
+            errors.push(ConfigError::new(
+                "store.kind",
+                format!("unknown store `{other}` (expected `memory` or `redis`)"),
+            ));
+            None
+        }
+    };
+    let dedupe_ttl = duration(
+        "store.dedupe_ttl",
+        table.dedupe_ttl.as_deref(),
+        DEFAULT_DEDUPE_TTL,
+        errors,
+    );
+    let stream = table.stream.unwrap_or_else(|| DEFAULT_STREAM.to_owned());
+    if stream.is_empty() {
+        errors.push(ConfigError::new("store.stream", "may not be empty"));
+    }
+    Some(StoreConfig {
+        kind: kind?,
+        dedupe_ttl: dedupe_ttl?,
+        stream,
+    })
+}
+
+fn source_config(
+    key: &str,
+    table: raw::SourceTable,
+    server_public_url: Option<&str>,
+    store: Option<&StoreConfig>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SourceConfig> {
+    let before = errors.len();
+    let name_ok = !table.name.is_empty()
+        && table
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        errors.push(ConfigError::new(
+            format!("{key}.name"),
+            "must be non-empty and use only letters, digits, `-` and `_`",
+        ));
+    }
+    if let Err(problem) = check_path(&table.path) {
+        errors.push(ConfigError::new(format!("{key}.path"), problem));
+    }
+    let Some(provider) = Provider::from_id(&table.provider) else {
+        let known: Vec<_> = Provider::ALL.iter().map(|p| p.id()).collect();
+        errors.push(ConfigError::new(
+            format!("{key}.provider"),
+            format!(
+                "unknown provider `{}` (this version supports: {})",
+                table.provider,
+                known.join(", ")
+            ),
+        ));
+        return None;
+    };
+    for set in table.provider_keys_set() {
+        if !provider.settings_keys().contains(&set) {
+            errors.push(ConfigError::new(
+                format!("{key}.{set}"),
+                format!("not used by provider `{provider}`"),
+            ));
+        }
+    }
+    let dedupe_ttl = duration(
+        &format!("{key}.dedupe_ttl"),
+        table.dedupe_ttl.as_deref(),
+        store.map_or(DEFAULT_DEDUPE_TTL, |s| s.dedupe_ttl),
+        errors,
+    );
+    let tolerance = table
+        .tolerance
+        .as_deref()
+        .and_then(|t| duration(&format!("{key}.tolerance"), Some(t), Duration::ZERO, errors));
+    let allow_ips: Vec<IpNet> = table
+        .allow_ips
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, cidr)| {
+            parse_cidr(cidr)
+                .map_err(|problem| {
+                    errors.push(ConfigError::new(format!("{key}.allow_ips[{i}]"), problem));
+                })
+                .ok()
+        })
+        .collect();
+    if let Some(url) = &table.public_url {
+        check_public_url(&format!("{key}.public_url"), url, errors);
+    }
+    let settings = SourceSettings {
+        secrets: table
+            .secrets
+            .unwrap_or_default()
+            .into_iter()
+            .map(Secret::new)
+            .collect(),
+        verify_token: table.verify_token.map(Secret::new),
+        url_token: table.url_token.map(Secret::new),
+        tolerance,
+        public_url: table
+            .public_url
+            .or_else(|| server_public_url.map(str::to_owned)),
+    };
+    let source = Source::new(table.name, provider, &settings)
+        .map_err(|problems| {
+            for problem in problems {
+                errors.push(ConfigError::new(
+                    format!("{key}.{}", problem.key),
+                    problem.problem,
+                ));
+            }
+        })
+        .ok();
+    if errors.len() > before {
+        return None;
+    }
+    Some(SourceConfig {
+        source: source?,
+        path: table.path,
+        dedupe_ttl: dedupe_ttl?,
+        allow_ips,
+    })
+}
+
+/// Unique names and routes that no two sources (and no built-in route) claim.
+fn check_sources(sources: &[SourceConfig], errors: &mut Vec<ConfigError>) {
+    let mut names = HashMap::new();
+    let mut routes: HashMap<String, &str> = RESERVED_PATHS
+        .iter()
+        .map(|p| ((*p).to_owned(), "porter itself"))
+        .collect();
+    for (i, config) in sources.iter().enumerate() {
+        let name = config.source.name();
+        if let Some(first) = names.insert(name, i) {
+            errors.push(ConfigError::new(
+                format!("sources[{i}].name"),
+                format!("`{name}` is already the name of sources[{first}]"),
+            ));
+        }
+        for endpoint in config.source.provider().endpoints() {
+            let route = format!("{}{}", config.path, endpoint.suffix);
+            if let Some(owner) = routes.get(&route) {
+                errors.push(ConfigError::new(
+                    format!("sources[{i}].path"),
+                    format!("route `{route}` is already claimed by {owner}"),
+                ));
+            } else {
+                routes.insert(route, name);
+            }
+        }
+    }
+}
+
+/// Routes are matched exactly against the raw request path, so only plain paths are allowed:
+/// no encoding, no dot segments, no empty segments, no trailing slash.
+fn check_path(path: &str) -> Result<(), String> {
+    let plain = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+        && path
+            .split('/')
+            .skip(1)
+            .all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{path}` must be an absolute path of plain segments (letters, digits, `-_.~`), \
+             with no trailing slash"
+        ))
+    }
+}
+
+fn check_public_url(key: &str, url: &str, errors: &mut Vec<ConfigError>) {
+    let ok = url.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.authority().is_some()
+            && uri.query().is_none()
+    });
+    if !ok {
+        errors.push(ConfigError::new(
+            key,
+            format!("`{url}` must be an http:// or https:// URL with a host and no query"),
+        ));
+    }
+}
+
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))
+}
+
+fn duration(
+    key: &str,
+    text: Option<&str>,
+    default: Duration,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    let Some(text) = text else {
+        return Some(default);
+    };
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            errors.push(ConfigError::new(key, "must be longer than 0"));
+            None
+        }
+        Err(e) => {
+            errors.push(ConfigError::new(
+                key,
+                format!("`{text}` is not a duration like \"10s\", \"5m\" or \"24h\": {e}"),
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

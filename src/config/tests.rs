@@ -1,0 +1,233 @@
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "META_APP_SECRET" => Some("meta-secret".into()),
+        "TWILIO_AUTH_TOKEN" => Some("twilio-token".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, ConfigOrigin::File("test.toml".into()), &env)
+}
+
+fn problems(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("should be refused")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const GOOD: &str = r#"
+[server]
+listen = "0.0.0.0:9000"
+public_url = "https://hooks.example.com/"
+max_body_bytes = 1_000_000
+request_timeout = "5s"
+
+[store]
+kind = "memory"
+dedupe_ttl = "1h"
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["${META_APP_SECRET}", "older"]
+verify_token = "tok"
+dedupe_ttl = "7d"
+allow_ips = ["10.0.0.0/8", "127.0.0.1"]
+
+[[sources]]
+name = "sms"
+provider = "twilio"
+path = "/webhooks/sms"
+secrets = ["${TWILIO_AUTH_TOKEN}"]
+"#;
+
+#[test]
+fn a_good_configuration_is_read_with_defaults_filled_in() {
+    let config = parse(GOOD).expect("valid");
+    assert_eq!(config.server.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(
+        config.server.public_url.as_deref(),
+        Some("https://hooks.example.com")
+    );
+    assert_eq!(config.server.max_body_bytes, 1_000_000);
+    assert_eq!(config.server.request_timeout, Duration::from_secs(5));
+    assert_eq!(config.store.dedupe_ttl, Duration::from_secs(3600));
+    assert_eq!(config.store.stream, "porter:events");
+    let whatsapp = config.source("whatsapp").expect("whatsapp");
+    assert_eq!(whatsapp.dedupe_ttl, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(whatsapp.allow_ips.len(), 2);
+    let sms = config.source("sms").expect("sms");
+    assert_eq!(
+        sms.dedupe_ttl,
+        Duration::from_secs(3600),
+        "inherits store.dedupe_ttl"
+    );
+    assert_eq!(sms.source.provider(), Provider::Twilio);
+}
+
+#[test]
+fn the_embedded_default_is_valid() {
+    let config = Config::parse(EMBEDDED_DEFAULT, ConfigOrigin::EmbeddedDefault, &|_| None)
+        .expect("the embedded default must always load");
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    let providers: Vec<_> = config.sources.iter().map(|s| s.source.provider()).collect();
+    assert_eq!(
+        providers,
+        Provider::ALL,
+        "every built-in provider is enabled"
+    );
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let text = GOOD.replace("verify_token = \"tok\"", "verfy_token = \"tok\"");
+    let found = problems(&text);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("sources[0]: unknown field `verfy_token`"),
+        "{found:?}"
+    );
+
+    let found = problems(&format!("{GOOD}\n[extra]\na = 1\n"));
+    assert!(found[0].starts_with("extra: unknown key"), "{found:?}");
+
+    let found = problems(&GOOD.replace("request_timeout", "request_timout"));
+    assert!(
+        found[0].starts_with("server: unknown field `request_timout`"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_missing_environment_variable_is_named_by_key() {
+    let found = problems(&GOOD.replace("${TWILIO_AUTH_TOKEN}", "${NOT_SET}"));
+    assert_eq!(
+        found,
+        ["sources[1].secrets[0]: environment variable `NOT_SET` is not set"]
+    );
+}
+
+#[test]
+fn every_problem_is_listed_at_once() {
+    let text = GOOD
+        .replace("\"5s\"", "\"soon\"")
+        .replace("\"0.0.0.0:9000\"", "\"localhost\"")
+        .replace(
+            "provider = \"twilio\"",
+            "provider = \"twilio\"\nverify_token = \"x\"",
+        )
+        .replace("\"7d\"", "\"0s\"");
+    let found = problems(&text);
+    let keys: Vec<_> = found
+        .iter()
+        .map(|p| p.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "server.listen",
+            "server.request_timeout",
+            "sources[0].dedupe_ttl",
+            "sources[1].verify_token"
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn keys_a_provider_does_not_read_are_refused() {
+    let found = problems(&GOOD.replace("verify_token = \"tok\"", "url_token = \"t\""));
+    assert_eq!(found, ["sources[0].url_token: not used by provider `meta`"]);
+}
+
+#[test]
+fn provider_settings_are_checked_by_the_provider() {
+    let found = problems(&GOOD.replace("public_url = \"https://hooks.example.com/\"\n", ""));
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].starts_with("sources[1].public_url: required"),
+        "{found:?}"
+    );
+
+    let found = problems(&GOOD.replace("secrets = [\"${TWILIO_AUTH_TOKEN}\"]", "secrets = []"));
+    assert_eq!(
+        found,
+        ["sources[1].secrets: at least one secret is required"]
+    );
+
+    let found = problems(&GOOD.replace("provider = \"meta\"", "provider = \"mewz\""));
+    assert!(
+        found[0].starts_with("sources[0].provider: unknown provider `mewz`"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn names_and_routes_may_not_clash() {
+    let found = problems(&GOOD.replace("name = \"sms\"", "name = \"whatsapp\""));
+    assert_eq!(
+        found,
+        ["sources[1].name: `whatsapp` is already the name of sources[0]"]
+    );
+
+    let clash = format!(
+        "{GOOD}\n[[sources]]\nname = \"status\"\nprovider = \"meta\"\npath = \"/webhooks/sms/status\"\nsecrets = [\"s\"]\n"
+    );
+    let found = problems(&clash);
+    assert_eq!(
+        found,
+        ["sources[2].path: route `/webhooks/sms/status` is already claimed by sms"]
+    );
+
+    let found = problems(&GOOD.replace("path = \"/webhooks/whatsapp\"", "path = \"/healthz\""));
+    assert_eq!(
+        found,
+        ["sources[0].path: route `/healthz` is already claimed by porter itself"]
+    );
+}
+
+#[test]
+fn paths_must_be_plain() {
+    for bad in [
+        "webhooks", "/", "/a/", "/a//b", "/a/../b", "/a%2Fb", "/a?b", "/a b",
+    ] {
+        assert!(check_path(bad).is_err(), "{bad}");
+    }
+    for good in ["/a", "/webhooks/whatsapp", "/v1.2/hook-in_x~"] {
+        assert!(check_path(good).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn stores_and_destinations_not_in_this_version_are_refused_clearly() {
+    let found = problems(&GOOD.replace("kind = \"memory\"", "kind = \"redis\""));
+    assert!(
+        found[0].starts_with("store.kind: `redis` is not available"),
+        "{found:?}"
+    );
+    let found = problems(&format!(
+        "{GOOD}\n[[destinations]]\nname = \"x\"\nkind = \"http\"\n"
+    ));
+    assert!(found[0].starts_with("destinations:"), "{found:?}");
+}
+
+#[test]
+fn invalid_toml_and_empty_configs_are_refused() {
+    assert!(problems("[server")[0].starts_with("invalid TOML"));
+    assert_eq!(
+        problems(""),
+        ["sources: no sources are configured; porter would accept nothing"]
+    );
+    let found = problems(&GOOD.replace("\"127.0.0.1\"", "\"not-an-ip\""));
+    assert_eq!(
+        found,
+        ["sources[0].allow_ips[1]: `not-an-ip` is not an IP address or CIDR block"]
+    );
+}

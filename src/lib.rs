@@ -1,0 +1,33 @@
+//! # porter
+//!
+//! An inbound webhook gateway. For every request: match the route to a configured source,
+//! verify it exactly as the provider signs it, normalize the payload into canonical
+//! CloudEvents, deduplicate and durably enqueue in one atomic step, and only then answer the
+//! provider in the form it expects.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the `porter` command line (`serve`, `check-config`, `send`).
+//! - [`config`]: TOML configuration, `${ENV}` expansion, every problem named by its key.
+//! - [`server`]: shared gateway state, the router, graceful shutdown.
+//! - [`routes`]: exact path → source lookup.
+//! - [`pipeline`]: the order of the steps, in one place.
+//! - [`answer`]: every answer on a source route and its HTTP form (CONTRACT.md section 4).
+//! - [`store`]: atomic dedupe-and-enqueue; the in-process [`store::MemoryStore`].
+//! - [`send`]: `porter send`, the vendors' "test webhook" button for the command line.
+//! - [`telemetry`]: log lines and Prometheus metrics.
+//!
+//! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
+//! `porter-providers` crate, which does no I/O.
+
+pub mod answer;
+pub mod cli;
+pub mod config;
+pub mod pipeline;
+pub mod routes;
+pub mod send;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+
+pub use porter_providers as providers;

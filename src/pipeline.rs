@@ -1,0 +1,221 @@
+//! The ingress pipeline, in order, in one place:
+//!
+//! route → source → allow-list → body (limit, deadline) → handshake → verify → normalize →
+//! dedupe-and-enqueue → answer.
+//!
+//! **Architecture invariant:** a provider gets 2xx only after every event of its request is
+//! in the store (or was already there). Every step before the store either rejects with the
+//! status of CONTRACT.md section 4 or passes the raw bytes on untouched; nothing is parsed
+//! before the signature over those bytes has been checked.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use porter_providers::{Normalized, Request};
+use tokio::time::timeout_at;
+
+use crate::answer::Answer;
+use crate::config::SourceConfig;
+use crate::routes::Route;
+use crate::server::Gateway;
+use crate::store::Quarantined;
+use crate::telemetry::RequestRecord;
+
+/// The handler behind every source route (the router's fallback).
+pub async fn handle(
+    State(gateway): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+) -> Response {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let Some(route) = gateway.routes.get(parts.uri.path()).copied() else {
+        tracing::debug!(path = parts.uri.path(), "no route");
+        return Answer::NotFound.into_response();
+    };
+    let config = &gateway.sources[route.source];
+    let outcome = process(&gateway, route, config, &parts, body, started).await;
+    let reason = match &outcome.answer {
+        Answer::Rejected(rejection) => Some(rejection.reason()),
+        _ => None,
+    };
+    RequestRecord {
+        source: config.source.name(),
+        provider: config.source.provider().id(),
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        status: outcome.answer.status().as_u16(),
+        outcome: outcome.answer.outcome(),
+        reason,
+        events: outcome.new,
+        duplicates: outcome.duplicates,
+        latency: started.elapsed(),
+    }
+    .emit();
+    outcome.answer.into_response()
+}
+
+/// An answer and what it did to the store.
+struct Outcome {
+    answer: Answer,
+    new: usize,
+    duplicates: usize,
+}
+
+impl From<Answer> for Outcome {
+    fn from(answer: Answer) -> Self {
+        Self {
+            answer,
+            new: 0,
+            duplicates: 0,
+        }
+    }
+}
+
+async fn process(
+    gateway: &Gateway,
+    route: Route,
+    config: &SourceConfig,
+    parts: &Parts,
+    body: Body,
+    started: Instant,
+) -> Outcome {
+    if !route.endpoint.methods.contains(&parts.method) {
+        return Answer::MethodNotAllowed(route.endpoint.methods).into();
+    }
+    if !config.allow_ips.is_empty() {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        // Without a peer address the allow-list cannot pass: fail closed.
+        if !peer.is_some_and(|ip| config.allow_ips.iter().any(|net| net.contains(&ip))) {
+            return Answer::AddressNotAllowed.into();
+        }
+    }
+    let deadline = tokio::time::Instant::from_std(started + gateway.limits.request_timeout);
+    let body = match read_body(parts, body, gateway.limits.max_body_bytes, deadline).await {
+        Ok(body) => body,
+        Err(answer) => return answer.into(),
+    };
+    let request = Request {
+        method: &parts.method,
+        endpoint: route.endpoint.suffix,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let source = &config.source;
+    if let Some(handshake) = source.handshake(&request) {
+        return match handshake {
+            Ok(reply) => Answer::Handshake(reply),
+            Err(rejection) => Answer::Rejected(rejection),
+        }
+        .into();
+    }
+    let now = gateway.clock.now();
+    if let Err(rejection) = source.verify(&request, now) {
+        return Answer::Rejected(rejection).into();
+    }
+    let events = match source.normalize(&request, now) {
+        Ok(events) => events,
+        Err(rejection) => {
+            return quarantine(gateway, config, parts, body.clone(), rejection, deadline).await;
+        }
+    };
+    store(gateway, config, &request, &events, deadline).await
+}
+
+/// Reads the body within the size limit and the request deadline.
+async fn read_body(
+    parts: &Parts,
+    body: Body,
+    limit: usize,
+    deadline: tokio::time::Instant,
+) -> Result<Bytes, Answer> {
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Answer::PayloadTooLarge);
+    }
+    match timeout_at(deadline, Limited::new(body, limit).collect()).await {
+        Err(_elapsed) => Err(Answer::RequestTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(Answer::PayloadTooLarge)
+        }
+        Ok(Err(_broken)) => Err(Answer::IncompleteBody),
+    }
+}
+
+/// Dedupe-and-enqueue, then the provider's answer: the original one for a redelivery.
+async fn store(
+    gateway: &Gateway,
+    config: &SourceConfig,
+    request: &Request<'_>,
+    events: &[Normalized],
+    deadline: tokio::time::Instant,
+) -> Outcome {
+    let reply = config.source.reply(request, events);
+    let enqueue = gateway.store.enqueue(events, &reply, config.dedupe_ttl);
+    match timeout_at(deadline, enqueue).await {
+        Ok(Ok(enqueued)) => {
+            let answer = match enqueued.original {
+                Some(original) if enqueued.is_duplicate() => Answer::Duplicate(original),
+                _ => Answer::Accepted(reply),
+            };
+            Outcome {
+                answer,
+                new: enqueued.new,
+                duplicates: enqueued.duplicates,
+            }
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(source = config.source.name(), %error, "store refused events");
+            Answer::Unavailable.into()
+        }
+        Err(_elapsed) => {
+            tracing::warn!(
+                source = config.source.name(),
+                "store did not answer in time"
+            );
+            Answer::Unavailable.into()
+        }
+    }
+}
+
+/// An authentic body that does not parse: 400, and the body is kept for inspection. If even
+/// the quarantine fails the provider gets 503, so that the body is not lost.
+async fn quarantine(
+    gateway: &Gateway,
+    config: &SourceConfig,
+    parts: &Parts,
+    body: Bytes,
+    rejection: porter_providers::Rejection,
+    deadline: tokio::time::Instant,
+) -> Outcome {
+    let item = Quarantined {
+        source: config.source.name().to_owned(),
+        reason: rejection.to_string(),
+        received_at: gateway.clock.now(),
+        content_type: parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body,
+    };
+    match timeout_at(deadline, gateway.store.quarantine(item)).await {
+        Ok(Ok(())) => Answer::Rejected(rejection).into(),
+        Ok(Err(_)) | Err(_) => Answer::Unavailable.into(),
+    }
+}

@@ -1,0 +1,58 @@
+//! The route table: exact request paths to (source, endpoint).
+//!
+//! Matching is an exact lookup of the raw request path, with no decoding and no
+//! normalisation: `/webhooks/sms/../whatsapp` or `/webhooks%2Fsms` match nothing, so a path
+//! trick can never reach a source other than the one the provider was given. Config loading
+//! guarantees that no two sources claim one route and that none claims a built-in route.
+
+use std::collections::HashMap;
+
+use porter_providers::Endpoint;
+
+use crate::config::SourceConfig;
+
+/// Routes porter answers itself.
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Where a route leads.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// Index into the gateway's sources.
+    pub source: usize,
+    pub endpoint: &'static Endpoint,
+}
+
+/// Every source route, by exact path.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: HashMap<String, Route>,
+}
+
+impl RouteTable {
+    pub fn new(sources: &[SourceConfig]) -> Self {
+        let mut routes = HashMap::new();
+        for (index, config) in sources.iter().enumerate() {
+            for endpoint in config.source.provider().endpoints() {
+                routes.insert(
+                    format!("{}{}", config.path, endpoint.suffix),
+                    Route {
+                        source: index,
+                        endpoint,
+                    },
+                );
+            }
+        }
+        Self { routes }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Route> {
+        self.routes.get(path)
+    }
+
+    /// `(path, route)` pairs sorted by path, for printing.
+    pub fn sorted(&self) -> Vec<(&str, &Route)> {
+        let mut rows: Vec<_> = self.routes.iter().map(|(p, r)| (p.as_str(), r)).collect();
+        rows.sort_by_key(|(path, _)| *path);
+        rows
+    }
+}

@@ -1,0 +1,230 @@
+//! `porter send SOURCE FILE`: the vendors' "send test webhook" button, for the command line.
+//!
+//! FILE is signed exactly as the source's provider signs (Meta: HMAC over the raw body;
+//! Twilio: HMAC over the public URL and the sorted form parameters, or `bodySHA256` for JSON),
+//! with the source's first secret from the same configuration the server reads, then POSTed.
+//! With `--dry-run` the signed request is printed instead of sent, which is also how fixtures
+//! are re-signed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use jiff::Timestamp;
+use porter_providers::Provider;
+use porter_providers::source::ToSign;
+
+use crate::answer::DUPLICATE_HEADER;
+use crate::config::{Config, SourceConfig};
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The configured source name (`whatsapp`, `sms` in the embedded default).
+    source: String,
+    /// The body to send, byte for byte (a trailing newline is dropped from form bodies).
+    file: PathBuf,
+    /// Where porter listens (default: from the configuration's `server.listen`).
+    #[arg(long)]
+    url: Option<String>,
+    /// The configuration holding the source (default: porter.toml, else the embedded default).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The route to send to, with an optional query (default: the source's base path), such
+    /// as `/webhooks/sms/status`.
+    #[arg(long)]
+    path: Option<String>,
+    /// The Content-Type (default: JSON for Meta; for Twilio, JSON if FILE ends in `.json`,
+    /// else a form).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Print the signed request instead of sending it.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// A request signed and ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub url: String,
+    pub content_type: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+pub fn run(args: &SendArgs) -> ExitCode {
+    match prepare_from_args(args) {
+        Err(message) => {
+            eprintln!("porter send: {message}");
+            ExitCode::FAILURE
+        }
+        Ok(prepared) if args.dry_run => {
+            println!("POST {}", prepared.url);
+            println!("Content-Type: {}", prepared.content_type);
+            for (name, value) in &prepared.headers {
+                println!("{name}: {value}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(prepared) => post(prepared),
+    }
+}
+
+fn prepare_from_args(args: &SendArgs) -> Result<Prepared, String> {
+    let config = Config::resolve(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let source = config.source(&args.source).ok_or_else(|| {
+        let names: Vec<&str> = config.sources.iter().map(|s| s.source.name()).collect();
+        format!(
+            "no source named `{}` in {} (sources: {})",
+            args.source,
+            config.origin,
+            names.join(", ")
+        )
+    })?;
+    let body = std::fs::read(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let target = match &args.url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => local_url(&config),
+    };
+    let content_type = args
+        .content_type
+        .clone()
+        .unwrap_or_else(|| default_content_type(source, &args.file));
+    prepare(
+        source,
+        &target,
+        args.path.as_deref(),
+        &content_type,
+        body,
+        Timestamp::now(),
+    )
+}
+
+/// Signs `body` for `source` and addresses it to `target` + the route.
+pub fn prepare(
+    source: &SourceConfig,
+    target: &str,
+    path: Option<&str>,
+    content_type: &str,
+    mut body: Vec<u8>,
+    now: Timestamp,
+) -> Result<Prepared, String> {
+    let (route, query) = match path {
+        Some(path) => match path.split_once('?') {
+            Some((route, query)) => (route, Some(query)),
+            None => (path, None),
+        },
+        None => (source.path.as_str(), None),
+    };
+    let routes: Vec<String> = source
+        .source
+        .provider()
+        .endpoints()
+        .iter()
+        .map(|e| format!("{}{}", source.path, e.suffix))
+        .collect();
+    if !routes.iter().any(|r| r == route) {
+        return Err(format!(
+            "`{route}` is not a route of source `{}` (routes: {})",
+            source.source.name(),
+            routes.join(", ")
+        ));
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        while body.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            body.pop();
+        }
+    }
+    let signed = source.source.sign(&ToSign {
+        path: route,
+        query,
+        content_type,
+        body: &body,
+        now,
+    });
+    let url = match &signed.query {
+        Some(query) => format!("{target}{route}?{query}"),
+        None => format!("{target}{route}"),
+    };
+    Ok(Prepared {
+        url,
+        content_type: content_type.to_owned(),
+        headers: signed.headers,
+        body,
+    })
+}
+
+fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> String {
+    let json = "application/json".to_owned();
+    match source.source.provider() {
+        Provider::Meta => json,
+        Provider::Twilio if file.extension().is_some_and(|e| e == "json") => json,
+        Provider::Twilio => "application/x-www-form-urlencoded".to_owned(),
+    }
+}
+
+/// `http://` + the listen address, with an unspecified address replaced by loopback.
+fn local_url(config: &Config) -> String {
+    let mut address = config.server.listen;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{address}")
+}
+
+fn post(prepared: Prepared) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("porter send: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let client = match reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+        {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!("porter send: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut request = client
+            .post(&prepared.url)
+            .header(reqwest::header::CONTENT_TYPE, &prepared.content_type)
+            .body(prepared.body);
+        for (name, value) in &prepared.headers {
+            request = request.header(*name, value);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                eprintln!("porter send: POST {} failed: {error}", prepared.url);
+                return ExitCode::FAILURE;
+            }
+        };
+        let status = response.status();
+        println!("HTTP {status}");
+        for name in [reqwest::header::CONTENT_TYPE.as_str(), DUPLICATE_HEADER] {
+            if let Some(value) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
+                println!("{name}: {value}");
+            }
+        }
+        println!();
+        match response.text().await {
+            Ok(body) => println!("{body}"),
+            Err(error) => eprintln!("porter send: reading the answer failed: {error}"),
+        }
+        if status.is_success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    })
+}

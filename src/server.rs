@@ -1,0 +1,167 @@
+//! The HTTP server: the gateway's shared state, the router, and serving with a graceful
+//! shutdown.
+//!
+//! Source routes are not axum routes: one fallback handler looks the raw path up in the
+//! [`RouteTable`], so matching stays exact and the same table prints in `check-config`.
+//! On SIGTERM or SIGINT the listener stops accepting, requests in flight finish (each is
+//! bounded by the request timeout), and only then does the process exit: a provider that got
+//! its request in gets its answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use jiff::Timestamp;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, SourceConfig, StoreKind};
+use crate::pipeline;
+use crate::routes::RouteTable;
+use crate::store::{MemoryStore, Store};
+use crate::telemetry;
+
+/// The clock the pipeline reads; replaceable so that tests get fixed `receivedat` values.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(Arc::new(Timestamp::now))
+    }
+
+    /// A clock that always reads `at`.
+    pub fn fixed(at: Timestamp) -> Self {
+        Self(Arc::new(move || at))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// Per-request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// Everything a request needs, shared by all requests.
+#[derive(Debug)]
+pub struct Gateway {
+    pub sources: Vec<SourceConfig>,
+    pub routes: RouteTable,
+    pub store: Store,
+    pub limits: Limits,
+    pub clock: Clock,
+}
+
+impl Gateway {
+    /// Builds the gateway a configuration describes, with the system clock.
+    pub fn new(config: Config) -> Self {
+        let store = match config.store.kind {
+            StoreKind::Memory {
+                print_events,
+                capacity,
+            } => Store::Memory(MemoryStore::new(print_events, capacity)),
+        };
+        Self::with_store(config, store, Clock::system())
+    }
+
+    /// Builds a gateway around a given store and clock (tests inspect the store).
+    pub fn with_store(config: Config, store: Store, clock: Clock) -> Self {
+        let routes = RouteTable::new(&config.sources);
+        Self {
+            sources: config.sources,
+            routes,
+            store,
+            limits: Limits {
+                max_body_bytes: config.server.max_body_bytes,
+                request_timeout: config.server.request_timeout,
+            },
+            clock,
+        }
+    }
+}
+
+/// The router: health, readiness, metrics, and every source route.
+pub fn app(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(pipeline::handle)
+        .with_state(gateway)
+}
+
+async fn healthz() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "ok\n",
+    )
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    match gateway.store.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n"),
+        Err(error) => {
+            tracing::warn!(%error, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+        }
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::metrics_handle().render(),
+    )
+}
+
+/// Serves `gateway` on `listener` until `shutdown` resolves, then drains requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Arc<Gateway>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    telemetry::metrics_handle();
+    let service = app(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received: draining requests in flight"),
+        () = terminate => tracing::info!("SIGTERM received: draining requests in flight"),
+    }
+}

@@ -1,0 +1,106 @@
+//! The event store: atomic dedupe-and-enqueue, and a quarantine for bodies porter could not
+//! parse.
+//!
+//! The store is the line between "not yet ours" and "ours": the pipeline answers a provider
+//! 2xx only after [`Store::enqueue`] returned `Ok`, so every acknowledged event is in the
+//! store. Deduplication and enqueueing happen in one atomic step per request, so two
+//! concurrent deliveries of one event can never both be enqueued, and a failure can never
+//! leave a dedupe key behind without its event (which would turn the provider's retry into a
+//! silent drop).
+//!
+//! A closed enum rather than a trait object: the set of stores is small and known, and a
+//! `match` keeps every implementation one jump away.
+
+pub mod memory;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use jiff::Timestamp;
+use porter_providers::{Normalized, Reply};
+
+pub use memory::MemoryStore;
+
+/// Where events go.
+#[derive(Debug)]
+pub enum Store {
+    Memory(MemoryStore),
+}
+
+/// What enqueueing one request's events did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    /// Events appended by this call.
+    pub new: usize,
+    /// Events already present (inside the dedupe window).
+    pub duplicates: usize,
+    /// The answer stored with the first duplicate, to repeat when nothing was new.
+    pub original: Option<Reply>,
+}
+
+impl Enqueued {
+    /// Every event was a duplicate: the request is a redelivery and gets the original answer.
+    pub fn is_duplicate(&self) -> bool {
+        self.new == 0 && self.duplicates > 0
+    }
+}
+
+/// Why the store could not take the events. Either way nothing was enqueued and the provider
+/// must retry, so both become 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is full")]
+    Full,
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// An authentic body porter could not parse, kept for inspection. Headers are not kept:
+/// they may carry credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub source: String,
+    pub reason: String,
+    pub received_at: Timestamp,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+impl Store {
+    /// Atomically: for each event, if its dedupe key is known it is a duplicate; otherwise
+    /// append it and remember its key for `ttl` together with `reply`. All or nothing.
+    pub async fn enqueue(
+        &self,
+        events: &[Normalized],
+        reply: &Reply,
+        ttl: Duration,
+    ) -> Result<Enqueued, StoreError> {
+        match self {
+            Store::Memory(store) => store.enqueue(events, reply, ttl),
+        }
+    }
+
+    /// Keeps an unparseable body for inspection.
+    pub async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(store) => {
+                store.quarantine(item);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the store can take events now (`/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+        }
+    }
+
+    /// A short name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Logs and metrics.
+//!
+//! Logs go to stderr (stdout carries events in the embedded default), one line per request
+//! with the source, outcome, event count and latency. They never carry secrets, bodies, query
+//! strings (URL tokens live there) or event keys (a WhatsApp message id embeds the guest's
+//! phone number). Metrics are Prometheus text on `/metrics`.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::EnvFilter;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Installs the global log subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The process-wide metrics recorder, installed on first use.
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_owned()),
+                &[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ],
+            )
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; metrics then go there.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// What one request on a source route did, for the log line and the metrics.
+#[derive(Debug)]
+pub struct RequestRecord<'a> {
+    pub source: &'a str,
+    pub provider: &'static str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub outcome: &'static str,
+    /// Why it was rejected, when it was.
+    pub reason: Option<&'static str>,
+    pub events: usize,
+    pub duplicates: usize,
+    pub latency: Duration,
+}
+
+impl RequestRecord<'_> {
+    pub fn emit(&self) {
+        let latency_ms = self.latency.as_secs_f64() * 1000.0;
+        tracing::info!(
+            target: "porter::request",
+            source = self.source,
+            provider = self.provider,
+            method = self.method,
+            path = self.path,
+            status = self.status,
+            outcome = self.outcome,
+            reason = self.reason.unwrap_or("-"),
+            events = self.events,
+            duplicates = self.duplicates,
+            latency_ms = format!("{latency_ms:.3}"),
+            "request"
+        );
+        let source = self.source.to_owned();
+        metrics::counter!("porter_requests_total", "source" => source.clone(), "outcome" => self.outcome)
+            .increment(1);
+        if let Some(reason) = self.reason {
+            metrics::counter!("porter_rejections_total", "source" => source.clone(), "reason" => reason)
+                .increment(1);
+        }
+        if self.events > 0 {
+            metrics::counter!("porter_events_enqueued_total", "source" => source.clone())
+                .increment(self.events as u64);
+        }
+        if self.duplicates > 0 {
+            metrics::counter!("porter_duplicates_total", "source" => source.clone())
+                .increment(self.duplicates as u64);
+        }
+        metrics::histogram!("porter_ingest_duration_seconds", "source" => source)
+            .record(self.latency.as_secs_f64());
+    }
+}

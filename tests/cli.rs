@@ -1,0 +1,421 @@
+//! The real `porter` binary: `check-config`, `serve` with the embedded default and `send`
+//! against it, graceful shutdown with a request in flight, and what the log lines leave out.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::repo_path;
+
+fn porter() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_porter"))
+}
+
+/// A `porter serve` child process; killed on drop if still running.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    /// Lines of stderr after the "listening" line.
+    stderr: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Starts `porter serve ARGS --listen 127.0.0.1:0` in `dir` and waits until it listens.
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let mut child = porter()
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("porter starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let addr = loop {
+            let line = receiver
+                .recv_timeout(Duration::from_secs(30))
+                .expect("porter logs that it listens");
+            if let Some(addr) = listening_address(&line) {
+                break addr;
+            }
+        };
+        Self {
+            child,
+            addr,
+            stderr: receiver,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns (success, stdout, stderr after start).
+    fn terminate(mut self) -> (bool, String, String) {
+        signal(&self.child, "TERM");
+        let status =
+            wait(&mut self.child, Duration::from_secs(20)).expect("porter exits after SIGTERM");
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        let stderr: Vec<String> = self.stderr.try_iter().collect();
+        (status.success(), stdout, stderr.join("\n"))
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value["message"] != "porter listening" {
+        return None;
+    }
+    value["address"].as_str()?.parse().ok()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn send(args: &[&str]) -> (bool, String) {
+    let output = porter()
+        .arg("send")
+        .args(args)
+        .current_dir(repo_path(""))
+        .output()
+        .expect("porter send runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn check_config_accepts_the_example_and_prints_the_routes() {
+    let output = porter()
+        .args(["check-config", "--config"])
+        .arg(repo_path("porter.example.toml"))
+        .env("META_APP_SECRET", "x")
+        .env("META_VERIFY_TOKEN", "y")
+        .env("TWILIO_AUTH_TOKEN", "z")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for route in [
+        "/webhooks/whatsapp",
+        "/webhooks/sms",
+        "/webhooks/sms/status",
+        "/healthz",
+    ] {
+        assert!(stdout.contains(route), "{route} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn check_config_lists_every_problem_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+request_timeout = "forever"
+[[sources]]
+name = "sms"
+provider = "twilio"
+path = "/webhooks/sms"
+secrets = ["${UNSET_TWILIO_TOKEN_FOR_TEST}"]
+public_url = "https://x.example"
+colour = "blue"
+"#,
+    )
+    .expect("write");
+    let output = porter()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sources[0].secrets[0]: environment variable `UNSET_TWILIO_TOKEN_FOR_TEST` is not set"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("server.request_timeout"), "{stderr}");
+    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+}
+
+#[test]
+fn the_embedded_default_serves_what_porter_send_signs() {
+    let dir = tempfile::tempdir().expect("an empty working directory: no porter.toml");
+    let server = Served::start(dir.path(), &[]);
+    let url = server.url();
+
+    let batch = repo_path("fixtures/meta/batch_ten_messages/body");
+    let batch = batch.to_str().expect("utf-8 path");
+    let (ok, answer) = send(&["whatsapp", batch, "--url", &url]);
+    assert!(ok, "{answer}");
+    assert!(answer.contains("HTTP 200 OK"), "{answer}");
+    assert!(
+        answer.contains(r#"{"status":"accepted","events":10}"#),
+        "{answer}"
+    );
+
+    let sms = repo_path("fixtures/twilio/incoming_sms/body");
+    let (ok, answer) = send(&["sms", sms.to_str().expect("utf-8"), "--url", &url]);
+    assert!(ok, "{answer}");
+    assert!(answer.contains("<Response></Response>"), "{answer}");
+
+    let status = repo_path("fixtures/twilio/status_delivered/body");
+    let (ok, answer) = send(&[
+        "sms",
+        status.to_str().expect("utf-8"),
+        "--url",
+        &url,
+        "--path",
+        "/webhooks/sms/status",
+    ]);
+    assert!(ok, "{answer}");
+
+    let (ok, answer) = send(&["whatsapp", batch, "--url", &url]);
+    assert!(ok, "{answer}");
+    assert!(answer.contains("porter-duplicate: true"), "{answer}");
+
+    let (stopped_cleanly, stdout, _) = server.terminate();
+    assert!(stopped_cleanly);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every stdout line is an event"))
+        .collect();
+    assert_eq!(
+        events.len(),
+        12,
+        "10 WhatsApp messages, 1 SMS, 1 status; the duplicate adds none"
+    );
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "message.received").count(),
+        11
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "message.status_changed")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn forged_and_tampered_requests_are_refused_by_the_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Served::start(dir.path(), &[]);
+    let tampered = repo_path("fixtures/meta/flipped_byte");
+    // Send the tampered body with the signature of the original: porter send signs what it
+    // is given, so build the request by hand from the fixture.
+    let request = std::fs::read_to_string(tampered.join("request")).expect("request");
+    let signature = request
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Hub-Signature-256: "))
+        .expect("signature");
+    let body = std::fs::read(tampered.join("body")).expect("body");
+    let response = raw_post(
+        server.addr,
+        "/webhooks/whatsapp",
+        &[("X-Hub-Signature-256", signature)],
+        &body,
+    );
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(
+        response.ends_with(r#"{"error":"invalid_signature"}"#),
+        "{response}"
+    );
+
+    // Signed with the fixtures' secret, not this server's.
+    let text = repo_path("fixtures/meta/text_message");
+    let (ok, answer) = send(&[
+        "whatsapp",
+        text.join("body").to_str().expect("utf-8"),
+        "--url",
+        &server.url(),
+        "--config",
+        repo_path("fixtures/porter.toml").to_str().expect("utf-8"),
+    ]);
+    assert!(!ok);
+    assert!(answer.contains("401"), "{answer}");
+    let (stopped, stdout, _) = server.terminate();
+    assert!(stopped);
+    assert!(
+        stdout.is_empty(),
+        "nothing forged reached the store: {stdout}"
+    );
+}
+
+fn raw_post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+#[test]
+fn sigterm_drains_a_request_in_flight() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Served::start(dir.path(), &[]);
+    let body = std::fs::read(repo_path("fixtures/meta/text_message/body")).expect("body");
+    let signature = porter_providers::meta::signature(
+        &porter_providers::Secret::new("porter-dev-meta-app-secret"),
+        &body,
+    );
+    let mut stream = std::net::TcpStream::connect(server.addr).expect("connect");
+    let head = format!(
+        "POST /webhooks/whatsapp HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\nX-Hub-Signature-256: {signature}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write head");
+    stream
+        .write_all(&body[..10])
+        .expect("write part of the body");
+    std::thread::sleep(Duration::from_millis(200));
+
+    signal(&server.child, "TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    stream
+        .write_all(&body[10..])
+        .expect("the connection is still open after SIGTERM");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+
+    let (stopped_cleanly, stdout, _) = server.terminate();
+    assert!(stopped_cleanly);
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "the drained request's event was stored"
+    );
+}
+
+#[test]
+fn log_lines_carry_outcomes_but_no_secrets_bodies_or_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+public_url = "https://hooks.example.com"
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["log-test-app-secret-0123"]
+verify_token = "log-test-verify-token-4567"
+"#,
+    )
+    .expect("write");
+    let server = Served::start(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"messages":[{"from":"4915100000000","id":"wamid.LOG","type":"text","text":{"body":"my room code is 8842"}}]}}]}]}"#;
+    let signature = porter_providers::meta::signature(
+        &porter_providers::Secret::new("log-test-app-secret-0123"),
+        body,
+    );
+    let accepted = raw_post(
+        server.addr,
+        "/webhooks/whatsapp",
+        &[("X-Hub-Signature-256", &signature)],
+        body,
+    );
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    let forged = raw_post(
+        server.addr,
+        "/webhooks/whatsapp",
+        &[("X-Hub-Signature-256", "sha256=00")],
+        body,
+    );
+    assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
+    let handshake = raw_post(
+        server.addr,
+        "/webhooks/whatsapp?hub.verify_token=log-test-verify-token-4567",
+        &[],
+        b"",
+    );
+    assert!(
+        handshake.starts_with("HTTP/1.1 401"),
+        "a POST is not a handshake: {handshake}"
+    );
+
+    let (_, _, stderr) = server.terminate();
+    assert!(stderr.contains(r#""outcome":"accepted""#), "{stderr}");
+    assert!(
+        stderr.contains(r#""reason":"malformed_signature""#),
+        "{stderr}"
+    );
+    for secret in [
+        "log-test-app-secret-0123",
+        "log-test-verify-token-4567",
+        "my room code",
+        "4915100000000",
+        "wamid.LOG",
+    ] {
+        assert!(
+            !stderr.contains(secret),
+            "`{secret}` leaked into the log:\n{stderr}"
+        );
+    }
+}

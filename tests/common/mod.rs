@@ -1,0 +1,243 @@
+//! Shared test harness: a real porter server on a loopback port, and a raw HTTP/1.1 client
+//! that sends exactly the bytes it is given (no URL normalisation, repeated headers kept).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use porter::config::{Config, ConfigOrigin};
+use porter::server::{self, Clock, Gateway};
+use porter::store::{MemoryStore, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The clock fixtures are recorded with.
+pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Parses configuration text, resolving `${NAME}` from `env`.
+pub fn config_from(text: &str, env: &[(&str, &str)]) -> Config {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::parse(text, ConfigOrigin::File("test.toml".into()), &move |name| {
+        env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap_or_else(|e| panic!("test config is invalid: {e}"))
+}
+
+/// A porter server running in this process on a loopback port.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestServer {
+    /// Starts a server for `config` with a memory store of `capacity` and a fixed clock.
+    pub async fn start(config: Config) -> Self {
+        Self::start_with(
+            config,
+            100_000,
+            Clock::fixed(FIXTURE_TIME.parse().expect("time")),
+        )
+        .await
+    }
+
+    pub async fn start_with(config: Config, capacity: usize, clock: Clock) -> Self {
+        let store = Store::Memory(MemoryStore::new(false, capacity));
+        let gateway = Arc::new(Gateway::with_store(config, store, clock));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&gateway), async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            gateway,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn memory(&self) -> &MemoryStore {
+        match &self.gateway.store {
+            Store::Memory(memory) => memory,
+        }
+    }
+
+    /// The events stored so far, as JSON.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.memory()
+            .events()
+            .iter()
+            .map(|e| serde_json::to_value(e).expect("event serializes"))
+            .collect()
+    }
+
+    pub async fn send(&self, request: &RawRequest) -> RawResponse {
+        request.send(self.addr).await
+    }
+
+    /// Stops accepting, drains, and waits for the server to finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A request sent byte for byte.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub method: String,
+    /// Path and query exactly as they go on the request line.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    pub fn post(target: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            method: "POST".into(),
+            target: target.into(),
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    pub fn get(target: &str) -> Self {
+        Self {
+            method: "GET".into(),
+            ..Self::post(target, Vec::new())
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The request as it goes on the wire (`Content-Length` and `Connection: close` added).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut head = format!(
+            "{} {} HTTP/1.1\r\nHost: porter.test\r\n",
+            self.method, self.target
+        );
+        for (name, value) in &self.headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        ));
+        let mut bytes = head.into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
+    pub async fn send(&self, addr: SocketAddr) -> RawResponse {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(&self.to_bytes()).await.expect("write");
+        read_response(&mut stream).await
+    }
+}
+
+/// A response as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads one response from a `Connection: close` exchange.
+pub async fn read_response(stream: &mut TcpStream) -> RawResponse {
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    parse_response(&raw)
+}
+
+pub fn parse_response(raw: &[u8]) -> RawResponse {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[end + 2..end + 2 + size]);
+        raw = &raw[end + 2 + size + 2..];
+    }
+}

@@ -1,0 +1,312 @@
+//! The server end to end, on a loopback port: routing, limits, the allow-list, concurrency of
+//! deduplication, a full store, the quarantine, health and metrics.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{RawRequest, TestServer, config_from};
+use porter::server::Clock;
+use porter_providers::Secret;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const SECRET: &str = "server-test-meta-secret";
+
+fn config(extra_server: &str, extra_source: &str) -> porter::config::Config {
+    config_from(
+        &format!(
+            r#"
+[server]
+public_url = "https://hooks.example.com"
+{extra_server}
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["{SECRET}"]
+verify_token = "vt"
+{extra_source}
+
+[[sources]]
+name = "sms"
+provider = "twilio"
+path = "/webhooks/sms"
+secrets = ["twilio-token"]
+"#
+        ),
+        &[],
+    )
+}
+
+fn whatsapp_body(id: &str) -> Vec<u8> {
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{{"from":"1","id":"{id}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}]}}}}]}}]}}"#
+    )
+    .into_bytes()
+}
+
+fn signed_whatsapp(body: Vec<u8>) -> RawRequest {
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), &body);
+    RawRequest::post("/webhooks/whatsapp", body)
+        .header("Content-Type", "application/json")
+        .header("X-Hub-Signature-256", &signature)
+}
+
+#[tokio::test]
+async fn unknown_routes_and_path_tricks_are_404() {
+    let server = TestServer::start(config("", "")).await;
+    for target in [
+        "/nope",
+        "/webhooks/sms/../whatsapp",
+        "/webhooks/sms/./status",
+        "/webhooks%2Fsms",
+        "/webhooks/SMS",
+        "/webhooks/sms/",
+        "//webhooks/sms",
+        "/webhooks/whatsapp/extra",
+    ] {
+        let response = server
+            .send(&signed_whatsapp(whatsapp_body("wamid.1")).with_target(target))
+            .await;
+        assert_eq!(response.status, 404, "{target}");
+        assert_eq!(response.text(), r#"{"error":"not_found"}"#);
+    }
+    assert!(server.events().is_empty());
+}
+
+trait WithTarget {
+    fn with_target(self, target: &str) -> Self;
+}
+
+impl WithTarget for RawRequest {
+    fn with_target(mut self, target: &str) -> Self {
+        self.target = target.to_owned();
+        self
+    }
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405_with_allow() {
+    let server = TestServer::start(config("", "")).await;
+    let response = server.send(&RawRequest::get("/webhooks/sms")).await;
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("POST"));
+    let mut delete = RawRequest::get("/webhooks/whatsapp");
+    delete.method = "DELETE".into();
+    let response = server.send(&delete).await;
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, POST"));
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_are_413_declared_or_streamed() {
+    let server = TestServer::start(config("max_body_bytes = 1024", "")).await;
+    let response = server.send(&signed_whatsapp(vec![b' '; 1025])).await;
+    assert_eq!(response.status, 413);
+
+    // Chunked, so no Content-Length announces the size.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let chunk = vec![b'a'; 600];
+    let mut raw = b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+    for _ in 0..2 {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(&chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    stream.write_all(&raw).await.expect("write");
+    assert_eq!(common::read_response(&mut stream).await.status, 413);
+
+    let exactly = server
+        .send(&signed_whatsapp(whatsapp_body("wamid.fits")))
+        .await;
+    assert_eq!(exactly.status, 200, "a body under the limit still passes");
+}
+
+#[tokio::test]
+async fn a_client_too_slow_to_send_its_body_gets_408() {
+    let server = TestServer::start(config("request_timeout = \"300ms\"", "")).await;
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{\"partial\":")
+        .await
+        .expect("write");
+    let started = std::time::Instant::now();
+    let response = common::read_response(&mut stream).await;
+    assert_eq!(response.status, 408);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within the timeout"
+    );
+}
+
+#[tokio::test]
+async fn the_allow_list_is_checked_before_anything_else() {
+    let outside = TestServer::start(config("", r#"allow_ips = ["10.0.0.0/8"]"#)).await;
+    let response = outside
+        .send(&signed_whatsapp(whatsapp_body("wamid.a")))
+        .await;
+    assert_eq!(response.status, 403);
+    assert_eq!(response.text(), r#"{"error":"forbidden"}"#);
+    assert!(outside.events().is_empty());
+
+    let inside = TestServer::start(config("", r#"allow_ips = ["127.0.0.0/8", "::1"]"#)).await;
+    let response = inside
+        .send(&signed_whatsapp(whatsapp_body("wamid.a")))
+        .await;
+    assert_eq!(response.status, 200);
+}
+
+#[tokio::test]
+async fn fifty_identical_concurrent_requests_store_one_event() {
+    let server = TestServer::start(config("", "")).await;
+    let request = signed_whatsapp(whatsapp_body("wamid.concurrent"));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let request = request.clone();
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move { request.send(addr).await }));
+    }
+    let mut duplicates = 0;
+    let mut bodies = std::collections::HashSet::new();
+    for task in tasks {
+        let response = task.await.expect("task");
+        assert_eq!(response.status, 200);
+        bodies.insert(response.body.clone());
+        if response.header("porter-duplicate") == Some("true") {
+            duplicates += 1;
+        }
+    }
+    assert_eq!(server.events().len(), 1);
+    assert_eq!(duplicates, 49);
+    assert_eq!(
+        bodies.len(),
+        1,
+        "every answer is the original answer byte for byte"
+    );
+}
+
+#[tokio::test]
+async fn a_full_store_answers_503_and_the_retry_is_not_deduplicated_away() {
+    let clock = Clock::fixed(common::FIXTURE_TIME.parse().expect("time"));
+    let server = TestServer::start_with(config("", ""), 1, clock).await;
+    assert_eq!(
+        server
+            .send(&signed_whatsapp(whatsapp_body("wamid.first")))
+            .await
+            .status,
+        200
+    );
+    let refused = server
+        .send(&signed_whatsapp(whatsapp_body("wamid.second")))
+        .await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert_eq!(server.memory().drain().len(), 1);
+    let retried = server
+        .send(&signed_whatsapp(whatsapp_body("wamid.second")))
+        .await;
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.header("porter-duplicate"), None);
+    assert_eq!(server.events().len(), 1);
+}
+
+#[tokio::test]
+async fn an_expired_dedupe_key_is_accepted_again() {
+    let server = TestServer::start(config("", r#"dedupe_ttl = "300ms""#)).await;
+    let request = signed_whatsapp(whatsapp_body("wamid.ttl"));
+    assert_eq!(server.send(&request).await.header("porter-duplicate"), None);
+    assert_eq!(
+        server.send(&request).await.header("porter-duplicate"),
+        Some("true")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let later = server.send(&request).await;
+    assert_eq!(later.status, 200);
+    assert_eq!(later.header("porter-duplicate"), None);
+    assert_eq!(server.events().len(), 2);
+}
+
+#[tokio::test]
+async fn an_authentic_unparseable_body_is_400_and_quarantined() {
+    let server = TestServer::start(config("", "")).await;
+    let body = b"{\"object\":\"whatsapp_business_account\",\"entry\":[".to_vec();
+    let response = server.send(&signed_whatsapp(body.clone())).await;
+    assert_eq!(response.status, 400);
+    assert_eq!(response.text(), r#"{"error":"bad_request"}"#);
+    let quarantined = server.memory().quarantined();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].source, "whatsapp");
+    assert_eq!(quarantined[0].body.as_ref(), body.as_slice());
+    assert_eq!(
+        quarantined[0].content_type.as_deref(),
+        Some("application/json")
+    );
+    assert!(server.events().is_empty());
+
+    // A forged unparseable body is refused as forged, not quarantined.
+    let forged = RawRequest::post("/webhooks/whatsapp", body)
+        .header("X-Hub-Signature-256", &format!("sha256={}", "0".repeat(64)));
+    assert_eq!(server.send(&forged).await.status, 401);
+    assert_eq!(server.memory().quarantined().len(), 1);
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let server = TestServer::start(config("", "")).await;
+    assert_eq!(server.send(&RawRequest::get("/healthz")).await.status, 200);
+    assert_eq!(server.send(&RawRequest::get("/readyz")).await.status, 200);
+    assert_eq!(
+        server
+            .send(&RawRequest::post("/healthz", Vec::new()))
+            .await
+            .status,
+        405
+    );
+    server
+        .send(&signed_whatsapp(whatsapp_body("wamid.metrics")))
+        .await;
+    server
+        .send(&RawRequest::post("/webhooks/whatsapp", b"{}".to_vec()))
+        .await;
+    let metrics = server.send(&RawRequest::get("/metrics")).await;
+    assert_eq!(metrics.status, 200);
+    let text = metrics.text();
+    assert!(
+        text.contains(r#"porter_requests_total{source="whatsapp",outcome="accepted"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"porter_rejections_total{source="whatsapp",reason="missing_signature"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("porter_ingest_duration_seconds_bucket"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_handshake_is_answered_without_storing_anything() {
+    let server = TestServer::start(config("", "")).await;
+    let ok = server
+        .send(&RawRequest::get(
+            "/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=987654&hub.verify_token=vt",
+        ))
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.text(), "987654");
+    assert!(
+        ok.header("content-type")
+            .is_some_and(|c| c.starts_with("text/plain"))
+    );
+    let wrong = server
+        .send(&RawRequest::get(
+            "/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=987654&hub.verify_token=vT",
+        ))
+        .await;
+    assert_eq!(wrong.status, 403);
+    assert!(server.events().is_empty());
+}
