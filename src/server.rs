@@ -30,8 +30,12 @@ use crate::telemetry;
 pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
 
 impl Clock {
+    /// The system clock, to the millisecond (as in CONTRACT.md's `receivedat`).
     pub fn system() -> Self {
-        Self(Arc::new(Timestamp::now))
+        Self(Arc::new(|| {
+            let now = Timestamp::now();
+            now.round(jiff::Unit::Millisecond).unwrap_or(now)
+        }))
     }
 
     /// A clock that always reads `at`.
