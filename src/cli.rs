@@ -3,14 +3,17 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
+use crate::events::{self, TailArgs};
 use crate::routes::{RESERVED_PATHS, RouteTable};
 use crate::send::{self, SendArgs};
 use crate::server::{self, Gateway};
+use crate::store::Store;
 use crate::telemetry::{self, LogFormat};
 
 /// porter: an inbound webhook gateway. Verifies provider webhooks, normalizes them into
@@ -43,6 +46,17 @@ enum Command {
     },
     /// Sign FILE exactly as SOURCE's provider would and POST it; print the answer.
     Send(SendArgs),
+    /// Inspect the event stream(s) of the configured store.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Print the newest events as JSON lines; with --follow, keep printing new ones.
+    Tail(TailArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -53,6 +67,9 @@ pub fn run() -> ExitCode {
         Command::Serve { config, listen } => serve(config, listen),
         Command::CheckConfig { config } => check_config(config),
         Command::Send(args) => send::run(&args),
+        Command::Events {
+            command: EventsCommand::Tail(args),
+        } => events::tail(&args),
     }
 }
 
@@ -101,7 +118,14 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             config = %config.origin,
             "porter listening"
         );
-        let gateway = Arc::new(Gateway::new(config));
+        let gateway = match Gateway::new(config) {
+            Ok(gateway) => Arc::new(gateway),
+            Err(error) => {
+                eprintln!("cannot set up the store: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        warn_about_durability(&gateway.store).await;
         match server::serve(listener, gateway, server::shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("stopped");
@@ -113,6 +137,31 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             }
         }
     })
+}
+
+/// Says, at start-up, what the store's persistence means for acknowledged events.
+async fn warn_about_durability(store: &Store) {
+    match store {
+        Store::Memory(_) => tracing::warn!(
+            "the memory store keeps events in this process only: they are lost when it exits"
+        ),
+        Store::Redis(redis) => {
+            let check = tokio::time::timeout(Duration::from_secs(3), redis.durability_warnings());
+            match check.await {
+                Ok(Ok(warnings)) => {
+                    for warning in warnings {
+                        tracing::warn!("{warning}");
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "Redis is not reachable yet; answering 503 until it is")
+                }
+                Err(_) => {
+                    tracing::warn!("Redis did not answer within 3 s; answering 503 until it does")
+                }
+            }
+        }
+    }
 }
 
 /// The embedded default's secrets are public (they are in porter's source); print them so

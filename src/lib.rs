@@ -7,14 +7,16 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `porter` command line (`serve`, `check-config`, `send`).
+//! - [`cli`]: the `porter` command line (`serve`, `check-config`, `send`, `events tail`).
 //! - [`config`]: TOML configuration, `${ENV}` expansion, every problem named by its key.
 //! - [`server`]: shared gateway state, the router, graceful shutdown.
 //! - [`routes`]: exact path → source lookup.
 //! - [`pipeline`]: the order of the steps, in one place.
 //! - [`answer`]: every answer on a source route and its HTTP form (CONTRACT.md section 4).
-//! - [`store`]: atomic dedupe-and-enqueue; the in-process [`store::MemoryStore`].
+//! - [`store`]: atomic dedupe-and-enqueue: the in-process [`store::MemoryStore`] and the
+//!   [`store::RedisStore`] (single Redis or Redis Cluster).
 //! - [`send`]: `porter send`, the vendors' "test webhook" button for the command line.
+//! - [`events`]: `porter events tail`, the store's streams as JSON lines.
 //! - [`telemetry`]: log lines and Prometheus metrics.
 //!
 //! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
@@ -23,6 +25,7 @@
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod pipeline;
 pub mod routes;
 pub mod send;

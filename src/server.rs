@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::config::{Config, SourceConfig, StoreKind};
 use crate::pipeline;
 use crate::routes::RouteTable;
-use crate::store::{MemoryStore, Store};
+use crate::store::{MemoryStore, RedisSettings, RedisStore, Store, StoreError};
 use crate::telemetry;
 
 /// The clock the pipeline reads; replaceable so that tests get fixed `receivedat` values.
@@ -72,15 +72,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway a configuration describes, with the system clock.
-    pub fn new(config: Config) -> Self {
-        let store = match config.store.kind {
-            StoreKind::Memory {
-                print_events,
-                capacity,
-            } => Store::Memory(MemoryStore::new(print_events, capacity)),
-        };
-        Self::with_store(config, store, Clock::system())
+    /// Builds the gateway a configuration describes, with the system clock. Must run inside
+    /// the tokio runtime (the Redis store spawns its connection task there); it does not wait
+    /// for Redis, which may come up later.
+    pub fn new(config: Config) -> Result<Self, StoreError> {
+        let store = store_for(&config)?;
+        Ok(Self::with_store(config, store, Clock::system()))
     }
 
     /// Builds a gateway around a given store and clock (tests inspect the store).
@@ -97,6 +94,29 @@ impl Gateway {
             clock,
         }
     }
+}
+
+/// The store a configuration describes. Redis calls are bounded by the request timeout.
+pub fn store_for(config: &Config) -> Result<Store, StoreError> {
+    Ok(match &config.store.kind {
+        StoreKind::Memory {
+            print_events,
+            capacity,
+        } => Store::Memory(MemoryStore::new(*print_events, *capacity)),
+        StoreKind::Redis {
+            target,
+            key_prefix,
+            max_len,
+            shards,
+        } => Store::Redis(RedisStore::new(&RedisSettings {
+            target: target.clone(),
+            stream: config.store.stream.clone(),
+            key_prefix: key_prefix.clone(),
+            max_len: *max_len,
+            shards: *shards,
+            timeout: config.server.request_timeout,
+        })?),
+    })
 }
 
 /// The router: health, readiness, metrics, and every source route.

@@ -419,3 +419,114 @@ verify_token = "log-test-verify-token-4567"
         );
     }
 }
+
+#[test]
+fn events_tail_prints_what_the_redis_store_holds_and_follows_new_events() {
+    let redis = common::redis_server::RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+public_url = "http://127.0.0.1:8080"
+[store]
+kind = "redis"
+url = "{}"
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["tail-test-secret"]
+"#,
+            redis.url()
+        ),
+    )
+    .expect("write");
+    let config = config.to_str().expect("utf-8").to_owned();
+    let server = Served::start(dir.path(), &["--config", &config]);
+    let (ok, answer) = send(&[
+        "whatsapp",
+        repo_path("fixtures/meta/batch_ten_messages/body")
+            .to_str()
+            .expect("utf-8"),
+        "--url",
+        &server.url(),
+        "--config",
+        &config,
+    ]);
+    assert!(ok, "{answer}");
+
+    let tail = porter()
+        .args(["events", "tail", "--count", "3", "--config", &config])
+        .output()
+        .expect("tail runs");
+    assert!(
+        tail.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tail.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&tail.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let texts: Vec<&str> = lines
+        .iter()
+        .filter_map(|e| e["data"]["text"].as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        ["Message 8 of 10", "Message 9 of 10", "Message 10 of 10"]
+    );
+
+    let mut follower = porter()
+        .args([
+            "events", "tail", "--count", "0", "--follow", "--config", &config,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tail --follow runs");
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, answer) = send(&[
+        "whatsapp",
+        repo_path("fixtures/meta/text_message/body")
+            .to_str()
+            .expect("utf-8"),
+        "--url",
+        &server.url(),
+        "--config",
+        &config,
+    ]);
+    assert!(ok, "{answer}");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (line_sender, line) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut first);
+        let _ = line_sender.send(first);
+    });
+    let first = line
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a followed event");
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let event: serde_json::Value = serde_json::from_str(&first).expect("JSON");
+    assert_eq!(
+        event["data"]["text"],
+        "Hello, could I get extra towels in room 512?"
+    );
+    drop(server);
+}
+
+#[test]
+fn events_tail_explains_that_the_memory_store_cannot_be_read_from_outside() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = porter()
+        .args(["events", "tail"])
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("print_events"));
+}

@@ -14,8 +14,10 @@
 //!   URL alone; porter checks both the signature and the body hash.
 //! - No timestamp is signed: replays are caught by deduplication. The provider event key is
 //!   `I-Twilio-Idempotency-Token` where sent, else `MessageSid` (`MessageSid:MessageStatus` for
-//!   callbacks). That header is not signed, so the dedupe key is always derived from the signed
-//!   `MessageSid` (and status): a replay with a fresh token is still a replay.
+//!   callbacks). That header is not signed, and Twilio's concatenation without separators lets
+//!   a captured request be reshaped (`MessageSid=SM1` → `MessageSidS=M1`) without breaking the
+//!   signature; so the dedupe key is a hash of exactly the signed content, which every variant
+//!   that verifies shares: a replay with a fresh token or reshaped parameters is still a replay.
 
 use std::collections::BTreeMap;
 
@@ -276,17 +278,45 @@ pub(crate) fn normalize(
     let token = request
         .header_str(IDEMPOTENCY_HEADER)
         .filter(|t| !t.is_empty() && t.len() <= 256);
-    let event = if request.endpoint == STATUS_SUFFIX {
-        status_event(&params, token, origin)
+    let (attributes, body) = if request.endpoint == STATUS_SUFFIX {
+        status_event(&params)
     } else {
-        incoming_event(&params, token, origin)
+        incoming_event(&params)
+    }
+    .unwrap_or_else(|| unknown_event(&params, request));
+    let attributes = Attributes {
+        // The idempotency token, where sent, is the provider event key (CONTRACT.md)...
+        key: token.map_or(attributes.key, str::to_owned),
+        ..attributes
     };
-    Ok(vec![event.unwrap_or_else(|| {
-        unknown_event(&params, request, token, origin)
-    })])
+    // ...but it is not signed, so the dedupe key is the signed content itself.
+    Ok(vec![Normalized {
+        dedupe_key: event_id(
+            &source_uri(origin.source_name),
+            &signed_content_key(request),
+        ),
+        event: origin.event(attributes, body),
+    }])
 }
 
-fn incoming_event(params: &Params, token: Option<&str>, origin: &Origin<'_>) -> Option<Normalized> {
+/// `sha256:` of exactly what the signature covers (apart from the host): the path, the query
+/// and the sorted parameters. Every request that verifies against one signature has the same
+/// key: Twilio concatenates names and values without separators, so `MessageSid=SM1` and
+/// `MessageSidS=M1` sign alike, and a replay reshaped that way must still be a duplicate.
+fn signed_content_key(request: &Request<'_>) -> String {
+    let params = match body_hash_param(request.query) {
+        Some(_) => Vec::new(),
+        None => sorted_params(&form::decode(request.body), true),
+    };
+    let suffix = url_suffix(request.path, request.query);
+    let mut content = Vec::with_capacity(suffix.len() + 1 + params.len());
+    content.extend_from_slice(suffix.as_bytes());
+    content.push(b'\n');
+    content.extend_from_slice(&params);
+    hashed_key(&content)
+}
+
+fn incoming_event(params: &Params) -> Option<(Attributes, EventBody)> {
     let sid = params.message_sid()?;
     let (channel, from) = address(params.get("From")?);
     let to = params.get("To").map(|to| address(to).1);
@@ -354,23 +384,17 @@ fn incoming_event(params: &Params, token: Option<&str>, origin: &Origin<'_>) -> 
             }),
         account_id: params.owned("AccountSid"),
     };
-    let signed_key = sid.to_owned();
     let attributes = Attributes {
-        key: token.map_or_else(|| signed_key.clone(), str::to_owned),
+        key: sid.to_owned(),
         subject: Some(sid.to_owned()),
         time: None,
         provider_event_type: Some("incoming_message".to_owned()),
         property_id: to.map(str::to_owned),
     };
-    Some(keyed(
-        origin,
-        attributes,
-        EventBody::MessageReceived(data),
-        &signed_key,
-    ))
+    Some((attributes, EventBody::MessageReceived(data)))
 }
 
-fn status_event(params: &Params, token: Option<&str>, origin: &Origin<'_>) -> Option<Normalized> {
+fn status_event(params: &Params) -> Option<(Attributes, EventBody)> {
     let sid = params.message_sid()?;
     let status = params
         .get("MessageStatus")
@@ -402,31 +426,19 @@ fn status_event(params: &Params, token: Option<&str>, origin: &Origin<'_>) -> Op
         conversation_id: None,
         account_id: params.owned("AccountSid"),
     };
-    let signed_key = format!("{sid}:{status}");
     let attributes = Attributes {
-        key: token.map_or_else(|| signed_key.clone(), str::to_owned),
+        key: format!("{sid}:{status}"),
         subject: Some(sid.to_owned()),
         time: None,
         provider_event_type: Some("status_callback".to_owned()),
         property_id: from.map(str::to_owned),
     };
-    Some(keyed(
-        origin,
-        attributes,
-        EventBody::MessageStatusChanged(data),
-        &signed_key,
-    ))
+    Some((attributes, EventBody::MessageStatusChanged(data)))
 }
 
-fn unknown_event(
-    params: &Params,
-    request: &Request<'_>,
-    token: Option<&str>,
-    origin: &Origin<'_>,
-) -> Normalized {
-    let signed_key = hashed_key(request.body);
+fn unknown_event(params: &Params, request: &Request<'_>) -> (Attributes, EventBody) {
     let attributes = Attributes {
-        key: token.map_or_else(|| signed_key.clone(), str::to_owned),
+        key: signed_content_key(request),
         provider_event_type: Some(
             if request.endpoint == STATUS_SUFFIX {
                 "status_callback"
@@ -441,20 +453,7 @@ fn unknown_event(
         reason: "request lacks the fields that identify a message".to_owned(),
         raw: params.to_json(),
     };
-    keyed(origin, attributes, EventBody::Unknown(data), &signed_key)
-}
-
-/// An event whose dedupe key comes from the signed key rather than the provider event key.
-fn keyed(
-    origin: &Origin<'_>,
-    attributes: Attributes,
-    body: EventBody,
-    signed_key: &str,
-) -> Normalized {
-    Normalized {
-        dedupe_key: event_id(&source_uri(origin.source_name), signed_key),
-        event: origin.event(attributes, body),
-    }
+    (attributes, EventBody::Unknown(data))
 }
 
 /// Splits `whatsapp:+1555…` into its channel and bare address.

@@ -19,6 +19,7 @@ use ipnet::IpNet;
 use porter_providers::{Provider, Secret, Source, SourceSettings};
 
 use crate::routes::RESERVED_PATHS;
+use crate::store::RedisTarget;
 
 /// The configuration `porter serve` uses when given no file and no `porter.toml` exists.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -32,6 +33,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_STREAM: &str = "porter:events";
 const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
+const DEFAULT_KEY_PREFIX: &str = "porter";
+const DEFAULT_SHARDS: u16 = 16;
 
 /// A checked configuration.
 #[derive(Debug)]
@@ -63,6 +66,7 @@ impl StoreConfig {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             StoreKind::Memory { .. } => "memory",
+            StoreKind::Redis { .. } => "redis",
         }
     }
 }
@@ -71,6 +75,15 @@ impl StoreConfig {
 pub enum StoreKind {
     /// In-process: single instance, lost on exit. For development and tests.
     Memory { print_events: bool, capacity: usize },
+    /// Redis or Redis Cluster: shared by every instance, as durable as Redis is configured.
+    Redis {
+        target: RedisTarget,
+        key_prefix: String,
+        /// `None` never trims.
+        max_len: Option<u64>,
+        /// Cluster only.
+        shards: u16,
+    },
 }
 
 /// A configured source: the provider's verifier plus the gateway's per-source settings.
@@ -336,16 +349,22 @@ fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Opti
 }
 
 fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
-    let kind = match table.kind.as_deref().unwrap_or("memory") {
+    let kind_name = table.kind.as_deref().unwrap_or("memory");
+    let only_for = |key: &str, set: bool, kind: &str, errors: &mut Vec<ConfigError>| {
+        if set {
+            errors.push(ConfigError::new(
+                format!("store.{key}"),
+                format!("only used with kind = \"{kind}\""),
+            ));
+        }
+    };
+    let kind = match kind_name {
         "memory" => {
-            for (key, set) in [("url", table.url.is_some()), ("urls", table.urls.is_some())] {
-                if set {
-                    errors.push(ConfigError::new(
-                        format!("store.{key}"),
-                        "only used with kind = \"redis\"",
-                    ));
-                }
-            }
+            only_for("url", table.url.is_some(), "redis", errors);
+            only_for("urls", table.urls.is_some(), "redis", errors);
+            only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
+            only_for("max_len", table.max_len.is_some(), "redis", errors);
+            only_for("shards", table.shards.is_some(), "redis", errors);
             let capacity = table.capacity.unwrap_or(DEFAULT_MEMORY_CAPACITY);
             if capacity == 0 {
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
@@ -356,11 +375,14 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             })
         }
         "redis" => {
-            errors.push(ConfigError::new(
-                "store.kind",
-                "`redis` is not available in this version of porter; use `memory`",
-            ));
-            None
+            only_for(
+                "print_events",
+                table.print_events.is_some(),
+                "memory",
+                errors,
+            );
+            only_for("capacity", table.capacity.is_some(), "memory", errors);
+            redis_kind(&table, errors)
         }
         other => {
             errors.push(ConfigError::new(
@@ -377,14 +399,101 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
         errors,
     );
     let stream = table.stream.unwrap_or_else(|| DEFAULT_STREAM.to_owned());
-    if stream.is_empty() {
-        errors.push(ConfigError::new("store.stream", "may not be empty"));
+    if let Err(problem) = check_key_name(&stream) {
+        errors.push(ConfigError::new("store.stream", problem));
     }
     Some(StoreConfig {
         kind: kind?,
         dedupe_ttl: dedupe_ttl?,
         stream,
     })
+}
+
+fn redis_kind(table: &raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<StoreKind> {
+    let target = match (&table.url, &table.urls) {
+        (Some(url), None) => {
+            check_redis_url("store.url", url, errors);
+            RedisTarget::Single(url.clone())
+        }
+        (None, Some(urls)) if !urls.is_empty() => {
+            for (i, url) in urls.iter().enumerate() {
+                check_redis_url(&format!("store.urls[{i}]"), url, errors);
+            }
+            RedisTarget::Cluster(urls.clone())
+        }
+        (None, Some(_)) => {
+            errors.push(ConfigError::new(
+                "store.urls",
+                "must list at least one node",
+            ));
+            return None;
+        }
+        (None, None) => {
+            errors.push(ConfigError::new(
+                "store.url",
+                "required with kind = \"redis\" (or `urls` for Redis Cluster)",
+            ));
+            return None;
+        }
+        (Some(_), Some(_)) => {
+            errors.push(ConfigError::new(
+                "store.urls",
+                "set either `url` (one Redis) or `urls` (Redis Cluster), not both",
+            ));
+            return None;
+        }
+    };
+    if table.shards.is_some() && matches!(target, RedisTarget::Single(_)) {
+        errors.push(ConfigError::new(
+            "store.shards",
+            "only used with `urls` (Redis Cluster)",
+        ));
+    }
+    let shards = table.shards.unwrap_or(DEFAULT_SHARDS);
+    if shards == 0 || shards > 1024 {
+        errors.push(ConfigError::new("store.shards", "must be from 1 to 1024"));
+    }
+    if table.max_len == Some(0) {
+        errors.push(ConfigError::new(
+            "store.max_len",
+            "must be more than 0 (leave it out to never trim)",
+        ));
+    }
+    let key_prefix = table
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
+    if let Err(problem) = check_key_name(&key_prefix) {
+        errors.push(ConfigError::new("store.key_prefix", problem));
+    }
+    Some(StoreKind::Redis {
+        target,
+        key_prefix,
+        max_len: table.max_len,
+        shards,
+    })
+}
+
+/// Never echoes the URL: it may carry a password.
+fn check_redis_url(key: &str, url: &str, errors: &mut Vec<ConfigError>) {
+    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !scheme_ok || redis::Client::open(url).is_err() {
+        errors.push(ConfigError::new(
+            key,
+            "must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379",
+        ));
+    }
+}
+
+/// Stream names and prefixes may not carry hash tags: porter places the tags itself.
+fn check_key_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.contains(['{', '}']) || name.chars().any(char::is_whitespace) {
+        Err(format!(
+            "`{name}` must be non-empty, without spaces or braces (porter adds the hash tags)"
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn source_config(

@@ -23,6 +23,12 @@ pub struct StoreTable {
     pub urls: Option<Vec<String>>,
     pub dedupe_ttl: Option<String>,
     pub stream: Option<String>,
+    /// Redis: the prefix of dedupe and quarantine keys.
+    pub key_prefix: Option<String>,
+    /// Redis: approximate MAXLEN trimming of the stream(s); absent = never trim.
+    pub max_len: Option<u64>,
+    /// Redis Cluster: how many stream shards.
+    pub shards: Option<u16>,
     /// Memory store: also write each new event as a JSON line on stdout.
     pub print_events: Option<bool>,
     /// Memory store: how many events it holds before answering 503.

@@ -1,4 +1,5 @@
 use super::*;
+use crate::store::RedisTarget;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -206,12 +207,7 @@ fn paths_must_be_plain() {
 }
 
 #[test]
-fn stores_and_destinations_not_in_this_version_are_refused_clearly() {
-    let found = problems(&GOOD.replace("kind = \"memory\"", "kind = \"redis\""));
-    assert!(
-        found[0].starts_with("store.kind: `redis` is not available"),
-        "{found:?}"
-    );
+fn destinations_not_in_this_version_are_refused_clearly() {
     let found = problems(&format!(
         "{GOOD}\n[[destinations]]\nname = \"x\"\nkind = \"http\"\n"
     ));
@@ -229,5 +225,68 @@ fn invalid_toml_and_empty_configs_are_refused() {
     assert_eq!(
         found,
         ["sources[0].allow_ips[1]: `not-an-ip` is not an IP address or CIDR block"]
+    );
+}
+
+#[test]
+fn a_redis_store_is_read_with_its_defaults() {
+    let config = parse(&GOOD.replace(
+        "kind = \"memory\"",
+        "kind = \"redis\"\nurl = \"redis://:pw@127.0.0.1:6379/0\"",
+    ))
+    .expect("valid");
+    assert_eq!(
+        config.store.kind,
+        StoreKind::Redis {
+            target: RedisTarget::Single("redis://:pw@127.0.0.1:6379/0".into()),
+            key_prefix: "porter".into(),
+            max_len: None,
+            shards: 16,
+        }
+    );
+    let cluster = parse(&GOOD.replace(
+        "kind = \"memory\"",
+        "kind = \"redis\"\nurls = [\"redis://10.0.0.1:7000\", \"rediss://10.0.0.2:7000\"]\nshards = 4\nmax_len = 1000000\nkey_prefix = \"hotel-a\"",
+    ))
+    .expect("valid");
+    assert!(matches!(
+        cluster.store.kind,
+        StoreKind::Redis { target: RedisTarget::Cluster(ref urls), shards: 4, max_len: Some(1_000_000), .. } if urls.len() == 2
+    ));
+}
+
+#[test]
+fn redis_settings_are_checked_without_echoing_passwords() {
+    let with = |store: &str| problems(&GOOD.replace("kind = \"memory\"", store));
+    assert_eq!(
+        with("kind = \"redis\""),
+        ["store.url: required with kind = \"redis\" (or `urls` for Redis Cluster)"]
+    );
+    let bad = with("kind = \"redis\"\nurl = \"http://user:s3cret@host\"");
+    assert_eq!(bad.len(), 1);
+    assert!(
+        bad[0].starts_with("store.url: must be a redis://"),
+        "{bad:?}"
+    );
+    assert!(!bad[0].contains("s3cret"));
+    let both = with("kind = \"redis\"\nurl = \"redis://a\"\nurls = [\"redis://b\"]");
+    assert!(both[0].starts_with("store.urls: set either"), "{both:?}");
+    let shards = with("kind = \"redis\"\nurl = \"redis://a\"\nshards = 4");
+    assert_eq!(
+        shards,
+        ["store.shards: only used with `urls` (Redis Cluster)"]
+    );
+    let memory_keys = with("kind = \"redis\"\nurl = \"redis://a\"\nprint_events = true");
+    assert_eq!(
+        memory_keys,
+        ["store.print_events: only used with kind = \"memory\""]
+    );
+    let tags = with("kind = \"redis\"\nurl = \"redis://a\"\nstream = \"ev{x}\"");
+    assert!(tags[0].starts_with("store.stream:"), "{tags:?}");
+    let redis_keys_on_memory =
+        problems(&GOOD.replace("dedupe_ttl = \"1h\"", "dedupe_ttl = \"1h\"\nmax_len = 5"));
+    assert_eq!(
+        redis_keys_on_memory,
+        ["store.max_len: only used with kind = \"redis\""]
     );
 }

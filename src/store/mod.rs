@@ -11,7 +11,9 @@
 //! A closed enum rather than a trait object: the set of stores is small and known, and a
 //! `match` keeps every implementation one jump away.
 
+pub mod layout;
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -19,12 +21,14 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use porter_providers::{Normalized, Reply};
 
-pub use memory::MemoryStore;
+pub use self::memory::MemoryStore;
+pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
 
 /// Where events go.
 #[derive(Debug)]
 pub enum Store {
     Memory(MemoryStore),
+    Redis(RedisStore),
 }
 
 /// What enqueueing one request's events did.
@@ -77,6 +81,7 @@ impl Store {
     ) -> Result<Enqueued, StoreError> {
         match self {
             Store::Memory(store) => store.enqueue(events, reply, ttl),
+            Store::Redis(store) => store.enqueue(events, reply, ttl).await,
         }
     }
 
@@ -87,6 +92,7 @@ impl Store {
                 store.quarantine(item);
                 Ok(())
             }
+            Store::Redis(store) => store.quarantine(item).await,
         }
     }
 
@@ -94,6 +100,7 @@ impl Store {
     pub async fn ready(&self) -> Result<(), StoreError> {
         match self {
             Store::Memory(_) => Ok(()),
+            Store::Redis(store) => store.ready().await,
         }
     }
 
@@ -101,6 +108,7 @@ impl Store {
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
         }
     }
 }

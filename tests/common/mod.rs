@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 /// The clock fixtures are recorded with.
 pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 
+pub mod redis_server;
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
@@ -55,6 +57,21 @@ impl TestServer {
 
     pub async fn start_with(config: Config, capacity: usize, clock: Clock) -> Self {
         let store = Store::Memory(MemoryStore::new(false, capacity));
+        Self::start_store(config, store, clock).await
+    }
+
+    /// Starts a server with the store its configuration describes (Redis included).
+    pub async fn start_configured(config: Config) -> Self {
+        let store = porter::server::store_for(&config).expect("store");
+        Self::start_store(
+            config,
+            store,
+            Clock::fixed(FIXTURE_TIME.parse().expect("time")),
+        )
+        .await
+    }
+
+    pub async fn start_store(config: Config, store: Store, clock: Clock) -> Self {
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -73,6 +90,7 @@ impl TestServer {
     pub fn memory(&self) -> &MemoryStore {
         match &self.gateway.store {
             Store::Memory(memory) => memory,
+            Store::Redis(_) => panic!("this test server uses Redis"),
         }
     }
 

@@ -1,0 +1,130 @@
+//! `porter events tail [--follow]`: print the events in the store, as JSON lines.
+//!
+//! Reads every stream shard, prints the last `--count` events across them in stream-id order,
+//! and with `--follow` keeps polling each shard for new entries (polling rather than a blocking
+//! `XREAD`, so that one multiplexed connection serves every shard of a cluster).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::config::{Config, StoreKind};
+use crate::server::store_for;
+use crate::store::Store;
+use crate::store::redis::{RedisStore, StreamEntry};
+
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// The configuration naming the store (default: porter.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How many of the newest events to print first.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Keep printing new events as they arrive (until interrupted).
+    #[arg(long, short)]
+    follow: bool,
+}
+
+pub fn tail(args: &TailArgs) -> ExitCode {
+    let config = match Config::resolve(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let StoreKind::Memory { .. } = config.store.kind {
+        eprintln!(
+            "porter events tail: the memory store lives inside `porter serve` and cannot be read \
+             from another process; set `print_events = true` to see its events on its stdout"
+        );
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("porter events tail: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let store = match store_for(&config) {
+            Ok(Store::Redis(store)) => store,
+            Ok(Store::Memory(_)) => return ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("porter events tail: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match run(&store, args.count, args.follow).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("porter events tail: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn run(
+    store: &RedisStore,
+    count: usize,
+    follow: bool,
+) -> Result<(), crate::store::StoreError> {
+    let streams = store.layout().streams();
+    let mut newest: Vec<(usize, StreamEntry)> = Vec::new();
+    let mut cursors = vec!["0-0".to_owned(); streams.len()];
+    for (index, stream) in streams.iter().enumerate() {
+        // At least one, to learn where following starts even when printing none.
+        let entries = store.last(stream, count.max(1)).await?;
+        if let Some(last) = entries.last() {
+            cursors[index] = last.id.clone();
+        }
+        newest.extend(entries.into_iter().map(|e| (index, e)));
+    }
+    newest.sort_by_key(|(_, entry)| stream_id_order(&entry.id));
+    let skip = newest.len().saturating_sub(count);
+    print(newest.iter().skip(skip).map(|(_, e)| e));
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        for (index, stream) in streams.iter().enumerate() {
+            let entries = store.read(stream, &cursors[index], 1_000).await?;
+            if let Some(last) = entries.last() {
+                cursors[index] = last.id.clone();
+            }
+            print(entries.iter());
+        }
+    }
+}
+
+fn print<'a>(entries: impl Iterator<Item = &'a StreamEntry>) {
+    let mut out = std::io::stdout().lock();
+    for entry in entries {
+        if let Some(event) = entry.field("event") {
+            let _ = out.write_all(event);
+            let _ = out.write_all(b"\n");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Stream ids are `<milliseconds>-<sequence>`: order by both numbers.
+fn stream_id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}

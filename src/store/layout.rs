@@ -1,0 +1,142 @@
+//! Where events and dedupe keys live in Redis.
+//!
+//! On a single Redis: one stream (`store.stream`, default `porter:events`) and dedupe keys
+//! `<prefix>:dedupe:<key>`. On Redis Cluster, a Lua script may only touch keys of one hash
+//! slot, and dedupe-and-enqueue must be one script; so the stream is split into `shards`
+//! streams `<stream>:{<n>}`, and an event's dedupe key `<prefix>:dedupe:{<n>}:<key>` carries
+//! the same hash tag `{<n>}`, with `n` chosen by a hash of the dedupe key. Consumers read every
+//! shard.
+//!
+//! **The shard function is part of the storage format**: changing it, or the shard count, on
+//! a running deployment moves dedupe keys to other slots, so redeliveries inside the dedupe
+//! window would be enqueued again. Both are fixed here and documented.
+
+/// Key names for one deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    prefix: String,
+    stream: String,
+    /// `None` on a single Redis; the shard count on a cluster.
+    shards: Option<u16>,
+}
+
+/// Where one event goes: its dedupe key and its stream, in one hash slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub dedupe_key: String,
+    pub stream: String,
+}
+
+impl Layout {
+    pub fn single(prefix: &str, stream: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            stream: stream.to_owned(),
+            shards: None,
+        }
+    }
+
+    pub fn cluster(prefix: &str, stream: &str, shards: u16) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            stream: stream.to_owned(),
+            shards: Some(shards.max(1)),
+        }
+    }
+
+    /// Every stream events are appended to.
+    pub fn streams(&self) -> Vec<String> {
+        match self.shards {
+            None => vec![self.stream.clone()],
+            Some(shards) => (0..shards).map(|n| self.shard_stream(n)).collect(),
+        }
+    }
+
+    /// The dedupe key and stream of an event.
+    pub fn place(&self, dedupe_key: &str) -> Placement {
+        match self.shards {
+            None => Placement {
+                dedupe_key: format!("{}:dedupe:{dedupe_key}", self.prefix),
+                stream: self.stream.clone(),
+            },
+            Some(shards) => {
+                let shard = shard_of(dedupe_key, shards);
+                Placement {
+                    dedupe_key: format!("{}:dedupe:{{{shard}}}:{dedupe_key}", self.prefix),
+                    stream: self.shard_stream(shard),
+                }
+            }
+        }
+    }
+
+    /// The stream that keeps quarantined bodies.
+    pub fn quarantine(&self) -> String {
+        format!("{}:quarantine", self.prefix)
+    }
+
+    fn shard_stream(&self, shard: u16) -> String {
+        format!("{}:{{{shard}}}", self.stream)
+    }
+}
+
+/// FNV-1a (64 bit) of the key, modulo the shard count: stable across versions and platforms.
+fn shard_of(key: &str, shards: u16) -> u16 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in key.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    // The remainder is below `shards`, which fits in u16.
+    (hash % u64::from(shards)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_single_redis_uses_the_configured_names() {
+        let layout = Layout::single("porter", "porter:events");
+        assert_eq!(layout.streams(), ["porter:events"]);
+        assert_eq!(
+            layout.place("evt_1"),
+            Placement {
+                dedupe_key: "porter:dedupe:evt_1".into(),
+                stream: "porter:events".into()
+            }
+        );
+    }
+
+    #[test]
+    fn on_a_cluster_key_and_stream_share_a_hash_tag() {
+        let layout = Layout::cluster("porter", "porter:events", 16);
+        assert_eq!(layout.streams().len(), 16);
+        for i in 0..200 {
+            let placement = layout.place(&format!("evt_{i:032x}"));
+            let tag = |s: &str| s[s.find('{').expect("tag")..=s.find('}').expect("tag")].to_owned();
+            assert_eq!(tag(&placement.dedupe_key), tag(&placement.stream));
+            assert!(layout.streams().contains(&placement.stream));
+        }
+    }
+
+    #[test]
+    fn the_shard_function_is_stable() {
+        // Part of the storage format: these values must never change (they were checked
+        // against an independent FNV-1a implementation).
+        assert_eq!(shard_of("evt_00000000000000000000000000000000", 16), 7);
+        assert_eq!(shard_of("evt_2760e357af9fd8f8a18c0283613db208", 16), 14);
+        assert_eq!(shard_of("", 16), 5);
+    }
+
+    #[test]
+    fn shards_spread_keys() {
+        let mut counts = [0u32; 16];
+        for i in 0..16_000 {
+            counts[usize::from(shard_of(&format!("evt_{i:032x}"), 16))] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (700..1300).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! The Redis store: dedupe-and-enqueue as one Lua script per event, on a single Redis or on
+//! Redis Cluster.
+//!
+//! The script (`enqueue.lua`) runs atomically inside Redis: if the event's dedupe key exists it
+//! returns the stored answer (a duplicate); otherwise it appends the event to its stream and
+//! sets the dedupe key, holding the answer, with the TTL. Nothing can interleave between the
+//! check and the write, so 50 concurrent deliveries of one event append it once, and a failure
+//! before the script ran leaves nothing behind, so the provider's retry is not deduplicated
+//! away.
+//!
+//! One request's events are sent as concurrent script calls over one multiplexed connection,
+//! which pipelines them (and the calls of every other request in flight) into shared round
+//! trips. The request is acknowledged only when every call answered; if some failed, the
+//! retry finds the ones that succeeded as duplicates and enqueues only what is missing.
+//!
+//! The connection is established lazily and re-established after failures, so porter starts
+//! while Redis is down and recovers when it returns, answering 503 in between.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use porter_providers::{Normalized, Reply};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
+use tokio::sync::OnceCell;
+
+use super::layout::Layout;
+use super::{Enqueued, Quarantined, StoreError};
+
+/// How many quarantined bodies the quarantine stream keeps (approximately).
+const QUARANTINE_MAX_LEN: u64 = 10_000;
+
+/// Where to find Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTarget {
+    /// `store.url`: one Redis (or a primary behind a proxy).
+    Single(String),
+    /// `store.urls`: Redis Cluster seed nodes.
+    Cluster(Vec<String>),
+}
+
+/// The settings of a Redis store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    pub target: RedisTarget,
+    pub stream: String,
+    pub key_prefix: String,
+    /// Approximate `MAXLEN ~` trimming of the stream(s); `None` never trims.
+    pub max_len: Option<u64>,
+    /// Cluster only: how many stream shards.
+    pub shards: u16,
+    /// Bounds each Redis call, so that a stalled Redis is a 503, never a hang.
+    pub timeout: Duration,
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    connection: Connection,
+    layout: Layout,
+    max_len: Option<u64>,
+    script: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("layout", &self.layout)
+            .field("max_len", &self.max_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Prepares the store; connects lazily (on first use), so Redis may be down at start.
+    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+        let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
+        let (connection, layout) = match &settings.target {
+            RedisTarget::Single(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(settings.timeout))
+                    .set_response_timeout(Some(settings.timeout))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                let manager =
+                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+                let layout = Layout::single(&settings.key_prefix, &settings.stream);
+                (Connection::Single(manager), layout)
+            }
+            RedisTarget::Cluster(urls) => {
+                let client = ClusterClient::builder(urls.iter().map(String::as_str))
+                    .connection_timeout(settings.timeout)
+                    .response_timeout(settings.timeout)
+                    .retries(2)
+                    .build()
+                    .map_err(unavailable)?;
+                let layout =
+                    Layout::cluster(&settings.key_prefix, &settings.stream, settings.shards);
+                let lazy = LazyCluster {
+                    client,
+                    connection: OnceCell::new(),
+                };
+                (Connection::Cluster(Box::new(lazy)), layout)
+            }
+        };
+        Ok(Self {
+            connection,
+            layout,
+            max_len: settings.max_len,
+            script: Script::new(include_str!("enqueue.lua")),
+        })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(super) async fn enqueue(
+        &self,
+        events: &[Normalized],
+        reply: &Reply,
+        ttl: Duration,
+    ) -> Result<Enqueued, StoreError> {
+        let answer =
+            serde_json::to_string(reply).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let max_len = self.max_len.unwrap_or(0);
+        // An event repeated inside one request is stored once.
+        let mut unique: Vec<&Normalized> = Vec::with_capacity(events.len());
+        for event in events {
+            if !unique.iter().any(|u| u.dedupe_key == event.dedupe_key) {
+                unique.push(event);
+            }
+        }
+        let connection = self.connection.get().await?;
+        let calls = unique.iter().map(|event| {
+            let mut connection = connection.clone();
+            let placement = self.layout.place(&event.dedupe_key);
+            let json = serde_json::to_string(&event.event);
+            let answer = &answer;
+            async move {
+                let json = json.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let result: RedisResult<Option<String>> = self
+                    .script
+                    .key(&placement.dedupe_key)
+                    .key(&placement.stream)
+                    .arg(ttl_ms)
+                    .arg(answer)
+                    .arg(json)
+                    .arg(event.event.event_type().as_str())
+                    .arg(&event.event.source)
+                    .arg(max_len)
+                    .invoke_async(&mut connection)
+                    .await;
+                result.map_err(|e| StoreError::Unavailable(e.to_string()))
+            }
+        });
+        let results = join_all(calls).await;
+        let mut new = 0;
+        let mut original = None;
+        for result in results {
+            match result? {
+                None => new += 1,
+                Some(stored) => {
+                    if original.is_none() {
+                        original = serde_json::from_str::<Reply>(&stored).ok();
+                    }
+                }
+            }
+        }
+        Ok(Enqueued {
+            new,
+            duplicates: events.len() - new,
+            original,
+        })
+    }
+
+    pub(super) async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
+        let mut connection = self.connection.get().await?;
+        let mut command = redis::cmd("XADD");
+        command
+            .arg(self.layout.quarantine())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(QUARANTINE_MAX_LEN)
+            .arg("*")
+            .arg("source")
+            .arg(&item.source)
+            .arg("reason")
+            .arg(&item.reason)
+            .arg("received_at")
+            .arg(item.received_at.to_string())
+            .arg("content_type")
+            .arg(item.content_type.as_deref().unwrap_or(""))
+            .arg("body")
+            .arg(item.body.as_ref());
+        command
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    pub(super) async fn ready(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection.get().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// What Redis's persistence settings mean for acknowledged events, as warnings.
+    pub async fn durability_warnings(&self) -> Result<Vec<String>, StoreError> {
+        let connection = self.connection.get().await?;
+        let mut values = Vec::new();
+        for name in ["appendonly", "appendfsync", "save", "maxmemory-policy"] {
+            let mut connection = connection.clone();
+            // CONFIG is often disabled on managed Redis: an error means "unknown".
+            let value = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async::<Vec<String>>(&mut connection)
+                .await
+                .ok()
+                .and_then(|pair| pair.into_iter().nth(1));
+            values.push(value);
+        }
+        Ok(durability_warnings(
+            values[0].as_deref(),
+            values[1].as_deref(),
+            values[2].as_deref(),
+            values[3].as_deref(),
+        ))
+    }
+
+    /// Reads up to `count` entries after `after` (exclusive; `-` for the start) from a stream.
+    pub async fn read(
+        &self,
+        stream: &str,
+        after: &str,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut connection = self.connection.get().await?;
+        let start = if after == "-" {
+            "-".to_owned()
+        } else {
+            format!("({after}")
+        };
+        let reply: Vec<RawEntry> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
+    }
+
+    /// The last `count` entries of a stream, oldest first.
+    pub async fn last(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut connection = self.connection.get().await?;
+        let reply: Vec<RawEntry> = redis::cmd("XREVRANGE")
+            .arg(stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut entries: Vec<StreamEntry> = reply.into_iter().map(StreamEntry::from_pair).collect();
+        entries.reverse();
+        Ok(entries)
+    }
+}
+
+/// A stream entry as Redis returns it: the id and the field/value pairs.
+type RawEntry = (String, Vec<(String, Vec<u8>)>);
+
+/// One stream entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEntry {
+    pub id: String,
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+impl StreamEntry {
+    fn from_pair((id, fields): RawEntry) -> Self {
+        Self { id, fields }
+    }
+
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// The warnings for a Redis persistence configuration (`None` = could not be read).
+pub fn durability_warnings(
+    appendonly: Option<&str>,
+    appendfsync: Option<&str>,
+    save: Option<&str>,
+    maxmemory_policy: Option<&str>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    match (appendonly, save) {
+        (None, _) => warnings.push(
+            "could not read Redis's persistence settings (CONFIG GET is refused); make sure \
+             AOF is on: acknowledged events live only in Redis"
+                .to_owned(),
+        ),
+        (Some("no"), Some("")) => warnings.push(
+            "Redis persistence is OFF (appendonly no, no RDB snapshots): every acknowledged \
+             event is lost if Redis restarts. Set appendonly yes."
+                .to_owned(),
+        ),
+        (Some("no"), _) => warnings.push(
+            "Redis has only RDB snapshots (appendonly no): events acknowledged since the last \
+             snapshot are lost if Redis crashes. Set appendonly yes."
+                .to_owned(),
+        ),
+        (Some(_), _) if appendfsync == Some("no") => warnings.push(
+            "Redis appendfsync is `no`: the OS decides when the AOF reaches the disk, so a \
+             machine crash can lose many seconds of acknowledged events. Use everysec or always."
+                .to_owned(),
+        ),
+        _ => {}
+    }
+    if let Some(policy) = maxmemory_policy
+        && policy != "noeviction"
+    {
+        warnings.push(format!(
+            "Redis maxmemory-policy is `{policy}`: under memory pressure Redis may evict unread \
+             events or dedupe keys. Use noeviction (porter then answers 503 when Redis is full)."
+        ));
+    }
+    warnings
+}
+
+/// A single-Redis connection manager or a lazily connected cluster connection.
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(Box<LazyCluster>),
+}
+
+/// A cluster connection made on first use, so that porter starts while the cluster is down.
+struct LazyCluster {
+    client: ClusterClient,
+    connection: OnceCell<ClusterConnection>,
+}
+
+impl Connection {
+    async fn get(&self) -> Result<Handle, StoreError> {
+        match self {
+            Connection::Single(manager) => Ok(Handle::Single(manager.clone())),
+            Connection::Cluster(lazy) => lazy
+                .connection
+                .get_or_try_init(|| lazy.client.get_async_connection())
+                .await
+                .map(|c| Handle::Cluster(c.clone()))
+                .map_err(|e| StoreError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// A cheap clone of a connection, to issue one command on.
+#[derive(Clone)]
+enum Handle {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Handle::Single(c) => c.req_packed_command(cmd),
+            Handle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Handle::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Single(c) => c.get_db(),
+            Handle::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::durability_warnings;
+
+    #[test]
+    fn durability_warnings_say_what_is_at_risk() {
+        assert!(
+            durability_warnings(Some("yes"), Some("everysec"), Some(""), Some("noeviction"))
+                .is_empty()
+        );
+        assert!(
+            durability_warnings(
+                Some("yes"),
+                Some("always"),
+                Some("3600 1"),
+                Some("noeviction")
+            )
+            .is_empty()
+        );
+        let off = durability_warnings(Some("no"), Some("everysec"), Some(""), Some("noeviction"));
+        assert!(off[0].contains("OFF"), "{off:?}");
+        let rdb = durability_warnings(
+            Some("no"),
+            Some("everysec"),
+            Some("3600 1"),
+            Some("noeviction"),
+        );
+        assert!(rdb[0].contains("RDB"), "{rdb:?}");
+        let lazy = durability_warnings(Some("yes"), Some("no"), Some(""), Some("noeviction"));
+        assert!(lazy[0].contains("appendfsync"), "{lazy:?}");
+        let evicting =
+            durability_warnings(Some("yes"), Some("everysec"), Some(""), Some("allkeys-lru"));
+        assert!(evicting[0].contains("allkeys-lru"), "{evicting:?}");
+        assert_eq!(durability_warnings(None, None, None, None).len(), 1);
+    }
+}

@@ -1,0 +1,389 @@
+//! The Redis store against real `redis-server` processes that each test starts on a free port
+//! (and kills, for the failure tests): acknowledged means stored, duplicates get the original
+//! answer, Redis failures are 503s that the retry recovers from, and Redis Cluster works the
+//! same way.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::redis_server::{RedisCluster, RedisServer};
+use common::{RawRequest, TestServer, config_from};
+use porter::store::Store;
+use porter_providers::Secret;
+use serde_json::Value;
+
+const SECRET: &str = "redis-test-meta-secret";
+
+fn config(store: &str, request_timeout: &str, dedupe_ttl: &str) -> porter::config::Config {
+    config_from(
+        &format!(
+            r#"
+[server]
+public_url = "https://hooks.example.com"
+request_timeout = "{request_timeout}"
+
+[store]
+kind = "redis"
+{store}
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["{SECRET}"]
+dedupe_ttl = "{dedupe_ttl}"
+"#
+        ),
+        &[],
+    )
+}
+
+fn single(redis: &RedisServer) -> porter::config::Config {
+    config(&format!("url = \"{}\"", redis.url()), "2s", "24h")
+}
+
+fn whatsapp(ids: &[&str]) -> RawRequest {
+    let messages: Vec<String> = ids
+        .iter()
+        .map(|id| format!(r#"{{"from":"1","id":"{id}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{}]}}}}]}}]}}"#,
+        messages.join(",")
+    );
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
+    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+}
+
+/// Every event in every stream shard, in stream order per shard.
+async fn stored(server: &TestServer) -> Vec<Value> {
+    let Store::Redis(redis) = &server.gateway.store else {
+        panic!("a Redis test server")
+    };
+    let mut events = Vec::new();
+    for stream in redis.layout().streams() {
+        let entries = redis.read(&stream, "-", 100_000).await.expect("XRANGE");
+        for entry in entries {
+            let json = entry.field("event").expect("event field");
+            let event: Value = serde_json::from_slice(json).expect("event JSON");
+            assert_eq!(
+                entry.field("type"),
+                event["type"].as_str().map(str::as_bytes)
+            );
+            assert_eq!(
+                entry.field("source"),
+                event["source"].as_str().map(str::as_bytes)
+            );
+            events.push(event);
+        }
+    }
+    events
+}
+
+fn ids(events: &[Value]) -> Vec<String> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .map(|e| e["providereventid"].as_str().expect("key").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn accepted_events_are_in_the_stream_with_type_and_source() {
+    let redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    let response = server
+        .send(&whatsapp(&["wamid.a", "wamid.b", "wamid.c"]))
+        .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), r#"{"status":"accepted","events":3}"#);
+    assert_eq!(
+        ids(&stored(&server).await),
+        ["wamid.a", "wamid.b", "wamid.c"]
+    );
+    assert_eq!(server.send(&RawRequest::get("/readyz")).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_duplicate_gets_the_first_answer_byte_for_byte() {
+    let redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    let first = server.send(&whatsapp(&["wamid.dup"])).await;
+    let again = server.send(&whatsapp(&["wamid.dup"])).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("porter-duplicate"), None);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.header("content-type"), first.header("content-type"));
+    assert_eq!(again.header("porter-duplicate"), Some("true"));
+    assert_eq!(stored(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn fifty_identical_requests_at_once_give_one_entry_and_fifty_200s() {
+    let redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    let request = whatsapp(&["wamid.fifty"]);
+    let answers = futures_util::future::join_all((0..50).map(|_| request.send(server.addr))).await;
+    assert!(answers.iter().all(|a| a.status == 200), "{answers:?}");
+    let duplicates = answers
+        .iter()
+        .filter(|a| a.header("porter-duplicate").is_some())
+        .count();
+    assert_eq!(duplicates, 49);
+    assert!(answers.iter().all(|a| a.body == answers[0].body));
+    assert_eq!(stored(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_half_stored_batch_stores_only_what_is_missing() {
+    let redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    assert_eq!(
+        server
+            .send(&whatsapp(&["wamid.m1", "wamid.m2"]))
+            .await
+            .status,
+        200
+    );
+    // The provider's batch now carries one stored and one new message.
+    let retry = server.send(&whatsapp(&["wamid.m2", "wamid.m3"])).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(
+        retry.header("porter-duplicate"),
+        None,
+        "not every event was a duplicate"
+    );
+    assert_eq!(
+        ids(&stored(&server).await),
+        ["wamid.m1", "wamid.m2", "wamid.m3"]
+    );
+}
+
+#[tokio::test]
+async fn after_the_ttl_the_same_key_is_accepted_again() {
+    let redis = RedisServer::start();
+    let config = config(&format!("url = \"{}\"", redis.url()), "2s", "300ms");
+    let server = TestServer::start_configured(config).await;
+    assert_eq!(
+        server
+            .send(&whatsapp(&["wamid.ttl"]))
+            .await
+            .header("porter-duplicate"),
+        None
+    );
+    assert_eq!(
+        server
+            .send(&whatsapp(&["wamid.ttl"]))
+            .await
+            .header("porter-duplicate"),
+        Some("true")
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let later = server.send(&whatsapp(&["wamid.ttl"])).await;
+    assert_eq!(later.status, 200);
+    assert_eq!(later.header("porter-duplicate"), None);
+    assert_eq!(stored(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn redis_down_is_503_within_the_timeout_and_recovery_needs_no_restart() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    assert_eq!(server.send(&whatsapp(&["wamid.before"])).await.status, 200);
+
+    redis.kill();
+    let started = Instant::now();
+    let down = server.send(&whatsapp(&["wamid.during"])).await;
+    assert_eq!(down.status, 503);
+    assert_eq!(down.header("retry-after"), Some("5"));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.send(&RawRequest::get("/readyz")).await.status, 503);
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut answer = server.send(&whatsapp(&["wamid.during"])).await;
+    while answer.status != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        answer = server.send(&whatsapp(&["wamid.during"])).await;
+    }
+    assert_eq!(answer.status, 200, "porter recovers without a restart");
+    assert_eq!(
+        answer.header("porter-duplicate"),
+        None,
+        "the request that failed is not deduplicated away"
+    );
+    assert_eq!(server.send(&RawRequest::get("/readyz")).await.status, 200);
+    // The restarted Redis kept nothing (no persistence in this test): only the retried event.
+    assert_eq!(ids(&stored(&server).await), ["wamid.during"]);
+}
+
+#[tokio::test]
+async fn porter_starts_while_redis_is_down_and_serves_once_it_is_up() {
+    let port = common::redis_server::free_port();
+    let config = config(&format!("url = \"redis://127.0.0.1:{port}\""), "1s", "24h");
+    let server = TestServer::start_configured(config).await;
+    assert_eq!(server.send(&RawRequest::get("/readyz")).await.status, 503);
+    assert_eq!(server.send(&whatsapp(&["wamid.early"])).await.status, 503);
+}
+
+#[tokio::test]
+async fn no_event_is_acknowledged_unless_it_is_in_the_stream_even_across_a_crash() {
+    // fsync on every write: an acknowledged event must survive SIGKILL of Redis.
+    let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let server = TestServer::start_configured(single(&redis)).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let addr = server.addr;
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            // (acknowledged ids, 503s, 200s after the first 503)
+            let mut acknowledged = Vec::new();
+            let (mut refused, mut recovered) = (0, 0);
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                let id = format!("wamid.crash{i}");
+                let answer = whatsapp(&[&id]).send(addr).await;
+                if answer.status == 200 {
+                    acknowledged.push(id);
+                    if refused > 0 {
+                        recovered += 1;
+                    }
+                } else {
+                    assert_eq!(answer.status, 503, "only 200 or 503: {answer:?}");
+                    refused += 1;
+                }
+            }
+            (acknowledged, refused, recovered)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.restart();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acknowledged, refused, recovered) = sender.await.expect("sender");
+    eprintln!(
+        "acknowledged {}, refused {refused}, acknowledged after recovery {recovered}",
+        acknowledged.len()
+    );
+    assert!(refused > 0, "the crash happened under load");
+    assert!(recovered > 0, "porter accepted again after Redis came back");
+    let in_stream = ids(&stored(&server).await);
+    for id in &acknowledged {
+        assert!(
+            in_stream.contains(id),
+            "{id} was acknowledged but is not in the stream"
+        );
+    }
+    let mut unique = in_stream.clone();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        in_stream.len(),
+        "no event is in the stream twice"
+    );
+}
+
+#[tokio::test]
+async fn authentic_unparseable_bodies_are_quarantined_in_redis() {
+    let redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    let body = b"{\"entry\":[".to_vec();
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), &body);
+    let request = RawRequest::post("/webhooks/whatsapp", body.clone())
+        .header("X-Hub-Signature-256", &signature);
+    assert_eq!(server.send(&request).await.status, 400);
+    let Store::Redis(store) = &server.gateway.store else {
+        panic!("redis")
+    };
+    let entries = store
+        .read(&store.layout().quarantine(), "-", 10)
+        .await
+        .expect("read");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].field("body"), Some(body.as_slice()));
+    assert_eq!(entries[0].field("source"), Some(&b"whatsapp"[..]));
+}
+
+#[tokio::test]
+async fn optional_trimming_caps_the_stream() {
+    let redis = RedisServer::start();
+    let config = config(
+        &format!("url = \"{}\"\nmax_len = 10", redis.url()),
+        "2s",
+        "24h",
+    );
+    let server = TestServer::start_configured(config).await;
+    for i in 0..300 {
+        assert_eq!(
+            server
+                .send(&whatsapp(&[&format!("wamid.trim{i}")]))
+                .await
+                .status,
+            200
+        );
+    }
+    let length = redis.cli(&["XLEN", "porter:events"]).expect("XLEN");
+    let length: usize = length.trim().parse().expect("number");
+    assert!(length < 300, "approximate trimming kept {length}");
+}
+
+#[tokio::test]
+async fn on_a_redis_cluster_duplicates_and_concurrency_behave_the_same() {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3))
+        .await
+        .expect("cluster");
+    let urls: Vec<String> = cluster.urls().iter().map(|u| format!("\"{u}\"")).collect();
+    let config = config(
+        &format!("urls = [{}]\nshards = 8", urls.join(", ")),
+        "3s",
+        "24h",
+    );
+    let server = TestServer::start_configured(config).await;
+
+    let batch: Vec<String> = (0..30).map(|i| format!("wamid.cluster{i}")).collect();
+    let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+    let first = server.send(&whatsapp(&batch)).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let again = server.send(&whatsapp(&batch)).await;
+    assert_eq!(again.header("porter-duplicate"), Some("true"));
+    assert_eq!(again.body, first.body);
+
+    let request = whatsapp(&["wamid.cluster-fifty"]);
+    let answers = futures_util::future::join_all((0..50).map(|_| request.send(server.addr))).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.header("porter-duplicate").is_some())
+            .count(),
+        49
+    );
+
+    let events = stored(&server).await;
+    assert_eq!(events.len(), 31);
+    // The 8 shards are spread over the 3 masters.
+    let Store::Redis(store) = &server.gateway.store else {
+        panic!("redis")
+    };
+    let mut used_shards = 0;
+    for stream in store.layout().streams() {
+        if !store.read(&stream, "-", 1).await.expect("read").is_empty() {
+            used_shards += 1;
+        }
+    }
+    assert!(
+        used_shards >= 4,
+        "30 keys land on several shards ({used_shards})"
+    );
+    drop(cluster);
+}
