@@ -176,6 +176,8 @@ pub enum DeliveryStatus {
     Delivered,
     Undelivered,
     Read,
+    /// A voice message was played (WhatsApp).
+    Played,
     Failed,
     Canceled,
     PartiallyDelivered,
@@ -199,6 +201,7 @@ impl DeliveryStatus {
             "delivered" => Self::Delivered,
             "undelivered" => Self::Undelivered,
             "read" => Self::Read,
+            "played" => Self::Played,
             "failed" => Self::Failed,
             "canceled" | "cancelled" => Self::Canceled,
             "partially_delivered" => Self::PartiallyDelivered,

@@ -57,6 +57,15 @@ fn data(event: &Normalized) -> Value {
 // ---- verify ----
 
 #[test]
+fn matches_the_official_sdk_vector() {
+    // WhatsApp-Nodejs-SDK, src/__tests__/utils.test.ts, with its test app secret.
+    assert_eq!(
+        signature(&Secret::new("TEST_APP_SECRET"), b"test"),
+        "sha256=0c61947b610d4f45e65f3d680e26027121ec2413e77598bcb6cfc6e0d9888221"
+    );
+}
+
+#[test]
 fn accepts_a_body_signed_with_the_secret() {
     let body = batch(vec![text_message("wamid.A", "Hello")], vec![]);
     assert_eq!(

@@ -96,6 +96,73 @@ fn matches_the_sdk_vector_for_a_json_body() {
     );
 }
 
+#[test]
+fn matches_the_sdk_vectors_for_ports_repeated_values_and_userinfo() {
+    let query = Some("foo=1&bar=2");
+    // (configured public URL, form body, signature from the SDK test suites)
+    let cases = [
+        // Signed over https://mycompany.com:443/...: the default port added.
+        (
+            "https://mycompany.com",
+            SDK_PARAMS,
+            "kvajT1Ptam85bY51eRf/AJRuM3w=",
+        ),
+        // Signed over http://mycompany.com:1234/...: a non-default port.
+        (
+            "http://mycompany.com:1234",
+            SDK_PARAMS,
+            "Zmvh+3yNM1Phv2jhDCwEM3q5ebU=",
+        ),
+        // Signed over http://mycompany.com:80/...
+        (
+            "http://mycompany.com",
+            SDK_PARAMS,
+            "0ZXoZLH/DfblKGATFgpif+LLRf4=",
+        ),
+        // A repeated key: values sorted (and de-duplicated).
+        (
+            "https://mycompany.com",
+            "Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234",
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU=",
+        ),
+        // Credentials in the URL are part of what Twilio signs.
+        (
+            "https://user:pass@mycompany.com",
+            SDK_PARAMS,
+            "CukzLTc1tT5dXEDIHm/tKBanW10=",
+        ),
+        (
+            "https://user@mycompany.com",
+            SDK_PARAMS,
+            "2YRLlVAflCqxaNicjMpJcSTgzSs=",
+        ),
+    ];
+    for (public_url, body, expected) in cases {
+        let verifier = twilio_at(public_url, &[SDK_TOKEN]);
+        let request = form_request("/myapp.php", query, body, expected);
+        assert_eq!(
+            verifier.verify(&request.view()),
+            Ok(()),
+            "{public_url} {body}"
+        );
+    }
+}
+
+#[test]
+fn matches_the_sdk_vector_for_an_empty_json_body_signed_with_the_port() {
+    // twilio-node: this vector was computed over the :443 form of the URL.
+    let hash = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let query = format!("foo=1&bar=2&bodySHA256={hash}");
+    let request = form_request(
+        "/myapp.php",
+        Some(&query),
+        "{}",
+        "Ldidvp12m26NI7eqEvxnEpkd9Hc=",
+    );
+    let verifier = twilio_at("https://mycompany.com", &[SDK_TOKEN]);
+    assert_eq!(verifier.verify(&request.view()), Ok(()));
+}
+
 // ---- verify: positive, tamper, wrong secret, rotation, headers ----
 
 #[test]
