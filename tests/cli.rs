@@ -152,6 +152,26 @@ fn check_config_accepts_the_example_and_prints_the_routes() {
 }
 
 #[test]
+fn check_config_accepts_the_compose_configuration() {
+    let output = porter()
+        .args(["check-config", "--config"])
+        .arg(repo_path("deploy/porter.compose.toml"))
+        .env("PORTER_PUBLIC_URL", "https://hooks.example.com")
+        .env("META_APP_SECRET", "x")
+        .env("META_VERIFY_TOKEN", "y")
+        .env("TWILIO_AUTH_TOKEN", "z")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("redis store"), "{stdout}");
+}
+
+#[test]
 fn check_config_lists_every_problem_and_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bad.toml");
