@@ -143,7 +143,8 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
 async fn warn_about_durability(store: &Store) {
     match store {
         Store::Memory(_) => tracing::warn!(
-            "the memory store keeps events in this process only: they are lost when it exits"
+            "the memory store keeps events in this process only: they are lost when it exits \
+             (use the redis store in production)"
         ),
         Store::Redis(redis) => {
             let check = tokio::time::timeout(Duration::from_secs(3), redis.durability_warnings());

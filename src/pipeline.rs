@@ -1,6 +1,6 @@
 //! The ingress pipeline, in order, in one place:
 //!
-//! route → source → allow-list → body (limit, deadline) → handshake → verify → normalize →
+//! route → source → allow-list → method → body (limit, deadline) → handshake → verify → normalize →
 //! dedupe-and-enqueue → answer.
 //!
 //! **Architecture invariant:** a provider gets 2xx only after every event of its request is
@@ -86,9 +86,6 @@ async fn process(
     body: Body,
     started: Instant,
 ) -> Outcome {
-    if !route.endpoint.methods.contains(&parts.method) {
-        return Answer::MethodNotAllowed(route.endpoint.methods).into();
-    }
     if !config.allow_ips.is_empty() {
         let peer = parts
             .extensions
@@ -99,7 +96,13 @@ async fn process(
             return Answer::AddressNotAllowed.into();
         }
     }
-    let deadline = tokio::time::Instant::from_std(started + gateway.limits.request_timeout);
+    if !route.endpoint.methods.contains(&parts.method) {
+        return Answer::MethodNotAllowed(route.endpoint.methods).into();
+    }
+    let deadline = started
+        .checked_add(gateway.limits.request_timeout)
+        .unwrap_or(started + std::time::Duration::from_secs(3600));
+    let deadline = tokio::time::Instant::from_std(deadline);
     let body = match read_body(parts, body, gateway.limits.max_body_bytes, deadline).await {
         Ok(body) => body,
         Err(answer) => return answer.into(),

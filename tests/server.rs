@@ -310,3 +310,31 @@ async fn a_handshake_is_answered_without_storing_anything() {
     assert_eq!(wrong.status, 403);
     assert!(server.events().is_empty());
 }
+
+#[tokio::test]
+async fn a_reshaped_twilio_replay_is_answered_as_a_duplicate() {
+    let server = TestServer::start(config("", "")).await;
+    let body =
+        "AccountSid=AC1&Body=Late+checkout%3F&From=%2B15551234567&MessageSid=SM1&To=%2B15557654321";
+    let url = "https://hooks.example.com/webhooks/sms?hotel=berlin";
+    let signature =
+        porter_providers::twilio::signature(&Secret::new("twilio-token"), url, body.as_bytes());
+    let original = RawRequest::post("/webhooks/sms?hotel=berlin", body)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", &signature);
+    let first = server.send(&original).await;
+    assert_eq!(first.status, 200);
+
+    // The same signed text, split differently between query, names and values, with a fresh
+    // idempotency token: it verifies (that is Twilio's scheme), and it is a replay.
+    let reshaped_body = body.replace("AccountSid=AC1", "=AC1");
+    let reshaped = RawRequest::post("/webhooks/sms?hotel=berlinAccountSid", reshaped_body)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("X-Twilio-Signature", &signature)
+        .header("I-Twilio-Idempotency-Token", "fresh-token");
+    let replay = server.send(&reshaped).await;
+    assert_eq!(replay.status, 200);
+    assert_eq!(replay.header("porter-duplicate"), Some("true"));
+    assert_eq!(replay.body, first.body);
+    assert_eq!(server.events().len(), 1);
+}

@@ -12,7 +12,8 @@
 //!   deduplication only (set `dedupe_ttl` to Meta's 7-day retry horizon).
 //! - **Batches**: `entry[] × changes[] × messages[] / statuses[]`; every message and every
 //!   status becomes its own event. Keys: the message `wamid`; a status `wamid:status` (one
-//!   message goes sent → delivered → read); anything without an id, `sha256:` of its raw JSON.
+//!   message goes sent → delivered → read); anything without an id, `sha256:` of its
+//!   account id, entry time and exact JSON bytes.
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -161,6 +162,7 @@ pub(crate) fn normalize(
         }
         Err(e) => events.push(unknown(
             origin,
+            b"",
             whole,
             None,
             format!("not a WhatsApp webhook payload: {e}"),
@@ -169,6 +171,7 @@ pub(crate) fn normalize(
     if events.is_empty() {
         events.push(unknown(
             origin,
+            b"",
             whole,
             None,
             "payload carries no entries".to_owned(),
@@ -179,12 +182,20 @@ pub(crate) fn normalize(
 
 fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<Normalized>) {
     let account_id = entry.id.as_ref().map(IdText::text);
+    // What identifies an id-less occurrence besides its own bytes: the account and the time.
+    let scope = format!(
+        "{}\u{0}{}\u{0}",
+        account_id.as_deref().unwrap_or(""),
+        entry.time.as_ref().map(IdText::text).unwrap_or_default()
+    )
+    .into_bytes();
     for change_raw in &entry.changes {
         let change = match serde_json::from_str::<WireChange<'_>>(change_raw.get()) {
             Ok(change) => change,
             Err(e) => {
                 events.push(unknown(
                     origin,
+                    &scope,
                     change_raw,
                     None,
                     format!("unrecognised change: {e}"),
@@ -201,6 +212,7 @@ fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<
             _ => {
                 events.push(unknown(
                     origin,
+                    &scope,
                     change_raw,
                     Some(field.to_owned()),
                     format!("change field `{field}` is not modelled"),
@@ -210,6 +222,7 @@ fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<
         };
         let context = ChangeContext {
             origin,
+            scope: scope.clone(),
             account_id: account_id.clone(),
             metadata: value.metadata.as_ref(),
             contacts: &value.contacts,
@@ -229,6 +242,7 @@ fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<
             };
             events.push(unknown(
                 origin,
+                &scope,
                 change_raw,
                 Some(field.to_owned()),
                 reason.to_owned(),
@@ -240,6 +254,8 @@ fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<
 /// What the events of one change share.
 struct ChangeContext<'a, 'o> {
     origin: &'a Origin<'o>,
+    /// See [`unknown`].
+    scope: Vec<u8>,
     account_id: Option<String>,
     metadata: Option<&'a WireMetadata>,
     contacts: &'a [WireContactProfile],
@@ -262,6 +278,7 @@ impl ChangeContext<'_, '_> {
             Err(e) => {
                 return unknown(
                     self.origin,
+                    &self.scope,
                     raw,
                     Some("messages".into()),
                     format!("unrecognised message: {e}"),
@@ -321,6 +338,7 @@ impl ChangeContext<'_, '_> {
             Err(e) => {
                 return unknown(
                     self.origin,
+                    &self.scope,
                     raw,
                     Some("statuses".into()),
                     format!("unrecognised status: {e}"),
@@ -427,15 +445,20 @@ fn fill_media(media: &Option<WireMedia>, data: &mut MessageData) {
     }
 }
 
-/// An `unknown` event for a raw JSON fragment, keyed by the hash of its exact bytes.
+/// An `unknown` event for a raw JSON fragment, keyed by the hash of its scope (which entry it
+/// came from, and when) and its exact bytes: the same change sent again is a duplicate, the
+/// same change from another account or at another time is not.
 fn unknown(
     origin: &Origin<'_>,
+    scope: &[u8],
     raw: &RawValue,
     provider_event_type: Option<String>,
     reason: String,
 ) -> Normalized {
+    let mut identifying = scope.to_vec();
+    identifying.extend_from_slice(raw.get().as_bytes());
     let attributes = Attributes {
-        key: hashed_key(raw.get().as_bytes()),
+        key: hashed_key(&identifying),
         provider_event_type,
         ..Attributes::default()
     };
@@ -447,8 +470,10 @@ fn unknown(
 fn unknown_data(raw: &RawValue, reason: String) -> UnknownData {
     UnknownData {
         reason,
-        // The fragment came out of a document that parsed, so it parses again.
-        raw: serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+        // A fragment that does not parse as a `Value` (a number beyond f64, which `RawValue`
+        // does not check) is kept as its JSON text rather than lost.
+        raw: serde_json::from_str(raw.get())
+            .unwrap_or_else(|_| serde_json::Value::String(raw.get().to_owned())),
     }
 }
 
@@ -468,6 +493,8 @@ struct WirePayload<'a> {
 struct WireEntry<'a> {
     #[serde(default)]
     id: Option<IdText>,
+    #[serde(default)]
+    time: Option<IdText>,
     #[serde(borrow, default)]
     changes: Vec<&'a RawValue>,
 }

@@ -100,30 +100,14 @@ impl Twilio {
             .filter(|tag| tag.len() == Algorithm::Sha1.output_len())
             .ok_or(Rejection::MalformedSignature(SIGNATURE_HEADER))?;
 
-        let suffix = url_suffix(request.path, request.query);
-        let body_hash = body_hash_param(request.query);
-        // With `bodySHA256`, the URL alone is signed; otherwise the sorted form parameters
-        // follow it. Repeated values are tried de-duplicated (as the SDKs sign) and as sent.
-        let param_variants: Vec<Vec<u8>> = match body_hash {
-            Some(_) => vec![Vec::new()],
-            None => {
-                let pairs = form::decode(request.body);
-                let deduplicated = sorted_params(&pairs, true);
-                let as_sent = sorted_params(&pairs, false);
-                if deduplicated == as_sent {
-                    vec![deduplicated]
-                } else {
-                    vec![deduplicated, as_sent]
-                }
-            }
-        };
+        let content = SignedContent::of(request);
         let matched = self.secrets.iter().any(|secret| {
             self.bases.iter().any(|base| {
-                param_variants.iter().any(|params| {
+                content.suffixes.iter().any(|suffix| {
                     hmac_matches(
                         Algorithm::Sha1,
                         secret.expose().as_bytes(),
-                        &[base.as_bytes(), suffix.as_bytes(), params],
+                        &[base.as_bytes(), suffix.as_bytes(), &content.params],
                         &tag,
                     )
                 })
@@ -132,7 +116,7 @@ impl Twilio {
         if !matched {
             return Err(Rejection::SignatureMismatch);
         }
-        match body_hash {
+        match body_hash_param(request.query) {
             Some(expected) if !ct_eq(&sha256_hex(request.body), &expected.to_ascii_lowercase()) => {
                 Err(Rejection::BodyHashMismatch)
             }
@@ -164,7 +148,7 @@ impl Twilio {
         let params = if is_json {
             Vec::new()
         } else {
-            sorted_params(&form::decode(request.body), true)
+            sorted_params(&form::decode(request.body))
         };
         let mac = hmac(
             Algorithm::Sha1,
@@ -180,7 +164,7 @@ impl Twilio {
 
 /// The `X-Twilio-Signature` value for a form POST to `url` (the SDKs' algorithm).
 pub fn signature(secret: &Secret, url: &str, form_body: &[u8]) -> String {
-    let params = sorted_params(&form::decode(form_body), true);
+    let params = sorted_params(&form::decode(form_body));
     BASE64.encode(hmac(
         Algorithm::Sha1,
         secret.expose().as_bytes(),
@@ -197,7 +181,7 @@ pub(crate) fn reply(_request: &Request<'_>) -> Reply {
 fn url_bases(public_url: &str) -> Result<[String; 2], String> {
     let uri: Uri = public_url
         .parse()
-        .map_err(|e| format!("`{public_url}` is not a URL: {e}"))?;
+        .map_err(|_| "is not a URL (the value is not shown: it may hold credentials)".to_owned())?;
     let scheme = uri.scheme_str().unwrap_or("");
     let default_port = match scheme {
         "https" => 443,
@@ -208,11 +192,9 @@ fn url_bases(public_url: &str) -> Result<[String; 2], String> {
             ));
         }
     };
-    let authority = uri
-        .authority()
-        .ok_or_else(|| format!("`{public_url}` has no host"))?;
+    let authority = uri.authority().ok_or_else(|| "has no host".to_owned())?;
     if uri.query().is_some() || public_url.contains('#') {
-        return Err(format!("`{public_url}` may not have a query or fragment"));
+        return Err("may not have a query or fragment".to_owned());
     }
     // Keep any `user:pass@` Twilio was configured with: it is part of the signed URL.
     let text = authority.as_str();
@@ -255,18 +237,56 @@ fn sha256_hex(body: &[u8]) -> Vec<u8> {
     hex::encode(Sha256::digest(body)).into_bytes()
 }
 
-/// Keys sorted by code point (UTF-8 byte order is code point order), each followed by its
-/// values sorted; `deduplicate` drops repeated identical values as the SDKs do.
-fn sorted_params(pairs: &[(Vec<u8>, Vec<u8>)], deduplicate: bool) -> Vec<u8> {
+/// Names sorted by code point (UTF-8 byte order is code point order), each followed by its
+/// values sorted, with repeated identical pairs dropped (as the SDKs sign), concatenated
+/// without separators.
+fn sorted_params(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
     let mut sorted: Vec<&(Vec<u8>, Vec<u8>)> = pairs.iter().collect();
     sorted.sort();
-    if deduplicate {
-        sorted.dedup();
-    }
+    sorted.dedup();
     sorted
         .into_iter()
         .flat_map(|(key, value)| key.iter().chain(value.iter()).copied())
         .collect()
+}
+
+/// What Twilio signs after the base URL: the path and query, then the sorted parameters
+/// (none when the query carries `bodySHA256`: the body is bound by its hash instead).
+struct SignedContent {
+    /// The path and query as received, and the forms of it Twilio may have signed: Twilio
+    /// signs the URL with `'` escaped as `%27` (as twilio-node documents), while it may arrive
+    /// either way.
+    suffixes: Vec<String>,
+    params: Vec<u8>,
+}
+
+impl SignedContent {
+    fn of(request: &Request<'_>) -> Self {
+        let suffix = url_suffix(request.path, request.query);
+        let params = match body_hash_param(request.query) {
+            Some(_) => Vec::new(),
+            None => sorted_params(&form::decode(request.body)),
+        };
+        let mut suffixes = vec![suffix];
+        for variant in [
+            suffixes[0].replace('\'', "%27"),
+            suffixes[0].replace("%27", "'"),
+        ] {
+            if !suffixes.contains(&variant) {
+                suffixes.push(variant);
+            }
+        }
+        Self { suffixes, params }
+    }
+
+    /// `sha256:` of the signed bytes after the base, in one canonical form (`'` as `%27`) and
+    /// without any separator: every request that verifies against one signature has this key,
+    /// however its bytes were split between query and body, names and values.
+    fn key(&self) -> String {
+        let mut bytes = self.suffixes[0].replace('\'', "%27").into_bytes();
+        bytes.extend_from_slice(&self.params);
+        hashed_key(&bytes)
+    }
 }
 
 /// Turns a verified request into one event.
@@ -299,21 +319,11 @@ pub(crate) fn normalize(
     }])
 }
 
-/// `sha256:` of exactly what the signature covers (apart from the host): the path, the query
-/// and the sorted parameters. Every request that verifies against one signature has the same
-/// key: Twilio concatenates names and values without separators, so `MessageSid=SM1` and
-/// `MessageSidS=M1` sign alike, and a replay reshaped that way must still be a duplicate.
+/// The dedupe key of a request: see [`SignedContent::key`]. Twilio concatenates names and
+/// values without separators, so `MessageSid=SM1` and `MessageSidS=M1` sign alike, and a
+/// replay reshaped that way must still be a duplicate.
 fn signed_content_key(request: &Request<'_>) -> String {
-    let params = match body_hash_param(request.query) {
-        Some(_) => Vec::new(),
-        None => sorted_params(&form::decode(request.body), true),
-    };
-    let suffix = url_suffix(request.path, request.query);
-    let mut content = Vec::with_capacity(suffix.len() + 1 + params.len());
-    content.extend_from_slice(suffix.as_bytes());
-    content.push(b'\n');
-    content.extend_from_slice(&params);
-    hashed_key(&content)
+    SignedContent::of(request).key()
 }
 
 fn incoming_event(params: &Params) -> Option<(Attributes, EventBody)> {

@@ -33,6 +33,20 @@ fn verify(
     source.verify(&request, Timestamp::UNIX_EPOCH)
 }
 
+fn dedupe_key(source: &Source, query: Option<&str>, body: &[u8]) -> String {
+    let headers = HeaderMap::new();
+    let request = Request {
+        method: &Method::POST,
+        endpoint: "",
+        path: "/hook",
+        query,
+        headers: &headers,
+        body,
+    };
+    let events = source.normalize(&request, Timestamp::UNIX_EPOCH);
+    events.map_or_else(|r| format!("rejected: {r}"), |e| e[0].dedupe_key.clone())
+}
+
 fn signed_headers(source: &Source, content_type: &str, body: &[u8]) -> (Option<String>, HeaderMap) {
     let signed = source.sign(&ToSign {
         path: "/hook",
@@ -155,6 +169,8 @@ proptest! {
         // across `=`) still verifies; every other change must fail.
         if signed_content(&changed) == signed_content(&body) {
             prop_assert_eq!(result, Ok(()));
+            // ...and then it is the same request: a replay, deduplicated.
+            prop_assert_eq!(dedupe_key(&source, query.as_deref(), &changed), dedupe_key(&source, query.as_deref(), &body));
         } else {
             prop_assert_eq!(result, Err(Rejection::SignatureMismatch));
         }

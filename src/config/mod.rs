@@ -34,6 +34,8 @@ const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_STREAM: &str = "porter:events";
 const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
 const DEFAULT_KEY_PREFIX: &str = "porter";
+/// Longer durations are surely mistakes, and would overflow clock arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 const DEFAULT_SHARDS: u16 = 16;
 
 /// A checked configuration.
@@ -370,7 +372,8 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
             }
             Some(StoreKind::Memory {
-                print_events: table.print_events.unwrap_or(false),
+                // Default on: otherwise events held in memory reach only code embedding porter.
+                print_events: table.print_events.unwrap_or(true),
                 capacity,
             })
         }
@@ -658,9 +661,10 @@ fn check_public_url(key: &str, url: &str, errors: &mut Vec<ConfigError>) {
             && uri.query().is_none()
     });
     if !ok {
+        // The value is not repeated: it may carry credentials (`https://user:pass@host`).
         errors.push(ConfigError::new(
             key,
-            format!("`{url}` must be an http:// or https:// URL with a host and no query"),
+            "must be an http:// or https:// URL with a host and no query",
         ));
     }
 }
@@ -681,6 +685,10 @@ fn duration(
         return Some(default);
     };
     match humantime::parse_duration(text) {
+        Ok(d) if d > MAX_DURATION => {
+            errors.push(ConfigError::new(key, "must be at most 10 years"));
+            None
+        }
         Ok(d) if !d.is_zero() => Some(d),
         Ok(_) => {
             errors.push(ConfigError::new(key, "must be longer than 0"));

@@ -22,17 +22,36 @@ use super::{Enqueued, Quarantined, StoreError};
 const QUARANTINE_CAPACITY: usize = 1_000;
 /// Expired dedupe keys are swept after this many insertions.
 const SWEEP_EVERY: usize = 1_024;
+/// Stands in for a TTL too long to add to the clock.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// The in-process store.
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
-    print_events: bool,
     capacity: usize,
 }
 
-#[derive(Debug, Default)]
+/// Where new events go.
+enum Output {
+    /// Kept in the log, up to the capacity.
+    Keep,
+    /// Written as JSON lines (stdout in `porter serve`); nothing is kept.
+    Lines(Box<dyn Write + Send>),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Keep => "Keep",
+            Output::Lines(_) => "Lines",
+        })
+    }
+}
+
+#[derive(Debug)]
 struct Inner {
+    output: Output,
     dedupe: HashMap<String, Remembered>,
     log: VecDeque<Event>,
     quarantine: VecDeque<Quarantined>,
@@ -47,9 +66,28 @@ struct Remembered {
 
 impl MemoryStore {
     pub fn new(print_events: bool, capacity: usize) -> Self {
+        let output = if print_events {
+            Output::Lines(Box::new(std::io::stdout()))
+        } else {
+            Output::Keep
+        };
+        Self::with_output(output, capacity)
+    }
+
+    /// A store that writes every new event as a JSON line to `writer` and keeps none.
+    pub fn writing_to(writer: Box<dyn Write + Send>) -> Self {
+        Self::with_output(Output::Lines(writer), 0)
+    }
+
+    fn with_output(output: Output, capacity: usize) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
-            print_events,
+            inner: Mutex::new(Inner {
+                output,
+                dedupe: HashMap::new(),
+                log: VecDeque::new(),
+                quarantine: VecDeque::new(),
+                inserts_since_sweep: 0,
+            }),
             capacity,
         }
     }
@@ -61,52 +99,50 @@ impl MemoryStore {
         ttl: Duration,
     ) -> Result<Enqueued, StoreError> {
         let now = Instant::now();
-        let mut printed = Vec::new();
-        let outcome = {
-            let mut inner = self.lock();
-            inner.sweep_if_due(now);
-            // Classify first, commit second: a full store must leave no key behind.
-            let mut fresh: Vec<&Normalized> = Vec::new();
-            let mut original = None;
-            for event in events {
-                let seen_in_batch = fresh.iter().any(|f| f.dedupe_key == event.dedupe_key);
-                match inner.dedupe.get(&event.dedupe_key) {
-                    Some(known) if known.expires > now => {
-                        original.get_or_insert_with(|| Reply::clone(&known.reply));
-                    }
-                    _ if seen_in_batch => {}
-                    _ => fresh.push(event),
+        let mut inner = self.lock();
+        inner.sweep_if_due(now);
+        // Classify first, commit second: a full store or a failed write leaves no key behind.
+        let mut fresh: Vec<&Normalized> = Vec::new();
+        let mut original = None;
+        for event in events {
+            let seen_in_batch = fresh.iter().any(|f| f.dedupe_key == event.dedupe_key);
+            match inner.dedupe.get(&event.dedupe_key) {
+                Some(known) if known.expires > now => {
+                    original.get_or_insert_with(|| Reply::clone(&known.reply));
                 }
+                _ if seen_in_batch => {}
+                _ => fresh.push(event),
             }
-            if !self.print_events && inner.log.len() + fresh.len() > self.capacity {
-                return Err(StoreError::Full);
-            }
-            let reply = Arc::new(reply.clone());
-            for event in &fresh {
-                inner.dedupe.insert(
-                    event.dedupe_key.clone(),
-                    Remembered {
-                        expires: now + ttl,
-                        reply: Arc::clone(&reply),
-                    },
-                );
-                if self.print_events {
-                    printed.push(event.event.clone());
-                } else {
-                    inner.log.push_back(event.event.clone());
-                }
-            }
-            inner.inserts_since_sweep += fresh.len();
-            Enqueued {
-                new: fresh.len(),
-                duplicates: events.len() - fresh.len(),
-                original,
-            }
-        };
-        if !printed.is_empty() {
-            print_lines(&printed);
         }
-        Ok(outcome)
+        match &mut inner.output {
+            Output::Keep => {
+                if inner.log.len() + fresh.len() > self.capacity {
+                    return Err(StoreError::Full);
+                }
+            }
+            Output::Lines(writer) => write_lines(writer, &fresh)?,
+        }
+        let reply = Arc::new(reply.clone());
+        // An absurd TTL means "for as long as this process lives".
+        let expires = now.checked_add(ttl).unwrap_or(now + FOREVER);
+        for event in &fresh {
+            inner.dedupe.insert(
+                event.dedupe_key.clone(),
+                Remembered {
+                    expires,
+                    reply: Arc::clone(&reply),
+                },
+            );
+            if let Output::Keep = inner.output {
+                inner.log.push_back(event.event.clone());
+            }
+        }
+        inner.inserts_since_sweep += fresh.len();
+        Ok(Enqueued {
+            new: fresh.len(),
+            duplicates: events.len() - fresh.len(),
+            original,
+        })
     }
 
     pub(super) fn quarantine(&self, item: Quarantined) {
@@ -155,15 +191,19 @@ impl Inner {
     }
 }
 
-fn print_lines(events: &[Event]) {
-    let mut out = std::io::stdout().lock();
+/// Writes and flushes one JSON line per event; an error means the events did not get out.
+fn write_lines(
+    writer: &mut Box<dyn Write + Send>,
+    events: &[&Normalized],
+) -> Result<(), StoreError> {
+    let failed = |e: std::io::Error| StoreError::Unavailable(format!("writing events failed: {e}"));
     for event in events {
-        if let Ok(line) = serde_json::to_string(event) {
-            // A closed stdout must not fail the request: the event is already accepted.
-            let _ = writeln!(out, "{line}");
-        }
+        let line = serde_json::to_string(&event.event)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        writer.write_all(line.as_bytes()).map_err(failed)?;
+        writer.write_all(b"\n").map_err(failed)?;
     }
-    let _ = out.flush();
+    writer.flush().map_err(failed)
 }
 
 #[cfg(test)]
@@ -254,6 +294,72 @@ mod tests {
             .enqueue(&[event("a")], &Reply::text("2"), short)
             .expect("enqueued");
         assert_eq!(later.new, 1);
+    }
+
+    /// A writer that fails, like a closed stdout.
+    struct Broken;
+
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "closed",
+            ))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_refuses_the_events_and_remembers_nothing() {
+        let store = MemoryStore::writing_to(Box::new(Broken));
+        let refused = store.enqueue(&[event("a")], &Reply::text("1"), TTL);
+        assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+        assert_eq!(
+            store.remembered_keys(),
+            0,
+            "the retry must not be a duplicate"
+        );
+    }
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn written_events_are_lines_and_duplicates_are_not_written_again() {
+        let out = Shared::default();
+        let store = MemoryStore::writing_to(Box::new(out.clone()));
+        store
+            .enqueue(&[event("a"), event("b")], &Reply::text("1"), TTL)
+            .expect("written");
+        let again = store
+            .enqueue(&[event("a")], &Reply::text("2"), TTL)
+            .expect("duplicate");
+        assert!(again.is_duplicate());
+        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            store.events().is_empty(),
+            "nothing is kept when events are written"
+        );
+    }
+
+    #[test]
+    fn an_enormous_ttl_does_not_overflow() {
+        let store = MemoryStore::new(false, 10);
+        let outcome = store.enqueue(&[event("a")], &Reply::text("1"), Duration::MAX);
+        assert_eq!(outcome.map(|o| o.new), Ok(1));
     }
 
     #[test]

@@ -521,3 +521,45 @@ fn a_body_that_is_not_json_is_malformed() {
         );
     }
 }
+
+#[test]
+fn id_less_changes_are_told_apart_by_account_and_time() {
+    let change = json!({"field": "message_template_status_update",
+        "value": {"event": "APPROVED", "message_template_id": 1, "message_template_name": "checkin"}});
+    let body = |account: &str, time: u64| {
+        json!({"object": "whatsapp_business_account",
+            "entry": [{"id": account, "time": time, "changes": [change.clone()]}]})
+        .to_string()
+    };
+    let key = |text: String| normalize_body(text.as_bytes())[0].dedupe_key.clone();
+    let first = key(body("W1", 1_700_000_000));
+    assert_eq!(
+        first,
+        key(body("W1", 1_700_000_000)),
+        "the same delivery again is a duplicate"
+    );
+    assert_ne!(
+        first,
+        key(body("W1", 1_700_600_000)),
+        "approved again a week later"
+    );
+    assert_ne!(first, key(body("W2", 1_700_000_000)), "another account");
+    let both = json!({"object": "whatsapp_business_account", "entry": [
+        {"id": "W1", "time": 1, "changes": [change.clone()]},
+        {"id": "W2", "time": 1, "changes": [change.clone()]}]});
+    let events = normalize_body(both.to_string().as_bytes());
+    assert_ne!(
+        events[0].dedupe_key, events[1].dedupe_key,
+        "two accounts in one batch"
+    );
+}
+
+#[test]
+fn numbers_beyond_f64_are_kept_as_text_not_lost() {
+    let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"x","value":{"n":1e400}}]}]}"#;
+    let events = normalize_body(body);
+    assert_eq!(
+        data(&events[0])["raw"],
+        json!(r#"{"field":"x","value":{"n":1e400}}"#)
+    );
+}

@@ -296,11 +296,15 @@ fn repeated_parameters_sign_sorted_and_deduplicated() {
     let request = form_request(PATH, None, body, &expected);
     assert_eq!(twilio(&[TOKEN]).verify(&request.view()), Ok(()));
 
-    // A signer that keeps the repeated value is accepted too.
+    // The SDKs drop repeated identical pairs; a signature over the kept pair is not Twilio's,
+    // and accepting it would let a replay add pairs to reshape the signed text.
     let kept = format!("{url}From+2MediaUrlaMediaUrlbMediaUrlbTo+1");
     let kept = BASE64.encode(hmac(Algorithm::Sha1, TOKEN.as_bytes(), &[kept.as_bytes()]));
     let request = form_request(PATH, None, body, &kept);
-    assert_eq!(twilio(&[TOKEN]).verify(&request.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).verify(&request.view()),
+        Err(Rejection::SignatureMismatch)
+    );
 }
 
 #[test]
@@ -544,6 +548,56 @@ fn requests_without_identifying_fields_are_unknown() {
         signed_content_key(&request.view())
     );
     assert!(events[0].event.providereventid.starts_with("sha256:"));
+}
+
+/// Every reshaping of a signed request that still verifies must have the original's dedupe key.
+fn assert_same_request(original: &OwnedRequest, reshaped: &OwnedRequest) {
+    assert_eq!(twilio(&[TOKEN]).verify(&original.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).verify(&reshaped.view()),
+        Ok(()),
+        "the reshaped request verifies: that is Twilio's scheme"
+    );
+    assert_eq!(
+        normalize_request(original)[0].dedupe_key,
+        normalize_request(reshaped)[0].dedupe_key,
+        "but it is the same request"
+    );
+}
+
+#[test]
+fn moving_bytes_between_query_and_body_is_the_same_request() {
+    let url = "https://hooks.example.com/webhooks/sms?x=1";
+    let original = signed(url, PATH, Some("x=1"), INCOMING, TOKEN);
+    // `AccountSid=AC99` sorts first: move its name into the query, keep the value as a
+    // parameter with an empty name (which sorts first too).
+    let mut reshaped = signed(url, PATH, Some("x=1"), INCOMING, TOKEN);
+    reshaped.query = Some("x=1AccountSid".into());
+    let body = String::from_utf8(reshaped.body.clone()).expect("utf-8");
+    reshaped.body = body.replace("&AccountSid=AC99", "&=AC99").into_bytes();
+    assert_same_request(&original, &reshaped);
+}
+
+#[test]
+fn turning_a_json_request_into_a_form_request_is_the_same_request() {
+    let body = r#"{"MessageSid":"SM1","From":"+1","Body":"hi"}"#;
+    let hash = String::from_utf8(sha256_hex(body.as_bytes())).expect("hex");
+    let url = format!("https://hooks.example.com/webhooks/sms?bodySHA256={hash}");
+    let signature = BASE64.encode(hmac(Algorithm::Sha1, TOKEN.as_bytes(), &[url.as_bytes()]));
+    let original = form_request(PATH, Some(&format!("bodySHA256={hash}")), body, &signature);
+    // `?bodySHA25` + parameter `6` = `=<hash>` signs the same text, and has no body hash.
+    let form = format!("6=%3D{hash}");
+    let reshaped = form_request(PATH, Some("bodySHA25"), &form, &signature);
+    assert_same_request(&original, &reshaped);
+}
+
+#[test]
+fn a_quote_signed_escaped_verifies_as_received_either_way() {
+    let signed_url = "https://hooks.example.com/webhooks/sms?note=It%27s";
+    let escaped = signed(signed_url, PATH, Some("note=It%27s"), INCOMING, TOKEN);
+    let mut raw = signed(signed_url, PATH, Some("note=It%27s"), INCOMING, TOKEN);
+    raw.query = Some("note=It's".into());
+    assert_same_request(&escaped, &raw);
 }
 
 #[test]
