@@ -536,7 +536,11 @@ secrets = ["tail-test-secret"]
         event["data"]["text"],
         "Hello, could I get extra towels in room 512?"
     );
-    drop(server);
+    let (_, _, stderr) = server.terminate();
+    assert!(
+        stderr.contains("Redis persistence is OFF"),
+        "porter warns that this Redis keeps nothing: {stderr}"
+    );
 }
 
 #[test]
