@@ -40,6 +40,9 @@ pub struct SendArgs {
     /// Print the signed request instead of sending it.
     #[arg(long)]
     dry_run: bool,
+    /// Sign as if at this Unix time (for schemes with a timestamp; used to make fixtures).
+    #[arg(long, value_name = "SECONDS")]
+    timestamp: Option<i64>,
 }
 
 /// A request signed and ready to send.
@@ -90,13 +93,19 @@ fn prepare_from_args(args: &SendArgs) -> Result<Prepared, String> {
         .content_type
         .clone()
         .unwrap_or_else(|| default_content_type(source, &args.file));
+    let now = match args.timestamp {
+        Some(seconds) => {
+            Timestamp::from_second(seconds).map_err(|e| format!("--timestamp: {e}"))?
+        }
+        None => Timestamp::now(),
+    };
     prepare(
         source,
         &target,
         args.path.as_deref(),
         &content_type,
         body,
-        Timestamp::now(),
+        now,
     )
 }
 
@@ -155,11 +164,11 @@ pub fn prepare(
 }
 
 fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> String {
-    let json = "application/json".to_owned();
+    let is_json_file = file.extension().is_some_and(|e| e == "json");
     match source.source.provider() {
-        Provider::Meta => json,
-        Provider::Twilio if file.extension().is_some_and(|e| e == "json") => json,
-        Provider::Twilio => "application/x-www-form-urlencoded".to_owned(),
+        // Twilio posts forms; its JSON variant is opted into by the file name.
+        Provider::Twilio if !is_json_file => "application/x-www-form-urlencoded".to_owned(),
+        _ => "application/json".to_owned(),
     }
 }
 

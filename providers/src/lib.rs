@@ -14,8 +14,11 @@
 //! - [`rejection`]: why a request was refused, one variant per reason.
 //! - [`secret`]: a secret string whose `Debug` never shows it.
 //! - [`signing`]: HMAC and constant-time helpers shared by the verifiers.
+//! - [`auth`]: the authentication pieces providers share (MAC headers, timestamp windows,
+//!   URL tokens, shared secrets).
+//! - [`json`]: exact, lenient reading of vendor JSON (ids, money, times, casing).
 //! - [`source`]: the closed [`Provider`] enum and [`Source`], which dispatches by `match`.
-//! - one module per provider ([`meta`], [`twilio`]), each with the same shape: a config
+//! - one module per provider ([`meta`], [`twilio`], [`oracle_ohip`], …), each with the same shape: a config
 //!   struct, `verify`, `normalize`, private wire structs and the provider's own signer.
 //!
 //! # Pipeline contract
@@ -25,8 +28,11 @@
 //! over the raw bytes, then [`Source::normalize`], then stores the events, then answers with
 //! [`Source::reply`]. `normalize` is never called on a request that failed `verify`.
 
+pub mod auth;
 pub mod event;
+pub mod json;
 pub mod meta;
+pub mod oracle_ohip;
 pub mod rejection;
 pub mod reply;
 pub mod request;

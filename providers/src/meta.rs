@@ -24,6 +24,7 @@ use crate::event::{
     MessageData, MessageKind, MessageStatusData, Origin, ProviderError, Reaction, RepliedTo,
     Selection, SelectionKind, UnknownData, hashed_key,
 };
+use crate::json::Scalar;
 use crate::request::HeaderValue;
 use crate::signing::{Algorithm, ct_eq, decode_hex, hmac, hmac_matches};
 use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
@@ -104,14 +105,18 @@ impl Meta {
     /// `X-Hub-Signature-256` over the raw body, against every configured secret.
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
         let value = match request.single_header(SIGNATURE_HEADER) {
-            HeaderValue::Missing => return Err(Rejection::MissingSignature(SIGNATURE_HEADER)),
-            HeaderValue::Repeated => return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER)),
+            HeaderValue::Missing => {
+                return Err(Rejection::MissingSignature(SIGNATURE_HEADER.into()));
+            }
+            HeaderValue::Repeated => {
+                return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER.into()));
+            }
             HeaderValue::One(value) => value,
         };
         let tag = value
             .strip_prefix(SIGNATURE_PREFIX)
             .and_then(|hex| decode_hex(hex, Algorithm::Sha256.output_len()))
-            .ok_or(Rejection::MalformedSignature(SIGNATURE_HEADER))?;
+            .ok_or_else(|| Rejection::MalformedSignature(SIGNATURE_HEADER.into()))?;
         let matched = self.secrets.iter().any(|secret| {
             hmac_matches(
                 Algorithm::Sha256,
@@ -181,12 +186,12 @@ pub(crate) fn normalize(
 }
 
 fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<Normalized>) {
-    let account_id = entry.id.as_ref().map(IdText::text);
+    let account_id = entry.id.as_ref().map(Scalar::text);
     // What identifies an id-less occurrence besides its own bytes: the account and the time.
     let scope = format!(
         "{}\u{0}{}\u{0}",
         account_id.as_deref().unwrap_or(""),
-        entry.time.as_ref().map(IdText::text).unwrap_or_default()
+        entry.time.as_ref().map(Scalar::text).unwrap_or_default()
     )
     .into_bytes();
     for change_raw in &entry.changes {
@@ -296,14 +301,14 @@ impl ChangeContext<'_, '_> {
                 let mut data = MessageData {
                     channel: Channel::Whatsapp,
                     message_id: wire.id.clone(),
-                    from: wire.from.clone(),
+                    from: Some(wire.from.clone()),
                     to: self.metadata.and_then(|m| m.display_phone_number.clone()),
                     profile_name: self
                         .contacts
                         .iter()
                         .find(|c| c.wa_id.as_deref() == Some(wire.from.as_str()))
                         .and_then(|c| c.profile.as_ref()?.name.clone()),
-                    kind,
+                    kind: Some(kind),
                     text: None,
                     media: Vec::new(),
                     location: None,
@@ -492,28 +497,11 @@ struct WirePayload<'a> {
 #[derive(Deserialize)]
 struct WireEntry<'a> {
     #[serde(default)]
-    id: Option<IdText>,
+    id: Option<Scalar>,
     #[serde(default)]
-    time: Option<IdText>,
+    time: Option<Scalar>,
     #[serde(borrow, default)]
     changes: Vec<&'a RawValue>,
-}
-
-/// Ids Meta documents as strings but that some payloads carry as numbers.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IdText {
-    Text(String),
-    Number(serde_json::Number),
-}
-
-impl IdText {
-    fn text(&self) -> String {
-        match self {
-            IdText::Text(text) => text.clone(),
-            IdText::Number(number) => number.to_string(),
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -4,15 +4,21 @@
 //! provider only ever sees the coarse answer of CONTRACT.md section 4 (never which secret, which
 //! byte, or which header). [`Rejection::class`] is that coarse answer.
 
+use std::borrow::Cow;
+
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("signature header `{0}` is missing")]
-    MissingSignature(&'static str),
+    MissingSignature(Cow<'static, str>),
     #[error("signature header `{0}` is malformed")]
-    MalformedSignature(&'static str),
+    MalformedSignature(Cow<'static, str>),
     #[error("signature header `{0}` appears more than once")]
-    RepeatedSignature(&'static str),
+    RepeatedSignature(Cow<'static, str>),
+    #[error("timestamp header `{0}` is missing")]
+    MissingTimestamp(Cow<'static, str>),
+    #[error("timestamp header `{0}` is not a number of seconds")]
+    MalformedTimestamp(Cow<'static, str>),
     #[error("signature matches no configured secret")]
     SignatureMismatch,
     #[error("body hash does not match the signed `bodySHA256`")]
@@ -21,6 +27,8 @@ pub enum Rejection {
     StaleTimestamp,
     #[error("URL token is missing or wrong")]
     BadUrlToken,
+    #[error("shared secret is missing or wrong")]
+    BadSharedSecret,
     #[error("verification token does not match")]
     VerifyTokenMismatch,
     #[error("handshake request is malformed: {0}")]
@@ -52,9 +60,12 @@ impl Rejection {
             Rejection::MissingSignature(_)
             | Rejection::MalformedSignature(_)
             | Rejection::RepeatedSignature(_)
+            | Rejection::MissingTimestamp(_)
+            | Rejection::MalformedTimestamp(_)
             | Rejection::SignatureMismatch
             | Rejection::BodyHashMismatch
-            | Rejection::BadUrlToken => RejectionClass::InvalidSignature,
+            | Rejection::BadUrlToken
+            | Rejection::BadSharedSecret => RejectionClass::InvalidSignature,
             Rejection::StaleTimestamp => RejectionClass::StaleTimestamp,
             Rejection::VerifyTokenMismatch => RejectionClass::Forbidden,
             Rejection::MalformedHandshake(_) | Rejection::MalformedBody { .. } => {
@@ -69,10 +80,13 @@ impl Rejection {
             Rejection::MissingSignature(_) => "missing_signature",
             Rejection::MalformedSignature(_) => "malformed_signature",
             Rejection::RepeatedSignature(_) => "repeated_signature",
+            Rejection::MissingTimestamp(_) => "missing_timestamp",
+            Rejection::MalformedTimestamp(_) => "malformed_timestamp",
             Rejection::SignatureMismatch => "signature_mismatch",
             Rejection::BodyHashMismatch => "body_hash_mismatch",
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::BadUrlToken => "bad_url_token",
+            Rejection::BadSharedSecret => "bad_shared_secret",
             Rejection::VerifyTokenMismatch => "verify_token_mismatch",
             Rejection::MalformedHandshake(_) => "malformed_handshake",
             Rejection::MalformedBody { .. } => "malformed_body",

@@ -11,7 +11,7 @@ use http::Method;
 use jiff::Timestamp;
 
 use crate::event::{Event, Origin};
-use crate::{Rejection, Reply, Request, Secret, meta, twilio};
+use crate::{Rejection, Reply, Request, Secret, meta, oracle_ohip, twilio};
 
 /// The providers this build understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,17 +20,20 @@ pub enum Provider {
     Meta,
     /// Twilio Programmable Messaging (SMS, MMS, WhatsApp via Twilio).
     Twilio,
+    /// Oracle OHIP events from an HTTP relay (seed 001).
+    OracleOhip,
 }
 
 impl Provider {
     /// Every provider of this build.
-    pub const ALL: &'static [Provider] = &[Provider::Meta, Provider::Twilio];
+    pub const ALL: &'static [Provider] = &[Provider::Meta, Provider::Twilio, Provider::OracleOhip];
 
     /// The id used in configuration and in the events' `provider` attribute.
     pub fn id(self) -> &'static str {
         match self {
             Provider::Meta => "meta",
             Provider::Twilio => "twilio",
+            Provider::OracleOhip => "oracle_ohip",
         }
     }
 
@@ -44,6 +47,7 @@ impl Provider {
         match self {
             Provider::Meta => meta::ENDPOINTS,
             Provider::Twilio => twilio::ENDPOINTS,
+            Provider::OracleOhip => oracle_ohip::ENDPOINTS,
         }
     }
 
@@ -52,6 +56,7 @@ impl Provider {
         match self {
             Provider::Meta => meta::SETTINGS_KEYS,
             Provider::Twilio => twilio::SETTINGS_KEYS,
+            Provider::OracleOhip => oracle_ohip::SETTINGS_KEYS,
         }
     }
 }
@@ -84,6 +89,35 @@ pub struct SourceSettings {
     pub tolerance: Option<Duration>,
     /// The public base URL providers call (Twilio signs it).
     pub public_url: Option<String>,
+    /// `pms` only: accept requests without a secret (loudly warned about).
+    pub insecure_allow_unsigned: bool,
+    /// Generic schemes: the vendor's event type → porter's canonical type.
+    pub event_types: Vec<(String, crate::EventType)>,
+    /// `hmac` only: how the vendor signs.
+    pub hmac: Option<HmacSettings>,
+}
+
+/// The `hmac.*` keys of a generic HMAC source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HmacSettings {
+    /// The header carrying the signature.
+    pub header: String,
+    /// `sha1`, `sha256` (default) or `sha512`.
+    pub algorithm: Option<String>,
+    /// `hex` (default) or `base64`.
+    pub encoding: Option<String>,
+    /// Text before the encoded MAC in the header (`sha256=`).
+    pub prefix: Option<String>,
+    /// What is signed, over `{id}`, `{timestamp}`, `{body}`, `{url}` (default `{body}`).
+    pub signed: Option<String>,
+    /// The header carrying Unix seconds, checked against `tolerance`.
+    pub timestamp_header: Option<String>,
+    /// The header carrying the event id.
+    pub id_header: Option<String>,
+    /// JSON pointer to the event id in the body (`/id`).
+    pub id_pointer: Option<String>,
+    /// JSON pointer to the event type in the body (`/type`).
+    pub type_pointer: Option<String>,
 }
 
 /// A problem with a source's settings, named by its key.
@@ -147,6 +181,7 @@ pub struct ToSign<'a> {
 enum Verifier {
     Meta(meta::Meta),
     Twilio(twilio::Twilio),
+    OracleOhip(oracle_ohip::OracleOhip),
 }
 
 /// A configured source: a name, a provider and the provider's settings.
@@ -167,6 +202,9 @@ impl Source {
         let verifier = match provider {
             Provider::Meta => Verifier::Meta(meta::Meta::from_settings(settings)?),
             Provider::Twilio => Verifier::Twilio(twilio::Twilio::from_settings(settings)?),
+            Provider::OracleOhip => {
+                Verifier::OracleOhip(oracle_ohip::OracleOhip::from_settings(settings)?)
+            }
         };
         Ok(Self {
             name: name.into(),
@@ -188,16 +226,16 @@ impl Source {
     pub fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
         match &self.verifier {
             Verifier::Meta(meta) => meta.handshake(request),
-            Verifier::Twilio(_) => None,
+            Verifier::Twilio(_) | Verifier::OracleOhip(_) => None,
         }
     }
 
     /// Checks that the request comes from the provider, over the raw bytes.
     pub fn verify(&self, request: &Request<'_>, now: Timestamp) -> Result<(), Rejection> {
-        let _ = now; // Neither Meta nor Twilio signs a timestamp.
         match &self.verifier {
             Verifier::Meta(meta) => meta.verify(request),
             Verifier::Twilio(twilio) => twilio.verify(request),
+            Verifier::OracleOhip(oracle) => oracle.verify(request, now),
         }
     }
 
@@ -216,6 +254,7 @@ impl Source {
         match &self.verifier {
             Verifier::Meta(_) => meta::normalize(request, &origin),
             Verifier::Twilio(_) => twilio::normalize(request, &origin),
+            Verifier::OracleOhip(_) => oracle_ohip::normalize(request, &origin),
         }
     }
 
@@ -224,6 +263,7 @@ impl Source {
         match &self.verifier {
             Verifier::Meta(_) => Reply::accepted(events.len()),
             Verifier::Twilio(_) => twilio::reply(request),
+            Verifier::OracleOhip(_) => oracle_ohip::reply(request),
         }
     }
 
@@ -232,6 +272,7 @@ impl Source {
         match &self.verifier {
             Verifier::Meta(meta) => meta.sign(request),
             Verifier::Twilio(twilio) => twilio.sign(request),
+            Verifier::OracleOhip(oracle) => oracle.sign(request),
         }
     }
 }

@@ -90,15 +90,19 @@ impl Twilio {
 
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
         let value = match request.single_header(SIGNATURE_HEADER) {
-            HeaderValue::Missing => return Err(Rejection::MissingSignature(SIGNATURE_HEADER)),
-            HeaderValue::Repeated => return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER)),
+            HeaderValue::Missing => {
+                return Err(Rejection::MissingSignature(SIGNATURE_HEADER.into()));
+            }
+            HeaderValue::Repeated => {
+                return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER.into()));
+            }
             HeaderValue::One(value) => value,
         };
         let tag = BASE64
             .decode(value)
             .ok()
             .filter(|tag| tag.len() == Algorithm::Sha1.output_len())
-            .ok_or(Rejection::MalformedSignature(SIGNATURE_HEADER))?;
+            .ok_or_else(|| Rejection::MalformedSignature(SIGNATURE_HEADER.into()))?;
 
         let content = SignedContent::of(request);
         let matched = self.secrets.iter().any(|secret| {
@@ -371,10 +375,10 @@ fn incoming_event(params: &Params) -> Option<(Attributes, EventBody)> {
     let data = MessageData {
         channel,
         message_id: sid.to_owned(),
-        from: from.to_owned(),
+        from: Some(from.to_owned()),
         to: to.map(str::to_owned),
         profile_name: params.owned("ProfileName"),
-        kind,
+        kind: Some(kind),
         text: params
             .get("Body")
             .filter(|b| !b.is_empty())

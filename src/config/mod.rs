@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use porter_providers::{Provider, Secret, Source, SourceSettings};
+use porter_providers::source::HmacSettings;
+use porter_providers::{EventType, Provider, Secret, Source, SourceSettings};
 
 use crate::routes::RESERVED_PATHS;
 use crate::store::RedisTarget;
@@ -580,6 +581,19 @@ fn source_config(
         public_url: table
             .public_url
             .or_else(|| server_public_url.map(str::to_owned)),
+        insecure_allow_unsigned: table.insecure_allow_unsigned.unwrap_or(false),
+        event_types: event_types(key, table.event_types.unwrap_or_default(), errors),
+        hmac: table.hmac.map(|h| HmacSettings {
+            header: h.header,
+            algorithm: h.algorithm,
+            encoding: h.encoding,
+            prefix: h.prefix,
+            signed: h.signed,
+            timestamp_header: h.timestamp_header,
+            id_header: h.id_header,
+            id_pointer: h.id_pointer,
+            type_pointer: h.type_pointer,
+        }),
     };
     let source = Source::new(table.name, provider, &settings)
         .map_err(|problems| {
@@ -600,6 +614,29 @@ fn source_config(
         dedupe_ttl: dedupe_ttl?,
         allow_ips,
     })
+}
+
+/// The `event_types` table: vendor type → a canonical type name.
+fn event_types(
+    key: &str,
+    table: std::collections::BTreeMap<String, String>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<(String, EventType)> {
+    table
+        .into_iter()
+        .filter_map(
+            |(vendor, canonical)| match EventType::from_name(&canonical) {
+                Some(event_type) => Some((vendor, event_type)),
+                None => {
+                    errors.push(ConfigError::new(
+                        format!("{key}.event_types.{vendor}"),
+                        format!("`{canonical}` is not a canonical event type (see the README)"),
+                    ));
+                    None
+                }
+            },
+        )
+        .collect()
 }
 
 /// Unique names and routes that no two sources (and no built-in route) claim.

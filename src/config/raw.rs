@@ -49,8 +49,23 @@ pub struct SourceTable {
     pub public_url: Option<String>,
     pub allow_ips: Option<Vec<String>>,
     pub insecure_allow_unsigned: Option<bool>,
-    pub event_types: Option<toml::Table>,
-    pub hmac: Option<toml::Table>,
+    pub event_types: Option<std::collections::BTreeMap<String, String>>,
+    pub hmac: Option<HmacTable>,
+}
+
+/// The `hmac` table of a generic HMAC source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HmacTable {
+    pub header: String,
+    pub algorithm: Option<String>,
+    pub encoding: Option<String>,
+    pub prefix: Option<String>,
+    pub signed: Option<String>,
+    pub timestamp_header: Option<String>,
+    pub id_header: Option<String>,
+    pub id_pointer: Option<String>,
+    pub type_pointer: Option<String>,
 }
 
 impl SourceTable {

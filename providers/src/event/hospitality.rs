@@ -3,18 +3,27 @@
 //!
 //! Every field is optional because PMS vendors differ wildly in what they send (a Mews webhook
 //! carries an entity id and nothing else); a field a vendor does not send stays absent rather
-//! than invented. Money is never a float: amounts are decimal strings exactly as the vendor
-//! wrote them, or converted from integer minor units without rounding.
+//! than invented. The property an event belongs to is the envelope's `propertyid`, not a data
+//! field. Money is never a binary float: see [`Money`].
+//!
+//! `raw` is filled only by the generic schemes (`standard_webhooks`, `stripe`, `hmac`), whose
+//! payload shape porter cannot know: the vendor's object is kept there whole, and the typed
+//! fields are filled where the vendor's names match porter's.
 
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// An amount of money.
+/// An amount of money, exactly as the vendor wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Money {
-    /// A decimal string such as `"599.00"`; never a binary float.
+    /// The amount as a decimal string (`"599.00"`), copied digit for digit from the vendor's
+    /// JSON number or string, never through a float. Where the vendor sends an integer, porter
+    /// does not guess whether it counts major or minor units: see `minor_units`.
     pub amount: String,
+    /// `true` when the vendor documents the amount as integer minor units (cents).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub minor_units: bool,
     /// ISO 4217 code, where the vendor says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
@@ -26,9 +35,15 @@ pub struct GuestRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
 }
 
 /// A stated guest preference (`room: high-floor`).
@@ -45,21 +60,25 @@ pub struct ReservationData {
     pub reservation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation_number: Option<String>,
-    /// The vendor's status word.
+    /// The vendor's status word, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_type: Option<String>,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, as the vendor wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival_date: Option<String>,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, as the vendor wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub departure_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nights: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adults: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,14 +87,21 @@ pub struct ReservationData {
     pub rate_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
+    /// Where the booking came from (`direct`, a channel manager), as the vendor says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub special_requests: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_in_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_out_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub property_id: Option<String>,
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of the `guest.*` events.
@@ -84,6 +110,8 @@ pub struct GuestData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salutation: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
@@ -91,6 +119,9 @@ pub struct GuestData {
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
+    /// `YYYY-MM-DD`, as the vendor wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_of_birth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +130,11 @@ pub struct GuestData {
     pub vip_status: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preferences: Vec<Preference>,
+    /// The reservation the vendor sent the guest with, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// A room's state, normalised; the vendor's word is kept beside it.
@@ -114,6 +150,31 @@ pub enum RoomStatus {
     Other,
 }
 
+impl RoomStatus {
+    /// Maps a vendor's word (`OUT_OF_ORDER`, `out-of-order`, `Dirty`, `OOO`), or `Other`.
+    pub fn from_vendor(word: &str) -> Self {
+        let normal: String = word
+            .trim()
+            .chars()
+            .map(|c| {
+                if c == '-' || c == ' ' {
+                    '_'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        match normal.as_str() {
+            "clean" | "cl" | "vacant_clean" => Self::Clean,
+            "dirty" | "di" | "vacant_dirty" | "occupied_dirty" => Self::Dirty,
+            "inspected" | "ip" => Self::Inspected,
+            "out_of_order" | "ooo" => Self::OutOfOrder,
+            "out_of_service" | "oos" => Self::OutOfService,
+            _ => Self::Other,
+        }
+    }
+}
+
 /// `data` of `room.status_changed`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RoomData {
@@ -123,32 +184,46 @@ pub struct RoomData {
     pub room_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RoomStatus>,
+    /// The vendor's status word, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `housekeeping.status_changed`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct HousekeepingData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RoomStatus>,
+    /// The vendor's status word, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `room.maintenance_required`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct MaintenanceData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `guest_request.created`.
@@ -159,11 +234,31 @@ pub struct GuestRequestData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct OrderItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A decimal string, as the vendor wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
 }
 
 /// `data` of the `order.*` events.
@@ -171,12 +266,19 @@ pub struct GuestRequestData {
 pub struct OrderData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// The vendor's status word, as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<OrderItem>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `payment.received`.
@@ -189,7 +291,11 @@ pub struct PaymentData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `inventory.low`.
@@ -199,15 +305,19 @@ pub struct InventoryData {
     pub item_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Kept as the vendor's decimal string.
+    /// A decimal string, as the vendor wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<String>,
+    /// The reorder level, as a decimal string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `integration.changed`: the connection between a vendor and this deployment
-/// changed (created, disabled, token expired). Credentials are never carried here.
+/// changed (created, disabled, token expired). Credentials the vendor sends along (Mews
+/// `AccessToken`, `ApiKey`) are removed before the event is built, never carried.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct IntegrationData {
     /// The vendor's action word (`IntegrationDisabled`, `service.token_expired`).
@@ -215,4 +325,36 @@ pub struct IntegrationData {
     pub action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Free text the vendor sends (an expiry notice, the revoked operation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The vendor's payload with every credential removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<serde_json::Value>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoomStatus;
+
+    #[test]
+    fn room_words_of_every_vendor_map() {
+        for (word, status) in [
+            ("CLEAN", RoomStatus::Clean),
+            ("Dirty", RoomStatus::Dirty),
+            ("INSPECTED", RoomStatus::Inspected),
+            ("OUT_OF_ORDER", RoomStatus::OutOfOrder),
+            ("out-of-order", RoomStatus::OutOfOrder),
+            ("Out of Service", RoomStatus::OutOfService),
+            ("PICKUP", RoomStatus::Other),
+        ] {
+            assert_eq!(RoomStatus::from_vendor(word), status, "{word}");
+        }
+    }
 }

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub enum Channel {
     Whatsapp,
     Sms,
+    /// A message in a PMS's own guest messaging (Mews): the PMS holds the content.
+    Pms,
 }
 
 /// What kind of message a guest sent.
@@ -41,14 +43,18 @@ pub struct MessageData {
     /// The provider's message id (WhatsApp `wamid.…`, Twilio `SM…`/`MM…`).
     pub message_id: String,
     /// The sender's address: a phone number or WhatsApp id, without any `whatsapp:` prefix.
-    pub from: String,
+    /// Absent only where the provider sends no more than an id (Mews).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
     /// The business address the message was sent to, where the provider says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// The sender's display name, where the provider shares it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile_name: Option<String>,
-    pub kind: MessageKind,
+    /// Absent only where the provider sends no more than an id (Mews).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MessageKind>,
     /// The text of a text message, or the body sent along with media (Twilio MMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,

@@ -15,8 +15,8 @@ mod message;
 
 pub use hospitality::{
     GuestData, GuestRef, GuestRequestData, HousekeepingData, IntegrationData, InventoryData,
-    MaintenanceData, Money, OrderData, PaymentData, Preference, ReservationData, RoomData,
-    RoomStatus,
+    MaintenanceData, Money, OrderData, OrderItem, PaymentData, Preference, ReservationData,
+    RoomData, RoomStatus,
 };
 pub use message::{
     Channel, Contact, ContactPhone, DeliveryStatus, Location, Media, MessageData, MessageKind,
@@ -151,6 +151,11 @@ macro_rules! event_types {
             /// The CloudEvents `type` string.
             pub fn as_str(self) -> &'static str {
                 match self { $(EventType::$variant => $name),* }
+            }
+
+            /// The type named by a CloudEvents `type` string.
+            pub fn from_name(name: &str) -> Option<Self> {
+                match name { $($name => Some(EventType::$variant),)* _ => None }
             }
         }
 

@@ -317,12 +317,12 @@ fn rejects_missing_repeated_and_malformed_signature_headers() {
     let missing = OwnedRequest::post(PATH, INCOMING.as_bytes());
     assert_eq!(
         twilio(&[TOKEN]).verify(&missing.view()),
-        Err(Rejection::MissingSignature("x-twilio-signature"))
+        Err(Rejection::MissingSignature("x-twilio-signature".into()))
     );
     let repeated = form_request(PATH, None, INCOMING, &good).header("x-twilio-signature", &good);
     assert_eq!(
         twilio(&[TOKEN]).verify(&repeated.view()),
-        Err(Rejection::RepeatedSignature("x-twilio-signature"))
+        Err(Rejection::RepeatedSignature("x-twilio-signature".into()))
     );
     for malformed in [
         "".to_owned(),
@@ -335,7 +335,7 @@ fn rejects_missing_repeated_and_malformed_signature_headers() {
         let request = form_request(PATH, None, INCOMING, &malformed);
         assert_eq!(
             twilio(&[TOKEN]).verify(&request.view()),
-            Err(Rejection::MalformedSignature("x-twilio-signature")),
+            Err(Rejection::MalformedSignature("x-twilio-signature".into())),
             "{malformed}"
         );
     }

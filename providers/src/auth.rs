@@ -1,0 +1,304 @@
+//! Authentication pieces several providers share: a MAC in a header, a timestamp window, a
+//! token in the URL, a shared secret in a header.
+//!
+//! Each provider module says which of these its vendor uses and over which bytes; the pieces
+//! here make sure every provider does the parts that are easy to get subtly wrong the same
+//! way: one header only, exact prefix, exact length, every secret tried, constant-time
+//! comparison, a symmetric window.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use jiff::Timestamp;
+
+use crate::request::HeaderValue;
+use crate::signing::{Algorithm, ct_eq, decode_hex, hmac_matches};
+use crate::{Rejection, Request, Secret, form};
+
+/// The timestamp window when a source configures none.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// How a MAC is written in a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Hexadecimal, either case.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+/// A header carrying `prefix` + the encoded MAC.
+#[derive(Debug, Clone)]
+pub struct MacHeader {
+    pub name: Cow<'static, str>,
+    pub prefix: Cow<'static, str>,
+    pub encoding: Encoding,
+    pub algorithm: Algorithm,
+}
+
+impl MacHeader {
+    /// `name: prefix<hex HMAC-SHA256>`, the most common shape.
+    pub const fn hex_sha256(name: &'static str, prefix: &'static str) -> Self {
+        Self {
+            name: Cow::Borrowed(name),
+            prefix: Cow::Borrowed(prefix),
+            encoding: Encoding::Hex,
+            algorithm: Algorithm::Sha256,
+        }
+    }
+
+    /// Checks that the header is present once, well formed, and the MAC of `parts` under one of
+    /// `secrets`.
+    pub fn verify(
+        &self,
+        request: &Request<'_>,
+        secrets: &[Secret],
+        parts: &[&[u8]],
+    ) -> Result<(), Rejection> {
+        let value = required_header(request, self.name.clone())?;
+        let tag = self
+            .decode(value)
+            .ok_or_else(|| Rejection::MalformedSignature(self.name.clone()))?;
+        let matched = secrets
+            .iter()
+            .any(|secret| hmac_matches(self.algorithm, secret.expose().as_bytes(), parts, &tag));
+        if matched {
+            Ok(())
+        } else {
+            Err(Rejection::SignatureMismatch)
+        }
+    }
+
+    fn decode(&self, value: &[u8]) -> Option<Vec<u8>> {
+        let encoded = value.strip_prefix(self.prefix.as_bytes())?;
+        let length = self.algorithm.output_len();
+        match self.encoding {
+            Encoding::Hex => decode_hex(encoded, length),
+            Encoding::Base64 => BASE64
+                .decode(encoded)
+                .ok()
+                .filter(|tag| tag.len() == length),
+        }
+    }
+
+    /// The header value for `parts` signed with `secret`.
+    pub fn sign(&self, secret: &Secret, parts: &[&[u8]]) -> String {
+        let mac = crate::signing::hmac(self.algorithm, secret.expose().as_bytes(), parts);
+        let encoded = match self.encoding {
+            Encoding::Hex => hex::encode(mac),
+            Encoding::Base64 => BASE64.encode(mac),
+        };
+        format!("{}{encoded}", self.prefix)
+    }
+}
+
+/// The value of a header that must appear exactly once.
+pub fn required_header<'a>(
+    request: &Request<'a>,
+    name: Cow<'static, str>,
+) -> Result<&'a [u8], Rejection> {
+    match request.single_header(&name) {
+        HeaderValue::Missing => Err(Rejection::MissingSignature(name)),
+        HeaderValue::Repeated => Err(Rejection::RepeatedSignature(name)),
+        HeaderValue::One(value) => Ok(value),
+    }
+}
+
+/// The Unix-seconds timestamp in header `name` (which must appear exactly once), and the
+/// header's exact bytes, which are what the vendor signed.
+pub fn timestamp_header<'a>(
+    request: &Request<'a>,
+    name: Cow<'static, str>,
+) -> Result<(i64, &'a [u8]), Rejection> {
+    match request.single_header(&name) {
+        HeaderValue::Missing => Err(Rejection::MissingTimestamp(name)),
+        HeaderValue::Repeated => Err(Rejection::MalformedTimestamp(name)),
+        HeaderValue::One(value) => parse_seconds(value)
+            .map(|seconds| (seconds, value))
+            .ok_or(Rejection::MalformedTimestamp(name)),
+    }
+}
+
+/// Unix seconds written as plain ASCII digits (no sign, no spaces, at most 12 digits).
+pub fn parse_seconds(text: &[u8]) -> Option<i64> {
+    if text.is_empty() || text.len() > 12 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Refuses a timestamp more than `tolerance` away from `now`, in either direction: a request
+/// from the future is as suspect as a stale one.
+pub fn check_window(seconds: i64, now: Timestamp, tolerance: Duration) -> Result<(), Rejection> {
+    let skew = now.as_second().abs_diff(seconds);
+    if skew > tolerance.as_secs() {
+        Err(Rejection::StaleTimestamp)
+    } else {
+        Ok(())
+    }
+}
+
+/// The `token` (or `Token`) query parameter, compared in constant time. Vendors that cannot
+/// sign (Mews Connector, Cloudbeds, ReserveKit) are configured with a URL holding it.
+pub fn check_url_token(request: &Request<'_>, expected: &Secret) -> Result<(), Rejection> {
+    let pairs = form::decode(request.query.unwrap_or("").as_bytes());
+    let mut tokens = pairs
+        .iter()
+        .filter(|(name, _)| name == b"token" || name == b"Token")
+        .map(|(_, value)| value);
+    match (tokens.next(), tokens.next()) {
+        (Some(given), None) if ct_eq(given, expected.expose().as_bytes()) => Ok(()),
+        _ => Err(Rejection::BadUrlToken),
+    }
+}
+
+/// A shared secret sent as-is in `header` (optionally after `scheme `, as in
+/// `Authorization: Bearer <secret>`), compared in constant time against every secret.
+pub fn shared_secret_in_header(
+    request: &Request<'_>,
+    header: &str,
+    scheme: Option<&str>,
+    secrets: &[Secret],
+) -> Option<bool> {
+    let value = match request.single_header(header) {
+        HeaderValue::Missing => return None,
+        HeaderValue::Repeated => return Some(false),
+        HeaderValue::One(value) => value,
+    };
+    let given = match scheme {
+        None => value,
+        Some(scheme) => {
+            let (word, rest) =
+                value.split_at(value.iter().position(|&b| b == b' ').unwrap_or(value.len()));
+            if !word.eq_ignore_ascii_case(scheme.as_bytes()) {
+                return Some(false);
+            }
+            rest.strip_prefix(b" ").unwrap_or(rest)
+        }
+    };
+    Some(
+        secrets
+            .iter()
+            .any(|secret| ct_eq(given, secret.expose().as_bytes())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::OwnedRequest;
+
+    #[test]
+    fn the_window_is_symmetric() {
+        let now = Timestamp::from_second(1_700_000_000).expect("ts");
+        let tolerance = Duration::from_secs(300);
+        assert_eq!(check_window(1_700_000_000, now, tolerance), Ok(()));
+        assert_eq!(check_window(1_700_000_300, now, tolerance), Ok(()));
+        assert_eq!(check_window(1_699_999_700, now, tolerance), Ok(()));
+        assert_eq!(
+            check_window(1_700_000_301, now, tolerance),
+            Err(Rejection::StaleTimestamp)
+        );
+        assert_eq!(
+            check_window(1_699_999_699, now, tolerance),
+            Err(Rejection::StaleTimestamp)
+        );
+        assert_eq!(
+            check_window(i64::MIN, now, tolerance),
+            Err(Rejection::StaleTimestamp)
+        );
+    }
+
+    #[test]
+    fn timestamps_are_plain_digits() {
+        assert_eq!(parse_seconds(b"1700000000"), Some(1_700_000_000));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b" 1",
+            b"1.5",
+            b"1e9",
+            b"9999999999999",
+            b"abc",
+        ] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn url_tokens_match_exactly_once() {
+        let secret = Secret::new("s3cr3t-token");
+        let check = |query: &str| check_url_token(&OwnedRequest::get("/x", query).view(), &secret);
+        assert_eq!(check("token=s3cr3t-token"), Ok(()));
+        assert_eq!(check("a=1&Token=s3cr3t-token"), Ok(()));
+        for bad in [
+            "",
+            "token=s3cr3t-tokem",
+            "token=s3cr3t-token&token=s3cr3t-token",
+            "TOKEN=s3cr3t-token",
+            "token=s3cr3t-toke",
+        ] {
+            assert_eq!(check(bad), Err(Rejection::BadUrlToken), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shared_secrets_in_headers() {
+        let secrets = [Secret::new("pms-secret")];
+        let check = |name: &'static str, value: &str, scheme| {
+            let request = OwnedRequest::post("/x", Vec::new()).header(name, value);
+            shared_secret_in_header(&request.view(), name, scheme, &secrets)
+        };
+        assert_eq!(check("x-webhook-secret", "pms-secret", None), Some(true));
+        assert_eq!(check("x-webhook-secret", "pms-secreT", None), Some(false));
+        assert_eq!(
+            check("authorization", "Bearer pms-secret", Some("Bearer")),
+            Some(true)
+        );
+        assert_eq!(
+            check("authorization", "bearer pms-secret", Some("Bearer")),
+            Some(true)
+        );
+        assert_eq!(
+            check("authorization", "Basic pms-secret", Some("Bearer")),
+            Some(false)
+        );
+        let absent = OwnedRequest::post("/x", Vec::new());
+        assert_eq!(
+            shared_secret_in_header(&absent.view(), "x-webhook-secret", None, &secrets),
+            None
+        );
+    }
+
+    #[test]
+    fn mac_headers_need_prefix_length_and_a_secret() {
+        let header = MacHeader::hex_sha256("x-sig", "sha256=");
+        let secret = Secret::new("k");
+        let good = header.sign(&secret, &[b"body"]);
+        let verify = |value: &str, body: &[u8]| {
+            let request = OwnedRequest::post("/x", body.to_vec()).header("x-sig", value);
+            header.verify(
+                &request.view(),
+                &[Secret::new("other"), secret.clone()],
+                &[body],
+            )
+        };
+        assert_eq!(verify(&good, b"body"), Ok(()));
+        assert_eq!(
+            verify(&good.to_uppercase().replace("SHA256=", "sha256="), b"body"),
+            Ok(())
+        );
+        assert_eq!(verify(&good, b"bodY"), Err(Rejection::SignatureMismatch));
+        assert_eq!(
+            verify(&good[7..], b"body"),
+            Err(Rejection::MalformedSignature("x-sig".into()))
+        );
+        assert_eq!(
+            verify(&good[..70], b"body"),
+            Err(Rejection::MalformedSignature("x-sig".into()))
+        );
+    }
+}
