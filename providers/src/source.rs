@@ -51,6 +51,15 @@ impl Provider {
         }
     }
 
+    /// The dedupe window this provider needs when the source sets none (`None`: the store's).
+    /// Shorter for vendors whose notifications carry no id or time, so that two identical
+    /// notifications of two real changes are not taken for one.
+    pub fn default_dedupe_ttl(self) -> Option<Duration> {
+        match self {
+            Provider::Meta | Provider::Twilio | Provider::OracleOhip => None,
+        }
+    }
+
     /// The source settings this provider reads; any other provider-specific key is an error.
     pub fn settings_keys(self) -> &'static [&'static str] {
         match self {

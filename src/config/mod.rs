@@ -542,10 +542,11 @@ fn source_config(
             ));
         }
     }
+    let store_ttl = store.map_or(DEFAULT_DEDUPE_TTL, |s| s.dedupe_ttl);
     let dedupe_ttl = duration(
         &format!("{key}.dedupe_ttl"),
         table.dedupe_ttl.as_deref(),
-        store.map_or(DEFAULT_DEDUPE_TTL, |s| s.dedupe_ttl),
+        provider.default_dedupe_ttl().unwrap_or(store_ttl),
         errors,
     );
     let tolerance = table
