@@ -30,6 +30,8 @@
 
 pub mod auth;
 pub mod event;
+pub mod generic;
+pub mod generic_hmac;
 pub mod json;
 pub mod meta;
 pub mod oracle_ohip;
@@ -39,6 +41,8 @@ pub mod request;
 pub mod secret;
 pub mod signing;
 pub mod source;
+pub mod standard_webhooks;
+pub mod stripe;
 pub mod twilio;
 
 mod form;

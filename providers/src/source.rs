@@ -11,7 +11,10 @@ use http::Method;
 use jiff::Timestamp;
 
 use crate::event::{Event, Origin};
-use crate::{Rejection, Reply, Request, Secret, meta, oracle_ohip, twilio};
+use crate::{
+    Rejection, Reply, Request, Secret, generic_hmac, meta, oracle_ohip, standard_webhooks, stripe,
+    twilio,
+};
 
 /// The providers this build understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,11 +25,24 @@ pub enum Provider {
     Twilio,
     /// Oracle OHIP events from an HTTP relay (seed 001).
     OracleOhip,
+    /// Any sender of Standard Webhooks (or Svix) signatures.
+    StandardWebhooks,
+    /// Stripe, or any vendor using its `t=…,v1=…` scheme.
+    Stripe,
+    /// A vendor described entirely by configuration (the `hmac` table).
+    Hmac,
 }
 
 impl Provider {
     /// Every provider of this build.
-    pub const ALL: &'static [Provider] = &[Provider::Meta, Provider::Twilio, Provider::OracleOhip];
+    pub const ALL: &'static [Provider] = &[
+        Provider::Meta,
+        Provider::Twilio,
+        Provider::OracleOhip,
+        Provider::StandardWebhooks,
+        Provider::Stripe,
+        Provider::Hmac,
+    ];
 
     /// The id used in configuration and in the events' `provider` attribute.
     pub fn id(self) -> &'static str {
@@ -34,6 +50,9 @@ impl Provider {
             Provider::Meta => "meta",
             Provider::Twilio => "twilio",
             Provider::OracleOhip => "oracle_ohip",
+            Provider::StandardWebhooks => "standard_webhooks",
+            Provider::Stripe => "stripe",
+            Provider::Hmac => "hmac",
         }
     }
 
@@ -48,6 +67,9 @@ impl Provider {
             Provider::Meta => meta::ENDPOINTS,
             Provider::Twilio => twilio::ENDPOINTS,
             Provider::OracleOhip => oracle_ohip::ENDPOINTS,
+            Provider::StandardWebhooks => standard_webhooks::ENDPOINTS,
+            Provider::Stripe => stripe::ENDPOINTS,
+            Provider::Hmac => generic_hmac::ENDPOINTS,
         }
     }
 
@@ -56,7 +78,12 @@ impl Provider {
     /// notifications of two real changes are not taken for one.
     pub fn default_dedupe_ttl(self) -> Option<Duration> {
         match self {
-            Provider::Meta | Provider::Twilio | Provider::OracleOhip => None,
+            Provider::Meta
+            | Provider::Twilio
+            | Provider::OracleOhip
+            | Provider::StandardWebhooks
+            | Provider::Stripe
+            | Provider::Hmac => None,
         }
     }
 
@@ -66,6 +93,9 @@ impl Provider {
             Provider::Meta => meta::SETTINGS_KEYS,
             Provider::Twilio => twilio::SETTINGS_KEYS,
             Provider::OracleOhip => oracle_ohip::SETTINGS_KEYS,
+            Provider::StandardWebhooks => standard_webhooks::SETTINGS_KEYS,
+            Provider::Stripe => stripe::SETTINGS_KEYS,
+            Provider::Hmac => generic_hmac::SETTINGS_KEYS,
         }
     }
 }
@@ -191,6 +221,9 @@ enum Verifier {
     Meta(meta::Meta),
     Twilio(twilio::Twilio),
     OracleOhip(oracle_ohip::OracleOhip),
+    StandardWebhooks(standard_webhooks::StandardWebhooks),
+    Stripe(stripe::Stripe),
+    Hmac(generic_hmac::GenericHmac),
 }
 
 /// A configured source: a name, a provider and the provider's settings.
@@ -214,6 +247,11 @@ impl Source {
             Provider::OracleOhip => {
                 Verifier::OracleOhip(oracle_ohip::OracleOhip::from_settings(settings)?)
             }
+            Provider::StandardWebhooks => Verifier::StandardWebhooks(
+                standard_webhooks::StandardWebhooks::from_settings(settings)?,
+            ),
+            Provider::Stripe => Verifier::Stripe(stripe::Stripe::from_settings(settings)?),
+            Provider::Hmac => Verifier::Hmac(generic_hmac::GenericHmac::from_settings(settings)?),
         };
         Ok(Self {
             name: name.into(),
@@ -235,7 +273,7 @@ impl Source {
     pub fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
         match &self.verifier {
             Verifier::Meta(meta) => meta.handshake(request),
-            Verifier::Twilio(_) | Verifier::OracleOhip(_) => None,
+            _ => None,
         }
     }
 
@@ -245,6 +283,9 @@ impl Source {
             Verifier::Meta(meta) => meta.verify(request),
             Verifier::Twilio(twilio) => twilio.verify(request),
             Verifier::OracleOhip(oracle) => oracle.verify(request, now),
+            Verifier::StandardWebhooks(standard) => standard.verify(request, now),
+            Verifier::Stripe(stripe) => stripe.verify(request, now),
+            Verifier::Hmac(hmac) => hmac.verify(request, now),
         }
     }
 
@@ -264,13 +305,19 @@ impl Source {
             Verifier::Meta(_) => meta::normalize(request, &origin),
             Verifier::Twilio(_) => twilio::normalize(request, &origin),
             Verifier::OracleOhip(_) => oracle_ohip::normalize(request, &origin),
+            Verifier::StandardWebhooks(standard) => standard.normalize(request, &origin),
+            Verifier::Stripe(stripe) => stripe.normalize(request, &origin),
+            Verifier::Hmac(hmac) => hmac.normalize(request, &origin),
         }
     }
 
     /// The answer the provider expects once the events are durable.
     pub fn reply(&self, request: &Request<'_>, events: &[Normalized]) -> Reply {
         match &self.verifier {
-            Verifier::Meta(_) => Reply::accepted(events.len()),
+            Verifier::Meta(_)
+            | Verifier::StandardWebhooks(_)
+            | Verifier::Stripe(_)
+            | Verifier::Hmac(_) => Reply::accepted(events.len()),
             Verifier::Twilio(_) => twilio::reply(request),
             Verifier::OracleOhip(_) => oracle_ohip::reply(request),
         }
@@ -282,6 +329,9 @@ impl Source {
             Verifier::Meta(meta) => meta.sign(request),
             Verifier::Twilio(twilio) => twilio.sign(request),
             Verifier::OracleOhip(oracle) => oracle.sign(request),
+            Verifier::StandardWebhooks(standard) => standard.sign(request),
+            Verifier::Stripe(stripe) => stripe.sign(request),
+            Verifier::Hmac(hmac) => hmac.sign(request),
         }
     }
 }

@@ -36,9 +36,9 @@ impl OwnedRequest {
         }
     }
 
-    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.append(
-            HeaderName::from_static(name),
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
             HeaderValue::from_bytes(value.as_bytes()).expect("header value"),
         );
         self

@@ -4,14 +4,29 @@
 
 use http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
-use porter_providers::{Provider, Request, Secret, Source, SourceSettings};
+use porter_providers::source::HmacSettings;
+use porter_providers::{EventType, Provider, Request, Secret, Source, SourceSettings};
 use proptest::prelude::*;
 
 fn sources() -> Vec<Source> {
     let settings = SourceSettings {
-        secrets: vec![Secret::new("secret")],
+        // Valid for every scheme: a literal secret, and base64 after `whsec_`.
+        secrets: vec![Secret::new("whsec_c2VjcmV0LWtleS1ieXRlcw==")],
         verify_token: Some(Secret::new("token")),
+        url_token: Some(Secret::new("token")),
         public_url: Some("https://hooks.example.com".into()),
+        event_types: vec![
+            ("a".into(), EventType::ReservationCreated),
+            ("m".into(), EventType::MessageReceived),
+        ],
+        hmac: Some(HmacSettings {
+            header: "x-sig".into(),
+            signed: Some("{id}.{timestamp}.{url}.{body}".into()),
+            timestamp_header: Some("x-ts".into()),
+            id_header: Some("x-id".into()),
+            type_pointer: Some("/type".into()),
+            ..HmacSettings::default()
+        }),
         ..SourceSettings::default()
     };
     Provider::ALL
@@ -42,7 +57,11 @@ proptest! {
     ) {
         let mut headers = HeaderMap::new();
         if let Ok(value) = HeaderValue::from_bytes(&signature) {
-            for name in ["x-hub-signature-256", "x-twilio-signature", "i-twilio-idempotency-token"] {
+            for name in [
+                "x-hub-signature-256", "x-twilio-signature", "i-twilio-idempotency-token",
+                "x-oracle-signature", "x-oracle-timestamp", "webhook-id", "webhook-timestamp",
+                "webhook-signature", "stripe-signature", "x-sig", "x-ts", "x-id",
+            ] {
                 headers.insert(name, value.clone());
             }
         }

@@ -192,6 +192,37 @@ event_types! {
     Unknown => "unknown",
 }
 
+impl EventBody {
+    /// Keeps a vendor payload beside typed hospitality data (generic schemes only). Message
+    /// and `unknown` bodies are left as they are: they carry their content already.
+    pub fn set_raw(&mut self, raw: serde_json::Value) {
+        let slot = match self {
+            EventBody::ReservationCreated(d)
+            | EventBody::ReservationUpdated(d)
+            | EventBody::ReservationCancelled(d)
+            | EventBody::ReservationCheckedIn(d)
+            | EventBody::ReservationCheckedOut(d) => &mut d.raw,
+            EventBody::GuestCreated(d)
+            | EventBody::GuestUpdated(d)
+            | EventBody::GuestDeleted(d) => &mut d.raw,
+            EventBody::RoomStatusChanged(d) => &mut d.raw,
+            EventBody::RoomMaintenanceRequired(d) => &mut d.raw,
+            EventBody::HousekeepingStatusChanged(d) => &mut d.raw,
+            EventBody::GuestRequestCreated(d) => &mut d.raw,
+            EventBody::OrderCreated(d)
+            | EventBody::OrderUpdated(d)
+            | EventBody::OrderCompleted(d) => &mut d.raw,
+            EventBody::PaymentReceived(d) => &mut d.raw,
+            EventBody::InventoryLow(d) => &mut d.raw,
+            EventBody::IntegrationChanged(d) => &mut d.raw,
+            EventBody::MessageReceived(_)
+            | EventBody::MessageStatusChanged(_)
+            | EventBody::Unknown(_) => return,
+        };
+        *slot = Some(raw);
+    }
+}
+
 impl std::fmt::Display for EventType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -1,0 +1,262 @@
+use base64::Engine;
+use serde_json::json;
+
+use super::*;
+use crate::testing::{OwnedRequest, now, origin};
+use crate::{Secret, SourceSettings};
+
+fn settings(hmac: HmacSettings) -> SourceSettings {
+    SourceSettings {
+        secrets: vec![Secret::new("It's a Secret to Everybody")],
+        hmac: Some(hmac),
+        public_url: Some("https://hooks.example.com".into()),
+        event_types: vec![("reservation.new".into(), EventType::ReservationCreated)],
+        ..SourceSettings::default()
+    }
+}
+
+fn github() -> GenericHmac {
+    GenericHmac::from_settings(&settings(HmacSettings {
+        header: "X-Hub-Signature-256".into(),
+        prefix: Some("sha256=".into()),
+        id_header: Some("X-GitHub-Delivery".into()),
+        type_pointer: Some("/action".into()),
+        ..HmacSettings::default()
+    }))
+    .expect("valid")
+}
+
+#[test]
+fn configured_as_github_it_matches_githubs_documented_vector() {
+    let request = OwnedRequest::post("/gh", b"Hello, World!".to_vec()).header(
+        "x-hub-signature-256",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+    );
+    assert_eq!(github().verify(&request.view(), now()), Ok(()));
+    let tampered = OwnedRequest::post("/gh", b"Hello, World?".to_vec()).header(
+        "x-hub-signature-256",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+    );
+    assert_eq!(
+        github().verify(&tampered.view(), now()),
+        Err(Rejection::SignatureMismatch)
+    );
+}
+
+fn shopify_like() -> GenericHmac {
+    GenericHmac::from_settings(&settings(HmacSettings {
+        header: "X-Vendor-Signature".into(),
+        encoding: Some("base64".into()),
+        algorithm: Some("sha512".into()),
+        signed: Some("{id}:{timestamp}:{url}:{body}".into()),
+        timestamp_header: Some("X-Vendor-Timestamp".into()),
+        id_header: Some("X-Vendor-Id".into()),
+        type_pointer: Some("/kind".into()),
+        ..HmacSettings::default()
+    }))
+    .expect("valid")
+}
+
+const BODY: &str = r#"{"kind":"reservation.new","reservation_id":"R9"}"#;
+
+fn vendor_request(secret: &str, id: &str, timestamp: i64, body: &str) -> OwnedRequest {
+    let content = format!("{id}:{timestamp}:https://hooks.example.com/vendor?x=1:{body}");
+    let mac = crate::signing::hmac(Algorithm::Sha512, secret.as_bytes(), &[content.as_bytes()]);
+    let mut request = OwnedRequest::post("/vendor", body.as_bytes())
+        .header(
+            "x-vendor-signature",
+            &base64::engine::general_purpose::STANDARD.encode(mac),
+        )
+        .header("x-vendor-id", id)
+        .header("x-vendor-timestamp", &timestamp.to_string());
+    request.query = Some("x=1".into());
+    request
+}
+
+#[test]
+fn a_full_template_verifies_and_each_part_is_signed() {
+    let source = shopify_like();
+    let secret = "It's a Secret to Everybody";
+    let at = now().as_second();
+    assert_eq!(
+        source.verify(&vendor_request(secret, "id-1", at, BODY).view(), now()),
+        Ok(())
+    );
+    let mut other_id = vendor_request(secret, "id-1", at, BODY);
+    other_id
+        .headers
+        .insert("x-vendor-id", http::HeaderValue::from_static("id-2"));
+    assert_eq!(
+        source.verify(&other_id.view(), now()),
+        Err(Rejection::SignatureMismatch)
+    );
+    let mut other_query = vendor_request(secret, "id-1", at, BODY);
+    other_query.query = Some("x=2".into());
+    assert_eq!(
+        source.verify(&other_query.view(), now()),
+        Err(Rejection::SignatureMismatch)
+    );
+    assert_eq!(
+        source.verify(&vendor_request("wrong", "id-1", at, BODY).view(), now()),
+        Err(Rejection::SignatureMismatch)
+    );
+    assert_eq!(
+        source.verify(
+            &vendor_request(secret, "id-1", at - 301, BODY).view(),
+            now()
+        ),
+        Err(Rejection::StaleTimestamp)
+    );
+    assert_eq!(
+        source.verify(
+            &vendor_request(secret, "id-1", at + 301, BODY).view(),
+            now()
+        ),
+        Err(Rejection::StaleTimestamp)
+    );
+    let mut no_ts = vendor_request(secret, "id-1", at, BODY);
+    no_ts.headers.remove("x-vendor-timestamp");
+    assert_eq!(
+        source.verify(&no_ts.view(), now()),
+        Err(Rejection::MissingTimestamp("x-vendor-timestamp".into()))
+    );
+    let mut bad_sig = vendor_request(secret, "id-1", at, BODY);
+    bad_sig
+        .headers
+        .insert("x-vendor-signature", http::HeaderValue::from_static("AAAA"));
+    assert_eq!(
+        source.verify(&bad_sig.view(), now()),
+        Err(Rejection::MalformedSignature("x-vendor-signature".into()))
+    );
+}
+
+#[test]
+fn sign_produces_what_verify_accepts() {
+    for source in [github(), shopify_like()] {
+        let signed = source.sign(&ToSign {
+            path: "/vendor",
+            query: Some("x=1"),
+            content_type: "application/json",
+            body: BODY.as_bytes(),
+            now: now(),
+        });
+        let mut request = OwnedRequest::post("/vendor", BODY.as_bytes());
+        request.query = signed.query.clone();
+        for (name, value) in &signed.headers {
+            request = request.header(name, value);
+        }
+        assert_eq!(source.verify(&request.view(), now()), Ok(()));
+    }
+}
+
+#[test]
+fn ids_types_and_times_come_from_where_configured() {
+    let request = vendor_request(
+        "It's a Secret to Everybody",
+        "id-7",
+        now().as_second(),
+        BODY,
+    );
+    let events = shopify_like()
+        .normalize(&request.view(), &origin("vendor", "hmac"))
+        .expect("events");
+    let event = &events[0].event;
+    assert_eq!(event.providereventid, "id-7");
+    assert_eq!(event.event_type(), EventType::ReservationCreated);
+    assert_eq!(event.time.map(|t| t.as_second()), Some(now().as_second()));
+    let by_pointer = GenericHmac::from_settings(&settings(HmacSettings {
+        header: "X-Sig".into(),
+        id_pointer: Some("/reservation_id".into()),
+        ..HmacSettings::default()
+    }))
+    .expect("valid");
+    let events = by_pointer
+        .normalize(
+            &OwnedRequest::post("/v", BODY.as_bytes()).view(),
+            &origin("v", "hmac"),
+        )
+        .expect("events");
+    assert_eq!(events[0].event.providereventid, "R9");
+    assert_eq!(
+        events[0].event.event_type(),
+        EventType::Unknown,
+        "no type_pointer: unknown"
+    );
+    let data = serde_json::to_value(&events[0].event).expect("json")["data"]["raw"].clone();
+    assert_eq!(
+        data,
+        json!({"kind": "reservation.new", "reservation_id": "R9"})
+    );
+}
+
+#[test]
+fn settings_are_checked_by_key() {
+    let problems = |hmac: HmacSettings| {
+        GenericHmac::from_settings(&settings(hmac))
+            .expect_err("invalid")
+            .into_iter()
+            .map(|e| e.key)
+            .collect::<Vec<_>>()
+    };
+    let base = || HmacSettings {
+        header: "X-Sig".into(),
+        ..HmacSettings::default()
+    };
+    assert_eq!(
+        problems(HmacSettings {
+            algorithm: Some("md5".into()),
+            ..base()
+        }),
+        ["hmac.algorithm"]
+    );
+    assert_eq!(
+        problems(HmacSettings {
+            encoding: Some("hexx".into()),
+            ..base()
+        }),
+        ["hmac.encoding"]
+    );
+    assert_eq!(
+        problems(HmacSettings {
+            signed: Some("{timestamp}".into()),
+            ..base()
+        }),
+        ["hmac.signed", "hmac.signed"]
+    );
+    assert_eq!(
+        problems(HmacSettings {
+            signed: Some("{nonce}.{body}".into()),
+            ..base()
+        }),
+        ["hmac.signed"]
+    );
+    assert_eq!(
+        problems(HmacSettings {
+            signed: Some("{id}.{body}".into()),
+            ..base()
+        }),
+        ["hmac.signed"]
+    );
+    assert_eq!(
+        problems(HmacSettings {
+            id_pointer: Some("id".into()),
+            ..base()
+        }),
+        ["hmac.id_pointer"]
+    );
+    assert_eq!(
+        problems(HmacSettings {
+            header: "bad header".into(),
+            ..HmacSettings::default()
+        }),
+        ["hmac.header"]
+    );
+    let no_table = SourceSettings {
+        secrets: vec![Secret::new("s")],
+        ..SourceSettings::default()
+    };
+    assert_eq!(
+        GenericHmac::from_settings(&no_table).expect_err("needs hmac")[0].key,
+        "hmac"
+    );
+}

@@ -1,0 +1,197 @@
+//! Standard Webhooks (standardwebhooks.com, spec v1.0.0), and Svix, which sends the same
+//! scheme under `svix-*` header names.
+//!
+//! Scheme:
+//! - `webhook-id` (unique per event, stable across retries: the provider event key),
+//!   `webhook-timestamp` (Unix seconds of the attempt), `webhook-signature` (a space-separated
+//!   list of `<version>,<base64>`).
+//! - `v1` = base64(HMAC-SHA256(key, id + "." + timestamp + "." + raw body)); the key is the
+//!   base64 after `whsec_` in the secret. Any `v1` entry may match (the sender signs with
+//!   every active secret during a rotation); other versions (`v1a`, asymmetric) are ignored.
+//! - The timestamp must be within `tolerance` (default 300 s) either way, as in every reference
+//!   library. The id may not contain `.`: it would make the signed text ambiguous.
+//! - The payload is JSON, `{type, timestamp, data}` by the spec's recommendation; `type` is
+//!   mapped through the source's `event_types` table, `data` (or the whole payload) is kept.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{DEFAULT_TOLERANCE, check_window, required_header, timestamp_header};
+use crate::event::{Attributes, EventType, Origin};
+use crate::json::{field, time};
+use crate::signing::{Algorithm, hmac, hmac_matches};
+use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::{Rejection, Request, generic};
+
+/// One route.
+pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    suffix: "",
+    methods: &[http::Method::POST],
+}];
+
+/// The settings a `standard_webhooks` source reads.
+pub const SETTINGS_KEYS: &[&str] = &["secrets", "tolerance", "event_types"];
+
+/// The header names, in the spec's spelling and Svix's.
+struct Names {
+    id: &'static str,
+    timestamp: &'static str,
+    signature: &'static str,
+}
+
+const STANDARD: Names = Names {
+    id: "webhook-id",
+    timestamp: "webhook-timestamp",
+    signature: "webhook-signature",
+};
+const SVIX: Names = Names {
+    id: "svix-id",
+    timestamp: "svix-timestamp",
+    signature: "svix-signature",
+};
+
+/// A configured Standard Webhooks source.
+#[derive(Debug)]
+pub struct StandardWebhooks {
+    /// Decoded signing keys (the bytes after `whsec_`, base64-decoded).
+    keys: Vec<Vec<u8>>,
+    tolerance: Duration,
+    event_types: Vec<(String, EventType)>,
+}
+
+impl StandardWebhooks {
+    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        let secrets = crate::source::require_secrets(settings).map_err(|e| vec![e])?;
+        let keys = secrets
+            .iter()
+            .map(|secret| decode_secret(secret.expose()))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                vec![SettingError::new(
+                    "secrets",
+                    "a Standard Webhooks secret is `whsec_` followed by base64",
+                )]
+            })?;
+        Ok(Self {
+            keys,
+            tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
+            event_types: settings.event_types.clone(),
+        })
+    }
+
+    pub(crate) fn verify(
+        &self,
+        request: &Request<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<(), Rejection> {
+        let names = header_names(request);
+        let id = required_header(request, names.id.into())?;
+        if id.is_empty() || id.contains(&b'.') {
+            return Err(Rejection::MalformedSignature(names.id.into()));
+        }
+        let (seconds, timestamp) = timestamp_header(request, names.timestamp.into())?;
+        let list = required_header(request, names.signature.into())?;
+        let signatures = v1_signatures(list)
+            .ok_or_else(|| Rejection::MalformedSignature(names.signature.into()))?;
+        let content: [&[u8]; 5] = [id, b".", timestamp, b".", request.body];
+        let matched = self.keys.iter().any(|key| {
+            signatures
+                .iter()
+                .any(|signature| hmac_matches(Algorithm::Sha256, key, &content, signature))
+        });
+        if !matched {
+            return Err(Rejection::SignatureMismatch);
+        }
+        check_window(seconds, now, self.tolerance)
+    }
+
+    /// Signs with the first secret; the id is derived from the body, so that sending the same
+    /// file twice is a redelivery.
+    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let id = format!("msg_{}", &hex::encode(Sha256::digest(request.body))[..24]);
+        let timestamp = request.now.as_second().to_string();
+        let mac = hmac(
+            Algorithm::Sha256,
+            &self.keys[0],
+            &[
+                id.as_bytes(),
+                b".",
+                timestamp.as_bytes(),
+                b".",
+                request.body,
+            ],
+        );
+        Signed {
+            query: request.query.map(str::to_owned),
+            headers: vec![
+                ("webhook-id", id),
+                ("webhook-timestamp", timestamp),
+                ("webhook-signature", format!("v1,{}", BASE64.encode(mac))),
+            ],
+        }
+    }
+
+    pub(crate) fn normalize(
+        &self,
+        request: &Request<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Vec<Normalized>, Rejection> {
+        let payload: Value =
+            serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+        let names = header_names(request);
+        // verify() has checked the id is present once and valid.
+        let id = request.header_str(names.id).unwrap_or_default().to_owned();
+        let vendor_type = field(&payload, &["type"]);
+        let data = payload
+            .get("data")
+            .cloned()
+            .unwrap_or_else(|| payload.clone());
+        let attributes = Attributes {
+            key: id,
+            subject: None,
+            time: payload.get("timestamp").and_then(time),
+            provider_event_type: vendor_type.clone(),
+            property_id: None,
+        };
+        let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
+        Ok(vec![origin.event(attributes, body).into()])
+    }
+}
+
+/// `webhook-*` unless the request uses Svix's `svix-*` names.
+fn header_names(request: &Request<'_>) -> &'static Names {
+    if request.headers.contains_key(STANDARD.id) || !request.headers.contains_key(SVIX.id) {
+        &STANDARD
+    } else {
+        &SVIX
+    }
+}
+
+/// The decoded `v1` signatures of a signature list; `None` when there are none.
+fn v1_signatures(list: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let text = std::str::from_utf8(list).ok()?;
+    let signatures: Vec<Vec<u8>> = text
+        .split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+        .filter_map(|encoded| BASE64.decode(encoded).ok())
+        .filter(|mac| mac.len() == Algorithm::Sha256.output_len())
+        .collect();
+    (!signatures.is_empty()).then_some(signatures)
+}
+
+/// The key bytes of a `whsec_<base64>` secret (padding optional, as in the Python library).
+fn decode_secret(secret: &str) -> Option<Vec<u8>> {
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = BASE64
+        .decode(encoded)
+        .or_else(|_| BASE64_NO_PAD.decode(encoded))
+        .ok()?;
+    (!key.is_empty()).then_some(key)
+}
+
+#[cfg(test)]
+mod tests;

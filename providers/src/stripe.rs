@@ -1,0 +1,150 @@
+//! Stripe-style signatures (stripe-python `stripe/_webhook.py`; Stripe's "Check the webhook
+//! signatures" guide), for Stripe itself and for vendors that copied its scheme.
+//!
+//! Scheme:
+//! - `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…][,v0=<hex>]`.
+//! - `v1` = hex(HMAC-SHA256(secret, t + "." + raw body)). The key is the endpoint secret
+//!   string itself, `whsec_` prefix included (unlike Standard Webhooks, nothing is decoded).
+//!   Any `v1` may match (Stripe signs with every active secret while one is rolled); `v0` and
+//!   unknown schemes are ignored.
+//! - `t` must be within `tolerance` (default 300 s). stripe-python only refuses old
+//!   timestamps; porter refuses future ones too, as its other schemes do.
+//! - The key is the event `id` (`evt_…`); the type is `type`, mapped through `event_types`;
+//!   the data is `data.object`. Stripe retries for up to three days.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::auth::{DEFAULT_TOLERANCE, check_window, parse_seconds, required_header};
+use crate::event::{Attributes, EventType, Origin, hashed_key};
+use crate::json::{field, time};
+use crate::signing::{Algorithm, decode_hex, hmac, hmac_matches};
+use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::{Rejection, Request, Secret, generic};
+
+/// One route.
+pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    suffix: "",
+    methods: &[http::Method::POST],
+}];
+
+/// The settings a `stripe` source reads.
+pub const SETTINGS_KEYS: &[&str] = &["secrets", "tolerance", "event_types"];
+
+const HEADER: &str = "stripe-signature";
+
+/// A configured Stripe-style source.
+#[derive(Debug)]
+pub struct Stripe {
+    secrets: Vec<Secret>,
+    tolerance: Duration,
+    event_types: Vec<(String, EventType)>,
+}
+
+/// A parsed `Stripe-Signature` header.
+struct Header<'a> {
+    timestamp: i64,
+    timestamp_text: &'a [u8],
+    signatures: Vec<Vec<u8>>,
+}
+
+impl Stripe {
+    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        Ok(Self {
+            secrets: crate::source::require_secrets(settings).map_err(|e| vec![e])?,
+            tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
+            event_types: settings.event_types.clone(),
+        })
+    }
+
+    pub(crate) fn verify(
+        &self,
+        request: &Request<'_>,
+        now: jiff::Timestamp,
+    ) -> Result<(), Rejection> {
+        let value = required_header(request, HEADER.into())?;
+        let header =
+            parse_header(value).ok_or_else(|| Rejection::MalformedSignature(HEADER.into()))?;
+        let content: [&[u8]; 3] = [header.timestamp_text, b".", request.body];
+        let matched = self.secrets.iter().any(|secret| {
+            header.signatures.iter().any(|signature| {
+                hmac_matches(
+                    Algorithm::Sha256,
+                    secret.expose().as_bytes(),
+                    &content,
+                    signature,
+                )
+            })
+        });
+        if !matched {
+            return Err(Rejection::SignatureMismatch);
+        }
+        check_window(header.timestamp, now, self.tolerance)
+    }
+
+    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let timestamp = request.now.as_second().to_string();
+        let mac = hmac(
+            Algorithm::Sha256,
+            self.secrets[0].expose().as_bytes(),
+            &[timestamp.as_bytes(), b".", request.body],
+        );
+        Signed {
+            query: request.query.map(str::to_owned),
+            headers: vec![(
+                "Stripe-Signature",
+                format!("t={timestamp},v1={}", hex::encode(mac)),
+            )],
+        }
+    }
+
+    pub(crate) fn normalize(
+        &self,
+        request: &Request<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Vec<Normalized>, Rejection> {
+        let payload: Value =
+            serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+        let vendor_type = field(&payload, &["type"]);
+        let data = payload
+            .pointer("/data/object")
+            .cloned()
+            .unwrap_or_else(|| payload.clone());
+        let attributes = Attributes {
+            // An event without an id is not Stripe's; keep it, keyed by its exact bytes.
+            key: field(&payload, &["id"]).unwrap_or_else(|| hashed_key(request.body)),
+            subject: data.get("id").and_then(crate::json::text_of),
+            time: payload.get("created").and_then(time),
+            provider_event_type: vendor_type.clone(),
+            property_id: field(&payload, &["account"]),
+        };
+        let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
+        Ok(vec![origin.event(attributes, body).into()])
+    }
+}
+
+/// `t=…,v1=…[,v1=…][,v0=…]`: exactly one `t`, at least one well-formed `v1`.
+fn parse_header(value: &[u8]) -> Option<Header<'_>> {
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for item in value.split(|&b| b == b',') {
+        let at = item.iter().position(|&b| b == b'=')?;
+        let (key, text) = (&item[..at], &item[at + 1..]);
+        match key {
+            b"t" if timestamp.is_none() => timestamp = Some((parse_seconds(text)?, text)),
+            b"t" => return None,
+            b"v1" => signatures.push(decode_hex(text, Algorithm::Sha256.output_len())?),
+            _ => {}
+        }
+    }
+    let (timestamp, timestamp_text) = timestamp?;
+    (!signatures.is_empty()).then_some(Header {
+        timestamp,
+        timestamp_text,
+        signatures,
+    })
+}
+
+#[cfg(test)]
+mod tests;
