@@ -12,6 +12,17 @@ use std::time::Duration;
 
 use common::repo_path;
 
+/// Every `${NAME}` porter.example.toml references.
+const EXAMPLE_ENV: &[(&str, &str)] = &[
+    ("META_APP_SECRET", "x"),
+    ("META_VERIFY_TOKEN", "y"),
+    ("TWILIO_AUTH_TOKEN", "z"),
+    ("ORACLE_WEBHOOK_SECRET", "whsec_o"),
+    ("CHANNEL_MANAGER_WHSEC", "whsec_c2VjcmV0"),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_s"),
+    ("HOUSEKEEPING_APP_SECRET", "h"),
+];
+
 fn porter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_porter"))
 }
@@ -130,9 +141,7 @@ fn check_config_accepts_the_example_and_prints_the_routes() {
     let output = porter()
         .args(["check-config", "--config"])
         .arg(repo_path("porter.example.toml"))
-        .env("META_APP_SECRET", "x")
-        .env("META_VERIFY_TOKEN", "y")
-        .env("TWILIO_AUTH_TOKEN", "z")
+        .envs(EXAMPLE_ENV.iter().copied())
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

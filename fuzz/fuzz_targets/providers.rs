@@ -1,0 +1,58 @@
+//! Every provider: any bytes, split into a query line, a header value line and a body, through
+//! handshake, verify and normalize on every endpoint. Nothing may panic, and normalize returns
+//! at least one event or a rejection.
+#![no_main]
+
+use http::{HeaderMap, HeaderValue};
+use libfuzzer_sys::fuzz_target;
+use porter_providers::source::HmacSettings;
+use porter_providers::{EventType, Provider, Request, Secret, Source, SourceSettings};
+
+const SIGNATURE_HEADERS: &[&str] = &[
+    "x-hub-signature-256", "x-twilio-signature", "x-oracle-signature", "x-oracle-timestamp",
+    "webhook-id", "webhook-timestamp", "webhook-signature", "stripe-signature", "x-sig", "x-ts",
+    "x-id", "x-signature", "x-webhook-signature", "x-webhook-secret", "authorization",
+    "x-roostsync-signature",
+];
+
+fuzz_target!(|data: &[u8]| {
+    let settings = SourceSettings {
+        secrets: vec![Secret::new("whsec_c2VjcmV0LWtleS1ieXRlcw==")],
+        verify_token: Some(Secret::new("token")),
+        url_token: Some(Secret::new("token")),
+        public_url: Some("https://hooks.example.com".into()),
+        event_types: vec![("a".into(), EventType::ReservationCreated)],
+        hmac: Some(HmacSettings {
+            header: "x-sig".into(),
+            signed: Some("{id}.{timestamp}.{body}".into()),
+            timestamp_header: Some("x-ts".into()),
+            id_header: Some("x-id".into()),
+            type_pointer: Some("/type".into()),
+            ..HmacSettings::default()
+        }),
+        ..SourceSettings::default()
+    };
+    let mut lines = data.splitn(3, |&b| b == b'\n');
+    let query = lines.next().and_then(|q| std::str::from_utf8(q).ok());
+    let header = lines.next().unwrap_or_default();
+    let body = lines.next().unwrap_or_default();
+    let mut headers = HeaderMap::new();
+    if let Ok(value) = HeaderValue::from_bytes(header) {
+        for name in SIGNATURE_HEADERS {
+            headers.insert(*name, value.clone());
+        }
+    }
+    for provider in Provider::ALL {
+        let Ok(source) = Source::new("fuzz", *provider, &settings) else { continue };
+        for endpoint in provider.endpoints() {
+            for method in endpoint.methods {
+                let request = Request { method, endpoint: endpoint.suffix, path: "/fuzz", query, headers: &headers, body };
+                let _ = source.handshake(&request);
+                let _ = source.verify(&request, jiff::Timestamp::UNIX_EPOCH);
+                if let Ok(events) = source.normalize(&request, jiff::Timestamp::UNIX_EPOCH) {
+                    assert!(!events.is_empty());
+                }
+            }
+        }
+    }
+});
