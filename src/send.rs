@@ -50,7 +50,7 @@ pub struct SendArgs {
 pub struct Prepared {
     pub url: String,
     pub content_type: String,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -209,7 +209,7 @@ fn post(prepared: Prepared) -> ExitCode {
             .header(reqwest::header::CONTENT_TYPE, &prepared.content_type)
             .body(prepared.body);
         for (name, value) in &prepared.headers {
-            request = request.header(*name, value);
+            request = request.header(name.as_str(), value);
         }
         let response = match request.send().await {
             Ok(response) => response,

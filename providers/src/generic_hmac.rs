@@ -55,11 +55,10 @@ enum Piece {
 #[derive(Debug)]
 pub struct GenericHmac {
     secrets: Vec<Secret>,
-    signature_header: &'static str,
     mac: MacHeader,
     template: Vec<Piece>,
-    timestamp_header: Option<&'static str>,
-    id_header: Option<&'static str>,
+    timestamp_header: Option<String>,
+    id_header: Option<String>,
     id_pointer: Option<String>,
     type_pointer: Option<String>,
     public_url: Option<String>,
@@ -103,7 +102,7 @@ impl GenericHmac {
             .map_err(|problem| errors.push(SettingError::new("hmac.signed", problem)))
             .unwrap_or_default();
         check_template(&template, hmac, settings, &mut errors);
-        let header_name = |name: &Option<String>| name.as_deref().map(static_name);
+        let header_name = |name: &Option<String>| name.as_ref().map(|n| n.to_ascii_lowercase());
         for (key, value) in [
             ("hmac.header", Some(&hmac.header)),
             ("hmac.timestamp_header", hmac.timestamp_header.as_ref()),
@@ -135,9 +134,8 @@ impl GenericHmac {
         }
         Ok(Self {
             secrets: secrets.unwrap_or_default(),
-            signature_header: static_name(&hmac.header),
             mac: MacHeader {
-                name: Cow::Borrowed(static_name(&hmac.header)),
+                name: Cow::Owned(hmac.header.to_ascii_lowercase()),
                 prefix: Cow::Owned(hmac.prefix.clone().unwrap_or_default()),
                 encoding,
                 algorithm,
@@ -161,13 +159,13 @@ impl GenericHmac {
         request: &Request<'_>,
         now: jiff::Timestamp,
     ) -> Result<(), Rejection> {
-        let timestamp = match self.timestamp_header {
-            Some(name) => Some(timestamp_header(request, name.into())?),
+        let timestamp = match &self.timestamp_header {
+            Some(name) => Some(timestamp_header(request, Cow::Owned(name.clone()))?),
             None => None,
         };
-        let id = match self.id_header {
+        let id = match &self.id_header {
             Some(name) if self.template.contains(&Piece::Id) => {
-                Some(required_header(request, name.into())?)
+                Some(required_header(request, Cow::Owned(name.clone()))?)
             }
             _ => None,
         };
@@ -206,14 +204,14 @@ impl GenericHmac {
             })
             .collect();
         let mut headers = vec![(
-            self.signature_header,
+            self.mac.name.to_string(),
             self.mac.sign(&self.secrets[0], &parts),
         )];
-        if let Some(name) = self.id_header {
-            headers.push((name, id));
+        if let Some(name) = &self.id_header {
+            headers.push((name.clone(), id));
         }
-        if let Some(name) = self.timestamp_header {
-            headers.push((name, timestamp));
+        if let Some(name) = &self.timestamp_header {
+            headers.push((name.clone(), timestamp));
         }
         Signed {
             query: request.query.map(str::to_owned),
@@ -266,13 +264,6 @@ impl GenericHmac {
             None => format!("{base}{path}"),
         }
     }
-}
-
-/// A configured header name, lower-cased, with a `'static` lifetime: sources are built once
-/// per process from the configuration, so these few bytes are allocated once and kept, which
-/// lets rejections and signed headers name them without copies.
-fn static_name(name: &str) -> &'static str {
-    Box::leak(name.to_ascii_lowercase().into_boxed_str())
 }
 
 fn parse_template(template: &str) -> Result<Vec<Piece>, String> {

@@ -137,7 +137,7 @@ impl Meta {
         Signed {
             query: request.query.map(str::to_owned),
             headers: vec![(
-                "X-Hub-Signature-256",
+                "X-Hub-Signature-256".into(),
                 signature(&self.secrets[0], request.body),
             )],
         }

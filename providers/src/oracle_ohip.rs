@@ -94,8 +94,8 @@ impl OracleOhip {
         Signed {
             query: request.query.map(str::to_owned),
             headers: vec![
-                ("x-oracle-timestamp", timestamp),
-                ("x-oracle-signature", signature),
+                ("x-oracle-timestamp".into(), timestamp),
+                ("x-oracle-signature".into(), signature),
             ],
         }
     }

@@ -202,7 +202,7 @@ impl From<Event> for Normalized {
 pub struct Signed {
     /// The query string to send, when signing changes it.
     pub query: Option<String>,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
 }
 
 /// What is needed to sign a request as the provider would.

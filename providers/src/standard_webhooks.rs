@@ -128,9 +128,12 @@ impl StandardWebhooks {
         Signed {
             query: request.query.map(str::to_owned),
             headers: vec![
-                ("webhook-id", id),
-                ("webhook-timestamp", timestamp),
-                ("webhook-signature", format!("v1,{}", BASE64.encode(mac))),
+                ("webhook-id".into(), id),
+                ("webhook-timestamp".into(), timestamp),
+                (
+                    "webhook-signature".into(),
+                    format!("v1,{}", BASE64.encode(mac)),
+                ),
             ],
         }
     }

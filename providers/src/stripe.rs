@@ -93,7 +93,7 @@ impl Stripe {
         Signed {
             query: request.query.map(str::to_owned),
             headers: vec![(
-                "Stripe-Signature",
+                "Stripe-Signature".into(),
                 format!("t={timestamp},v1={}", hex::encode(mac)),
             )],
         }

@@ -161,7 +161,7 @@ impl Twilio {
         );
         Signed {
             query,
-            headers: vec![("X-Twilio-Signature", BASE64.encode(mac))],
+            headers: vec![("X-Twilio-Signature".into(), BASE64.encode(mac))],
         }
     }
 }

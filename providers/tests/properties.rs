@@ -57,7 +57,10 @@ fn signed_headers(source: &Source, content_type: &str, body: &[u8]) -> (Option<S
     });
     let mut headers = HeaderMap::new();
     for (name, value) in signed.headers {
-        headers.insert(name, HeaderValue::from_str(&value).expect("header"));
+        headers.insert(
+            http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+            HeaderValue::from_str(&value).expect("header"),
+        );
     }
     (signed.query, headers)
 }
