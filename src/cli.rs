@@ -126,6 +126,16 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             }
         };
         warn_about_durability(&gateway.store).await;
+        for source in &gateway.sources {
+            if source.source.allows_unsigned() {
+                tracing::warn!(
+                    source = source.source.name(),
+                    path = %source.path,
+                    "INSECURE: this source accepts requests without any secret \
+                     (insecure_allow_unsigned = true); anyone who can reach it can inject events"
+                );
+            }
+        }
         match server::serve(listener, gateway, server::shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("stopped");
@@ -181,7 +191,7 @@ fn print_development_banner(config: &Config) {
             source.source.provider(),
             source.path
         );
-        for key in ["secrets", "verify_token"] {
+        for key in ["secrets", "verify_token", "url_token"] {
             if let Some(value) = table.get(key) {
                 eprintln!("    {key} = {value}");
             }

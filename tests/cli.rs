@@ -563,3 +563,31 @@ fn events_tail_explains_that_the_memory_store_cannot_be_read_from_outside() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("print_events"));
 }
+
+#[test]
+fn an_insecure_pms_source_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[sources]]
+name = "legacy-pms"
+provider = "pms"
+path = "/webhooks/pms"
+insecure_allow_unsigned = true
+"#,
+    )
+    .expect("write");
+    let server = Served::start(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    let accepted = raw_post(
+        server.addr,
+        "/webhooks/pms/guests",
+        &[],
+        br#"{"externalId":"g1"}"#,
+    );
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    let (_, _, stderr) = server.terminate();
+    assert!(stderr.contains("INSECURE"), "{stderr}");
+    assert!(stderr.contains("legacy-pms"), "{stderr}");
+}

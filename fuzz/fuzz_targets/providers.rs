@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let settings = SourceSettings {
         secrets: vec![Secret::new("whsec_c2VjcmV0LWtleS1ieXRlcw==")],
         verify_token: Some(Secret::new("token")),
-        url_token: Some(Secret::new("token")),
+        url_token: Some(Secret::new("a-url-token-of-some-length")),
         public_url: Some("https://hooks.example.com".into()),
         event_types: vec![("a".into(), EventType::ReservationCreated)],
         hmac: Some(HmacSettings {

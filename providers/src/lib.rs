@@ -29,15 +29,21 @@
 //! [`Source::reply`]. `normalize` is never called on a request that failed `verify`.
 
 pub mod auth;
+pub mod cloudbeds;
 pub mod event;
 pub mod generic;
 pub mod generic_hmac;
 pub mod json;
 pub mod meta;
+pub mod mews;
 pub mod oracle_ohip;
+pub mod pms;
+pub mod pms_web_api;
 pub mod rejection;
 pub mod reply;
 pub mod request;
+pub mod reservekit;
+pub mod roostsync;
 pub mod secret;
 pub mod signing;
 pub mod source;

@@ -12,8 +12,8 @@ use jiff::Timestamp;
 
 use crate::event::{Event, Origin};
 use crate::{
-    Rejection, Reply, Request, Secret, generic_hmac, meta, oracle_ohip, standard_webhooks, stripe,
-    twilio,
+    Rejection, Reply, Request, Secret, cloudbeds, generic_hmac, meta, mews, oracle_ohip, pms,
+    pms_web_api, reservekit, roostsync, standard_webhooks, stripe, twilio,
 };
 
 /// The providers this build understands.
@@ -25,6 +25,18 @@ pub enum Provider {
     Twilio,
     /// Oracle OHIP events from an HTTP relay (seed 001).
     OracleOhip,
+    /// Mews Connector (URL token) and POS (`X-Signature`) webhooks.
+    Mews,
+    /// Cloudbeds webhooks, authenticated by a URL token.
+    Cloudbeds,
+    /// The generic PMS endpoints (seed 003): a shared secret in a header.
+    Pms,
+    /// A hotel PMS Web API's webhooks (seed 000).
+    PmsWebApi,
+    /// RoostSync webhooks (seed 002).
+    Roostsync,
+    /// ReserveKit booking webhooks (seed 004), authenticated by a URL token.
+    Reservekit,
     /// Any sender of Standard Webhooks (or Svix) signatures.
     StandardWebhooks,
     /// Stripe, or any vendor using its `t=…,v1=…` scheme.
@@ -39,6 +51,12 @@ impl Provider {
         Provider::Meta,
         Provider::Twilio,
         Provider::OracleOhip,
+        Provider::Mews,
+        Provider::Cloudbeds,
+        Provider::Pms,
+        Provider::PmsWebApi,
+        Provider::Roostsync,
+        Provider::Reservekit,
         Provider::StandardWebhooks,
         Provider::Stripe,
         Provider::Hmac,
@@ -53,6 +71,12 @@ impl Provider {
             Provider::StandardWebhooks => "standard_webhooks",
             Provider::Stripe => "stripe",
             Provider::Hmac => "hmac",
+            Provider::Mews => "mews",
+            Provider::Pms => "pms",
+            Provider::Cloudbeds => "cloudbeds",
+            Provider::Roostsync => "roostsync",
+            Provider::PmsWebApi => "pms_web_api",
+            Provider::Reservekit => "reservekit",
         }
     }
 
@@ -70,6 +94,12 @@ impl Provider {
             Provider::StandardWebhooks => standard_webhooks::ENDPOINTS,
             Provider::Stripe => stripe::ENDPOINTS,
             Provider::Hmac => generic_hmac::ENDPOINTS,
+            Provider::Mews => mews::ENDPOINTS,
+            Provider::Pms => pms::ENDPOINTS,
+            Provider::Cloudbeds => cloudbeds::ENDPOINTS,
+            Provider::Roostsync => roostsync::ENDPOINTS,
+            Provider::PmsWebApi => pms_web_api::ENDPOINTS,
+            Provider::Reservekit => reservekit::ENDPOINTS,
         }
     }
 
@@ -78,12 +108,8 @@ impl Provider {
     /// notifications of two real changes are not taken for one.
     pub fn default_dedupe_ttl(self) -> Option<Duration> {
         match self {
-            Provider::Meta
-            | Provider::Twilio
-            | Provider::OracleOhip
-            | Provider::StandardWebhooks
-            | Provider::Stripe
-            | Provider::Hmac => None,
+            Provider::Mews => Some(mews::DEFAULT_DEDUPE_TTL),
+            _ => None,
         }
     }
 
@@ -96,6 +122,12 @@ impl Provider {
             Provider::StandardWebhooks => standard_webhooks::SETTINGS_KEYS,
             Provider::Stripe => stripe::SETTINGS_KEYS,
             Provider::Hmac => generic_hmac::SETTINGS_KEYS,
+            Provider::Mews => mews::SETTINGS_KEYS,
+            Provider::Pms => pms::SETTINGS_KEYS,
+            Provider::Cloudbeds => cloudbeds::SETTINGS_KEYS,
+            Provider::Roostsync => roostsync::SETTINGS_KEYS,
+            Provider::PmsWebApi => pms_web_api::SETTINGS_KEYS,
+            Provider::Reservekit => reservekit::SETTINGS_KEYS,
         }
     }
 }
@@ -224,6 +256,12 @@ enum Verifier {
     StandardWebhooks(standard_webhooks::StandardWebhooks),
     Stripe(stripe::Stripe),
     Hmac(generic_hmac::GenericHmac),
+    Reservekit(reservekit::Reservekit),
+    PmsWebApi(pms_web_api::PmsWebApi),
+    Roostsync(roostsync::Roostsync),
+    Mews(mews::Mews),
+    Pms(pms::Pms),
+    Cloudbeds(cloudbeds::Cloudbeds),
 }
 
 /// A configured source: a name, a provider and the provider's settings.
@@ -252,6 +290,20 @@ impl Source {
             ),
             Provider::Stripe => Verifier::Stripe(stripe::Stripe::from_settings(settings)?),
             Provider::Hmac => Verifier::Hmac(generic_hmac::GenericHmac::from_settings(settings)?),
+            Provider::Mews => Verifier::Mews(mews::Mews::from_settings(settings)?),
+            Provider::Pms => Verifier::Pms(pms::Pms::from_settings(settings)?),
+            Provider::Cloudbeds => {
+                Verifier::Cloudbeds(cloudbeds::Cloudbeds::from_settings(settings)?)
+            }
+            Provider::Roostsync => {
+                Verifier::Roostsync(roostsync::Roostsync::from_settings(settings)?)
+            }
+            Provider::PmsWebApi => {
+                Verifier::PmsWebApi(pms_web_api::PmsWebApi::from_settings(settings)?)
+            }
+            Provider::Reservekit => {
+                Verifier::Reservekit(reservekit::Reservekit::from_settings(settings)?)
+            }
         };
         Ok(Self {
             name: name.into(),
@@ -266,6 +318,12 @@ impl Source {
 
     pub fn provider(&self) -> Provider {
         self.provider
+    }
+
+    /// Whether the source accepts requests without any secret (`pms` with
+    /// `insecure_allow_unsigned`): `porter serve` warns about it at every start.
+    pub fn allows_unsigned(&self) -> bool {
+        matches!(&self.verifier, Verifier::Pms(pms) if pms.allows_unsigned())
     }
 
     /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`), or `None`
@@ -286,6 +344,12 @@ impl Source {
             Verifier::StandardWebhooks(standard) => standard.verify(request, now),
             Verifier::Stripe(stripe) => stripe.verify(request, now),
             Verifier::Hmac(hmac) => hmac.verify(request, now),
+            Verifier::Mews(source) => source.verify(request),
+            Verifier::Pms(source) => source.verify(request),
+            Verifier::Cloudbeds(source) => source.verify(request),
+            Verifier::Roostsync(source) => source.verify(request),
+            Verifier::PmsWebApi(source) => source.verify(request),
+            Verifier::Reservekit(source) => source.verify(request),
         }
     }
 
@@ -308,18 +372,22 @@ impl Source {
             Verifier::StandardWebhooks(standard) => standard.normalize(request, &origin),
             Verifier::Stripe(stripe) => stripe.normalize(request, &origin),
             Verifier::Hmac(hmac) => hmac.normalize(request, &origin),
+            Verifier::Mews(_) => mews::normalize(request, &origin),
+            Verifier::Pms(_) => pms::normalize(request, &origin),
+            Verifier::Cloudbeds(_) => cloudbeds::normalize(request, &origin),
+            Verifier::Roostsync(_) => roostsync::normalize(request, &origin),
+            Verifier::PmsWebApi(_) => pms_web_api::normalize(request, &origin),
+            Verifier::Reservekit(_) => reservekit::normalize(request, &origin),
         }
     }
 
     /// The answer the provider expects once the events are durable.
     pub fn reply(&self, request: &Request<'_>, events: &[Normalized]) -> Reply {
         match &self.verifier {
-            Verifier::Meta(_)
-            | Verifier::StandardWebhooks(_)
-            | Verifier::Stripe(_)
-            | Verifier::Hmac(_) => Reply::accepted(events.len()),
             Verifier::Twilio(_) => twilio::reply(request),
             Verifier::OracleOhip(_) => oracle_ohip::reply(request),
+            // Everyone else is content with porter's own answer.
+            _ => Reply::accepted(events.len()),
         }
     }
 
@@ -332,6 +400,12 @@ impl Source {
             Verifier::StandardWebhooks(standard) => standard.sign(request),
             Verifier::Stripe(stripe) => stripe.sign(request),
             Verifier::Hmac(hmac) => hmac.sign(request),
+            Verifier::Mews(source) => source.sign(request),
+            Verifier::Pms(source) => source.sign(request),
+            Verifier::Cloudbeds(source) => source.sign(request),
+            Verifier::Roostsync(source) => source.sign(request),
+            Verifier::PmsWebApi(source) => source.sign(request),
+            Verifier::Reservekit(source) => source.sign(request),
         }
     }
 }
@@ -348,4 +422,39 @@ pub(crate) fn require_secrets(settings: &SourceSettings) -> Result<Vec<Secret>, 
         return Err(SettingError::new("secrets", "a secret may not be empty"));
     }
     Ok(settings.secrets.clone())
+}
+
+/// Requires a non-empty `url_token` of at least 16 characters: it is the whole of the
+/// authentication for vendors that cannot sign, so it must not be guessable.
+pub(crate) fn require_url_token(settings: &SourceSettings) -> Result<Secret, SettingError> {
+    match &settings.url_token {
+        None => Err(SettingError::new(
+            "url_token",
+            "required: this vendor cannot sign, so its URL carries a secret token",
+        )),
+        Some(token) if token.expose().len() < 16 => Err(SettingError::new(
+            "url_token",
+            "must be at least 16 characters: it is the only thing that authenticates the vendor",
+        )),
+        Some(token) => Ok(token.clone()),
+    }
+}
+
+/// What a vendor that cannot sign sends: the request, with `token=<url token>` in the query.
+pub(crate) fn with_url_token(request: &ToSign<'_>, token: &Secret) -> Signed {
+    // Everything but RFC 3986's unreserved characters is escaped.
+    const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let encoded: String = percent_encoding::utf8_percent_encode(token.expose(), ESCAPED).collect();
+    let query = match request.query {
+        Some(query) if !query.is_empty() => format!("{query}&token={encoded}"),
+        _ => format!("token={encoded}"),
+    };
+    Signed {
+        query: Some(query),
+        headers: Vec::new(),
+    }
 }

@@ -7,6 +7,7 @@ use crate::event::Origin;
 use crate::{Request, Secret, SourceSettings};
 
 /// An owned request that hands out [`Request`] views.
+#[derive(Clone)]
 pub struct OwnedRequest {
     pub method: Method,
     pub endpoint: &'static str,

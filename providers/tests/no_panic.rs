@@ -13,7 +13,7 @@ fn sources() -> Vec<Source> {
         // Valid for every scheme: a literal secret, and base64 after `whsec_`.
         secrets: vec![Secret::new("whsec_c2VjcmV0LWtleS1ieXRlcw==")],
         verify_token: Some(Secret::new("token")),
-        url_token: Some(Secret::new("token")),
+        url_token: Some(Secret::new("a-url-token-of-some-length")),
         public_url: Some("https://hooks.example.com".into()),
         event_types: vec![
             ("a".into(), EventType::ReservationCreated),

@@ -1,0 +1,153 @@
+//! Cloudbeds webhooks (developers.cloudbeds.com "Webhooks"; the `postWebhook` subscription API
+//! in `cloudbeds/openapi-specs`).
+//!
+//! Cloudbeds documents no signature. The source is configured with a `url_token`, and the
+//! `endpointUrl` given to `postWebhook` carries it as `?token=…`; porter compares it in
+//! constant time.
+//!
+//! Bodies are flat JSON: `{version, event: "<object>/<action>", timestamp (Unix seconds with
+//! microseconds), propertyID | propertyId, reservationID | reservationId, guestId, …}`. The
+//! casing of ids differs between events, and ids also come as `…_str` strings (the numbers can
+//! exceed what a float holds exactly), so ids are read case-insensitively and the string form
+//! is preferred. There is no event id: the key hashes the event, the property, the entity ids,
+//! the status and the timestamp.
+
+use serde_json::Value;
+
+use crate::auth::check_url_token;
+use crate::event::{
+    Attributes, EventBody, GuestData, HousekeepingData, Origin, ReservationData, RoomStatus,
+    UnknownData, hashed_key,
+};
+use crate::json::{field_ci, time};
+use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::{Rejection, Request, Secret};
+
+/// One route.
+pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    suffix: "",
+    methods: &[http::Method::POST],
+}];
+
+/// The settings a `cloudbeds` source reads.
+pub const SETTINGS_KEYS: &[&str] = &["url_token"];
+
+/// A configured Cloudbeds source.
+#[derive(Debug)]
+pub struct Cloudbeds {
+    url_token: Secret,
+}
+
+impl Cloudbeds {
+    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        Ok(Self {
+            url_token: crate::source::require_url_token(settings).map_err(|e| vec![e])?,
+        })
+    }
+
+    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        check_url_token(request, &self.url_token)
+    }
+
+    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        crate::source::with_url_token(request, &self.url_token)
+    }
+}
+
+/// An id, preferring the exact `<name>_str` form, with the name in any case.
+fn id(payload: &Value, name: &str) -> Option<String> {
+    field_ci(payload, &format!("{name}_str")).or_else(|| field_ci(payload, name))
+}
+
+pub(crate) fn normalize(
+    request: &Request<'_>,
+    origin: &Origin<'_>,
+) -> Result<Vec<Normalized>, Rejection> {
+    let payload: Value =
+        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let event = field_ci(&payload, "event");
+    let property = id(&payload, "propertyID");
+    let reservation = id(&payload, "reservationID");
+    let guest = id(&payload, "guestID");
+    let room = id(&payload, "roomID");
+    let status = field_ci(&payload, "status");
+    let timestamp = field_ci(&payload, "timestamp");
+    let key = match &event {
+        Some(event) => {
+            let parts = [
+                Some(event.clone()),
+                property.clone(),
+                reservation.clone(),
+                guest.clone(),
+                room.clone(),
+                status.clone(),
+                timestamp,
+            ];
+            let joined: Vec<String> = parts.into_iter().map(Option::unwrap_or_default).collect();
+            hashed_key(joined.join("\0").as_bytes())
+        }
+        None => hashed_key(request.body),
+    };
+    let attributes = Attributes {
+        key,
+        subject: reservation
+            .clone()
+            .or_else(|| guest.clone())
+            .or_else(|| room.clone()),
+        time: payload.get("timestamp").and_then(time),
+        provider_event_type: event.clone(),
+        property_id: property,
+    };
+    let reservation_data = || ReservationData {
+        reservation_id: reservation.clone(),
+        status: status.clone(),
+        arrival_date: field_ci(&payload, "startDate"),
+        departure_date: field_ci(&payload, "endDate"),
+        ..ReservationData::default()
+    };
+    let guest_data = || GuestData {
+        guest_id: guest.clone(),
+        reservation_id: reservation.clone(),
+        ..GuestData::default()
+    };
+    let body = match (event.as_deref(), status.as_deref()) {
+        (Some("reservation/created"), _) => EventBody::ReservationCreated(reservation_data()),
+        (Some("reservation/status_changed"), Some("checked_in")) => {
+            EventBody::ReservationCheckedIn(reservation_data())
+        }
+        (Some("reservation/status_changed"), Some("checked_out")) => {
+            EventBody::ReservationCheckedOut(reservation_data())
+        }
+        (Some("reservation/status_changed"), Some("canceled" | "cancelled")) => {
+            EventBody::ReservationCancelled(reservation_data())
+        }
+        (Some("reservation/status_changed" | "reservation/dates_changed"), _) => {
+            EventBody::ReservationUpdated(reservation_data())
+        }
+        (Some("guest/created"), _) => EventBody::GuestCreated(guest_data()),
+        (Some("guest/details_changed"), _) => EventBody::GuestUpdated(guest_data()),
+        (Some("housekeeping/room_condition_changed"), _) => {
+            let condition =
+                field_ci(&payload, "roomCondition").or_else(|| field_ci(&payload, "condition"));
+            EventBody::HousekeepingStatusChanged(HousekeepingData {
+                room_id: room.clone(),
+                room_number: field_ci(&payload, "roomName"),
+                status: condition.as_deref().map(RoomStatus::from_vendor),
+                vendor_status: condition,
+                ..HousekeepingData::default()
+            })
+        }
+        (Some(other), _) => EventBody::Unknown(UnknownData {
+            reason: format!("Cloudbeds event `{other}` is not modelled"),
+            raw: payload.clone(),
+        }),
+        (None, _) => EventBody::Unknown(UnknownData {
+            reason: "a Cloudbeds webhook needs `event`".to_owned(),
+            raw: payload.clone(),
+        }),
+    };
+    Ok(vec![origin.event(attributes, body).into()])
+}
+
+#[cfg(test)]
+mod tests;

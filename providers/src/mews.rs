@@ -1,0 +1,311 @@
+//! Mews webhooks: Connector API "General Webhooks" and "Integration Webhooks"
+//! (`MewsSystems/gitbook-connector-api` events/wh-general.md, wh-integration.md), and POS API
+//! webhooks (`MewsSystems/gitbook-pos-api` events/webhooks.md, wh-security.md).
+//!
+//! Authentication:
+//! - Connector webhooks carry no signature. Mews appends the partner's token to the URL it was
+//!   given (`?Token=…`); the source's `url_token` is compared with it in constant time.
+//! - POS webhooks carry `X-Signature: base64(HMAC-SHA256(secret, raw body))`, verified against
+//!   the source's `secrets`. When that header is present it must verify: there is no falling
+//!   back to the URL token.
+//!
+//! Shapes, recognised by their members:
+//! - General `{EnterpriseId, IntegrationId, Events:[{Discriminator, Value:{Id}}]}`: thin
+//!   notifications (an entity id and nothing else; consumers fetch the entity from Mews), one
+//!   event per entry. Mews sends no event id or time, so only an exact redelivery can be
+//!   recognised: the key hashes the whole body and the entry's position.
+//! - Integration `{Action, Data}` → `integration.changed`. `Data` holds the integration's
+//!   `AccessToken` or a new `ApiKey`: credentials are removed before anything is kept.
+//! - POS `{data:{id, type, attributes}, meta:{event_type}}`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::auth::{Encoding, MacHeader, check_url_token};
+use crate::event::{
+    Attributes, Channel, EventBody, GuestData, IntegrationData, MessageData, OrderData, Origin,
+    PaymentData, ReservationData, RoomData, UnknownData, hashed_key,
+};
+use crate::json::{field, strip_credentials};
+use crate::request::HeaderValue;
+use crate::signing::Algorithm;
+use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::{Rejection, Request, Secret};
+
+/// One route.
+pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    suffix: "",
+    methods: &[http::Method::POST],
+}];
+
+/// The settings a `mews` source reads.
+pub const SETTINGS_KEYS: &[&str] = &["url_token", "secrets"];
+
+/// The dedupe window when the source sets none. Mews notifications carry no id or time, so two
+/// real changes of one customer minutes apart produce identical bodies; remembering keys for a
+/// day would swallow the second. Mews retries a failed message "after a few minutes", and a
+/// duplicate thin notification is harmless (the consumer fetches the entity again).
+pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(15 * 60);
+
+const POS_SIGNATURE: MacHeader = MacHeader {
+    name: std::borrow::Cow::Borrowed("x-signature"),
+    prefix: std::borrow::Cow::Borrowed(""),
+    encoding: Encoding::Base64,
+    algorithm: Algorithm::Sha256,
+};
+
+/// A configured Mews source.
+#[derive(Debug)]
+pub struct Mews {
+    url_token: Option<Secret>,
+    /// POS webhook secrets; empty when only Connector webhooks are expected.
+    secrets: Vec<Secret>,
+}
+
+impl Mews {
+    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        let url_token = match &settings.url_token {
+            Some(_) => Some(crate::source::require_url_token(settings).map_err(|e| vec![e])?),
+            None => None,
+        };
+        if url_token.is_none() && settings.secrets.is_empty() {
+            return Err(vec![SettingError::new(
+                "url_token",
+                "required (Connector webhooks), unless `secrets` are set for POS webhooks",
+            )]);
+        }
+        let secrets = if settings.secrets.is_empty() {
+            Vec::new()
+        } else {
+            crate::source::require_secrets(settings).map_err(|e| vec![e])?
+        };
+        Ok(Self { url_token, secrets })
+    }
+
+    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        match request.single_header("x-signature") {
+            HeaderValue::Missing => match &self.url_token {
+                Some(token) => check_url_token(request, token),
+                None => Err(Rejection::MissingSignature("x-signature".into())),
+            },
+            _ if self.secrets.is_empty() => Err(Rejection::SignatureMismatch),
+            _ => POS_SIGNATURE.verify(request, &self.secrets, &[request.body]),
+        }
+    }
+
+    /// Signs as Mews would: a POS signature when secrets are configured, else the URL token.
+    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        match (&self.url_token, self.secrets.first()) {
+            (Some(token), _) => crate::source::with_url_token(request, token),
+            (None, Some(secret)) => Signed {
+                query: request.query.map(str::to_owned),
+                headers: vec![(
+                    "X-Signature".into(),
+                    POS_SIGNATURE.sign(secret, &[request.body]),
+                )],
+            },
+            (None, None) => Signed::default(),
+        }
+    }
+}
+
+pub(crate) fn normalize(
+    request: &Request<'_>,
+    origin: &Origin<'_>,
+) -> Result<Vec<Normalized>, Rejection> {
+    let payload: Value =
+        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    if let Some(entries) = payload
+        .get("Events")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+    {
+        let enterprise = field(&payload, &["EnterpriseId"]);
+        let body_key = hashed_key(request.body);
+        return Ok(entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                general_event(entry, index, &body_key, enterprise.clone(), origin)
+            })
+            .collect());
+    }
+    if let Some(action) = field(&payload, &["Action"]) {
+        return Ok(vec![integration_event(
+            &action,
+            &payload,
+            request.body,
+            origin,
+        )]);
+    }
+    if let Some(event_type) = payload.pointer("/meta/event_type").and_then(Value::as_str) {
+        return Ok(vec![pos_event(event_type, &payload, origin)]);
+    }
+    let mut raw = payload;
+    strip_credentials(&mut raw);
+    let attributes = Attributes {
+        key: hashed_key(request.body),
+        ..Attributes::default()
+    };
+    let data = UnknownData {
+        reason: "not a Mews General, Integration or POS webhook".to_owned(),
+        raw,
+    };
+    Ok(vec![
+        origin.event(attributes, EventBody::Unknown(data)).into(),
+    ])
+}
+
+fn general_event(
+    entry: &Value,
+    index: usize,
+    body_key: &str,
+    enterprise: Option<String>,
+    origin: &Origin<'_>,
+) -> Normalized {
+    let discriminator = field(entry, &["Discriminator"]);
+    let id = entry.get("Value").and_then(|v| field(v, &["Id"]));
+    let attributes = Attributes {
+        key: hashed_key(format!("{body_key}\0{index}").as_bytes()),
+        subject: id.clone(),
+        time: None,
+        provider_event_type: discriminator.clone(),
+        property_id: enterprise,
+    };
+    let body = match discriminator.as_deref() {
+        Some("ServiceOrderUpdated") => EventBody::ReservationUpdated(ReservationData {
+            reservation_id: id,
+            ..ReservationData::default()
+        }),
+        Some("CustomerAdded") => EventBody::GuestCreated(GuestData {
+            guest_id: id,
+            ..GuestData::default()
+        }),
+        Some("CustomerUpdated") => EventBody::GuestUpdated(GuestData {
+            guest_id: id,
+            ..GuestData::default()
+        }),
+        Some("ResourceUpdated") => EventBody::RoomStatusChanged(RoomData {
+            room_id: id,
+            ..RoomData::default()
+        }),
+        Some("PaymentUpdated") => EventBody::PaymentReceived(PaymentData {
+            payment_id: id,
+            ..PaymentData::default()
+        }),
+        Some("MessageAdded") if id.is_some() => EventBody::MessageReceived(MessageData {
+            channel: Channel::Pms,
+            message_id: id.unwrap_or_default(),
+            from: None,
+            to: None,
+            profile_name: None,
+            kind: None,
+            text: None,
+            media: Vec::new(),
+            location: None,
+            contacts: Vec::new(),
+            selection: None,
+            reaction: None,
+            replied_to: None,
+            account_id: None,
+        }),
+        other => {
+            let mut raw = entry.clone();
+            strip_credentials(&mut raw);
+            EventBody::Unknown(UnknownData {
+                reason: match other {
+                    Some(other) => format!("Mews event `{other}` is not modelled"),
+                    None => "a Mews event entry needs `Discriminator`".to_owned(),
+                },
+                raw,
+            })
+        }
+    };
+    origin.event(attributes, body).into()
+}
+
+fn integration_event(
+    action: &str,
+    payload: &Value,
+    body: &[u8],
+    origin: &Origin<'_>,
+) -> Normalized {
+    let data = payload.get("Data").cloned().unwrap_or(Value::Null);
+    let mut raw = data.clone();
+    strip_credentials(&mut raw);
+    let attributes = Attributes {
+        // The body holds a credential; its hash reveals nothing of it.
+        key: hashed_key(body),
+        subject: data
+            .pointer("/Integration/Id")
+            .and_then(crate::json::text_of),
+        time: data
+            .get("CreatedUtc")
+            .or_else(|| data.get("DeletedUtc"))
+            .and_then(crate::json::time),
+        provider_event_type: Some(action.to_owned()),
+        property_id: data
+            .pointer("/Enterprise/Id")
+            .and_then(crate::json::text_of),
+    };
+    let event = EventBody::IntegrationChanged(IntegrationData {
+        action: Some(action.to_owned()),
+        integration_id: data
+            .pointer("/Integration/Id")
+            .and_then(crate::json::text_of),
+        integration_name: data
+            .pointer("/Integration/Name")
+            .and_then(crate::json::text_of),
+        enterprise_id: data
+            .pointer("/Enterprise/Id")
+            .and_then(crate::json::text_of),
+        enabled: data.get("IsEnabled").and_then(Value::as_bool),
+        detail: None,
+        raw: Some(raw),
+    });
+    origin.event(attributes, event).into()
+}
+
+fn pos_event(event_type: &str, payload: &Value, origin: &Origin<'_>) -> Normalized {
+    let id = payload.pointer("/data/id").and_then(crate::json::text_of);
+    let attributes_json = payload
+        .pointer("/data/attributes")
+        .cloned()
+        .unwrap_or(Value::Null);
+    let updated = field(&attributes_json, &["updatedAt", "updated_at"]).unwrap_or_default();
+    let attributes = Attributes {
+        key: hashed_key(
+            format!(
+                "{event_type}\0{}\0{updated}",
+                id.clone().unwrap_or_default()
+            )
+            .as_bytes(),
+        ),
+        subject: id.clone(),
+        time: attributes_json
+            .get("updatedAt")
+            .or_else(|| attributes_json.get("updated_at"))
+            .and_then(crate::json::time),
+        provider_event_type: Some(event_type.to_owned()),
+        property_id: None,
+    };
+    let body = match event_type {
+        "order.status.updated" | "order.state.updated" | "order.total.updated" => {
+            EventBody::OrderUpdated(OrderData {
+                order_id: id,
+                status: field(&attributes_json, &["status", "state"]),
+                ..OrderData::default()
+            })
+        }
+        // POS bookings are restaurant tables, not hotel reservations.
+        other => EventBody::Unknown(UnknownData {
+            reason: format!("Mews POS event `{other}` is not modelled"),
+            raw: payload.clone(),
+        }),
+    };
+    origin.event(attributes, body).into()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,141 @@
+//! ReserveKit booking webhooks (seed 004, "Webhooks").
+//!
+//! ReserveKit has no signature scheme: its guide recommends "obscure, hard-to-guess URLs". So
+//! the source is configured with a `url_token`, and the URL given to ReserveKit carries it as
+//! `?token=…`; porter compares it in constant time.
+//!
+//! `{event_type, bookings:[…], timestamp}`: one event per booking. bookings.create →
+//! reservation.created, bookings.update → reservation.updated, bookings.delete →
+//! reservation.cancelled. The key of each event is the event type, the booking id and the
+//! booking's `updated_at`: a redelivery is a duplicate, a later update of the same booking is
+//! not.
+
+use serde_json::Value;
+
+use crate::auth::check_url_token;
+use crate::event::{
+    Attributes, EventBody, GuestRef, Origin, ReservationData, UnknownData, hashed_key,
+};
+use crate::json::{field, time};
+use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::{Rejection, Request, Secret};
+
+/// One route.
+pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
+    suffix: "",
+    methods: &[http::Method::POST],
+}];
+
+/// The settings a `reservekit` source reads.
+pub const SETTINGS_KEYS: &[&str] = &["url_token"];
+
+/// A configured ReserveKit source.
+#[derive(Debug)]
+pub struct Reservekit {
+    url_token: Secret,
+}
+
+impl Reservekit {
+    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        Ok(Self {
+            url_token: crate::source::require_url_token(settings).map_err(|e| vec![e])?,
+        })
+    }
+
+    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        check_url_token(request, &self.url_token)
+    }
+
+    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        crate::source::with_url_token(request, &self.url_token)
+    }
+}
+
+pub(crate) fn normalize(
+    request: &Request<'_>,
+    origin: &Origin<'_>,
+) -> Result<Vec<Normalized>, Rejection> {
+    let payload: Value =
+        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let event_type = field(&payload, &["event_type"]);
+    let bookings = payload
+        .get("bookings")
+        .and_then(Value::as_array)
+        .filter(|b| !b.is_empty());
+    let (Some(event_type), Some(bookings)) = (event_type, bookings) else {
+        let attributes = Attributes {
+            key: hashed_key(request.body),
+            provider_event_type: field(&payload, &["event_type"]),
+            ..Attributes::default()
+        };
+        let data = UnknownData {
+            reason: "a ReserveKit webhook needs `event_type` and a non-empty `bookings` list"
+                .to_owned(),
+            raw: payload,
+        };
+        return Ok(vec![
+            origin.event(attributes, EventBody::Unknown(data)).into(),
+        ]);
+    };
+    Ok(bookings
+        .iter()
+        .enumerate()
+        .map(|(index, booking)| {
+            let id = field(booking, &["id"]);
+            let updated = field(booking, &["updated_at"]);
+            let key = match (&id, &updated) {
+                (Some(id), Some(updated)) => {
+                    hashed_key(format!("{event_type}\0{id}\0{updated}").as_bytes())
+                }
+                // Without both, the booking's exact content and position identify it.
+                _ => hashed_key(
+                    format!("{}\0{index}\0{booking}", hashed_key(request.body)).as_bytes(),
+                ),
+            };
+            let attributes = Attributes {
+                key,
+                subject: id.clone(),
+                time: booking
+                    .get("updated_at")
+                    .and_then(time)
+                    .or_else(|| payload.get("timestamp").and_then(time)),
+                provider_event_type: Some(event_type.clone()),
+                property_id: field(booking, &["service_id"]),
+            };
+            origin
+                .event(attributes, body_for(&event_type, booking))
+                .into()
+        })
+        .collect())
+}
+
+fn body_for(event_type: &str, booking: &Value) -> EventBody {
+    let customer = booking.get("customer").filter(|c| c.is_object());
+    let reservation = ReservationData {
+        reservation_id: field(booking, &["id"]),
+        status: field(booking, &["status"]),
+        guest: customer.map(|c| GuestRef {
+            guest_id: field(c, &["id"]),
+            name: field(c, &["name"]),
+            email: field(c, &["email"]),
+            phone: field(c, &["phone"]),
+            ..GuestRef::default()
+        }),
+        arrival_date: field(booking, &["date"]),
+        notes: field(booking, &["message"]),
+        cancel_reason: field(booking, &["cancel_reason"]),
+        ..ReservationData::default()
+    };
+    match event_type {
+        "bookings.create" => EventBody::ReservationCreated(reservation),
+        "bookings.update" => EventBody::ReservationUpdated(reservation),
+        "bookings.delete" => EventBody::ReservationCancelled(reservation),
+        other => EventBody::Unknown(UnknownData {
+            reason: format!("ReserveKit event type `{other}` is not modelled"),
+            raw: booking.clone(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;
