@@ -21,6 +21,12 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("CHANNEL_MANAGER_WHSEC", "whsec_c2VjcmV0"),
     ("STRIPE_WEBHOOK_SECRET", "whsec_s"),
     ("HOUSEKEEPING_APP_SECRET", "h"),
+    ("MEWS_URL_TOKEN", "mews-token-0123456789"),
+    ("CLOUDBEDS_URL_TOKEN", "cloudbeds-token-0123456789"),
+    ("PMS_WEBHOOK_SECRET", "p"),
+    ("PMS_WEB_API_SECRET", "w"),
+    ("ROOSTSYNC_SECRET", "r"),
+    ("RESERVEKIT_URL_TOKEN", "reservekit-token-0123456789"),
 ];
 
 fn porter() -> Command {
