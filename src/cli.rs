@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
+use crate::delivery::{self, Deliveries};
 use crate::events::{self, TailArgs};
+use crate::inspect;
 use crate::routes::{RESERVED_PATHS, RouteTable};
 use crate::send::{self, SendArgs};
 use crate::server::{self, Gateway};
@@ -51,12 +53,45 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Inspect and replay dead letters (events a destination never accepted).
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum EventsCommand {
     /// Print the newest events as JSON lines; with --follow, keep printing new ones.
     Tail(TailArgs),
+    /// Print one event and, per destination, every delivery attempt and where it stands.
+    Show {
+        /// The event id (`evt_…`).
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List dead letters, oldest first.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+    },
+    /// Put dead letters back into their destination's schedule, due now.
+    Replay {
+        /// Dead-letter ids, as `dlq list` prints them.
+        ids: Vec<String>,
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -70,6 +105,21 @@ pub fn run() -> ExitCode {
         Command::Events {
             command: EventsCommand::Tail(args),
         } => events::tail(&args),
+        Command::Events {
+            command: EventsCommand::Show { id, config },
+        } => inspect::events_show(config.as_deref(), &id),
+        Command::Dlq {
+            command: DlqCommand::List { config, count },
+        } => inspect::dlq_list(config.as_deref(), count),
+        Command::Dlq {
+            command: DlqCommand::Replay { ids, all, config },
+        } => {
+            if ids.is_empty() && !all {
+                eprintln!("porter dlq replay: name dead-letter ids, or --all");
+                return ExitCode::FAILURE;
+            }
+            inspect::dlq_replay(config.as_deref(), &ids, all)
+        }
     }
 }
 
@@ -118,6 +168,13 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             config = %config.origin,
             "porter listening"
         );
+        let config_destinations = match delivery::routes(&config) {
+            Ok(routes) => routes,
+            Err(error) => {
+                eprintln!("cannot set up delivery: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
         let gateway = match Gateway::new(config) {
             Ok(gateway) => Arc::new(gateway),
             Err(error) => {
@@ -136,7 +193,18 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
                 );
             }
         }
-        match server::serve(listener, gateway, server::shutdown_signal()).await {
+        let deliveries = match start_deliveries(&config_destinations, &gateway) {
+            Ok(deliveries) => deliveries,
+            Err(error) => {
+                eprintln!("cannot start delivery: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let served = server::serve(listener, Arc::clone(&gateway), server::shutdown_signal()).await;
+        if let Some(deliveries) = deliveries {
+            deliveries.stop().await;
+        }
+        match served {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -147,6 +215,25 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             }
         }
     })
+}
+
+/// Starts the delivery workers, when the configuration has destinations.
+fn start_deliveries(
+    (routes, groups): &(Vec<delivery::Route>, Vec<String>),
+    gateway: &Gateway,
+) -> Result<Option<Deliveries>, String> {
+    if routes.is_empty() && groups.is_empty() {
+        return Ok(None);
+    }
+    let queue = delivery::queue_for(&gateway.store).ok_or("the store has no delivery queue")?;
+    for route in routes {
+        tracing::info!(destination = %route.name, "delivering");
+    }
+    Ok(Some(Deliveries::start(
+        queue,
+        routes.clone(),
+        groups.clone(),
+    )))
 }
 
 /// Says, at start-up, what the store's persistence means for acknowledged events.

@@ -15,8 +15,11 @@
 //! - [`answer`]: every answer on a source route and its HTTP form (CONTRACT.md section 4).
 //! - [`store`]: atomic dedupe-and-enqueue: the in-process [`store::MemoryStore`] and the
 //!   [`store::RedisStore`] (single Redis or Redis Cluster).
+//! - [`delivery`]: carrying stored events to destinations: schedules, leases, signed HTTP,
+//!   retries, dead letters; in memory or in Redis.
 //! - [`send`]: `porter send`, the vendors' "test webhook" button for the command line.
 //! - [`events`]: `porter events tail`, the store's streams as JSON lines.
+//! - [`inspect`]: `porter dlq list|replay` and `porter events show`.
 //! - [`telemetry`]: log lines and Prometheus metrics.
 //!
 //! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
@@ -25,7 +28,9 @@
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod events;
+pub mod inspect;
 pub mod pipeline;
 pub mod routes;
 pub mod send;

@@ -19,7 +19,8 @@ use axum::routing::get;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
 
-use crate::config::{Config, SourceConfig, StoreKind};
+use crate::config::{Config, DestinationKind, SourceConfig, StoreKind};
+use crate::delivery::memory_queue::MemoryQueue;
 use crate::pipeline;
 use crate::routes::RouteTable;
 use crate::store::{MemoryStore, RedisSettings, RedisStore, Store, StoreError};
@@ -102,20 +103,38 @@ pub fn store_for(config: &Config) -> Result<Store, StoreError> {
         StoreKind::Memory {
             print_events,
             capacity,
-        } => Store::Memory(MemoryStore::new(*print_events, *capacity)),
+        } => {
+            let store = MemoryStore::new(*print_events, *capacity);
+            let destinations: Vec<_> = config
+                .destinations
+                .iter()
+                .filter_map(|d| match &d.kind {
+                    DestinationKind::Http(http) => {
+                        Some((d.name.clone(), d.filter.clone(), http.ordered))
+                    }
+                    DestinationKind::RedisStream => None,
+                })
+                .collect();
+            if destinations.is_empty() {
+                Store::Memory(store)
+            } else {
+                let queue = MemoryQueue::new(&destinations, *capacity);
+                Store::Memory(store.with_deliveries(Arc::new(queue)))
+            }
+        }
         StoreKind::Redis {
             target,
             key_prefix,
             max_len,
             shards,
-        } => Store::Redis(RedisStore::new(&RedisSettings {
+        } => Store::Redis(Arc::new(RedisStore::new(&RedisSettings {
             target: target.clone(),
             stream: config.store.stream.clone(),
             key_prefix: key_prefix.clone(),
             max_len: *max_len,
             shards: *shards,
             timeout: config.server.request_timeout,
-        })?),
+        })?)),
     })
 }
 

@@ -5,12 +5,13 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::repo_path;
+use common::served::{Served, signal};
 
 /// Every `${NAME}` porter.example.toml references.
 const EXAMPLE_ENV: &[(&str, &str)] = &[
@@ -31,103 +32,6 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
 
 fn porter() -> Command {
     Command::new(env!("CARGO_BIN_EXE_porter"))
-}
-
-/// A `porter serve` child process; killed on drop if still running.
-struct Served {
-    child: Child,
-    addr: SocketAddr,
-    /// Lines of stderr after the "listening" line.
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Served {
-    /// Starts `porter serve ARGS --listen 127.0.0.1:0` in `dir` and waits until it listens.
-    fn start(dir: &Path, args: &[&str]) -> Self {
-        let mut child = porter()
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("porter starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let (lines, receiver) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let line = receiver
-                .recv_timeout(Duration::from_secs(30))
-                .expect("porter logs that it listens");
-            if let Some(addr) = listening_address(&line) {
-                break addr;
-            }
-        };
-        Self {
-            child,
-            addr,
-            stderr: receiver,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Sends SIGTERM and waits for the exit; returns (success, stdout, stderr after start).
-    fn terminate(mut self) -> (bool, String, String) {
-        signal(&self.child, "TERM");
-        let status =
-            wait(&mut self.child, Duration::from_secs(20)).expect("porter exits after SIGTERM");
-        let mut stdout = String::new();
-        if let Some(mut out) = self.child.stdout.take() {
-            let _ = out.read_to_string(&mut stdout);
-        }
-        let stderr: Vec<String> = self.stderr.try_iter().collect();
-        (status.success(), stdout, stderr.join("\n"))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    if value["message"] != "porter listening" {
-        return None;
-    }
-    value["address"].as_str()?.parse().ok()
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(child.id().to_string())
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
-
-fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 fn send(args: &[&str]) -> (bool, String) {

@@ -6,8 +6,13 @@
 //! source's provider-specific settings are checked by the provider itself
 //! ([`porter_providers::Source::new`]), so the rules live beside the code that uses them.
 
+mod destinations;
 mod env;
 mod raw;
+
+pub use destinations::{
+    DEFAULT_RETRY, DestinationConfig, DestinationKind, Filter, HttpDestination,
+};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -45,6 +50,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
+    pub destinations: Vec<DestinationConfig>,
     /// Where the configuration came from, for messages.
     pub origin: ConfigOrigin,
 }
@@ -219,17 +225,12 @@ impl Config {
         let server_table = take_table::<raw::ServerTable>(&mut root, "server", errors);
         let store_table = take_table::<raw::StoreTable>(&mut root, "store", errors);
         let source_tables = take_array::<raw::SourceTable>(&mut root, "sources", errors);
-        if root.remove("destinations").is_some() {
-            errors.push(ConfigError::new(
-                "destinations",
-                "delivery to destinations is not available in this version of porter; \
-                 consume the event store directly",
-            ));
-        }
+        let destination_tables =
+            take_array::<destinations::DestinationTable>(&mut root, "destinations", errors);
         for key in root.keys() {
             errors.push(ConfigError::new(
                 key.as_str(),
-                "unknown key (expected server, store, sources)",
+                "unknown key (expected server, store, sources, destinations)",
             ));
         }
 
@@ -253,6 +254,17 @@ impl Config {
             }
         }
         check_sources(&sources, errors);
+        let source_names: Vec<&str> = sources.iter().map(|s| s.source.name()).collect();
+        let mut destination_list = Vec::new();
+        for (i, table) in destination_tables.into_iter().enumerate() {
+            let Some(table) = table else { continue };
+            let key = format!("destinations[{i}]");
+            if let Some(destination) = destinations::destination(&key, table, &source_names, errors)
+            {
+                destination_list.push((key, destination));
+            }
+        }
+        check_destinations(&destination_list, store.as_ref(), errors);
         if sources.is_empty() && errors.is_empty() {
             errors.push(ConfigError::new(
                 "sources",
@@ -263,6 +275,7 @@ impl Config {
             server: server?,
             store: store?,
             sources,
+            destinations: destination_list.into_iter().map(|(_, d)| d).collect(),
             origin,
         })
     }
@@ -617,6 +630,56 @@ fn source_config(
     })
 }
 
+/// Unique names; kinds the store can serve.
+fn check_destinations(
+    destinations: &[(String, DestinationConfig)],
+    store: Option<&StoreConfig>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (i, (key, destination)) in destinations.iter().enumerate() {
+        if destinations[..i]
+            .iter()
+            .any(|(_, d)| d.name == destination.name)
+        {
+            errors.push(ConfigError::new(
+                format!("{key}.name"),
+                format!(
+                    "`{}` is already the name of another destination",
+                    destination.name
+                ),
+            ));
+        }
+        let store_kind = store.map(|s| &s.kind);
+        match &destination.kind {
+            DestinationKind::RedisStream
+                if matches!(store_kind, Some(StoreKind::Memory { .. })) =>
+            {
+                errors.push(ConfigError::new(
+                    format!("{key}.kind"),
+                    "redis_stream needs store.kind = \"redis\": the memory store has no stream to read",
+                ));
+            }
+            DestinationKind::Http(http)
+                if http.ordered
+                    && matches!(
+                        store_kind,
+                        Some(StoreKind::Redis {
+                            target: RedisTarget::Cluster(_),
+                            ..
+                        })
+                    ) =>
+            {
+                errors.push(ConfigError::new(
+                    format!("{key}.ordered"),
+                    "not available on Redis Cluster: events of one subject may live on different \
+                     stream shards, so their order cannot be kept",
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The `event_types` table: vendor type → a canonical type name.
 fn event_types(
     key: &str,
@@ -713,7 +776,7 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("`{text}` is not an IP address or CIDR block"))
 }
 
-fn duration(
+pub(crate) fn duration(
     key: &str,
     text: Option<&str>,
     default: Duration,

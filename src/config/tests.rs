@@ -207,11 +207,79 @@ fn paths_must_be_plain() {
 }
 
 #[test]
-fn destinations_not_in_this_version_are_refused_clearly() {
-    let found = problems(&format!(
-        "{GOOD}\n[[destinations]]\nname = \"x\"\nkind = \"http\"\n"
+fn destinations_are_read_and_checked() {
+    let with = |text: &str| format!("{GOOD}\n{text}");
+    let good = with(
+        r#"
+[[destinations]]
+name = "housekeeping"
+kind = "http"
+url = "https://housekeeping.internal/events"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+events = ["reservation.checked_out", "room.*"]
+sources = ["whatsapp"]
+retry = ["1s", "1m"]
+concurrency = 4
+"#,
+    );
+    let config = parse(&good).expect("valid");
+    let destination = &config.destinations[0];
+    assert_eq!(destination.name, "housekeeping");
+    assert!(
+        destination
+            .filter
+            .matches("room.status_changed", "whatsapp")
+    );
+    let DestinationKind::Http(http) = &destination.kind else {
+        panic!("http")
+    };
+    assert_eq!(
+        http.retry,
+        [Duration::from_secs(1), Duration::from_secs(60)]
+    );
+    assert_eq!(http.concurrency, 4);
+    assert_eq!(http.timeout, Duration::from_secs(10));
+
+    let bad = with(
+        r#"
+[[destinations]]
+name = "x"
+kind = "http"
+url = "ftp://nope"
+secret = "not-whsec"
+events = ["rooms.*"]
+sources = ["nobody"]
+"#,
+    );
+    let found = problems(&bad);
+    let keys: Vec<_> = found
+        .iter()
+        .map(|p| p.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "destinations[0].events[0]",
+            "destinations[0].sources[0]",
+            "destinations[0].url",
+            "destinations[0].secret"
+        ],
+        "{found:#?}"
+    );
+    let stream_on_memory = problems(&with(
+        "[[destinations]]\nname = \"crm\"\nkind = \"redis_stream\"\n",
     ));
-    assert!(found[0].starts_with("destinations:"), "{found:?}");
+    assert!(
+        stream_on_memory[0].starts_with("destinations[0].kind: redis_stream needs"),
+        "{stream_on_memory:?}"
+    );
+    let unknown_kind = problems(&with(
+        "[[destinations]]\nname = \"crm\"\nkind = \"kafka\"\n",
+    ));
+    assert!(
+        unknown_kind[0].starts_with("destinations[0].kind: unknown kind"),
+        "{unknown_kind:?}"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 -- ARGV[4]  the event type
 -- ARGV[5]  the event source
 -- ARGV[6]  approximate MAXLEN for the stream, 0 for no trimming
+-- ARGV[7]  the event id (so that one event can be found without parsing every entry)
 --
 -- Returns nil when the event was appended, or the stored answer when it is a duplicate.
 local original = redis.call('GET', KEYS[1])
@@ -16,9 +17,10 @@ if original then
 end
 if tonumber(ARGV[6]) > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
-    'event', ARGV[3], 'type', ARGV[4], 'source', ARGV[5])
+    'event', ARGV[3], 'type', ARGV[4], 'source', ARGV[5], 'id', ARGV[7])
 else
-  redis.call('XADD', KEYS[2], '*', 'event', ARGV[3], 'type', ARGV[4], 'source', ARGV[5])
+  redis.call('XADD', KEYS[2], '*',
+    'event', ARGV[3], 'type', ARGV[4], 'source', ARGV[5], 'id', ARGV[7])
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
 return false

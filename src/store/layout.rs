@@ -69,6 +69,38 @@ impl Layout {
         }
     }
 
+    /// How many stream shards there are (1 on a single Redis).
+    pub fn shard_count(&self) -> usize {
+        self.shards.map_or(1, usize::from)
+    }
+
+    /// The delivery schedule of a destination for one stream shard: a sorted set of stream
+    /// entry ids by due time, in the shard's hash slot (scripts touch it with the stream).
+    pub fn schedule(&self, destination: &str, shard: usize) -> String {
+        match self.shards {
+            None => format!("{}:schedule:{destination}", self.prefix),
+            Some(_) => format!("{}:schedule:{destination}:{{{shard}}}", self.prefix),
+        }
+    }
+
+    /// The attempt log of one entry for one destination (a list of JSON attempts).
+    pub fn attempts(&self, destination: &str, shard: usize, entry: &str) -> String {
+        format!("{}:attempts:{destination}:{shard}:{entry}", self.prefix)
+    }
+
+    /// The dead-letter stream.
+    pub fn dead_letters(&self) -> String {
+        format!("{}:dlq", self.prefix)
+    }
+
+    /// The stream of shard `shard`.
+    pub fn stream(&self, shard: usize) -> String {
+        match self.shards {
+            None => self.stream.clone(),
+            Some(_) => self.shard_stream(shard as u16),
+        }
+    }
+
     /// The stream that keeps quarantined bodies.
     pub fn quarantine(&self) -> String {
         format!("{}:quarantine", self.prefix)

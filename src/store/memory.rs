@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use porter_providers::{Event, Normalized, Reply};
 
 use super::{Enqueued, Quarantined, StoreError};
+use crate::delivery::memory_queue::MemoryQueue;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;
@@ -30,6 +31,8 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     capacity: usize,
+    /// Destinations' schedules: every new event is pushed here in the same step.
+    deliveries: Option<Arc<MemoryQueue>>,
 }
 
 /// Where new events go.
@@ -89,7 +92,19 @@ impl MemoryStore {
                 inserts_since_sweep: 0,
             }),
             capacity,
+            deliveries: None,
         }
+    }
+
+    /// Also schedules every new event for delivery (the destinations of the configuration).
+    pub fn with_deliveries(mut self, deliveries: Arc<MemoryQueue>) -> Self {
+        self.deliveries = Some(deliveries);
+        self
+    }
+
+    /// The delivery schedules, when destinations are configured.
+    pub fn deliveries(&self) -> Option<&Arc<MemoryQueue>> {
+        self.deliveries.as_ref()
     }
 
     pub(super) fn enqueue(
@@ -114,6 +129,20 @@ impl MemoryStore {
                 _ => fresh.push(event),
             }
         }
+        if let Some(deliveries) = &self.deliveries
+            && !deliveries.has_room_for(fresh.len())
+        {
+            return Err(StoreError::Full);
+        }
+        // Serialised before anything is committed, so that a failure leaves no key behind.
+        let jsons: Vec<Arc<str>> = match &self.deliveries {
+            None => Vec::new(),
+            Some(_) => fresh
+                .iter()
+                .map(|event| serde_json::to_string(&event.event).map(Arc::from))
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        };
         match &mut inner.output {
             Output::Keep => {
                 if inner.log.len() + fresh.len() > self.capacity {
@@ -138,6 +167,12 @@ impl MemoryStore {
             }
         }
         inner.inserts_since_sweep += fresh.len();
+        if let Some(deliveries) = &self.deliveries {
+            let now_ms = jiff::Timestamp::now().as_millisecond();
+            for (event, json) in fresh.iter().zip(&jsons) {
+                deliveries.push(&event.event, json, now_ms);
+            }
+        }
         Ok(Enqueued {
             new: fresh.len(),
             duplicates: events.len() - fresh.len(),

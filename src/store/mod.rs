@@ -28,7 +28,8 @@ pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
 #[derive(Debug)]
 pub enum Store {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    /// Shared with the delivery queue, which works on the same connection.
+    Redis(std::sync::Arc<RedisStore>),
 }
 
 /// What enqueueing one request's events did.

@@ -117,6 +117,11 @@ impl RedisStore {
         &self.layout
     }
 
+    /// A handle on the connection, for the delivery queue that shares it.
+    pub(crate) async fn connection(&self) -> Result<Handle, StoreError> {
+        self.connection.get().await
+    }
+
     pub(super) async fn enqueue(
         &self,
         events: &[Normalized],
@@ -152,6 +157,7 @@ impl RedisStore {
                     .arg(event.event.event_type().as_str())
                     .arg(&event.event.source)
                     .arg(max_len)
+                    .arg(&event.event.id)
                     .invoke_async(&mut connection)
                     .await;
                 result.map_err(|e| StoreError::Unavailable(e.to_string()))
@@ -255,6 +261,24 @@ impl RedisStore {
             .arg("+")
             .arg("COUNT")
             .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
+    }
+
+    /// The entries of a stream from `first` to `last`, both included.
+    pub async fn read_range(
+        &self,
+        stream: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut connection = self.connection.get().await?;
+        let reply: Vec<RawEntry> = redis::cmd("XRANGE")
+            .arg(stream)
+            .arg(first)
+            .arg(last)
             .query_async(&mut connection)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -372,7 +396,7 @@ impl Connection {
 
 /// A cheap clone of a connection, to issue one command on.
 #[derive(Clone)]
-enum Handle {
+pub(crate) enum Handle {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 /// The clock fixtures are recorded with.
 pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 
+pub mod receiver;
 pub mod redis_server;
+pub mod served;
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -40,6 +42,7 @@ pub fn config_from(text: &str, env: &[(&str, &str)]) -> Config {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    deliveries: Option<porter::delivery::Deliveries>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -82,9 +85,21 @@ impl TestServer {
         Self {
             addr,
             gateway,
+            deliveries: None,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Starts a server with the store its configuration describes, delivering to its
+    /// destinations, with the system clock (deliveries are timed for real).
+    pub async fn start_delivering(config: Config) -> Self {
+        let (routes, groups) = porter::delivery::routes(&config).expect("routes");
+        let store = porter::server::store_for(&config).expect("store");
+        let mut server = Self::start_store(config, store, Clock::system()).await;
+        let queue = porter::delivery::queue_for(&server.gateway.store).expect("a delivery queue");
+        server.deliveries = Some(porter::delivery::Deliveries::start(queue, routes, groups));
+        server
     }
 
     pub fn memory(&self) -> &MemoryStore {
@@ -109,6 +124,9 @@ impl TestServer {
 
     /// Stops accepting, drains, and waits for the server to finish.
     pub async fn stop(mut self) {
+        if let Some(deliveries) = self.deliveries.take() {
+            deliveries.stop().await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

@@ -1,0 +1,226 @@
+//! Delivery schedules in memory, for the memory store: the same semantics as on Redis (leases,
+//! retries, dead letters) within one process, so the embedded default and library users
+//! deliver exactly like a Redis deployment, minus surviving a restart.
+//!
+//! The memory store pushes each new event here in the same step that stores it; the queue is
+//! bounded, and a full queue makes the store answer 503.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use porter_providers::Event;
+
+use super::{Attempt, Job};
+use crate::config::Filter;
+
+/// How many dead letters are kept per destination; older ones are dropped first.
+const DEAD_LETTER_CAPACITY: usize = 10_000;
+
+/// Every destination's schedule.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    destinations: Vec<Destination>,
+    /// Jobs scheduled across all destinations before the store refuses events.
+    capacity: usize,
+}
+
+#[derive(Debug)]
+struct Destination {
+    name: String,
+    filter: Filter,
+    ordered: bool,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    next_seq: u64,
+    /// Scheduled jobs by sequence number (which is arrival order).
+    jobs: BTreeMap<u64, Scheduled>,
+    dead: VecDeque<DeadLetter>,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    event_id: String,
+    event: Arc<str>,
+    /// Unix milliseconds.
+    due: i64,
+    attempts: Vec<Attempt>,
+}
+
+/// An event that ran out of attempts.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub destination: String,
+    pub event_id: String,
+    pub event: Arc<str>,
+    pub attempts: Vec<Attempt>,
+}
+
+impl MemoryQueue {
+    /// Schedules for `(name, filter, ordered)` destinations, holding at most `capacity` jobs.
+    pub fn new(destinations: &[(String, Filter, bool)], capacity: usize) -> Self {
+        Self {
+            destinations: destinations
+                .iter()
+                .map(|(name, filter, ordered)| Destination {
+                    name: name.clone(),
+                    filter: filter.clone(),
+                    ordered: *ordered,
+                    state: Mutex::new(State::default()),
+                })
+                .collect(),
+            capacity,
+        }
+    }
+
+    /// Whether `count` more events fit (each may be scheduled for every destination).
+    pub fn has_room_for(&self, count: usize) -> bool {
+        let scheduled: usize = self
+            .destinations
+            .iter()
+            .map(|d| lock(&d.state).jobs.len())
+            .sum();
+        scheduled + count * self.destinations.len().max(1) <= self.capacity
+    }
+
+    /// Schedules a newly stored event, due now, for every destination that wants it.
+    pub fn push(&self, event: &Event, json: &Arc<str>, now_ms: i64) {
+        let source = super::source_name(&event.source);
+        for destination in &self.destinations {
+            if !destination
+                .filter
+                .matches(event.event_type().as_str(), source)
+            {
+                continue;
+            }
+            let mut state = lock(&destination.state);
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.jobs.insert(
+                seq,
+                Scheduled {
+                    event_id: event.id.clone(),
+                    event: Arc::clone(json),
+                    due: now_ms,
+                    attempts: Vec::new(),
+                },
+            );
+        }
+    }
+
+    fn destination(&self, name: &str) -> Option<&Destination> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+
+    /// Up to `limit` due jobs, leased until `until_ms`. Ordered destinations get only their
+    /// oldest job, and only when it is due.
+    pub fn lease(&self, name: &str, limit: usize, now_ms: i64, until_ms: i64) -> Vec<Job> {
+        let Some(destination) = self.destination(name) else {
+            return Vec::new();
+        };
+        let mut state = lock(&destination.state);
+        let candidates: Vec<u64> = if destination.ordered {
+            state
+                .jobs
+                .iter()
+                .next()
+                .filter(|(_, job)| job.due <= now_ms)
+                .map(|(seq, _)| *seq)
+                .into_iter()
+                .collect()
+        } else {
+            state
+                .jobs
+                .iter()
+                .filter(|(_, job)| job.due <= now_ms)
+                .map(|(seq, _)| *seq)
+                .take(limit)
+                .collect()
+        };
+        candidates
+            .into_iter()
+            .filter_map(|seq| {
+                let job = state.jobs.get_mut(&seq)?;
+                job.due = until_ms;
+                Some(Job {
+                    entry: seq.to_string(),
+                    shard: 0,
+                    event_id: job.event_id.clone(),
+                    event: Arc::clone(&job.event),
+                    attempts: job.attempts.len(),
+                })
+            })
+            .collect()
+    }
+
+    pub fn record(&self, name: &str, job: &Job, attempt: Attempt) {
+        self.with_job(name, job, |scheduled| scheduled.attempts.push(attempt));
+    }
+
+    pub fn complete(&self, name: &str, job: &Job) {
+        if let (Some(destination), Ok(seq)) = (self.destination(name), job.entry.parse::<u64>()) {
+            lock(&destination.state).jobs.remove(&seq);
+        }
+    }
+
+    pub fn reschedule(&self, name: &str, job: &Job, due_ms: i64) {
+        self.with_job(name, job, |scheduled| scheduled.due = due_ms);
+    }
+
+    /// Moves a job to the dead letters, with its attempts.
+    pub fn dead_letter(&self, name: &str, job: &Job) {
+        let (Some(destination), Ok(seq)) = (self.destination(name), job.entry.parse::<u64>())
+        else {
+            return;
+        };
+        let mut state = lock(&destination.state);
+        if let Some(scheduled) = state.jobs.remove(&seq) {
+            if state.dead.len() == DEAD_LETTER_CAPACITY {
+                state.dead.pop_front();
+            }
+            state.dead.push_back(DeadLetter {
+                destination: name.to_owned(),
+                event_id: scheduled.event_id,
+                event: scheduled.event,
+                attempts: scheduled.attempts,
+            });
+        }
+    }
+
+    /// The attempts made so far on a job.
+    pub fn attempts(&self, name: &str, job: &Job) -> Vec<Attempt> {
+        let mut attempts = Vec::new();
+        self.with_job(name, job, |scheduled| attempts = scheduled.attempts.clone());
+        attempts
+    }
+
+    /// The dead letters of every destination, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.destinations
+            .iter()
+            .flat_map(|d| lock(&d.state).dead.iter().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Jobs waiting per destination (for the lag metric).
+    pub fn backlog(&self, name: &str) -> usize {
+        self.destination(name)
+            .map_or(0, |d| lock(&d.state).jobs.len())
+    }
+
+    fn with_job(&self, name: &str, job: &Job, change: impl FnOnce(&mut Scheduled)) {
+        if let (Some(destination), Ok(seq)) = (self.destination(name), job.entry.parse::<u64>())
+            && let Some(scheduled) = lock(&destination.state).jobs.get_mut(&seq)
+        {
+            change(scheduled);
+        }
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,496 @@
+//! Delivery schedules in Redis, shared by every porter instance.
+//!
+//! Per destination and stream shard: a consumer group named after the destination reads new
+//! entries (`XREADGROUP … >`), and `schedule.lua` moves the wanted ones into a sorted set of
+//! entry ids by due time while acknowledging them, in one step. Entries a crashed instance had
+//! read but not yet scheduled stay pending in the group and are reclaimed with `XAUTOCLAIM`
+//! once idle for a lease. `lease.lua` hands out due entries and pushes their due time to the
+//! lease's end. Attempts are logged per entry in a list (kept 7 days); dead letters go to one
+//! stream with the event and every attempt.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use porter_providers::EventType;
+use redis::Script;
+use serde_json::Value;
+
+use super::{Attempt, Job};
+use crate::config::Filter;
+use crate::store::redis::StreamEntry;
+use crate::store::{RedisStore, StoreError};
+
+/// A stream entry's field/value pairs, and the entry with its id.
+type Fields = Vec<(String, Vec<u8>)>;
+type Entry = (String, Fields);
+/// `XAUTOCLAIM`'s reply: the next cursor, the claimed entries (fields absent when deleted),
+/// and the ids of deleted entries.
+type AutoClaim = (String, Vec<(String, Option<Fields>)>, Vec<String>);
+
+/// How long attempt logs are kept after the last attempt.
+const ATTEMPT_LOG_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// How many entries one read or claim takes.
+const BATCH: usize = 256;
+
+/// The delivery queue on the Redis store.
+pub struct RedisQueue {
+    store: Arc<RedisStore>,
+    /// This instance's consumer name in every group.
+    consumer: String,
+    schedule: Script,
+    lease: Script,
+}
+
+impl std::fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+impl RedisQueue {
+    pub fn new(store: Arc<RedisStore>, consumer: String) -> Self {
+        Self {
+            store,
+            consumer,
+            schedule: Script::new(include_str!("schedule.lua")),
+            lease: Script::new(include_str!("lease.lua")),
+        }
+    }
+
+    pub fn store(&self) -> &RedisStore {
+        &self.store
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.store.layout().shard_count()
+    }
+
+    /// Creates the destination's consumer group on every shard (new events only), if missing.
+    pub async fn ensure_group(&self, destination: &str) -> Result<(), StoreError> {
+        let mut connection = self.store.connection().await?;
+        for shard in 0..self.shard_count() {
+            let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(self.store.layout().stream(shard))
+                .arg(destination)
+                .arg("$")
+                .arg("MKSTREAM")
+                .query_async(&mut connection)
+                .await;
+            match result {
+                Ok(()) => {}
+                Err(error) if error.code() == Some("BUSYGROUP") => {}
+                Err(error) => return Err(unavailable(error)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads new entries of one shard into the schedule; returns how many it read.
+    pub async fn intake(
+        &self,
+        destination: &str,
+        filter: &Filter,
+        shard: usize,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let stream = self.store.layout().stream(shard);
+        let reply: Option<Vec<(String, Vec<Entry>)>> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(destination)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(BATCH)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let entries: Vec<Entry> = reply
+            .into_iter()
+            .flatten()
+            .flat_map(|(_, entries)| entries)
+            .collect();
+        self.schedule_entries(destination, filter, shard, now_ms, &entries)
+            .await?;
+        Ok(entries.len())
+    }
+
+    /// Takes over entries another instance read but never scheduled (it died in between).
+    pub async fn reclaim(
+        &self,
+        destination: &str,
+        filter: &Filter,
+        shard: usize,
+        idle: Duration,
+        now_ms: i64,
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let stream = self.store.layout().stream(shard);
+        let reply: AutoClaim = redis::cmd("XAUTOCLAIM")
+            .arg(&stream)
+            .arg(destination)
+            .arg(&self.consumer)
+            .arg(u64::try_from(idle.as_millis()).unwrap_or(u64::MAX))
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(BATCH)
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let entries: Vec<Entry> = reply
+            .1
+            .into_iter()
+            .map(|(id, fields)| (id, fields.unwrap_or_default()))
+            .collect();
+        self.schedule_entries(destination, filter, shard, now_ms, &entries)
+            .await?;
+        Ok(entries.len())
+    }
+
+    async fn schedule_entries(
+        &self,
+        destination: &str,
+        filter: &Filter,
+        shard: usize,
+        now_ms: i64,
+        entries: &[Entry],
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let field = |fields: &[(String, Vec<u8>)], name: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let (mut wanted, mut skipped) = (Vec::new(), Vec::new());
+        for (id, fields) in entries {
+            let event_type = field(fields, "type").unwrap_or_default();
+            let source = field(fields, "source").unwrap_or_default();
+            // An entry without a known type is not porter's; no destination gets it.
+            let wants = EventType::from_name(&event_type).is_some()
+                && filter.matches(&event_type, super::source_name(&source));
+            if wants {
+                wanted.push(id)
+            } else {
+                skipped.push(id)
+            }
+        }
+        let layout = self.store.layout();
+        let mut connection = self.store.connection().await?;
+        let mut invocation = self.schedule.key(layout.stream(shard));
+        invocation
+            .key(layout.schedule(destination, shard))
+            .arg(destination)
+            .arg(now_ms)
+            .arg(wanted.len());
+        for id in wanted.iter().chain(skipped.iter()) {
+            invocation.arg(id.as_str());
+        }
+        invocation
+            .invoke_async::<i64>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Up to `limit` due entries of one shard, leased until `until_ms`.
+    pub async fn lease(
+        &self,
+        destination: &str,
+        shard: usize,
+        limit: usize,
+        ordered: bool,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        let layout = self.store.layout();
+        let mut connection = self.store.connection().await?;
+        let ids: Vec<String> = self
+            .lease
+            .key(layout.schedule(destination, shard))
+            .arg(now_ms)
+            .arg(until_ms)
+            .arg(limit)
+            .arg(if ordered { "1" } else { "0" })
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            let entries = self
+                .store
+                .read_range(&layout.stream(shard), &id, &id)
+                .await?;
+            let attempts: usize = redis::cmd("LLEN")
+                .arg(layout.attempts(destination, shard, &id))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            match entries.into_iter().next() {
+                Some(entry) => jobs.push(Job {
+                    entry: id,
+                    shard,
+                    event_id: entry
+                        .field("id")
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .unwrap_or_default(),
+                    event: Arc::from(
+                        String::from_utf8_lossy(entry.field("event").unwrap_or_default()).as_ref(),
+                    ),
+                    attempts,
+                }),
+                // Trimmed away (MAXLEN) before it was delivered: it can only be dead-lettered.
+                None => jobs.push(Job {
+                    entry: id,
+                    shard,
+                    event_id: String::new(),
+                    event: Arc::from(""),
+                    attempts,
+                }),
+            }
+        }
+        Ok(jobs)
+    }
+
+    pub async fn record(
+        &self,
+        destination: &str,
+        job: &Job,
+        attempt: &Attempt,
+    ) -> Result<(), StoreError> {
+        let key = self
+            .store
+            .layout()
+            .attempts(destination, job.shard, &job.entry);
+        let json =
+            serde_json::to_string(attempt).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut connection = self.store.connection().await?;
+        redis::pipe()
+            .cmd("RPUSH")
+            .arg(&key)
+            .arg(json)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ATTEMPT_LOG_TTL.as_secs())
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn complete(&self, destination: &str, job: &Job) -> Result<(), StoreError> {
+        let mut connection = self.store.connection().await?;
+        redis::cmd("ZREM")
+            .arg(self.store.layout().schedule(destination, job.shard))
+            .arg(&job.entry)
+            .query_async::<i64>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    pub async fn reschedule(
+        &self,
+        destination: &str,
+        job: &Job,
+        due_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.store.connection().await?;
+        redis::cmd("ZADD")
+            .arg(self.store.layout().schedule(destination, job.shard))
+            .arg("XX")
+            .arg(due_ms)
+            .arg(&job.entry)
+            .query_async::<i64>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// When an entry is next due for a destination, if it is scheduled (Unix milliseconds).
+    pub async fn scheduled_at(
+        &self,
+        destination: &str,
+        shard: usize,
+        entry: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(self.store.layout().schedule(destination, shard))
+            .arg(entry)
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(score.map(|s| s as i64))
+    }
+
+    /// The attempts logged for a job.
+    pub async fn attempts(
+        &self,
+        destination: &str,
+        shard: usize,
+        entry: &str,
+    ) -> Result<Vec<Attempt>, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let items: Vec<String> = redis::cmd("LRANGE")
+            .arg(self.store.layout().attempts(destination, shard, entry))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(items
+            .iter()
+            .filter_map(|item| serde_json::from_str(item).ok())
+            .collect())
+    }
+
+    /// Appends the job, its event and every attempt to the dead-letter stream, then takes it
+    /// out of the schedule. (In that order: a crash in between dead-letters it twice, never
+    /// loses it.)
+    pub async fn dead_letter(
+        &self,
+        destination: &str,
+        job: &Job,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let attempts = self.attempts(destination, job.shard, &job.entry).await?;
+        let attempts =
+            serde_json::to_string(&attempts).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut connection = self.store.connection().await?;
+        redis::cmd("XADD")
+            .arg(self.store.layout().dead_letters())
+            .arg("*")
+            .arg("destination")
+            .arg(destination)
+            .arg("shard")
+            .arg(job.shard)
+            .arg("entry")
+            .arg(&job.entry)
+            .arg("event_id")
+            .arg(&job.event_id)
+            .arg("reason")
+            .arg(reason)
+            .arg("event")
+            .arg(job.event.as_ref())
+            .arg("attempts")
+            .arg(attempts)
+            .query_async::<String>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        self.complete(destination, job).await
+    }
+
+    /// Puts a dead-lettered entry back into its destination's schedule, due now, and removes
+    /// it from the dead letters.
+    pub async fn replay(
+        &self,
+        dead_letter: &StreamEntry,
+        now_ms: i64,
+    ) -> Result<String, StoreError> {
+        let text = |name: &str| {
+            dead_letter
+                .field(name)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        let (Some(destination), Some(entry)) = (text("destination"), text("entry")) else {
+            return Err(StoreError::Unavailable(format!(
+                "{} is not a dead letter",
+                dead_letter.id
+            )));
+        };
+        let shard: usize = text("shard").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let mut connection = self.store.connection().await?;
+        redis::cmd("ZADD")
+            .arg(self.store.layout().schedule(&destination, shard))
+            .arg("NX")
+            .arg(now_ms)
+            .arg(&entry)
+            .query_async::<i64>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        redis::cmd("XDEL")
+            .arg(self.store.layout().dead_letters())
+            .arg(&dead_letter.id)
+            .query_async::<i64>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(destination)
+    }
+
+    /// Entries waiting for a destination: scheduled plus not yet read by its group.
+    pub async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let mut total = 0u64;
+        for shard in 0..self.shard_count() {
+            let scheduled: u64 = redis::cmd("ZCARD")
+                .arg(self.store.layout().schedule(destination, shard))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            total += scheduled + self.unread(destination, shard).await?;
+        }
+        Ok(total)
+    }
+
+    /// Entries of a shard the destination's group has not read yet (`XINFO GROUPS` lag).
+    pub async fn unread(&self, group: &str, shard: usize) -> Result<u64, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let groups: Vec<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(self.store.layout().stream(shard))
+            .query_async::<redis::Value>(&mut connection)
+            .await
+            .map_err(unavailable)
+            .map(|value| {
+                value_to_json(&value)
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })?;
+        Ok(groups
+            .iter()
+            .filter_map(|g| g.as_array())
+            .find(|fields| {
+                fields
+                    .chunks(2)
+                    .any(|kv| kv[0] == "name" && kv.get(1).is_some_and(|v| v == group))
+            })
+            .and_then(|fields| {
+                fields
+                    .chunks(2)
+                    .find(|kv| kv[0] == "lag")
+                    .and_then(|kv| kv.get(1)?.as_u64())
+            })
+            .unwrap_or(0))
+    }
+}
+
+/// A RESP value as JSON, for reading `XINFO`'s mixed replies.
+fn value_to_json(value: &redis::Value) -> Value {
+    match value {
+        redis::Value::Int(n) => Value::from(*n),
+        redis::Value::BulkString(bytes) => Value::from(String::from_utf8_lossy(bytes).into_owned()),
+        redis::Value::SimpleString(text) => Value::from(text.clone()),
+        redis::Value::Array(items) | redis::Value::Set(items) => {
+            items.iter().map(value_to_json).collect()
+        }
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .flat_map(|(k, v)| [value_to_json(k), value_to_json(v)])
+            .collect(),
+        _ => Value::Null,
+    }
+}

@@ -1,0 +1,428 @@
+//! Delivery to a real receiver on a loopback port: signed requests, retries on failures,
+//! `Retry-After`, timeouts, dead letters, filters, order; with the memory store and with a real
+//! `redis-server`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::receiver::{Answer, Receiver, verify_standard_webhooks};
+use common::redis_server::RedisServer;
+use common::{RawRequest, TestServer, config_from};
+use porter::store::Store;
+use porter_providers::Secret;
+
+const SECRET: &str = "delivery-test-meta-secret";
+const WHSEC: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==";
+
+fn config(store: &str, destination: &str) -> porter::config::Config {
+    config_from(
+        &format!(
+            r#"
+[server]
+public_url = "https://hooks.example.com"
+
+[store]
+{store}
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["{SECRET}"]
+
+[[destinations]]
+name = "guest-messaging"
+kind = "http"
+secret = "{WHSEC}"
+{destination}
+"#
+        ),
+        &[],
+    )
+}
+
+fn memory(destination: &str) -> porter::config::Config {
+    config("kind = \"memory\"\nprint_events = false", destination)
+}
+
+fn whatsapp(ids: &[&str]) -> RawRequest {
+    let messages: Vec<String> = ids
+        .iter()
+        .map(|id| format!(r#"{{"from":"1","id":"{id}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}"#))
+        .collect();
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{}]}}}}]}}]}}"#,
+        messages.join(",")
+    );
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
+    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+}
+
+async fn send(server: &TestServer, ids: &[&str]) {
+    let answer = server.send(&whatsapp(ids)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+#[tokio::test]
+async fn events_arrive_signed_as_cloudevents() {
+    let receiver = Receiver::start(vec![]).await;
+    let server =
+        TestServer::start_delivering(memory(&format!("url = \"{}\"", receiver.url()))).await;
+    send(&server, &["wamid.d1"]).await;
+    let received = receiver.wait_for(1, Duration::from_secs(5)).await;
+    let request = &received[0];
+    assert_eq!(
+        request.header("content-type"),
+        "application/cloudevents+json"
+    );
+    assert!(
+        verify_standard_webhooks(WHSEC, request),
+        "the receiver verifies porter's signature"
+    );
+    let event = request.event();
+    assert_eq!(event["providereventid"], "wamid.d1");
+    assert_eq!(
+        request.header("webhook-id"),
+        event["id"].as_str().expect("id")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 1, "delivered once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_500_is_retried_and_then_delivered() {
+    let receiver = Receiver::start(vec![Answer::status(500), Answer::status(502)]).await;
+    let server = TestServer::start_delivering(memory(&format!(
+        "url = \"{}\"\nretry = [\"100ms\", \"100ms\", \"100ms\"]",
+        receiver.url()
+    )))
+    .await;
+    send(&server, &["wamid.retry"]).await;
+    let received = receiver.wait_for(3, Duration::from_secs(5)).await;
+    let ids: Vec<&str> = received.iter().map(|r| r.header("webhook-id")).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every attempt carries the same webhook-id"
+    );
+    assert!(
+        received[1].at - received[0].at >= Duration::from_millis(80),
+        "the schedule's delay was kept"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(receiver.received().len(), 3, "no attempt after the 200");
+    let Store::Memory(memory) = &server.gateway.store else {
+        panic!("memory")
+    };
+    assert!(
+        memory
+            .deliveries()
+            .expect("queue")
+            .dead_letters()
+            .is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_on_a_429_is_honoured() {
+    let receiver = Receiver::start(vec![Answer {
+        status: 429,
+        retry_after: Some(1),
+        delay: Duration::ZERO,
+    }])
+    .await;
+    let server = TestServer::start_delivering(memory(&format!(
+        "url = \"{}\"\nretry = [\"50ms\"]",
+        receiver.url()
+    )))
+    .await;
+    send(&server, &["wamid.slowdown"]).await;
+    let received = receiver.wait_for(2, Duration::from_secs(5)).await;
+    let waited = received[1].at - received[0].at;
+    assert!(
+        waited >= Duration::from_millis(950),
+        "waited {waited:?}, not the 50 ms of the schedule"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_timeout_is_a_failure_that_is_retried() {
+    let slow = Answer {
+        status: 200,
+        retry_after: None,
+        delay: Duration::from_secs(2),
+    };
+    let receiver = Receiver::start(vec![slow]).await;
+    let server = TestServer::start_delivering(memory(&format!(
+        "url = \"{}\"\ntimeout = \"300ms\"\nretry = [\"100ms\"]",
+        receiver.url()
+    )))
+    .await;
+    send(&server, &["wamid.timeout"]).await;
+    let received = receiver.wait_for(2, Duration::from_secs(5)).await;
+    assert!(
+        received[1].at - received[0].at < Duration::from_secs(1),
+        "retried after the timeout, not after the slow answer"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn after_the_last_attempt_the_event_is_dead_lettered_with_every_attempt() {
+    let receiver = Receiver::start(vec![]).await;
+    receiver.always(Answer::status(503));
+    let server = TestServer::start_delivering(memory(&format!(
+        "url = \"{}\"\nretry = [\"50ms\", \"50ms\"]",
+        receiver.url()
+    )))
+    .await;
+    send(&server, &["wamid.dead"]).await;
+    receiver.wait_for(3, Duration::from_secs(5)).await;
+    let Store::Memory(memory) = &server.gateway.store else {
+        panic!("memory")
+    };
+    let queue = memory.deliveries().expect("queue");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while queue.dead_letters().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dead = queue.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].attempts.len(),
+        3,
+        "the first attempt and the two retries"
+    );
+    assert!(
+        dead[0]
+            .attempts
+            .iter()
+            .all(|a| a.status == Some(503) && a.outcome == "status 503")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.received().len(), 3, "nothing after dead-lettering");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn filters_decide_what_a_destination_gets() {
+    let receiver = Receiver::start(vec![]).await;
+    let server = TestServer::start_delivering(memory(&format!(
+        "url = \"{}\"\nevents = [\"message.status_changed\"]",
+        receiver.url()
+    )))
+    .await;
+    send(&server, &["wamid.filtered"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "a message.received is not for this destination"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_ordered_destination_holds_later_events_behind_a_failing_one() {
+    let receiver = Receiver::start(vec![Answer::status(500), Answer::status(500)]).await;
+    let server = TestServer::start_delivering(memory(&format!(
+        "url = \"{}\"\nordered = true\nretry = [\"150ms\", \"150ms\"]",
+        receiver.url()
+    )))
+    .await;
+    send(&server, &["wamid.first"]).await;
+    send(&server, &["wamid.second"]).await;
+    let received = receiver.wait_for(4, Duration::from_secs(5)).await;
+    let order: Vec<String> = received
+        .iter()
+        .map(|r| {
+            r.event()["providereventid"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["wamid.first", "wamid.first", "wamid.first", "wamid.second"]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn on_redis_dead_letters_are_listed_replayed_and_delivered() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(vec![]).await;
+    receiver.always(Answer::status(500));
+    let store = format!("kind = \"redis\"\nurl = \"{}\"", redis.url());
+    let text_config = |destination: &str| config(&store, destination);
+    let destination = format!("url = \"{}\"\nretry = [\"50ms\"]", receiver.url());
+    let server = TestServer::start_delivering(text_config(&destination)).await;
+    send(&server, &["wamid.r1", "wamid.r2"]).await;
+    receiver.wait_for(4, Duration::from_secs(10)).await;
+    let dead = wait_for_dead_letters(&redis, 2).await;
+    assert_eq!(dead, 2);
+
+    // The receiver recovers; `porter dlq replay --all` puts both back.
+    receiver.always(Answer::status(200));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("porter.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\npublic_url = \"https://hooks.example.com\"\n[store]\n{store}\n[[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/webhooks/whatsapp\"\nsecrets = [\"{SECRET}\"]\n[[destinations]]\nname = \"guest-messaging\"\nkind = \"http\"\nsecret = \"{WHSEC}\"\n{destination}\n"
+        ),
+    )
+    .expect("write");
+    let porter = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .expect("porter runs")
+    };
+    let list = porter(&["dlq", "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains("destination=guest-messaging") && listed.contains("attempts=2"),
+        "{listed}"
+    );
+    let replay = porter(&["dlq", "replay", "--all"]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let received = receiver.wait_for(6, Duration::from_secs(10)).await;
+    let delivered: std::collections::HashSet<&str> = received[4..]
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(delivered.len(), 2, "both replayed events were delivered");
+    assert_eq!(wait_for_dead_letters(&redis, 0).await, 0);
+
+    // `porter events show` tells the story of one of them.
+    let event_id = received[4].header("webhook-id").to_owned();
+    let show = porter(&["events", "show", &event_id]);
+    let story = String::from_utf8_lossy(&show.stdout);
+    assert!(story.contains("guest-messaging: delivered"), "{story}");
+    assert_eq!(story.matches("status 500").count(), 2, "{story}");
+    assert!(story.contains("200  delivered"), "{story}");
+    server.stop().await;
+}
+
+async fn wait_for_dead_letters(redis: &RedisServer, count: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let length: usize = redis
+            .cli(&["XLEN", "porter:dlq"])
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        if length == count || Instant::now() > deadline {
+            return length;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_work_and_a_killed_one_loses_nothing() {
+    use common::served::{Served, signal};
+
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(vec![]).await;
+    // Slow enough that both instances have their four attempts in flight when one dies.
+    receiver.always(Answer {
+        status: 200,
+        retry_after: None,
+        delay: Duration::from_secs(1),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("porter.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\npublic_url = \"https://hooks.example.com\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\n\
+             [[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/webhooks/whatsapp\"\nsecrets = [\"{SECRET}\"]\n\
+             [[destinations]]\nname = \"guest-messaging\"\nkind = \"http\"\nsecret = \"{WHSEC}\"\nurl = \"{}\"\n\
+             timeout = \"2s\"\nconcurrency = 4\nretry = [\"200ms\", \"200ms\", \"200ms\"]\n",
+            redis.url(),
+            receiver.url()
+        ),
+    )
+    .expect("write");
+    let config = path.to_str().expect("utf-8").to_owned();
+    let first = Served::start(dir.path(), &["--config", &config]);
+    let second = Served::start(dir.path(), &["--config", &config]);
+
+    let ids: Vec<String> = (0..40).map(|i| format!("wamid.shared{i}")).collect();
+    for chunk in ids.chunks(4) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let answer = whatsapp(&chunk).send(first.addr).await;
+        assert_eq!(answer.status, 200);
+    }
+    receiver.wait_for(8, Duration::from_secs(10)).await;
+    // A crash in the middle of delivering: no goodbye, leases left behind.
+    signal(&first.child, "KILL");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivered = loop {
+        let received = receiver.received();
+        let distinct: std::collections::HashSet<String> = received
+            .iter()
+            .map(|r| {
+                r.event()["providereventid"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        if distinct.len() == ids.len() || Instant::now() > deadline {
+            break (received, distinct);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (_, distinct) = delivered;
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "every acknowledged event was delivered"
+    );
+    // The killed instance's attempts reached the receiver but were never recorded as done:
+    // when their leases (2 × 2 s + 1 s) run out, the other instance delivers them again.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let received = receiver.received();
+    let duplicates = received.len() - distinct.len();
+    // Any event delivered twice (the killed instance's in-flight ones) carried one webhook-id.
+    let mut by_event: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for request in &received {
+        let key = request.event()["providereventid"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        by_event
+            .entry(key)
+            .or_default()
+            .insert(request.header("webhook-id").to_owned());
+    }
+    assert!(
+        by_event.values().all(|ids| ids.len() == 1),
+        "one webhook-id per event"
+    );
+    assert!(
+        (1..=8).contains(&duplicates),
+        "the killed instance's attempts in flight were taken over, and only those: {duplicates}"
+    );
+    eprintln!(
+        "delivered {} distinct events with {duplicates} duplicate deliveries",
+        distinct.len()
+    );
+    let (stopped, _, _) = second.terminate();
+    assert!(stopped);
+    drop(first);
+}
