@@ -17,6 +17,7 @@
 //!   [`store::RedisStore`] (single Redis or Redis Cluster).
 //! - [`delivery`]: carrying stored events to destinations: schedules, leases, signed HTTP,
 //!   retries, dead letters; in memory or in Redis.
+//! - [`embed`]: porter inside another program, with in-process handlers as destinations.
 //! - [`send`]: `porter send`, the vendors' "test webhook" button for the command line.
 //! - [`events`]: `porter events tail`, the store's streams as JSON lines.
 //! - [`inspect`]: `porter dlq list|replay` and `porter events show`.
@@ -29,6 +30,7 @@ pub mod answer;
 pub mod cli;
 pub mod config;
 pub mod delivery;
+pub mod embed;
 pub mod events;
 pub mod inspect;
 pub mod pipeline;

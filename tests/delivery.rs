@@ -426,3 +426,86 @@ async fn two_instances_share_the_work_and_a_killed_one_loses_nothing() {
     assert!(stopped);
     drop(first);
 }
+
+#[tokio::test]
+async fn a_redis_stream_destination_gets_its_consumer_group_and_delivery_metrics_count() {
+    let redis = RedisServer::start();
+    let receiver = Receiver::start(vec![Answer::status(500)]).await;
+    let config = config_from(
+        &format!(
+            r#"
+[store]
+kind = "redis"
+url = "{}"
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["{SECRET}"]
+[[destinations]]
+name = "crm"
+kind = "redis_stream"
+[[destinations]]
+name = "metrics-probe"
+kind = "http"
+url = "{}"
+secret = "{WHSEC}"
+retry = ["50ms"]
+"#,
+            redis.url(),
+            receiver.url()
+        ),
+        &[],
+    );
+    let server = TestServer::start_delivering(config).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !redis
+        .cli(&["XINFO", "GROUPS", "porter:events"])
+        .is_some_and(|g| g.contains("crm"))
+    {
+        assert!(Instant::now() < deadline, "the crm group was never created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send(&server, &["wamid.m1", "wamid.m2", "wamid.m3"]).await;
+    // A service reading with the group gets every event.
+    let read = redis
+        .cli(&[
+            "XREADGROUP",
+            "GROUP",
+            "crm",
+            "crm-1",
+            "COUNT",
+            "10",
+            "STREAMS",
+            "porter:events",
+            ">",
+        ])
+        .expect("read");
+    for id in ["wamid.m1", "wamid.m2", "wamid.m3"] {
+        assert!(read.contains(id), "{read}");
+    }
+    receiver.wait_for(4, Duration::from_secs(5)).await;
+    let metrics = server.send(&RawRequest::get("/metrics")).await.text();
+    assert!(
+        metrics.contains(r#"porter_delivery_attempts_total{destination="metrics-probe"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .contains(r#"porter_deliveries_total{destination="metrics-probe",result="delivered"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"porter_deliveries_total{destination="metrics-probe",result="failed"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("porter_delivery_duration_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"porter_consumer_lag{destination="#),
+        "{metrics}"
+    );
+    server.stop().await;
+}
