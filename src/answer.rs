@@ -32,6 +32,8 @@ pub enum Answer {
     NotFound,
     MethodNotAllowed(&'static [Method]),
     PayloadTooLarge,
+    /// The request's headers are larger than porter accepts.
+    HeadersTooLarge,
     /// The client did not send its body within the request timeout.
     RequestTimeout,
     /// The body stream broke off before it was complete.
@@ -52,6 +54,7 @@ impl Answer {
             Answer::NotFound => "not_found",
             Answer::MethodNotAllowed(_) => "method_not_allowed",
             Answer::PayloadTooLarge => "payload_too_large",
+            Answer::HeadersTooLarge => "headers_too_large",
             Answer::RequestTimeout => "request_timeout",
             Answer::IncompleteBody => "incomplete_body",
             Answer::Unavailable => "unavailable",
@@ -74,6 +77,7 @@ impl Answer {
             Answer::NotFound => StatusCode::NOT_FOUND,
             Answer::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Answer::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Answer::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Answer::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Answer::IncompleteBody => StatusCode::BAD_REQUEST,
             Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

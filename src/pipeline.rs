@@ -1,6 +1,6 @@
 //! The ingress pipeline, in order, in one place:
 //!
-//! route → source → allow-list → method → body (limit, deadline) → handshake → verify → normalize →
+//! route → source → allow-list → method → header size → body (limit, deadline) → handshake → verify → normalize →
 //! dedupe-and-enqueue → answer.
 //!
 //! **Architecture invariant:** a provider gets 2xx only after every event of its request is
@@ -27,6 +27,9 @@ use crate::routes::Route;
 use crate::server::Gateway;
 use crate::store::Quarantined;
 use crate::telemetry::RequestRecord;
+
+/// The most header bytes (names and values) a request on a source route may carry.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The handler behind every source route (the router's fallback).
 pub async fn handle(
@@ -98,6 +101,15 @@ async fn process(
     }
     if !route.endpoint.methods.contains(&parts.method) {
         return Answer::MethodNotAllowed(route.endpoint.methods).into();
+    }
+    // Providers send a few hundred bytes of headers; hyper already caps them at about 400 KiB.
+    let header_bytes: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Answer::HeadersTooLarge.into();
     }
     let deadline = started
         .checked_add(gateway.limits.request_timeout)

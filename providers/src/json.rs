@@ -148,6 +148,49 @@ pub fn strip_credentials(value: &mut Value) {
     }
 }
 
+/// How deep arrays and objects may nest: serde_json's own limit for `Value`, which `RawValue`
+/// does not apply. One rule for every provider: deeper is malformed.
+pub const MAX_DEPTH: usize = 128;
+
+/// Parses a body as raw JSON, refusing nesting deeper than [`MAX_DEPTH`].
+pub fn parse_raw(body: &[u8]) -> Result<&RawValue, crate::Rejection> {
+    if !depth_within(body, MAX_DEPTH) {
+        return Err(crate::Rejection::malformed(
+            "JSON",
+            format!("nested deeper than {MAX_DEPTH}"),
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| crate::Rejection::malformed("JSON", e))
+}
+
+/// Whether brackets outside strings nest at most `limit` deep (a single pass, no allocation).
+fn depth_within(body: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
 /// The value parsed from raw JSON text, or the text itself when it holds numbers beyond
 /// `f64` (which `RawValue` accepts and `Value` refuses): never lost.
 pub fn value_of(raw: &RawValue) -> Value {
@@ -232,6 +275,16 @@ mod tests {
             value,
             json!({"Action": "IntegrationCreated", "Data": {"Integration": {"Id": "I"}, "list": [{"ok": 1}]}})
         );
+    }
+
+    #[test]
+    fn nesting_is_limited_outside_strings_only() {
+        let deep = format!("{}1{}", "[".repeat(129), "]".repeat(129));
+        assert!(parse_raw(deep.as_bytes()).is_err());
+        let fine = format!("{}1{}", "[".repeat(128), "]".repeat(128));
+        assert!(parse_raw(fine.as_bytes()).is_ok());
+        let quoted = format!("{{\"a\":\"{}\\\"{}\"}}", "[".repeat(500), "{".repeat(500));
+        assert!(parse_raw(quoted.as_bytes()).is_ok(), "{quoted}");
     }
 
     #[test]

@@ -156,8 +156,7 @@ pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let whole: &RawValue =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let whole: &RawValue = crate::json::parse_raw(request.body)?;
     let mut events = Vec::new();
     match serde_json::from_str::<WirePayload<'_>>(whole.get()) {
         Ok(payload) => {

@@ -114,8 +114,7 @@ pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let raw: &RawValue =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let raw: &RawValue = crate::json::parse_raw(request.body)?;
     let payload = value_of(raw);
     let (attributes, body) = match request.endpoint {
         "/guests" => (

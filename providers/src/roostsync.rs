@@ -68,8 +68,7 @@ pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let raw: &RawValue =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let raw: &RawValue = crate::json::parse_raw(request.body)?;
     let payload: Value = crate::json::value_of(raw);
     let event = field(&payload, &["event"]);
     let data = payload.get("data").cloned().unwrap_or(Value::Null);
