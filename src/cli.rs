@@ -233,6 +233,7 @@ fn start_deliveries(
         queue,
         routes.clone(),
         groups.clone(),
+        Arc::clone(&gateway.intake),
     )))
 }
 

@@ -114,9 +114,12 @@ impl Embedded {
         let store = self.store(&routes)?;
         let gateway = Arc::new(Gateway::with_store(self.config, store, Clock::system()));
         let deliveries = match delivery::queue_for(&gateway.store) {
-            Some(queue) if !routes.is_empty() || !groups.is_empty() => {
-                Some(Deliveries::start(queue, routes, groups))
-            }
+            Some(queue) if !routes.is_empty() || !groups.is_empty() => Some(Deliveries::start(
+                queue,
+                routes,
+                groups,
+                Arc::clone(&gateway.intake),
+            )),
             _ => None,
         };
         let served = server::serve(listener, Arc::clone(&gateway), shutdown).await;

@@ -180,6 +180,13 @@ async fn store(
     events: &[Normalized],
     deadline: tokio::time::Instant,
 ) -> Outcome {
+    if !gateway.intake_open() {
+        tracing::warn!(
+            source = config.source.name(),
+            "not storing yet: delivery groups are being created"
+        );
+        return Answer::Unavailable.into();
+    }
     let reply = config.source.reply(request, events);
     let enqueue = gateway.store.enqueue(events, &reply, config.dedupe_ttl);
     match timeout_at(deadline, enqueue).await {

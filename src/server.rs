@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -70,6 +71,9 @@ pub struct Gateway {
     pub store: Store,
     pub limits: Limits,
     pub clock: Clock,
+    /// Whether events may be stored. Closed until every destination's consumer group exists:
+    /// a group created after an event was stored would never deliver that event.
+    pub intake: Arc<AtomicBool>,
 }
 
 impl Gateway {
@@ -93,7 +97,13 @@ impl Gateway {
                 request_timeout: config.server.request_timeout,
             },
             clock,
+            intake: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Whether events may be stored now.
+    pub fn intake_open(&self) -> bool {
+        self.intake.load(Ordering::Acquire)
     }
 }
 
@@ -157,6 +167,9 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
+    if !gateway.intake_open() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "preparing delivery\n");
+    }
     match gateway.store.ready().await {
         Ok(()) => (StatusCode::OK, "ready\n"),
         Err(error) => {

@@ -509,3 +509,43 @@ retry = ["50ms"]
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn nothing_is_stored_before_the_destination_groups_exist() {
+    use std::sync::Arc;
+    // Redis is not there yet when porter starts.
+    let port = common::redis_server::free_port();
+    let receiver = Receiver::start(vec![]).await;
+    let config = config(
+        &format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\""),
+        &format!("url = \"{}\"", receiver.url()),
+    );
+    let (routes, groups) = porter::delivery::routes(&config).expect("routes");
+    let store = porter::server::store_for(&config).expect("store");
+    let server = TestServer::start_store(config, store, porter::server::Clock::system()).await;
+    let queue = porter::delivery::queue_for(&server.gateway.store).expect("queue");
+    let deliveries = porter::delivery::Deliveries::start(
+        queue,
+        routes,
+        groups,
+        Arc::clone(&server.gateway.intake),
+    );
+    assert!(!server.gateway.intake_open());
+    assert_eq!(server.send(&whatsapp(&["wamid.early"])).await.status, 503);
+    assert_eq!(server.send(&RawRequest::get("/readyz")).await.status, 503);
+
+    // Redis comes up on that port; the groups are created, then events are stored, and the
+    // first one stored is delivered.
+    let _redis = RedisServer::start_on(port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut answer = server.send(&whatsapp(&["wamid.early"])).await;
+    while answer.status != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = server.send(&whatsapp(&["wamid.early"])).await;
+    }
+    assert_eq!(answer.status, 200);
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(received[0].event()["providereventid"], "wamid.early");
+    deliveries.stop().await;
+    server.stop().await;
+}

@@ -2,6 +2,7 @@
 //! leases due ones, and attempts each under the destination's concurrency limit.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -35,8 +36,38 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
+    /// Creates every destination's consumer group, then starts one worker per route and a lag
+    /// reporter per `redis_stream` group. `intake` is closed until the groups exist (retrying
+    /// while Redis is unreachable), so that no event is stored before its groups can see it.
+    pub fn start(
+        queue: Queue,
+        routes: Vec<Route>,
+        stream_groups: Vec<String>,
+        intake: Arc<AtomicBool>,
+    ) -> Self {
+        if let Queue::Redis(redis) = &queue {
+            intake.store(false, Ordering::Release);
+            let redis = Arc::clone(redis);
+            let names: Vec<String> = routes
+                .iter()
+                .map(|r| r.name.clone())
+                .chain(stream_groups.iter().cloned())
+                .collect();
+            tokio::spawn(async move {
+                for name in names {
+                    while let Err(error) = redis.ensure_group(&name).await {
+                        tracing::warn!(destination = %name, %error, "cannot create the consumer group yet; not storing events");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+                intake.store(true, Ordering::Release);
+            });
+        }
+        Self::start_workers(queue, routes, stream_groups)
+    }
+
     /// Starts one worker per route, and a lag reporter per `redis_stream` group.
-    pub fn start(queue: Queue, routes: Vec<Route>, stream_groups: Vec<String>) -> Self {
+    fn start_workers(queue: Queue, routes: Vec<Route>, stream_groups: Vec<String>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks: Vec<JoinHandle<()>> = routes
             .into_iter()

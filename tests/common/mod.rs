@@ -98,7 +98,22 @@ impl TestServer {
         let store = porter::server::store_for(&config).expect("store");
         let mut server = Self::start_store(config, store, Clock::system()).await;
         let queue = porter::delivery::queue_for(&server.gateway.store).expect("a delivery queue");
-        server.deliveries = Some(porter::delivery::Deliveries::start(queue, routes, groups));
+        let intake = Arc::clone(&server.gateway.intake);
+        server.deliveries = Some(porter::delivery::Deliveries::start(
+            queue,
+            routes,
+            groups,
+            Arc::clone(&intake),
+        ));
+        // As `porter serve` does: wait until the groups exist before sending events.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !intake.load(std::sync::atomic::Ordering::Acquire) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "delivery groups were never created"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         server
     }
 

@@ -28,6 +28,18 @@ impl RedisServer {
         Self::start_with(&["--appendonly", "no"])
     }
 
+    /// Starts a server without persistence on a given port.
+    pub fn start_on(port: u16) -> Self {
+        let mut server = Self {
+            child: None,
+            port,
+            dir: tempfile::tempdir().expect("tempdir"),
+            extra: vec!["--appendonly".to_owned(), "no".to_owned()],
+        };
+        server.spawn();
+        server
+    }
+
     /// Starts a server with extra `redis-server` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");

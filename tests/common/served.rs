@@ -49,6 +49,11 @@ impl Served {
                 break addr;
             }
         };
+        // Ready means the store answers and delivery groups exist: then events may be sent.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ready(addr) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Self {
             child,
             addr,
@@ -107,4 +112,15 @@ pub fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+fn ready(addr: SocketAddr) -> bool {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.1 200")
 }
