@@ -73,23 +73,29 @@ pub struct Mews {
 }
 
 impl Mews {
+    /// Either setting may be absent (a source for Connector or for POS webhooks only), not
+    /// both; whatever is set must be valid, and every problem is reported at once.
     pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let url_token = match &settings.url_token {
-            Some(_) => Some(crate::source::require_url_token(settings).map_err(|e| vec![e])?),
-            None => None,
-        };
-        if url_token.is_none() && settings.secrets.is_empty() {
+        if settings.url_token.is_none() && settings.secrets.is_empty() {
             return Err(vec![SettingError::new(
                 "url_token",
                 "required (Connector webhooks), unless `secrets` are set for POS webhooks",
             )]);
         }
+        let url_token = settings
+            .url_token
+            .as_ref()
+            .map(|_| crate::source::require_url_token(settings))
+            .transpose();
         let secrets = if settings.secrets.is_empty() {
-            Vec::new()
+            Ok(Vec::new())
         } else {
-            crate::source::require_secrets(settings).map_err(|e| vec![e])?
+            crate::source::require_secrets(settings)
         };
-        Ok(Self { url_token, secrets })
+        match (url_token, secrets) {
+            (Ok(url_token), Ok(secrets)) => Ok(Self { url_token, secrets }),
+            (url_token, secrets) => Err(url_token.err().into_iter().chain(secrets.err()).collect()),
+        }
     }
 
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
@@ -98,12 +104,15 @@ impl Mews {
                 Some(token) => check_url_token(request, token),
                 None => Err(Rejection::MissingSignature("x-signature".into())),
             },
+            // A POS signature this source has no secret for cannot verify, and the URL token
+            // is no substitute for it.
             _ if self.secrets.is_empty() => Err(Rejection::SignatureMismatch),
             _ => POS_SIGNATURE.verify(request, &self.secrets, &[request.body]),
         }
     }
 
-    /// Signs as Mews would: a POS signature when secrets are configured, else the URL token.
+    /// Signs as Mews would: with the URL token when one is configured (Connector webhooks),
+    /// else with an `X-Signature` from the first POS secret.
     pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
         match (&self.url_token, self.secrets.first()) {
             (Some(token), _) => crate::source::with_url_token(request, token),
@@ -131,6 +140,7 @@ pub(crate) fn normalize(
         .filter(|e| !e.is_empty())
     {
         let enterprise = field(&payload, &["EnterpriseId"]);
+        // The body is hashed once, not once per entry: a message may batch hundreds.
         let body_key = hashed_key(request.body);
         return Ok(entries
             .iter()

@@ -140,10 +140,28 @@ fn the_signer_uses_the_token_or_else_the_pos_secret() {
 }
 
 #[test]
-fn settings_need_a_token_or_secrets() {
+fn settings_need_a_token_or_secrets_and_each_must_be_valid() {
     assert_eq!(
         Mews::from_settings(&SourceSettings::default()).expect_err("none")[0].key,
         "url_token"
+    );
+    let both_bad = SourceSettings {
+        url_token: Some(Secret::new("short")),
+        secrets: vec![Secret::new("")],
+        ..SourceSettings::default()
+    };
+    let keys: Vec<_> = Mews::from_settings(&both_bad)
+        .expect_err("refused")
+        .iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(keys, ["url_token", "secrets"]);
+    assert!(
+        Mews::from_settings(&SourceSettings {
+            secrets: vec![Secret::new(POS_SECRET)],
+            ..SourceSettings::default()
+        })
+        .is_ok()
     );
 }
 
