@@ -9,8 +9,14 @@
 //! microseconds), propertyID | propertyId, reservationID | reservationId, guestId, …}`. The
 //! casing of ids differs between events, and ids also come as `…_str` strings (the numbers can
 //! exceed what a float holds exactly), so ids are read case-insensitively and the string form
-//! is preferred. There is no event id: the key hashes the event, the property, the entity ids,
-//! the status and the timestamp.
+//! is preferred. There is no event id: the key of a modelled event hashes the event, the
+//! property, the entity ids, the status and the timestamp text, NUL-separated. An unmodelled
+//! event (or one without `timestamp`, as `accounting/transaction` is sent) is keyed by its exact
+//! bytes instead, because its identifying ids are not among those fields.
+//!
+//! What Cloudbeds really does: one subscription per object/action, made with `postWebhook`
+//! under the app's OAuth scopes. Its retry policy, timeout and the authoritative list of events
+//! are not published; the payload is a hint, and consumers fetch the entity with the API.
 
 use serde_json::Value;
 
@@ -72,32 +78,6 @@ pub(crate) fn normalize(
     let room = id(&payload, "roomID");
     let status = field_ci(&payload, "status");
     let timestamp = field_ci(&payload, "timestamp");
-    let key = match &event {
-        Some(event) => {
-            let parts = [
-                Some(event.clone()),
-                property.clone(),
-                reservation.clone(),
-                guest.clone(),
-                room.clone(),
-                status.clone(),
-                timestamp,
-            ];
-            let joined: Vec<String> = parts.into_iter().map(Option::unwrap_or_default).collect();
-            hashed_key(joined.join("\0").as_bytes())
-        }
-        None => hashed_key(request.body),
-    };
-    let attributes = Attributes {
-        key,
-        subject: reservation
-            .clone()
-            .or_else(|| guest.clone())
-            .or_else(|| room.clone()),
-        time: payload.get("timestamp").and_then(time),
-        provider_event_type: event.clone(),
-        property_id: property,
-    };
     let reservation_data = || ReservationData {
         reservation_id: reservation.clone(),
         status: status.clone(),
@@ -145,6 +125,33 @@ pub(crate) fn normalize(
             reason: "a Cloudbeds webhook needs `event`".to_owned(),
             raw: payload.clone(),
         }),
+    };
+    let key = match (&event, &timestamp) {
+        // What identifies a modelled occurrence: the same change redelivered is a duplicate,
+        // the next one has another status or timestamp.
+        (Some(event), Some(timestamp)) if !matches!(body, EventBody::Unknown(_)) => {
+            let text = |part: &Option<String>| part.clone().unwrap_or_default();
+            let parts = [
+                event.clone(),
+                text(&property),
+                text(&reservation),
+                text(&guest),
+                text(&room),
+                text(&status),
+                timestamp.clone(),
+            ];
+            hashed_key(parts.join("\0").as_bytes())
+        }
+        // An unmodelled event's identifying ids are not known (`accounting/transaction` has a
+        // `transactionId` and no `timestamp`): only the exact bytes identify it.
+        _ => hashed_key(request.body),
+    };
+    let attributes = Attributes {
+        key,
+        subject: reservation.or(guest).or(room),
+        time: payload.get("timestamp").and_then(time),
+        provider_event_type: event,
+        property_id: property,
     };
     Ok(vec![origin.event(attributes, body).into()])
 }

@@ -102,10 +102,31 @@ pub fn time(value: &Value) -> Option<Timestamp> {
         Value::String(text) => text
             .parse::<Timestamp>()
             .ok()
+            .or_else(|| decimal_seconds(text))
             .or_else(|| unix_seconds(text.parse().ok()?)),
-        Value::Number(number) => unix_seconds(number.as_f64()?),
+        // A number's text is the shortest that reads back as the same `f64`, so for the
+        // microsecond timestamps vendors send it is the digits they wrote.
+        Value::Number(number) => {
+            decimal_seconds(&number.to_string()).or_else(|| unix_seconds(number.as_f64()?))
+        }
         _ => None,
     }
+}
+
+/// Unix seconds in plain decimal (`1710511200.431234`), read digit for digit: through an `f64`
+/// the microseconds would come out as `.431233883`. Digits beyond nanoseconds are dropped.
+fn decimal_seconds(text: &str) -> Option<Timestamp> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || whole.len() > 11 || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let nanos: String = fraction
+        .chars()
+        .chain(std::iter::repeat('0'))
+        .take(9)
+        .collect();
+    Timestamp::new(whole.parse().ok()?, nanos.parse().ok()?).ok()
 }
 
 fn unix_seconds(seconds: f64) -> Option<Timestamp> {
@@ -262,6 +283,14 @@ mod tests {
         assert_eq!(
             at(json!(1_710_511_200.25)),
             Some("2024-03-15T14:00:00.25Z".into())
+        );
+        assert_eq!(
+            at(json!(1_789_459_200.431_234)),
+            Some("2026-09-15T08:00:00.431234Z".into())
+        );
+        assert_eq!(
+            at(json!("1710511198.123456")),
+            Some("2024-03-15T13:59:58.123456Z".into())
         );
         assert_eq!(at(json!("yesterday")), None);
         assert_eq!(at(json!(-5)), None);

@@ -1,13 +1,13 @@
 //! Mews webhooks: Connector API "General Webhooks" and "Integration Webhooks"
-//! (`MewsSystems/gitbook-connector-api` events/wh-general.md, wh-integration.md), and POS API
-//! webhooks (`MewsSystems/gitbook-pos-api` events/webhooks.md, wh-security.md).
+//! (`MewsSystems/gitbook-connector-api` events/wh-general.md, wh-integration.md, wh-faq.md), and
+//! POS API webhooks (`MewsSystems/gitbook-pos-api` events/webhooks.md, wh-security.md).
 //!
 //! Authentication:
 //! - Connector webhooks carry no signature. Mews appends the partner's token to the URL it was
 //!   given (`?Token=…`); the source's `url_token` is compared with it in constant time.
 //! - POS webhooks carry `X-Signature: base64(HMAC-SHA256(secret, raw body))`, verified against
 //!   the source's `secrets`. When that header is present it must verify: there is no falling
-//!   back to the URL token.
+//!   back to the URL token, so a forged signature cannot ride on a leaked URL.
 //!
 //! Shapes, recognised by their members:
 //! - General `{EnterpriseId, IntegrationId, Events:[{Discriminator, Value:{Id}}]}`: thin
@@ -16,7 +16,16 @@
 //!   recognised: the key hashes the whole body and the entry's position.
 //! - Integration `{Action, Data}` → `integration.changed`. `Data` holds the integration's
 //!   `AccessToken` or a new `ApiKey`: credentials are removed before anything is kept.
-//! - POS `{data:{id, type, attributes}, meta:{event_type}}`.
+//! - POS `{data:{id, type, attributes:{…, updatedAt}}, meta:{eventType}}`. The POS documentation
+//!   renamed `meta.event_type` to `meta.eventType` in 2025; both are read. Only
+//!   `order.status.updated` is modelled: `booking.status.updated` is about restaurant tables,
+//!   not hotel reservations, and the other POS events have no canonical type.
+//!
+//! What Mews really does: it expects an answer within 5 seconds, re-sends a failed message
+//! "after a few minutes" and discards it after repeated failures (the exact count is not
+//! documented). General webhooks lag the change by minutes, "Added" implies "Updated" (a new
+//! customer usually produces both, often in one message), and a message batches everything
+//! that happened at once, up to hundreds of entries.
 
 use std::time::Duration;
 
@@ -64,23 +73,29 @@ pub struct Mews {
 }
 
 impl Mews {
+    /// Either setting may be absent (a source for Connector or for POS webhooks only), not
+    /// both; whatever is set must be valid, and every problem is reported at once.
     pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let url_token = match &settings.url_token {
-            Some(_) => Some(crate::source::require_url_token(settings).map_err(|e| vec![e])?),
-            None => None,
-        };
-        if url_token.is_none() && settings.secrets.is_empty() {
+        if settings.url_token.is_none() && settings.secrets.is_empty() {
             return Err(vec![SettingError::new(
                 "url_token",
                 "required (Connector webhooks), unless `secrets` are set for POS webhooks",
             )]);
         }
+        let url_token = settings
+            .url_token
+            .as_ref()
+            .map(|_| crate::source::require_url_token(settings))
+            .transpose();
         let secrets = if settings.secrets.is_empty() {
-            Vec::new()
+            Ok(Vec::new())
         } else {
-            crate::source::require_secrets(settings).map_err(|e| vec![e])?
+            crate::source::require_secrets(settings)
         };
-        Ok(Self { url_token, secrets })
+        match (url_token, secrets) {
+            (Ok(url_token), Ok(secrets)) => Ok(Self { url_token, secrets }),
+            (url_token, secrets) => Err(url_token.err().into_iter().chain(secrets.err()).collect()),
+        }
     }
 
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
@@ -89,12 +104,15 @@ impl Mews {
                 Some(token) => check_url_token(request, token),
                 None => Err(Rejection::MissingSignature("x-signature".into())),
             },
+            // A POS signature this source has no secret for cannot verify, and the URL token
+            // is no substitute for it.
             _ if self.secrets.is_empty() => Err(Rejection::SignatureMismatch),
             _ => POS_SIGNATURE.verify(request, &self.secrets, &[request.body]),
         }
     }
 
-    /// Signs as Mews would: a POS signature when secrets are configured, else the URL token.
+    /// Signs as Mews would: with the URL token when one is configured (Connector webhooks),
+    /// else with an `X-Signature` from the first POS secret.
     pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
         match (&self.url_token, self.secrets.first()) {
             (Some(token), _) => crate::source::with_url_token(request, token),
@@ -122,6 +140,7 @@ pub(crate) fn normalize(
         .filter(|e| !e.is_empty())
     {
         let enterprise = field(&payload, &["EnterpriseId"]);
+        // The body is hashed once, not once per entry: a message may batch hundreds.
         let body_key = hashed_key(request.body);
         return Ok(entries
             .iter()
@@ -139,8 +158,8 @@ pub(crate) fn normalize(
             origin,
         )]);
     }
-    if let Some(event_type) = payload.pointer("/meta/event_type").and_then(Value::as_str) {
-        return Ok(vec![pos_event(event_type, &payload, origin)]);
+    if let Some(event_type) = payload.get("meta").and_then(|m| field(m, POS_EVENT_TYPE)) {
+        return Ok(vec![pos_event(&event_type, &payload, request.body, origin)]);
     }
     let mut raw = payload;
     strip_credentials(&mut raw);
@@ -267,42 +286,50 @@ fn integration_event(
     origin.event(attributes, event).into()
 }
 
-fn pos_event(event_type: &str, payload: &Value, origin: &Origin<'_>) -> Normalized {
-    let id = payload.pointer("/data/id").and_then(crate::json::text_of);
-    let attributes_json = payload
-        .pointer("/data/attributes")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let updated = field(&attributes_json, &["updatedAt", "updated_at"]).unwrap_or_default();
+/// Where a POS message names its event type: the current documentation's `eventType`, then the
+/// `event_type` of its earlier revisions.
+const POS_EVENT_TYPE: &[&str] = &["eventType", "event_type"];
+
+fn pos_event(event_type: &str, payload: &Value, body: &[u8], origin: &Origin<'_>) -> Normalized {
+    let data = payload.get("data").filter(|d| d.is_object());
+    let id = data.and_then(|d| field(d, &["id"]));
+    let attributes_json = data
+        .and_then(|d| d.get("attributes"))
+        .filter(|a| a.is_object());
+    let updated = attributes_json.and_then(|a| field(a, &["updatedAt"]));
+    let key = match (&id, &updated) {
+        // The event type, the entity and the moment it changed: a redelivery is a duplicate; the
+        // next change of the same order, or another event type about it, is not.
+        (Some(id), Some(updated)) => {
+            hashed_key(format!("{event_type}\0{id}\0{updated}").as_bytes())
+        }
+        // Without both, only the exact bytes identify the message.
+        _ => hashed_key(body),
+    };
     let attributes = Attributes {
-        key: hashed_key(
-            format!(
-                "{event_type}\0{}\0{updated}",
-                id.clone().unwrap_or_default()
-            )
-            .as_bytes(),
-        ),
+        key,
         subject: id.clone(),
         time: attributes_json
-            .get("updatedAt")
-            .or_else(|| attributes_json.get("updated_at"))
+            .and_then(|a| a.get("updatedAt"))
             .and_then(crate::json::time),
         provider_event_type: Some(event_type.to_owned()),
         property_id: None,
     };
-    let body = match event_type {
-        "order.status.updated" | "order.state.updated" | "order.total.updated" => {
-            EventBody::OrderUpdated(OrderData {
-                order_id: id,
-                status: field(&attributes_json, &["status", "state"]),
-                ..OrderData::default()
-            })
-        }
-        // POS bookings are restaurant tables, not hotel reservations.
-        other => EventBody::Unknown(UnknownData {
-            reason: format!("Mews POS event `{other}` is not modelled"),
-            raw: payload.clone(),
+    let unknown = |reason: String| {
+        let mut raw = payload.clone();
+        strip_credentials(&mut raw);
+        EventBody::Unknown(UnknownData { reason, raw })
+    };
+    let body = match (event_type, &id) {
+        ("order.status.updated", Some(_)) => EventBody::OrderUpdated(OrderData {
+            order_id: id,
+            status: attributes_json.and_then(|a| field(a, &["status"])),
+            ..OrderData::default()
         }),
+        ("order.status.updated", None) => {
+            unknown("a Mews POS `order.status.updated` needs `data.id`".to_owned())
+        }
+        (other, _) => unknown(format!("Mews POS event `{other}` is not modelled")),
     };
     origin.event(attributes, body).into()
 }

@@ -6,9 +6,15 @@
 //!
 //! `{event_type, bookings:[…], timestamp}`: one event per booking. bookings.create →
 //! reservation.created, bookings.update → reservation.updated, bookings.delete →
-//! reservation.cancelled. The key of each event is the event type, the booking id and the
-//! booking's `updated_at`: a redelivery is a duplicate, a later update of the same booking is
-//! not.
+//! reservation.cancelled (with `cancel_reason`); any other type is one `unknown` per booking.
+//! The key of each event is the event type, the booking id and the booking's `updated_at`,
+//! NUL-separated: a redelivery is a duplicate, a later update of the same booking is not.
+//!
+//! What ReserveKit really does: it POSTs JSON to the URL registered in its Developer Portal
+//! (one webhook per service, chosen event types), expects a 2xx "ideally within 5 seconds",
+//! says a webhook "may occasionally be delivered more than once", and keeps delivery logs in
+//! the portal. The portal's test button sends sample payloads, which porter stores like any
+//! other delivery.
 
 use serde_json::Value;
 
@@ -110,17 +116,18 @@ pub(crate) fn normalize(
 }
 
 fn body_for(event_type: &str, booking: &Value) -> EventBody {
-    let customer = booking.get("customer").filter(|c| c.is_object());
+    let guest = booking.get("customer").map(|c| GuestRef {
+        guest_id: field(c, &["id"]),
+        name: field(c, &["name"]),
+        email: field(c, &["email"]),
+        phone: field(c, &["phone"]),
+        ..GuestRef::default()
+    });
     let reservation = ReservationData {
         reservation_id: field(booking, &["id"]),
         status: field(booking, &["status"]),
-        guest: customer.map(|c| GuestRef {
-            guest_id: field(c, &["id"]),
-            name: field(c, &["name"]),
-            email: field(c, &["email"]),
-            phone: field(c, &["phone"]),
-            ..GuestRef::default()
-        }),
+        // A customer with none of these members says nothing about the guest.
+        guest: guest.filter(|g| *g != GuestRef::default()),
         arrival_date: field(booking, &["date"]),
         notes: field(booking, &["message"]),
         cancel_reason: field(booking, &["cancel_reason"]),

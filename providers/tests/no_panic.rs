@@ -43,6 +43,17 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
             .prop_map(String::into_bytes),
         "(MessageSid|From|To|Body|NumMedia|MediaUrl0|MessageStatus|Latitude|Longitude|ButtonPayload)=[%A-Za-z0-9+:.]{0,20}(&(MessageSid|From|To|Body|MediaUrl[0-9]|ErrorCode)=[%A-Za-z0-9+]{0,12}){0,6}"
             .prop_map(String::into_bytes),
+        // Mews General, Integration and POS; Cloudbeds; ReserveKit.
+        "\\{\"EnterpriseId\":(\"e\"|1|null),\"Events\":\\[(\\{\"Discriminator\":\"(ServiceOrderUpdated|CustomerAdded|MessageAdded|X)\",\"Value\":(\\{\"Id\":(\"i\"|1|null)\\}|1|null)\\},?){0,3}\\]\\}"
+            .prop_map(String::into_bytes),
+        "\\{\"Action\":\"Integration[A-Za-z]{0,8}\",\"Data\":(\\{\"Integration\":(\\{\"Id\":(\"i\"|1)\\}|null),\"AccessToken\":\"t\"\\}|null|1)\\}"
+            .prop_map(String::into_bytes),
+        "\\{\"data\":(\\{\"id\":(\"o\"|1|null),\"attributes\":(\\{\"status\":\"paid\",\"updatedAt\":(\"t\"|1)\\}|\\[\\]|null)\\}|\\[\\]|null),\"meta\":\\{\"(eventType|event_type)\":(\"(order|booking)\\.status\\.updated\"|1)\\}\\}"
+            .prop_map(String::into_bytes),
+        "\\{\"event\":\"(reservation/(created|status_changed)|guest/created|housekeeping/room_condition_changed|x)\",\"(propertyID|propertyId_str|reservationId|guestID|roomID|status|timestamp|roomCondition)\":(\"[a-z_0-9.]{0,8}\"|-?[0-9]{0,25}(\\.[0-9]{0,9})?|1e400|null|\\{\\})\\}"
+            .prop_map(String::into_bytes),
+        "\\{\"event_type\":\"bookings\\.(create|update|delete|x)\",\"bookings\":\\[((\\{\"id\":(7|\"7\"|null),\"updated_at\":(\"t\"|1),\"customer\":(\\{\"name\":\"n\"\\}|\\{\\}|1|null)\\}|1|null),?){0,3}\\]\\}"
+            .prop_map(String::into_bytes),
     ]
 }
 
@@ -60,7 +71,7 @@ proptest! {
             for name in [
                 "x-hub-signature-256", "x-twilio-signature", "i-twilio-idempotency-token",
                 "x-oracle-signature", "x-oracle-timestamp", "webhook-id", "webhook-timestamp",
-                "webhook-signature", "stripe-signature", "x-sig", "x-ts", "x-id",
+                "webhook-signature", "stripe-signature", "x-sig", "x-ts", "x-id", "x-signature",
             ] {
                 headers.insert(name, value.clone());
             }

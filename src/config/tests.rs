@@ -74,6 +74,23 @@ fn a_good_configuration_is_read_with_defaults_filled_in() {
 }
 
 #[test]
+fn mews_sources_default_to_a_short_dedupe_window() {
+    let mews = |extra: &str| {
+        let text = format!(
+            "{GOOD}\n[[sources]]\nname = \"mews\"\nprovider = \"mews\"\npath = \"/webhooks/pms/mews\"\nurl_token = \"mews-token-0123456789\"\n{extra}"
+        );
+        parse(&text)
+            .expect("valid")
+            .source("mews")
+            .expect("mews")
+            .dedupe_ttl
+    };
+    // Identical notifications of two real changes must not be merged for a day.
+    assert_eq!(mews(""), Duration::from_secs(15 * 60));
+    assert_eq!(mews("dedupe_ttl = \"2h\""), Duration::from_secs(2 * 3600));
+}
+
+#[test]
 fn the_embedded_default_is_valid() {
     let config = Config::parse(EMBEDDED_DEFAULT, ConfigOrigin::EmbeddedDefault, &|_| None)
         .expect("the embedded default must always load");

@@ -37,6 +37,47 @@ fn only_the_full_token_passes() {
     );
     assert_eq!(with("token="), Err(Rejection::BadUrlToken));
     assert_eq!(with(""), Err(Rejection::BadUrlToken));
+    assert_eq!(
+        with(&format!("token={TOKEN}0")),
+        Err(Rejection::BadUrlToken)
+    );
+    assert_eq!(
+        with(&format!("token={TOKEN}&token={TOKEN}")),
+        Err(Rejection::BadUrlToken)
+    );
+    let no_query = OwnedRequest::post("/c", b"{}".to_vec());
+    assert_eq!(
+        cloudbeds().verify(&no_query.view()),
+        Err(Rejection::BadUrlToken)
+    );
+}
+
+#[test]
+fn a_missing_or_short_token_is_a_setting_error() {
+    for token in [None, Some("short")] {
+        let settings = SourceSettings {
+            url_token: token.map(Secret::new),
+            ..SourceSettings::default()
+        };
+        assert_eq!(
+            Cloudbeds::from_settings(&settings).expect_err("refused")[0].key,
+            "url_token"
+        );
+    }
+}
+
+#[test]
+fn the_signer_adds_the_token_that_verify_wants() {
+    let signed = cloudbeds().sign(&ToSign {
+        path: "/webhooks/pms/cloudbeds",
+        query: None,
+        content_type: "application/json",
+        body: b"{}",
+        now: crate::testing::now(),
+    });
+    let mut request = OwnedRequest::post("/c", b"{}".to_vec());
+    request.query = signed.query;
+    assert_eq!(cloudbeds().verify(&request.view()), Ok(()));
 }
 
 #[test]
@@ -129,6 +170,53 @@ fn the_key_separates_occurrences_and_matches_redeliveries() {
     assert_eq!(at("checked_in", 1.5), at("checked_in", 1.5));
     assert_ne!(at("checked_in", 1.5), at("checked_out", 1.5));
     assert_ne!(at("checked_in", 1.5), at("checked_in", 2.5));
+}
+
+#[test]
+fn the_key_reads_ids_whatever_their_casing() {
+    let key = |payload: Value| normalize_json(payload)[0].dedupe_key.clone();
+    assert_eq!(
+        key(json!({"event": "guest/created", "propertyID": 1, "guestID": 7, "timestamp": 1.5})),
+        key(
+            json!({"event": "guest/created", "propertyId_str": "1", "guestId": "7", "timestamp": 1.5})
+        )
+    );
+    assert_ne!(
+        key(json!({"event": "guest/created", "propertyId": 1, "guestId": 7, "timestamp": 1.5})),
+        key(json!({"event": "guest/created", "propertyId": 2, "guestId": 7, "timestamp": 1.5}))
+    );
+    assert_ne!(
+        key(json!({"event": "guest/created", "propertyId": 1, "guestId": 7, "timestamp": 1.5})),
+        key(json!({"event": "guest/created", "propertyId": 1, "guestId": 8, "timestamp": 1.5}))
+    );
+}
+
+#[test]
+fn unmodelled_events_are_kept_whole_and_keyed_by_their_bytes() {
+    // `accounting/transaction` carries no timestamp and ids porter does not key on.
+    let transaction = |id: &str| {
+        json!({"version": "1.0", "propertyId": "12345", "event": "accounting/transaction",
+        "transactionId": id, "serviceDate": "2025-09-24"})
+    };
+    let first = normalize_json(transaction("148785457922303"));
+    let second = normalize_json(transaction("148785457922304"));
+    assert_eq!(first[0].event.event_type(), EventType::Unknown);
+    assert_ne!(first[0].dedupe_key, second[0].dedupe_key);
+    assert_eq!(
+        first[0].dedupe_key,
+        normalize_json(transaction("148785457922303"))[0].dedupe_key
+    );
+    assert_eq!(data(&first)["raw"], transaction("148785457922303"));
+    assert_eq!(first[0].event.propertyid.as_deref(), Some("12345"));
+}
+
+#[test]
+fn the_time_is_the_timestamp_to_the_microsecond() {
+    let events = normalize_json(
+        json!({"event": "reservation/created", "propertyID": 1, "reservationID": "R1", "timestamp": 1789459200.431234}),
+    );
+    let event = serde_json::to_value(&events[0].event).expect("json");
+    assert_eq!(event["time"], "2026-09-15T08:00:00.431234Z");
 }
 
 #[test]

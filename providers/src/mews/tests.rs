@@ -29,20 +29,25 @@ fn pos_signature(secret: &str, body: &[u8]) -> String {
 }
 
 #[test]
-fn connector_webhooks_need_the_url_token() {
+fn connector_webhooks_need_the_whole_url_token() {
     let source = mews(Some(TOKEN), &[]);
-    assert_eq!(
-        source.verify(&with_token(b"{}", &format!("Token={TOKEN}")).view()),
-        Ok(())
-    );
-    assert_eq!(
-        source.verify(&with_token(b"{}", &format!("token={}0", &TOKEN[..TOKEN.len() - 1])).view()),
-        Err(Rejection::BadUrlToken)
-    );
-    assert_eq!(
-        source.verify(&with_token(b"{}", "").view()),
-        Err(Rejection::BadUrlToken)
-    );
+    let verify = |query: &str| source.verify(&with_token(b"{}", query).view());
+    assert_eq!(verify(&format!("Token={TOKEN}")), Ok(()));
+    assert_eq!(verify(&format!("a=1&token={TOKEN}")), Ok(()));
+    let last_byte = format!("token={}0", &TOKEN[..TOKEN.len() - 1]);
+    for query in [
+        last_byte,
+        String::new(),
+        "token=".to_owned(),
+        format!("token={}", &TOKEN[..TOKEN.len() - 1]),
+        format!("token={TOKEN}0"),
+        format!("TOKEN={TOKEN}"),
+        format!("token={TOKEN}&Token={TOKEN}"),
+    ] {
+        assert_eq!(verify(&query), Err(Rejection::BadUrlToken), "{query}");
+    }
+    let no_query = OwnedRequest::post("/webhooks/pms/mews", b"{}".to_vec());
+    assert_eq!(source.verify(&no_query.view()), Err(Rejection::BadUrlToken));
 }
 
 #[test]
@@ -85,10 +90,78 @@ fn pos_webhooks_need_a_valid_x_signature_and_never_fall_back() {
 }
 
 #[test]
-fn settings_need_a_token_or_secrets() {
+fn pos_signatures_are_one_header_of_exactly_one_mac() {
+    let body = br#"{"data":{"id":"o1"},"meta":{"eventType":"order.status.updated"}}"#;
+    let source = mews(None, &[POS_SECRET]);
+    let good = pos_signature(POS_SECRET, body);
+    let twice = OwnedRequest::post("/m", body.to_vec())
+        .header("x-signature", &good)
+        .header("x-signature", &good);
+    assert_eq!(
+        source.verify(&twice.view()),
+        Err(Rejection::RepeatedSignature("x-signature".into()))
+    );
+    let short = base64::engine::general_purpose::STANDARD.encode([0u8; 31]);
+    let hex = hex::encode(crate::signing::hmac(
+        Algorithm::Sha256,
+        POS_SECRET.as_bytes(),
+        &[body],
+    ));
+    for value in [short.as_str(), hex.as_str(), "", &good[..good.len() - 1]] {
+        let request = OwnedRequest::post("/m", body.to_vec()).header("x-signature", value);
+        assert_eq!(
+            source.verify(&request.view()),
+            Err(Rejection::MalformedSignature("x-signature".into())),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn the_signer_uses_the_token_or_else_the_pos_secret() {
+    let to_sign = |body: &'static [u8]| ToSign {
+        path: "/webhooks/pms/mews",
+        query: None,
+        content_type: "application/json",
+        body,
+        now: crate::testing::now(),
+    };
+    let connector = mews(Some(TOKEN), &[POS_SECRET]);
+    let signed = connector.sign(&to_sign(b"{}"));
+    assert!(signed.headers.is_empty());
+    let query = signed.query.expect("query");
+    assert_eq!(connector.verify(&with_token(b"{}", &query).view()), Ok(()));
+
+    let pos = mews(None, &[POS_SECRET]);
+    let signed = pos.sign(&to_sign(b"{\"a\":1}"));
+    let (name, value) = &signed.headers[0];
+    let request = OwnedRequest::post("/m", b"{\"a\":1}".to_vec()).header(name, value);
+    assert_eq!(pos.verify(&request.view()), Ok(()));
+}
+
+#[test]
+fn settings_need_a_token_or_secrets_and_each_must_be_valid() {
     assert_eq!(
         Mews::from_settings(&SourceSettings::default()).expect_err("none")[0].key,
         "url_token"
+    );
+    let both_bad = SourceSettings {
+        url_token: Some(Secret::new("short")),
+        secrets: vec![Secret::new("")],
+        ..SourceSettings::default()
+    };
+    let keys: Vec<_> = Mews::from_settings(&both_bad)
+        .expect_err("refused")
+        .iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(keys, ["url_token", "secrets"]);
+    assert!(
+        Mews::from_settings(&SourceSettings {
+            secrets: vec![Secret::new(POS_SECRET)],
+            ..SourceSettings::default()
+        })
+        .is_ok()
     );
 }
 
@@ -163,18 +236,133 @@ fn credentials_never_reach_an_event() {
     assert_eq!(data["enabled"], true);
 }
 
+fn pos(event_type_name: &str, event_type: &str, id: &str, attributes: Value) -> Value {
+    json!({"data": {"id": id, "type": "orders", "attributes": attributes},
+        "meta": {event_type_name: event_type}})
+}
+
 #[test]
-fn pos_orders_map_and_table_bookings_are_unknown() {
-    let order = json!({"data": {"id": "o1", "type": "orders", "attributes": {"status": "paid", "updatedAt": "2025-02-06T09:41:30.465Z"}},
-        "meta": {"event_type": "order.status.updated"}});
-    let events = normalize_json(&order);
-    assert_eq!(events[0].event.event_type(), EventType::OrderUpdated);
-    let booking = json!({"data": {"id": "b1", "type": "bookings", "attributes": {"status": "seated", "updatedAt": "t"}},
-        "meta": {"event_type": "booking.status.updated"}});
+fn pos_order_status_maps_whichever_way_the_event_type_is_spelled() {
+    let attributes = json!({"status": "paid", "updatedAt": "2025-02-06T09:41:30.465Z"});
+    for name in ["eventType", "event_type"] {
+        let events = normalize_json(&pos(name, "order.status.updated", "o1", attributes.clone()));
+        assert_eq!(
+            events[0].event.event_type(),
+            EventType::OrderUpdated,
+            "{name}"
+        );
+        let event = serde_json::to_value(&events[0].event).expect("json");
+        assert_eq!(event["data"], json!({"order_id": "o1", "status": "paid"}));
+        assert_eq!(event["time"], "2025-02-06T09:41:30.465Z");
+        assert_eq!(event["subject"], "o1");
+    }
+}
+
+#[test]
+fn other_pos_events_are_unknown() {
+    let updated = "2025-02-06T09:41:30.465Z";
+    for (event_type, attributes) in [
+        // Restaurant table bookings, not hotel reservations.
+        (
+            "booking.status.updated",
+            json!({"status": "seated", "updatedAt": updated}),
+        ),
+        (
+            "product.availability.updated",
+            json!({"isAvailable": false, "updatedAt": updated}),
+        ),
+        (
+            "order.state.updated",
+            json!({"state": "paid", "updatedAt": updated}),
+        ),
+        (
+            "order.total.updated",
+            json!({"total": "12.50", "updatedAt": updated}),
+        ),
+        (
+            "orders.payments.added",
+            json!({"orderId": "o1", "paymentId": "p1", "updatedAt": updated}),
+        ),
+    ] {
+        let payload = pos("eventType", event_type, "x1", attributes);
+        let events = normalize_json(&payload);
+        assert_eq!(
+            events[0].event.event_type(),
+            EventType::Unknown,
+            "{event_type}"
+        );
+        let data = serde_json::to_value(&events[0].event).expect("json")["data"].clone();
+        assert_eq!(data["raw"], payload);
+    }
+    // An order status without the order it is about has nothing to map.
+    let no_id = json!({"data": {"attributes": {"status": "paid"}}, "meta": {"eventType": "order.status.updated"}});
     assert_eq!(
-        normalize_json(&booking)[0].event.event_type(),
+        normalize_json(&no_id)[0].event.event_type(),
         EventType::Unknown
     );
+}
+
+#[test]
+fn pos_keys_follow_the_entity_and_its_update_time() {
+    let key = |event_type: &str, id: &str, updated: &str| {
+        let attributes = json!({"status": "paid", "updatedAt": updated});
+        normalize_json(&pos("eventType", event_type, id, attributes))[0]
+            .dedupe_key
+            .clone()
+    };
+    let first = key("order.status.updated", "o1", "2025-02-06T09:41:30.465Z");
+    assert_eq!(
+        first,
+        key("order.status.updated", "o1", "2025-02-06T09:41:30.465Z")
+    );
+    assert_ne!(
+        first,
+        key("order.status.updated", "o1", "2025-02-06T09:45:00.000Z")
+    );
+    assert_ne!(
+        first,
+        key("order.status.updated", "o2", "2025-02-06T09:41:30.465Z")
+    );
+    assert_ne!(
+        first,
+        key("order.state.updated", "o1", "2025-02-06T09:41:30.465Z")
+    );
+    // Without `updatedAt`, two different messages must not share a key.
+    let bare = |status: &str| {
+        normalize_json(&pos(
+            "eventType",
+            "order.status.updated",
+            "o1",
+            json!({"status": status}),
+        ))[0]
+            .dedupe_key
+            .clone()
+    };
+    assert_ne!(bare("paid"), bare("open"));
+}
+
+#[test]
+fn integration_actions_are_integration_changes() {
+    for action in [
+        "IntegrationCreated",
+        "IntegrationEnabled",
+        "IntegrationDisabled",
+        "IntegrationCanceled",
+        "IntegrationReinstated",
+        "IntegrationDeleted",
+        "IntegrationApiKeyCreated",
+    ] {
+        let payload = json!({"Action": action, "Data": {"Integration": {"Id": "int-9", "Name": "W"},
+            "Enterprise": {"Id": "e"}}});
+        let events = normalize_json(&payload);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].event.event_type(),
+            EventType::IntegrationChanged,
+            "{action}"
+        );
+        assert_eq!(events[0].event.propertyid.as_deref(), Some("e"));
+    }
 }
 
 #[test]

@@ -116,6 +116,33 @@ fn each_booking_is_an_event_of_the_mapped_type() {
 }
 
 #[test]
+fn a_booking_without_a_customer_has_no_guest() {
+    for customer in [
+        json!(null),
+        json!({}),
+        json!("Jane"),
+        json!({"created_at": "t"}),
+    ] {
+        let mut item = booking(789, "pending", "2023-06-20T09:15:00Z");
+        item["customer"] = customer.clone();
+        let body = json!({"event_type": "bookings.create", "bookings": [item]});
+        let data =
+            serde_json::to_value(&normalize_body(&body)[0].event).expect("json")["data"].clone();
+        assert!(data.get("guest").is_none(), "{customer}");
+    }
+}
+
+#[test]
+fn the_time_is_the_bookings_update_time_and_the_property_its_service() {
+    let body = json!({"event_type": "bookings.update", "bookings": [booking(789, "confirmed", "2023-06-22T14:30:00Z")],
+        "timestamp": "2023-06-22T14:31:00Z"});
+    let event = serde_json::to_value(&normalize_body(&body)[0].event).expect("json");
+    assert_eq!(event["time"], "2023-06-22T14:30:00Z");
+    assert_eq!(event["propertyid"], "123");
+    assert_eq!(event["subject"], "789");
+}
+
+#[test]
 fn a_later_update_of_the_same_booking_is_a_new_event_and_a_redelivery_is_not() {
     let update = |updated: &str| json!({"event_type": "bookings.update", "bookings": [booking(789, "confirmed", updated)]});
     let first = normalize_body(&update("2023-06-22T14:30:00Z"));
