@@ -184,21 +184,30 @@ pub fn parse_raw(body: &[u8]) -> Result<&RawValue, crate::Rejection> {
     serde_json::from_slice(body).map_err(|e| crate::Rejection::malformed("JSON", e))
 }
 
-/// Whether brackets outside strings nest at most `limit` deep (a single pass, no allocation).
+/// Whether brackets outside strings nest at most `limit` deep (a single pass, no allocation;
+/// the insides of strings, most of a webhook's bytes, are skipped with `memchr`).
 fn depth_within(body: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let mut depth = 0usize;
+    let mut at = 0;
+    while at < body.len() {
+        match body[at] {
+            b'"' => {
+                // Skip to the closing quote, stepping over escapes.
+                at += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &body[at..]) {
+                        None => return true,
+                        Some(found) if body[at + found] == b'\\' => at += found + 2,
+                        Some(found) => {
+                            at += found;
+                            break;
+                        }
+                    }
+                    if at >= body.len() {
+                        return true;
+                    }
+                }
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -208,6 +217,7 @@ fn depth_within(body: &[u8], limit: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        at += 1;
     }
     true
 }
@@ -321,5 +331,55 @@ mod tests {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":[1,2]}"#).expect("json");
         let b: Value = serde_json::from_str(r#"{ "a" : [1,2], "b" : 1 }"#).expect("json");
         assert_eq!(canonical(&a), canonical(&b));
+    }
+
+    /// The obvious byte-by-byte scan, to check the fast one against.
+    fn depth_within_slowly(body: &[u8], limit: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &byte in body {
+            if in_string {
+                match (escaped, byte) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > limit {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        assert!(depth_within(br#"{"a":"[[[[[[","b":"\\\"{{{{"}"#, 2));
+        assert!(!depth_within(br#"{"a":[[{"b":"]]]"}]]}"#, 3));
+        assert!(depth_within(br#"{"a":[[{"b":"]]]"}]]}"#, 4));
+        assert!(depth_within(b"\"unterminated \\", 0));
+        assert!(depth_within(b"\"", 0));
+        assert!(!depth_within(&[b'['; 129], MAX_DEPTH));
+        assert!(depth_within(&[b'['; 128], MAX_DEPTH));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_depth_scan_agrees_with_the_obvious_one(
+            body in proptest::collection::vec(proptest::sample::select(
+                vec![b'[', b']', b'{', b'}', b'"', b'\\', b'a', b':']), 0..64),
+            limit in 0usize..6,
+        ) {
+            proptest::prop_assert_eq!(depth_within(&body, limit), depth_within_slowly(&body, limit));
+        }
     }
 }

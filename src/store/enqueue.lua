@@ -1,26 +1,35 @@
--- porter: dedupe-and-enqueue one event, atomically.
+-- porter: dedupe-and-enqueue a batch of events, atomically and in order.
 --
--- KEYS[1]  the event's dedupe key
--- KEYS[2]  the stream it is appended to (same hash slot as KEYS[1] on Redis Cluster)
--- ARGV[1]  dedupe TTL in milliseconds
--- ARGV[2]  the answer given to the provider, returned for every duplicate
--- ARGV[3]  the event, CloudEvents JSON
--- ARGV[4]  the event type
--- ARGV[5]  the event source
--- ARGV[6]  approximate MAXLEN for the stream, 0 for no trimming
--- ARGV[7]  the event id (so that one event can be found without parsing every entry)
+-- KEYS[2i-1]  event i's dedupe key
+-- KEYS[2i]    the stream event i is appended to (every key of one call is in one hash slot
+--             on Redis Cluster)
+-- ARGV[1]     approximate MAXLEN for the stream, 0 for no trimming
+-- ARGV[6i-4 .. 6i+1], for event i:
+--             dedupe TTL in milliseconds; the answer given to the provider (returned for
+--             every later duplicate); the event as CloudEvents JSON; its type; its source;
+--             its id (so that one event can be found without parsing every entry)
 --
--- Returns nil when the event was appended, or the stored answer when it is a duplicate.
-local original = redis.call('GET', KEYS[1])
-if original then
-  return original
+-- Returns one value per event: nil when it was appended, or the stored answer when it is a
+-- duplicate. Events are handled in order, so an event repeated later in the same call is a
+-- duplicate of the earlier one.
+local max_len = tonumber(ARGV[1])
+local results = {}
+for i = 1, #KEYS / 2 do
+  local dedupe, stream = KEYS[2 * i - 1], KEYS[2 * i]
+  local a = 6 * i - 4
+  local original = redis.call('GET', dedupe)
+  if original then
+    results[i] = original
+  else
+    if max_len > 0 then
+      redis.call('XADD', stream, 'MAXLEN', '~', max_len, '*',
+        'event', ARGV[a + 2], 'type', ARGV[a + 3], 'source', ARGV[a + 4], 'id', ARGV[a + 5])
+    else
+      redis.call('XADD', stream, '*',
+        'event', ARGV[a + 2], 'type', ARGV[a + 3], 'source', ARGV[a + 4], 'id', ARGV[a + 5])
+    end
+    redis.call('SET', dedupe, ARGV[a + 1], 'PX', ARGV[a])
+    results[i] = false
+  end
 end
-if tonumber(ARGV[6]) > 0 then
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
-    'event', ARGV[3], 'type', ARGV[4], 'source', ARGV[5], 'id', ARGV[7])
-else
-  redis.call('XADD', KEYS[2], '*',
-    'event', ARGV[3], 'type', ARGV[4], 'source', ARGV[5], 'id', ARGV[7])
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-return false
+return results

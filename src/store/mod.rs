@@ -14,6 +14,7 @@
 pub mod layout;
 pub mod memory;
 pub mod redis;
+mod redis_batch;
 
 use std::time::Duration;
 

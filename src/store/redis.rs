@@ -1,32 +1,32 @@
-//! The Redis store: dedupe-and-enqueue as one Lua script per event, on a single Redis or on
-//! Redis Cluster.
+//! The Redis store: dedupe-and-enqueue as one Lua script call, on a single Redis or on Redis
+//! Cluster.
 //!
-//! The script (`enqueue.lua`) runs atomically inside Redis: if the event's dedupe key exists it
-//! returns the stored answer (a duplicate); otherwise it appends the event to its stream and
-//! sets the dedupe key, holding the answer, with the TTL. Nothing can interleave between the
-//! check and the write, so 50 concurrent deliveries of one event append it once, and a failure
+//! The script (`enqueue.lua`) runs atomically inside Redis: for each event, if its dedupe key
+//! exists it returns the stored answer (a duplicate); otherwise it appends the event to its
+//! stream and sets the dedupe key, holding the answer, with the TTL. Nothing can interleave
+//! between the check and the write, so 50 concurrent deliveries of one event append it once, and a failure
 //! before the script ran leaves nothing behind, so the provider's retry is not deduplicated
 //! away.
 //!
-//! One request's events are sent as concurrent script calls over one multiplexed connection,
-//! which pipelines them (and the calls of every other request in flight) into shared round
-//! trips. The request is acknowledged only when every call answered; if some failed, the
-//! retry finds the ones that succeeded as duplicates and enqueues only what is missing.
+//! The events of concurrent requests are batched into shared script calls (see
+//! [`redis_batch`](super::redis_batch)). A request is acknowledged only when the call holding
+//! its events answered; if it failed part-way, the retry finds the events that were stored as
+//! duplicates and enqueues only what is missing.
 //!
 //! The connection is established lazily and re-established after failures, so porter starts
 //! while Redis is down and recovers when it returns, answering 503 in between.
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
 use porter_providers::{Normalized, Reply};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::layout::Layout;
+use super::redis_batch::{Batcher, Item};
 use super::{Enqueued, Quarantined, StoreError};
 
 /// How many quarantined bodies the quarantine stream keeps (approximately).
@@ -61,6 +61,8 @@ pub struct RedisStore {
     layout: Layout,
     max_len: Option<u64>,
     script: Script,
+    /// Started on first use, on the runtime that serves requests.
+    batcher: OnceCell<Batcher>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -110,6 +112,7 @@ impl RedisStore {
             layout,
             max_len: settings.max_len,
             script: Script::new(include_str!("enqueue.lua")),
+            batcher: OnceCell::new(),
         })
     }
 
@@ -122,6 +125,20 @@ impl RedisStore {
         self.connection.get().await
     }
 
+    /// The collector that batches enqueues across requests, started on first use.
+    async fn batcher(&self) -> Result<&Batcher, StoreError> {
+        self.batcher
+            .get_or_try_init(|| async {
+                let connection = self.connection.get().await?;
+                Ok(Batcher::start(
+                    connection,
+                    self.script.clone(),
+                    self.max_len.unwrap_or(0),
+                ))
+            })
+            .await
+    }
+
     pub(super) async fn enqueue(
         &self,
         events: &[Normalized],
@@ -131,7 +148,6 @@ impl RedisStore {
         let answer =
             serde_json::to_string(reply).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let max_len = self.max_len.unwrap_or(0);
         // An event repeated inside one request is stored once.
         let mut unique: Vec<&Normalized> = Vec::with_capacity(events.len());
         for event in events {
@@ -139,35 +155,30 @@ impl RedisStore {
                 unique.push(event);
             }
         }
-        let connection = self.connection.get().await?;
-        let calls = unique.iter().map(|event| {
-            let mut connection = connection.clone();
-            let placement = self.layout.place(&event.dedupe_key);
-            let json = serde_json::to_string(&event.event);
-            let answer = &answer;
-            async move {
-                let json = json.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-                let result: RedisResult<Option<String>> = self
-                    .script
-                    .key(&placement.dedupe_key)
-                    .key(&placement.stream)
-                    .arg(ttl_ms)
-                    .arg(answer)
-                    .arg(json)
-                    .arg(event.event.event_type().as_str())
-                    .arg(&event.event.source)
-                    .arg(max_len)
-                    .arg(&event.event.id)
-                    .invoke_async(&mut connection)
-                    .await;
-                result.map_err(|e| StoreError::Unavailable(e.to_string()))
-            }
-        });
-        let results = join_all(calls).await;
+        let answer: std::sync::Arc<str> = answer.into();
+        let items = unique
+            .iter()
+            .map(|event| {
+                let placement = self.layout.place(&event.dedupe_key);
+                let json = serde_json::to_string(&event.event)
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Ok(Item {
+                    dedupe_key: placement.dedupe_key,
+                    stream: placement.stream,
+                    ttl_ms,
+                    answer: std::sync::Arc::clone(&answer),
+                    json,
+                    event_type: event.event.event_type().as_str(),
+                    source: event.event.source.clone(),
+                    id: event.event.id.clone(),
+                })
+            })
+            .collect::<Result<Vec<Item>, StoreError>>()?;
+        let outcomes = self.batcher().await?.submit(items).await?;
         let mut new = 0;
         let mut original = None;
-        for result in results {
-            match result? {
+        for outcome in outcomes {
+            match outcome {
                 None => new += 1,
                 Some(stored) => {
                     if original.is_none() {

@@ -1,0 +1,223 @@
+//! Batching dedupe-and-enqueue across concurrent requests.
+//!
+//! Every request used to cost Redis one script call per event. A script call has a fixed cost
+//! in Redis (argument parsing, a Lua context switch) several times that of the `GET`, `XADD`
+//! and `SET` it runs, and porter pays a fixed cost per command on its side too. So requests in
+//! flight hand their events to one collector task, which sends whatever has queued up as one
+//! call of `enqueue.lua` per stream (one hash slot on a cluster):
+//!
+//! - At most [`IN_FLIGHT`] calls run at once. While they run, new events queue, so batches grow
+//!   exactly when Redis is busy and stay at one event when it is idle: batching adds no waiting
+//!   of its own.
+//! - A call holds at most [`MAX_EVENTS`] events and about [`MAX_BYTES`] of payload.
+//! - The script handles the events in order inside one atomic call, so two requests carrying
+//!   the same event in one batch still store it once (the second sees the first's key).
+//! - A failed call fails every request in it (503, the providers retry); events it stored
+//!   before failing are found as duplicates by the retry, as with a partly stored request.
+//! - The queue is bounded ([`QUEUE`] requests): when it is full the request is refused at once
+//!   with [`StoreError::Full`] (503 with `Retry-After`) instead of waiting in an unbounded line.
+
+use std::sync::Arc;
+
+use redis::Script;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use super::StoreError;
+use super::redis::Handle;
+
+/// How many script calls may be in flight at once.
+pub(super) const IN_FLIGHT: usize = 4;
+/// The most events in one script call.
+pub(super) const MAX_EVENTS: usize = 128;
+/// Roughly the most payload bytes in one script call (a single larger request still goes alone).
+pub(super) const MAX_BYTES: usize = 1024 * 1024;
+/// How many requests may wait for a call before new ones are refused.
+pub(super) const QUEUE: usize = 8192;
+
+/// One event's part of a script call.
+#[derive(Debug)]
+pub(super) struct Item {
+    pub dedupe_key: String,
+    pub stream: String,
+    pub ttl_ms: u64,
+    pub answer: Arc<str>,
+    pub json: String,
+    pub event_type: &'static str,
+    pub source: String,
+    pub id: String,
+}
+
+impl Item {
+    fn size(&self) -> usize {
+        self.json.len() + self.answer.len() + self.dedupe_key.len() + 64
+    }
+}
+
+/// What Redis said for one event: `None` when it was appended, the stored answer when it was
+/// already there.
+pub(super) type Outcome = Option<String>;
+
+/// One request's events, and where to send their outcomes (in the same order).
+struct Submission {
+    items: Vec<Item>,
+    reply: oneshot::Sender<Result<Vec<Outcome>, StoreError>>,
+}
+
+/// The handle requests submit through.
+#[derive(Debug, Clone)]
+pub(super) struct Batcher {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl std::fmt::Debug for Submission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submission")
+            .field("items", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// Starts the collector on the current tokio runtime. It stops when every `Batcher` clone
+    /// is dropped, after finishing what was queued.
+    pub(super) fn start(connection: Handle, script: Script, max_len: u64) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(collect(receiver, connection, Arc::new(script), max_len));
+        Self { queue }
+    }
+
+    /// Stores `items` (deduplicated against each other by the caller) and returns one outcome
+    /// per item, in order.
+    pub(super) async fn submit(&self, items: Vec<Item>) -> Result<Vec<Outcome>, StoreError> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue
+            .try_send(Submission { items, reply })
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => StoreError::Full,
+                mpsc::error::TrySendError::Closed(_) => {
+                    StoreError::Unavailable("the Redis writer has stopped".to_owned())
+                }
+            })?;
+        outcome.await.map_err(|_| {
+            StoreError::Unavailable("the Redis writer dropped the request".to_owned())
+        })?
+    }
+}
+
+/// The collector: waits for work and a free slot, then takes everything queued (up to the
+/// limits) as one batch.
+async fn collect(
+    mut receiver: mpsc::Receiver<Submission>,
+    connection: Handle,
+    script: Arc<Script>,
+    max_len: u64,
+) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut held: Option<Submission> = None;
+    loop {
+        let first = match held.take() {
+            Some(submission) => submission,
+            None => match receiver.recv().await {
+                Some(submission) => submission,
+                None => break,
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            break;
+        };
+        let mut events = first.items.len();
+        let mut bytes: usize = first.items.iter().map(Item::size).sum();
+        let mut batch = vec![first];
+        while events < MAX_EVENTS && bytes < MAX_BYTES {
+            let Ok(next) = receiver.try_recv() else { break };
+            let size: usize = next.items.iter().map(Item::size).sum();
+            if events + next.items.len() > MAX_EVENTS || bytes + size > MAX_BYTES {
+                held = Some(next);
+                break;
+            }
+            events += next.items.len();
+            bytes += size;
+            batch.push(next);
+        }
+        let connection = connection.clone();
+        let script = Arc::clone(&script);
+        tokio::spawn(async move {
+            run(batch, connection, &script, max_len).await;
+            drop(slot);
+        });
+    }
+    // Wait for the calls in flight before returning.
+    let _ = slots.acquire_many(IN_FLIGHT as u32).await;
+}
+
+/// Sends one batch, one script call per stream, and answers every submission in it.
+async fn run(batch: Vec<Submission>, connection: Handle, script: &Script, max_len: u64) {
+    // Group (submission, item) positions by stream: a script call may touch one slot only.
+    let mut streams: Vec<(&str, Vec<(usize, usize)>)> = Vec::new();
+    for (s, submission) in batch.iter().enumerate() {
+        for (i, item) in submission.items.iter().enumerate() {
+            match streams.iter_mut().find(|(name, _)| *name == item.stream) {
+                Some((_, positions)) => positions.push((s, i)),
+                None => streams.push((&item.stream, vec![(s, i)])),
+            }
+        }
+    }
+    let calls = streams.iter().map(|(_, positions)| {
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(max_len);
+        for &(s, i) in positions {
+            let item = &batch[s].items[i];
+            invocation
+                .key(&item.dedupe_key)
+                .key(&item.stream)
+                .arg(item.ttl_ms)
+                .arg(&*item.answer)
+                .arg(&item.json)
+                .arg(item.event_type)
+                .arg(&item.source)
+                .arg(&item.id);
+        }
+        let mut connection = connection.clone();
+        async move {
+            invocation
+                .invoke_async::<Vec<Outcome>>(&mut connection)
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))
+                .and_then(|outcomes| {
+                    if outcomes.len() == positions.len() {
+                        Ok(outcomes)
+                    } else {
+                        Err(StoreError::Unavailable(format!(
+                            "the enqueue script answered {} outcomes for {} events",
+                            outcomes.len(),
+                            positions.len()
+                        )))
+                    }
+                })
+        }
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let mut answers: Vec<Result<Vec<Outcome>, StoreError>> = batch
+        .iter()
+        .map(|submission| Ok(vec![None; submission.items.len()]))
+        .collect();
+    for ((_, positions), result) in streams.iter().zip(results) {
+        match result {
+            Ok(outcomes) => {
+                for (&(s, i), outcome) in positions.iter().zip(outcomes) {
+                    if let Ok(slots) = &mut answers[s] {
+                        slots[i] = outcome;
+                    }
+                }
+            }
+            Err(error) => {
+                for &(s, _) in positions {
+                    answers[s] = Err(error.clone());
+                }
+            }
+        }
+    }
+    for (submission, answer) in batch.into_iter().zip(answers) {
+        let _ = submission.reply.send(answer);
+    }
+}
