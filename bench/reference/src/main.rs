@@ -11,7 +11,8 @@
 //!   requests beyond what the multiplexed Redis connection does by itself.
 //!
 //! It has no configuration, routing table, normalization, metrics or logs. It is not a product:
-//! it exists to measure what porter's extra work costs.
+//! it exists to measure what porter's extra work costs. It uses the same allocator as the
+//! `porter` binary, so that the ratio measures work, not allocators.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,6 +31,9 @@ use hyper_util::rt::TokioIo;
 use redis::aio::ConnectionManager;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Debug, Parser)]
 #[command(name = "porter-reference", version)]
