@@ -55,7 +55,7 @@ impl Enqueued {
 /// must retry, so both become 503.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    #[error("the store is full")]
+    #[error("the store is full, or too busy to queue more")]
     Full,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

@@ -26,7 +26,7 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::layout::Layout;
-use super::redis_batch::{Batcher, Item};
+use super::redis_batch::{Batcher, Item, QUEUE};
 use super::{Enqueued, Quarantined, StoreError};
 
 /// How many quarantined bodies the quarantine stream keeps (approximately).
@@ -134,6 +134,7 @@ impl RedisStore {
                     connection,
                     self.script.clone(),
                     self.max_len.unwrap_or(0),
+                    QUEUE,
                 ))
             })
             .await

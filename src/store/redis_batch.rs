@@ -78,10 +78,11 @@ impl std::fmt::Debug for Submission {
 }
 
 impl Batcher {
-    /// Starts the collector on the current tokio runtime. It stops when every `Batcher` clone
-    /// is dropped, after finishing what was queued.
-    pub(super) fn start(connection: Handle, script: Script, max_len: u64) -> Self {
-        let (queue, receiver) = mpsc::channel(QUEUE);
+    /// Starts the collector on the current tokio runtime, with room for `queue` waiting
+    /// requests ([`QUEUE`] in service). It stops when every `Batcher` clone is dropped, after
+    /// finishing what was queued.
+    pub(super) fn start(connection: Handle, script: Script, max_len: u64, queue: usize) -> Self {
+        let (queue, receiver) = mpsc::channel(queue);
         tokio::spawn(collect(receiver, connection, Arc::new(script), max_len));
         Self { queue }
     }
@@ -219,5 +220,111 @@ async fn run(batch: Vec<Submission>, connection: Handle, script: &Script, max_le
     }
     for (submission, answer) in batch.into_iter().zip(answers) {
         let _ = submission.reply.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+    use super::*;
+
+    /// A throwaway redis-server on a free port, killed on drop.
+    struct Server {
+        child: Child,
+        port: u16,
+    }
+
+    impl Server {
+        fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (scripts/test installs it)");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Self { child, port }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn item(n: usize) -> Item {
+        Item {
+            dedupe_key: format!("test:dedupe:{n}"),
+            stream: "test:events".to_owned(),
+            ttl_ms: 60_000,
+            answer: Arc::from("{}"),
+            json: format!("{{\"n\":{n}}}"),
+            event_type: "message.received",
+            source: "/sources/test".to_owned(),
+            id: format!("evt_{n}"),
+        }
+    }
+
+    /// With Redis stalled, a full queue refuses new requests at once (the pipeline answers 503
+    /// with `Retry-After`) instead of letting them pile up; what was accepted completes when
+    /// Redis answers again.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_queue_refuses_at_once_and_the_accepted_complete_after_a_stall() {
+        let server = Server::start();
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).expect("client");
+        let mut admin = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect");
+        let config =
+            ConnectionManagerConfig::new().set_response_timeout(Some(Duration::from_secs(5)));
+        let manager = ConnectionManager::new_with_config(client, config)
+            .await
+            .expect("connect");
+        redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(700)
+            .arg("ALL")
+            .query_async::<()>(&mut admin)
+            .await
+            .expect("pause");
+        let batcher = Batcher::start(
+            Handle::Single(manager),
+            Script::new(include_str!("enqueue.lua")),
+            0,
+            2,
+        );
+        let started = Instant::now();
+        let results =
+            futures_util::future::join_all((0..20).map(|n| batcher.submit(vec![item(n)]))).await;
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(StoreError::Full)))
+            .count();
+        let stored: Vec<&Vec<Outcome>> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(refused, 18, "{results:?}");
+        assert_eq!(stored, vec![&vec![None], &vec![None]], "{results:?}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "Redis was paused"
+        );
+        // A repeat of an accepted event is now a duplicate carrying the stored answer.
+        let again = batcher.submit(vec![item(0)]).await.expect("stored");
+        assert_eq!(again, vec![Some("{}".to_owned())]);
     }
 }
