@@ -163,7 +163,9 @@ pub fn prepare(
     })
 }
 
-fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> String {
+/// The Content-Type `porter send` uses when given none: JSON, except a form for Twilio unless
+/// the file ends in `.json`.
+pub fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> String {
     let is_json_file = file.extension().is_some_and(|e| e == "json");
     match source.source.provider() {
         // Twilio posts forms; its JSON variant is opted into by the file name.

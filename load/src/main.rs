@@ -7,6 +7,11 @@
 //! omission). Every request carries unique event keys, except a `--duplicates` share that
 //! repeats an earlier request byte for byte and a `--forged` share signed with a wrong secret.
 //! The run stops by itself after `--duration`.
+//!
+//! Two ways to make requests: `--provider meta|twilio` builds WhatsApp or SMS bodies of
+//! `--body-size` bytes by hand; `--config FILE --source NAME --template BODY` (template mode)
+//! renders BODY with a fresh `{{key}}` and signs it for any configured source with porter's
+//! own signing code (see the library, and `load/templates/` for one template per provider).
 
 use std::io::Write;
 use std::sync::Arc;
@@ -15,11 +20,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use porter_load::{Outgoing, TemplateSigner};
 use porter_providers::Secret;
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -31,20 +33,37 @@ enum Provider {
 #[derive(Debug, Parser)]
 #[command(name = "porter-load", version)]
 struct Args {
-    /// porter's address, e.g. http://127.0.0.1:8080 (loopback only).
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// porter's address, e.g. http://127.0.0.1:8080 (loopback only). Default: in template
+    /// mode, the configuration's `server.listen`; else http://127.0.0.1:8080.
+    #[arg(long)]
+    url: Option<String>,
     #[arg(long, value_enum, default_value_t = Provider::Meta)]
     provider: Provider,
     /// The route (default: /webhooks/whatsapp for meta, /webhooks/sms for twilio).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "template")]
     path: Option<String>,
     /// The signing secret (default: the embedded default configuration's).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "template")]
     secret: Option<String>,
     /// Twilio: the public URL porter verifies against (`server.public_url`).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     public_url: String,
+    /// Template mode: the porter configuration holding the source, with its secrets.
+    #[arg(long, value_name = "FILE", requires_all = ["source", "template"])]
+    config: Option<std::path::PathBuf>,
+    /// Template mode: the configured source to sign for (e.g. `stripe`).
+    #[arg(long, value_name = "NAME", requires_all = ["config", "template"])]
+    source: Option<String>,
+    /// Template mode: the body to send, with `{{key}}` where each request's unique key goes.
+    #[arg(long, value_name = "BODYFILE", requires_all = ["config", "source"])]
+    template: Option<std::path::PathBuf>,
+    /// Template mode: the route, with an optional query (default: the source's base path).
+    #[arg(long, value_name = "PATH[?QUERY]", requires = "template")]
+    route: Option<String>,
+    /// Template mode: the Content-Type (default: JSON; a form for Twilio unless the template
+    /// ends in `.json`).
+    #[arg(long, requires = "template")]
+    content_type: Option<String>,
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// How long to send, e.g. 10s.
@@ -54,18 +73,20 @@ struct Args {
     #[arg(long)]
     rate: Option<u64>,
     /// Messages per request (Meta batches).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "template")]
     batch: usize,
     /// Approximate body size in bytes (padded with message text).
-    #[arg(long, default_value_t = 1500)]
+    #[arg(long, default_value_t = 1500, conflicts_with = "template")]
     body_size: usize,
     /// Share of requests that repeat an earlier request exactly (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0)]
     duplicates: f64,
-    /// Share of requests signed with a wrong secret (0.0 to 1.0).
+    /// Share of requests signed with a wrong secret (0.0 to 1.0). In template mode, every
+    /// secret and URL token of the source is changed by one character.
     #[arg(long, default_value_t = 0.0)]
     forged: f64,
-    /// Write the event key of every acknowledged event to this file, one per line.
+    /// Write the event key of every acknowledged event to this file, one per line (in template
+    /// mode, the key of every acknowledged request).
     #[arg(long)]
     keys_out: Option<std::path::PathBuf>,
     /// Print the report as one JSON object.
@@ -96,6 +117,8 @@ struct Tally {
     statuses: std::collections::BTreeMap<u16, u64>,
     errors: u64,
     events: u64,
+    /// Forged requests answered 200: porter accepted what it should have refused.
+    forged_accepted: u64,
     acknowledged_keys: Vec<String>,
 }
 
@@ -106,6 +129,7 @@ impl Tally {
             statuses: std::collections::BTreeMap::new(),
             errors: 0,
             events: 0,
+            forged_accepted: 0,
             acknowledged_keys: Vec::new(),
         }
     }
@@ -117,24 +141,37 @@ impl Tally {
         }
         self.errors += other.errors;
         self.events += other.events;
+        self.forged_accepted += other.forged_accepted;
         self.acknowledged_keys.extend(other.acknowledged_keys);
     }
 }
 
-/// A request ready to send, and the keys of the events it carries.
-#[derive(Clone)]
-struct Prepared {
-    body: Bytes,
-    content_type: &'static str,
-    signature: (&'static str, String),
-    keys: Vec<String>,
-    forged: bool,
+/// Makes the requests of one run.
+enum Mode {
+    /// Hand-built WhatsApp or SMS bodies.
+    Built(Generator),
+    /// A body template signed for a configured source.
+    Template(Box<TemplateSigner>),
+}
+
+impl Mode {
+    fn request(&self, run: u64, connection: usize, sequence: u64, forged: bool) -> Outgoing {
+        match self {
+            Mode::Built(generator) => generator.request(run, connection, sequence, forged),
+            Mode::Template(signer) => {
+                let key = porter_load::request_key(run, connection, sequence);
+                // Signed now, so that timestamped schemes are fresh when porter checks.
+                signer
+                    .request(&key, jiff::Timestamp::now(), forged)
+                    .expect("the source and route were checked at start")
+            }
+        }
+    }
 }
 
 struct Generator {
-    /// Makes keys unique across runs against the same store (a warm-up, then the measurement).
-    run: u64,
     provider: Provider,
+    path: String,
     secret: Secret,
     wrong: Secret,
     url: String,
@@ -143,10 +180,10 @@ struct Generator {
 }
 
 impl Generator {
-    fn request(&self, connection: usize, sequence: u64, forged: bool) -> Prepared {
+    fn request(&self, run: u64, connection: usize, sequence: u64, forged: bool) -> Outgoing {
         let secret = if forged { &self.wrong } else { &self.secret };
         let keys: Vec<String> = (0..self.batch)
-            .map(|m| format!("load-{:x}-{connection}-{sequence}-{m}", self.run))
+            .map(|m| format!("load-{run:x}-{connection}-{sequence}-{m}"))
             .collect();
         match self.provider {
             Provider::Meta => {
@@ -163,11 +200,13 @@ impl Generator {
                     messages.join(",")
                 );
                 let signature = porter_providers::meta::signature(secret, body.as_bytes());
-                Prepared {
+                Outgoing {
+                    target: self.path.clone(),
                     body: Bytes::from(body),
-                    content_type: "application/json",
-                    signature: ("x-hub-signature-256", signature),
+                    content_type: "application/json".to_owned(),
+                    headers: vec![("x-hub-signature-256".to_owned(), signature)],
                     keys: keys.iter().map(|k| format!("wamid.{k}")).collect(),
+                    events_from_answer: false,
                     forged,
                 }
             }
@@ -179,11 +218,13 @@ impl Generator {
                 );
                 let signature =
                     porter_providers::twilio::signature(secret, &self.url, body.as_bytes());
-                Prepared {
+                Outgoing {
+                    target: self.path.clone(),
                     body: Bytes::from(body),
-                    content_type: "application/x-www-form-urlencoded",
-                    signature: ("x-twilio-signature", signature),
+                    content_type: "application/x-www-form-urlencoded".to_owned(),
+                    headers: vec![("x-twilio-signature".to_owned(), signature)],
                     keys: vec![format!("SM{key}")],
+                    events_from_answer: false,
                     forged,
                 }
             }
@@ -206,8 +247,42 @@ impl Dice {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let Some(authority) = args
-        .url
+    let mode = match &args.template {
+        Some(template) => {
+            let (Some(config), Some(source)) = (&args.config, &args.source) else {
+                unreachable!("clap requires --config and --source with --template");
+            };
+            match TemplateSigner::new(
+                config,
+                source,
+                template,
+                args.route.as_deref(),
+                args.content_type.as_deref(),
+            ) {
+                Ok(signer) => Mode::Template(Box::new(signer)),
+                Err(message) => {
+                    eprintln!("porter-load: {message}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            }
+        }
+        None => Mode::Built(Generator::new(&args)),
+    };
+    if let Mode::Template(signer) = &mode {
+        if args.forged > 0.0 && !signer.can_forge() {
+            eprintln!(
+                "porter-load: source `{}` accepts unsigned requests, so nothing sent to it can be forged; drop --forged",
+                signer.source().source.name()
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    let url = match (&args.url, &mode) {
+        (Some(url), _) => url.clone(),
+        (None, Mode::Template(signer)) => signer.listen_url(),
+        (None, Mode::Built(_)) => "http://127.0.0.1:8080".to_owned(),
+    };
+    let Some(authority) = url
         .strip_prefix("http://")
         .map(|a| a.trim_end_matches('/').to_owned())
     else {
@@ -219,26 +294,11 @@ async fn main() -> std::process::ExitCode {
         eprintln!("porter-load: only loopback targets are allowed");
         return std::process::ExitCode::FAILURE;
     }
-    let path = args.path.clone().unwrap_or_else(|| match args.provider {
-        Provider::Meta => "/webhooks/whatsapp".to_owned(),
-        Provider::Twilio => "/webhooks/sms".to_owned(),
-    });
-    let secret = args.secret.clone().unwrap_or_else(|| match args.provider {
-        Provider::Meta => "porter-dev-meta-app-secret".to_owned(),
-        Provider::Twilio => "porter-dev-twilio-auth-token".to_owned(),
-    });
+    // Makes keys unique across runs against the same store (a warm-up, then the measurement).
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let generator = Arc::new(Generator {
-        run,
-        provider: args.provider,
-        secret: Secret::new(secret),
-        wrong: Secret::new("porter-load-forged-secret"),
-        url: format!("{}{path}", args.public_url.trim_end_matches('/')),
-        batch: args.batch.max(1),
-        body_size: args.body_size,
-    });
+    let mode = Arc::new(mode);
     let started = Instant::now();
     let deadline = started + args.duration;
     let interval = args
@@ -247,13 +307,13 @@ async fn main() -> std::process::ExitCode {
     let total = Arc::new(Mutex::new(Tally::new()));
     let mut tasks = Vec::new();
     for connection in 0..args.connections {
-        let generator = Arc::clone(&generator);
+        let mode = Arc::clone(&mode);
         let total = Arc::clone(&total);
-        let (authority, path) = (authority.clone(), path.clone());
+        let authority = authority.clone();
         let (duplicates, forged) = (args.duplicates, args.forged);
         tasks.push(tokio::spawn(async move {
             let tally = run_connection(
-                connection, &generator, &authority, &path, deadline, interval, duplicates, forged,
+                connection, run, &mode, &authority, deadline, interval, duplicates, forged,
             )
             .await;
             total.lock().await.merge(tally);
@@ -271,15 +331,48 @@ async fn main() -> std::process::ExitCode {
         }
     }
     report(&args, &tally, elapsed);
+    if tally.forged_accepted > 0 {
+        eprintln!(
+            "porter-load: porter accepted {} forged requests",
+            tally.forged_accepted
+        );
+        return std::process::ExitCode::FAILURE;
+    }
     std::process::ExitCode::SUCCESS
 }
+
+impl Generator {
+    fn new(args: &Args) -> Self {
+        let path = args.path.clone().unwrap_or_else(|| match args.provider {
+            Provider::Meta => "/webhooks/whatsapp".to_owned(),
+            Provider::Twilio => "/webhooks/sms".to_owned(),
+        });
+        let secret = args.secret.clone().unwrap_or_else(|| match args.provider {
+            Provider::Meta => "porter-dev-meta-app-secret".to_owned(),
+            Provider::Twilio => "porter-dev-twilio-auth-token".to_owned(),
+        });
+        Self {
+            provider: args.provider,
+            url: format!("{}{path}", args.public_url.trim_end_matches('/')),
+            path,
+            secret: Secret::new(secret),
+            wrong: Secret::new("porter-load-forged-secret"),
+            batch: args.batch.max(1),
+            body_size: args.body_size,
+        }
+    }
+}
+
+/// Requests kept for `--duplicates` to repeat: the most recent ones, so that a repeat of a
+/// timestamped request is still inside porter's freshness window.
+const KEPT_FOR_REPEATS: usize = 1024;
 
 #[allow(clippy::too_many_arguments)]
 async fn run_connection(
     connection: usize,
-    generator: &Generator,
+    run: u64,
+    mode: &Mode,
     authority: &str,
-    path: &str,
     deadline: Instant,
     interval: Option<Duration>,
     duplicates: f64,
@@ -288,7 +381,8 @@ async fn run_connection(
     let mut tally = Tally::new();
     let mut dice =
         Dice(0x9E37_79B9_7F4A_7C15 ^ (connection as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    let mut sent: Vec<Prepared> = Vec::new();
+    let mut sent: Vec<Outgoing> = Vec::new();
+    let mut kept = 0usize;
     let mut sender = None;
     let mut next_send = Instant::now();
     let mut sequence = 0u64;
@@ -312,36 +406,36 @@ async fn run_connection(
             sent[index.min(sent.len() - 1)].clone()
         } else {
             sequence += 1;
-            let prepared = generator.request(connection, sequence, dice.roll() < forged);
-            if !prepared.forged && sent.len() < 1024 {
-                sent.push(prepared.clone());
+            let prepared = mode.request(run, connection, sequence, dice.roll() < forged);
+            if !prepared.forged {
+                if sent.len() < KEPT_FOR_REPEATS {
+                    sent.push(prepared.clone());
+                } else {
+                    sent[kept % KEPT_FOR_REPEATS] = prepared.clone();
+                }
+                kept += 1;
             }
             prepared
         };
         if sender.is_none() {
-            sender = connect(authority).await;
+            sender = porter_load::connect(authority).await;
         }
         let Some(active) = sender.as_mut() else {
             tally.errors += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let http_request = http::Request::post(path)
-            .header(http::header::HOST, authority)
-            .header(http::header::CONTENT_TYPE, request.content_type)
-            .header(request.signature.0, &request.signature.1)
-            .body(Full::new(request.body.clone()))
-            .expect("request");
-        match active.send_request(http_request).await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let duplicate = response.headers().contains_key("porter-duplicate");
-                let _ = response.into_body().collect().await;
+        match porter_load::send(active, authority, &request).await {
+            Ok(answer) => {
                 let micros = scheduled.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                 let _ = tally.latency.record(micros.max(1));
-                *tally.statuses.entry(status).or_default() += 1;
-                if status == 200 && !request.forged && !duplicate {
-                    tally.events += request.keys.len() as u64;
+                *tally.statuses.entry(answer.status).or_default() += 1;
+                if request.forged && answer.status == 200 {
+                    tally.forged_accepted += 1;
+                }
+                let events = request.acknowledged(&answer);
+                if events > 0 {
+                    tally.events += events;
                     tally.acknowledged_keys.extend(request.keys.iter().cloned());
                 }
             }
@@ -352,14 +446,6 @@ async fn run_connection(
         }
     }
     tally
-}
-
-async fn connect(authority: &str) -> Option<http1::SendRequest<Full<Bytes>>> {
-    let stream = TcpStream::connect(authority).await.ok()?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
-    tokio::spawn(connection);
-    Some(sender)
 }
 
 fn report(args: &Args, tally: &Tally, elapsed: f64) {
@@ -380,6 +466,7 @@ fn report(args: &Args, tally: &Tally, elapsed: f64) {
             "max_ms": tally.latency.max() as f64 / 1000.0,
             "statuses": statuses,
             "errors": tally.errors,
+            "forged_accepted": tally.forged_accepted,
         });
         println!("{report}");
         return;
