@@ -549,3 +549,75 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
     deliveries.stop().await;
     server.stop().await;
 }
+
+/// `porter dlq replay` can run between the moment an instance writes a dead letter and the
+/// moment it takes the entry out of the schedule. The replay must win: the instance only
+/// removes an entry whose due time is still the end of its own lease.
+#[tokio::test]
+async fn a_replay_in_the_middle_of_dead_lettering_is_not_undone() {
+    use porter::delivery::redis_queue::RedisQueue;
+    use porter::store::{RedisSettings, RedisStore, RedisTarget};
+
+    let redis = RedisServer::start();
+    let store = RedisStore::new(&RedisSettings {
+        target: RedisTarget::Single(redis.url()),
+        stream: "porter:events".to_owned(),
+        key_prefix: "porter".to_owned(),
+        max_len: None,
+        shards: 1,
+        timeout: Duration::from_secs(5),
+    })
+    .expect("store");
+    let queue = RedisQueue::new(std::sync::Arc::new(store), "test".to_owned());
+    let schedule = queue.store().layout().schedule("frontdesk", 0);
+    let dead_letters = queue.store().layout().dead_letters();
+    let cli = |args: &[&str]| redis.cli(args).expect("redis-cli").trim().to_owned();
+    let entry = cli(&["XADD", "porter:events", "*", "event", "{}", "id", "evt_1"]);
+    cli(&["ZADD", &schedule, "0", &entry]);
+    let now = jiff::Timestamp::now().as_millisecond();
+    let jobs = queue
+        .lease("frontdesk", 0, 10, false, now, now + 60_000)
+        .await
+        .expect("lease");
+    assert_eq!(jobs.len(), 1);
+
+    // The instance wrote the dead letter; before it takes the entry out, an operator replays.
+    cli(&[
+        "XADD",
+        &dead_letters,
+        "*",
+        "destination",
+        "frontdesk",
+        "shard",
+        "0",
+        "entry",
+        &entry,
+    ]);
+    let written = queue
+        .store()
+        .read(&dead_letters, "-", 10)
+        .await
+        .expect("dead letters");
+    queue.replay(&written[0], now).await.expect("replay");
+    queue
+        .complete("frontdesk", &jobs[0])
+        .await
+        .expect("complete");
+    assert_eq!(
+        cli(&["ZSCORE", &schedule, &entry]),
+        now.to_string(),
+        "the replayed entry is still scheduled, due now"
+    );
+    assert_eq!(cli(&["XLEN", &dead_letters]), "0");
+
+    // Without a replay, completing takes the entry out.
+    let jobs = queue
+        .lease("frontdesk", 0, 10, false, now, now + 30_000)
+        .await
+        .expect("lease");
+    queue
+        .complete("frontdesk", &jobs[0])
+        .await
+        .expect("complete");
+    assert_eq!(cli(&["ZSCORE", &schedule, &entry]), "");
+}

@@ -150,6 +150,7 @@ impl MemoryQueue {
                     event_id: job.event_id.clone(),
                     event: Arc::clone(&job.event),
                     attempts: job.attempts.len(),
+                    leased_until: until_ms,
                 })
             })
             .collect()

@@ -68,6 +68,8 @@ pub struct Job {
     pub event: Arc<str>,
     /// Attempts made before this one.
     pub attempts: usize,
+    /// When this instance's lease on it ends (Unix milliseconds): its due time until then.
+    pub leased_until: i64,
 }
 
 /// What a destination answered.

@@ -39,6 +39,7 @@ pub struct RedisQueue {
     consumer: String,
     schedule: Script,
     lease: Script,
+    complete: Script,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -60,6 +61,7 @@ impl RedisQueue {
             consumer,
             schedule: Script::new(include_str!("schedule.lua")),
             lease: Script::new(include_str!("lease.lua")),
+            complete: Script::new(include_str!("complete.lua")),
         }
     }
 
@@ -249,6 +251,7 @@ impl RedisQueue {
                         String::from_utf8_lossy(entry.field("event").unwrap_or_default()).as_ref(),
                     ),
                     attempts,
+                    leased_until: until_ms,
                 }),
                 // Trimmed away (MAXLEN) before it was delivered: it can only be dead-lettered.
                 None => jobs.push(Job {
@@ -257,6 +260,7 @@ impl RedisQueue {
                     event_id: String::new(),
                     event: Arc::from(""),
                     attempts,
+                    leased_until: until_ms,
                 }),
             }
         }
@@ -290,12 +294,14 @@ impl RedisQueue {
             .map_err(unavailable)
     }
 
+    /// Takes the job out of the schedule, unless it was rescheduled since it was leased.
     pub async fn complete(&self, destination: &str, job: &Job) -> Result<(), StoreError> {
         let mut connection = self.store.connection().await?;
-        redis::cmd("ZREM")
-            .arg(self.store.layout().schedule(destination, job.shard))
+        self.complete
+            .key(self.store.layout().schedule(destination, job.shard))
             .arg(&job.entry)
-            .query_async::<i64>(&mut connection)
+            .arg(job.leased_until)
+            .invoke_async::<i64>(&mut connection)
             .await
             .map(drop)
             .map_err(unavailable)
@@ -413,9 +419,10 @@ impl RedisQueue {
         };
         let shard: usize = text("shard").and_then(|s| s.parse().ok()).unwrap_or(0);
         let mut connection = self.store.connection().await?;
+        // Due now, whatever its due time was: if the instance that dead-lettered it has not
+        // taken it out of the schedule yet, the changed due time tells it not to.
         redis::cmd("ZADD")
             .arg(self.store.layout().schedule(&destination, shard))
-            .arg("NX")
             .arg(now_ms)
             .arg(&entry)
             .query_async::<i64>(&mut connection)
