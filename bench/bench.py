@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -104,13 +105,34 @@ def load(port, args, seconds, connections, rate=None):
     return json.loads(out)
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def one_run(kind, store, redis_args, load_args, args, work, rate=None):
+    """One measured run; adds the CPU microseconds per request that the server, Redis and the
+    load generator spent during it."""
     redis = Redis(work, redis_args) if store == "redis" else None
     try:
         process, port = start_server(kind, work, redis)
         try:
             load(port, load_args, args.warmup, args.connections, rate)
+            pids = [process.pid] + ([redis.process.pid] if redis else [])
+            before = [cpu_seconds(pid) for pid in pids] + [children_cpu_seconds()]
             result = load(port, load_args, args.seconds, args.connections, rate)
+            after = [cpu_seconds(pid) for pid in pids] + [children_cpu_seconds()]
+            requests = max(1, sum(result["statuses"].values()))
+            used = [1e6 * (a - b) / requests for a, b in zip(after, before)]
+            result["server_us"], result["load_us"] = used[0], used[-1]
+            result["redis_us"] = used[1] if redis else 0.0
         finally:
             stop(process)
     finally:
@@ -274,7 +296,20 @@ def render(args, started, rows, raw, peak, latency, soak):
         "",
         "ratio = porter req/s ÷ reference req/s. `events/s` counts events acknowledged as new "
         "(duplicates and refused requests excluded).",
+        "",
+        "## CPU per request",
+        "",
+        "Microseconds of CPU (user + system) per request during the same runs: the two cores are "
+        "shared, so these add up to the throughput.",
+        "",
+        "| scenario | porter | its Redis | its load generator | reference | its Redis | its load generator |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    for name, p, r, _ in rows:
+        lines.append(
+            f"| {name} | {median(p, 'server_us'):.1f} | {median(p, 'redis_us'):.1f} | "
+            f"{median(p, 'load_us'):.1f} | {median(r, 'server_us'):.1f} | "
+            f"{median(r, 'redis_us'):.1f} | {median(r, 'load_us'):.1f} |")
     if latency:
         rate = 0.8 * peak
         lines += [

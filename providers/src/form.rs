@@ -4,8 +4,6 @@
 //! into U+FFFD) would make authentic requests fail and could make two different bodies sign
 //! alike. This decoder yields raw bytes; callers decide whether they need text.
 
-use percent_encoding::percent_decode;
-
 /// Decodes a form body into `(name, value)` byte pairs, in the order they appear.
 ///
 /// `+` means a space; `%XX` escapes are decoded; a malformed escape is kept literally (as every
@@ -23,12 +21,34 @@ pub fn decode(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
+/// `+` to a space and `%XX` to its byte, in one pass (this runs for every parameter of every
+/// Twilio request, twice: to verify and to key it).
 fn unescape(raw: &[u8]) -> Vec<u8> {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    percent_decode(&spaced).collect()
+    let mut out = Vec::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some((&byte, tail)) = rest.split_first() {
+        rest = tail;
+        match byte {
+            b'+' => out.push(b' '),
+            b'%' => match tail {
+                [high, low, after @ ..] if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => {
+                    out.push(hex_value(*high) << 4 | hex_value(*low));
+                    rest = after;
+                }
+                _ => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit - b'A' + 10,
+    }
 }
 
 #[cfg(test)]
@@ -57,5 +77,28 @@ mod tests {
     fn keeps_invalid_utf8_and_malformed_escapes() {
         let pairs = decode(b"a=%FF%zz");
         assert_eq!(pairs, vec![(b"a".to_vec(), vec![0xFF, b'%', b'z', b'z'])]);
+        assert_eq!(
+            decode(b"a=%4&b=%"),
+            vec![
+                (b"a".to_vec(), b"%4".to_vec()),
+                (b"b".to_vec(), b"%".to_vec())
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        /// The one-pass decoder agrees with the `percent-encoding` crate on any bytes.
+        #[test]
+        fn unescape_agrees_with_percent_encoding(raw in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::sample::select(b"%+aF09gz".to_vec()),
+                proptest::num::u8::ANY,
+            ],
+            0..40,
+        )) {
+            let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+            let expected: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+            proptest::prop_assert_eq!(super::unescape(&raw), expected);
+        }
     }
 }
