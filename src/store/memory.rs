@@ -7,9 +7,12 @@
 //! is then the consumer.
 //!
 //! A `std::sync::Mutex` rather than an async one: the critical section is short, never awaits,
-//! and an async mutex would only add overhead (the tokio docs recommend exactly this).
+//! and an async mutex would only add overhead (the tokio docs recommend exactly this). Events
+//! are serialised before the lock is taken, and expired keys are found through a heap ordered
+//! by expiry, so the time under the lock does not grow with the number of keys remembered.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,8 +24,6 @@ use crate::delivery::memory_queue::MemoryQueue;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;
-/// Expired dedupe keys are swept after this many insertions.
-const SWEEP_EVERY: usize = 1_024;
 /// Stands in for a TTL too long to add to the clock.
 const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
@@ -31,6 +32,8 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     capacity: usize,
+    /// Whether new events are written as lines (fixed at construction, read without the lock).
+    prints: bool,
     /// Destinations' schedules: every new event is pushed here in the same step.
     deliveries: Option<Arc<MemoryQueue>>,
 }
@@ -41,6 +44,12 @@ enum Output {
     Keep,
     /// Written as JSON lines (stdout in `porter serve`); nothing is kept.
     Lines(Box<dyn Write + Send>),
+}
+
+impl Output {
+    fn is_lines(&self) -> bool {
+        matches!(self, Output::Lines(_))
+    }
 }
 
 impl std::fmt::Debug for Output {
@@ -55,10 +64,12 @@ impl std::fmt::Debug for Output {
 #[derive(Debug)]
 struct Inner {
     output: Output,
-    dedupe: HashMap<String, Remembered>,
+    dedupe: HashMap<Arc<str>, Remembered>,
+    /// Every key remembered, soonest expiry first. A key remembered again after it expired
+    /// has a second entry; the map's expiry decides whether a popped entry is removed.
+    expiries: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
     log: VecDeque<Event>,
     quarantine: VecDeque<Quarantined>,
-    inserts_since_sweep: usize,
 }
 
 #[derive(Debug)]
@@ -84,12 +95,13 @@ impl MemoryStore {
 
     fn with_output(output: Output, capacity: usize) -> Self {
         Self {
+            prints: output.is_lines(),
             inner: Mutex::new(Inner {
                 output,
                 dedupe: HashMap::new(),
+                expiries: BinaryHeap::new(),
                 log: VecDeque::new(),
                 quarantine: VecDeque::new(),
-                inserts_since_sweep: 0,
             }),
             capacity,
             deliveries: None,
@@ -113,20 +125,33 @@ impl MemoryStore {
         reply: &Reply,
         ttl: Duration,
     ) -> Result<Enqueued, StoreError> {
+        // Serialised before the lock is taken (a duplicate's JSON is then thrown away), and
+        // before anything is committed, so that a failure leaves no key behind.
+        let jsons: Vec<String> = if self.prints || self.deliveries.is_some() {
+            events
+                .iter()
+                .map(|event| serde_json::to_string(&event.event))
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        } else {
+            Vec::new()
+        };
         let now = Instant::now();
         let mut inner = self.lock();
-        inner.sweep_if_due(now);
+        inner.forget_expired(now);
         // Classify first, commit second: a full store or a failed write leaves no key behind.
-        let mut fresh: Vec<&Normalized> = Vec::new();
+        let mut fresh: Vec<usize> = Vec::new();
         let mut original = None;
-        for event in events {
-            let seen_in_batch = fresh.iter().any(|f| f.dedupe_key == event.dedupe_key);
-            match inner.dedupe.get(&event.dedupe_key) {
+        for (index, event) in events.iter().enumerate() {
+            let seen_in_batch = fresh
+                .iter()
+                .any(|&f| events[f].dedupe_key == event.dedupe_key);
+            match inner.dedupe.get(event.dedupe_key.as_str()) {
                 Some(known) if known.expires > now => {
                     original.get_or_insert_with(|| Reply::clone(&known.reply));
                 }
                 _ if seen_in_batch => {}
-                _ => fresh.push(event),
+                _ => fresh.push(index),
             }
         }
         if let Some(deliveries) = &self.deliveries
@@ -134,29 +159,23 @@ impl MemoryStore {
         {
             return Err(StoreError::Full);
         }
-        // Serialised before anything is committed, so that a failure leaves no key behind.
-        let jsons: Vec<Arc<str>> = match &self.deliveries {
-            None => Vec::new(),
-            Some(_) => fresh
-                .iter()
-                .map(|event| serde_json::to_string(&event.event).map(Arc::from))
-                .collect::<Result<_, _>>()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-        };
         match &mut inner.output {
             Output::Keep => {
                 if inner.log.len() + fresh.len() > self.capacity {
                     return Err(StoreError::Full);
                 }
             }
-            Output::Lines(writer) => write_lines(writer, &fresh)?,
+            Output::Lines(writer) => write_lines(writer, fresh.iter().map(|&i| &jsons[i]))?,
         }
         let reply = Arc::new(reply.clone());
         // An absurd TTL means "for as long as this process lives".
         let expires = now.checked_add(ttl).unwrap_or(now + FOREVER);
-        for event in &fresh {
+        for &index in &fresh {
+            let event = &events[index];
+            let key: Arc<str> = Arc::from(event.dedupe_key.as_str());
+            inner.expiries.push(Reverse((expires, Arc::clone(&key))));
             inner.dedupe.insert(
-                event.dedupe_key.clone(),
+                key,
                 Remembered {
                     expires,
                     reply: Arc::clone(&reply),
@@ -166,11 +185,14 @@ impl MemoryStore {
                 inner.log.push_back(event.event.clone());
             }
         }
-        inner.inserts_since_sweep += fresh.len();
         if let Some(deliveries) = &self.deliveries {
             let now_ms = jiff::Timestamp::now().as_millisecond();
-            for (event, json) in fresh.iter().zip(&jsons) {
-                deliveries.push(&event.event, json, now_ms);
+            for &index in &fresh {
+                deliveries.push(
+                    &events[index].event,
+                    &Arc::from(jsons[index].as_str()),
+                    now_ms,
+                );
             }
         }
         Ok(Enqueued {
@@ -203,7 +225,7 @@ impl MemoryStore {
         self.lock().quarantine.iter().cloned().collect()
     }
 
-    /// Dedupe keys currently remembered (expired ones may linger until the next sweep).
+    /// Dedupe keys currently remembered (expired ones linger until the next enqueue).
     pub fn remembered_keys(&self) -> usize {
         self.lock().dedupe.len()
     }
@@ -218,23 +240,35 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn sweep_if_due(&mut self, now: Instant) {
-        if self.inserts_since_sweep >= SWEEP_EVERY {
-            self.dedupe.retain(|_, remembered| remembered.expires > now);
-            self.inserts_since_sweep = 0;
+    /// Forgets the keys whose time is up: the work is proportional to what expired, not to
+    /// what is remembered.
+    fn forget_expired(&mut self, now: Instant) {
+        while let Some(Reverse((expires, _))) = self.expiries.peek() {
+            if *expires > now {
+                break;
+            }
+            let Some(Reverse((_, key))) = self.expiries.pop() else {
+                break;
+            };
+            // The key may have been remembered again since (after an earlier expiry).
+            if self
+                .dedupe
+                .get(&key)
+                .is_some_and(|remembered| remembered.expires <= now)
+            {
+                self.dedupe.remove(&key);
+            }
         }
     }
 }
 
 /// Writes and flushes one JSON line per event; an error means the events did not get out.
-fn write_lines(
+fn write_lines<'a>(
     writer: &mut Box<dyn Write + Send>,
-    events: &[&Normalized],
+    lines: impl Iterator<Item = &'a String>,
 ) -> Result<(), StoreError> {
     let failed = |e: std::io::Error| StoreError::Unavailable(format!("writing events failed: {e}"));
-    for event in events {
-        let line = serde_json::to_string(&event.event)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    for line in lines {
         writer.write_all(line.as_bytes()).map_err(failed)?;
         writer.write_all(b"\n").map_err(failed)?;
     }
@@ -329,6 +363,33 @@ mod tests {
             .enqueue(&[event("a")], &Reply::text("2"), short)
             .expect("enqueued");
         assert_eq!(later.new, 1);
+    }
+
+    #[test]
+    fn expired_keys_are_forgotten_and_a_key_remembered_again_outlives_its_first_expiry() {
+        let store = MemoryStore::new(false, 100);
+        let short = Duration::from_millis(30);
+        let keys: Vec<Normalized> = (0..20).map(|i| event(&format!("k{i}"))).collect();
+        store
+            .enqueue(&keys, &Reply::text("1"), short)
+            .expect("enqueued");
+        store
+            .enqueue(&[event("long")], &Reply::text("1"), TTL)
+            .expect("enqueued");
+        assert_eq!(store.remembered_keys(), 21);
+        std::thread::sleep(Duration::from_millis(60));
+
+        // "k0" again, now with a long TTL: its first, expired entry must not take it away.
+        store
+            .enqueue(&[event("k0")], &Reply::text("2"), TTL)
+            .expect("enqueued");
+        assert_eq!(store.remembered_keys(), 2, "the 19 expired keys are gone");
+        std::thread::sleep(Duration::from_millis(60));
+        let again = store
+            .enqueue(&[event("k0"), event("long")], &Reply::text("3"), TTL)
+            .expect("enqueued");
+        assert!(again.is_duplicate(), "both are still remembered");
+        assert_eq!(again.original, Some(Reply::text("2")));
     }
 
     /// A writer that fails, like a closed stdout.
