@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
 
@@ -195,6 +196,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::metrics_handle();
     let service = app(gateway).into_make_service_with_connect_info::<SocketAddr>();
+    // Answers are small and sent as soon as they are ready: without TCP_NODELAY, Nagle's
+    // algorithm may hold back the last piece of one until the client's delayed ACK arrives.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY could not be set");
+        }
+    });
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
