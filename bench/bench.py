@@ -163,11 +163,12 @@ def rss_kib(pid):
     return 0
 
 
-def memory_run(args, work, rate):
-    """porter with Redis at a fixed rate for --soak seconds, sampling its resident memory."""
+def memory_run(kind, args, work, rate):
+    """porter or the reference with Redis at a fixed rate for --soak seconds, sampling the
+    server's resident memory."""
     redis = Redis(work, ["--appendonly", "no"])
     try:
-        process, port = start_server("porter", work, redis)
+        process, port = start_server(kind, work, redis)
         try:
             command = [LOAD, "--url", f"http://127.0.0.1:{port}", "--connections", str(args.connections),
                        "--duration", f"{args.soak}s", "--rate", str(int(rate)), "--json"] + META
@@ -256,7 +257,9 @@ def main():
             rate = 0.8 * peak
             latency = {kind: [one_run(kind, "redis", ["--appendonly", "no"], META, args, work, rate)
                               for _ in range(args.runs)] for kind in ("porter", "reference")}
-        soak = memory_run(args, work, 0.8 * peak) if peak and args.soak > 0 else None
+        soak = None
+        if peak and args.soak > 0:
+            soak = {kind: memory_run(kind, args, work, 0.8 * peak) for kind in ("porter", "reference")}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -327,19 +330,24 @@ def render(args, started, rows, raw, peak, latency, soak):
                 f"{median(results, 'p99_ms'):.2f} | {median(results, 'p999_ms'):.2f} | "
                 f"{median(results, 'max_ms'):.2f} | {statuses(results)} |")
     if soak:
-        samples, result = soak
+        columns = max(len(samples) for samples, _ in soak.values())
         lines += [
             "",
-            f"## Memory over {args.soak} s (porter, redis store, {0.8 * peak:.0f} req/s)",
+            f"## Memory over {args.soak} s (redis store, {0.8 * peak:.0f} req/s, {args.connections} connections)",
             "",
-            "Resident set size of the porter process every 5 s:",
+            "Resident set size of each server every 5 s, then the whole run's latency:",
             "",
-            "| second | " + " | ".join(str(s) for s, _ in samples) + " |",
-            "|---|" + "---:|" * len(samples),
-            "| RSS MiB | " + " | ".join(f"{kib / 1024:.1f}" for _, kib in samples) + " |",
-            "",
-            f"{result['requests']} requests, p99 {result['p99_ms']:.2f} ms, statuses {statuses([result])}.",
+            "| server | " + " | ".join(f"{5 * i} s" for i in range(columns)) + " | requests | p99 ms | p99.9 ms | statuses |",
+            "|---|" + "---:|" * (columns + 3) + "---|",
         ]
+        for kind, (samples, result) in soak.items():
+            lines.append(
+                f"| {kind} RSS MiB | " + " | ".join(f"{kib / 1024:.1f}" for _, kib in samples)
+                + " | " * (columns - len(samples))
+                + f" | {result['requests']} | {result['p99_ms']:.2f} | {result['p999_ms']:.2f} | "
+                f"{statuses([result])} |")
+    lines += ["", "Where the time goes, and what limits porter against the reference: "
+              "[`bench/ANALYSIS.md`](ANALYSIS.md)."]
     lines += ["", "## Every run", "", "| scenario | server | req/s per run |", "|---|---|---|"]
     for name, runs in raw:
         for kind, results in runs.items():
