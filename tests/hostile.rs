@@ -278,3 +278,72 @@ async fn url_tokens_differing_in_the_last_byte_and_path_tricks_are_refused() {
         );
     }
 }
+
+/// porter does not trust `Content-Type` to decide what a body is: providers label bodies
+/// loosely, and the signature covers the bytes, not the label. JSON routes parse JSON whatever
+/// the label; Twilio routes read a form unless the label is JSON, which selects Twilio's
+/// `bodySHA256` scheme (so a form body under a JSON label is authentic but unparseable).
+#[tokio::test]
+async fn authentic_requests_with_odd_content_types_and_empty_bodies_get_their_documented_status() {
+    let config = default_config();
+    let server = server().await;
+    let mut accepted = 0;
+    for (path, source) in routes() {
+        let form = path.starts_with("/webhooks/sms");
+        let body: &[u8] = if form {
+            b"MessageSid=SM0123456789abcdef0123456789abcdef&From=%2B15550001111&Body=hi"
+        } else {
+            b"{\"hello\":\"porter\"}"
+        };
+        for label in [
+            "text/plain",
+            "application/octet-stream",
+            "application/json; charset=utf-16",
+        ] {
+            let answer = server
+                .send(&signed(&config, source, &path, label, body))
+                .await;
+            let expected = if form && label.starts_with("application/json") {
+                400
+            } else {
+                200
+            };
+            assert_eq!(
+                answer.status, expected,
+                "{path} labelled {label}: {answer:?}"
+            );
+            accepted += usize::from(answer.status == 200);
+        }
+        let mut unlabelled = signed(&config, source, &path, content_type(&path), body);
+        unlabelled
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+        let answer = server.send(&unlabelled).await;
+        assert_eq!(
+            answer.status, 200,
+            "{path} without a content type: {answer:?}"
+        );
+        assert_eq!(
+            answer.header("porter-duplicate"),
+            Some("true"),
+            "{path}: the same signed bytes as before"
+        );
+
+        // A signed empty body: nothing to parse for JSON; an empty form is a form (Twilio signs
+        // the URL alone) and is kept as an `unknown` event.
+        let answer = server
+            .send(&signed(&config, source, &path, content_type(&path), b""))
+            .await;
+        if form {
+            assert_eq!(answer.status, 200, "{path} empty: {answer:?}");
+        } else {
+            assert_eq!(
+                (answer.status, answer.text().as_str()),
+                (400, r#"{"error":"bad_request"}"#),
+                "{path} empty"
+            );
+        }
+    }
+    assert!(accepted > 0);
+    assert_eq!(server.send(&RawRequest::get("/healthz")).await.status, 200);
+}
