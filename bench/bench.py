@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from procs import Redis, free_port, ready, stop, wait_for
+from procs import Redis, cpu_seconds, free_port, ready, stop, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "release")
@@ -103,13 +103,6 @@ def load(port, args, seconds, connections, rate=None):
         command += ["--rate", str(int(rate))]
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
-
-
-def cpu_seconds(pid):
-    """User plus system CPU time a running process has used so far."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_seconds():

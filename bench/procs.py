@@ -28,6 +28,13 @@ def wait_for(port, process, what):
     raise SystemExit(f"{what} does not listen on {port}")
 
 
+def cpu_seconds(pid):
+    """User plus system CPU time a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(process):
     if process.poll() is None:
         process.terminate()
