@@ -18,6 +18,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use porter_providers::rejection::RejectionClass;
 use porter_providers::{Normalized, Request};
 use tokio::time::timeout_at;
 
@@ -141,9 +142,13 @@ async fn process(
     }
     let events = match source.normalize(&request, now) {
         Ok(events) => events,
-        Err(rejection) => {
+        // Authentic but not understood: kept for inspection.
+        Err(rejection) if rejection.class() == RejectionClass::BadRequest => {
             return quarantine(gateway, config, parts, body.clone(), rejection, deadline).await;
         }
+        // A payload whose kind needs more authentication than it came with (a Mews POS
+        // webhook on the URL token alone): refused like a forgery, and not kept.
+        Err(rejection) => return Answer::Rejected(rejection).into(),
     };
     store(gateway, config, &request, &events, deadline).await
 }

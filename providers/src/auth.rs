@@ -4,7 +4,8 @@
 //! Each provider module says which of these its vendor uses and over which bytes; the pieces
 //! here make sure every provider does the parts that are easy to get subtly wrong the same
 //! way: one header only, exact prefix, exact length, every secret tried, constant-time
-//! comparison, a symmetric window.
+//! comparison, a symmetric window. Where a timestamp is signed, verifiers check its format and
+//! window *before* computing any MAC: a request that is stale costs no hashing.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
 
 use crate::request::HeaderValue;
-use crate::signing::{Algorithm, ct_eq, decode_hex, hmac_matches};
+use crate::signing::{Algorithm, decode_hex, hmac_matches, tokens_match};
 use crate::{Rejection, Request, Secret, form};
 
 /// The timestamp window when a source configures none.
@@ -149,7 +150,7 @@ pub fn check_url_token(request: &Request<'_>, expected: &Secret) -> Result<(), R
         .filter(|(name, _)| name == b"token" || name == b"Token")
         .map(|(_, value)| value);
     match (tokens.next(), tokens.next()) {
-        (Some(given), None) if ct_eq(given, expected.expose().as_bytes()) => Ok(()),
+        (Some(given), None) if tokens_match(given, expected.expose().as_bytes()) => Ok(()),
         _ => Err(Rejection::BadUrlToken),
     }
 }
@@ -178,11 +179,9 @@ pub fn shared_secret_in_header(
             rest.strip_prefix(b" ").unwrap_or(rest)
         }
     };
-    Some(
-        secrets
-            .iter()
-            .any(|secret| ct_eq(given, secret.expose().as_bytes())),
-    )
+    Some(secrets.iter().fold(false, |found, secret| {
+        found | tokens_match(given, secret.expose().as_bytes())
+    }))
 }
 
 #[cfg(test)]

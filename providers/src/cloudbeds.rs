@@ -152,6 +152,7 @@ pub(crate) fn normalize(
         time: payload.get("timestamp").and_then(time),
         provider_event_type: event,
         property_id: property,
+        delivery_id: None,
     };
     Ok(vec![origin.event(attributes, body).into()])
 }

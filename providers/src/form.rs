@@ -4,11 +4,16 @@
 //! into U+FFFD) would make authentic requests fail and could make two different bodies sign
 //! alike. This decoder yields raw bytes; callers decide whether they need text.
 
+/// Decoded `(name, value)` byte pairs, in the order they appear.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Decodes a form body into `(name, value)` byte pairs, in the order they appear.
 ///
 /// `+` means a space; `%XX` escapes are decoded; a malformed escape is kept literally (as every
 /// browser and Twilio's SDKs do). Empty segments (`a=1&&b=2`) are skipped.
-pub fn decode(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn decode(body: &[u8]) -> Pairs {
+    #[cfg(test)]
+    work::count(count(body));
     body.split(|&b| b == b'&')
         .filter(|segment| !segment.is_empty())
         .map(|segment| {
@@ -19,6 +24,20 @@ pub fn decode(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
             (unescape(name), unescape(value))
         })
         .collect()
+}
+
+/// How many parameters [`decode`] would return, without decoding or allocating: one scan for
+/// `&`, counting only non-empty segments (as `decode` skips empty ones).
+pub fn count(body: &[u8]) -> usize {
+    let mut count = 0;
+    let mut start = 0;
+    for at in memchr::memchr_iter(b'&', body).chain(std::iter::once(body.len())) {
+        if at > start {
+            count += 1;
+        }
+        start = at + 1;
+    }
+    count
 }
 
 /// `+` to a space and `%XX` to its byte, in one pass (this runs for every parameter of every
@@ -48,6 +67,27 @@ fn hex_value(digit: u8) -> u8 {
         b'0'..=b'9' => digit - b'0',
         b'a'..=b'f' => digit - b'a' + 10,
         _ => digit - b'A' + 10,
+    }
+}
+
+/// Test-only accounting of decoding work (parameters decoded), per thread.
+#[cfg(test)]
+pub(crate) mod work {
+    use std::cell::Cell;
+
+    thread_local! {
+        static DECODED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count(parameters: usize) {
+        DECODED.with(|d| d.set(d.get() + parameters));
+    }
+
+    /// Parameters decoded on this thread while `f` ran.
+    pub(crate) fn measure<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let before = DECODED.with(Cell::get);
+        let out = f();
+        (out, DECODED.with(Cell::get) - before)
     }
 }
 
@@ -84,6 +124,13 @@ mod tests {
                 (b"b".to_vec(), b"%".to_vec())
             ]
         );
+    }
+
+    #[test]
+    fn count_agrees_with_decode() {
+        for body in [&b""[..], b"a", b"a=1&b=2", b"&&a&&", b"&", b"a&&b&", b"=&="] {
+            assert_eq!(super::count(body), decode(body).len(), "{body:?}");
+        }
     }
 
     proptest::proptest! {

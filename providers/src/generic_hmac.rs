@@ -4,16 +4,34 @@
 //! The `hmac` table says where the signature is (`header`, `prefix`, `encoding` hex or base64,
 //! `algorithm` sha1/sha256/sha512), what is signed (`signed`, a template over `{id}`,
 //! `{timestamp}`, `{body}` and `{url}`; default `{body}`), where the event id is (`id_header`,
-//! or `id_pointer` into the JSON body) and the type (`type_pointer`). With a
-//! `timestamp_header`, the timestamp must be within `tolerance` either way. Examples:
+//! or `id_pointer` into the JSON body) and the type (`type_pointer`).
 //!
-//! - GitHub: `header = "X-Hub-Signature-256"`, `prefix = "sha256="`,
-//!   `id_header = "X-GitHub-Delivery"`.
-//! - Shopify: `header = "X-Shopify-Hmac-Sha256"`, `encoding = "base64"`,
-//!   `id_header = "X-Shopify-Webhook-Id"`.
+//! What is trusted is what is signed:
 //!
-//! The template must contain `{body}`: a signature that does not cover the body
-//! authenticates nothing porter stores.
+//! - **The event key** (from which the event id and the dedupe key derive) is the `{id}` header
+//!   when the template signs it, else the value at `id_pointer` in the (signed) body, else a hash
+//!   of the signed content without its timestamp (so a vendor's retry with a fresh timestamp is
+//!   still a duplicate). An `id_header` that the template does not sign only *labels* the event
+//!   (`providerdeliveryid`): a replay could carry any value there, so it never names or
+//!   deduplicates the event.
+//! - **A `timestamp_header` must be signed** (`{timestamp}` in the template), or the
+//!   configuration is refused: a window over a value anyone can replace protects nothing and
+//!   would only look like replay protection. Its format and window are checked before any MAC.
+//! - `{id}` and `{timestamp}` must be separated from other placeholders by literal text, and an
+//!   id may not contain the characters of the literals around it: otherwise bytes could move
+//!   between the id and its neighbours without changing the signed text (`{id}{body}`), and a
+//!   replay would get a new key.
+//! - The template must contain `{body}`: a signature that does not cover the body
+//!   authenticates nothing porter stores.
+//!
+//! Examples:
+//!
+//! - GitHub (`X-GitHub-Delivery` is not signed, so it can only label):
+//!   `header = "X-Hub-Signature-256"`, `prefix = "sha256="`.
+//! - Shopify (`X-Shopify-Webhook-Id` is not signed either): `header = "X-Shopify-Hmac-Sha256"`,
+//!   `encoding = "base64"`.
+//! - A vendor that signs id and timestamp: `signed = "{id}.{timestamp}.{body}"`,
+//!   `id_header = "X-Vendor-Delivery"`, `timestamp_header = "X-Vendor-Timestamp"`.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -24,7 +42,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{
     DEFAULT_TOLERANCE, Encoding, MacHeader, check_window, required_header, timestamp_header,
 };
-use crate::event::{Attributes, EventType, Origin, hashed_key};
+use crate::event::{Attributes, EventType, Origin, delivery_label, hashed_key};
 use crate::json::text_of;
 use crate::signing::Algorithm;
 use crate::source::{
@@ -59,6 +77,8 @@ pub struct GenericHmac {
     template: Vec<Piece>,
     timestamp_header: Option<String>,
     id_header: Option<String>,
+    /// Bytes an `{id}` may not contain: those of the literals around it in the template.
+    id_fence: Vec<u8>,
     id_pointer: Option<String>,
     type_pointer: Option<String>,
     public_url: Option<String>,
@@ -140,6 +160,7 @@ impl GenericHmac {
                 encoding,
                 algorithm,
             },
+            id_fence: id_fence(&template),
             template,
             timestamp_header: header_name(&hmac.timestamp_header),
             id_header: header_name(&hmac.id_header),
@@ -159,50 +180,71 @@ impl GenericHmac {
         request: &Request<'_>,
         now: jiff::Timestamp,
     ) -> Result<(), Rejection> {
+        // `check_template` guarantees a configured timestamp is signed; its window comes
+        // before any MAC, so a stale request costs no hashing.
         let timestamp = match &self.timestamp_header {
-            Some(name) => Some(timestamp_header(request, Cow::Owned(name.clone()))?),
+            Some(name) => {
+                let (seconds, text) = timestamp_header(request, Cow::Owned(name.clone()))?;
+                check_window(seconds, now, self.tolerance)?;
+                Some(text)
+            }
             None => None,
         };
-        let id = match &self.id_header {
-            Some(name) if self.template.contains(&Piece::Id) => {
-                Some(required_header(request, Cow::Owned(name.clone()))?)
-            }
-            _ => None,
-        };
+        let id = self.signed_id(request)?;
         let url = self.url(request.path, request.query);
-        let parts: Vec<&[u8]> = self
-            .template
+        let parts = self.parts(
+            id.unwrap_or_default(),
+            timestamp.unwrap_or_default(),
+            request.body,
+            &url,
+        );
+        self.mac.verify(request, &self.secrets, &parts)
+    }
+
+    /// The `{id}` header, when the template signs it: present once, non-empty, visible ASCII,
+    /// and free of the literal characters around `{id}`, so that the signed text splits one
+    /// way only.
+    fn signed_id<'a>(&self, request: &Request<'a>) -> Result<Option<&'a [u8]>, Rejection> {
+        let Some(name) = self.id_header.as_ref().filter(|_| self.signs_id()) else {
+            return Ok(None);
+        };
+        let id = required_header(request, Cow::Owned(name.clone()))?;
+        let allowed = |b: &u8| b.is_ascii_graphic() && !self.id_fence.contains(b);
+        if id.is_empty() || !id.iter().all(allowed) {
+            return Err(Rejection::MalformedSignature(Cow::Owned(name.clone())));
+        }
+        Ok(Some(id))
+    }
+
+    fn signs_id(&self) -> bool {
+        self.template.contains(&Piece::Id)
+    }
+
+    /// The signed pieces, in template order.
+    fn parts<'a>(
+        &'a self,
+        id: &'a [u8],
+        timestamp: &'a [u8],
+        body: &'a [u8],
+        url: &'a str,
+    ) -> Vec<&'a [u8]> {
+        self.template
             .iter()
             .map(|piece| match piece {
                 Piece::Literal(text) => text.as_bytes(),
-                Piece::Id => id.unwrap_or_default(),
-                Piece::Timestamp => timestamp.map(|(_, text)| text).unwrap_or_default(),
-                Piece::Body => request.body,
+                Piece::Id => id,
+                Piece::Timestamp => timestamp,
+                Piece::Body => body,
                 Piece::Url => url.as_bytes(),
             })
-            .collect();
-        self.mac.verify(request, &self.secrets, &parts)?;
-        match timestamp {
-            Some((seconds, _)) => check_window(seconds, now, self.tolerance),
-            None => Ok(()),
-        }
+            .collect()
     }
 
     pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
         let id = format!("evt_{}", &hex::encode(Sha256::digest(request.body))[..24]);
         let timestamp = request.now.as_second().to_string();
         let url = self.url(request.path, request.query);
-        let parts: Vec<&[u8]> = self
-            .template
-            .iter()
-            .map(|piece| match piece {
-                Piece::Literal(text) => text.as_bytes(),
-                Piece::Id => id.as_bytes(),
-                Piece::Timestamp => timestamp.as_bytes(),
-                Piece::Body => request.body,
-                Piece::Url => url.as_bytes(),
-            })
-            .collect();
+        let parts = self.parts(id.as_bytes(), timestamp.as_bytes(), request.body, &url);
         let mut headers = vec![(
             self.mac.name.to_string(),
             self.mac.sign(&self.secrets[0], &parts),
@@ -232,12 +274,21 @@ impl GenericHmac {
                 .and_then(|p| payload.pointer(p))
                 .and_then(text_of)
         };
-        let key = match &self.id_header {
-            Some(name) => request
-                .header_str(name)
-                .filter(|id| !id.is_empty())
-                .map(str::to_owned),
-            None => pointed(&self.id_pointer),
+        // verify() has checked a signed id; an unsigned one is only a label.
+        let signed_id = if self.signs_id() {
+            self.id_header
+                .as_ref()
+                .and_then(|name| request.header_str(name))
+                .map(str::to_owned)
+        } else {
+            None
+        };
+        let key = signed_id
+            .or_else(|| pointed(&self.id_pointer).filter(|id| !id.is_empty()))
+            .unwrap_or_else(|| self.content_key(request));
+        let delivery_id = match &self.id_header {
+            Some(name) if !self.signs_id() => delivery_label(request.header_str(name)),
+            _ => None,
         };
         let vendor_type = pointed(&self.type_pointer);
         let time = self
@@ -246,15 +297,30 @@ impl GenericHmac {
             .and_then(|name| request.header_str(name))
             .and_then(|text| jiff::Timestamp::from_second(text.parse().ok()?).ok());
         let attributes = Attributes {
-            // Without an id, the exact bytes identify the delivery.
-            key: key.unwrap_or_else(|| hashed_key(request.body)),
+            key,
             subject: None,
             time,
             provider_event_type: vendor_type.clone(),
             property_id: None,
+            delivery_id,
         };
         let body = generic::body_for(&self.event_types, vendor_type.as_deref(), payload);
         Ok(vec![origin.event(attributes, body).into()])
+    }
+
+    /// `sha256:` of the signed content with the timestamp left out: every retry of one
+    /// delivery (same body, fresh timestamp) has this key, and any change to a signed byte
+    /// other than the timestamp changes it. For the default template it is the body's hash.
+    fn content_key(&self, request: &Request<'_>) -> String {
+        let url = self.url(request.path, request.query);
+        let parts = self.parts(b"", b"", request.body, &url);
+        let mut content = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        for (piece, bytes) in self.template.iter().zip(&parts) {
+            if *piece != Piece::Timestamp {
+                content.extend_from_slice(bytes);
+            }
+        }
+        hashed_key(&content)
     }
 
     fn url(&self, path: &str, query: Option<&str>) -> String {
@@ -314,12 +380,49 @@ fn check_template(
             "{timestamp} needs `timestamp_header`",
         ));
     }
+    if hmac.timestamp_header.is_some() && !template.contains(&Piece::Timestamp) {
+        errors.push(SettingError::new(
+            "hmac.timestamp_header",
+            "is not signed: add {timestamp} to `signed` where the vendor signs it, or remove \
+             `timestamp_header` (a window over a timestamp anyone can replace protects nothing)",
+        ));
+    }
+    for pair in template.windows(2) {
+        let bare = |piece: &Piece| matches!(piece, Piece::Id | Piece::Timestamp);
+        let placeholder = |piece: &Piece| !matches!(piece, Piece::Literal(_));
+        if (bare(&pair[0]) || bare(&pair[1])) && placeholder(&pair[0]) && placeholder(&pair[1]) {
+            errors.push(SettingError::new(
+                "hmac.signed",
+                "{id} and {timestamp} need literal text between them and other placeholders \
+                 (as in `{id}.{timestamp}.{body}`): otherwise the signed text splits more than one way",
+            ));
+            break;
+        }
+    }
     if template.contains(&Piece::Url) && settings.public_url.is_none() {
         errors.push(SettingError::new(
             "hmac.signed",
             "{url} needs `public_url` (the source's or server.public_url)",
         ));
     }
+}
+
+/// The bytes of the literals right before and after each `{id}`.
+fn id_fence(template: &[Piece]) -> Vec<u8> {
+    let mut fence = Vec::new();
+    for (i, piece) in template.iter().enumerate() {
+        if *piece != Piece::Id {
+            continue;
+        }
+        for neighbour in [i.checked_sub(1), Some(i + 1)].into_iter().flatten() {
+            if let Some(Piece::Literal(text)) = template.get(neighbour) {
+                fence.extend_from_slice(text.as_bytes());
+            }
+        }
+    }
+    fence.sort_unstable();
+    fence.dedup();
+    fence
 }
 
 #[cfg(test)]

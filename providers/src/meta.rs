@@ -26,7 +26,7 @@ use crate::event::{
 };
 use crate::json::Scalar;
 use crate::request::HeaderValue;
-use crate::signing::{Algorithm, ct_eq, decode_hex, hmac, hmac_matches};
+use crate::signing::{Algorithm, decode_hex, hmac, hmac_matches, tokens_match};
 use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
 use crate::{Rejection, Reply, Request, Secret, form};
 
@@ -84,7 +84,7 @@ impl Meta {
         };
         let mode_ok = param(b"hub.mode") == Some(b"subscribe");
         let token_ok = match (&self.verify_token, param(b"hub.verify_token")) {
-            (Some(expected), Some(given)) => ct_eq(expected.expose().as_bytes(), given),
+            (Some(expected), Some(given)) => tokens_match(given, expected.expose().as_bytes()),
             _ => false,
         };
         if !(mode_ok && token_ok) {
@@ -273,6 +273,7 @@ impl ChangeContext<'_, '_> {
             time: time.and_then(parse_unix_seconds),
             provider_event_type: Some(kind.to_owned()),
             property_id: self.metadata.and_then(|m| m.phone_number_id.clone()),
+            delivery_id: None,
         }
     }
 

@@ -8,6 +8,10 @@
 //! - POS webhooks carry `X-Signature: base64(HMAC-SHA256(secret, raw body))`, verified against
 //!   the source's `secrets`. When that header is present it must verify: there is no falling
 //!   back to the URL token, so a forged signature cannot ride on a leaked URL.
+//! - A request authenticated by the URL token alone may carry only the Connector shapes
+//!   (General, Integration). A POS-shaped body without `X-Signature` is refused
+//!   (`signature_required`, 401): anyone holding the URL could otherwise store POS events, and
+//!   their keys would make the genuine, signed ones look like duplicates.
 //!
 //! Shapes, recognised by their members:
 //! - General `{EnterpriseId, IntegrationId, Events:[{Discriminator, Value:{Id}}]}`: thin
@@ -57,8 +61,9 @@ pub const SETTINGS_KEYS: &[&str] = &["url_token", "secrets"];
 /// duplicate thin notification is harmless (the consumer fetches the entity again).
 pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(15 * 60);
 
+const POS_SIGNATURE_NAME: &str = "x-signature";
 const POS_SIGNATURE: MacHeader = MacHeader {
-    name: std::borrow::Cow::Borrowed("x-signature"),
+    name: std::borrow::Cow::Borrowed(POS_SIGNATURE_NAME),
     prefix: std::borrow::Cow::Borrowed(""),
     encoding: Encoding::Base64,
     algorithm: Algorithm::Sha256,
@@ -99,10 +104,10 @@ impl Mews {
     }
 
     pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        match request.single_header("x-signature") {
+        match request.single_header(POS_SIGNATURE_NAME) {
             HeaderValue::Missing => match &self.url_token {
                 Some(token) => check_url_token(request, token),
-                None => Err(Rejection::MissingSignature("x-signature".into())),
+                None => Err(Rejection::MissingSignature(POS_SIGNATURE_NAME.into())),
             },
             // A POS signature this source has no secret for cannot verify, and the URL token
             // is no substitute for it.
@@ -111,12 +116,17 @@ impl Mews {
         }
     }
 
-    /// Signs as Mews would: with the URL token when one is configured (Connector webhooks),
-    /// else with an `X-Signature` from the first POS secret.
+    /// Signs as Mews would: a POS payload with an `X-Signature` from the first POS secret,
+    /// anything else with the URL token (Connector webhooks); whichever the source has when it
+    /// has only one.
     pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let pos = serde_json::from_slice::<Value>(request.body)
+            .ok()
+            .is_some_and(|payload| shape(&payload) == Shape::Pos);
         match (&self.url_token, self.secrets.first()) {
-            (Some(token), _) => crate::source::with_url_token(request, token),
-            (None, Some(secret)) => Signed {
+            (Some(token), None) => crate::source::with_url_token(request, token),
+            (Some(token), Some(_)) if !pos => crate::source::with_url_token(request, token),
+            (_, Some(secret)) => Signed {
                 query: request.query.map(str::to_owned),
                 headers: vec![(
                     "X-Signature".into(),
@@ -128,38 +138,81 @@ impl Mews {
     }
 }
 
+/// The kinds of Mews payload, told apart by their members (in this order of precedence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    General,
+    Integration,
+    Pos,
+    Other,
+}
+
+fn shape(payload: &Value) -> Shape {
+    if payload
+        .get("Events")
+        .and_then(Value::as_array)
+        .is_some_and(|e| !e.is_empty())
+    {
+        Shape::General
+    } else if field(payload, &["Action"]).is_some() {
+        Shape::Integration
+    } else if payload
+        .get("meta")
+        .and_then(|m| field(m, POS_EVENT_TYPE))
+        .is_some()
+    {
+        Shape::Pos
+    } else {
+        Shape::Other
+    }
+}
+
 pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
     let payload: Value =
         serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
-    if let Some(entries) = payload
-        .get("Events")
-        .and_then(Value::as_array)
-        .filter(|e| !e.is_empty())
-    {
-        let enterprise = field(&payload, &["EnterpriseId"]);
-        // The body is hashed once, not once per entry: a message may batch hundreds.
-        let body_key = hashed_key(request.body);
-        return Ok(entries
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| {
-                general_event(entry, index, &body_key, enterprise.clone(), origin)
-            })
-            .collect());
-    }
-    if let Some(action) = field(&payload, &["Action"]) {
-        return Ok(vec![integration_event(
-            &action,
-            &payload,
-            request.body,
-            origin,
-        )]);
-    }
-    if let Some(event_type) = payload.get("meta").and_then(|m| field(m, POS_EVENT_TYPE)) {
-        return Ok(vec![pos_event(&event_type, &payload, request.body, origin)]);
+    match shape(&payload) {
+        Shape::General => {
+            let entries = payload["Events"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let enterprise = field(&payload, &["EnterpriseId"]);
+            // The body is hashed once, not once per entry: a message may batch hundreds.
+            let body_key = hashed_key(request.body);
+            return Ok(entries
+                .iter()
+                .enumerate()
+                .map(|(index, entry)| {
+                    general_event(entry, index, &body_key, enterprise.clone(), origin)
+                })
+                .collect());
+        }
+        Shape::Integration => {
+            let action = field(&payload, &["Action"]).unwrap_or_default();
+            return Ok(vec![integration_event(
+                &action,
+                &payload,
+                request.body,
+                origin,
+            )]);
+        }
+        Shape::Pos => {
+            // Mews signs POS webhooks; a POS payload that came with the URL token alone is
+            // not Mews's, and must not be stored (its key would make the genuine, signed event
+            // look like a duplicate). verify() has checked any `X-Signature` that is present.
+            if request.single_header(POS_SIGNATURE_NAME) == HeaderValue::Missing {
+                return Err(Rejection::SignatureRequired("Mews POS webhook"));
+            }
+            let event_type = payload
+                .get("meta")
+                .and_then(|m| field(m, POS_EVENT_TYPE))
+                .unwrap_or_default();
+            return Ok(vec![pos_event(&event_type, &payload, request.body, origin)]);
+        }
+        Shape::Other => {}
     }
     let mut raw = payload;
     strip_credentials(&mut raw);
@@ -191,6 +244,7 @@ fn general_event(
         time: None,
         provider_event_type: discriminator.clone(),
         property_id: enterprise,
+        delivery_id: None,
     };
     let body = match discriminator.as_deref() {
         Some("ServiceOrderUpdated") => EventBody::ReservationUpdated(ReservationData {
@@ -267,6 +321,7 @@ fn integration_event(
         property_id: data
             .pointer("/Enterprise/Id")
             .and_then(crate::json::text_of),
+        delivery_id: None,
     };
     let event = EventBody::IntegrationChanged(IntegrationData {
         action: Some(action.to_owned()),
@@ -314,6 +369,7 @@ fn pos_event(event_type: &str, payload: &Value, body: &[u8], origin: &Origin<'_>
             .and_then(crate::json::time),
         provider_event_type: Some(event_type.to_owned()),
         property_id: None,
+        delivery_id: None,
     };
     let unknown = |reason: String| {
         let mut raw = payload.clone();

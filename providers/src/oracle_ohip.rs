@@ -4,7 +4,7 @@
 //! - `x-oracle-timestamp: <unix seconds>` and `x-oracle-signature: sha256=<hex>`, where the MAC
 //!   is HMAC-SHA256(secret, timestamp + "." + raw body). The secret is used as written
 //!   (`whsec_…` included, as the guide's Node example does). The timestamp must be within
-//!   `tolerance` (default 300 s) of porter's clock, either way.
+//!   `tolerance` (default 300 s) of porter's clock, either way, checked before the MAC.
 //! - One event per request, `{eventType, eventId, hotelId, …}`; the key is `eventId` (the
 //!   guide keeps processed ids 24 h and returns the cached answer for a duplicate, which is
 //!   what porter's dedupe does).
@@ -73,16 +73,18 @@ impl OracleOhip {
         })
     }
 
-    /// The signature over `timestamp.body`, then the window: a forged request is refused as
-    /// forged even when it is also old.
+    /// The window, then the signature over `timestamp.body`: a stale request is refused before
+    /// any MAC is computed (so a forged stale one is `stale_timestamp` too; the timestamp is
+    /// the caller's own input, and the answer says nothing about the secret).
     pub(crate) fn verify(
         &self,
         request: &Request<'_>,
         now: jiff::Timestamp,
     ) -> Result<(), Rejection> {
         let (seconds, timestamp) = timestamp_header(request, TIMESTAMP_HEADER.into())?;
-        SIGNATURE.verify(request, &self.secrets, &[timestamp, b".", request.body])?;
-        check_window(seconds, now, self.tolerance)
+        // The window before the MAC: a stale request costs no hashing.
+        check_window(seconds, now, self.tolerance)?;
+        SIGNATURE.verify(request, &self.secrets, &[timestamp, b".", request.body])
     }
 
     pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
@@ -151,6 +153,7 @@ pub(crate) fn normalize(
         time: payload.get("timestamp").and_then(time),
         provider_event_type: Some(event_type.clone()),
         property_id: field(&payload, &["hotelId"]),
+        delivery_id: None,
     };
     let body = body_for(&event_type, payload);
     Ok(vec![origin.event(attributes, body).into()])

@@ -140,6 +140,7 @@ fn snapshot_attributes(route: &str, payload: &Value, subject: Option<String>) ->
         time: None,
         provider_event_type: Some(route.to_owned()),
         property_id: None,
+        delivery_id: None,
     }
 }
 
@@ -168,6 +169,7 @@ fn event(payload: &Value, raw: &RawValue) -> (Attributes, EventBody) {
         time: payload.get("timestamp").and_then(time),
         provider_event_type: event_type.clone(),
         property_id: None,
+        delivery_id: None,
     };
     let body = match event_type.as_deref() {
         Some("reservation.created") => EventBody::ReservationCreated(with_guest),

@@ -81,6 +81,7 @@ pub(crate) fn normalize(
         time: payload.get("timestamp").and_then(time),
         provider_event_type: event.clone(),
         property_id: field(&data, &["hotelCode"]),
+        delivery_id: None,
     };
     let body = match event.as_deref() {
         Some(event) => body_for(event, &data, &payload),

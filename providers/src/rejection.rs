@@ -23,12 +23,23 @@ pub enum Rejection {
     SignatureMismatch,
     #[error("body hash does not match the signed `bodySHA256`")]
     BodyHashMismatch,
+    /// The signed timestamp is outside the window. Checked before any MAC is computed, so this
+    /// is also the answer to a forged request with a stale timestamp: the timestamp is the
+    /// caller's own input, and the answer reveals nothing else.
     #[error("timestamp is outside the tolerance window")]
     StaleTimestamp,
     #[error("URL token is missing or wrong")]
     BadUrlToken,
     #[error("shared secret is missing or wrong")]
     BadSharedSecret,
+    /// The request was authenticated by a URL token only, and its payload is of a kind the
+    /// vendor signs (a Mews POS webhook): the token does not stand in for that signature.
+    #[error("a {0} must carry a valid signature: the URL token does not authenticate it")]
+    SignatureRequired(&'static str),
+    /// More form parameters than the provider ever sends, refused before anything is decoded
+    /// or MAC'ed (the parameters are signed, so they must all be read to verify).
+    #[error("the form has more than {0} parameters")]
+    TooManyParameters(usize),
     #[error("verification token does not match")]
     VerifyTokenMismatch,
     #[error("handshake request is malformed: {0}")]
@@ -65,7 +76,9 @@ impl Rejection {
             | Rejection::SignatureMismatch
             | Rejection::BodyHashMismatch
             | Rejection::BadUrlToken
-            | Rejection::BadSharedSecret => RejectionClass::InvalidSignature,
+            | Rejection::BadSharedSecret
+            | Rejection::SignatureRequired(_)
+            | Rejection::TooManyParameters(_) => RejectionClass::InvalidSignature,
             Rejection::StaleTimestamp => RejectionClass::StaleTimestamp,
             Rejection::VerifyTokenMismatch => RejectionClass::Forbidden,
             Rejection::MalformedHandshake(_) | Rejection::MalformedBody { .. } => {
@@ -87,6 +100,8 @@ impl Rejection {
             Rejection::StaleTimestamp => "stale_timestamp",
             Rejection::BadUrlToken => "bad_url_token",
             Rejection::BadSharedSecret => "bad_shared_secret",
+            Rejection::SignatureRequired(_) => "signature_required",
+            Rejection::TooManyParameters(_) => "too_many_parameters",
             Rejection::VerifyTokenMismatch => "verify_token_mismatch",
             Rejection::MalformedHandshake(_) => "malformed_handshake",
             Rejection::MalformedBody { .. } => "malformed_body",

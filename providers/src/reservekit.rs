@@ -107,6 +107,7 @@ pub(crate) fn normalize(
                     .or_else(|| payload.get("timestamp").and_then(time)),
                 provider_event_type: Some(event_type.clone()),
                 property_id: field(booking, &["service_id"]),
+                delivery_id: None,
             };
             origin
                 .event(attributes, body_for(&event_type, booking))

@@ -87,6 +87,7 @@ pub(crate) fn normalize(
         time: payload.get("timestamp").and_then(time),
         provider_event_type: event.clone(),
         property_id: property,
+        delivery_id: None,
     };
     // Money is read from the raw JSON text of `data`, so its digits survive exactly.
     let raw_data = raw_member(raw, "data");

@@ -1,13 +1,23 @@
 //! HMAC and constant-time helpers shared by the verifiers and the signers.
 //!
 //! Every comparison of attacker-supplied bytes with secret-derived bytes goes through
-//! [`Mac::verify_slice`] or [`ct_eq`], both constant-time, so response timing says nothing
-//! about how many leading bytes matched.
+//! [`ct_eq`] (fixed-length MACs) or [`tokens_match`] (tokens of any length), both constant
+//! time, so response timing says nothing about how many leading bytes matched, nor about a
+//! token's length.
+//!
+//! Verification work is bounded before authentication: a verifier computes each secret's MAC
+//! once and compares it with every candidate signature the request offers (never one MAC per
+//! candidate), and refuses more than [`MAX_CANDIDATES`] candidates outright.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
+
+/// The most signatures one request may offer (Standard Webhooks and Stripe list one per active
+/// secret of the sender: two during a rotation). More is refused as a malformed header before
+/// any MAC is computed.
+pub const MAX_CANDIDATES: usize = 8;
 
 /// A MAC algorithm a provider signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +40,8 @@ impl Algorithm {
 
 /// HMAC of the concatenation of `parts` under `key`.
 pub fn hmac(algorithm: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    #[cfg(test)]
+    work::count(parts);
     fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = <M as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
@@ -53,9 +65,26 @@ pub fn hmac_matches(algorithm: Algorithm, key: &[u8], parts: &[&[u8]], tag: &[u8
     ct_eq(&hmac(algorithm, key, parts), tag)
 }
 
-/// Constant-time equality of two byte strings (the length is not secret).
+/// Whether `mac` equals any of `candidates`, each compared in constant time. Every candidate
+/// is compared (no early exit), so timing does not say which one matched.
+pub fn matches_any(mac: &[u8], candidates: &[Vec<u8>]) -> bool {
+    candidates
+        .iter()
+        .fold(false, |found, candidate| found | ct_eq(mac, candidate))
+}
+
+/// Constant-time equality of two byte strings whose length is public (MACs of a known
+/// algorithm). For secrets of any length, use [`tokens_match`].
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Whether a token sent by a client equals a configured one (URL tokens, shared secrets,
+/// Meta's verify token), in constant time and without revealing the configured token's length:
+/// both sides are hashed to 32 bytes first, and the digests are compared.
+pub fn tokens_match(given: &[u8], expected: &[u8]) -> bool {
+    use sha2::Digest;
+    ct_eq(&Sha256::digest(given), &Sha256::digest(expected))
 }
 
 /// Decodes hex of either case into exactly `len` bytes.
@@ -66,9 +95,56 @@ pub fn decode_hex(text: &[u8], len: usize) -> Option<Vec<u8>> {
     hex::decode(text).ok()
 }
 
+/// Test-only accounting of MAC work, so tests can assert how much a verifier computed before
+/// refusing a request (work, not wall time). Per thread: tests run in parallel.
+#[cfg(test)]
+pub(crate) mod work {
+    use std::cell::Cell;
+
+    thread_local! {
+        static MACS: Cell<usize> = const { Cell::new(0) };
+        static BYTES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    pub(super) fn count(parts: &[&[u8]]) {
+        MACS.with(|m| m.set(m.get() + 1));
+        let bytes: usize = parts.iter().map(|p| p.len()).sum();
+        BYTES.with(|b| b.set(b.get() + bytes));
+    }
+
+    /// MACs computed and bytes MAC'ed on this thread while `f` ran.
+    pub(crate) fn measure<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+        let (macs, bytes) = (MACS.with(Cell::get), BYTES.with(Cell::get));
+        let out = f();
+        (
+            out,
+            MACS.with(Cell::get) - macs,
+            BYTES.with(Cell::get) - bytes,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_match_exactly_whatever_their_length() {
+        assert!(tokens_match(b"s3cr3t-token", b"s3cr3t-token"));
+        assert!(!tokens_match(b"s3cr3t-toke", b"s3cr3t-token"));
+        assert!(!tokens_match(b"s3cr3t-token-", b"s3cr3t-token"));
+        assert!(!tokens_match(b"", b"s3cr3t-token"));
+        assert!(tokens_match(b"", b""));
+    }
+
+    #[test]
+    fn matches_any_compares_every_candidate() {
+        let mac = vec![7u8; 32];
+        assert!(matches_any(&mac, &[vec![0; 32], mac.clone()]));
+        assert!(matches_any(&mac, &[mac.clone(), vec![0; 32]]));
+        assert!(!matches_any(&mac, &[vec![0; 32], vec![7; 31]]));
+        assert!(!matches_any(&mac, &[]));
+    }
 
     #[test]
     fn github_documented_vector() {

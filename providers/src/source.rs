@@ -255,7 +255,8 @@ enum Verifier {
     OracleOhip(oracle_ohip::OracleOhip),
     StandardWebhooks(standard_webhooks::StandardWebhooks),
     Stripe(stripe::Stripe),
-    Hmac(generic_hmac::GenericHmac),
+    /// Boxed: its template and names make it several times larger than the others.
+    Hmac(Box<generic_hmac::GenericHmac>),
     Reservekit(reservekit::Reservekit),
     PmsWebApi(pms_web_api::PmsWebApi),
     Roostsync(roostsync::Roostsync),
@@ -289,7 +290,9 @@ impl Source {
                 standard_webhooks::StandardWebhooks::from_settings(settings)?,
             ),
             Provider::Stripe => Verifier::Stripe(stripe::Stripe::from_settings(settings)?),
-            Provider::Hmac => Verifier::Hmac(generic_hmac::GenericHmac::from_settings(settings)?),
+            Provider::Hmac => Verifier::Hmac(Box::new(generic_hmac::GenericHmac::from_settings(
+                settings,
+            )?)),
             Provider::Mews => Verifier::Mews(mews::Mews::from_settings(settings)?),
             Provider::Pms => Verifier::Pms(pms::Pms::from_settings(settings)?),
             Provider::Cloudbeds => {

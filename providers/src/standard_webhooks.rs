@@ -8,8 +8,12 @@
 //! - `v1` = base64(HMAC-SHA256(key, id + "." + timestamp + "." + raw body)); the key is the
 //!   base64 after `whsec_` in the secret. Any `v1` entry may match (the sender signs with
 //!   every active secret during a rotation); other versions (`v1a`, asymmetric) are ignored.
+//!   More than eight `v1` entries is not a sender's rotation: refused as malformed before any
+//!   MAC, and each key's MAC is computed once and compared with every entry.
 //! - The timestamp must be within `tolerance` (default 300 s) either way, as in every reference
-//!   library. The id may not contain `.`: it would make the signed text ambiguous.
+//!   library; it is checked before the MAC, so a stale request is `stale_timestamp` whether or
+//!   not its signature is good. The id may not contain `.`: it would make the signed text
+//!   ambiguous.
 //! - The payload is JSON, `{type, timestamp, data}` by the spec's recommendation; `type` is
 //!   mapped through the source's `event_types` table, `data` (or the whole payload) is kept.
 
@@ -23,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{DEFAULT_TOLERANCE, check_window, required_header, timestamp_header};
 use crate::event::{Attributes, EventType, Origin};
 use crate::json::{field, time};
-use crate::signing::{Algorithm, hmac, hmac_matches};
+use crate::signing::{Algorithm, MAX_CANDIDATES, hmac, matches_any};
 use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
 use crate::{Rejection, Request, generic};
 
@@ -97,16 +101,18 @@ impl StandardWebhooks {
         let list = required_header(request, names.signature.into())?;
         let signatures = v1_signatures(list)
             .ok_or_else(|| Rejection::MalformedSignature(names.signature.into()))?;
+        // The window before any MAC: a stale request costs no hashing.
+        check_window(seconds, now, self.tolerance)?;
         let content: [&[u8]; 5] = [id, b".", timestamp, b".", request.body];
-        let matched = self.keys.iter().any(|key| {
-            signatures
-                .iter()
-                .any(|signature| hmac_matches(Algorithm::Sha256, key, &content, signature))
+        // One MAC per key, compared with every listed signature.
+        let matched = self.keys.iter().fold(false, |found, key| {
+            found | matches_any(&hmac(Algorithm::Sha256, key, &content), &signatures)
         });
-        if !matched {
-            return Err(Rejection::SignatureMismatch);
+        if matched {
+            Ok(())
+        } else {
+            Err(Rejection::SignatureMismatch)
         }
-        check_window(seconds, now, self.tolerance)
     }
 
     /// Signs with the first secret; the id is derived from the body, so that sending the same
@@ -159,6 +165,7 @@ impl StandardWebhooks {
             time: payload.get("timestamp").and_then(time),
             provider_event_type: vendor_type.clone(),
             property_id: None,
+            delivery_id: None,
         };
         let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
         Ok(vec![origin.event(attributes, body).into()])
@@ -174,12 +181,20 @@ fn header_names(request: &Request<'_>) -> &'static Names {
     }
 }
 
-/// The decoded `v1` signatures of a signature list; `None` when there are none.
+/// The decoded `v1` signatures of a signature list; `None` when there are none, or more than
+/// [`MAX_CANDIDATES`] (counted before any is decoded).
 fn v1_signatures(list: &[u8]) -> Option<Vec<Vec<u8>>> {
     let text = std::str::from_utf8(list).ok()?;
-    let signatures: Vec<Vec<u8>> = text
+    let encoded: Vec<&str> = text
         .split(' ')
         .filter_map(|entry| entry.strip_prefix("v1,"))
+        .take(MAX_CANDIDATES + 1)
+        .collect();
+    if encoded.len() > MAX_CANDIDATES {
+        return None;
+    }
+    let signatures: Vec<Vec<u8>> = encoded
+        .into_iter()
         .filter_map(|encoded| BASE64.decode(encoded).ok())
         .filter(|mac| mac.len() == Algorithm::Sha256.output_len())
         .collect();

@@ -6,9 +6,11 @@
 //! - `v1` = hex(HMAC-SHA256(secret, t + "." + raw body)). The key is the endpoint secret
 //!   string itself, `whsec_` prefix included (unlike Standard Webhooks, nothing is decoded).
 //!   Any `v1` may match (Stripe signs with every active secret while one is rolled); `v0` and
-//!   unknown schemes are ignored.
-//! - `t` must be within `tolerance` (default 300 s). stripe-python only refuses old
-//!   timestamps; porter refuses future ones too, as its other schemes do.
+//!   unknown schemes are ignored. More than eight `v1` is refused as malformed, and each
+//!   secret's MAC is computed once and compared with every `v1`.
+//! - `t` must be within `tolerance` (default 300 s), checked before the MAC (a stale request is
+//!   `stale_timestamp`, forged or not). stripe-python only refuses old timestamps; porter
+//!   refuses future ones too, as its other schemes do.
 //! - The key is the event `id` (`evt_…`); the type is `type`, mapped through `event_types`;
 //!   the data is `data.object`. Stripe retries for up to three days.
 
@@ -19,7 +21,7 @@ use serde_json::Value;
 use crate::auth::{DEFAULT_TOLERANCE, check_window, parse_seconds, required_header};
 use crate::event::{Attributes, EventType, Origin, hashed_key};
 use crate::json::{field, time};
-use crate::signing::{Algorithm, decode_hex, hmac, hmac_matches};
+use crate::signing::{Algorithm, MAX_CANDIDATES, decode_hex, hmac, matches_any};
 use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
 use crate::{Rejection, Request, Secret, generic};
 
@@ -66,21 +68,19 @@ impl Stripe {
         let value = required_header(request, HEADER.into())?;
         let header =
             parse_header(value).ok_or_else(|| Rejection::MalformedSignature(HEADER.into()))?;
+        // The window before any MAC: a stale request costs no hashing.
+        check_window(header.timestamp, now, self.tolerance)?;
         let content: [&[u8]; 3] = [header.timestamp_text, b".", request.body];
-        let matched = self.secrets.iter().any(|secret| {
-            header.signatures.iter().any(|signature| {
-                hmac_matches(
-                    Algorithm::Sha256,
-                    secret.expose().as_bytes(),
-                    &content,
-                    signature,
-                )
-            })
+        // One MAC per secret, compared with every `v1` of the header.
+        let matched = self.secrets.iter().fold(false, |found, secret| {
+            let mac = hmac(Algorithm::Sha256, secret.expose().as_bytes(), &content);
+            found | matches_any(&mac, &header.signatures)
         });
-        if !matched {
-            return Err(Rejection::SignatureMismatch);
+        if matched {
+            Ok(())
+        } else {
+            Err(Rejection::SignatureMismatch)
         }
-        check_window(header.timestamp, now, self.tolerance)
     }
 
     pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
@@ -118,13 +118,15 @@ impl Stripe {
             time: payload.get("created").and_then(time),
             provider_event_type: vendor_type.clone(),
             property_id: field(&payload, &["account"]),
+            delivery_id: None,
         };
         let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
         Ok(vec![origin.event(attributes, body).into()])
     }
 }
 
-/// `t=…,v1=…[,v1=…][,v0=…]`: exactly one `t`, at least one well-formed `v1`.
+/// `t=…,v1=…[,v1=…][,v0=…]`: exactly one `t`, at least one and at most [`MAX_CANDIDATES`]
+/// well-formed `v1`.
 fn parse_header(value: &[u8]) -> Option<Header<'_>> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
@@ -134,6 +136,7 @@ fn parse_header(value: &[u8]) -> Option<Header<'_>> {
         match key {
             b"t" if timestamp.is_none() => timestamp = Some((parse_seconds(text)?, text)),
             b"t" => return None,
+            b"v1" if signatures.len() == MAX_CANDIDATES => return None,
             b"v1" => signatures.push(decode_hex(text, Algorithm::Sha256.output_len())?),
             _ => {}
         }

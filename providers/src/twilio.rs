@@ -12,12 +12,18 @@
 //!   default ports, so the URL with and without the port is accepted, as the SDKs do.
 //! - JSON bodies: Twilio adds `bodySHA256=<hex SHA-256 of the body>` to the query and signs the
 //!   URL alone; porter checks both the signature and the body hash.
-//! - No timestamp is signed: replays are caught by deduplication. The provider event key is
-//!   `I-Twilio-Idempotency-Token` where sent, else `MessageSid` (`MessageSid:MessageStatus` for
-//!   callbacks). That header is not signed, and Twilio's concatenation without separators lets
-//!   a captured request be reshaped (`MessageSid=SM1` → `MessageSidS=M1`) without breaking the
-//!   signature; so the dedupe key is a hash of exactly the signed content, which every variant
-//!   that verifies shares: a replay with a fresh token or reshaped parameters is still a replay.
+//! - No timestamp is signed: replays are caught by deduplication. Twilio's concatenation
+//!   without separators lets a captured request be reshaped (`MessageSid=SM1` →
+//!   `MessageSidS=M1`) without breaking the signature, so the dedupe key is a hash of exactly
+//!   the signed content, which every variant that verifies shares: a replay with a fresh
+//!   idempotency token or reshaped parameters is still a replay.
+//! - The event id key is signed content too: `MessageSid` (`MessageSid:MessageStatus` for
+//!   callbacks) when it has the shape of a Twilio SID (two capital letters and 32 hex digits,
+//!   which a reshaped parameter cannot keep), else the dedupe key. `I-Twilio-Idempotency-Token`
+//!   is not signed: it is kept as `providerdeliveryid`, a label, and never names an event.
+//! - Work before authentication is linear in the body: the parameters are counted before
+//!   anything is decoded, and a form of more than [`MAX_PARAMS`] is refused (Twilio sends a few
+//!   dozen; the signature covers them all, so all would have to be decoded and sorted).
 
 use std::collections::BTreeMap;
 
@@ -29,7 +35,7 @@ use sha2::{Digest, Sha256};
 use crate::event::{
     Attributes, Channel, DeliveryStatus, EventBody, Location, Media, MessageData, MessageKind,
     MessageStatusData, Origin, ProviderError, RepliedTo, Selection, SelectionKind, UnknownData,
-    event_id, hashed_key, source_uri,
+    delivery_label, event_id, hashed_key, source_uri,
 };
 use crate::request::HeaderValue;
 use crate::signing::{Algorithm, ct_eq, hmac, hmac_matches};
@@ -60,6 +66,9 @@ const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
 const BODY_HASH_PARAM: &[u8] = b"bodySHA256";
 /// Twilio allows at most 10 media per message; more is not a Twilio request.
 const MAX_MEDIA: usize = 10;
+/// The most form parameters porter decodes (and sorts) to check a signature. Twilio sends a
+/// few dozen (an MMS with ten media and WhatsApp's extra fields stays under a hundred).
+pub const MAX_PARAMS: usize = 512;
 
 /// A configured Twilio source.
 #[derive(Debug)]
@@ -104,7 +113,7 @@ impl Twilio {
             .filter(|tag| tag.len() == Algorithm::Sha1.output_len())
             .ok_or_else(|| Rejection::MalformedSignature(SIGNATURE_HEADER.into()))?;
 
-        let content = SignedContent::of(request);
+        let content = SignedContent::of(request)?;
         let matched = self.secrets.iter().any(|secret| {
             self.bases.iter().any(|base| {
                 content.suffixes.iter().any(|suffix| {
@@ -191,9 +200,8 @@ fn url_bases(public_url: &str) -> Result<[String; 2], String> {
         "https" => 443,
         "http" => 80,
         _ => {
-            return Err(format!(
-                "`{public_url}` must start with https:// or http://"
-            ));
+            // The value is not repeated: it may carry credentials (`https://user:pass@host`).
+            return Err("must start with https:// or http://".to_owned());
         }
     };
     let authority = uri.authority().ok_or_else(|| "has no host".to_owned())?;
@@ -228,6 +236,15 @@ fn url_suffix(path: &str, query: Option<&str>) -> String {
         Some(query) => format!("{path}?{query}"),
         None => path.to_owned(),
     }
+}
+
+/// The form's parameters, refused before any is decoded when there are more than
+/// [`MAX_PARAMS`]: counting separators is one linear scan, decoding allocates per parameter.
+fn bounded_form(body: &[u8]) -> Result<form::Pairs, Rejection> {
+    if form::count(body) > MAX_PARAMS {
+        return Err(Rejection::TooManyParameters(MAX_PARAMS));
+    }
+    Ok(form::decode(body))
 }
 
 fn body_hash_param(query: Option<&str>) -> Option<Vec<u8>> {
@@ -265,11 +282,11 @@ struct SignedContent {
 }
 
 impl SignedContent {
-    fn of(request: &Request<'_>) -> Self {
+    fn of(request: &Request<'_>) -> Result<Self, Rejection> {
         let suffix = url_suffix(request.path, request.query);
         let params = match body_hash_param(request.query) {
             Some(_) => Vec::new(),
-            None => sorted_params(&form::decode(request.body)),
+            None => sorted_params(&bounded_form(request.body)?),
         };
         let mut suffixes = vec![suffix];
         for variant in [
@@ -280,7 +297,7 @@ impl SignedContent {
                 suffixes.push(variant);
             }
         }
-        Self { suffixes, params }
+        Ok(Self { suffixes, params })
     }
 
     /// `sha256:` of the signed bytes after the base, in one canonical form (`'` as `%27`) and
@@ -299,26 +316,22 @@ pub(crate) fn normalize(
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
     let params = Params::parse(request)?;
-    let token = request
-        .header_str(IDEMPOTENCY_HEADER)
-        .filter(|t| !t.is_empty() && t.len() <= 256);
+    // The dedupe key is the signed content itself (see the module doc).
+    let content_key = signed_content_key(request)?;
+    let dedupe_key = event_id(&source_uri(origin.source_name), &content_key);
     let (attributes, body) = if request.endpoint == STATUS_SUFFIX {
-        status_event(&params)
+        status_event(&params, &content_key)
     } else {
-        incoming_event(&params)
+        incoming_event(&params, &content_key)
     }
-    .unwrap_or_else(|| unknown_event(&params, request));
+    .unwrap_or_else(|| unknown_event(&params, request, &content_key));
     let attributes = Attributes {
-        // The idempotency token, where sent, is the provider event key (CONTRACT.md)...
-        key: token.map_or(attributes.key, str::to_owned),
+        // Not signed: a label only.
+        delivery_id: delivery_label(request.header_str(IDEMPOTENCY_HEADER)),
         ..attributes
     };
-    // ...but it is not signed, so the dedupe key is the signed content itself.
     Ok(vec![Normalized {
-        dedupe_key: event_id(
-            &source_uri(origin.source_name),
-            &signed_content_key(request),
-        ),
+        dedupe_key,
         event: origin.event(attributes, body),
     }])
 }
@@ -326,11 +339,12 @@ pub(crate) fn normalize(
 /// The dedupe key of a request: see [`SignedContent::key`]. Twilio concatenates names and
 /// values without separators, so `MessageSid=SM1` and `MessageSidS=M1` sign alike, and a
 /// replay reshaped that way must still be a duplicate.
-fn signed_content_key(request: &Request<'_>) -> String {
-    SignedContent::of(request).key()
+fn signed_content_key(request: &Request<'_>) -> Result<String, Rejection> {
+    Ok(SignedContent::of(request)?.key())
 }
 
-fn incoming_event(params: &Params) -> Option<(Attributes, EventBody)> {
+/// `content_key` names the event when its SID does not have a SID's shape.
+fn incoming_event(params: &Params, content_key: &str) -> Option<(Attributes, EventBody)> {
     let sid = params.message_sid()?;
     let (channel, from) = address(params.get("From")?);
     let to = params.get("To").map(|to| address(to).1);
@@ -399,16 +413,21 @@ fn incoming_event(params: &Params) -> Option<(Attributes, EventBody)> {
         account_id: params.owned("AccountSid"),
     };
     let attributes = Attributes {
-        key: sid.to_owned(),
+        key: if is_sid(sid) {
+            sid.to_owned()
+        } else {
+            content_key.to_owned()
+        },
         subject: Some(sid.to_owned()),
         time: None,
         provider_event_type: Some("incoming_message".to_owned()),
         property_id: to.map(str::to_owned),
+        delivery_id: None,
     };
     Some((attributes, EventBody::MessageReceived(data)))
 }
 
-fn status_event(params: &Params) -> Option<(Attributes, EventBody)> {
+fn status_event(params: &Params, content_key: &str) -> Option<(Attributes, EventBody)> {
     let sid = params.message_sid()?;
     let status = params
         .get("MessageStatus")
@@ -441,18 +460,27 @@ fn status_event(params: &Params) -> Option<(Attributes, EventBody)> {
         account_id: params.owned("AccountSid"),
     };
     let attributes = Attributes {
-        key: format!("{sid}:{status}"),
+        key: if is_sid(sid) {
+            format!("{sid}:{status}")
+        } else {
+            content_key.to_owned()
+        },
         subject: Some(sid.to_owned()),
         time: None,
         provider_event_type: Some("status_callback".to_owned()),
         property_id: from.map(str::to_owned),
+        delivery_id: None,
     };
     Some((attributes, EventBody::MessageStatusChanged(data)))
 }
 
-fn unknown_event(params: &Params, request: &Request<'_>) -> (Attributes, EventBody) {
+fn unknown_event(
+    params: &Params,
+    request: &Request<'_>,
+    content_key: &str,
+) -> (Attributes, EventBody) {
     let attributes = Attributes {
-        key: signed_content_key(request),
+        key: content_key.to_owned(),
         provider_event_type: Some(
             if request.endpoint == STATUS_SUFFIX {
                 "status_callback"
@@ -468,6 +496,17 @@ fn unknown_event(params: &Params, request: &Request<'_>) -> (Attributes, EventBo
         raw: params.to_json(),
     };
     (attributes, EventBody::Unknown(data))
+}
+
+/// A Twilio SID: a two-letter type (`SM`, `MM`, …) and 32 letters or digits (Twilio's are
+/// hex). A reshaped request (bytes moved between names and values, which the signature does
+/// not see) cannot keep a SID's exact length and alphabet at the name's place, so an id of
+/// this shape is the one Twilio signed.
+fn is_sid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 34
+        && bytes[..2].iter().all(u8::is_ascii_uppercase)
+        && bytes[2..].iter().all(u8::is_ascii_alphanumeric)
 }
 
 /// Splits `whatsapp:+1555…` into its channel and bare address.

@@ -57,6 +57,12 @@ pub struct Event {
     /// The property, account or phone number the event belongs to, in the provider's terms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propertyid: Option<String>,
+    /// The delivery id the provider sent in a header it does not sign (Twilio's
+    /// `I-Twilio-Idempotency-Token`, a generic `hmac` source's `id_header` when the id is not in
+    /// the signed template). **Not authenticated**: a label for tracing a delivery in the
+    /// provider's console, never what porter names or deduplicates the event by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub providerdeliveryid: Option<String>,
     /// When porter received the request.
     pub receivedat: Timestamp,
     /// `type` and `data`.
@@ -247,6 +253,18 @@ pub fn event_id(source_uri: &str, provider_event_key: &str) -> String {
     format!("evt_{}", hex::encode(&digest[..16]))
 }
 
+/// The longest unsigned delivery id kept as [`Event::providerdeliveryid`].
+const MAX_DELIVERY_ID: usize = 256;
+
+/// An unsigned delivery id as a label: visible ASCII, at most 256 bytes, else nothing (it is
+/// the caller's input, and ends up in every destination's copy of the event).
+pub fn delivery_label(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|v| !v.is_empty() && v.len() <= MAX_DELIVERY_ID)
+        .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+}
+
 /// A provider event key for occurrences that carry no id of their own: `sha256:` and the hex
 /// SHA-256 of the bytes that identify the occurrence.
 pub fn hashed_key(identifying_bytes: &[u8]) -> String {
@@ -277,6 +295,8 @@ pub struct Attributes {
     pub provider_event_type: Option<String>,
     /// See [`Event::propertyid`].
     pub property_id: Option<String>,
+    /// See [`Event::providerdeliveryid`].
+    pub delivery_id: Option<String>,
 }
 
 impl Origin<'_> {
@@ -294,6 +314,7 @@ impl Origin<'_> {
             providereventid: attributes.key,
             providereventtype: attributes.provider_event_type,
             propertyid: attributes.property_id,
+            providerdeliveryid: attributes.delivery_id,
             receivedat: self.received_at,
             body,
         }

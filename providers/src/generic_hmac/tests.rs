@@ -260,3 +260,159 @@ fn settings_are_checked_by_key() {
         "hmac"
     );
 }
+
+// ---- what is trusted is what is signed ----
+
+fn github_request(body: &str, delivery: &str) -> OwnedRequest {
+    let mac = crate::signing::hmac(
+        Algorithm::Sha256,
+        b"It's a Secret to Everybody",
+        &[body.as_bytes()],
+    );
+    OwnedRequest::post("/gh", body.as_bytes())
+        .header(
+            "x-hub-signature-256",
+            &format!("sha256={}", hex::encode(mac)),
+        )
+        .header("x-github-delivery", delivery)
+}
+
+#[test]
+fn an_unsigned_id_header_labels_the_event_but_never_keys_it() {
+    let source = github();
+    let normalized = |request: &OwnedRequest| {
+        assert_eq!(source.verify(&request.view(), now()), Ok(()));
+        source
+            .normalize(&request.view(), &origin("gh", "hmac"))
+            .expect("events")
+            .remove(0)
+    };
+    // The review's repro: one captured delivery re-sent under fresh delivery ids.
+    let original = normalized(&github_request(
+        BODY,
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+    ));
+    for replayed_id in ["fresh-1", "fresh-2", "the-id-the-vendor-uses-next"] {
+        let replay = normalized(&github_request(BODY, replayed_id));
+        assert_eq!(replay.dedupe_key, original.dedupe_key);
+        assert_eq!(replay.event.id, original.event.id);
+        assert_eq!(
+            replay.event.providerdeliveryid.as_deref(),
+            Some(replayed_id)
+        );
+    }
+    assert_eq!(
+        original.event.providereventid,
+        hashed_key(BODY.as_bytes()),
+        "keyed by the signed body"
+    );
+    // A genuine new delivery (another body) is another event, whatever id it carries.
+    let next = normalized(&github_request(
+        r#"{"action":"opened"}"#,
+        "the-id-the-vendor-uses-next",
+    ));
+    assert_ne!(next.dedupe_key, original.dedupe_key);
+}
+
+#[test]
+fn a_signed_id_keys_the_event_and_may_not_contain_its_separators() {
+    let source = shopify_like();
+    let secret = "It's a Secret to Everybody";
+    let at = now().as_second();
+    let events = source
+        .normalize(
+            &vendor_request(secret, "id-7", at, BODY).view(),
+            &origin("vendor", "hmac"),
+        )
+        .expect("events");
+    assert_eq!(events[0].event.providereventid, "id-7");
+    assert_eq!(events[0].event.providerdeliveryid, None);
+    // `{id}:{timestamp}:…`: an id with a `:` could be split two ways.
+    assert_eq!(
+        source.verify(&vendor_request(secret, "id:7", at, BODY).view(), now()),
+        Err(Rejection::MalformedSignature("x-vendor-id".into()))
+    );
+}
+
+#[test]
+fn without_an_id_the_key_is_the_signed_content_without_its_timestamp() {
+    let source = GenericHmac::from_settings(&settings(HmacSettings {
+        header: "X-Sig".into(),
+        signed: Some("{timestamp}.{body}".into()),
+        timestamp_header: Some("X-Ts".into()),
+        ..HmacSettings::default()
+    }))
+    .expect("valid");
+    let key = |body: &str, at: i64| {
+        let mac = crate::signing::hmac(
+            Algorithm::Sha256,
+            b"It's a Secret to Everybody",
+            &[at.to_string().as_bytes(), b".", body.as_bytes()],
+        );
+        let request = OwnedRequest::post("/v", body.as_bytes())
+            .header("x-sig", &hex::encode(mac))
+            .header("x-ts", &at.to_string());
+        assert_eq!(source.verify(&request.view(), now()), Ok(()));
+        source
+            .normalize(&request.view(), &origin("v", "hmac"))
+            .expect("events")
+            .remove(0)
+            .dedupe_key
+    };
+    let at = now().as_second();
+    // The vendor's retry signs a fresh timestamp: still the same delivery.
+    assert_eq!(key(BODY, at), key(BODY, at - 60));
+    assert_ne!(key(BODY, at), key(r#"{"kind":"other"}"#, at));
+}
+
+#[test]
+fn a_stale_timestamp_is_refused_before_any_mac() {
+    let secret = "It's a Secret to Everybody";
+    let stale = now().as_second() - 301;
+    for request in [
+        vendor_request(secret, "id-1", stale, BODY),
+        vendor_request("forged", "id-1", stale, BODY),
+    ] {
+        let (result, macs, _) =
+            crate::signing::work::measure(|| shopify_like().verify(&request.view(), now()));
+        assert_eq!(result, Err(Rejection::StaleTimestamp));
+        assert_eq!(macs, 0);
+    }
+}
+
+#[test]
+fn unsigned_timestamps_and_ambiguous_templates_are_refused() {
+    let problems = |hmac: HmacSettings| {
+        GenericHmac::from_settings(&settings(hmac))
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.key)
+            .collect::<Vec<_>>()
+    };
+    let with = |signed: &str, id: bool, timestamp: bool| HmacSettings {
+        header: "X-Sig".into(),
+        signed: Some(signed.into()),
+        id_header: id.then(|| "X-Id".to_owned()),
+        timestamp_header: timestamp.then(|| "X-Ts".to_owned()),
+        ..HmacSettings::default()
+    };
+    // The review's configuration: a window over a timestamp nobody signed.
+    assert_eq!(
+        problems(with("{body}", false, true)),
+        ["hmac.timestamp_header"]
+    );
+    assert_eq!(problems(with("{id}{body}", true, false)), ["hmac.signed"]);
+    assert_eq!(
+        problems(with("{timestamp}{body}", false, true)),
+        ["hmac.signed"]
+    );
+    assert_eq!(
+        problems(with("{id}.{timestamp}.{body}", true, true)),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        problems(with("{url}{body}", false, false)),
+        Vec::<&str>::new()
+    );
+}

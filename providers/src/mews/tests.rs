@@ -165,9 +165,46 @@ fn settings_need_a_token_or_secrets_and_each_must_be_valid() {
     );
 }
 
+/// Normalizes a payload as it reaches `normalize` after a passed `verify` with a POS signature.
 fn normalize_json(payload: &Value) -> Vec<Normalized> {
-    let request = OwnedRequest::post("/webhooks/pms/mews", payload.to_string().into_bytes());
+    let body = payload.to_string().into_bytes();
+    let request = OwnedRequest::post("/webhooks/pms/mews", body.clone())
+        .header("x-signature", &pos_signature(POS_SECRET, &body));
     normalize(&request.view(), &origin("mews", "mews")).expect("normalizes")
+}
+
+#[test]
+fn a_pos_payload_on_the_url_token_alone_is_refused() {
+    // The review's repro: a POS `order.status.updated` sent with the token and no signature
+    // would have been stored, and the genuine signed event taken for its duplicate.
+    let body = pos(
+        "eventType",
+        "order.status.updated",
+        "o1",
+        json!({"status": "paid", "updatedAt": "2025-02-06T09:41:30.465Z"}),
+    )
+    .to_string()
+    .into_bytes();
+    let source = mews(Some(TOKEN), &[POS_SECRET]);
+    let forged = with_token(&body, &format!("token={TOKEN}"));
+    assert_eq!(source.verify(&forged.view()), Ok(()), "the token is right");
+    assert_eq!(
+        normalize(&forged.view(), &origin("mews", "mews")).err(),
+        Some(Rejection::SignatureRequired("Mews POS webhook"))
+    );
+    // Connector shapes on the token alone are still accepted.
+    let general = json!({"Events": [{"Discriminator": "CustomerAdded", "Value": {"Id": "c1"}}]});
+    let request = with_token(general.to_string().as_bytes(), &format!("token={TOKEN}"));
+    assert!(normalize(&request.view(), &origin("mews", "mews")).is_ok());
+    // porter send signs a POS payload with the POS secret even when a token is configured.
+    let signed = source.sign(&ToSign {
+        path: "/webhooks/pms/mews",
+        query: None,
+        content_type: "application/json",
+        body: &body,
+        now: crate::testing::now(),
+    });
+    assert_eq!(signed.headers[0].0, "X-Signature");
 }
 
 #[test]

@@ -102,9 +102,16 @@ fn stale_and_future_timestamps_fail_at_the_edge_of_the_window() {
 }
 
 #[test]
-fn a_forged_old_request_is_refused_as_forged() {
-    let old = signed_at(&checkout(), "whsec_other", now().as_second() - 3600);
-    assert_eq!(verify(&old), Err(Rejection::SignatureMismatch));
+fn an_old_request_is_refused_as_stale_before_any_mac_forged_or_not() {
+    for secret in [SECRET, "whsec_other"] {
+        let old = signed_at(&checkout(), secret, now().as_second() - 3600);
+        let (result, macs, _) = crate::signing::work::measure(|| verify(&old));
+        assert_eq!(result, Err(Rejection::StaleTimestamp));
+        assert_eq!(macs, 0);
+    }
+    // Within the window, a forged request is refused as forged.
+    let forged = signed_at(&checkout(), "whsec_other", now().as_second());
+    assert_eq!(verify(&forged), Err(Rejection::SignatureMismatch));
 }
 
 #[test]

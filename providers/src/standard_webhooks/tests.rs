@@ -257,3 +257,74 @@ fn mapped_types_are_typed_and_the_rest_unknown() {
         Err(Rejection::MalformedBody { .. })
     ));
 }
+
+// ---- work before authentication ----
+
+#[test]
+fn each_key_is_maced_once_however_many_signatures_are_listed() {
+    let at = now().as_second();
+    let good = signed(BODY, SECRET, at);
+    let id = good.headers["webhook-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let bogus = format!("v1,{}", BASE64.encode([7u8; 32]));
+    let other = "whsec_b3RoZXItc2VjcmV0LWJ5dGVzLTEyMzQ1Njc4";
+    // Eight candidates against two keys: two MACs, not sixteen.
+    let eight = [bogus.as_str(); 8].join(" ");
+    let request_of = |list: &str| request(&id, at, BODY, list);
+    let (result, macs, _) = crate::signing::work::measure(|| {
+        source(&[other, SECRET]).verify(&request_of(&eight).view(), now())
+    });
+    assert_eq!(result, Err(Rejection::SignatureMismatch));
+    assert_eq!(macs, 2);
+    // Nine are refused before any MAC.
+    let nine = [bogus.as_str(); 9].join(" ");
+    let (result, macs, _) = crate::signing::work::measure(|| {
+        source(&[other, SECRET]).verify(&request_of(&nine).view(), now())
+    });
+    assert_eq!(
+        result,
+        Err(Rejection::MalformedSignature("webhook-signature".into()))
+    );
+    assert_eq!(macs, 0);
+    // 640 entries with a 3 MiB body (the review's repro): refused, and nothing hashed.
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    let many = vec![bogus.as_str(); 640].join(" ");
+    let (result, macs, bytes) = crate::signing::work::measure(|| {
+        source(&[SECRET]).verify(&request(&id, at, &body, &many).view(), now())
+    });
+    assert!(result.is_err());
+    assert_eq!((macs, bytes), (0, 0));
+    // The genuine signature among other entries still verifies.
+    let mixed = format!(
+        "{bogus} {}",
+        good.headers["webhook-signature"].to_str().expect("ascii")
+    );
+    assert_eq!(
+        source(&[SECRET]).verify(&request_of(&mixed).view(), now()),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_stale_request_is_refused_before_any_mac_forged_or_not() {
+    let stale = now().as_second() - 301;
+    let genuine = signed(BODY, SECRET, stale);
+    let id = genuine.headers["webhook-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let forged = request(
+        &id,
+        stale,
+        BODY,
+        &format!("v1,{}", BASE64.encode([1u8; 32])),
+    );
+    for request in [genuine, forged] {
+        let (result, macs, _) =
+            crate::signing::work::measure(|| source(&[SECRET]).verify(&request.view(), now()));
+        assert_eq!(result, Err(Rejection::StaleTimestamp));
+        assert_eq!(macs, 0);
+    }
+}

@@ -162,3 +162,50 @@ fn events_are_keyed_by_id_and_mapped_by_type() {
         .expect("events");
     assert_eq!(events[0].event.event_type(), EventType::Unknown);
 }
+
+// ---- work before authentication ----
+
+#[test]
+fn each_secret_is_maced_once_and_more_than_eight_v1_are_malformed() {
+    let t = now().as_second();
+    let bogus = format!("v1={}", "ab".repeat(32));
+    let list = |n: usize| format!("t={t},{}", vec![bogus.as_str(); n].join(","));
+    let (result, macs, _) = crate::signing::work::measure(|| {
+        verify(&stripe(&["other", SECRET]), &request(&list(8), BODY))
+    });
+    assert_eq!(result, Err(Rejection::SignatureMismatch));
+    assert_eq!(macs, 2);
+    // The review's repro: 450 `v1=` entries. Refused before any MAC.
+    let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    for n in [9, 450] {
+        let (result, macs, _) =
+            crate::signing::work::measure(|| verify(&stripe(&[SECRET]), &request(&list(n), &body)));
+        assert_eq!(
+            result,
+            Err(Rejection::MalformedSignature("stripe-signature".into())),
+            "{n}"
+        );
+        assert_eq!(macs, 0, "{n}");
+    }
+    // A genuine v1 after other entries verifies.
+    let good = header(SECRET, t, BODY);
+    let with_others = format!("{},{bogus},{bogus}", good);
+    assert_eq!(
+        verify(&stripe(&[SECRET]), &request(&with_others, BODY)),
+        Ok(())
+    );
+}
+
+#[test]
+fn a_stale_request_is_refused_before_any_mac_forged_or_not() {
+    let stale = now().as_second() - 301;
+    for value in [
+        header(SECRET, stale, BODY),
+        format!("t={stale},v1={}", "ab".repeat(32)),
+    ] {
+        let (result, macs, _) =
+            crate::signing::work::measure(|| verify(&stripe(&[SECRET]), &request(&value, BODY)));
+        assert_eq!(result, Err(Rejection::StaleTimestamp));
+        assert_eq!(macs, 0);
+    }
+}

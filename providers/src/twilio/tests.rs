@@ -36,9 +36,11 @@ fn signed(url: &str, path: &str, query: Option<&str>, body: &str, secret: &str) 
     form_request(path, query, body, &signature)
 }
 
-const INCOMING: &str = "ToCountry=US&ToState=CA&SmsMessageSid=SM11&NumMedia=0&ToCity=&FromZip=&SmsSid=SM11\
+const SID11: &str = "SM11000000000000000000000000000000";
+
+const INCOMING: &str = "ToCountry=US&ToState=CA&SmsMessageSid=SM11000000000000000000000000000000&NumMedia=0&ToCity=&FromZip=&SmsSid=SM11000000000000000000000000000000\
 &FromState=NY&SmsStatus=received&FromCity=&Body=Can+I+get+a+late+checkout%3F&FromCountry=US\
-&To=%2B15557654321&ToZip=&NumSegments=1&MessageSid=SM11&AccountSid=AC99&From=%2B15551234567&ApiVersion=2010-04-01";
+&To=%2B15557654321&ToZip=&NumSegments=1&MessageSid=SM11000000000000000000000000000000&AccountSid=AC99&From=%2B15551234567&ApiVersion=2010-04-01";
 
 fn normalize_request(request: &OwnedRequest) -> Vec<Normalized> {
     normalize(&request.view(), &origin("sms", "twilio")).expect("normalizes")
@@ -423,17 +425,23 @@ fn an_incoming_sms_is_message_received() {
     assert_eq!(events.len(), 1);
     let event = &events[0].event;
     assert_eq!(event.event_type(), EventType::MessageReceived);
-    assert_eq!(event.providereventid, "SM11");
-    assert_eq!(event.subject.as_deref(), Some("SM11"));
+    assert_eq!(event.providereventid, "SM11000000000000000000000000000000");
+    assert_eq!(
+        event.subject.as_deref(),
+        Some("SM11000000000000000000000000000000")
+    );
     assert_eq!(event.time, None, "Twilio sends no timestamp");
     assert_eq!(
         events[0].dedupe_key,
-        event_id("/sources/sms", &signed_content_key(&request.view())),
+        event_id(
+            "/sources/sms",
+            &signed_content_key(&request.view()).expect("bounded")
+        ),
         "deduplicated on the signed content"
     );
     assert_eq!(
         data(&events[0]),
-        json!({"channel": "sms", "message_id": "SM11", "from": "+15551234567", "to": "+15557654321",
+        json!({"channel": "sms", "message_id": "SM11000000000000000000000000000000", "from": "+15551234567", "to": "+15557654321",
             "kind": "text", "text": "Can I get a late checkout?", "account_id": "AC99"})
     );
 }
@@ -489,40 +497,86 @@ fn data_of(events: &[Normalized]) -> Value {
 
 #[test]
 fn status_callbacks_are_keyed_by_sid_and_status() {
-    let body = "MessageSid=SM5&MessageStatus=undelivered&ErrorCode=30003&ErrorMessage=Unreachable\
+    let body = "MessageSid=SM5000000000000000000000000000000a&MessageStatus=undelivered&ErrorCode=30003&ErrorMessage=Unreachable\
 &To=%2B15551234567&From=%2B15557654321&AccountSid=AC99&SmsStatus=undelivered";
     let mut request = OwnedRequest::post("/webhooks/sms/status", body.as_bytes());
     request.endpoint = "/status";
     let events = normalize_request(&request);
     let event = &events[0].event;
     assert_eq!(event.event_type(), EventType::MessageStatusChanged);
-    assert_eq!(event.providereventid, "SM5:undelivered");
+    assert_eq!(
+        event.providereventid,
+        "SM5000000000000000000000000000000a:undelivered"
+    );
     assert_eq!(
         data(&events[0]),
-        json!({"channel": "sms", "message_id": "SM5", "status": "undelivered",
+        json!({"channel": "sms", "message_id": "SM5000000000000000000000000000000a", "status": "undelivered",
             "provider_status": "undelivered", "recipient": "+15551234567", "from": "+15557654321",
             "errors": [{"code": 30003, "message": "Unreachable"}], "account_id": "AC99"})
     );
 }
 
 #[test]
-fn the_idempotency_token_is_the_key_but_not_the_dedupe_key() {
+fn the_idempotency_token_labels_the_event_and_never_names_it() {
     let with_token = |token: &str| {
         OwnedRequest::post(PATH, INCOMING.as_bytes()).header("i-twilio-idempotency-token", token)
     };
     let first = normalize_request(&with_token("token-1"));
     let replay = normalize_request(&with_token("token-2"));
-    assert_eq!(first[0].event.providereventid, "token-1");
-    assert_ne!(first[0].event.id, replay[0].event.id);
-    // The token is unsigned: the dedupe key comes from the signed MessageSid.
+    // The token is unsigned: the id comes from the signed MessageSid, the dedupe key from the
+    // signed content; a replay with another token is the same event under the same id.
+    assert_eq!(first[0].event.providereventid, SID11);
+    assert_eq!(first[0].event.id, replay[0].event.id);
     assert_eq!(first[0].dedupe_key, replay[0].dedupe_key);
+    assert_eq!(
+        first[0].event.providerdeliveryid.as_deref(),
+        Some("token-1")
+    );
+    assert_eq!(
+        replay[0].event.providerdeliveryid.as_deref(),
+        Some("token-2")
+    );
     let plain = normalize_request(&OwnedRequest::post(PATH, INCOMING.as_bytes()));
     assert_eq!(plain[0].dedupe_key, first[0].dedupe_key);
+    assert_eq!(plain[0].event.id, first[0].event.id);
+    assert_eq!(plain[0].event.providerdeliveryid, None);
+}
+
+#[test]
+fn a_sid_without_a_sids_shape_does_not_name_the_event() {
+    // Reshaping moves bytes between names and values; a value that is not a SID's exact
+    // 34 characters cannot be trusted as the id Twilio signed.
+    let body = "MessageSid=SM11&From=%2B1&To=%2B2&Body=hi";
+    let request = OwnedRequest::post(PATH, body.as_bytes());
+    let events = normalize_request(&request);
+    assert_eq!(data(&events[0])["message_id"], "SM11");
+    assert_eq!(
+        events[0].event.providereventid,
+        signed_content_key(&request.view()).expect("bounded")
+    );
+}
+
+#[test]
+fn a_huge_form_is_refused_before_anything_is_decoded_or_maced() {
+    // The review's repro: an unauthenticated 3 MiB `a&a&…` body.
+    let body = "a&".repeat(3 * 1024 * 1024 / 2);
+    let request = form_request(PATH, None, &body, &BASE64.encode([0u8; 20]));
+    let ((result, macs, _), decoded) = crate::form::work::measure(|| {
+        crate::signing::work::measure(|| twilio(&[TOKEN]).verify(&request.view()))
+    });
+    assert_eq!(result, Err(Rejection::TooManyParameters(MAX_PARAMS)));
+    assert_eq!((decoded, macs), (0, 0));
+    // At the limit, the form is decoded (and refused as forged, here).
+    let at_limit = "a&".repeat(MAX_PARAMS);
+    let request = form_request(PATH, None, &at_limit, &BASE64.encode([0u8; 20]));
+    let (result, decoded) = crate::form::work::measure(|| twilio(&[TOKEN]).verify(&request.view()));
+    assert_eq!(result, Err(Rejection::SignatureMismatch));
+    assert_eq!(decoded, MAX_PARAMS);
 }
 
 #[test]
 fn a_json_body_is_read_as_parameters() {
-    let body = r#"{"MessageSid":"SM9","From":"+1","To":"+2","Body":"hi","NumMedia":0}"#;
+    let body = r#"{"MessageSid":"SM9000000000000000000000000000000b","From":"+1","To":"+2","Body":"hi","NumMedia":0}"#;
     let mut request = OwnedRequest::post(PATH, body.as_bytes());
     request.query = Some(format!(
         "bodySHA256={}",
@@ -530,7 +584,10 @@ fn a_json_body_is_read_as_parameters() {
     ));
     let events = normalize_request(&request);
     assert_eq!(data(&events[0])["text"], "hi");
-    assert_eq!(events[0].event.providereventid, "SM9");
+    assert_eq!(
+        events[0].event.providereventid,
+        "SM9000000000000000000000000000000b"
+    );
 }
 
 #[test]
@@ -545,7 +602,7 @@ fn requests_without_identifying_fields_are_unknown() {
     let request = OwnedRequest::post(PATH, body.as_bytes());
     assert_eq!(
         events[0].event.providereventid,
-        signed_content_key(&request.view())
+        signed_content_key(&request.view()).expect("bounded")
     );
     assert!(events[0].event.providereventid.starts_with("sha256:"));
 }
@@ -609,13 +666,17 @@ fn a_replay_with_reshaped_parameters_verifies_but_is_the_same_dedupe_key() {
     let mut reshaped = signed(url, PATH, None, INCOMING, TOKEN);
     let text = String::from_utf8(reshaped.body.clone()).expect("utf-8");
     reshaped.body = text
-        .replace("&MessageSid=SM11", "&MessageSidS=M11")
+        .replace(
+            "&MessageSid=SM11000000000000000000000000000000",
+            "&MessageSidS=M11000000000000000000000000000000",
+        )
         .into_bytes();
     assert_ne!(reshaped.body, original.body);
     assert_eq!(twilio(&[TOKEN]).verify(&reshaped.view()), Ok(()));
     let first = normalize_request(&original);
     let replay = normalize_request(&reshaped);
     assert_eq!(first[0].dedupe_key, replay[0].dedupe_key);
+    assert_eq!(first[0].event.id, replay[0].event.id);
 }
 
 #[test]
