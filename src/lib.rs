@@ -29,6 +29,7 @@
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod embed;
 pub mod events;

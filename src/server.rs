@@ -7,21 +7,27 @@
 //! bounded by the request timeout), and only then does the process exit: a provider that got
 //! its request in gets its answer.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use jiff::Timestamp;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::config::{Config, DestinationKind, SourceConfig, StoreKind};
+use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
 use crate::delivery::memory_queue::MemoryQueue;
 use crate::pipeline;
 use crate::routes::RouteTable;
@@ -57,11 +63,12 @@ impl std::fmt::Debug for Clock {
     }
 }
 
-/// Per-request limits.
+/// Per-request and per-connection limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
 }
 
 /// Everything a request needs, shared by all requests.
@@ -96,6 +103,7 @@ impl Gateway {
             limits: Limits {
                 max_body_bytes: config.server.max_body_bytes,
                 request_timeout: config.server.request_timeout,
+                connections: config.server.connections,
             },
             clock,
             intake: Arc::new(AtomicBool::new(true)),
@@ -189,23 +197,77 @@ async fn metrics() -> impl IntoResponse {
 }
 
 /// Serves `gateway` on `listener` until `shutdown` resolves, then drains requests in flight.
+///
+/// Connections are accepted within the gateway's [`ConnectionLimits`] (see
+/// [`connections`](crate::connections)); each is served by hyper (HTTP/1.1, or HTTP/2 with
+/// prior knowledge) with the peer address available to the pipeline for `allow_ips`.
 pub async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     telemetry::metrics_handle();
-    let service = app(gateway).into_make_service_with_connect_info::<SocketAddr>();
-    // Answers are small and sent as soon as they are ready: without TCP_NODELAY, Nagle's
-    // algorithm may hold back the last piece of one until the client's delayed ACK arrives.
-    let listener = listener.tap_io(|stream| {
+    let limits = gateway.limits.connections;
+    let router = app(gateway);
+    let admissions = Arc::new(Admissions::default());
+    let mut builder = ConnectionBuilder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) if connections::is_connection_error(&error) => continue,
+            Err(error) => {
+                // Out of file descriptors, most likely: wait for some to close.
+                tracing::warn!(%error, "cannot accept connections");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let admission = match admissions.admit(peer.ip(), &limits) {
+            Ok(admission) => admission,
+            Err(refused) => {
+                metrics::counter!("porter_connections_refused_total", "reason" => refused.label())
+                    .increment(1);
+                tracing::debug!(reason = refused.label(), "connection refused");
+                continue;
+            }
+        };
+        // Answers are small and sent as soon as they are ready: without TCP_NODELAY, Nagle's
+        // algorithm may hold back the last piece of one until the client's delayed ACK arrives.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY could not be set");
         }
-    });
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+        let io = TokioIo::new(Bounded::new(stream, limits.idle_timeout, admission));
+        let service =
+            router
+                .clone()
+                .map_request(move |mut request: axum::http::Request<Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request
+                });
+        let connection = builder
+            .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT.

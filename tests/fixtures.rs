@@ -122,39 +122,8 @@ fn updating() -> bool {
 
 /// What the providers crate alone makes of a case: a rejection reason, or events.
 fn direct(case: &Case, config: &Config, routes: &RouteTable) -> (Option<String>, Vec<Value>) {
-    let (path, query) = match case.request.target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (case.request.target.as_str(), None),
-    };
-    let route = routes
-        .get(path)
-        .unwrap_or_else(|| panic!("{}: no route {path}", case.name));
-    let mut headers = HeaderMap::new();
-    for (name, value) in &case.request.headers {
-        headers.append(
-            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-            HeaderValue::from_str(value).expect("header value"),
-        );
-    }
-    let method = Method::from_bytes(case.request.method.as_bytes()).expect("method");
-    let request = Request {
-        method: &method,
-        endpoint: route.endpoint.suffix,
-        path,
-        query,
-        headers: &headers,
-        body: &case.request.body,
-    };
-    let source = &config.sources[route.source].source;
-    let now = FIXTURE_TIME.parse().expect("time");
-    if let Some(handshake) = source.handshake(&request) {
-        return (handshake.err().map(|r| r.reason().to_owned()), Vec::new());
-    }
-    if let Err(rejection) = source.verify(&request, now) {
-        return (Some(rejection.reason().to_owned()), Vec::new());
-    }
-    match source.normalize(&request, now) {
-        Err(rejection) => (Some(rejection.reason().to_owned()), Vec::new()),
+    match normalized(&case.request, &case.name, config, routes) {
+        Err(reason) => (Some(reason), Vec::new()),
         Ok(events) => (
             None,
             events
@@ -163,6 +132,52 @@ fn direct(case: &Case, config: &Config, routes: &RouteTable) -> (Option<String>,
                 .collect(),
         ),
     }
+}
+
+/// A request through the providers crate: the rejection reason, or the normalized events
+/// (handshakes give no events).
+fn normalized(
+    raw: &RawRequest,
+    name: &str,
+    config: &Config,
+    routes: &RouteTable,
+) -> Result<Vec<porter_providers::Normalized>, String> {
+    let (path, query) = match raw.target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (raw.target.as_str(), None),
+    };
+    let route = routes
+        .get(path)
+        .unwrap_or_else(|| panic!("{name}: no route {path}"));
+    let mut headers = HeaderMap::new();
+    for (name, value) in &raw.headers {
+        headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    let method = Method::from_bytes(raw.method.as_bytes()).expect("method");
+    let request = Request {
+        method: &method,
+        endpoint: route.endpoint.suffix,
+        path,
+        query,
+        headers: &headers,
+        body: &raw.body,
+    };
+    let source = &config.sources[route.source].source;
+    let now = FIXTURE_TIME.parse().expect("time");
+    if let Some(handshake) = source.handshake(&request) {
+        return handshake
+            .map(|_| Vec::new())
+            .map_err(|r| r.reason().to_owned());
+    }
+    source
+        .verify(&request, now)
+        .map_err(|r| r.reason().to_owned())?;
+    source
+        .normalize(&request, now)
+        .map_err(|r| r.reason().to_owned())
 }
 
 #[tokio::test]
@@ -234,6 +249,56 @@ async fn every_fixture_verifies_normalizes_and_replays_as_expected() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The provider's name for a case's route.
+fn provider_of(case: &Case, config: &Config, routes: &RouteTable) -> &'static str {
+    let path = case.request.target.split('?').next().unwrap_or_default();
+    let route = routes.get(path).expect("route");
+    config.sources[route.source].source.provider().id()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(256))]
+
+    /// For every accepted fixture of every provider: bytes the provider does not sign (extra
+    /// headers, an idempotency token or delivery id header, query parameters where the query
+    /// is not signed) never change an event's dedupe key or its id. A replay that changes
+    /// only unsigned bytes is therefore always recognised, and always carries the same id.
+    #[test]
+    fn unsigned_bytes_never_change_a_dedupe_key_or_an_event_id(
+        pick in 0usize..1000,
+        noise in "[A-Za-z0-9._-]{1,40}",
+    ) {
+        let config = fixture_config();
+        let routes = RouteTable::new(&config.sources);
+        let accepted: Vec<Case> = cases()
+            .into_iter()
+            .filter(|case| matches!(expected(case), Some(e) if e.status == 200 && !e.events.is_empty()))
+            .collect();
+        let case = &accepted[pick % accepted.len()];
+        let original = normalized(&case.request, &case.name, &config, &routes)
+            .unwrap_or_else(|reason| panic!("{}: {reason}", case.name));
+        let mut mutated = case.request.clone();
+        mutated.headers.retain(|(name, _)| {
+            !name.eq_ignore_ascii_case("i-twilio-idempotency-token")
+                && !name.eq_ignore_ascii_case("user-agent")
+        });
+        mutated.headers.push(("X-Porter-Noise".into(), noise.clone()));
+        mutated.headers.push(("User-Agent".into(), noise.clone()));
+        mutated.headers.push(("I-Twilio-Idempotency-Token".into(), noise.clone()));
+        // Twilio signs the URL, query included; nobody else does.
+        if provider_of(case, &config, &routes) != "twilio" {
+            let separator = if mutated.target.contains('?') { '&' } else { '?' };
+            mutated.target = format!("{}{separator}noise={noise}", mutated.target);
+        }
+        let replayed = normalized(&mutated, &case.name, &config, &routes)
+            .unwrap_or_else(|reason| panic!("{}: unsigned bytes broke verification: {reason}", case.name));
+        let keys = |events: &[porter_providers::Normalized]| -> Vec<(String, String)> {
+            events.iter().map(|e| (e.dedupe_key.clone(), e.event.id.clone())).collect()
+        };
+        proptest::prop_assert_eq!(keys(&original), keys(&replayed), "{}", case.name);
+    }
 }
 
 #[test]

@@ -315,6 +315,50 @@ async fn authentic_unparseable_bodies_are_quarantined_in_redis() {
 }
 
 #[tokio::test]
+async fn the_quarantine_is_bounded_by_bytes() {
+    use porter::store::{QUARANTINE_MAX_BYTES, Quarantined};
+    let redis = RedisServer::start();
+    let server = TestServer::start_configured(single(&redis)).await;
+    let body = bytes::Bytes::from(vec![b'{'; 3 * 1024 * 1024]);
+    for i in 0..30 {
+        server
+            .gateway
+            .store
+            .quarantine(Quarantined {
+                source: "whatsapp".into(),
+                reason: format!("body {i}"),
+                received_at: jiff::Timestamp::now(),
+                content_type: None,
+                body: body.clone(),
+            })
+            .await
+            .expect("quarantined");
+    }
+    let Store::Redis(store) = &server.gateway.store else {
+        panic!("redis")
+    };
+    let entries = store
+        .read(&store.layout().quarantine(), "-", 100)
+        .await
+        .expect("read");
+    let held: usize = entries
+        .iter()
+        .map(|e| e.field("body").map_or(0, <[u8]>::len))
+        .sum();
+    assert!(held <= QUARANTINE_MAX_BYTES, "{held}");
+    assert_eq!(entries.len(), QUARANTINE_MAX_BYTES / body.len());
+    assert_eq!(
+        entries.last().and_then(|e| e.field("reason")),
+        Some(&b"body 29"[..]),
+        "the newest is kept"
+    );
+    let counted = redis
+        .cli(&["GET", &store.layout().quarantine_bytes()])
+        .unwrap_or_default();
+    assert_eq!(counted.trim(), held.to_string());
+}
+
+#[tokio::test]
 async fn optional_trimming_caps_the_stream() {
     let redis = RedisServer::start();
     let config = config(

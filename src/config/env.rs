@@ -7,8 +7,26 @@
 
 use super::ConfigError;
 
-/// Expands `${NAME}` in every string of `value`, collecting one error per missing variable.
+/// Expands `${NAME}` in every string of `value`, collecting one error per missing variable;
+/// returns every value substituted (for scrubbing error messages: porter cannot know which
+/// environment variables hold secrets).
 pub fn expand(
+    value: &mut toml::Value,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let substituted = std::cell::RefCell::new(Vec::new());
+    let recording = |name: &str| {
+        let value = lookup(name);
+        substituted.borrow_mut().extend(value.clone());
+        value
+    };
+    expand_into(value, path, &recording, errors);
+    substituted.into_inner()
+}
+
+fn expand_into(
     value: &mut toml::Value,
     path: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -21,7 +39,7 @@ pub fn expand(
         },
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand(item, &format!("{path}[{i}]"), lookup, errors);
+                expand_into(item, &format!("{path}[{i}]"), lookup, errors);
             }
         }
         toml::Value::Table(table) => {
@@ -31,7 +49,7 @@ pub fn expand(
                 } else {
                     format!("{path}.{key}")
                 };
-                expand(item, &child, lookup, errors);
+                expand_into(item, &child, lookup, errors);
             }
         }
         _ => {}

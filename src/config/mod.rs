@@ -9,6 +9,7 @@
 mod destinations;
 mod env;
 mod raw;
+mod redact;
 
 pub use destinations::{
     DEFAULT_RETRY, DestinationConfig, DestinationKind, Filter, HttpDestination,
@@ -24,6 +25,7 @@ use ipnet::IpNet;
 use porter_providers::source::HmacSettings;
 use porter_providers::{EventType, Provider, Secret, Source, SourceSettings};
 
+use crate::connections::ConnectionLimits;
 use crate::routes::RESERVED_PATHS;
 use crate::store::RedisTarget;
 
@@ -36,6 +38,9 @@ pub const DEFAULT_FILE: &str = "porter.toml";
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_MAX_BODY_BYTES: u64 = 3 * 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_000;
 const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_STREAM: &str = "porter:events";
 const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
@@ -61,6 +66,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// `max_connections`, `max_connections_per_peer`, `idle_timeout`.
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -199,14 +206,26 @@ impl Config {
             origin: origin.to_string(),
             errors,
         };
-        let mut value: toml::Value = toml::from_str(text)
-            .map_err(|e| fail(vec![ConfigError::new("", format!("invalid TOML: {e}"))]))?;
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| {
+            let message = redact::toml_syntax_message(&e, text);
+            fail(vec![ConfigError::new("", message)])
+        })?;
         let mut errors = Vec::new();
-        env::expand(&mut value, "", lookup, &mut errors);
+        let substituted = env::expand(&mut value, "", lookup, &mut errors);
+        // Built before the checks consume the value: every message is scrubbed with it.
+        let redactor = redact::Redactor::new(&value, substituted);
         let config = Self::from_value(value, origin.clone(), &mut errors);
         match config {
             Some(config) if errors.is_empty() => Ok(config),
-            _ => Err(fail(errors)),
+            _ => Err(fail(
+                errors
+                    .into_iter()
+                    .map(|error| ConfigError {
+                        message: redactor.redact(&error.message),
+                        key: error.key,
+                    })
+                    .collect(),
+            )),
         }
     }
 
@@ -294,7 +313,9 @@ fn take_table<T: serde::de::DeserializeOwned>(
     let value = root.remove(key)?;
     value
         .try_into()
-        .map_err(|e: toml::de::Error| errors.push(ConfigError::new(key, e.message())))
+        .map_err(|e: toml::de::Error| {
+            errors.push(ConfigError::new(key, redact::serde_message(e.message())));
+        })
         .ok()
 }
 
@@ -311,7 +332,10 @@ fn take_array<T: serde::de::DeserializeOwned>(
             .map(|(i, item)| {
                 item.try_into()
                     .map_err(|e: toml::de::Error| {
-                        errors.push(ConfigError::new(format!("{key}[{i}]"), e.message()));
+                        errors.push(ConfigError::new(
+                            format!("{key}[{i}]"),
+                            redact::serde_message(e.message()),
+                        ));
                     })
                     .ok()
             })
@@ -356,11 +380,52 @@ fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Opti
         DEFAULT_REQUEST_TIMEOUT,
         errors,
     );
+    let idle_timeout = duration(
+        "server.idle_timeout",
+        table.idle_timeout.as_deref(),
+        DEFAULT_IDLE_TIMEOUT,
+        errors,
+    );
+    if let (Some(idle), Some(request)) = (idle_timeout, request_timeout)
+        && idle <= request
+    {
+        errors.push(ConfigError::new(
+            "server.idle_timeout",
+            "must be longer than request_timeout: a request being processed reads nothing, \
+             and must not be taken for an idle connection",
+        ));
+    }
+    let count = |key: &str, value: Option<usize>, default: usize, errors: &mut Vec<ConfigError>| {
+        match value.unwrap_or(default) {
+            0 => {
+                errors.push(ConfigError::new(key, "must be more than 0"));
+                None
+            }
+            n => Some(n),
+        }
+    };
+    let max_connections = count(
+        "server.max_connections",
+        table.max_connections,
+        DEFAULT_MAX_CONNECTIONS,
+        errors,
+    );
+    let per_peer = count(
+        "server.max_connections_per_peer",
+        table.max_connections_per_peer,
+        DEFAULT_MAX_CONNECTIONS_PER_PEER.min(max_connections.unwrap_or(usize::MAX)),
+        errors,
+    );
     Some(ServerConfig {
         listen: listen?,
         public_url: table.public_url.map(|u| u.trim_end_matches('/').to_owned()),
         max_body_bytes: max_body_bytes?,
         request_timeout: request_timeout?,
+        connections: ConnectionLimits {
+            max_connections: max_connections?,
+            max_connections_per_peer: per_peer?,
+            idle_timeout: idle_timeout?,
+        },
     })
 }
 

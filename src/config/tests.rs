@@ -375,3 +375,113 @@ fn redis_settings_are_checked_without_echoing_passwords() {
         ["store.max_len: only used with kind = \"redis\""]
     );
 }
+
+// ---- no error message carries a secret ----
+
+/// A value no message may contain, handed to the config through `${LEAK}`.
+const LEAKED: &str = "SUPERSECRET-value-9f8e7d";
+
+fn leak_problems(text: &str) -> Vec<String> {
+    let env = |name: &str| (name == "LEAK").then(|| LEAKED.to_owned());
+    let errors = Config::parse(text, ConfigOrigin::File("t.toml".into()), &env)
+        .expect_err("should be refused")
+        .errors;
+    let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(!messages.is_empty());
+    for message in &messages {
+        assert!(!message.contains(LEAKED), "{message}");
+        assert!(!message.contains("pa55word"), "{message}");
+        assert!(!message.contains("hunter2-literal"), "{message}");
+    }
+    messages
+}
+
+const SOURCE: &str = r#"
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+"#;
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_echoed() {
+    // The review's repro: a string where the list of secrets belongs.
+    let messages = leak_problems(&format!("{SOURCE}secrets = \"${{LEAK}}\"\n"));
+    assert!(
+        messages.iter().any(|m| m.contains("invalid type: string")),
+        "{messages:?}"
+    );
+    leak_problems(&format!(
+        "{SOURCE}secrets = [\"x\"]\nverify_token = [\"${{LEAK}}\"]\n"
+    ));
+    leak_problems(&format!(
+        "{SOURCE}secrets = [\"x\"]\nhmac = \"${{LEAK}}\"\n"
+    ));
+}
+
+#[test]
+fn secrets_in_other_keys_and_bad_values_are_not_echoed() {
+    // An environment variable holding a secret, used where a duration or an address belongs.
+    leak_problems(&format!(
+        "{SOURCE}secrets = [\"x\"]\ntolerance = \"${{LEAK}}\"\n"
+    ));
+    leak_problems(&format!(
+        "[server]\nlisten = \"${{LEAK}}\"\n{SOURCE}secrets = [\"x\"]\n"
+    ));
+    // A URL token of the wrong type, and a destination secret that is not `whsec_`.
+    leak_problems(
+        "[[sources]]\nname = \"rk\"\nprovider = \"reservekit\"\npath = \"/rk\"\nurl_token = [\"${LEAK}\"]\n",
+    );
+    leak_problems(&format!(
+        "{SOURCE}secrets = [\"x\"]\n[[destinations]]\nname = \"d\"\nkind = \"http\"\nurl = \"https://d.example.com\"\nsecret = \"${{LEAK}}\"\n"
+    ));
+    // A literal secret in a line the TOML parser cannot read.
+    leak_problems(&format!("{SOURCE}secrets = [\"hunter2-literal\"\n"));
+}
+
+#[test]
+fn url_credentials_are_not_echoed() {
+    for server in [
+        // Unquoted: the TOML parser's own message used to quote the line.
+        "public_url = https://user:pa55word@hooks.example.com",
+        "public_url = \"ftp://user:pa55word@hooks.example.com\"",
+        "public_url = \"https://user:pa55word@hooks.example.com/?q=1\"",
+    ] {
+        leak_problems(&format!(
+            "[server]\n{server}\n[[sources]]\nname = \"sms\"\nprovider = \"twilio\"\npath = \"/sms\"\nsecrets = [\"x\"]\n"
+        ));
+    }
+    // A Twilio source's own public_url, checked by the provider.
+    leak_problems(
+        "[[sources]]\nname = \"sms\"\nprovider = \"twilio\"\npath = \"/sms\"\nsecrets = [\"x\"]\npublic_url = \"gopher://user:pa55word@h\"\n",
+    );
+    leak_problems(&format!(
+        "[store]\nkind = \"redis\"\nurl = \"redis+bad://:pa55word@127.0.0.1\"\n{SOURCE}secrets = [\"x\"]\n"
+    ));
+    leak_problems(&format!(
+        "{SOURCE}secrets = [\"x\"]\n[[destinations]]\nname = \"d\"\nkind = \"http\"\nurl = \"ftp://u:pa55word@d\"\nsecret = \"whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==\"\n"
+    ));
+}
+
+#[test]
+fn connection_limits_are_read_and_checked() {
+    let config = parse(GOOD).expect("valid");
+    assert_eq!(config.server.connections.max_connections, 10_000);
+    assert_eq!(config.server.connections.max_connections_per_peer, 1_000);
+    assert_eq!(
+        config.server.connections.idle_timeout,
+        Duration::from_secs(60)
+    );
+    let text = GOOD.replace(
+        "request_timeout = \"5s\"",
+        "request_timeout = \"5s\"\nidle_timeout = \"5s\"\nmax_connections = 0\nmax_connections_per_peer = 0",
+    );
+    let problems = problems(&text);
+    for key in [
+        "server.idle_timeout",
+        "server.max_connections",
+        "server.max_connections_per_peer",
+    ] {
+        assert!(problems.iter().any(|p| p.starts_with(key)), "{problems:?}");
+    }
+}

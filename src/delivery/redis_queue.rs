@@ -7,6 +7,13 @@
 //! once idle for a lease. `lease.lua` hands out due entries and pushes their due time to the
 //! lease's end. Attempts are logged per entry in a list (kept 7 days); dead letters go to one
 //! stream with the event and every attempt.
+//!
+//! Redis may lose a consumer group (a restart without persistence, a FLUSHALL, a failover, an
+//! operator's `XGROUP DESTROY`). The append recreates missing groups before it stores anything
+//! (`store/groups.lua`), and a worker that meets `NOGROUP` recreates its group itself; either
+//! way at the group's *cursor*, the latest entry porter scheduled for it, which
+//! `schedule.lua` moves in the same step as it schedules, or at the stream's start when the
+//! cursor was lost too. Nothing stored meanwhile is skipped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +47,7 @@ pub struct RedisQueue {
     schedule: Script,
     lease: Script,
     complete: Script,
+    group: Script,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -54,14 +62,32 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
+/// Redis's answer when the consumer group (or its stream) does not exist.
+fn is_nogroup(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOGROUP")
+}
+
+fn warn_recreated(group: &str, shard: usize) {
+    tracing::warn!(
+        destination = group,
+        shard,
+        "the consumer group was missing (Redis lost its data, or the group was deleted): \
+         recreated from the last entry porter scheduled for it, or from the stream's start"
+    );
+}
+
 impl RedisQueue {
     pub fn new(store: Arc<RedisStore>, consumer: String) -> Self {
         Self {
             store,
             consumer,
-            schedule: Script::new(include_str!("schedule.lua")),
+            schedule: Script::new(concat!(
+                include_str!("../store/groups.lua"),
+                include_str!("schedule.lua")
+            )),
             lease: Script::new(include_str!("lease.lua")),
             complete: Script::new(include_str!("complete.lua")),
+            group: crate::store::redis::group_script(),
         }
     }
 
@@ -73,25 +99,56 @@ impl RedisQueue {
         self.store.layout().shard_count()
     }
 
-    /// Creates the destination's consumer group on every shard (new events only), if missing.
+    /// Creates the destination's consumer group on every shard if missing, when porter
+    /// starts: at its cursor if porter delivered for it before (Redis lost the group), else at
+    /// the stream's end (a new destination gets new events only).
     pub async fn ensure_group(&self, destination: &str) -> Result<(), StoreError> {
-        let mut connection = self.store.connection().await?;
         for shard in 0..self.shard_count() {
-            let result: redis::RedisResult<()> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(self.store.layout().stream(shard))
-                .arg(destination)
-                .arg("$")
-                .arg("MKSTREAM")
-                .query_async(&mut connection)
-                .await;
-            match result {
-                Ok(()) => {}
-                Err(error) if error.code() == Some("BUSYGROUP") => {}
-                Err(error) => return Err(unavailable(error)),
+            self.run_group(destination, shard, "$", false).await?;
+        }
+        Ok(())
+    }
+
+    /// For a group that services read themselves: recreates it if Redis lost it, and keeps its
+    /// cursor at the group's last delivered entry.
+    pub async fn track_group(&self, group: &str) -> Result<(), StoreError> {
+        for shard in 0..self.shard_count() {
+            if self.run_group(group, shard, "0", true).await? {
+                warn_recreated(group, shard);
             }
         }
         Ok(())
+    }
+
+    /// Recreates a group a read found missing (`NOGROUP`), at its cursor or the stream's start.
+    async fn recover_group(&self, destination: &str, shard: usize) -> Result<(), StoreError> {
+        if self.run_group(destination, shard, "0", false).await? {
+            warn_recreated(destination, shard);
+        }
+        Ok(())
+    }
+
+    /// Runs `group.lua`; whether it created the group.
+    async fn run_group(
+        &self,
+        group: &str,
+        shard: usize,
+        start: &str,
+        follow: bool,
+    ) -> Result<bool, StoreError> {
+        let layout = self.store.layout();
+        let mut connection = self.store.connection().await?;
+        let created: i64 = self
+            .group
+            .key(layout.stream(shard))
+            .key(layout.cursor(group, shard))
+            .arg(group)
+            .arg(start)
+            .arg(if follow { "1" } else { "0" })
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(created > 0)
     }
 
     /// Reads new entries of one shard into the schedule; returns how many it read.
@@ -104,7 +161,7 @@ impl RedisQueue {
     ) -> Result<usize, StoreError> {
         let mut connection = self.store.connection().await?;
         let stream = self.store.layout().stream(shard);
-        let reply: Option<Vec<(String, Vec<Entry>)>> = redis::cmd("XREADGROUP")
+        let reply: Option<Vec<(String, Vec<Entry>)>> = match redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(destination)
             .arg(&self.consumer)
@@ -115,7 +172,13 @@ impl RedisQueue {
             .arg(">")
             .query_async(&mut connection)
             .await
-            .map_err(unavailable)?;
+        {
+            Err(error) if is_nogroup(&error) => {
+                self.recover_group(destination, shard).await?;
+                return Ok(0);
+            }
+            reply => reply.map_err(unavailable)?,
+        };
         let entries: Vec<Entry> = reply
             .into_iter()
             .flatten()
@@ -137,7 +200,7 @@ impl RedisQueue {
     ) -> Result<usize, StoreError> {
         let mut connection = self.store.connection().await?;
         let stream = self.store.layout().stream(shard);
-        let reply: AutoClaim = redis::cmd("XAUTOCLAIM")
+        let reply: AutoClaim = match redis::cmd("XAUTOCLAIM")
             .arg(&stream)
             .arg(destination)
             .arg(&self.consumer)
@@ -147,7 +210,13 @@ impl RedisQueue {
             .arg(BATCH)
             .query_async(&mut connection)
             .await
-            .map_err(unavailable)?;
+        {
+            Err(error) if is_nogroup(&error) => {
+                self.recover_group(destination, shard).await?;
+                return Ok(0);
+            }
+            reply => reply.map_err(unavailable)?,
+        };
         let entries: Vec<Entry> = reply
             .1
             .into_iter()
@@ -193,6 +262,7 @@ impl RedisQueue {
         let mut invocation = self.schedule.key(layout.stream(shard));
         invocation
             .key(layout.schedule(destination, shard))
+            .key(layout.cursor(destination, shard))
             .arg(destination)
             .arg(now_ms)
             .arg(wanted.len());

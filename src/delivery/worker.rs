@@ -53,6 +53,8 @@ impl Deliveries {
                 .map(|r| r.name.clone())
                 .chain(stream_groups.iter().cloned())
                 .collect();
+            // From here on, appending an event first recreates any of these groups Redis lost.
+            redis.store().expect_groups(&names);
             tokio::spawn(async move {
                 for name in names {
                     while let Err(error) = redis.ensure_group(&name).await {
@@ -349,7 +351,7 @@ async fn report_stream_group(
     mut stopped: watch::Receiver<bool>,
 ) {
     while !*stopped.borrow() {
-        if redis.ensure_group(&group).await.is_ok() {
+        if redis.track_group(&group).await.is_ok() {
             let mut unread = 0;
             for shard in 0..redis.shard_count() {
                 unread += redis.unread(&group, shard).await.unwrap_or(0);

@@ -25,6 +25,8 @@ pub struct Layout {
 pub struct Placement {
     pub dedupe_key: String,
     pub stream: String,
+    /// The stream's shard (0 on a single Redis).
+    pub shard: usize,
 }
 
 impl Layout {
@@ -58,12 +60,14 @@ impl Layout {
             None => Placement {
                 dedupe_key: format!("{}:dedupe:{dedupe_key}", self.prefix),
                 stream: self.stream.clone(),
+                shard: 0,
             },
             Some(shards) => {
                 let shard = shard_of(dedupe_key, shards);
                 Placement {
                     dedupe_key: format!("{}:dedupe:{{{shard}}}:{dedupe_key}", self.prefix),
                     stream: self.shard_stream(shard),
+                    shard: usize::from(shard),
                 }
             }
         }
@@ -80,6 +84,16 @@ impl Layout {
         match self.shards {
             None => format!("{}:schedule:{destination}", self.prefix),
             Some(_) => format!("{}:schedule:{destination}:{{{shard}}}", self.prefix),
+        }
+    }
+
+    /// Where a destination's consumer group has got to on one stream shard: the latest entry
+    /// porter scheduled (or, for groups services read themselves, the group's last delivered
+    /// entry), in the shard's hash slot. A group Redis lost is recreated there.
+    pub fn cursor(&self, destination: &str, shard: usize) -> String {
+        match self.shards {
+            None => format!("{}:cursor:{destination}", self.prefix),
+            Some(_) => format!("{}:cursor:{destination}:{{{shard}}}", self.prefix),
         }
     }
 
@@ -101,9 +115,18 @@ impl Layout {
         }
     }
 
-    /// The stream that keeps quarantined bodies.
+    /// The stream that keeps quarantined bodies (on a cluster, hash-tagged so that its byte
+    /// count shares its slot).
     pub fn quarantine(&self) -> String {
-        format!("{}:quarantine", self.prefix)
+        match self.shards {
+            None => format!("{}:quarantine", self.prefix),
+            Some(_) => format!("{}:{{quarantine}}", self.prefix),
+        }
+    }
+
+    /// The bytes of the bodies in [`Layout::quarantine`].
+    pub fn quarantine_bytes(&self) -> String {
+        format!("{}:bytes", self.quarantine())
     }
 
     fn shard_stream(&self, shard: u16) -> String {
@@ -134,7 +157,8 @@ mod tests {
             layout.place("evt_1"),
             Placement {
                 dedupe_key: "porter:dedupe:evt_1".into(),
-                stream: "porter:events".into()
+                stream: "porter:events".into(),
+                shard: 0,
             }
         );
     }
@@ -147,6 +171,10 @@ mod tests {
             let placement = layout.place(&format!("evt_{i:032x}"));
             let tag = |s: &str| s[s.find('{').expect("tag")..=s.find('}').expect("tag")].to_owned();
             assert_eq!(tag(&placement.dedupe_key), tag(&placement.stream));
+            assert_eq!(
+                tag(&layout.cursor("d", placement.shard)),
+                tag(&placement.stream)
+            );
             assert!(layout.streams().contains(&placement.stream));
         }
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use porter_providers::{Event, Normalized, Reply};
 
-use super::{Enqueued, Quarantined, StoreError};
+use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 use crate::delivery::memory_queue::MemoryQueue;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
@@ -70,6 +70,8 @@ struct Inner {
     expiries: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
     log: VecDeque<Event>,
     quarantine: VecDeque<Quarantined>,
+    /// The bytes of the quarantined bodies.
+    quarantine_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -102,6 +104,7 @@ impl MemoryStore {
                 expiries: BinaryHeap::new(),
                 log: VecDeque::new(),
                 quarantine: VecDeque::new(),
+                quarantine_bytes: 0,
             }),
             capacity,
             deliveries: None,
@@ -202,12 +205,20 @@ impl MemoryStore {
         })
     }
 
+    /// Keeps `item`, dropping the oldest bodies while more than [`QUARANTINE_CAPACITY`]
+    /// entries or [`QUARANTINE_MAX_BYTES`] would be held (the newest is always kept).
     pub(super) fn quarantine(&self, item: Quarantined) {
         let mut inner = self.lock();
-        if inner.quarantine.len() == QUARANTINE_CAPACITY {
-            inner.quarantine.pop_front();
-        }
+        inner.quarantine_bytes += item.body.len();
         inner.quarantine.push_back(item);
+        while inner.quarantine.len() > 1
+            && (inner.quarantine.len() > QUARANTINE_CAPACITY
+                || inner.quarantine_bytes > QUARANTINE_MAX_BYTES)
+        {
+            if let Some(oldest) = inner.quarantine.pop_front() {
+                inner.quarantine_bytes -= oldest.body.len();
+            }
+        }
     }
 
     /// A copy of the events held, oldest first.
@@ -473,5 +484,25 @@ mod tests {
         let kept = store.quarantined();
         assert_eq!(kept.len(), QUARANTINE_CAPACITY);
         assert_eq!(kept[0].reason, "5");
+    }
+
+    #[test]
+    fn quarantine_is_bounded_by_bytes() {
+        let store = MemoryStore::new(false, 10);
+        let body = bytes::Bytes::from(vec![b'x'; 3 * 1024 * 1024]);
+        for i in 0..40 {
+            store.quarantine(Quarantined {
+                source: "s".into(),
+                reason: i.to_string(),
+                received_at: jiff::Timestamp::UNIX_EPOCH,
+                content_type: None,
+                body: body.clone(),
+            });
+        }
+        let kept = store.quarantined();
+        let bytes: usize = kept.iter().map(|q| q.body.len()).sum();
+        assert!(bytes <= QUARANTINE_MAX_BYTES, "{bytes}");
+        assert_eq!(kept.len(), QUARANTINE_MAX_BYTES / body.len());
+        assert_eq!(kept.last().map(|q| q.reason.as_str()), Some("39"));
     }
 }

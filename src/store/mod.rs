@@ -61,6 +61,11 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// The most bytes of quarantined bodies a store keeps; the oldest go first. Entries are
+/// bounded too (by each store), but a few thousand 3 MiB bodies are many gigabytes, and a
+/// source that anyone holding its URL may call (a URL token) could fill memory with them.
+pub const QUARANTINE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
 /// An authentic body porter could not parse, kept for inspection. Headers are not kept:
 /// they may carry credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]

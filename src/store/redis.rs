@@ -26,10 +26,10 @@ use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 use super::layout::Layout;
-use super::redis_batch::{Batcher, Item, QUEUE};
-use super::{Enqueued, Quarantined, StoreError};
+use super::redis_batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
+use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 
-/// How many quarantined bodies the quarantine stream keeps (approximately).
+/// How many quarantined bodies the quarantine stream keeps.
 const QUARANTINE_MAX_LEN: u64 = 10_000;
 
 /// Where to find Redis.
@@ -61,8 +61,27 @@ pub struct RedisStore {
     layout: Layout,
     max_len: Option<u64>,
     script: Script,
+    quarantine_script: Script,
+    /// The consumer groups every stream must have before an event is appended to it.
+    groups: SharedGroups,
     /// Started on first use, on the runtime that serves requests.
     batcher: OnceCell<Batcher>,
+}
+
+/// `enqueue.lua`, with the helpers of `groups.lua` it calls.
+pub(crate) fn enqueue_script() -> Script {
+    Script::new(concat!(
+        include_str!("groups.lua"),
+        include_str!("enqueue.lua")
+    ))
+}
+
+/// `group.lua`, with the helpers of `groups.lua` it calls.
+pub(crate) fn group_script() -> Script {
+    Script::new(concat!(
+        include_str!("groups.lua"),
+        include_str!("group.lua")
+    ))
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -111,13 +130,33 @@ impl RedisStore {
             connection,
             layout,
             max_len: settings.max_len,
-            script: Script::new(include_str!("enqueue.lua")),
+            script: enqueue_script(),
+            quarantine_script: Script::new(include_str!("quarantine.lua")),
+            groups: SharedGroups::default(),
             batcher: OnceCell::new(),
         })
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Names the consumer groups (one per destination) that must exist on every stream before
+    /// an event is appended to it: from now on, the append recreates any that Redis lost, in
+    /// the same atomic step. Set once, before events are stored; later calls are ignored.
+    pub fn expect_groups(&self, names: &[String]) {
+        let cursors = (0..self.layout.shard_count())
+            .map(|shard| {
+                names
+                    .iter()
+                    .map(|name| self.layout.cursor(name, shard))
+                    .collect()
+            })
+            .collect();
+        let _ = self.groups.set(Groups {
+            names: names.to_vec(),
+            cursors,
+        });
     }
 
     /// A handle on the connection, for the delivery queue that shares it.
@@ -134,6 +173,7 @@ impl RedisStore {
                     connection,
                     self.script.clone(),
                     self.max_len.unwrap_or(0),
+                    std::sync::Arc::clone(&self.groups),
                     QUEUE,
                 ))
             })
@@ -166,6 +206,7 @@ impl RedisStore {
                 Ok(Item {
                     dedupe_key: placement.dedupe_key,
                     stream: placement.stream,
+                    shard: placement.shard,
                     ttl_ms,
                     answer: std::sync::Arc::clone(&answer),
                     json,
@@ -195,15 +236,16 @@ impl RedisStore {
         })
     }
 
+    /// Keeps the body in the quarantine stream, which holds at most [`QUARANTINE_MAX_LEN`]
+    /// entries and [`QUARANTINE_MAX_BYTES`] of bodies (oldest dropped first).
     pub(super) async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
         let mut connection = self.connection.get().await?;
-        let mut command = redis::cmd("XADD");
-        command
-            .arg(self.layout.quarantine())
-            .arg("MAXLEN")
-            .arg("~")
+        self.quarantine_script
+            .key(self.layout.quarantine())
+            .key(self.layout.quarantine_bytes())
             .arg(QUARANTINE_MAX_LEN)
-            .arg("*")
+            .arg(QUARANTINE_MAX_BYTES)
+            .arg(item.body.len())
             .arg("source")
             .arg(&item.source)
             .arg("reason")
@@ -213,9 +255,8 @@ impl RedisStore {
             .arg("content_type")
             .arg(item.content_type.as_deref().unwrap_or(""))
             .arg("body")
-            .arg(item.body.as_ref());
-        command
-            .query_async::<String>(&mut connection)
+            .arg(item.body.as_ref())
+            .invoke_async::<i64>(&mut connection)
             .await
             .map(drop)
             .map_err(|e| StoreError::Unavailable(e.to_string()))

@@ -17,7 +17,7 @@
 //! - The queue is bounded ([`QUEUE`] requests): when it is full the request is refused at once
 //!   with [`StoreError::Full`] (503 with `Retry-After`) instead of waiting in an unbounded line.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use redis::Script;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -34,11 +34,24 @@ pub(super) const MAX_BYTES: usize = 1024 * 1024;
 /// How many requests may wait for a call before new ones are refused.
 pub(super) const QUEUE: usize = 8192;
 
+/// The consumer groups every stream must have before anything is appended to it (see
+/// `groups.lua`), with each group's cursor key on each shard.
+#[derive(Debug, Default)]
+pub(super) struct Groups {
+    pub names: Vec<String>,
+    /// `cursors[shard][group]`.
+    pub cursors: Vec<Vec<String>>,
+}
+
+/// Set once, when the delivery workers know their destinations (before intake opens).
+pub(super) type SharedGroups = Arc<OnceLock<Groups>>;
+
 /// One event's part of a script call.
 #[derive(Debug)]
 pub(super) struct Item {
     pub dedupe_key: String,
     pub stream: String,
+    pub shard: usize,
     pub ttl_ms: u64,
     pub answer: Arc<str>,
     pub json: String,
@@ -81,9 +94,20 @@ impl Batcher {
     /// Starts the collector on the current tokio runtime, with room for `queue` waiting
     /// requests ([`QUEUE`] in service). It stops when every `Batcher` clone is dropped, after
     /// finishing what was queued.
-    pub(super) fn start(connection: Handle, script: Script, max_len: u64, queue: usize) -> Self {
+    pub(super) fn start(
+        connection: Handle,
+        script: Script,
+        max_len: u64,
+        groups: SharedGroups,
+        queue: usize,
+    ) -> Self {
         let (queue, receiver) = mpsc::channel(queue);
-        tokio::spawn(collect(receiver, connection, Arc::new(script), max_len));
+        let call = Call {
+            script: Arc::new(script),
+            max_len,
+            groups,
+        };
+        tokio::spawn(collect(receiver, connection, call));
         Self { queue }
     }
 
@@ -105,14 +129,17 @@ impl Batcher {
     }
 }
 
-/// The collector: waits for work and a free slot, then takes everything queued (up to the
-/// limits) as one batch.
-async fn collect(
-    mut receiver: mpsc::Receiver<Submission>,
-    connection: Handle,
+/// What every script call shares.
+#[derive(Clone)]
+struct Call {
     script: Arc<Script>,
     max_len: u64,
-) {
+    groups: SharedGroups,
+}
+
+/// The collector: waits for work and a free slot, then takes everything queued (up to the
+/// limits) as one batch.
+async fn collect(mut receiver: mpsc::Receiver<Submission>, connection: Handle, call: Call) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut held: Option<Submission> = None;
     loop {
@@ -141,9 +168,9 @@ async fn collect(
             batch.push(next);
         }
         let connection = connection.clone();
-        let script = Arc::clone(&script);
+        let call = call.clone();
         tokio::spawn(async move {
-            run(batch, connection, &script, max_len).await;
+            run(batch, connection, &call).await;
             drop(slot);
         });
     }
@@ -151,26 +178,40 @@ async fn collect(
     let _ = slots.acquire_many(IN_FLIGHT as u32).await;
 }
 
+/// One script call's stream, its shard, and the (submission, item) positions of its events.
+type StreamCall<'a> = (&'a str, usize, Vec<(usize, usize)>);
+
 /// Sends one batch, one script call per stream, and answers every submission in it.
-async fn run(batch: Vec<Submission>, connection: Handle, script: &Script, max_len: u64) {
+async fn run(batch: Vec<Submission>, connection: Handle, call: &Call) {
     // Group (submission, item) positions by stream: a script call may touch one slot only.
-    let mut streams: Vec<(&str, Vec<(usize, usize)>)> = Vec::new();
+    let mut streams: Vec<StreamCall<'_>> = Vec::new();
     for (s, submission) in batch.iter().enumerate() {
         for (i, item) in submission.items.iter().enumerate() {
-            match streams.iter_mut().find(|(name, _)| *name == item.stream) {
-                Some((_, positions)) => positions.push((s, i)),
-                None => streams.push((&item.stream, vec![(s, i)])),
+            match streams.iter_mut().find(|(name, _, _)| *name == item.stream) {
+                Some((_, _, positions)) => positions.push((s, i)),
+                None => streams.push((&item.stream, item.shard, vec![(s, i)])),
             }
         }
     }
-    let calls = streams.iter().map(|(_, positions)| {
-        let mut invocation = script.prepare_invoke();
-        invocation.arg(max_len);
+    let groups = call.groups.get();
+    let calls = streams.iter().map(|(stream, shard, positions)| {
+        let mut invocation = call.script.prepare_invoke();
+        invocation.key(*stream).arg(call.max_len);
+        match groups {
+            Some(groups) => {
+                invocation.arg(groups.names.len());
+                for (name, cursor) in groups.names.iter().zip(&groups.cursors[*shard]) {
+                    invocation.key(cursor).arg(name);
+                }
+            }
+            None => {
+                invocation.arg(0);
+            }
+        }
         for &(s, i) in positions {
             let item = &batch[s].items[i];
             invocation
                 .key(&item.dedupe_key)
-                .key(&item.stream)
                 .arg(item.ttl_ms)
                 .arg(&*item.answer)
                 .arg(&item.json)
@@ -180,21 +221,28 @@ async fn run(batch: Vec<Submission>, connection: Handle, script: &Script, max_le
         }
         let mut connection = connection.clone();
         async move {
-            invocation
-                .invoke_async::<Vec<Outcome>>(&mut connection)
+            let (created, outcomes) = invocation
+                .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
                 .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
-                .and_then(|outcomes| {
-                    if outcomes.len() == positions.len() {
-                        Ok(outcomes)
-                    } else {
-                        Err(StoreError::Unavailable(format!(
-                            "the enqueue script answered {} outcomes for {} events",
-                            outcomes.len(),
-                            positions.len()
-                        )))
-                    }
-                })
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            if !created.is_empty() {
+                tracing::warn!(
+                    stream = *stream,
+                    groups = ?created,
+                    "consumer groups were missing (Redis lost its data, or they were deleted): \
+                     recreated before storing, from the last entry porter scheduled for each, \
+                     or from the stream's start"
+                );
+            }
+            if outcomes.len() == positions.len() {
+                Ok(outcomes)
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "the enqueue script answered {} outcomes for {} events",
+                    outcomes.len(),
+                    positions.len()
+                )))
+            }
         }
     });
     let results = futures_util::future::join_all(calls).await;
@@ -202,7 +250,7 @@ async fn run(batch: Vec<Submission>, connection: Handle, script: &Script, max_le
         .iter()
         .map(|submission| Ok(vec![None; submission.items.len()]))
         .collect();
-    for ((_, positions), result) in streams.iter().zip(results) {
+    for ((_, _, positions), result) in streams.iter().zip(results) {
         match result {
             Ok(outcomes) => {
                 for (&(s, i), outcome) in positions.iter().zip(outcomes) {
@@ -270,6 +318,7 @@ mod tests {
         Item {
             dedupe_key: format!("test:dedupe:{n}"),
             stream: "test:events".to_owned(),
+            shard: 0,
             ttl_ms: 60_000,
             answer: Arc::from("{}"),
             json: format!("{{\"n\":{n}}}"),
@@ -305,8 +354,9 @@ mod tests {
             .expect("pause");
         let batcher = Batcher::start(
             Handle::Single(manager),
-            Script::new(include_str!("enqueue.lua")),
+            super::super::redis::enqueue_script(),
             0,
+            SharedGroups::default(),
             2,
         );
         let started = Instant::now();
