@@ -416,3 +416,30 @@ fn unsigned_timestamps_and_ambiguous_templates_are_refused() {
         Vec::<&str>::new()
     );
 }
+
+proptest::proptest! {
+    /// Without a signed id, every change to the signed body changes the key, and an unsigned
+    /// delivery id never does.
+    #[test]
+    fn the_content_key_follows_every_signed_byte(
+        at in 0usize..BODY.len(),
+        replacement in proptest::num::u8::ANY,
+        delivery in "[a-z0-9-]{1,20}",
+    ) {
+        let mut edited = BODY.as_bytes().to_vec();
+        edited[at] = replacement;
+        let source = github();
+        let key = |body: &[u8], delivery: &str| {
+            let mac = crate::signing::hmac(Algorithm::Sha256, b"It's a Secret to Everybody", &[body]);
+            let request = OwnedRequest::post("/gh", body.to_vec())
+                .header("x-hub-signature-256", &format!("sha256={}", hex::encode(mac)))
+                .header("x-github-delivery", delivery);
+            proptest::prop_assert_eq!(source.verify(&request.view(), now()), Ok(()));
+            Ok(source.content_key(&request.view()))
+        };
+        let original = key(BODY.as_bytes(), "first")?;
+        proptest::prop_assert_eq!(&original, &key(BODY.as_bytes(), &delivery)?);
+        let changed = key(&edited, "first")?;
+        proptest::prop_assert_eq!(original == changed, edited == BODY.as_bytes());
+    }
+}

@@ -696,3 +696,27 @@ fn the_reply_is_empty_twiml() {
     assert_eq!(reply.body, EMPTY_TWIML);
     assert!(reply.content_type.starts_with("text/xml"));
 }
+
+proptest::proptest! {
+    /// The dedupe key follows exactly what Twilio signs: any edit of the body that changes the
+    /// signed parameters changes the key; an edit that does not (`%2B` → `%2b`) keeps it.
+    #[test]
+    fn the_dedupe_key_changes_exactly_when_the_signed_content_does(
+        at in 0usize..INCOMING.len(),
+        replacement in proptest::sample::select(b"aZ09%+=&.B".to_vec()),
+    ) {
+        let url = "https://hooks.example.com/webhooks/sms";
+        let mut edited = INCOMING.as_bytes().to_vec();
+        edited[at] = replacement;
+        let edited = String::from_utf8(edited).expect("ascii");
+        let original = signed(url, PATH, None, INCOMING, TOKEN);
+        let changed = signed(url, PATH, None, &edited, TOKEN);
+        proptest::prop_assert_eq!(twilio(&[TOKEN]).verify(&changed.view()), Ok(()));
+        let same_content = sorted_params(&form::decode(INCOMING.as_bytes()))
+            == sorted_params(&form::decode(edited.as_bytes()));
+        let key = |request: &OwnedRequest| {
+            signed_content_key(&request.view()).expect("bounded")
+        };
+        proptest::prop_assert_eq!(key(&original) == key(&changed), same_content);
+    }
+}
