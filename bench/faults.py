@@ -9,6 +9,9 @@ everything else was answered with a status that makes the provider retry.
   kill-porter     porter is killed with SIGKILL under load and started again
   stop-redis      Redis is killed under load (AOF, fsync always) and started again
   destination     the HTTP destination is down for a while, then comes back
+  redis-lost      Redis without persistence restarts empty under load, with a destination:
+                  its consumer group is gone, and every event acknowledged afterwards must
+                  still be delivered
   bounds          the memory store is full: 503 with Retry-After, nothing unbounded
 
 Every scenario is bounded in time (about a minute in all). Exit status 0 only if every
@@ -258,6 +261,58 @@ retry = ["500ms", "1s", "1s", "2s", "2s", "3s", "5s", "5s"]
         redis.close()
 
 
+def redis_lost(args, work):
+    redis = Redis(work, ["--appendonly", "no"])
+    receiver_port = free_port()
+    receiver = Receiver(receiver_port)
+    destination_toml = f"""
+[[destinations]]
+name = "frontdesk"
+kind = "http"
+url = "http://127.0.0.1:{receiver_port}/events"
+secret = "{DESTINATION_SECRET}"
+timeout = "2s"
+retry = ["500ms", "1s", "2s"]
+"""
+    porter = Porter(args.porter, work, f'[store]\nkind = "redis"\nurl = "{redis.url()}"',
+                    destination_toml, request_timeout="2s")
+    try:
+        load = Load(args.load, work, porter.port, seconds=8, rate=args.rate // 2)
+        time.sleep(3)
+        # A restart without persistence: the stream, the group and its schedule are gone.
+        redis.kill()
+        redis.start()
+        report = load.finish()
+        after = Load(args.load, work, porter.port, seconds=2, rate=200).finish()
+        codes = statuses(report)
+        check(set(codes) <= {200, 503}, f"statuses other than 200 and 503: {codes}")
+        check(statuses(after) == {200: sum(statuses(after).values())},
+              f"after the restart: {statuses(after)}")
+        # What the new Redis holds was stored after the restart: all of it that porter
+        # acknowledged, and everything of the second load, must reach the destination.
+        stored_after = set(stored_ids(redis))
+        acked = set(report["acknowledged"]) | set(after["acknowledged"])
+        must_deliver = (acked & stored_after) | set(after["acknowledged"])
+        check(set(after["acknowledged"]) <= stored_after, "events acknowledged after the restart are not stored")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not must_deliver <= set(receiver.ids()):
+            time.sleep(0.5)
+        missing = must_deliver - set(receiver.ids())
+        check(not missing, f"{len(missing)} events acknowledged after the restart never delivered, "
+                           f"e.g. {sorted(missing)[:3]}")
+        with open(porter.log) as f:
+            warnings = sum(1 for line in f if "was missing" in line or "were missing" in line)
+        check(1 <= warnings <= 20, f"{warnings} warnings about the lost group (want a few, not a flood)")
+        lost = len(acked - stored_after - set(receiver.ids()))
+        return (f"{len(must_deliver)} events acknowledged after the restart, all delivered; "
+                f"{lost} acknowledged before it were lost with Redis's memory (no persistence); "
+                f"{warnings} warning(s) about the recreated group")
+    finally:
+        receiver.close()
+        porter.close()
+        redis.close()
+
+
 def bounds(args, work):
     porter = Porter(args.porter, work, '[store]\nkind = "memory"\ncapacity = 100\nprint_events = false')
     try:
@@ -285,7 +340,7 @@ def bounds(args, work):
 
 
 SCENARIOS = {"kill-porter": kill_porter, "stop-redis": stop_redis,
-             "destination": destination, "bounds": bounds}
+             "destination": destination, "redis-lost": redis_lost, "bounds": bounds}
 
 
 def main():
