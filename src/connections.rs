@@ -190,6 +190,27 @@ impl AsyncRead for Bounded {
     }
 }
 
+impl Bounded {
+    /// What a write came to: bytes moved (the connection is active), or, while it waits, idle
+    /// for too long.
+    fn written(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match result {
+            Poll::Ready(result) => {
+                if matches!(result, Ok(written) if written > 0) {
+                    self.active = Instant::now();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending if self.idle_expired(cx) => Poll::Ready(Err(Self::timed_out())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
 impl AsyncWrite for Bounded {
     fn poll_write(
         self: Pin<&mut Self>,
@@ -197,16 +218,8 @@ impl AsyncWrite for Bounded {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, data) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(written) if written > 0) {
-                    this.active = Instant::now();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending if this.idle_expired(cx) => Poll::Ready(Err(Self::timed_out())),
-            Poll::Pending => Poll::Pending,
-        }
+        let result = Pin::new(&mut this.stream).poll_write(cx, data);
+        this.written(cx, result)
     }
 
     fn poll_write_vectored(
@@ -215,16 +228,8 @@ impl AsyncWrite for Bounded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                if matches!(result, Ok(written) if written > 0) {
-                    this.active = Instant::now();
-                }
-                Poll::Ready(result)
-            }
-            Poll::Pending if this.idle_expired(cx) => Poll::Ready(Err(Self::timed_out())),
-            Poll::Pending => Poll::Pending,
-        }
+        let result = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.written(cx, result)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -556,18 +556,9 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
 #[tokio::test]
 async fn a_replay_in_the_middle_of_dead_lettering_is_not_undone() {
     use porter::delivery::redis_queue::RedisQueue;
-    use porter::store::{RedisSettings, RedisStore, RedisTarget};
 
     let redis = RedisServer::start();
-    let store = RedisStore::new(&RedisSettings {
-        target: RedisTarget::Single(redis.url()),
-        stream: "porter:events".to_owned(),
-        key_prefix: "porter".to_owned(),
-        max_len: None,
-        shards: 1,
-        timeout: Duration::from_secs(5),
-    })
-    .expect("store");
+    let store = common::redis_server::store_on(&redis);
     let queue = RedisQueue::new(std::sync::Arc::new(store), "test".to_owned());
     let schedule = queue.store().layout().schedule("frontdesk", 0);
     let dead_letters = queue.store().layout().dead_letters();

@@ -182,19 +182,10 @@ async fn a_deleted_group_is_recreated_where_porter_had_got_to() {
 /// before it.
 #[tokio::test]
 async fn the_append_recreates_missing_groups_before_the_event() {
-    use porter::store::{RedisSettings, RedisStore, RedisTarget};
     use porter_providers::{Normalized, Reply};
 
     let redis = RedisServer::start();
-    let store = RedisStore::new(&RedisSettings {
-        target: RedisTarget::Single(redis.url()),
-        stream: "porter:events".into(),
-        key_prefix: "porter".into(),
-        max_len: None,
-        shards: 1,
-        timeout: Duration::from_secs(5),
-    })
-    .expect("store");
+    let store = common::redis_server::store_on(&redis);
     store.expect_groups(&["a".to_owned(), "b".to_owned()]);
     let origin = porter_providers::event::Origin {
         source_name: "s",

@@ -115,6 +115,19 @@ impl RedisServer {
     }
 }
 
+/// porter's Redis store on `redis`, with the default names (`porter:events`, prefix `porter`).
+pub fn store_on(redis: &RedisServer) -> porter::store::RedisStore {
+    porter::store::RedisStore::new(&porter::store::RedisSettings {
+        target: porter::store::RedisTarget::Single(redis.url()),
+        stream: "porter:events".to_owned(),
+        key_prefix: "porter".to_owned(),
+        max_len: None,
+        shards: 1,
+        timeout: Duration::from_secs(5),
+    })
+    .expect("store")
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
