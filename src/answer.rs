@@ -1,6 +1,6 @@
 //! Every answer porter gives on a source route, and the one place that turns it into HTTP.
 //!
-//! This is CONTRACT.md section 4 as code. The provider learns the class of a failure (bad
+//! This is the README's "What providers get back" as code. The provider learns the class of a failure (bad
 //! signature, stale timestamp, our fault) and never the detail: which header, which secret or
 //! which byte stays in porter's logs. Internal failures are always 5xx so that the provider
 //! retries instead of dropping the event.

@@ -1,4 +1,4 @@
-//! The `porter` command line (CONTRACT.md section 1).
+//! The `porter` command line: `serve`, `check-config`, `send`, `events`, `dlq`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -35,6 +35,7 @@ enum Command {
     /// Run the gateway. Without --config: porter.toml if present, else the embedded default
     /// (development only: memory store, events on stdout, public development secrets).
     Serve {
+        /// The configuration (default: ./porter.toml if present, else the embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Listen on this address instead of the configuration's `server.listen`.
@@ -43,6 +44,8 @@ enum Command {
     },
     /// Check a configuration and print its route table; exit 1 listing every problem.
     CheckConfig {
+        /// The configuration to check (default: ./porter.toml if present, else the embedded
+        /// default).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -68,6 +71,8 @@ enum EventsCommand {
     Show {
         /// The event id (`evt_…`).
         id: String,
+        /// The configuration naming the store (default: ./porter.toml if present, else the
+        /// embedded default, whose memory store cannot be read from outside `porter serve`).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -77,8 +82,11 @@ enum EventsCommand {
 enum DlqCommand {
     /// List dead letters, oldest first.
     List {
+        /// The configuration naming the store (default: ./porter.toml if present, else the
+        /// embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// How many dead letters to list at most.
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
@@ -89,6 +97,8 @@ enum DlqCommand {
         /// Replay every dead letter.
         #[arg(long, conflicts_with = "ids")]
         all: bool,
+        /// The configuration naming the store (default: ./porter.toml if present, else the
+        /// embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
@@ -138,9 +148,6 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
     if let Some(listen) = listen {
         config.server.listen = listen;
     }
-    if config.origin == ConfigOrigin::EmbeddedDefault {
-        print_development_banner(&config);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,6 +160,7 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
     };
     runtime.block_on(async move {
         let listen = config.server.listen;
+        // Bind first: a busy port is the whole story, not the last line of a banner.
         let listener = match TcpListener::bind(listen).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -161,6 +169,9 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             }
         };
         let address = listener.local_addr().map_or(listen, |a| a);
+        if config.origin == ConfigOrigin::EmbeddedDefault {
+            print_development_banner(&config, address);
+        }
         tracing::info!(
             %address,
             sources = config.sources.len(),
@@ -265,7 +276,7 @@ async fn warn_about_durability(store: &Store) {
 
 /// The embedded default's secrets are public (they are in porter's source); print them so
 /// that `porter send` users and a vendor's test panel can be pointed at the development server.
-fn print_development_banner(config: &Config) {
+fn print_development_banner(config: &Config, address: std::net::SocketAddr) {
     eprintln!("porter: running the EMBEDDED DEFAULT configuration (development only).");
     eprintln!("  store: memory (nothing survives a restart); events are printed on stdout.");
     eprintln!("  These development secrets are public. Never expose this server.");
@@ -285,7 +296,11 @@ fn print_development_banner(config: &Config) {
             }
         }
     }
-    eprintln!("  try: porter send whatsapp fixtures/meta/text_message/body");
+    let url = match send::local_url(address) {
+        url if url == send::local_url(crate::config::DEFAULT_LISTEN_ADDR) => String::new(),
+        url => format!(" --url {url}"),
+    };
+    eprintln!("  try: porter send whatsapp fixtures/meta/text_message/body{url}");
 }
 
 fn check_config(path: Option<PathBuf>) -> ExitCode {
@@ -293,32 +308,64 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    println!(
-        "{}: OK ({} sources, {} store, listening on {})",
+    match print_routes(&config, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // `check-config | head`: the reader has what it wanted.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("porter check-config: cannot write: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The summary of a valid configuration and its route table.
+fn print_routes(config: &Config, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    writeln!(
+        out,
+        "{}: OK ({}, {}, {} store, listening on {})",
         config.origin,
-        config.sources.len(),
+        plural(config.sources.len(), "source", "sources"),
+        plural(config.destinations.len(), "destination", "destinations"),
         config.store.kind_name(),
         config.server.listen
-    );
-    println!();
-    println!(
+    )?;
+    writeln!(out)?;
+    writeln!(
+        out,
         "{:<10} {:<45} {:<16} PROVIDER",
         "METHODS", "ROUTE", "SOURCE"
-    );
+    )?;
     let routes = RouteTable::new(&config.sources);
     for (path, route) in routes.sorted() {
         let source = &config.sources[route.source].source;
         let methods: Vec<&str> = route.endpoint.methods.iter().map(|m| m.as_str()).collect();
-        println!(
+        writeln!(
+            out,
             "{:<10} {:<45} {:<16} {}",
             methods.join(","),
             path,
             source.name(),
             source.provider()
-        );
+        )?;
     }
     for path in RESERVED_PATHS {
-        println!("{:<10} {:<45} {:<16} -", "GET", path, "(porter)");
+        writeln!(out, "{:<10} {:<45} {:<16} -", "GET", path, "(porter)")?;
     }
-    ExitCode::SUCCESS
+    if !config.destinations.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{:<16} {:<13} EVENTS", "DESTINATION", "KIND")?;
+        for destination in &config.destinations {
+            writeln!(
+                out,
+                "{:<16} {:<13} {}",
+                destination.name,
+                destination.kind.name(),
+                destination.filter
+            )?;
+        }
+    }
+    out.flush()
 }

@@ -20,7 +20,8 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Args)]
 pub struct TailArgs {
-    /// The configuration naming the store (default: porter.toml).
+    /// The configuration naming the store (default: ./porter.toml if present, else the
+    /// embedded default, whose memory store cannot be read from outside `porter serve`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// How many of the newest events to print first.
@@ -41,8 +42,10 @@ pub fn tail(args: &TailArgs) -> ExitCode {
     };
     if let StoreKind::Memory { .. } = config.store.kind {
         eprintln!(
-            "porter events tail: the memory store lives inside `porter serve` and cannot be read \
-             from another process; set `print_events = true` to see its events on its stdout"
+            "porter events tail: {} uses the memory store, which lives inside `porter serve` and \
+             cannot be read from another process: its events are on that process's stdout \
+             (with `print_events = true`, the default); use a Redis store to tail from here",
+            config.origin
         );
         return ExitCode::FAILURE;
     }

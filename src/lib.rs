@@ -12,7 +12,7 @@
 //! - [`server`]: shared gateway state, the router, graceful shutdown.
 //! - [`routes`]: exact path → source lookup.
 //! - [`pipeline`]: the order of the steps, in one place.
-//! - [`answer`]: every answer on a source route and its HTTP form (CONTRACT.md section 4).
+//! - [`answer`]: every answer on a source route and its HTTP form (the README's "What providers get back").
 //! - [`store`]: atomic dedupe-and-enqueue: the in-process [`store::MemoryStore`] and the
 //!   [`store::RedisStore`] (single Redis or Redis Cluster).
 //! - [`delivery`]: carrying stored events to destinations: schedules, leases, signed HTTP,

@@ -5,7 +5,7 @@
 //!
 //! **Architecture invariant:** a provider gets 2xx only after every event of its request is
 //! in the store (or was already there). Every step before the store either rejects with the
-//! status of CONTRACT.md section 4 or passes the raw bytes on untouched; nothing is parsed
+//! status of the README's "What providers get back" or passes the raw bytes on untouched; nothing is parsed
 //! before the signature over those bytes has been checked.
 
 use std::net::SocketAddr;

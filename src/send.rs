@@ -3,8 +3,9 @@
 //! FILE is signed exactly as the source's provider signs (Meta: HMAC over the raw body;
 //! Twilio: HMAC over the public URL and the sorted form parameters, or `bodySHA256` for JSON),
 //! with the source's first secret from the same configuration the server reads, then POSTed.
-//! With `--dry-run` the signed request is printed instead of sent, which is also how fixtures
-//! are re-signed.
+//! With `--dry-run` the signed request is printed instead of sent: as a `curl` command that
+//! sends it byte for byte, or (`--dry-run=request`) as the request line and headers, which is
+//! how fixtures are re-signed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,16 +15,27 @@ use jiff::Timestamp;
 use porter_providers::Provider;
 use porter_providers::source::ToSign;
 
-use crate::answer::DUPLICATE_HEADER;
 use crate::config::{Config, SourceConfig};
+
+/// What `--dry-run` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DryRun {
+    /// A `curl` command line that sends the signed request exactly.
+    Curl,
+    /// The request line and headers (the format of a fixture's `request` file).
+    Request,
+}
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The configured source name (`whatsapp`, `sms` in the embedded default).
+    /// A source name of the configuration (`porter check-config` lists them; the embedded
+    /// default has one per provider: whatsapp, sms, oracle, mews, cloudbeds, pms, pms_web_api,
+    /// roostsync, reservekit, standard, stripe, hmac).
     source: String,
     /// The body to send, byte for byte (a trailing newline is dropped from form bodies).
     file: PathBuf,
-    /// Where porter listens (default: from the configuration's `server.listen`).
+    /// Where porter listens, such as `http://127.0.0.1:8080` (a missing `http://` is added;
+    /// default: the configuration's `server.listen`).
     #[arg(long)]
     url: Option<String>,
     /// The configuration holding the source (default: porter.toml, else the embedded default).
@@ -37,9 +49,10 @@ pub struct SendArgs {
     /// else a form).
     #[arg(long)]
     content_type: Option<String>,
-    /// Print the signed request instead of sending it.
-    #[arg(long)]
-    dry_run: bool,
+    /// Print the signed request instead of sending it: a `curl` command (the default), or
+    /// `--dry-run=request` for the request line and headers.
+    #[arg(long, value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "curl")]
+    dry_run: Option<DryRun>,
     /// Sign as if at this Unix time (for schemes with a timestamp; used to make fixtures).
     #[arg(long, value_name = "SECONDS")]
     timestamp: Option<i64>,
@@ -60,15 +73,76 @@ pub fn run(args: &SendArgs) -> ExitCode {
             eprintln!("porter send: {message}");
             ExitCode::FAILURE
         }
-        Ok(prepared) if args.dry_run => {
-            println!("POST {}", prepared.url);
-            println!("Content-Type: {}", prepared.content_type);
-            for (name, value) in &prepared.headers {
-                println!("{name}: {value}");
+        Ok(prepared) => match args.dry_run {
+            Some(DryRun::Request) => {
+                println!("POST {}", prepared.url);
+                println!("Content-Type: {}", prepared.content_type);
+                for (name, value) in &prepared.headers {
+                    println!("{name}: {value}");
+                }
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
+            Some(DryRun::Curl) => {
+                println!("{}", curl_command(&prepared, &args.file));
+                ExitCode::SUCCESS
+            }
+            None => post(prepared),
+        },
+    }
+}
+
+/// A `curl` command line that sends `prepared` exactly: the body from FILE when it is sent as
+/// it is in the file, else inline (a form whose trailing newline was dropped).
+pub fn curl_command(prepared: &Prepared, file: &std::path::Path) -> String {
+    let mut words = vec![
+        "curl".to_owned(),
+        "-sS".to_owned(),
+        "-i".to_owned(),
+        "-X".to_owned(),
+        "POST".to_owned(),
+        shell_quote(&prepared.url),
+        "-H".to_owned(),
+        shell_quote(&format!("Content-Type: {}", prepared.content_type)),
+    ];
+    for (name, value) in &prepared.headers {
+        words.push("-H".to_owned());
+        words.push(shell_quote(&format!("{name}: {value}")));
+    }
+    words.push("--data-binary".to_owned());
+    let unchanged = std::fs::read(file).is_ok_and(|bytes| bytes == prepared.body);
+    match std::str::from_utf8(&prepared.body) {
+        Ok(text) if !unchanged => words.push(shell_quote(text)),
+        _ => words.push(shell_quote(&format!("@{}", file.display()))),
+    }
+    words.join(" ")
+}
+
+/// `text` in single quotes for a POSIX shell (`'` written as `'\''`).
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The `--url` as given, with `http://` added when it has no scheme; anything else that is not
+/// an http(s) URL is refused with a message that says so.
+pub fn base_url(given: &str) -> Result<String, String> {
+    let given = given.trim().trim_end_matches('/');
+    if given.is_empty() {
+        // Paths only: what `--dry-run=request` prints for a fixture's `request` file.
+        return Ok(String::new());
+    }
+    let with_scheme = if given.contains("://") {
+        given.to_owned()
+    } else {
+        format!("http://{given}")
+    };
+    match reqwest::Url::parse(&with_scheme) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(with_scheme)
         }
-        Ok(prepared) => post(prepared),
+        _ => Err(format!(
+            "--url `{given}` is not where porter listens: give an address such as \
+             127.0.0.1:8080 or http://127.0.0.1:8080"
+        )),
     }
 }
 
@@ -86,8 +160,8 @@ fn prepare_from_args(args: &SendArgs) -> Result<Prepared, String> {
     let body = std::fs::read(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
     let target = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => local_url(&config),
+        Some(url) => base_url(url)?,
+        None => local_url(config.server.listen),
     };
     let content_type = args
         .content_type
@@ -133,8 +207,13 @@ pub fn prepare(
         .map(|e| format!("{}{}", source.path, e.suffix))
         .collect();
     if !routes.iter().any(|r| r == route) {
+        let hint = if path.is_none() {
+            " This source has no route at its base path: choose one with --path."
+        } else {
+            ""
+        };
         return Err(format!(
-            "`{route}` is not a route of source `{}` (routes: {})",
+            "`{route}` is not a route of source `{}` (routes: {}).{hint}",
             source.source.name(),
             routes.join(", ")
         ));
@@ -174,9 +253,8 @@ pub fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> St
     }
 }
 
-/// `http://` + the listen address, with an unspecified address replaced by loopback.
-fn local_url(config: &Config) -> String {
-    let mut address = config.server.listen;
+/// `http://` + a listen address, with an unspecified address replaced by loopback.
+pub fn local_url(mut address: std::net::SocketAddr) -> String {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
@@ -215,17 +293,32 @@ fn post(prepared: Prepared) -> ExitCode {
         }
         let response = match request.send().await {
             Ok(response) => response,
+            Err(error) if error.is_connect() => {
+                let base = prepared
+                    .url
+                    .split('/')
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("/");
+                eprintln!(
+                    "porter send: cannot connect to {base}: is `porter serve` running there? \
+                     (use --url to send elsewhere)"
+                );
+                return ExitCode::FAILURE;
+            }
             Err(error) => {
-                eprintln!("porter send: POST {} failed: {error}", prepared.url);
+                eprintln!(
+                    "porter send: POST {} failed: {}",
+                    prepared.url,
+                    error.without_url()
+                );
                 return ExitCode::FAILURE;
             }
         };
         let status = response.status();
         println!("HTTP {status}");
-        for name in [reqwest::header::CONTENT_TYPE.as_str(), DUPLICATE_HEADER] {
-            if let Some(value) = response.headers().get(name).and_then(|v| v.to_str().ok()) {
-                println!("{name}: {value}");
-            }
+        for (name, value) in response.headers() {
+            println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
         }
         println!();
         match response.text().await {

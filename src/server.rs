@@ -39,7 +39,7 @@ use crate::telemetry;
 pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
 
 impl Clock {
-    /// The system clock, to the millisecond (as in CONTRACT.md's `receivedat`).
+    /// The system clock, to the millisecond (the events' `receivedat`).
     pub fn system() -> Self {
         Self(Arc::new(|| {
             let now = Timestamp::now();

@@ -50,6 +50,7 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first; metrics then go there.
         let _ = metrics::set_global_recorder(recorder);
+        describe_metrics();
         // Histogram samples wait in a buffer until they are folded into the buckets, which a
         // scrape does; without scrapes the buffer would grow for ever (8 bytes a request). So
         // fold them every 5 s on a thread of its own, whatever runtime porter runs in.
@@ -64,6 +65,61 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             });
         handle
     })
+}
+
+/// The `# HELP` line of every metric porter exports.
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "porter_requests_total",
+        "Requests on source routes, by source and outcome (accepted, duplicate, rejected, ...)."
+    );
+    describe_counter!(
+        "porter_rejections_total",
+        "Refused requests, by source and reason (signature_mismatch, stale_timestamp, ...)."
+    );
+    describe_counter!(
+        "porter_events_enqueued_total",
+        "Events stored as new, by source."
+    );
+    describe_counter!(
+        "porter_duplicates_total",
+        "Events found already stored (redeliveries inside the dedupe window), by source."
+    );
+    describe_histogram!(
+        "porter_ingest_duration_seconds",
+        metrics::Unit::Seconds,
+        "From a request's arrival to its answer, by source."
+    );
+    describe_counter!(
+        "porter_delivery_attempts_total",
+        "Delivery attempts, by destination."
+    );
+    describe_counter!(
+        "porter_deliveries_total",
+        "Delivery attempts by destination and result (delivered, failed, dead_lettered, store_error)."
+    );
+    describe_counter!(
+        "porter_dead_letters_total",
+        "Events dead-lettered after their destination's last retry, by destination."
+    );
+    describe_histogram!(
+        "porter_delivery_duration_seconds",
+        metrics::Unit::Seconds,
+        "How long one delivery attempt took, by destination."
+    );
+    describe_gauge!(
+        "porter_consumer_lag",
+        "Events waiting for a destination: scheduled plus not yet read by its consumer group."
+    );
+    describe_gauge!(
+        "porter_connections_open",
+        "Client connections open on the providers' listener."
+    );
+    describe_counter!(
+        "porter_connections_refused_total",
+        "Connections closed on arrival, by the limit they hit (max_connections, max_connections_per_peer)."
+    );
 }
 
 /// What one request on a source route did, for the log line and the metrics.

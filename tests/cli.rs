@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -119,7 +118,7 @@ colour = "blue"
     assert!(stderr.contains("3 problems"), "{stderr}");
     assert!(
         stderr.contains(
-            "sources[0].secrets[0]: environment variable `UNSET_TWILIO_TOKEN_FOR_TEST` is not set"
+            "sources[0] (sms).secrets[0]: environment variable `UNSET_TWILIO_TOKEN_FOR_TEST` is not set"
         ),
         "{stderr}"
     );
@@ -201,7 +200,7 @@ fn forged_and_tampered_requests_are_refused_by_the_running_server() {
         .find_map(|l| l.strip_prefix("X-Hub-Signature-256: "))
         .expect("signature");
     let body = std::fs::read(tampered.join("body")).expect("body");
-    let response = raw_post(
+    let response = common::served::post(
         server.addr,
         "/webhooks/whatsapp",
         &[("X-Hub-Signature-256", signature)],
@@ -231,24 +230,6 @@ fn forged_and_tampered_requests_are_refused_by_the_running_server() {
         stdout.is_empty(),
         "nothing forged reached the store: {stdout}"
     );
-}
-
-fn raw_post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
-    use std::io::Write;
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).expect("write");
-    stream.write_all(body).expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    response
 }
 
 #[test]
@@ -314,21 +295,21 @@ verify_token = "log-test-verify-token-4567"
         &porter_providers::Secret::new("log-test-app-secret-0123"),
         body,
     );
-    let accepted = raw_post(
+    let accepted = common::served::post(
         server.addr,
         "/webhooks/whatsapp",
         &[("X-Hub-Signature-256", &signature)],
         body,
     );
     assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
-    let forged = raw_post(
+    let forged = common::served::post(
         server.addr,
         "/webhooks/whatsapp",
         &[("X-Hub-Signature-256", "sha256=00")],
         body,
     );
     assert!(forged.starts_with("HTTP/1.1 401"), "{forged}");
-    let handshake = raw_post(
+    let handshake = common::served::post(
         server.addr,
         "/webhooks/whatsapp?hub.verify_token=log-test-verify-token-4567",
         &[],
@@ -490,7 +471,7 @@ insecure_allow_unsigned = true
     )
     .expect("write");
     let server = Served::start(dir.path(), &["--config", config.to_str().expect("utf-8")]);
-    let accepted = raw_post(
+    let accepted = common::served::post(
         server.addr,
         "/webhooks/pms/guests",
         &[],

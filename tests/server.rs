@@ -286,6 +286,25 @@ async fn health_readiness_and_metrics_answer() {
         text.contains("porter_ingest_duration_seconds_bucket"),
         "{text}"
     );
+    for described in [
+        "# HELP porter_requests_total",
+        "# HELP porter_rejections_total",
+        "# HELP porter_ingest_duration_seconds",
+    ] {
+        assert!(text.contains(described), "{described}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_get_without_handshake_parameters_is_not_called_a_token_mismatch() {
+    let server = TestServer::start(config("", "")).await;
+    let bare = server.send(&RawRequest::get("/webhooks/whatsapp")).await;
+    assert_eq!(bare.status, 400);
+    let metrics = server.send(&RawRequest::get("/metrics")).await.text();
+    assert!(
+        metrics.contains(r#"reason="malformed_handshake""#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

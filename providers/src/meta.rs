@@ -82,6 +82,13 @@ impl Meta {
                 .find(|(key, _)| key == name)
                 .map(|(_, value)| value.as_slice())
         };
+        // A GET without the handshake's parameters is not a handshake that failed (a browser,
+        // a health check, a scanner): say so rather than blame the verify token.
+        if param(b"hub.mode").is_none() && param(b"hub.verify_token").is_none() {
+            return Some(Err(Rejection::MalformedHandshake(
+                "no hub.mode or hub.verify_token",
+            )));
+        }
         let mode_ok = param(b"hub.mode") == Some(b"subscribe");
         let token_ok = match (&self.verify_token, param(b"hub.verify_token")) {
             (Some(expected), Some(given)) => tokens_match(given, expected.expose().as_bytes()),

@@ -1,7 +1,7 @@
 //! Why a request was refused.
 //!
 //! One variant per reason, so that logs and metrics can say exactly what went wrong while the
-//! provider only ever sees the coarse answer of CONTRACT.md section 4 (never which secret, which
+//! provider only ever sees the coarse answer the README documents (never which secret, which
 //! byte, or which header). [`Rejection::class`] is that coarse answer.
 
 use std::borrow::Cow;

@@ -46,6 +46,16 @@ pub enum DestinationKind {
     RedisStream,
 }
 
+impl DestinationKind {
+    /// The `kind` as configured.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DestinationKind::Http(_) => "http",
+            DestinationKind::RedisStream => "redis_stream",
+        }
+    }
+}
+
 /// How porter delivers to one HTTP endpoint.
 #[derive(Debug, Clone)]
 pub struct HttpDestination {
@@ -79,6 +89,20 @@ impl Filter {
                 .any(|glob| glob_matches(glob, event_type));
         let source_ok = self.sources.is_empty() || self.sources.iter().any(|s| s == source);
         type_ok && source_ok
+    }
+}
+
+/// `room.*, reservation.checked_out (sources: oracle)`, or `all`.
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.events.as_slice() {
+            [] => f.write_str("all")?,
+            events => f.write_str(&events.join(", "))?,
+        }
+        if !self.sources.is_empty() {
+            write!(f, " (sources: {})", self.sources.join(", "))?;
+        }
+        Ok(())
     }
 }
 

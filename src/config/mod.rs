@@ -8,6 +8,7 @@
 
 mod destinations;
 mod env;
+mod problems;
 mod raw;
 mod redact;
 
@@ -36,6 +37,9 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 pub const DEFAULT_FILE: &str = "porter.toml";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Where porter listens when the configuration does not say.
+pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_MAX_BODY_BYTES: u64 = 3 * 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -210,22 +214,17 @@ impl Config {
             let message = redact::toml_syntax_message(&e, text);
             fail(vec![ConfigError::new("", message)])
         })?;
-        let mut errors = Vec::new();
-        let substituted = env::expand(&mut value, "", lookup, &mut errors);
-        // Built before the checks consume the value: every message is scrubbed with it.
+        let mut unset = Vec::new();
+        let substituted = env::expand(&mut value, "", lookup, &mut unset);
+        // Taken before the checks consume the value: the report names tables and scrubs
+        // secrets with them.
         let redactor = redact::Redactor::new(&value, substituted);
-        let config = Self::from_value(value, origin.clone(), &mut errors);
+        let names = problems::TableNames::of(&value);
+        let mut checks = Vec::new();
+        let config = Self::from_value(value, origin.clone(), &mut checks);
         match config {
-            Some(config) if errors.is_empty() => Ok(config),
-            _ => Err(fail(
-                errors
-                    .into_iter()
-                    .map(|error| ConfigError {
-                        message: redactor.redact(&error.message),
-                        key: error.key,
-                    })
-                    .collect(),
-            )),
+            Some(config) if unset.is_empty() && checks.is_empty() => Ok(config),
+            _ => Err(fail(problems::report(unset, checks, &names, &redactor))),
         }
     }
 

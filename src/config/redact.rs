@@ -24,9 +24,10 @@ const SECRET_KEYS: &[&str] = &[
     "key",
 ];
 
-/// Shorter values are not scrubbed: replacing every `a` or `ab` would garble messages, and a
-/// secret that short protects nothing anyway.
-const MIN_SCRUBBED: usize = 3;
+/// Shorter values are not scrubbed: replacing every `tok` would garble messages (`verify_***en`),
+/// and a secret that short protects nothing anyway. Messages do not quote values to begin with;
+/// the scrub is the second line of defence.
+const MIN_SCRUBBED: usize = 6;
 
 /// What to scrub from configuration error messages.
 #[derive(Debug, Default)]
@@ -165,14 +166,14 @@ mod tests {
             public_url = "https://user:pa55word@hooks.example.com"
             [[sources]]
             secrets = "s3cr3t-string"
-            verify_token = 12345
+            verify_token = 1234567
             hmac = { header = "X-Sig" }
             "#,
         )
         .expect("toml");
-        let redactor = Redactor::new(&value, vec!["from-the-env".into(), "ab".into()]);
-        let message = "s3cr3t-string 12345 user:pa55word from-the-env ab X-Sig";
-        assert_eq!(redactor.redact(message), "*** *** *** *** ab X-Sig");
+        let redactor = Redactor::new(&value, vec!["from-the-env".into(), "abcde".into()]);
+        let message = "s3cr3t-string 1234567 user:pa55word from-the-env abcde X-Sig";
+        assert_eq!(redactor.redact(message), "*** *** *** *** abcde X-Sig");
     }
 
     #[test]

@@ -109,7 +109,7 @@ fn unknown_keys_are_named() {
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
-        found[0].starts_with("sources[0]: unknown field `verfy_token`"),
+        found[0].starts_with("sources[0] (whatsapp): unknown field `verfy_token`"),
         "{found:?}"
     );
 
@@ -128,7 +128,7 @@ fn a_missing_environment_variable_is_named_by_key() {
     let found = problems(&GOOD.replace("${TWILIO_AUTH_TOKEN}", "${NOT_SET}"));
     assert_eq!(
         found,
-        ["sources[1].secrets[0]: environment variable `NOT_SET` is not set"]
+        ["sources[1] (sms).secrets[0]: environment variable `NOT_SET` is not set"]
     );
 }
 
@@ -152,8 +152,8 @@ fn every_problem_is_listed_at_once() {
         [
             "server.listen",
             "server.request_timeout",
-            "sources[0].dedupe_ttl",
-            "sources[1].verify_token"
+            "sources[0] (whatsapp).dedupe_ttl",
+            "sources[1] (sms).verify_token"
         ],
         "{found:#?}"
     );
@@ -162,7 +162,10 @@ fn every_problem_is_listed_at_once() {
 #[test]
 fn keys_a_provider_does_not_read_are_refused() {
     let found = problems(&GOOD.replace("verify_token = \"tok\"", "url_token = \"t\""));
-    assert_eq!(found, ["sources[0].url_token: not used by provider `meta`"]);
+    assert_eq!(
+        found,
+        ["sources[0] (whatsapp).url_token: not used by provider `meta`"]
+    );
 }
 
 #[test]
@@ -170,19 +173,19 @@ fn provider_settings_are_checked_by_the_provider() {
     let found = problems(&GOOD.replace("public_url = \"https://hooks.example.com/\"\n", ""));
     assert_eq!(found.len(), 1);
     assert!(
-        found[0].starts_with("sources[1].public_url: required"),
+        found[0].starts_with("sources[1] (sms).public_url: required"),
         "{found:?}"
     );
 
     let found = problems(&GOOD.replace("secrets = [\"${TWILIO_AUTH_TOKEN}\"]", "secrets = []"));
     assert_eq!(
         found,
-        ["sources[1].secrets: at least one secret is required"]
+        ["sources[1] (sms).secrets: at least one secret is required"]
     );
 
     let found = problems(&GOOD.replace("provider = \"meta\"", "provider = \"mewz\""));
     assert!(
-        found[0].starts_with("sources[0].provider: unknown provider `mewz`"),
+        found[0].starts_with("sources[0] (whatsapp).provider: unknown provider `mewz`"),
         "{found:?}"
     );
 }
@@ -192,7 +195,7 @@ fn names_and_routes_may_not_clash() {
     let found = problems(&GOOD.replace("name = \"sms\"", "name = \"whatsapp\""));
     assert_eq!(
         found,
-        ["sources[1].name: `whatsapp` is already the name of sources[0]"]
+        ["sources[1] (whatsapp).name: `whatsapp` is already the name of sources[0]"]
     );
 
     let clash = format!(
@@ -201,13 +204,13 @@ fn names_and_routes_may_not_clash() {
     let found = problems(&clash);
     assert_eq!(
         found,
-        ["sources[2].path: route `/webhooks/sms/status` is already claimed by sms"]
+        ["sources[2] (status).path: route `/webhooks/sms/status` is already claimed by sms"]
     );
 
     let found = problems(&GOOD.replace("path = \"/webhooks/whatsapp\"", "path = \"/healthz\""));
     assert_eq!(
         found,
-        ["sources[0].path: route `/healthz` is already claimed by porter itself"]
+        ["sources[0] (whatsapp).path: route `/healthz` is already claimed by porter itself"]
     );
 }
 
@@ -276,10 +279,10 @@ sources = ["nobody"]
     assert_eq!(
         keys,
         [
-            "destinations[0].events[0]",
-            "destinations[0].sources[0]",
-            "destinations[0].url",
-            "destinations[0].secret"
+            "destinations[0] (x).events[0]",
+            "destinations[0] (x).sources[0]",
+            "destinations[0] (x).url",
+            "destinations[0] (x).secret"
         ],
         "{found:#?}"
     );
@@ -287,14 +290,14 @@ sources = ["nobody"]
         "[[destinations]]\nname = \"crm\"\nkind = \"redis_stream\"\n",
     ));
     assert!(
-        stream_on_memory[0].starts_with("destinations[0].kind: redis_stream needs"),
+        stream_on_memory[0].starts_with("destinations[0] (crm).kind: redis_stream needs"),
         "{stream_on_memory:?}"
     );
     let unknown_kind = problems(&with(
         "[[destinations]]\nname = \"crm\"\nkind = \"kafka\"\n",
     ));
     assert!(
-        unknown_kind[0].starts_with("destinations[0].kind: unknown kind"),
+        unknown_kind[0].starts_with("destinations[0] (crm).kind: unknown kind"),
         "{unknown_kind:?}"
     );
 }
@@ -309,7 +312,7 @@ fn invalid_toml_and_empty_configs_are_refused() {
     let found = problems(&GOOD.replace("\"127.0.0.1\"", "\"not-an-ip\""));
     assert_eq!(
         found,
-        ["sources[0].allow_ips[1]: `not-an-ip` is not an IP address or CIDR block"]
+        ["sources[0] (whatsapp).allow_ips[1]: `not-an-ip` is not an IP address or CIDR block"]
     );
 }
 

@@ -25,6 +25,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
 pub struct HttpSender {
     client: reqwest::Client,
     url: reqwest::Url,
+    /// `host:port` of the URL, for failure reasons (the URL itself may carry credentials or a
+    /// token in its query, and is never logged).
+    address: String,
     key: Vec<u8>,
 }
 
@@ -43,9 +46,16 @@ impl HttpSender {
             .timeout(destination.timeout)
             .connect_timeout(destination.timeout.min(Duration::from_secs(10)))
             .build()?;
+        let url = destination.url.clone();
+        let address = match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_owned(),
+            _ => String::from("?"),
+        };
         Ok(Self {
             client,
-            url: destination.url.clone(),
+            url,
+            address,
             key: destination.key.clone(),
         })
     }
@@ -70,7 +80,7 @@ impl HttpSender {
             ),
             Err(error) => Response::Failed {
                 status: None,
-                reason: describe(&error),
+                reason: describe(error, &self.address),
                 retry_after: None,
             },
         };
@@ -125,14 +135,31 @@ fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timeout".to_owned()
+/// What went wrong, for the attempt log: the kind, the address, and the error's chain of
+/// causes (`connection failed (127.0.0.1:9): tcp connect error: Connection refused (os error
+/// 111)`). The URL is left out: it may carry credentials or a token.
+fn describe(error: reqwest::Error, address: &str) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
     } else if error.is_connect() {
-        "connection failed".to_owned()
+        "connection failed"
     } else {
-        "request failed".to_owned()
+        "request failed"
+    };
+    let error = error.without_url();
+    let mut causes: Vec<String> = Vec::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !causes.contains(&text) {
+            causes.push(text);
+        }
+        source = cause.source();
     }
+    if causes.is_empty() {
+        causes.push(error.to_string());
+    }
+    format!("{kind} ({address}): {}", causes.join(": "))
 }
 
 #[cfg(test)]
@@ -174,6 +201,38 @@ mod tests {
         assert_eq!(
             parse_retry_after(&HeaderValue::from_static("99999999")),
             Some(MAX_RETRY_AFTER)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_says_where_and_why_without_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let destination = HttpDestination {
+            url: format!("http://user:pa55word@127.0.0.1:{port}/hook?token=s3cr3t")
+                .parse()
+                .expect("url"),
+            key: vec![1; 16],
+            timeout: Duration::from_secs(2),
+            retry: Vec::new(),
+            concurrency: 1,
+            ordered: false,
+        };
+        let sender = HttpSender::new(&destination).expect("client");
+        let (response, _) = sender.send("evt_1", "{}", Timestamp::now()).await;
+        let Response::Failed { reason, .. } = response else {
+            panic!("nothing listens there")
+        };
+        assert!(
+            reason.starts_with(&format!("connection failed (127.0.0.1:{port}): ")),
+            "{reason}"
+        );
+        assert!(reason.to_lowercase().contains("refused"), "{reason}");
+        assert!(
+            !reason.contains("pa55word") && !reason.contains("s3cr3t"),
+            "{reason}"
         );
     }
 

@@ -238,25 +238,60 @@ async fn attempt(queue: &Queue, route: &Route, job: Job) {
         .increment(1);
     metrics::histogram!("porter_delivery_duration_seconds", "destination" => destination.clone())
         .record(took.as_secs_f64());
+    let attempt_number = job.attempts + 1;
     let result = finish(queue, route, &job, record, &response, now).await;
     let label = match (&response, &result) {
         (_, Err(_)) => "store_error",
         (Response::Delivered { .. }, Ok(_)) => "delivered",
-        (Response::Failed { .. }, Ok(true)) => "dead_lettered",
-        (Response::Failed { .. }, Ok(false)) => "failed",
+        (Response::Failed { .. }, Ok(Next::DeadLettered)) => "dead_lettered",
+        (Response::Failed { .. }, Ok(_)) => "failed",
     };
     metrics::counter!("porter_deliveries_total", "destination" => destination.clone(), "result" => label).increment(1);
     if label == "dead_lettered" {
         metrics::counter!("porter_dead_letters_total", "destination" => destination.clone())
             .increment(1);
     }
-    if let Err(error) = result {
-        tracing::warn!(destination, %error, "could not record a delivery attempt; it will be attempted again");
+    let cause = match &response {
+        Response::Failed { reason, .. } => reason.as_str(),
+        Response::Delivered { .. } => "",
+    };
+    match result {
+        Err(error) => {
+            tracing::warn!(destination, event = %job.event_id, %error, "could not record a delivery attempt; it will be attempted again");
+        }
+        Ok(Next::Retry { due_ms }) => tracing::warn!(
+            destination,
+            event = %job.event_id,
+            attempt = attempt_number,
+            cause,
+            next_attempt = %Timestamp::from_millisecond(due_ms).map_or_else(|_| due_ms.to_string(), |at| at.to_string()),
+            "delivery attempt failed; retrying"
+        ),
+        Ok(Next::DeadLettered) => tracing::error!(
+            destination,
+            event = %job.event_id,
+            attempts = attempt_number,
+            cause,
+            "delivery failed for good: dead-lettered (`porter dlq list`, `porter dlq replay`)"
+        ),
+        Ok(Next::Done) => {
+            tracing::debug!(destination, event = %job.event_id, attempt = attempt_number, "delivered")
+        }
     }
-    tracing::debug!(destination = %route.name, event = %job.event_id, result = label, "delivery attempt");
 }
 
-/// Records the attempt and moves the job on; `Ok(true)` when it was dead-lettered.
+/// What became of a job after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    Done,
+    /// Due again at this Unix millisecond.
+    Retry {
+        due_ms: i64,
+    },
+    DeadLettered,
+}
+
+/// Records the attempt and moves the job on.
 async fn finish(
     queue: &Queue,
     route: &Route,
@@ -264,47 +299,42 @@ async fn finish(
     record: Attempt,
     response: &Response,
     now: Timestamp,
-) -> Result<bool, StoreError> {
+) -> Result<Next, StoreError> {
     let failures = job.attempts + 1;
+    let next = match response {
+        Response::Delivered { .. } => Next::Done,
+        Response::Failed { retry_after, .. } => {
+            match next_delay(&route.retry, failures, &job.entry, *retry_after) {
+                Some(delay) if !job.event.is_empty() => Next::Retry {
+                    due_ms: due(now, delay),
+                },
+                _ => Next::DeadLettered,
+            }
+        }
+    };
+    let reason = match response {
+        Response::Failed { reason, .. } => reason.as_str(),
+        Response::Delivered { .. } => "",
+    };
     match queue {
         Queue::Memory(memory) => {
             memory.record(&route.name, job, record);
-            match response {
-                Response::Delivered { .. } => memory.complete(&route.name, job),
-                Response::Failed { retry_after, .. } => {
-                    match next_delay(&route.retry, failures, &job.entry, *retry_after) {
-                        Some(delay) if !job.event.is_empty() => {
-                            memory.reschedule(&route.name, job, due(now, delay))
-                        }
-                        _ => {
-                            memory.dead_letter(&route.name, job);
-                            return Ok(true);
-                        }
-                    }
-                }
+            match next {
+                Next::Done => memory.complete(&route.name, job),
+                Next::Retry { due_ms } => memory.reschedule(&route.name, job, due_ms),
+                Next::DeadLettered => memory.dead_letter(&route.name, job),
             }
         }
         Queue::Redis(redis) => {
             redis.record(&route.name, job, &record).await?;
-            match response {
-                Response::Delivered { .. } => redis.complete(&route.name, job).await?,
-                Response::Failed {
-                    retry_after,
-                    reason,
-                    ..
-                } => match next_delay(&route.retry, failures, &job.entry, *retry_after) {
-                    Some(delay) if !job.event.is_empty() => {
-                        redis.reschedule(&route.name, job, due(now, delay)).await?
-                    }
-                    _ => {
-                        redis.dead_letter(&route.name, job, reason).await?;
-                        return Ok(true);
-                    }
-                },
+            match next {
+                Next::Done => redis.complete(&route.name, job).await?,
+                Next::Retry { due_ms } => redis.reschedule(&route.name, job, due_ms).await?,
+                Next::DeadLettered => redis.dead_letter(&route.name, job, reason).await?,
             }
         }
     }
-    Ok(false)
+    Ok(next)
 }
 
 fn due(now: Timestamp, delay: Duration) -> i64 {

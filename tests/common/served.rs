@@ -114,6 +114,25 @@ pub fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStat
     None
 }
 
+/// One `Connection: close` POST; the whole raw answer.
+pub fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
 fn ready(addr: SocketAddr) -> bool {
     use std::io::Write;
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {

@@ -151,7 +151,7 @@ macro_rules! event_types {
         pub enum EventType { $($variant),* }
 
         impl EventType {
-            /// Every type, in the order of CONTRACT.md.
+            /// Every type, in the order the README lists them.
             pub const ALL: &'static [EventType] = &[$(EventType::$variant),*];
 
             /// The CloudEvents `type` string.

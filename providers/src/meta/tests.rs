@@ -203,11 +203,24 @@ fn handshake_with_a_wrong_token_or_mode_is_forbidden() {
         "hub.mode=subscribe&hub.challenge=1&hub.verify_token=",
         "hub.mode=subscribe&hub.challenge=1",
         "hub.mode=unsubscribe&hub.challenge=1&hub.verify_token=verify-me",
-        "",
+        "hub.verify_token=verify-me&hub.challenge=1",
     ] {
         assert_eq!(
             handshake(query),
             Some(Err(Rejection::VerifyTokenMismatch)),
+            "{query}"
+        );
+    }
+}
+
+#[test]
+fn a_get_without_handshake_parameters_is_malformed_not_a_token_mismatch() {
+    for query in ["", "hub.challenge=1", "utm_source=scanner"] {
+        assert_eq!(
+            handshake(query),
+            Some(Err(Rejection::MalformedHandshake(
+                "no hub.mode or hub.verify_token"
+            ))),
             "{query}"
         );
     }
