@@ -272,7 +272,7 @@ async fn attempt(queue: &Queue, route: &Route, job: Job) {
             event = %job.event_id,
             attempts = attempt_number,
             cause,
-            "delivery failed for good: dead-lettered (`porter dlq list`, `porter dlq replay`)"
+            "delivery failed for good: dead-lettered"
         ),
         Ok(Next::Done) => {
             tracing::debug!(destination, event = %job.event_id, attempt = attempt_number, "delivered")
