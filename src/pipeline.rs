@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use porter_providers::rejection::RejectionClass;
-use porter_providers::{Normalized, Request};
+use porter_providers::{Normalization, Request};
 use tokio::time::timeout_at;
 
 use crate::answer::Answer;
@@ -137,11 +137,12 @@ async fn process(
         .into();
     }
     let now = gateway.clock.now();
-    if let Err(rejection) = source.verify(&request, now) {
-        return Answer::Rejected(rejection).into();
-    }
-    let events = match source.normalize(&request, now) {
-        Ok(events) => events,
+    let verified = match source.verify(&request, now) {
+        Ok(verified) => verified,
+        Err(rejection) => return Answer::Rejected(rejection).into(),
+    };
+    let normalization = match source.normalize(verified, now) {
+        Ok(normalization) => normalization,
         // Authentic but not understood: kept for inspection.
         Err(rejection) if rejection.class() == RejectionClass::BadRequest => {
             return quarantine(gateway, config, parts, body.clone(), rejection, deadline).await;
@@ -150,7 +151,7 @@ async fn process(
         // webhook on the URL token alone): refused like a forgery, and not kept.
         Err(rejection) => return Answer::Rejected(rejection).into(),
     };
-    store(gateway, config, &request, &events, deadline).await
+    store(gateway, config, normalization, deadline).await
 }
 
 /// Reads the body within the size limit and the request deadline.
@@ -181,8 +182,7 @@ async fn read_body(
 async fn store(
     gateway: &Gateway,
     config: &SourceConfig,
-    request: &Request<'_>,
-    events: &[Normalized],
+    normalization: Normalization,
     deadline: tokio::time::Instant,
 ) -> Outcome {
     if !gateway.intake_open() {
@@ -192,8 +192,8 @@ async fn store(
         );
         return Answer::Unavailable.into();
     }
-    let reply = config.source.reply(request, events);
-    let enqueue = gateway.store.enqueue(events, &reply, config.dedupe_ttl);
+    let Normalization { events, reply } = normalization;
+    let enqueue = gateway.store.enqueue(&events, &reply, config.dedupe_ttl);
     match timeout_at(deadline, enqueue).await {
         Ok(Ok(enqueued)) => {
             let answer = match enqueued.original {

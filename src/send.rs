@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Args;
 use jiff::Timestamp;
 use porter_providers::Provider;
-use porter_providers::source::ToSign;
+use porter_providers::ToSign;
 
 use crate::config::{Config, SourceConfig};
 

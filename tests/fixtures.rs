@@ -174,9 +174,8 @@ fn normalized(
     }
     source
         .verify(&request, now)
-        .map_err(|r| r.reason().to_owned())?;
-    source
-        .normalize(&request, now)
+        .and_then(|verified| source.normalize(verified, now))
+        .map(|normalization| normalization.events)
         .map_err(|r| r.reason().to_owned())
 }
 

@@ -11,7 +11,7 @@ use porter::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
 use porter::routes::RouteTable;
 use porter::server::Clock;
 use porter::store::{MemoryStore, Store};
-use porter_providers::source::ToSign;
+use porter_providers::ToSign;
 use tokio::io::AsyncWriteExt;
 
 fn default_config() -> Config {

@@ -3,8 +3,9 @@
 #![no_main]
 
 use http::{HeaderMap, Method};
+use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
-use porter_providers::{Provider, Request, Secret, Source, SourceSettings};
+use porter_providers::{Provider, Request, Secret, Source, SourceSettings, ToSign};
 
 fuzz_target!(|data: &[u8]| {
     let settings = SourceSettings {
@@ -32,9 +33,41 @@ fuzz_target!(|data: &[u8]| {
             body,
         };
         let _ = source.handshake(&request);
-        let _ = source.verify(&request, jiff::Timestamp::UNIX_EPOCH);
-        if let Ok(events) = source.normalize(&request, jiff::Timestamp::UNIX_EPOCH) {
-            assert!(!events.is_empty());
-        }
+        exercise(&source, &request);
     }
 });
+
+/// Verifies `request` as sent (any outcome), then signs its body as the provider would and
+/// normalizes what verifies: every body reaches `normalize` authenticated, as in the server.
+fn exercise(source: &Source, request: &Request<'_>) {
+    let _ = source.verify(request, Timestamp::UNIX_EPOCH);
+    for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+        signed_and_normalized(source, request, content_type);
+    }
+}
+
+fn signed_and_normalized(source: &Source, request: &Request<'_>, content_type: &str) {
+    let signed = source.sign(&ToSign {
+        path: request.path,
+        query: request.query,
+        content_type,
+        body: request.body,
+        now: Timestamp::UNIX_EPOCH,
+    });
+    let mut headers = HeaderMap::new();
+    for (name, value) in &signed.headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    let query = signed.query.as_deref().or(request.query);
+    let signed_request = Request { query, headers: &headers, ..*request };
+    if let Ok(verified) = source.verify(&signed_request, Timestamp::UNIX_EPOCH) {
+        if let Ok(normalization) = source.normalize(verified, Timestamp::UNIX_EPOCH) {
+            assert!(!normalization.events.is_empty());
+        }
+    }
+}

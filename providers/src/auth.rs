@@ -14,7 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
 
+use crate::provider::{Signed, ToSign};
 use crate::request::HeaderValue;
+use crate::settings::{SettingError, SourceSettings, require_secrets, require_url_token};
 use crate::signing::{Algorithm, decode_hex, hmac_matches, tokens_match};
 use crate::{Rejection, Request, Secret, form};
 
@@ -92,6 +94,84 @@ impl MacHeader {
             Encoding::Base64 => BASE64.encode(mac),
         };
         format!("{}{encoded}", self.prefix)
+    }
+}
+
+/// A MAC of the raw body in one header, checked against every secret: the whole scheme of
+/// Meta, the PMS Web API, RoostSync and Mews POS.
+#[derive(Debug)]
+pub struct BodyMac {
+    header: MacHeader,
+    secrets: Vec<Secret>,
+}
+
+impl BodyMac {
+    /// `header` with the source's `secrets` (at least one, none empty).
+    pub fn from_settings(
+        header: MacHeader,
+        settings: &SourceSettings,
+    ) -> Result<Self, SettingError> {
+        Ok(Self {
+            header,
+            secrets: require_secrets(settings)?,
+        })
+    }
+
+    /// `header` with `secrets` already checked.
+    pub fn new(header: MacHeader, secrets: Vec<Secret>) -> Self {
+        Self { header, secrets }
+    }
+
+    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        self.header.verify(request, &self.secrets, &[request.body])
+    }
+
+    /// The request signed with the first secret.
+    pub fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let value = self.header.sign(&self.secrets[0], &[request.body]);
+        Signed::headers(request, vec![(self.header.name.to_string(), value)])
+    }
+
+    /// Whether any secret is configured (a Mews source may have none).
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+}
+
+/// A token in the URL (`?token=` or `?Token=`), the whole authentication of vendors that cannot
+/// sign (Mews Connector, Cloudbeds, ReserveKit).
+#[derive(Debug)]
+pub struct UrlToken(Secret);
+
+impl UrlToken {
+    /// The source's `url_token` (required, at least 16 characters).
+    pub fn from_settings(settings: &SourceSettings) -> Result<Self, SettingError> {
+        require_url_token(settings).map(Self)
+    }
+
+    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+        check_url_token(request, &self.0)
+    }
+
+    /// What a vendor that cannot sign sends: the request, with `token=<url token>` added to the
+    /// query.
+    pub fn sign(&self, request: &ToSign<'_>) -> Signed {
+        // Everything but RFC 3986's unreserved characters is escaped.
+        const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let encoded: String =
+            percent_encoding::utf8_percent_encode(self.0.expose(), ESCAPED).collect();
+        let query = match request.query {
+            Some(query) if !query.is_empty() => format!("{query}&token={encoded}"),
+            _ => format!("token={encoded}"),
+        };
+        Signed {
+            query: Some(query),
+            headers: Vec::new(),
+        }
     }
 }
 

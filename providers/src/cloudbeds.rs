@@ -18,45 +18,54 @@
 //! under the app's OAuth scopes. Its retry policy, timeout and the authoritative list of events
 //! are not published; the payload is a hint, and consumers fetch the entity with the API.
 
+use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::auth::check_url_token;
+use crate::auth::UrlToken;
 use crate::event::{
     Attributes, EventBody, GuestData, HousekeepingData, Origin, ReservationData, RoomStatus,
     UnknownData, hashed_key,
 };
 use crate::json::{field_ci, time};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
-use crate::{Rejection, Request, Secret};
-
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings a `cloudbeds` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["url_token"];
+use crate::provider::{
+    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings};
+use crate::{Rejection, Request};
 
 /// A configured Cloudbeds source.
 #[derive(Debug)]
 pub struct Cloudbeds {
-    url_token: Secret,
+    token: UrlToken,
 }
 
-impl Cloudbeds {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for Cloudbeds {
+    const ID: &'static str = "cloudbeds";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] = &["url_token"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            url_token: crate::source::require_url_token(settings).map_err(|e| vec![e])?,
+            token: UrlToken::from_settings(settings).map_err(|e| vec![e])?,
         })
     }
 
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        check_url_token(request, &self.url_token)
+    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
+        self.token.verify(request)?;
+        Ok(Checked::new(request))
     }
 
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
-        crate::source::with_url_token(request, &self.url_token)
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        normalize(verified.request(), origin).map(Normalization::accepted)
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        self.token.sign(request)
     }
 }
 
@@ -69,8 +78,7 @@ pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let payload: Value =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let payload: Value = crate::json::parse(request.body)?;
     let event = field_ci(&payload, "event");
     let property = id(&payload, "propertyID");
     let reservation = id(&payload, "reservationID");

@@ -36,6 +36,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -44,20 +45,12 @@ use crate::auth::{
 };
 use crate::event::{Attributes, EventType, Origin, delivery_label, hashed_key};
 use crate::json::text_of;
-use crate::signing::Algorithm;
-use crate::source::{
-    Endpoint, HmacSettings, Normalized, SettingError, Signed, SourceSettings, ToSign,
+use crate::provider::{
+    Checked, Endpoint, Normalization, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
+use crate::settings::{HmacSettings, SettingError, SourceSettings, require_secrets};
+use crate::signing::Algorithm;
 use crate::{Rejection, Request, Secret, generic};
-
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings an `hmac` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "hmac", "tolerance", "event_types", "public_url"];
 
 /// One piece of the signed text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,12 +79,16 @@ pub struct GenericHmac {
     event_types: Vec<(String, EventType)>,
 }
 
-impl GenericHmac {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for GenericHmac {
+    const ID: &'static str = "hmac";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] =
+        &["secrets", "hmac", "tolerance", "event_types", "public_url"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         let mut errors = Vec::new();
-        let secrets = crate::source::require_secrets(settings)
-            .map_err(|e| errors.push(e))
-            .ok();
+        let secrets = require_secrets(settings).map_err(|e| errors.push(e)).ok();
         let Some(hmac) = &settings.hmac else {
             return Err(vec![SettingError::new(
                 "hmac",
@@ -175,11 +172,7 @@ impl GenericHmac {
         })
     }
 
-    pub(crate) fn verify(
-        &self,
-        request: &Request<'_>,
-        now: jiff::Timestamp,
-    ) -> Result<(), Rejection> {
+    fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {
         // `check_template` guarantees a configured timestamp is signed; its window comes
         // before any MAC, so a stale request costs no hashing.
         let timestamp = match &self.timestamp_header {
@@ -198,76 +191,17 @@ impl GenericHmac {
             request.body,
             &url,
         );
-        self.mac.verify(request, &self.secrets, &parts)
+        self.mac.verify(request, &self.secrets, &parts)?;
+        Ok(Checked::new(request))
     }
 
-    /// The `{id}` header, when the template signs it: present once, non-empty, visible ASCII,
-    /// and free of the literal characters around `{id}`, so that the signed text splits one
-    /// way only.
-    fn signed_id<'a>(&self, request: &Request<'a>) -> Result<Option<&'a [u8]>, Rejection> {
-        let Some(name) = self.id_header.as_ref().filter(|_| self.signs_id()) else {
-            return Ok(None);
-        };
-        let id = required_header(request, Cow::Owned(name.clone()))?;
-        let allowed = |b: &u8| b.is_ascii_graphic() && !self.id_fence.contains(b);
-        if id.is_empty() || !id.iter().all(allowed) {
-            return Err(Rejection::MalformedSignature(Cow::Owned(name.clone())));
-        }
-        Ok(Some(id))
-    }
-
-    fn signs_id(&self) -> bool {
-        self.template.contains(&Piece::Id)
-    }
-
-    /// The signed pieces, in template order.
-    fn parts<'a>(
-        &'a self,
-        id: &'a [u8],
-        timestamp: &'a [u8],
-        body: &'a [u8],
-        url: &'a str,
-    ) -> Vec<&'a [u8]> {
-        self.template
-            .iter()
-            .map(|piece| match piece {
-                Piece::Literal(text) => text.as_bytes(),
-                Piece::Id => id,
-                Piece::Timestamp => timestamp,
-                Piece::Body => body,
-                Piece::Url => url.as_bytes(),
-            })
-            .collect()
-    }
-
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
-        let id = format!("evt_{}", &hex::encode(Sha256::digest(request.body))[..24]);
-        let timestamp = request.now.as_second().to_string();
-        let url = self.url(request.path, request.query);
-        let parts = self.parts(id.as_bytes(), timestamp.as_bytes(), request.body, &url);
-        let mut headers = vec![(
-            self.mac.name.to_string(),
-            self.mac.sign(&self.secrets[0], &parts),
-        )];
-        if let Some(name) = &self.id_header {
-            headers.push((name.clone(), id));
-        }
-        if let Some(name) = &self.timestamp_header {
-            headers.push((name.clone(), timestamp));
-        }
-        Signed {
-            query: request.query.map(str::to_owned),
-            headers,
-        }
-    }
-
-    pub(crate) fn normalize(
+    fn normalize(
         &self,
-        request: &Request<'_>,
+        verified: Checked<'_>,
         origin: &Origin<'_>,
-    ) -> Result<Vec<Normalized>, Rejection> {
-        let payload: Value =
-            serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    ) -> Result<Normalization, Rejection> {
+        let request = verified.request();
+        let payload: Value = crate::json::parse(request.body)?;
         let pointed = |pointer: &Option<String>| {
             pointer
                 .as_ref()
@@ -305,7 +239,71 @@ impl GenericHmac {
             delivery_id,
         };
         let body = generic::body_for(&self.event_types, vendor_type.as_deref(), payload);
-        Ok(vec![origin.event(attributes, body).into()])
+        Ok(Normalization::accepted(vec![
+            origin.event(attributes, body).into(),
+        ]))
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let id = format!("evt_{}", &hex::encode(Sha256::digest(request.body))[..24]);
+        let timestamp = request.now.as_second().to_string();
+        let url = self.url(request.path, request.query);
+        let parts = self.parts(id.as_bytes(), timestamp.as_bytes(), request.body, &url);
+        let mut headers = vec![(
+            self.mac.name.to_string(),
+            self.mac.sign(&self.secrets[0], &parts),
+        )];
+        if let Some(name) = &self.id_header {
+            headers.push((name.clone(), id));
+        }
+        if let Some(name) = &self.timestamp_header {
+            headers.push((name.clone(), timestamp));
+        }
+        Signed {
+            query: request.query.map(str::to_owned),
+            headers,
+        }
+    }
+}
+
+impl GenericHmac {
+    /// The `{id}` header, when the template signs it: present once, non-empty, visible ASCII,
+    /// and free of the literal characters around `{id}`, so that the signed text splits one
+    /// way only.
+    fn signed_id<'a>(&self, request: &Request<'a>) -> Result<Option<&'a [u8]>, Rejection> {
+        let Some(name) = self.id_header.as_ref().filter(|_| self.signs_id()) else {
+            return Ok(None);
+        };
+        let id = required_header(request, Cow::Owned(name.clone()))?;
+        let allowed = |b: &u8| b.is_ascii_graphic() && !self.id_fence.contains(b);
+        if id.is_empty() || !id.iter().all(allowed) {
+            return Err(Rejection::MalformedSignature(Cow::Owned(name.clone())));
+        }
+        Ok(Some(id))
+    }
+
+    fn signs_id(&self) -> bool {
+        self.template.contains(&Piece::Id)
+    }
+
+    /// The signed pieces, in template order.
+    fn parts<'a>(
+        &'a self,
+        id: &'a [u8],
+        timestamp: &'a [u8],
+        body: &'a [u8],
+        url: &'a str,
+    ) -> Vec<&'a [u8]> {
+        self.template
+            .iter()
+            .map(|piece| match piece {
+                Piece::Literal(text) => text.as_bytes(),
+                Piece::Id => id,
+                Piece::Timestamp => timestamp,
+                Piece::Body => body,
+                Piece::Url => url.as_bytes(),
+            })
+            .collect()
     }
 
     /// `sha256:` of the signed content with the timestamp left out: every retry of one

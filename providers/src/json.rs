@@ -173,7 +173,14 @@ pub fn strip_credentials(value: &mut Value) {
 /// does not apply. One rule for every provider: deeper is malformed.
 pub const MAX_DEPTH: usize = 128;
 
-/// Parses a body as raw JSON, refusing nesting deeper than [`MAX_DEPTH`].
+/// A JSON body as `T`; a body that does not parse is `malformed_body` (serde_json refuses
+/// nesting deeper than [`MAX_DEPTH`] itself).
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, crate::Rejection> {
+    serde_json::from_slice(body).map_err(|e| crate::Rejection::malformed("JSON", e))
+}
+
+/// The body as raw JSON, refusing nesting deeper than [`MAX_DEPTH`] (which a `RawValue` does
+/// not check).
 pub fn parse_raw(body: &[u8]) -> Result<&RawValue, crate::Rejection> {
     if !depth_within(body, MAX_DEPTH) {
         return Err(crate::Rejection::malformed(

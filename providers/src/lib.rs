@@ -8,25 +8,29 @@
 //!
 //! # Layout
 //!
+//! - [`provider`]: the [`WebhookProvider`] trait every provider implements, and what crosses
+//!   it (routes, a verified request, normalized events and the reply, signed headers).
+//! - [`source`]: the closed list of providers (one line each), which generates the
+//!   [`Provider`] enum and the dispatch of a configured [`Source`].
+//! - [`settings`]: a source's settings and the problems a provider finds in them.
 //! - [`event`]: the canonical event (CloudEvents 1.0) and its typed `data`.
 //! - [`request`]: the borrowed view of an inbound HTTP request that providers read.
 //! - [`reply`]: the answer a provider expects on success.
 //! - [`rejection`]: why a request was refused, one variant per reason.
 //! - [`secret`]: a secret string whose `Debug` never shows it.
 //! - [`signing`]: HMAC and constant-time helpers shared by the verifiers.
-//! - [`auth`]: the authentication pieces providers share (MAC headers, timestamp windows,
-//!   URL tokens, shared secrets).
+//! - [`auth`]: the authentication pieces providers share (a body MAC in a header, a URL
+//!   token, timestamp windows, shared secrets).
 //! - [`json`]: exact, lenient reading of vendor JSON (ids, money, times, casing).
-//! - [`source`]: the closed [`Provider`] enum and [`Source`], which dispatches by `match`.
-//! - one module per provider ([`meta`], [`twilio`], [`oracle_ohip`], …), each with the same shape: a config
-//!   struct, `verify`, `normalize`, private wire structs and the provider's own signer.
+//! - one module per provider ([`meta`], [`twilio`], [`oracle_ohip`], …), each with the same
+//!   shape: a struct implementing [`WebhookProvider`], private wire structs, its signer.
 //!
 //! # Pipeline contract
 //!
-//! The server calls, in this order and only in this order: [`Source::handshake`] (protocol
-//! requests such as Meta's `hub.challenge`, answered without events), then [`Source::verify`]
-//! over the raw bytes, then [`Source::normalize`], then stores the events, then answers with
-//! [`Source::reply`]. `normalize` is never called on a request that failed `verify`.
+//! The server calls, in this order: [`Source::handshake`] (protocol requests such as Meta's
+//! `hub.challenge`, answered without events), then [`Source::verify`] over the raw bytes, then
+//! [`Source::normalize`] with the [`Verified`] request that `verify` returned (nothing else
+//! can be normalized), then stores the events, then answers with the normalization's reply.
 
 pub mod auth;
 pub mod cloudbeds;
@@ -39,12 +43,14 @@ pub mod mews;
 pub mod oracle_ohip;
 pub mod pms;
 pub mod pms_web_api;
+pub mod provider;
 pub mod rejection;
 pub mod reply;
 pub mod request;
 pub mod reservekit;
 pub mod roostsync;
 pub mod secret;
+pub mod settings;
 pub mod signing;
 pub mod source;
 pub mod standard_webhooks;
@@ -56,8 +62,10 @@ mod form;
 mod testing;
 
 pub use event::{Event, EventBody, EventType};
+pub use provider::{Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider};
 pub use rejection::Rejection;
 pub use reply::Reply;
 pub use request::Request;
 pub use secret::Secret;
-pub use source::{Endpoint, Normalized, Provider, Source, SourceSettings};
+pub use settings::{HmacSettings, SettingError, SourceSettings};
+pub use source::{Provider, Source, Verified};

@@ -19,28 +19,28 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::auth::{BodyMac, MacHeader};
 use crate::event::{
     Attributes, Channel, Contact, ContactPhone, DeliveryStatus, EventBody, Location, Media,
     MessageData, MessageKind, MessageStatusData, Origin, ProviderError, Reaction, RepliedTo,
     Selection, SelectionKind, UnknownData, hashed_key,
 };
 use crate::json::Scalar;
-use crate::request::HeaderValue;
-use crate::signing::{Algorithm, decode_hex, hmac, hmac_matches, tokens_match};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::provider::{
+    Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings};
+use crate::signing::tokens_match;
 use crate::{Rejection, Reply, Request, Secret, form};
 
 /// The one route: GET for the handshake, POST for deliveries.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
+const ENDPOINTS: &[Endpoint] = &[Endpoint {
     suffix: "",
     methods: &[http::Method::GET, http::Method::POST],
 }];
 
-/// The settings a `meta` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "verify_token"];
-
-const SIGNATURE_HEADER: &str = "x-hub-signature-256";
-const SIGNATURE_PREFIX: &[u8] = b"sha256=";
+/// `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw body)>`.
+const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-hub-signature-256", "sha256=");
 /// Meta documents the challenge as an integer; anything longer than this is not one.
 const MAX_CHALLENGE_LEN: usize = 256;
 
@@ -48,14 +48,19 @@ const MAX_CHALLENGE_LEN: usize = 256;
 #[derive(Debug)]
 pub struct Meta {
     /// App secrets; several during rotation.
-    secrets: Vec<Secret>,
+    mac: BodyMac,
     /// Without one, every handshake is refused.
     verify_token: Option<Secret>,
 }
 
-impl Meta {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let secrets = crate::source::require_secrets(settings).map_err(|e| vec![e])?;
+impl WebhookProvider for Meta {
+    const ID: &'static str = "meta";
+    const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "verify_token"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        let mac = BodyMac::from_settings(SIGNATURE, settings).map_err(|e| vec![e])?;
         if let Some(token) = &settings.verify_token
             && token.expose().is_empty()
         {
@@ -65,13 +70,13 @@ impl Meta {
             )]);
         }
         Ok(Self {
-            secrets,
+            mac,
             verify_token: settings.verify_token.clone(),
         })
     }
 
     /// The GET subscription handshake.
-    pub(crate) fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+    fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
         if request.method != http::Method::GET {
             return None;
         }
@@ -110,51 +115,28 @@ impl Meta {
     }
 
     /// `X-Hub-Signature-256` over the raw body, against every configured secret.
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        let value = match request.single_header(SIGNATURE_HEADER) {
-            HeaderValue::Missing => {
-                return Err(Rejection::MissingSignature(SIGNATURE_HEADER.into()));
-            }
-            HeaderValue::Repeated => {
-                return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER.into()));
-            }
-            HeaderValue::One(value) => value,
-        };
-        let tag = value
-            .strip_prefix(SIGNATURE_PREFIX)
-            .and_then(|hex| decode_hex(hex, Algorithm::Sha256.output_len()))
-            .ok_or_else(|| Rejection::MalformedSignature(SIGNATURE_HEADER.into()))?;
-        let matched = self.secrets.iter().any(|secret| {
-            hmac_matches(
-                Algorithm::Sha256,
-                secret.expose().as_bytes(),
-                &[request.body],
-                &tag,
-            )
-        });
-        if matched {
-            Ok(())
-        } else {
-            Err(Rejection::SignatureMismatch)
-        }
+    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
+        self.mac.verify(request)?;
+        Ok(Checked::new(request))
+    }
+
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        normalize(verified.request(), origin).map(Normalization::accepted)
     }
 
     /// Signs a body as Meta does, with the first secret.
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
-        Signed {
-            query: request.query.map(str::to_owned),
-            headers: vec![(
-                "X-Hub-Signature-256".into(),
-                signature(&self.secrets[0], request.body),
-            )],
-        }
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        self.mac.sign(request)
     }
 }
 
 /// The `X-Hub-Signature-256` value Meta sends for `body`.
 pub fn signature(secret: &Secret, body: &[u8]) -> String {
-    let mac = hmac(Algorithm::Sha256, secret.expose().as_bytes(), &[body]);
-    format!("sha256={}", hex::encode(mac))
+    SIGNATURE.sign(secret, &[body])
 }
 
 /// Splits a verified delivery into one event per message, per status, and per change that

@@ -20,7 +20,8 @@
 //!   recognised: the key hashes the whole body and the entry's position.
 //! - Integration `{Action, Data}` → `integration.changed`. `Data` holds the integration's
 //!   `AccessToken` or a new `ApiKey`: credentials are removed before anything is kept.
-//! - POS `{data:{id, type, attributes:{…, updatedAt}}, meta:{eventType}}`. The POS documentation
+//! - POS `{data:{id, type, attributes:{…, updatedAt}}, meta:{eventType}}` (in `pos.rs`; the
+//!   Connector shapes are in `connector.rs`). The POS documentation
 //!   renamed `meta.event_type` to `meta.eventType` in 2025; both are read. Only
 //!   `order.status.updated` is modelled: `booking.status.updated` is about restaurant tables,
 //!   not hotel reservations, and the other POS events have no canonical type.
@@ -33,27 +34,22 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::auth::{Encoding, MacHeader, check_url_token};
-use crate::event::{
-    Attributes, Channel, EventBody, GuestData, IntegrationData, MessageData, OrderData, Origin,
-    PaymentData, ReservationData, RoomData, UnknownData, hashed_key,
-};
+use crate::auth::{BodyMac, Encoding, MacHeader, UrlToken};
+use crate::event::{Attributes, EventBody, Origin, UnknownData, hashed_key};
 use crate::json::{field, strip_credentials};
+use crate::provider::{
+    Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
+};
 use crate::request::HeaderValue;
+use crate::settings::{SettingError, SourceSettings};
 use crate::signing::Algorithm;
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
-use crate::{Rejection, Request, Secret};
+use crate::{Rejection, Request};
 
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings a `mews` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["url_token", "secrets"];
+mod connector;
+mod pos;
 
 /// The dedupe window when the source sets none. Mews notifications carry no id or time, so two
 /// real changes of one customer minutes apart produce identical bodies; remembering keys for a
@@ -72,67 +68,102 @@ const POS_SIGNATURE: MacHeader = MacHeader {
 /// A configured Mews source.
 #[derive(Debug)]
 pub struct Mews {
-    url_token: Option<Secret>,
-    /// POS webhook secrets; empty when only Connector webhooks are expected.
-    secrets: Vec<Secret>,
+    /// Connector webhooks; absent when only POS webhooks are expected.
+    token: Option<UrlToken>,
+    /// POS webhooks; absent when only Connector webhooks are expected.
+    pos: Option<BodyMac>,
 }
 
-impl Mews {
+/// A verified Mews request, and how it was authenticated.
+#[derive(Debug)]
+pub struct Verified<'a> {
+    request: Request<'a>,
+    /// By a valid `X-Signature` (POS), rather than by the URL token alone.
+    signed: bool,
+}
+
+impl WebhookProvider for Mews {
+    const ID: &'static str = "mews";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] = &["url_token", "secrets"];
+    const DEFAULT_DEDUPE_TTL: Option<Duration> = Some(DEFAULT_DEDUPE_TTL);
+    type Verified<'a> = Verified<'a>;
+
     /// Either setting may be absent (a source for Connector or for POS webhooks only), not
     /// both; whatever is set must be valid, and every problem is reported at once.
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         if settings.url_token.is_none() && settings.secrets.is_empty() {
             return Err(vec![SettingError::new(
                 "url_token",
                 "required (Connector webhooks), unless `secrets` are set for POS webhooks",
             )]);
         }
-        let url_token = settings
+        let token = settings
             .url_token
             .as_ref()
-            .map(|_| crate::source::require_url_token(settings))
+            .map(|_| UrlToken::from_settings(settings))
             .transpose();
-        let secrets = if settings.secrets.is_empty() {
-            Ok(Vec::new())
+        let pos = if settings.secrets.is_empty() {
+            Ok(None)
         } else {
-            crate::source::require_secrets(settings)
+            BodyMac::from_settings(POS_SIGNATURE, settings).map(Some)
         };
-        match (url_token, secrets) {
-            (Ok(url_token), Ok(secrets)) => Ok(Self { url_token, secrets }),
-            (url_token, secrets) => Err(url_token.err().into_iter().chain(secrets.err()).collect()),
+        match (token, pos) {
+            (Ok(token), Ok(pos)) => Ok(Self { token, pos }),
+            (token, pos) => Err(token.err().into_iter().chain(pos.err()).collect()),
         }
     }
 
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        match request.single_header(POS_SIGNATURE_NAME) {
-            HeaderValue::Missing => match &self.url_token {
-                Some(token) => check_url_token(request, token),
-                None => Err(Rejection::MissingSignature(POS_SIGNATURE_NAME.into())),
-            },
+    fn verify<'a>(
+        &self,
+        request: &Request<'a>,
+        _now: Timestamp,
+    ) -> Result<Verified<'a>, Rejection> {
+        let signed = match (
+            request.single_header(POS_SIGNATURE_NAME),
+            &self.token,
+            &self.pos,
+        ) {
+            (HeaderValue::Missing, Some(token), _) => {
+                token.verify(request)?;
+                false
+            }
+            (HeaderValue::Missing, None, _) => {
+                return Err(Rejection::MissingSignature(POS_SIGNATURE_NAME.into()));
+            }
             // A POS signature this source has no secret for cannot verify, and the URL token
             // is no substitute for it.
-            _ if self.secrets.is_empty() => Err(Rejection::SignatureMismatch),
-            _ => POS_SIGNATURE.verify(request, &self.secrets, &[request.body]),
-        }
+            (_, _, None) => return Err(Rejection::SignatureMismatch),
+            (_, _, Some(pos)) => {
+                pos.verify(request)?;
+                true
+            }
+        };
+        Ok(Verified {
+            request: *request,
+            signed,
+        })
+    }
+
+    fn normalize(
+        &self,
+        verified: Verified<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        normalize(&verified.request, verified.signed, origin).map(Normalization::accepted)
     }
 
     /// Signs as Mews would: a POS payload with an `X-Signature` from the first POS secret,
     /// anything else with the URL token (Connector webhooks); whichever the source has when it
     /// has only one.
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         let pos = serde_json::from_slice::<Value>(request.body)
             .ok()
             .is_some_and(|payload| shape(&payload) == Shape::Pos);
-        match (&self.url_token, self.secrets.first()) {
-            (Some(token), None) => crate::source::with_url_token(request, token),
-            (Some(token), Some(_)) if !pos => crate::source::with_url_token(request, token),
-            (_, Some(secret)) => Signed {
-                query: request.query.map(str::to_owned),
-                headers: vec![(
-                    "X-Signature".into(),
-                    POS_SIGNATURE.sign(secret, &[request.body]),
-                )],
-            },
+        match (&self.token, &self.pos) {
+            (Some(token), None) => token.sign(request),
+            (Some(token), Some(_)) if !pos => token.sign(request),
+            (_, Some(mac)) => mac.sign(request),
             (None, None) => Signed::default(),
         }
     }
@@ -158,7 +189,7 @@ fn shape(payload: &Value) -> Shape {
         Shape::Integration
     } else if payload
         .get("meta")
-        .and_then(|m| field(m, POS_EVENT_TYPE))
+        .and_then(|m| field(m, pos::POS_EVENT_TYPE))
         .is_some()
     {
         Shape::Pos
@@ -167,12 +198,13 @@ fn shape(payload: &Value) -> Shape {
     }
 }
 
+/// The events of a request; `signed` says whether a POS signature authenticated it.
 pub(crate) fn normalize(
     request: &Request<'_>,
+    signed: bool,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let payload: Value =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let payload: Value = crate::json::parse(request.body)?;
     match shape(&payload) {
         Shape::General => {
             let entries = payload["Events"]
@@ -186,13 +218,13 @@ pub(crate) fn normalize(
                 .iter()
                 .enumerate()
                 .map(|(index, entry)| {
-                    general_event(entry, index, &body_key, enterprise.clone(), origin)
+                    connector::general_event(entry, index, &body_key, enterprise.clone(), origin)
                 })
                 .collect());
         }
         Shape::Integration => {
             let action = field(&payload, &["Action"]).unwrap_or_default();
-            return Ok(vec![integration_event(
+            return Ok(vec![connector::integration_event(
                 &action,
                 &payload,
                 request.body,
@@ -202,15 +234,20 @@ pub(crate) fn normalize(
         Shape::Pos => {
             // Mews signs POS webhooks; a POS payload that came with the URL token alone is
             // not Mews's, and must not be stored (its key would make the genuine, signed event
-            // look like a duplicate). verify() has checked any `X-Signature` that is present.
-            if request.single_header(POS_SIGNATURE_NAME) == HeaderValue::Missing {
+            // look like a duplicate).
+            if !signed {
                 return Err(Rejection::SignatureRequired("Mews POS webhook"));
             }
             let event_type = payload
                 .get("meta")
-                .and_then(|m| field(m, POS_EVENT_TYPE))
+                .and_then(|m| field(m, pos::POS_EVENT_TYPE))
                 .unwrap_or_default();
-            return Ok(vec![pos_event(&event_type, &payload, request.body, origin)]);
+            return Ok(vec![pos::pos_event(
+                &event_type,
+                &payload,
+                request.body,
+                origin,
+            )]);
         }
         Shape::Other => {}
     }
@@ -227,167 +264,6 @@ pub(crate) fn normalize(
     Ok(vec![
         origin.event(attributes, EventBody::Unknown(data)).into(),
     ])
-}
-
-fn general_event(
-    entry: &Value,
-    index: usize,
-    body_key: &str,
-    enterprise: Option<String>,
-    origin: &Origin<'_>,
-) -> Normalized {
-    let discriminator = field(entry, &["Discriminator"]);
-    let id = entry.get("Value").and_then(|v| field(v, &["Id"]));
-    let attributes = Attributes {
-        key: hashed_key(format!("{body_key}\0{index}").as_bytes()),
-        subject: id.clone(),
-        time: None,
-        provider_event_type: discriminator.clone(),
-        property_id: enterprise,
-        delivery_id: None,
-    };
-    let body = match discriminator.as_deref() {
-        Some("ServiceOrderUpdated") => EventBody::ReservationUpdated(ReservationData {
-            reservation_id: id,
-            ..ReservationData::default()
-        }),
-        Some("CustomerAdded") => EventBody::GuestCreated(GuestData {
-            guest_id: id,
-            ..GuestData::default()
-        }),
-        Some("CustomerUpdated") => EventBody::GuestUpdated(GuestData {
-            guest_id: id,
-            ..GuestData::default()
-        }),
-        Some("ResourceUpdated") => EventBody::RoomStatusChanged(RoomData {
-            room_id: id,
-            ..RoomData::default()
-        }),
-        Some("PaymentUpdated") => EventBody::PaymentReceived(PaymentData {
-            payment_id: id,
-            ..PaymentData::default()
-        }),
-        Some("MessageAdded") if id.is_some() => EventBody::MessageReceived(MessageData {
-            channel: Channel::Pms,
-            message_id: id.unwrap_or_default(),
-            from: None,
-            to: None,
-            profile_name: None,
-            kind: None,
-            text: None,
-            media: Vec::new(),
-            location: None,
-            contacts: Vec::new(),
-            selection: None,
-            reaction: None,
-            replied_to: None,
-            account_id: None,
-        }),
-        other => {
-            let mut raw = entry.clone();
-            strip_credentials(&mut raw);
-            EventBody::Unknown(UnknownData {
-                reason: match other {
-                    Some(other) => format!("Mews event `{other}` is not modelled"),
-                    None => "a Mews event entry needs `Discriminator`".to_owned(),
-                },
-                raw,
-            })
-        }
-    };
-    origin.event(attributes, body).into()
-}
-
-fn integration_event(
-    action: &str,
-    payload: &Value,
-    body: &[u8],
-    origin: &Origin<'_>,
-) -> Normalized {
-    let data = payload.get("Data").cloned().unwrap_or(Value::Null);
-    let mut raw = data.clone();
-    strip_credentials(&mut raw);
-    let attributes = Attributes {
-        // The body holds a credential; its hash reveals nothing of it.
-        key: hashed_key(body),
-        subject: data
-            .pointer("/Integration/Id")
-            .and_then(crate::json::text_of),
-        time: data
-            .get("CreatedUtc")
-            .or_else(|| data.get("DeletedUtc"))
-            .and_then(crate::json::time),
-        provider_event_type: Some(action.to_owned()),
-        property_id: data
-            .pointer("/Enterprise/Id")
-            .and_then(crate::json::text_of),
-        delivery_id: None,
-    };
-    let event = EventBody::IntegrationChanged(IntegrationData {
-        action: Some(action.to_owned()),
-        integration_id: data
-            .pointer("/Integration/Id")
-            .and_then(crate::json::text_of),
-        integration_name: data
-            .pointer("/Integration/Name")
-            .and_then(crate::json::text_of),
-        enterprise_id: data
-            .pointer("/Enterprise/Id")
-            .and_then(crate::json::text_of),
-        enabled: data.get("IsEnabled").and_then(Value::as_bool),
-        detail: None,
-        raw: Some(raw),
-    });
-    origin.event(attributes, event).into()
-}
-
-/// Where a POS message names its event type: the current documentation's `eventType`, then the
-/// `event_type` of its earlier revisions.
-const POS_EVENT_TYPE: &[&str] = &["eventType", "event_type"];
-
-fn pos_event(event_type: &str, payload: &Value, body: &[u8], origin: &Origin<'_>) -> Normalized {
-    let data = payload.get("data").filter(|d| d.is_object());
-    let id = data.and_then(|d| field(d, &["id"]));
-    let attributes_json = data
-        .and_then(|d| d.get("attributes"))
-        .filter(|a| a.is_object());
-    let updated = attributes_json.and_then(|a| field(a, &["updatedAt"]));
-    let key = match (&id, &updated) {
-        // The event type, the entity and the moment it changed: a redelivery is a duplicate; the
-        // next change of the same order, or another event type about it, is not.
-        (Some(id), Some(updated)) => {
-            hashed_key(format!("{event_type}\0{id}\0{updated}").as_bytes())
-        }
-        // Without both, only the exact bytes identify the message.
-        _ => hashed_key(body),
-    };
-    let attributes = Attributes {
-        key,
-        subject: id.clone(),
-        time: attributes_json
-            .and_then(|a| a.get("updatedAt"))
-            .and_then(crate::json::time),
-        provider_event_type: Some(event_type.to_owned()),
-        property_id: None,
-        delivery_id: None,
-    };
-    let unknown = |reason: String| {
-        let mut raw = payload.clone();
-        strip_credentials(&mut raw);
-        EventBody::Unknown(UnknownData { reason, raw })
-    };
-    let body = match (event_type, &id) {
-        ("order.status.updated", Some(_)) => EventBody::OrderUpdated(OrderData {
-            order_id: id,
-            status: attributes_json.and_then(|a| field(a, &["status"])),
-            ..OrderData::default()
-        }),
-        ("order.status.updated", None) => {
-            unknown("a Mews POS `order.status.updated` needs `data.id`".to_owned())
-        }
-        (other, _) => unknown(format!("Mews POS event `{other}` is not modelled")),
-    };
-    origin.event(attributes, body).into()
 }
 
 #[cfg(test)]

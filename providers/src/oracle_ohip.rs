@@ -26,14 +26,18 @@ use crate::event::{
     Attributes, EventBody, GuestRef, GuestRequestData, HousekeepingData, MaintenanceData, Origin,
     ReservationData, RoomData, RoomStatus, UnknownData, hashed_key,
 };
-use crate::json::{field, time};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::json::{field, parse, time};
+use crate::provider::{
+    Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings, require_secrets};
 use crate::{Rejection, Reply, Request, Secret};
+use jiff::Timestamp;
 
 const POST: &[http::Method] = &[http::Method::POST];
 
 /// The four routes of the guide.
-pub const ENDPOINTS: &[Endpoint] = &[
+const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         suffix: "/reservations",
         methods: POST,
@@ -52,9 +56,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
-/// The settings an `oracle_ohip` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "tolerance"];
-
 const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-oracle-signature", "sha256=");
 const TIMESTAMP_HEADER: &str = "x-oracle-timestamp";
 
@@ -65,10 +66,15 @@ pub struct OracleOhip {
     tolerance: Duration,
 }
 
-impl OracleOhip {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for OracleOhip {
+    const ID: &'static str = "oracle_ohip";
+    const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "tolerance"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            secrets: crate::source::require_secrets(settings).map_err(|e| vec![e])?,
+            secrets: require_secrets(settings).map_err(|e| vec![e])?,
             tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
         })
     }
@@ -76,36 +82,44 @@ impl OracleOhip {
     /// The window, then the signature over `timestamp.body`: a stale request is refused before
     /// any MAC is computed (so a forged stale one is `stale_timestamp` too; the timestamp is
     /// the caller's own input, and the answer says nothing about the secret).
-    pub(crate) fn verify(
-        &self,
-        request: &Request<'_>,
-        now: jiff::Timestamp,
-    ) -> Result<(), Rejection> {
+    fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {
         let (seconds, timestamp) = timestamp_header(request, TIMESTAMP_HEADER.into())?;
         // The window before the MAC: a stale request costs no hashing.
         check_window(seconds, now, self.tolerance)?;
-        SIGNATURE.verify(request, &self.secrets, &[timestamp, b".", request.body])
+        SIGNATURE.verify(request, &self.secrets, &[timestamp, b".", request.body])?;
+        Ok(Checked::new(request))
     }
 
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+    /// One event, and the guide's answer naming it.
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        let payload: Value = parse(verified.request().body)?;
+        let reply = reply(&payload);
+        let events = normalize_payload(verified.request(), payload, origin);
+        Ok(Normalization { events, reply })
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         let timestamp = request.now.as_second().to_string();
         let signature = SIGNATURE.sign(
             &self.secrets[0],
             &[timestamp.as_bytes(), b".", request.body],
         );
-        Signed {
-            query: request.query.map(str::to_owned),
-            headers: vec![
+        Signed::headers(
+            request,
+            vec![
                 ("x-oracle-timestamp".into(), timestamp),
                 ("x-oracle-signature".into(), signature),
             ],
-        }
+        )
     }
 }
 
 /// The guide's answer, naming the event that was processed, members in the guide's order.
-pub(crate) fn reply(request: &Request<'_>) -> Reply {
-    let payload: Value = serde_json::from_slice(request.body).unwrap_or(Value::Null);
+fn reply(payload: &Value) -> Reply {
     let pick = |name: &str| {
         payload
             .get(name)
@@ -124,12 +138,20 @@ pub(crate) fn reply(request: &Request<'_>) -> Reply {
     }
 }
 
+/// The events of a request (the tests' entry point).
+#[cfg(test)]
 pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let payload: Value =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    Ok(normalize_payload(request, parse(request.body)?, origin))
+}
+
+fn normalize_payload(
+    request: &Request<'_>,
+    payload: Value,
+    origin: &Origin<'_>,
+) -> Vec<Normalized> {
     let event_type = field(&payload, &["eventType"]);
     let event_id = field(&payload, &["eventId"]);
     let (Some(event_type), Some(event_id)) = (event_type, event_id) else {
@@ -143,9 +165,7 @@ pub(crate) fn normalize(
             reason: "an Oracle event needs `eventType` and `eventId`".to_owned(),
             raw: payload,
         };
-        return Ok(vec![
-            origin.event(attributes, EventBody::Unknown(data)).into(),
-        ]);
+        return vec![origin.event(attributes, EventBody::Unknown(data)).into()];
     };
     let attributes = Attributes {
         key: event_id,
@@ -156,7 +176,7 @@ pub(crate) fn normalize(
         delivery_id: None,
     };
     let body = body_for(&event_type, payload);
-    Ok(vec![origin.event(attributes, body).into()])
+    vec![origin.event(attributes, body).into()]
 }
 
 /// The canonical event for one Oracle event type.

@@ -11,6 +11,7 @@
 //! again within the dedupe window is the same notification. `/events` carries
 //! `{type, source, timestamp, data}`; its key hashes the type, the timestamp and the data.
 
+use jiff::Timestamp;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -20,13 +21,16 @@ use crate::event::{
     RoomStatus, UnknownData, hashed_key,
 };
 use crate::json::{canonical, count, field, money, raw_member, time, value_of};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
+use crate::provider::{
+    Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings, require_secrets};
 use crate::{Rejection, Request, Secret};
 
 const POST: &[http::Method] = &[http::Method::POST];
 
 /// The seed's three routes.
-pub const ENDPOINTS: &[Endpoint] = &[
+const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         suffix: "/guests",
         methods: POST,
@@ -41,9 +45,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
-/// The settings a `pms` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "insecure_allow_unsigned"];
-
 /// A configured generic PMS source.
 #[derive(Debug)]
 pub struct Pms {
@@ -51,8 +52,13 @@ pub struct Pms {
     secrets: Vec<Secret>,
 }
 
-impl Pms {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for Pms {
+    const ID: &'static str = "pms";
+    const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "insecure_allow_unsigned"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         match (
             settings.secrets.is_empty(),
             settings.insecure_allow_unsigned,
@@ -65,7 +71,7 @@ impl Pms {
                 "cannot be combined with secrets: remove one of them",
             )]),
             (_, false) => Ok(Self {
-                secrets: crate::source::require_secrets(settings).map_err(|e| {
+                secrets: require_secrets(settings).map_err(|e| {
                     vec![SettingError::new(
                         e.key,
                         format!(
@@ -79,26 +85,34 @@ impl Pms {
     }
 
     /// Whether requests without a secret are accepted.
-    pub fn allows_unsigned(&self) -> bool {
+    fn allows_unsigned(&self) -> bool {
         self.secrets.is_empty()
     }
 
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
         if self.allows_unsigned() {
-            return Ok(());
+            return Ok(Checked::new(request));
         }
         let header = shared_secret_in_header(request, "x-webhook-secret", None, &self.secrets);
         let bearer =
             shared_secret_in_header(request, "authorization", Some("Bearer"), &self.secrets);
         match (header, bearer) {
             // Whichever is sent must be right; sending a wrong one beside a right one is refused.
-            (Some(true), None | Some(true)) | (None, Some(true)) => Ok(()),
+            (Some(true), None | Some(true)) | (None, Some(true)) => Ok(Checked::new(request)),
             (None, None) => Err(Rejection::MissingSignature("x-webhook-secret".into())),
             _ => Err(Rejection::BadSharedSecret),
         }
     }
 
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        normalize(verified.request(), origin).map(Normalization::accepted)
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         Signed {
             query: request.query.map(str::to_owned),
             headers: self

@@ -11,53 +11,56 @@
 //! `integration.changed`. The seed names no event id ("use event ID or timestamp"), so the key
 //! is a hash of the event name, its timestamp and its data.
 
+use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::auth::MacHeader;
+use crate::auth::{BodyMac, MacHeader};
 use crate::event::{
     Attributes, EventBody, GuestData, IntegrationData, Origin, ReservationData, UnknownData,
     hashed_key,
 };
 use crate::json::{canonical, field, time};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
-use crate::{Rejection, Request, Secret};
-
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings a `pms_web_api` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets"];
+use crate::provider::{
+    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings};
+use crate::{Rejection, Request};
 
 const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-webhook-signature", "");
 
 /// A configured PMS Web API source.
 #[derive(Debug)]
 pub struct PmsWebApi {
-    secrets: Vec<Secret>,
+    mac: BodyMac,
 }
 
-impl PmsWebApi {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for PmsWebApi {
+    const ID: &'static str = "pms_web_api";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            secrets: crate::source::require_secrets(settings).map_err(|e| vec![e])?,
+            mac: BodyMac::from_settings(SIGNATURE, settings).map_err(|e| vec![e])?,
         })
     }
 
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        SIGNATURE.verify(request, &self.secrets, &[request.body])
+    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
+        self.mac.verify(request)?;
+        Ok(Checked::new(request))
     }
 
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
-        Signed {
-            query: request.query.map(str::to_owned),
-            headers: vec![(
-                "X-Webhook-Signature".into(),
-                SIGNATURE.sign(&self.secrets[0], &[request.body]),
-            )],
-        }
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        normalize(verified.request(), origin).map(Normalization::accepted)
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        self.mac.sign(request)
     }
 }
 
@@ -65,8 +68,7 @@ pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let payload: Value =
-        serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    let payload: Value = crate::json::parse(request.body)?;
     let event = field(&payload, &["event"]);
     let data = payload.get("data").cloned().unwrap_or(Value::Null);
     let timestamp = field(&payload, &["timestamp"]).unwrap_or_default();

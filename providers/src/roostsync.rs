@@ -13,54 +13,57 @@
 //! is kept digit for digit, never through a float, and never rescaled: the preview does not say
 //! whether it counts major or minor units, so `minor_units` stays false.
 
+use jiff::Timestamp;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::auth::MacHeader;
+use crate::auth::{BodyMac, MacHeader};
 use crate::event::{
     Attributes, EventBody, GuestRef, InventoryData, Money, OrderData, OrderItem, Origin,
     PaymentData, ReservationData, UnknownData, hashed_key,
 };
 use crate::json::{canonical, count, field, money, raw_member, time};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
-use crate::{Rejection, Request, Secret};
-
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings a `roostsync` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets"];
+use crate::provider::{
+    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings};
+use crate::{Rejection, Request};
 
 const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-roostsync-signature", "sha256=");
 
 /// A configured RoostSync source.
 #[derive(Debug)]
 pub struct Roostsync {
-    secrets: Vec<Secret>,
+    mac: BodyMac,
 }
 
-impl Roostsync {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for Roostsync {
+    const ID: &'static str = "roostsync";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            secrets: crate::source::require_secrets(settings).map_err(|e| vec![e])?,
+            mac: BodyMac::from_settings(SIGNATURE, settings).map_err(|e| vec![e])?,
         })
     }
 
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        SIGNATURE.verify(request, &self.secrets, &[request.body])
+    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
+        self.mac.verify(request)?;
+        Ok(Checked::new(request))
     }
 
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
-        Signed {
-            query: request.query.map(str::to_owned),
-            headers: vec![(
-                "X-RoostSync-Signature".into(),
-                SIGNATURE.sign(&self.secrets[0], &[request.body]),
-            )],
-        }
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        normalize(verified.request(), origin).map(Normalization::accepted)
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        self.mac.sign(request)
     }
 }
 

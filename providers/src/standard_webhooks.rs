@@ -21,24 +21,19 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
+use jiff::Timestamp;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{DEFAULT_TOLERANCE, check_window, required_header, timestamp_header};
 use crate::event::{Attributes, EventType, Origin};
 use crate::json::{field, time};
+use crate::provider::{
+    Checked, Endpoint, Normalization, POST_ONLY, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings, require_secrets};
 use crate::signing::{Algorithm, MAX_CANDIDATES, hmac, matches_any};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
 use crate::{Rejection, Request, generic};
-
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings a `standard_webhooks` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "tolerance", "event_types"];
 
 /// The header names, in the spec's spelling and Svix's.
 struct Names {
@@ -67,9 +62,14 @@ pub struct StandardWebhooks {
     event_types: Vec<(String, EventType)>,
 }
 
-impl StandardWebhooks {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let secrets = crate::source::require_secrets(settings).map_err(|e| vec![e])?;
+impl WebhookProvider for StandardWebhooks {
+    const ID: &'static str = "standard_webhooks";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "tolerance", "event_types"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        let secrets = require_secrets(settings).map_err(|e| vec![e])?;
         let keys = secrets
             .iter()
             .map(|secret| decode_secret(secret.expose()))
@@ -87,11 +87,7 @@ impl StandardWebhooks {
         })
     }
 
-    pub(crate) fn verify(
-        &self,
-        request: &Request<'_>,
-        now: jiff::Timestamp,
-    ) -> Result<(), Rejection> {
+    fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {
         let names = header_names(request);
         let id = required_header(request, names.id.into())?;
         if id.is_empty() || id.contains(&b'.') {
@@ -109,7 +105,7 @@ impl StandardWebhooks {
             found | matches_any(&hmac(Algorithm::Sha256, key, &content), &signatures)
         });
         if matched {
-            Ok(())
+            Ok(Checked::new(request))
         } else {
             Err(Rejection::SignatureMismatch)
         }
@@ -117,40 +113,25 @@ impl StandardWebhooks {
 
     /// Signs with the first secret; the id is derived from the body, so that sending the same
     /// file twice is a redelivery.
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         let id = format!("msg_{}", &hex::encode(Sha256::digest(request.body))[..24]);
-        let timestamp = request.now.as_second().to_string();
-        let mac = hmac(
-            Algorithm::Sha256,
-            &self.keys[0],
-            &[
-                id.as_bytes(),
-                b".",
-                timestamp.as_bytes(),
-                b".",
-                request.body,
-            ],
-        );
-        Signed {
-            query: request.query.map(str::to_owned),
-            headers: vec![
-                ("webhook-id".into(), id),
-                ("webhook-timestamp".into(), timestamp),
-                (
-                    "webhook-signature".into(),
-                    format!("v1,{}", BASE64.encode(mac)),
-                ),
-            ],
-        }
+        let headers = signature_headers(&self.keys[0], &id, request.now.as_second(), request.body);
+        Signed::headers(
+            request,
+            headers
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+        )
     }
 
-    pub(crate) fn normalize(
+    fn normalize(
         &self,
-        request: &Request<'_>,
+        verified: Checked<'_>,
         origin: &Origin<'_>,
-    ) -> Result<Vec<Normalized>, Rejection> {
-        let payload: Value =
-            serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    ) -> Result<Normalization, Rejection> {
+        let request = verified.request();
+        let payload: Value = crate::json::parse(request.body)?;
         let names = header_names(request);
         // verify() has checked the id is present once and valid.
         let id = request.header_str(names.id).unwrap_or_default().to_owned();
@@ -168,8 +149,32 @@ impl StandardWebhooks {
             delivery_id: None,
         };
         let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
-        Ok(vec![origin.event(attributes, body).into()])
+        Ok(Normalization::accepted(vec![
+            origin.event(attributes, body).into(),
+        ]))
     }
+}
+
+/// The three Standard Webhooks headers for `body` signed with `key` (the decoded bytes after
+/// `whsec_`): `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256(key,
+/// id.timestamp.body)>`. What porter's signer sends, and what porter's HTTP destinations get.
+pub fn signature_headers(
+    key: &[u8],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> [(&'static str, String); 3] {
+    let timestamp = timestamp.to_string();
+    let mac = hmac(
+        Algorithm::Sha256,
+        key,
+        &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
+    );
+    [
+        (STANDARD.id, id.to_owned()),
+        (STANDARD.timestamp, timestamp),
+        (STANDARD.signature, format!("v1,{}", BASE64.encode(mac))),
+    ]
 }
 
 /// `webhook-*` unless the request uses Svix's `svix-*` names.

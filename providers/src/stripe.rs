@@ -16,23 +16,18 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde_json::Value;
 
 use crate::auth::{DEFAULT_TOLERANCE, check_window, parse_seconds, required_header};
 use crate::event::{Attributes, EventType, Origin, hashed_key};
 use crate::json::{field, time};
+use crate::provider::{
+    Checked, Endpoint, Normalization, POST_ONLY, Signed, ToSign, WebhookProvider,
+};
+use crate::settings::{SettingError, SourceSettings, require_secrets};
 use crate::signing::{Algorithm, MAX_CANDIDATES, decode_hex, hmac, matches_any};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
 use crate::{Rejection, Request, Secret, generic};
-
-/// One route.
-pub const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    suffix: "",
-    methods: &[http::Method::POST],
-}];
-
-/// The settings a `stripe` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "tolerance", "event_types"];
 
 const HEADER: &str = "stripe-signature";
 
@@ -51,20 +46,21 @@ struct Header<'a> {
     signatures: Vec<Vec<u8>>,
 }
 
-impl Stripe {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+impl WebhookProvider for Stripe {
+    const ID: &'static str = "stripe";
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "tolerance", "event_types"];
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            secrets: crate::source::require_secrets(settings).map_err(|e| vec![e])?,
+            secrets: require_secrets(settings).map_err(|e| vec![e])?,
             tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
             event_types: settings.event_types.clone(),
         })
     }
 
-    pub(crate) fn verify(
-        &self,
-        request: &Request<'_>,
-        now: jiff::Timestamp,
-    ) -> Result<(), Rejection> {
+    fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {
         let value = required_header(request, HEADER.into())?;
         let header =
             parse_header(value).ok_or_else(|| Rejection::MalformedSignature(HEADER.into()))?;
@@ -77,13 +73,13 @@ impl Stripe {
             found | matches_any(&mac, &header.signatures)
         });
         if matched {
-            Ok(())
+            Ok(Checked::new(request))
         } else {
             Err(Rejection::SignatureMismatch)
         }
     }
 
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         let timestamp = request.now.as_second().to_string();
         let mac = hmac(
             Algorithm::Sha256,
@@ -99,13 +95,13 @@ impl Stripe {
         }
     }
 
-    pub(crate) fn normalize(
+    fn normalize(
         &self,
-        request: &Request<'_>,
+        verified: Checked<'_>,
         origin: &Origin<'_>,
-    ) -> Result<Vec<Normalized>, Rejection> {
-        let payload: Value =
-            serde_json::from_slice(request.body).map_err(|e| Rejection::malformed("JSON", e))?;
+    ) -> Result<Normalization, Rejection> {
+        let request = verified.request();
+        let payload: Value = crate::json::parse(request.body)?;
         let vendor_type = field(&payload, &["type"]);
         let data = payload
             .pointer("/data/object")
@@ -121,7 +117,9 @@ impl Stripe {
             delivery_id: None,
         };
         let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
-        Ok(vec![origin.event(attributes, body).into()])
+        Ok(Normalization::accepted(vec![
+            origin.event(attributes, body).into(),
+        ]))
     }
 }
 

@@ -79,3 +79,36 @@ pub fn origin(source_name: &'static str, provider: &'static str) -> Origin<'stat
         received_at: now(),
     }
 }
+
+/// `verify` as the tests read it: `Ok(())` or the rejection.
+pub trait Check: crate::WebhookProvider {
+    fn check(&self, request: &Request<'_>, now: Timestamp) -> Result<(), crate::Rejection> {
+        self.verify(request, now).map(drop)
+    }
+}
+
+impl<P: crate::WebhookProvider> Check for P {}
+
+/// Normalizes a request as if it had passed verification, for providers whose verification
+/// hands on nothing but the request.
+pub trait NormalizeChecked {
+    fn normalize_events(
+        &self,
+        request: &Request<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Vec<crate::Normalized>, crate::Rejection>;
+}
+
+impl<P> NormalizeChecked for P
+where
+    P: for<'a> crate::WebhookProvider<Verified<'a> = crate::provider::Checked<'a>>,
+{
+    fn normalize_events(
+        &self,
+        request: &Request<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Vec<crate::Normalized>, crate::Rejection> {
+        self.normalize(crate::provider::Checked::new(request), origin)
+            .map(|normalization| normalization.events)
+    }
+}

@@ -18,8 +18,8 @@
 //!   the signed content, which every variant that verifies shares: a replay with a fresh
 //!   idempotency token or reshaped parameters is still a replay.
 //! - The event id key is signed content too: `MessageSid` (`MessageSid:MessageStatus` for
-//!   callbacks) when it has the shape of a Twilio SID (two capital letters and 32 hex digits,
-//!   which a reshaped parameter cannot keep), else the dedupe key. `I-Twilio-Idempotency-Token`
+//!   callbacks) when it has the shape of a Twilio SID (two capital letters and 32 letters or
+//!   digits, which a reshaped parameter cannot keep), else the dedupe key. `I-Twilio-Idempotency-Token`
 //!   is not signed: it is kept as `providerdeliveryid`, a label, and never names an event.
 //! - Work before authentication is linear in the body: the parameters are counted before
 //!   anything is decoded, and a form of more than [`MAX_PARAMS`] is refused (Twilio sends a few
@@ -30,20 +30,22 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::Uri;
+use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::auth::required_header;
 use crate::event::{
     Attributes, Channel, DeliveryStatus, EventBody, Location, Media, MessageData, MessageKind,
     MessageStatusData, Origin, ProviderError, RepliedTo, Selection, SelectionKind, UnknownData,
     delivery_label, event_id, hashed_key, source_uri,
 };
-use crate::request::HeaderValue;
+use crate::provider::{Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider};
+use crate::settings::{SettingError, SourceSettings, require_secrets};
 use crate::signing::{Algorithm, ct_eq, hmac, hmac_matches};
-use crate::source::{Endpoint, Normalized, SettingError, Signed, SourceSettings, ToSign};
 use crate::{Rejection, Reply, Request, Secret, form};
 
 /// Incoming messages at the base path, status callbacks at `/status`.
-pub const ENDPOINTS: &[Endpoint] = &[
+const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         suffix: "",
         methods: &[http::Method::POST],
@@ -53,9 +55,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
         methods: &[http::Method::POST],
     },
 ];
-
-/// The settings a `twilio` source reads.
-pub const SETTINGS_KEYS: &[&str] = &["secrets", "public_url"];
 
 /// The empty TwiML document: "received, do nothing".
 pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
@@ -80,9 +79,22 @@ pub struct Twilio {
     bases: [String; 2],
 }
 
-impl Twilio {
-    pub(crate) fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let secrets = crate::source::require_secrets(settings);
+/// A request whose signature verified, with what verification decoded: the signed content
+/// (the dedupe key derives from it) and the form's parameters.
+#[derive(Debug)]
+pub struct Verified<'a> {
+    request: Request<'a>,
+    content: SignedContent,
+}
+
+impl WebhookProvider for Twilio {
+    const ID: &'static str = "twilio";
+    const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
+    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "public_url"];
+    type Verified<'a> = Verified<'a>;
+
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+        let secrets = require_secrets(settings);
         let bases = match settings.public_url.as_deref() {
             None => Err(SettingError::new(
                 "public_url",
@@ -97,16 +109,12 @@ impl Twilio {
         }
     }
 
-    pub(crate) fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
-        let value = match request.single_header(SIGNATURE_HEADER) {
-            HeaderValue::Missing => {
-                return Err(Rejection::MissingSignature(SIGNATURE_HEADER.into()));
-            }
-            HeaderValue::Repeated => {
-                return Err(Rejection::RepeatedSignature(SIGNATURE_HEADER.into()));
-            }
-            HeaderValue::One(value) => value,
-        };
+    fn verify<'a>(
+        &self,
+        request: &Request<'a>,
+        _now: Timestamp,
+    ) -> Result<Verified<'a>, Rejection> {
+        let value = required_header(request, SIGNATURE_HEADER.into())?;
         let tag = BASE64
             .decode(value)
             .ok()
@@ -133,13 +141,29 @@ impl Twilio {
             Some(expected) if !ct_eq(&sha256_hex(request.body), &expected.to_ascii_lowercase()) => {
                 Err(Rejection::BodyHashMismatch)
             }
-            _ => Ok(()),
+            _ => Ok(Verified {
+                request: *request,
+                content,
+            }),
         }
+    }
+
+    fn normalize(
+        &self,
+        verified: Verified<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        let events = normalize_content(&verified.request, verified.content, origin)?;
+        Ok(Normalization {
+            events,
+            // Empty TwiML on both endpoints: "received, do nothing".
+            reply: Reply::xml(EMPTY_TWIML),
+        })
     }
 
     /// Signs a request as Twilio does, with the first auth token. A JSON body gets the
     /// `bodySHA256` query parameter.
-    pub(crate) fn sign(&self, request: &ToSign<'_>) -> Signed {
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         let is_json = request.content_type.starts_with("application/json");
         let query = if is_json {
             let hash = format!(
@@ -183,11 +207,6 @@ pub fn signature(secret: &Secret, url: &str, form_body: &[u8]) -> String {
         secret.expose().as_bytes(),
         &[url.as_bytes(), &params],
     ))
-}
-
-/// The answer Twilio expects on both endpoints: empty TwiML.
-pub(crate) fn reply(_request: &Request<'_>) -> Reply {
-    Reply::xml(EMPTY_TWIML)
 }
 
 /// `public_url` as the two bases Twilio may have signed: with and without the port.
@@ -273,21 +292,25 @@ fn sorted_params(pairs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 
 /// What Twilio signs after the base URL: the path and query, then the sorted parameters
 /// (none when the query carries `bodySHA256`: the body is bound by its hash instead).
+#[derive(Debug)]
 struct SignedContent {
     /// The path and query as received, and the forms of it Twilio may have signed: Twilio
     /// signs the URL with `'` escaped as `%27` (as twilio-node documents), while it may arrive
     /// either way.
     suffixes: Vec<String>,
     params: Vec<u8>,
+    /// The decoded form, in the order received (none for the JSON variant).
+    pairs: form::Pairs,
 }
 
 impl SignedContent {
     fn of(request: &Request<'_>) -> Result<Self, Rejection> {
         let suffix = url_suffix(request.path, request.query);
-        let params = match body_hash_param(request.query) {
+        let pairs = match body_hash_param(request.query) {
             Some(_) => Vec::new(),
-            None => sorted_params(&bounded_form(request.body)?),
+            None => bounded_form(request.body)?,
         };
+        let params = sorted_params(&pairs);
         let mut suffixes = vec![suffix];
         for variant in [
             suffixes[0].replace('\'', "%27"),
@@ -297,7 +320,11 @@ impl SignedContent {
                 suffixes.push(variant);
             }
         }
-        Ok(Self { suffixes, params })
+        Ok(Self {
+            suffixes,
+            params,
+            pairs,
+        })
     }
 
     /// `sha256:` of the signed bytes after the base, in one canonical form (`'` as `%27`) and
@@ -310,14 +337,25 @@ impl SignedContent {
     }
 }
 
-/// Turns a verified request into one event.
+/// Turns a request into one event, decoding what a verified request would carry (the tests'
+/// entry point; the server's goes through [`WebhookProvider::normalize`]).
+#[cfg(test)]
 pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let params = Params::parse(request)?;
+    normalize_content(request, SignedContent::of(request)?, origin)
+}
+
+/// One event from a request and its signed content.
+fn normalize_content(
+    request: &Request<'_>,
+    content: SignedContent,
+    origin: &Origin<'_>,
+) -> Result<Vec<Normalized>, Rejection> {
     // The dedupe key is the signed content itself (see the module doc).
-    let content_key = signed_content_key(request)?;
+    let content_key = content.key();
+    let params = Params::parse(request, content.pairs)?;
     let dedupe_key = event_id(&source_uri(origin.source_name), &content_key);
     let (attributes, body) = if request.endpoint == STATUS_SUFFIX {
         status_event(&params, &content_key)
@@ -339,6 +377,7 @@ pub(crate) fn normalize(
 /// The dedupe key of a request: see [`SignedContent::key`]. Twilio concatenates names and
 /// values without separators, so `MessageSid=SM1` and `MessageSidS=M1` sign alike, and a
 /// replay reshaped that way must still be a duplicate.
+#[cfg(test)]
 fn signed_content_key(request: &Request<'_>) -> Result<String, Rejection> {
     Ok(SignedContent::of(request)?.key())
 }
@@ -531,11 +570,11 @@ fn media_kind(mime_type: &str) -> MessageKind {
 struct Params(BTreeMap<String, Vec<String>>);
 
 impl Params {
-    fn parse(request: &Request<'_>) -> Result<Self, Rejection> {
+    /// The parameters of a JSON body (the `bodySHA256` variant), else the decoded `form`.
+    fn parse(request: &Request<'_>, form: form::Pairs) -> Result<Self, Rejection> {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if body_hash_param(request.query).is_some() {
-            let value: serde_json::Value = serde_json::from_slice(request.body)
-                .map_err(|e| Rejection::malformed("JSON", e))?;
+            let value: serde_json::Value = crate::json::parse(request.body)?;
             if let serde_json::Value::Object(members) = value {
                 for (key, value) in members {
                     let text = match value {
@@ -546,7 +585,7 @@ impl Params {
                 }
             }
         } else {
-            for (key, value) in form::decode(request.body) {
+            for (key, value) in form {
                 let (Ok(key), Ok(value)) = (String::from_utf8(key), String::from_utf8(value))
                 else {
                     return Err(Rejection::malformed("form", "a parameter is not UTF-8"));

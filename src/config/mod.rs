@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use porter_providers::source::HmacSettings;
+use porter_providers::HmacSettings;
 use porter_providers::{EventType, Provider, Secret, Source, SourceSettings};
 
 use crate::connections::ConnectionLimits;

@@ -9,10 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
-use porter_providers::signing::{Algorithm, hmac};
+use porter_providers::standard_webhooks::signature_headers;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use super::Response;
@@ -86,26 +84,6 @@ impl HttpSender {
         };
         (response, started.elapsed())
     }
-}
-
-/// The three Standard Webhooks headers for `body`.
-pub fn signature_headers(
-    key: &[u8],
-    event_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> [(&'static str, String); 3] {
-    let timestamp = timestamp.to_string();
-    let mac = hmac(
-        Algorithm::Sha256,
-        key,
-        &[event_id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
-    );
-    [
-        ("webhook-id", event_id.to_owned()),
-        ("webhook-timestamp", timestamp),
-        ("webhook-signature", format!("v1,{}", BASE64.encode(mac))),
-    ]
 }
 
 fn classify(status: u16, retry_after: Option<&HeaderValue>) -> Response {
@@ -238,6 +216,8 @@ mod tests {
 
     #[test]
     fn signatures_follow_the_standard_webhooks_vector() {
+        use base64::Engine;
+        use base64::engine::general_purpose::STANDARD as BASE64;
         // The reference libraries' test_sign vector.
         let key = BASE64
             .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")

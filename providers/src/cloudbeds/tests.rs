@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, origin};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const TOKEN: &str = "cloudbeds-url-token-0123456789";
 
@@ -28,7 +29,7 @@ fn only_the_full_token_passes() {
     let with = |query: &str| {
         let mut request = OwnedRequest::post("/c", b"{}".to_vec());
         request.query = Some(query.to_owned());
-        cloudbeds().verify(&request.view())
+        cloudbeds().check(&request.view(), crate::testing::now())
     };
     assert_eq!(with(&format!("token={TOKEN}")), Ok(()));
     assert_eq!(
@@ -47,7 +48,7 @@ fn only_the_full_token_passes() {
     );
     let no_query = OwnedRequest::post("/c", b"{}".to_vec());
     assert_eq!(
-        cloudbeds().verify(&no_query.view()),
+        cloudbeds().check(&no_query.view(), crate::testing::now()),
         Err(Rejection::BadUrlToken)
     );
 }
@@ -77,7 +78,10 @@ fn the_signer_adds_the_token_that_verify_wants() {
     });
     let mut request = OwnedRequest::post("/c", b"{}".to_vec());
     request.query = signed.query;
-    assert_eq!(cloudbeds().verify(&request.view()), Ok(()));
+    assert_eq!(
+        cloudbeds().check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 #[test]

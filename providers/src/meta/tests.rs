@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::{EventType, MessageKind};
-use crate::testing::{OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin, settings};
 
 const SECRET: &str = "meta-app-secret";
 const PATH: &str = "/webhooks/whatsapp";
@@ -69,7 +70,7 @@ fn matches_the_official_sdk_vector() {
 fn accepts_a_body_signed_with_the_secret() {
     let body = batch(vec![text_message("wamid.A", "Hello")], vec![]);
     assert_eq!(
-        meta(&[SECRET]).verify(&signed(&body, SECRET).view()),
+        meta(&[SECRET]).check(&signed(&body, SECRET).view(), crate::testing::now()),
         Ok(())
     );
 }
@@ -81,7 +82,7 @@ fn rejects_a_body_with_one_flipped_byte() {
     let middle = request.body.len() / 2;
     request.body[middle] ^= 0x01;
     assert_eq!(
-        meta(&[SECRET]).verify(&request.view()),
+        meta(&[SECRET]).check(&request.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -90,7 +91,10 @@ fn rejects_a_body_with_one_flipped_byte() {
 fn rejects_a_body_signed_with_another_secret() {
     let body = batch(vec![text_message("wamid.A", "Hello")], vec![]);
     assert_eq!(
-        meta(&[SECRET]).verify(&signed(&body, "not-the-secret").view()),
+        meta(&[SECRET]).check(
+            &signed(&body, "not-the-secret").view(),
+            crate::testing::now()
+        ),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -99,10 +103,19 @@ fn rejects_a_body_signed_with_another_secret() {
 fn accepts_either_secret_during_rotation() {
     let body = batch(vec![text_message("wamid.A", "Hello")], vec![]);
     let rotating = meta(&["old-secret", "new-secret"]);
-    assert_eq!(rotating.verify(&signed(&body, "old-secret").view()), Ok(()));
-    assert_eq!(rotating.verify(&signed(&body, "new-secret").view()), Ok(()));
     assert_eq!(
-        rotating.verify(&signed(&body, "retired-secret").view()),
+        rotating.check(&signed(&body, "old-secret").view(), crate::testing::now()),
+        Ok(())
+    );
+    assert_eq!(
+        rotating.check(&signed(&body, "new-secret").view(), crate::testing::now()),
+        Ok(())
+    );
+    assert_eq!(
+        rotating.check(
+            &signed(&body, "retired-secret").view(),
+            crate::testing::now()
+        ),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -111,7 +124,7 @@ fn accepts_either_secret_during_rotation() {
 fn rejects_a_missing_signature() {
     let request = OwnedRequest::post(PATH, b"{}".to_vec());
     assert_eq!(
-        meta(&[SECRET]).verify(&request.view()),
+        meta(&[SECRET]).check(&request.view(), crate::testing::now()),
         Err(Rejection::MissingSignature("x-hub-signature-256".into()))
     );
 }
@@ -134,7 +147,7 @@ fn rejects_malformed_signatures() {
     for value in malformed {
         let request = OwnedRequest::post(PATH, body.clone()).header("x-hub-signature-256", &value);
         assert_eq!(
-            meta(&[SECRET]).verify(&request.view()),
+            meta(&[SECRET]).check(&request.view(), crate::testing::now()),
             Err(Rejection::MalformedSignature("x-hub-signature-256".into())),
             "{value}"
         );
@@ -150,7 +163,10 @@ fn accepts_uppercase_hex() {
         good.trim_start_matches("sha256=").to_uppercase()
     );
     let request = OwnedRequest::post(PATH, body).header("x-hub-signature-256", &upper);
-    assert_eq!(meta(&[SECRET]).verify(&request.view()), Ok(()));
+    assert_eq!(
+        meta(&[SECRET]).check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 #[test]
@@ -161,7 +177,7 @@ fn rejects_two_signature_headers_even_if_one_is_valid() {
         .header("x-hub-signature-256", &good)
         .header("x-hub-signature-256", "sha256=00");
     assert_eq!(
-        meta(&[SECRET]).verify(&request.view()),
+        meta(&[SECRET]).check(&request.view(), crate::testing::now()),
         Err(Rejection::RepeatedSignature("x-hub-signature-256".into()))
     );
 }
@@ -171,7 +187,10 @@ fn unicode_escaped_body_verifies_over_the_raw_bytes() {
     // Meta escapes non-ASCII as lowercase \uXXXX before signing.
     let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"from":"1","id":"wamid.U","timestamp":"1710511200","type":"text","text":{"body":"\u00e4\u00f6\u00e5 \ud83d\ude00"}}]}}]}]}"#;
     let request = signed(body, SECRET);
-    assert_eq!(meta(&[SECRET]).verify(&request.view()), Ok(()));
+    assert_eq!(
+        meta(&[SECRET]).check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
     let events = normalize_body(body);
     assert_eq!(data(&events[0])["text"], "äöå 😀");
     // Re-serialising the parsed JSON yields different bytes, which would not verify.

@@ -1,8 +1,10 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, now, origin, settings};
+use crate::provider::Checked;
+use crate::testing::{Check, OwnedRequest, now, origin, settings};
 
 const SECRET: &str = "whsec_abc123def456ghi789";
 const PATH: &str = "/api/v1/webhooks/oracle/reservations";
@@ -32,7 +34,7 @@ fn checkout() -> Vec<u8> {
 }
 
 fn verify(request: &OwnedRequest) -> Result<(), Rejection> {
-    oracle(&[SECRET]).verify(&request.view(), now())
+    oracle(&[SECRET]).check(&request.view(), now())
 }
 
 fn normalize_body(body: &[u8]) -> Vec<Normalized> {
@@ -74,11 +76,11 @@ fn wrong_secret_fails_and_rotation_accepts_both() {
     );
     let rotating = oracle(&["whsec_new", SECRET]);
     assert_eq!(
-        rotating.verify(&signed(&checkout(), SECRET).view(), now()),
+        rotating.check(&signed(&checkout(), SECRET).view(), now()),
         Ok(())
     );
     assert_eq!(
-        rotating.verify(&signed(&checkout(), "whsec_new").view(), now()),
+        rotating.check(&signed(&checkout(), "whsec_new").view(), now()),
         Ok(())
     );
 }
@@ -96,7 +98,7 @@ fn stale_and_future_timestamps_fail_at_the_edge_of_the_window() {
     let narrow = OracleOhip::from_settings(&narrow).expect("valid");
     let eleven = signed_at(&checkout(), SECRET, now().as_second() - 11);
     assert_eq!(
-        narrow.verify(&eleven.view(), now()),
+        narrow.check(&eleven.view(), now()),
         Err(Rejection::StaleTimestamp)
     );
 }
@@ -254,7 +256,13 @@ fn unparseable_bodies_are_malformed() {
 #[test]
 fn the_answer_is_the_guides() {
     let request = OwnedRequest::post(PATH, checkout());
-    let reply = reply(&request.view());
+    let reply = oracle(&[SECRET])
+        .normalize(
+            Checked::new(&request.view()),
+            &origin("oracle", "oracle_ohip"),
+        )
+        .expect("normalizes")
+        .reply;
     assert_eq!(reply.status, 200);
     let body: Value = serde_json::from_str(&reply.body).expect("json");
     assert_eq!(

@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin, settings};
 
 const SECRET: &str = "pms-shared-secret-42";
 
@@ -24,10 +24,10 @@ fn either_header_form_authenticates() {
     let body = json!({"externalId": "g1"});
     let header = post("/guests", &body).header("x-webhook-secret", SECRET);
     let bearer = post("/guests", &body).header("authorization", &format!("Bearer {SECRET}"));
-    assert_eq!(pms().verify(&header.view()), Ok(()));
-    assert_eq!(pms().verify(&bearer.view()), Ok(()));
+    assert_eq!(pms().check(&header.view(), crate::testing::now()), Ok(()));
+    assert_eq!(pms().check(&bearer.view(), crate::testing::now()), Ok(()));
     let rotated = Pms::from_settings(&settings(&["next-secret", SECRET])).expect("valid");
-    assert_eq!(rotated.verify(&header.view()), Ok(()));
+    assert_eq!(rotated.check(&header.view(), crate::testing::now()), Ok(()));
 }
 
 #[test]
@@ -46,12 +46,12 @@ fn wrong_missing_and_mixed_secrets_are_refused() {
             .header("x-webhook-secret", SECRET),
     ] {
         assert_eq!(
-            pms().verify(&request.view()),
+            pms().check(&request.view(), crate::testing::now()),
             Err(Rejection::BadSharedSecret)
         );
     }
     assert_eq!(
-        pms().verify(&post("/guests", &body).view()),
+        pms().check(&post("/guests", &body).view(), crate::testing::now()),
         Err(Rejection::MissingSignature("x-webhook-secret".into()))
     );
 }
@@ -64,7 +64,10 @@ fn unsigned_requests_need_the_explicit_insecure_mode() {
     };
     let open = Pms::from_settings(&insecure).expect("valid");
     assert!(open.allows_unsigned());
-    assert_eq!(open.verify(&post("/guests", &json!({})).view()), Ok(()));
+    assert_eq!(
+        open.check(&post("/guests", &json!({})).view(), crate::testing::now()),
+        Ok(())
+    );
     assert!(!pms().allows_unsigned());
     assert_eq!(
         Pms::from_settings(&SourceSettings::default()).expect_err("needs one")[0].key,

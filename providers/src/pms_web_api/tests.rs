@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin, settings};
 
 const SECRET: &str = "pms-web-api-secret";
 
@@ -35,32 +36,41 @@ fn guest_created() -> Vec<u8> {
 #[test]
 fn verifies_hex_of_either_case_and_refuses_the_rest() {
     let good = signed(&guest_created(), SECRET);
-    assert_eq!(source(&[SECRET]).verify(&good.view()), Ok(()));
+    assert_eq!(
+        source(&[SECRET]).check(&good.view(), crate::testing::now()),
+        Ok(())
+    );
     let signature = good.headers["x-webhook-signature"]
         .to_str()
         .expect("ascii")
         .to_owned();
     let upper = OwnedRequest::post("/w", guest_created())
         .header("x-webhook-signature", &signature.to_uppercase());
-    assert_eq!(source(&[SECRET]).verify(&upper.view()), Ok(()));
+    assert_eq!(
+        source(&[SECRET]).check(&upper.view(), crate::testing::now()),
+        Ok(())
+    );
     let mut flipped = signed(&guest_created(), SECRET);
     flipped.body[5] ^= 1;
     assert_eq!(
-        source(&[SECRET]).verify(&flipped.view()),
+        source(&[SECRET]).check(&flipped.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
     assert_eq!(
-        source(&[SECRET]).verify(&signed(&guest_created(), "other").view()),
+        source(&[SECRET]).check(
+            &signed(&guest_created(), "other").view(),
+            crate::testing::now()
+        ),
         Err(Rejection::SignatureMismatch)
     );
     assert_eq!(
-        source(&["new", SECRET]).verify(&good.view()),
+        source(&["new", SECRET]).check(&good.view(), crate::testing::now()),
         Ok(()),
         "rotation"
     );
     let missing = OwnedRequest::post("/w", guest_created());
     assert_eq!(
-        source(&[SECRET]).verify(&missing.view()),
+        source(&[SECRET]).check(&missing.view(), crate::testing::now()),
         Err(Rejection::MissingSignature("x-webhook-signature".into()))
     );
     for bad in [
@@ -70,7 +80,7 @@ fn verifies_hex_of_either_case_and_refuses_the_rest() {
     ] {
         let request = OwnedRequest::post("/w", guest_created()).header("x-webhook-signature", &bad);
         assert_eq!(
-            source(&[SECRET]).verify(&request.view()),
+            source(&[SECRET]).check(&request.view(), crate::testing::now()),
             Err(Rejection::MalformedSignature("x-webhook-signature".into())),
             "{bad}"
         );

@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, origin};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const TOKEN: &str = "rk-url-token-0123456789abcdef";
 
@@ -34,11 +35,17 @@ fn normalize_body(body: &Value) -> Vec<Normalized> {
 #[test]
 fn the_url_token_must_match_in_full() {
     assert_eq!(
-        reservekit().verify(&with_query(&format!("token={TOKEN}")).view()),
+        reservekit().check(
+            &with_query(&format!("token={TOKEN}")).view(),
+            crate::testing::now()
+        ),
         Ok(())
     );
     assert_eq!(
-        reservekit().verify(&with_query(&format!("a=1&Token={TOKEN}")).view()),
+        reservekit().check(
+            &with_query(&format!("a=1&Token={TOKEN}")).view(),
+            crate::testing::now()
+        ),
         Ok(())
     );
     let last_byte = format!("token={}g", &TOKEN[..TOKEN.len() - 1]);
@@ -50,14 +57,14 @@ fn the_url_token_must_match_in_full() {
         format!("token={TOKEN}&token={TOKEN}"),
     ] {
         assert_eq!(
-            reservekit().verify(&with_query(&query).view()),
+            reservekit().check(&with_query(&query).view(), crate::testing::now()),
             Err(Rejection::BadUrlToken),
             "{query}"
         );
     }
     let no_query = OwnedRequest::post("/webhooks/reservekit", b"{}".to_vec());
     assert_eq!(
-        reservekit().verify(&no_query.view()),
+        reservekit().check(&no_query.view(), crate::testing::now()),
         Err(Rejection::BadUrlToken)
     );
 }
@@ -88,7 +95,10 @@ fn the_signer_adds_the_token_to_the_query() {
         now: crate::testing::now(),
     });
     let query = signed.query.expect("query");
-    assert_eq!(reservekit().verify(&with_query(&query).view()), Ok(()));
+    assert_eq!(
+        reservekit().check(&with_query(&query).view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 #[test]

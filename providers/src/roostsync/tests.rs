@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin, settings};
 
 const SECRET: &str = "roostsync-signing-secret";
 
@@ -22,25 +23,34 @@ const BOOKING: &str = r#"{"event":"booking.created","timestamp":"2024-03-15T10:3
 #[test]
 fn verifies_and_refuses_like_the_preview_says() {
     let good = signed(BOOKING.as_bytes(), SECRET);
-    assert_eq!(source(&[SECRET]).verify(&good.view()), Ok(()));
+    assert_eq!(
+        source(&[SECRET]).check(&good.view(), crate::testing::now()),
+        Ok(())
+    );
     let mut flipped = signed(BOOKING.as_bytes(), SECRET);
     flipped.body[12] ^= 1;
     assert_eq!(
-        source(&[SECRET]).verify(&flipped.view()),
+        source(&[SECRET]).check(&flipped.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
     assert_eq!(
-        source(&[SECRET]).verify(&signed(BOOKING.as_bytes(), "x").view()),
+        source(&[SECRET]).check(
+            &signed(BOOKING.as_bytes(), "x").view(),
+            crate::testing::now()
+        ),
         Err(Rejection::SignatureMismatch)
     );
-    assert_eq!(source(&["next", SECRET]).verify(&good.view()), Ok(()));
+    assert_eq!(
+        source(&["next", SECRET]).check(&good.view(), crate::testing::now()),
+        Ok(())
+    );
     let signature = good.headers["x-roostsync-signature"]
         .to_str()
         .expect("ascii")
         .to_owned();
     let missing = OwnedRequest::post("/w", BOOKING.as_bytes());
     assert_eq!(
-        source(&[SECRET]).verify(&missing.view()),
+        source(&[SECRET]).check(&missing.view(), crate::testing::now()),
         Err(Rejection::MissingSignature("x-roostsync-signature".into()))
     );
     for bad in [
@@ -51,7 +61,7 @@ fn verifies_and_refuses_like_the_preview_says() {
         let request =
             OwnedRequest::post("/w", BOOKING.as_bytes()).header("x-roostsync-signature", bad);
         assert_eq!(
-            source(&[SECRET]).verify(&request.view()),
+            source(&[SECRET]).check(&request.view(), crate::testing::now()),
             Err(Rejection::MalformedSignature(
                 "x-roostsync-signature".into()
             )),

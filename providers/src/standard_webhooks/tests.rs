@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, now, origin};
+use crate::testing::{Check, NormalizeChecked, OwnedRequest, now, origin};
 use crate::{Secret, SourceSettings};
 
 /// The secret of the reference libraries' `test_sign` vector.
@@ -54,20 +54,20 @@ fn matches_the_reference_libraries_vector() {
         r#"{"test": 2432232314}"#,
         "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
     );
-    assert_eq!(source(&[SECRET]).verify(&vector.view(), at), Ok(()));
+    assert_eq!(source(&[SECRET]).check(&vector.view(), at), Ok(()));
 }
 
 #[test]
 fn signed_requests_verify_and_tampering_fails() {
     let at = now().as_second();
     assert_eq!(
-        source(&[SECRET]).verify(&signed(BODY, SECRET, at).view(), now()),
+        source(&[SECRET]).check(&signed(BODY, SECRET, at).view(), now()),
         Ok(())
     );
     let mut body = signed(BODY, SECRET, at);
     body.body[20] ^= 1;
     assert_eq!(
-        source(&[SECRET]).verify(&body.view(), now()),
+        source(&[SECRET]).check(&body.view(), now()),
         Err(Rejection::SignatureMismatch)
     );
     // The id is signed: another id with the same signature fails.
@@ -78,7 +78,7 @@ fn signed_requests_verify_and_tampering_fails() {
         .to_owned();
     let other_id = request("msg_other", at, BODY, &signature);
     assert_eq!(
-        source(&[SECRET]).verify(&other_id.view(), now()),
+        source(&[SECRET]).check(&other_id.view(), now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -88,7 +88,7 @@ fn wrong_secret_fails_and_any_listed_v1_may_match() {
     let at = now().as_second();
     let other = "whsec_b3RoZXItc2VjcmV0LWJ5dGVzLTEyMzQ1Njc4";
     assert_eq!(
-        source(&[SECRET]).verify(&signed(BODY, other, at).view(), now()),
+        source(&[SECRET]).check(&signed(BODY, other, at).view(), now()),
         Err(Rejection::SignatureMismatch)
     );
     // The sender signs with the old and the new secret during its rotation.
@@ -107,12 +107,12 @@ fn wrong_secret_fails_and_any_listed_v1_may_match() {
         new.headers["webhook-signature"].to_str().expect("ascii")
     );
     assert_eq!(
-        source(&[SECRET]).verify(&request(&id, at, BODY, &list).view(), now()),
+        source(&[SECRET]).check(&request(&id, at, BODY, &list).view(), now()),
         Ok(())
     );
     // Porter rotating its own secrets: either configured secret verifies.
     assert_eq!(
-        source(&[other, SECRET]).verify(&signed(BODY, SECRET, at).view(), now()),
+        source(&[other, SECRET]).check(&signed(BODY, SECRET, at).view(), now()),
         Ok(())
     );
 }
@@ -120,7 +120,7 @@ fn wrong_secret_fails_and_any_listed_v1_may_match() {
 #[test]
 fn stale_and_future_timestamps_fail() {
     let at = |offset: i64| {
-        source(&[SECRET]).verify(
+        source(&[SECRET]).check(
             &signed(BODY, SECRET, now().as_second() + offset).view(),
             now(),
         )
@@ -140,7 +140,7 @@ fn missing_and_malformed_headers_fail() {
         get("webhook-timestamp"),
         get("webhook-signature"),
     );
-    let verify = |request: OwnedRequest| source(&[SECRET]).verify(&request.view(), now());
+    let verify = |request: OwnedRequest| source(&[SECRET]).check(&request.view(), now());
     let without = |skip: &str| {
         let mut request = OwnedRequest::post("/hooks", BODY.as_bytes());
         for (name, value) in [
@@ -201,9 +201,9 @@ fn svix_header_names_are_accepted() {
         let renamed = name.as_str().replace("webhook-", "svix-");
         svix = svix.header(&renamed, value.to_str().expect("ascii"));
     }
-    assert_eq!(source(&[SECRET]).verify(&svix.view(), now()), Ok(()));
+    assert_eq!(source(&[SECRET]).check(&svix.view(), now()), Ok(()));
     let events = source(&[SECRET])
-        .normalize(&svix.view(), &origin("std", "standard_webhooks"))
+        .normalize_events(&svix.view(), &origin("std", "standard_webhooks"))
         .expect("events");
     assert!(events[0].event.providereventid.starts_with("msg_"));
 }
@@ -230,7 +230,7 @@ fn secrets_must_be_whsec_base64() {
 fn mapped_types_are_typed_and_the_rest_unknown() {
     let request = signed(BODY, SECRET, now().as_second());
     let events = source(&[SECRET])
-        .normalize(&request.view(), &origin("std", "standard_webhooks"))
+        .normalize_events(&request.view(), &origin("std", "standard_webhooks"))
         .expect("events");
     let event = &events[0].event;
     assert_eq!(event.event_type(), EventType::ReservationCreated);
@@ -245,7 +245,7 @@ fn mapped_types_are_typed_and_the_rest_unknown() {
     let other = r#"{"type":"invoice.paid","data":{"id":"in_1"}}"#;
     let request = signed(other, SECRET, now().as_second());
     let events = source(&[SECRET])
-        .normalize(&request.view(), &origin("std", "standard_webhooks"))
+        .normalize_events(&request.view(), &origin("std", "standard_webhooks"))
         .expect("events");
     let json: Value = serde_json::to_value(&events[0].event).expect("json");
     assert_eq!(json["type"], "unknown");
@@ -253,7 +253,7 @@ fn mapped_types_are_typed_and_the_rest_unknown() {
 
     let broken = OwnedRequest::post("/hooks", b"{\"type\":".to_vec());
     assert!(matches!(
-        source(&[SECRET]).normalize(&broken.view(), &origin("std", "standard_webhooks")),
+        source(&[SECRET]).normalize_events(&broken.view(), &origin("std", "standard_webhooks")),
         Err(Rejection::MalformedBody { .. })
     ));
 }
@@ -274,14 +274,14 @@ fn each_key_is_maced_once_however_many_signatures_are_listed() {
     let eight = [bogus.as_str(); 8].join(" ");
     let request_of = |list: &str| request(&id, at, BODY, list);
     let (result, macs, _) = crate::signing::work::measure(|| {
-        source(&[other, SECRET]).verify(&request_of(&eight).view(), now())
+        source(&[other, SECRET]).check(&request_of(&eight).view(), now())
     });
     assert_eq!(result, Err(Rejection::SignatureMismatch));
     assert_eq!(macs, 2);
     // Nine are refused before any MAC.
     let nine = [bogus.as_str(); 9].join(" ");
     let (result, macs, _) = crate::signing::work::measure(|| {
-        source(&[other, SECRET]).verify(&request_of(&nine).view(), now())
+        source(&[other, SECRET]).check(&request_of(&nine).view(), now())
     });
     assert_eq!(
         result,
@@ -292,7 +292,7 @@ fn each_key_is_maced_once_however_many_signatures_are_listed() {
     let body = format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
     let many = vec![bogus.as_str(); 640].join(" ");
     let (result, macs, bytes) = crate::signing::work::measure(|| {
-        source(&[SECRET]).verify(&request(&id, at, &body, &many).view(), now())
+        source(&[SECRET]).check(&request(&id, at, &body, &many).view(), now())
     });
     assert!(result.is_err());
     assert_eq!((macs, bytes), (0, 0));
@@ -302,7 +302,7 @@ fn each_key_is_maced_once_however_many_signatures_are_listed() {
         good.headers["webhook-signature"].to_str().expect("ascii")
     );
     assert_eq!(
-        source(&[SECRET]).verify(&request_of(&mixed).view(), now()),
+        source(&[SECRET]).check(&request_of(&mixed).view(), now()),
         Ok(())
     );
 }
@@ -323,7 +323,7 @@ fn a_stale_request_is_refused_before_any_mac_forged_or_not() {
     );
     for request in [genuine, forged] {
         let (result, macs, _) =
-            crate::signing::work::measure(|| source(&[SECRET]).verify(&request.view(), now()));
+            crate::signing::work::measure(|| source(&[SECRET]).check(&request.view(), now()));
         assert_eq!(result, Err(Rejection::StaleTimestamp));
         assert_eq!(macs, 0);
     }

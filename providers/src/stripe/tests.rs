@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, now, origin};
+use crate::testing::{Check, NormalizeChecked, OwnedRequest, now, origin};
 use crate::{Secret, SourceSettings};
 
 const SECRET: &str = "whsec_test_secret_stripe";
@@ -35,7 +35,7 @@ fn request(value: &str, body: &str) -> OwnedRequest {
 const BODY: &str = r#"{"id":"evt_1OoX","object":"event","type":"payment_intent.succeeded","created":1710511100,"data":{"object":{"id":"pi_3Oo","object":"payment_intent","amount":2000}}}"#;
 
 fn verify(stripe: &Stripe, request: &OwnedRequest) -> Result<(), Rejection> {
-    stripe.verify(&request.view(), now())
+    stripe.check(&request.view(), now())
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn missing_and_malformed_headers_fail() {
 fn events_are_keyed_by_id_and_mapped_by_type() {
     let source = stripe(&[SECRET]);
     let events = source
-        .normalize(&request("", BODY).view(), &origin("stripe", "stripe"))
+        .normalize_events(&request("", BODY).view(), &origin("stripe", "stripe"))
         .expect("events");
     let event = &events[0].event;
     assert_eq!(event.providereventid, "evt_1OoX");
@@ -158,7 +158,7 @@ fn events_are_keyed_by_id_and_mapped_by_type() {
 
     let other = r#"{"id":"evt_2","type":"customer.created","data":{"object":{"id":"cus_1"}}}"#;
     let events = source
-        .normalize(&request("", other).view(), &origin("stripe", "stripe"))
+        .normalize_events(&request("", other).view(), &origin("stripe", "stripe"))
         .expect("events");
     assert_eq!(events[0].event.event_type(), EventType::Unknown);
 }

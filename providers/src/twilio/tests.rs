@@ -1,8 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin, settings};
 
 const TOKEN: &str = "twilio-auth-token";
 const PUBLIC_URL: &str = "https://hooks.example.com";
@@ -69,7 +70,10 @@ fn matches_the_sdk_vector_for_form_parameters() {
     );
     let verifier = twilio_at("https://mycompany.com", &[SDK_TOKEN]);
     let request = form_request("/myapp.php", Some("foo=1&bar=2"), SDK_PARAMS, expected);
-    assert_eq!(verifier.verify(&request.view()), Ok(()));
+    assert_eq!(
+        verifier.check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 #[test]
@@ -88,12 +92,15 @@ fn matches_the_sdk_vector_for_a_json_body() {
         body,
         "a9nBmqA0ju/hNViExpshrM61xv4=",
     );
-    assert_eq!(verifier.verify(&request.view()), Ok(()));
+    assert_eq!(
+        verifier.check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 
     let mut tampered = request;
     tampered.body = br#"{"property": "value", "boolean": false}"#.to_vec();
     assert_eq!(
-        verifier.verify(&tampered.view()),
+        verifier.check(&tampered.view(), crate::testing::now()),
         Err(Rejection::BodyHashMismatch)
     );
 }
@@ -143,7 +150,7 @@ fn matches_the_sdk_vectors_for_ports_repeated_values_and_userinfo() {
         let verifier = twilio_at(public_url, &[SDK_TOKEN]);
         let request = form_request("/myapp.php", query, body, expected);
         assert_eq!(
-            verifier.verify(&request.view()),
+            verifier.check(&request.view(), crate::testing::now()),
             Ok(()),
             "{public_url} {body}"
         );
@@ -162,7 +169,10 @@ fn matches_the_sdk_vector_for_an_empty_json_body_signed_with_the_port() {
         "Ldidvp12m26NI7eqEvxnEpkd9Hc=",
     );
     let verifier = twilio_at("https://mycompany.com", &[SDK_TOKEN]);
-    assert_eq!(verifier.verify(&request.view()), Ok(()));
+    assert_eq!(
+        verifier.check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 // ---- verify: positive, tamper, wrong secret, rotation, headers ----
@@ -176,14 +186,20 @@ fn accepts_a_request_signed_over_url_and_sorted_params() {
         INCOMING,
         TOKEN,
     );
-    assert_eq!(twilio(&[TOKEN]).verify(&request.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 #[test]
 fn rejects_one_flipped_byte_in_the_body_path_or_query() {
     let url = "https://hooks.example.com/webhooks/sms?a=1";
     let base = signed(url, PATH, Some("a=1"), INCOMING, TOKEN);
-    assert_eq!(twilio(&[TOKEN]).verify(&base.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).check(&base.view(), crate::testing::now()),
+        Ok(())
+    );
 
     let mut body = signed(url, PATH, Some("a=1"), INCOMING, TOKEN);
     let at = body.body.iter().position(|&b| b == b'l').expect("an l");
@@ -194,7 +210,7 @@ fn rejects_one_flipped_byte_in_the_body_path_or_query() {
     path.path = "/webhooks/smS".into();
     for request in [body, query, path] {
         assert_eq!(
-            twilio(&[TOKEN]).verify(&request.view()),
+            twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
             Err(Rejection::SignatureMismatch)
         );
     }
@@ -210,7 +226,7 @@ fn rejects_another_auth_token() {
         "other",
     );
     assert_eq!(
-        twilio(&[TOKEN]).verify(&request.view()),
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -226,7 +242,11 @@ fn accepts_primary_and_secondary_tokens_during_rotation() {
             INCOMING,
             token,
         );
-        assert_eq!(verifier.verify(&request.view()), Ok(()), "{token}");
+        assert_eq!(
+            verifier.check(&request.view(), crate::testing::now()),
+            Ok(()),
+            "{token}"
+        );
     }
 }
 
@@ -239,7 +259,7 @@ fn accepts_the_url_with_and_without_the_default_port() {
         for configured in ["https://hooks.example.com", "https://hooks.example.com:443"] {
             let request = signed(signed_url, PATH, None, INCOMING, TOKEN);
             assert_eq!(
-                twilio_at(configured, &[TOKEN]).verify(&request.view()),
+                twilio_at(configured, &[TOKEN]).check(&request.view(), crate::testing::now()),
                 Ok(()),
                 "signed {signed_url}, configured {configured}"
             );
@@ -253,7 +273,7 @@ fn accepts_the_url_with_and_without_the_default_port() {
         TOKEN,
     );
     assert_eq!(
-        twilio(&[TOKEN]).verify(&wrong_port.view()),
+        twilio(&[TOKEN]).check(&wrong_port.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -263,7 +283,10 @@ fn keeps_a_path_prefix_and_userinfo_of_the_public_url() {
     let url = "https://user:pass@edge.example.com/porter/webhooks/sms";
     let request = signed(url, PATH, None, INCOMING, TOKEN);
     let verifier = twilio_at("https://user:pass@edge.example.com/porter/", &[TOKEN]);
-    assert_eq!(verifier.verify(&request.view()), Ok(()));
+    assert_eq!(
+        verifier.check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 }
 
 #[test]
@@ -271,11 +294,14 @@ fn signs_the_query_string_exactly_as_received() {
     let query = "Body=It%27s+amazing&b=2&a=1";
     let url = format!("https://hooks.example.com/webhooks/sms?{query}");
     let request = signed(&url, PATH, Some(query), INCOMING, TOKEN);
-    assert_eq!(twilio(&[TOKEN]).verify(&request.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
     let mut reordered = signed(&url, PATH, Some(query), INCOMING, TOKEN);
     reordered.query = Some("b=2&a=1&Body=It%27s+amazing".into());
     assert_eq!(
-        twilio(&[TOKEN]).verify(&reordered.view()),
+        twilio(&[TOKEN]).check(&reordered.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -296,7 +322,10 @@ fn repeated_parameters_sign_sorted_and_deduplicated() {
         expected
     );
     let request = form_request(PATH, None, body, &expected);
-    assert_eq!(twilio(&[TOKEN]).verify(&request.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
+        Ok(())
+    );
 
     // The SDKs drop repeated identical pairs; a signature over the kept pair is not Twilio's,
     // and accepting it would let a replay add pairs to reshape the signed text.
@@ -304,7 +333,7 @@ fn repeated_parameters_sign_sorted_and_deduplicated() {
     let kept = BASE64.encode(hmac(Algorithm::Sha1, TOKEN.as_bytes(), &[kept.as_bytes()]));
     let request = form_request(PATH, None, body, &kept);
     assert_eq!(
-        twilio(&[TOKEN]).verify(&request.view()),
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -318,12 +347,12 @@ fn rejects_missing_repeated_and_malformed_signature_headers() {
     );
     let missing = OwnedRequest::post(PATH, INCOMING.as_bytes());
     assert_eq!(
-        twilio(&[TOKEN]).verify(&missing.view()),
+        twilio(&[TOKEN]).check(&missing.view(), crate::testing::now()),
         Err(Rejection::MissingSignature("x-twilio-signature".into()))
     );
     let repeated = form_request(PATH, None, INCOMING, &good).header("x-twilio-signature", &good);
     assert_eq!(
-        twilio(&[TOKEN]).verify(&repeated.view()),
+        twilio(&[TOKEN]).check(&repeated.view(), crate::testing::now()),
         Err(Rejection::RepeatedSignature("x-twilio-signature".into()))
     );
     for malformed in [
@@ -336,7 +365,7 @@ fn rejects_missing_repeated_and_malformed_signature_headers() {
     ] {
         let request = form_request(PATH, None, INCOMING, &malformed);
         assert_eq!(
-            twilio(&[TOKEN]).verify(&request.view()),
+            twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
             Err(Rejection::MalformedSignature("x-twilio-signature".into())),
             "{malformed}"
         );
@@ -359,7 +388,7 @@ fn a_body_hash_claimed_without_a_matching_signature_is_rejected() {
         TOKEN,
     );
     assert_eq!(
-        twilio(&[TOKEN]).verify(&request.view()),
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now()),
         Err(Rejection::SignatureMismatch)
     );
 }
@@ -383,7 +412,11 @@ fn sign_produces_what_verify_accepts_for_form_and_json() {
         });
         let (_, signature) = &signed.headers[0];
         let request = form_request(PATH, signed.query.as_deref(), body, signature);
-        assert_eq!(source.verify(&request.view()), Ok(()), "{content_type}");
+        assert_eq!(
+            source.check(&request.view(), crate::testing::now()),
+            Ok(()),
+            "{content_type}"
+        );
     }
 }
 
@@ -562,14 +595,18 @@ fn a_huge_form_is_refused_before_anything_is_decoded_or_maced() {
     let body = "a&".repeat(3 * 1024 * 1024 / 2);
     let request = form_request(PATH, None, &body, &BASE64.encode([0u8; 20]));
     let ((result, macs, _), decoded) = crate::form::work::measure(|| {
-        crate::signing::work::measure(|| twilio(&[TOKEN]).verify(&request.view()))
+        crate::signing::work::measure(|| {
+            twilio(&[TOKEN]).check(&request.view(), crate::testing::now())
+        })
     });
     assert_eq!(result, Err(Rejection::TooManyParameters(MAX_PARAMS)));
     assert_eq!((decoded, macs), (0, 0));
     // At the limit, the form is decoded (and refused as forged, here).
     let at_limit = "a&".repeat(MAX_PARAMS);
     let request = form_request(PATH, None, &at_limit, &BASE64.encode([0u8; 20]));
-    let (result, decoded) = crate::form::work::measure(|| twilio(&[TOKEN]).verify(&request.view()));
+    let (result, decoded) = crate::form::work::measure(|| {
+        twilio(&[TOKEN]).check(&request.view(), crate::testing::now())
+    });
     assert_eq!(result, Err(Rejection::SignatureMismatch));
     assert_eq!(decoded, MAX_PARAMS);
 }
@@ -609,9 +646,12 @@ fn requests_without_identifying_fields_are_unknown() {
 
 /// Every reshaping of a signed request that still verifies must have the original's dedupe key.
 fn assert_same_request(original: &OwnedRequest, reshaped: &OwnedRequest) {
-    assert_eq!(twilio(&[TOKEN]).verify(&original.view()), Ok(()));
     assert_eq!(
-        twilio(&[TOKEN]).verify(&reshaped.view()),
+        twilio(&[TOKEN]).check(&original.view(), crate::testing::now()),
+        Ok(())
+    );
+    assert_eq!(
+        twilio(&[TOKEN]).check(&reshaped.view(), crate::testing::now()),
         Ok(()),
         "the reshaped request verifies: that is Twilio's scheme"
     );
@@ -672,7 +712,10 @@ fn a_replay_with_reshaped_parameters_verifies_but_is_the_same_dedupe_key() {
         )
         .into_bytes();
     assert_ne!(reshaped.body, original.body);
-    assert_eq!(twilio(&[TOKEN]).verify(&reshaped.view()), Ok(()));
+    assert_eq!(
+        twilio(&[TOKEN]).check(&reshaped.view(), crate::testing::now()),
+        Ok(())
+    );
     let first = normalize_request(&original);
     let replay = normalize_request(&reshaped);
     assert_eq!(first[0].dedupe_key, replay[0].dedupe_key);
@@ -690,8 +733,21 @@ fn non_utf8_parameters_are_malformed() {
 
 #[test]
 fn the_reply_is_empty_twiml() {
-    let request = OwnedRequest::post(PATH, INCOMING.as_bytes());
-    let reply = reply(&request.view());
+    let request = signed(
+        "https://hooks.example.com/webhooks/sms",
+        PATH,
+        None,
+        INCOMING,
+        TOKEN,
+    );
+    let twilio = twilio(&[TOKEN]);
+    let verified = twilio
+        .verify(&request.view(), crate::testing::now())
+        .expect("verifies");
+    let reply = twilio
+        .normalize(verified, &origin("sms", "twilio"))
+        .expect("normalizes")
+        .reply;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, EMPTY_TWIML);
     assert!(reply.content_type.starts_with("text/xml"));
@@ -711,7 +767,7 @@ proptest::proptest! {
         let edited = String::from_utf8(edited).expect("ascii");
         let original = signed(url, PATH, None, INCOMING, TOKEN);
         let changed = signed(url, PATH, None, &edited, TOKEN);
-        proptest::prop_assert_eq!(twilio(&[TOKEN]).verify(&changed.view()), Ok(()));
+        proptest::prop_assert_eq!(twilio(&[TOKEN]).check(&changed.view(), crate::testing::now()), Ok(()));
         let same_content = sorted_params(&form::decode(INCOMING.as_bytes()))
             == sorted_params(&form::decode(edited.as_bytes()));
         let key = |request: &OwnedRequest| {

@@ -1,0 +1,169 @@
+//! What a provider is: the one trait every provider module implements, and the types that
+//! cross it.
+//!
+//! A provider module has one struct (its configured state: secrets, options) that implements
+//! [`WebhookProvider`]: where its routes are, how it is configured, how it verifies a request
+//! over the raw bytes, how it turns a verified request into events and the answer its vendor
+//! expects, and how it signs a request as its vendor would (for `porter send` and the tests).
+//!
+//! **Only a verified request can be normalized**: `verify` returns the provider's `Verified`
+//! value, which `normalize` consumes. Its constructors are private to this crate, so the server
+//! cannot normalize a request it has not verified, and what verification already parsed (a
+//! decoded form, which signature matched) is handed on instead of being parsed again.
+
+use std::time::Duration;
+
+use http::Method;
+use jiff::Timestamp;
+
+use crate::event::{Event, Origin};
+use crate::settings::{SettingError, SourceSettings};
+use crate::{Rejection, Reply, Request};
+
+/// One route of a provider, relative to the source's base path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Appended to the source's `path` (`""` for the base route itself).
+    pub suffix: &'static str,
+    /// The methods the route answers; others get 405.
+    pub methods: &'static [Method],
+}
+
+/// The base route alone, answering POST: most providers' one endpoint.
+pub const POST_ONLY: &[Endpoint] = &[Endpoint {
+    suffix: "",
+    methods: &[Method::POST],
+}];
+
+/// What is needed to sign a request as the provider would.
+#[derive(Debug, Clone, Copy)]
+pub struct ToSign<'a> {
+    /// The route path the request is sent to (base path + endpoint suffix).
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    pub now: Timestamp,
+}
+
+/// Headers (and, where signing changes it, a query string) that sign a request exactly as the
+/// provider would.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signed {
+    /// The query string to send, when signing changes it.
+    pub query: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Signed {
+    /// The request's own query, and these headers.
+    pub fn headers(request: &ToSign<'_>, headers: Vec<(String, String)>) -> Self {
+        Self {
+            query: request.query.map(str::to_owned),
+            headers,
+        }
+    }
+}
+
+/// An event with the key the store deduplicates it by.
+///
+/// The dedupe key is usually the event id. It differs where the signature scheme is ambiguous
+/// (Twilio: names and values concatenated without separators): the dedupe key is then derived
+/// from exactly the signed content, so that every variant of a request that verifies is
+/// recognised as the same request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub event: Event,
+    pub dedupe_key: String,
+}
+
+impl From<Event> for Normalized {
+    fn from(event: Event) -> Self {
+        Self {
+            dedupe_key: event.id.clone(),
+            event,
+        }
+    }
+}
+
+/// What a verified request comes to: its events (never none: what is not modelled is one
+/// `unknown` event) and the answer the provider expects once they are stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalization {
+    pub events: Vec<Normalized>,
+    pub reply: Reply,
+}
+
+impl Normalization {
+    /// The events with porter's own answer, `{"status":"accepted","events":N}`.
+    pub fn accepted(events: Vec<Normalized>) -> Self {
+        Self {
+            reply: Reply::accepted(events.len()),
+            events,
+        }
+    }
+}
+
+/// A request whose authentication passed, for providers that parse nothing while verifying.
+/// Only providers make one (the constructor is private to this crate).
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a>(Request<'a>);
+
+impl<'a> Checked<'a> {
+    pub(crate) fn new(request: &Request<'a>) -> Self {
+        Self(*request)
+    }
+
+    pub fn request(&self) -> &Request<'a> {
+        &self.0
+    }
+}
+
+/// A provider: the vendor's routes, settings, verification, normalization and signing.
+pub trait WebhookProvider: Sized + std::fmt::Debug {
+    /// The id in configuration and in the events' `provider` attribute.
+    const ID: &'static str;
+    /// The routes below a source's base path.
+    const ENDPOINTS: &'static [Endpoint];
+    /// The source settings the provider reads; any other provider-specific key is an error.
+    const SETTINGS_KEYS: &'static [&'static str];
+    /// The dedupe window when the source sets none (`None`: the store's). Shorter for vendors
+    /// whose notifications carry no id or time.
+    const DEFAULT_DEDUPE_TTL: Option<Duration> = None;
+
+    /// What verification hands on to normalization.
+    type Verified<'a>: std::fmt::Debug;
+
+    /// Builds the provider from a source's settings, refusing bad ones by key.
+    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>>;
+
+    /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`), or `None`
+    /// when the request is an ordinary delivery.
+    fn handshake(&self, _request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+        None
+    }
+
+    /// Checks that the request comes from the provider, over the raw bytes, in constant time,
+    /// against every secret; where a timestamp is signed, its window first.
+    fn verify<'a>(
+        &self,
+        request: &Request<'a>,
+        now: Timestamp,
+    ) -> Result<Self::Verified<'a>, Rejection>;
+
+    /// Turns a verified request into events and the provider's expected answer. A body that
+    /// does not parse is `Rejection::MalformedBody`.
+    fn normalize(
+        &self,
+        verified: Self::Verified<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection>;
+
+    /// Signs a request as the provider would, with the source's first secret.
+    fn sign(&self, request: &ToSign<'_>) -> Signed;
+
+    /// Whether the source accepts requests without any secret (`porter serve` warns).
+    fn allows_unsigned(&self) -> bool {
+        false
+    }
+}
