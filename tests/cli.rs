@@ -123,7 +123,10 @@ colour = "blue"
         "{stderr}"
     );
     assert!(stderr.contains("server.request_timeout"), "{stderr}");
-    assert!(stderr.contains("unknown field `colour`"), "{stderr}");
+    assert!(
+        stderr.contains("sources[0] (sms).colour: not used by provider `twilio`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -5,15 +5,19 @@
 use http::{HeaderMap, Method};
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
-use porter_providers::{Provider, Request, Secret, Source, SourceSettings, ToSign};
+use porter_providers::{Context, Provider, Request, Source, ToSign};
 
 fuzz_target!(|data: &[u8]| {
-    let settings = SourceSettings {
-        secrets: vec![Secret::new("fuzz-secret")],
-        verify_token: Some(Secret::new("fuzz-token")),
-        ..SourceSettings::default()
+    let context = Context {
+        public_url: Some("https://hooks.example.com".into()),
     };
-    let source = Source::new("whatsapp", Provider::Meta, &settings).expect("valid settings");
+    let source = Source::new(
+        "whatsapp",
+        Provider::Meta,
+        serde_json::json!({"secrets": ["fuzz-secret"], "verify_token": "fuzz-token"}),
+        &context,
+    )
+    .expect("valid settings");
     // The first bytes, up to a newline, are the query (for the GET handshake).
     let (query, body) = match data.iter().position(|&b| b == b'\n') {
         Some(at) => (std::str::from_utf8(&data[..at]).ok(), &data[at + 1..]),
@@ -64,7 +68,11 @@ fn signed_and_normalized(source: &Source, request: &Request<'_>, content_type: &
         }
     }
     let query = signed.query.as_deref().or(request.query);
-    let signed_request = Request { query, headers: &headers, ..*request };
+    let signed_request = Request {
+        query,
+        headers: &headers,
+        ..*request
+    };
     if let Ok(verified) = source.verify(&signed_request, Timestamp::UNIX_EPOCH) {
         if let Ok(normalization) = source.normalize(verified, Timestamp::UNIX_EPOCH) {
             assert!(!normalization.events.is_empty());

@@ -6,32 +6,29 @@
 use http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
-use porter_providers::{EventType, HmacSettings, Provider, Request, Secret, Source, SourceSettings, ToSign};
+use porter_providers::{Context, Provider, Request, Source, ToSign};
+use serde_json::json;
 
 const SIGNATURE_HEADERS: &[&str] = &[
-    "x-hub-signature-256", "x-twilio-signature", "x-oracle-signature", "x-oracle-timestamp",
-    "webhook-id", "webhook-timestamp", "webhook-signature", "stripe-signature", "x-sig", "x-ts",
-    "x-id", "x-signature", "x-webhook-signature", "x-webhook-secret", "authorization",
+    "x-hub-signature-256",
+    "x-twilio-signature",
+    "x-oracle-signature",
+    "x-oracle-timestamp",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "stripe-signature",
+    "x-sig",
+    "x-ts",
+    "x-id",
+    "x-signature",
+    "x-webhook-signature",
+    "x-webhook-secret",
+    "authorization",
     "x-roostsync-signature",
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let settings = SourceSettings {
-        secrets: vec![Secret::new("whsec_c2VjcmV0LWtleS1ieXRlcw==")],
-        verify_token: Some(Secret::new("token")),
-        url_token: Some(Secret::new("a-url-token-of-some-length")),
-        public_url: Some("https://hooks.example.com".into()),
-        event_types: vec![("a".into(), EventType::ReservationCreated)],
-        hmac: Some(HmacSettings {
-            header: "x-sig".into(),
-            signed: Some("{id}.{timestamp}.{body}".into()),
-            timestamp_header: Some("x-ts".into()),
-            id_header: Some("x-id".into()),
-            type_pointer: Some("/type".into()),
-            ..HmacSettings::default()
-        }),
-        ..SourceSettings::default()
-    };
     let mut lines = data.splitn(3, |&b| b == b'\n');
     let query = lines.next().and_then(|q| std::str::from_utf8(q).ok());
     let header = lines.next().unwrap_or_default();
@@ -43,10 +40,19 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for provider in Provider::ALL {
-        let Ok(source) = Source::new("fuzz", *provider, &settings) else { continue };
+        let Ok(source) = Source::new("fuzz", *provider, settings_for(*provider), &context()) else {
+            continue;
+        };
         for endpoint in provider.endpoints() {
             for method in endpoint.methods {
-                let request = Request { method, endpoint: endpoint.suffix, path: "/fuzz", query, headers: &headers, body };
+                let request = Request {
+                    method,
+                    endpoint: endpoint.suffix,
+                    path: "/fuzz",
+                    query,
+                    headers: &headers,
+                    body,
+                };
                 let _ = source.handshake(&request);
                 exercise(&source, &request);
             }
@@ -81,10 +87,38 @@ fn signed_and_normalized(source: &Source, request: &Request<'_>, content_type: &
         }
     }
     let query = signed.query.as_deref().or(request.query);
-    let signed_request = Request { query, headers: &headers, ..*request };
+    let signed_request = Request {
+        query,
+        headers: &headers,
+        ..*request
+    };
     if let Ok(verified) = source.verify(&signed_request, Timestamp::UNIX_EPOCH) {
         if let Ok(normalization) = source.normalize(verified, Timestamp::UNIX_EPOCH) {
             assert!(!normalization.events.is_empty());
         }
+    }
+}
+
+fn context() -> Context {
+    Context {
+        public_url: Some("https://hooks.example.com".into()),
+    }
+}
+
+/// Settings valid for each provider: a literal secret that is also base64 after `whsec_`.
+fn settings_for(provider: Provider) -> serde_json::Value {
+    let secrets = json!(["whsec_c2VjcmV0LWtleS1ieXRlcw=="]);
+    let token = "a-url-token-of-some-length";
+    match provider {
+        Provider::Meta => json!({"secrets": secrets, "verify_token": "token"}),
+        Provider::Cloudbeds | Provider::Reservekit => json!({"url_token": token}),
+        Provider::Mews => json!({"secrets": secrets, "url_token": token}),
+        Provider::StandardWebhooks | Provider::Stripe => {
+            json!({"secrets": secrets, "event_types": {"a": "reservation.created"}})
+        }
+        Provider::Hmac => json!({"secrets": secrets, "event_types": {"a": "reservation.created"},
+            "hmac": {"header": "x-sig", "signed": "{id}.{timestamp}.{body}",
+                "timestamp_header": "x-ts", "id_header": "x-id", "type_pointer": "/type"}}),
+        _ => json!({"secrets": secrets}),
     }
 }

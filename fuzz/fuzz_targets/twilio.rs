@@ -6,15 +6,19 @@
 use http::{HeaderMap, Method};
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
-use porter_providers::{Provider, Request, Secret, Source, SourceSettings, ToSign};
+use porter_providers::{Context, Provider, Request, Source, ToSign};
 
 fuzz_target!(|data: &[u8]| {
-    let settings = SourceSettings {
-        secrets: vec![Secret::new("fuzz-token")],
+    let context = Context {
         public_url: Some("https://hooks.example.com".into()),
-        ..SourceSettings::default()
     };
-    let source = Source::new("sms", Provider::Twilio, &settings).expect("valid settings");
+    let source = Source::new(
+        "sms",
+        Provider::Twilio,
+        serde_json::json!({"secrets": ["fuzz-token"]}),
+        &context,
+    )
+    .expect("valid settings");
     let (query, body) = match data.iter().position(|&b| b == b'\n') {
         Some(at) => (std::str::from_utf8(&data[..at]).ok(), &data[at + 1..]),
         None => (None, data),
@@ -64,7 +68,11 @@ fn signed_and_normalized(source: &Source, request: &Request<'_>, content_type: &
         }
     }
     let query = signed.query.as_deref().or(request.query);
-    let signed_request = Request { query, headers: &headers, ..*request };
+    let signed_request = Request {
+        query,
+        headers: &headers,
+        ..*request
+    };
     if let Ok(verified) = source.verify(&signed_request, Timestamp::UNIX_EPOCH) {
         if let Ok(normalization) = source.normalize(verified, Timestamp::UNIX_EPOCH) {
             assert!(!normalization.events.is_empty());

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 
 use crate::provider::{Signed, ToSign};
 use crate::request::HeaderValue;
-use crate::settings::{SettingError, SourceSettings, require_secrets, require_url_token};
+use crate::settings::{SettingError, require_url_token};
 use crate::signing::{Algorithm, decode_hex, hmac_matches, tokens_match};
 use crate::{Rejection, Request, Secret, form};
 
@@ -106,18 +106,7 @@ pub struct BodyMac {
 }
 
 impl BodyMac {
-    /// `header` with the source's `secrets` (at least one, none empty).
-    pub fn from_settings(
-        header: MacHeader,
-        settings: &SourceSettings,
-    ) -> Result<Self, SettingError> {
-        Ok(Self {
-            header,
-            secrets: require_secrets(settings)?,
-        })
-    }
-
-    /// `header` with `secrets` already checked.
+    /// `header` with `secrets` (checked by `settings::require_secrets`).
     pub fn new(header: MacHeader, secrets: Vec<Secret>) -> Self {
         Self { header, secrets }
     }
@@ -131,11 +120,6 @@ impl BodyMac {
         let value = self.header.sign(&self.secrets[0], &[request.body]);
         Signed::headers(request, vec![(self.header.name.to_string(), value)])
     }
-
-    /// Whether any secret is configured (a Mews source may have none).
-    pub fn has_secrets(&self) -> bool {
-        !self.secrets.is_empty()
-    }
 }
 
 /// A token in the URL (`?token=` or `?Token=`), the whole authentication of vendors that cannot
@@ -145,8 +129,8 @@ pub struct UrlToken(Secret);
 
 impl UrlToken {
     /// The source's `url_token` (required, at least 16 characters).
-    pub fn from_settings(settings: &SourceSettings) -> Result<Self, SettingError> {
-        require_url_token(settings).map(Self)
+    pub fn from_setting(token: Option<Secret>) -> Result<Self, SettingError> {
+        require_url_token(token).map(Self)
     }
 
     pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {

@@ -19,6 +19,7 @@
 //! are not published; the payload is a hint, and consumers fetch the entity with the API.
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::UrlToken;
@@ -30,8 +31,16 @@ use crate::json::{field_ci, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings};
-use crate::{Rejection, Request};
+use crate::settings::{Context, SettingError};
+use crate::{Rejection, Request, Secret};
+
+/// The keys a `cloudbeds` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The token in the URL given to Cloudbeds: its only authentication.
+    pub url_token: Option<Secret>,
+}
 
 /// A configured Cloudbeds source.
 #[derive(Debug)]
@@ -42,12 +51,12 @@ pub struct Cloudbeds {
 impl WebhookProvider for Cloudbeds {
     const ID: &'static str = "cloudbeds";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["url_token"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            token: UrlToken::from_settings(settings).map_err(|e| vec![e])?,
+            token: UrlToken::from_setting(settings.url_token).map_err(|e| vec![e])?,
         })
     }
 

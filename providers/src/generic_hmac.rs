@@ -37,6 +37,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -48,7 +49,9 @@ use crate::json::text_of;
 use crate::provider::{
     Checked, Endpoint, Normalization, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{HmacSettings, SettingError, SourceSettings, require_secrets};
+use crate::settings::{
+    Context, EventTypes, HmacSettings, SettingError, duration, public_url, require_secrets,
+};
 use crate::signing::Algorithm;
 use crate::{Rejection, Request, Secret, generic};
 
@@ -60,6 +63,25 @@ enum Piece {
     Timestamp,
     Body,
     Url,
+}
+
+/// The keys an `hmac` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Signing secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// How the vendor signs.
+    pub hmac: Option<HmacSettings>,
+    /// The timestamp window (default 5 minutes), where `{timestamp}` is signed.
+    #[serde(default, deserialize_with = "duration")]
+    pub tolerance: Option<Duration>,
+    /// The vendor's event types → canonical types.
+    #[serde(default)]
+    pub event_types: EventTypes,
+    /// The URL the vendor calls (default: `server.public_url`), for `{url}`.
+    pub public_url: Option<String>,
 }
 
 /// A configured generic HMAC source.
@@ -82,13 +104,23 @@ pub struct GenericHmac {
 impl WebhookProvider for GenericHmac {
     const ID: &'static str = "hmac";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] =
-        &["secrets", "hmac", "tolerance", "event_types", "public_url"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, context: &Context) -> Result<Self, Vec<SettingError>> {
         let mut errors = Vec::new();
-        let secrets = require_secrets(settings).map_err(|e| errors.push(e)).ok();
+        let secrets = require_secrets(settings.secrets)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let public_url = public_url(settings.public_url, context)
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        let event_types = settings
+            .event_types
+            .resolve()
+            .map_err(|e| errors.extend(e))
+            .unwrap_or_default();
         let Some(hmac) = &settings.hmac else {
             return Err(vec![SettingError::new(
                 "hmac",
@@ -118,7 +150,7 @@ impl WebhookProvider for GenericHmac {
         let template = parse_template(hmac.signed.as_deref().unwrap_or("{body}"))
             .map_err(|problem| errors.push(SettingError::new("hmac.signed", problem)))
             .unwrap_or_default();
-        check_template(&template, hmac, settings, &mut errors);
+        check_template(&template, hmac, public_url.is_some(), &mut errors);
         let header_name = |name: &Option<String>| name.as_ref().map(|n| n.to_ascii_lowercase());
         for (key, value) in [
             ("hmac.header", Some(&hmac.header)),
@@ -163,12 +195,9 @@ impl WebhookProvider for GenericHmac {
             id_header: header_name(&hmac.id_header),
             id_pointer: hmac.id_pointer.clone(),
             type_pointer: hmac.type_pointer.clone(),
-            public_url: settings
-                .public_url
-                .as_ref()
-                .map(|u| u.trim_end_matches('/').to_owned()),
+            public_url,
             tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
-            event_types: settings.event_types.clone(),
+            event_types,
         })
     }
 
@@ -357,7 +386,7 @@ fn parse_template(template: &str) -> Result<Vec<Piece>, String> {
 fn check_template(
     template: &[Piece],
     hmac: &HmacSettings,
-    settings: &SourceSettings,
+    has_public_url: bool,
     errors: &mut Vec<SettingError>,
 ) {
     if !template.is_empty() && !template.contains(&Piece::Body) {
@@ -397,7 +426,7 @@ fn check_template(
             break;
         }
     }
-    if template.contains(&Piece::Url) && settings.public_url.is_none() {
+    if template.contains(&Piece::Url) && !has_public_url {
         errors.push(SettingError::new(
             "hmac.signed",
             "{url} needs `public_url` (the source's or server.public_url)",

@@ -67,5 +67,5 @@ pub use rejection::Rejection;
 pub use reply::Reply;
 pub use request::Request;
 pub use secret::Secret;
-pub use settings::{HmacSettings, SettingError, SourceSettings};
+pub use settings::{Context, HmacSettings, SettingError};
 pub use source::{Provider, Source, Verified};

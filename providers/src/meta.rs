@@ -29,7 +29,7 @@ use crate::json::Scalar;
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings};
+use crate::settings::{Context, SettingError, require_secrets};
 use crate::signing::tokens_match;
 use crate::{Rejection, Reply, Request, Secret, form};
 
@@ -44,6 +44,17 @@ const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-hub-signature-256", "sha25
 /// Meta documents the challenge as an integer; anything longer than this is not one.
 const MAX_CHALLENGE_LEN: usize = 256;
 
+/// The keys a `meta` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// App secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// The verify token of the GET handshake; without one, every handshake is refused.
+    pub verify_token: Option<Secret>,
+}
+
 /// A configured Meta source.
 #[derive(Debug)]
 pub struct Meta {
@@ -56,11 +67,11 @@ pub struct Meta {
 impl WebhookProvider for Meta {
     const ID: &'static str = "meta";
     const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "verify_token"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let mac = BodyMac::from_settings(SIGNATURE, settings).map_err(|e| vec![e])?;
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+        let secrets = require_secrets(settings.secrets).map_err(|e| vec![e])?;
         if let Some(token) = &settings.verify_token
             && token.expose().is_empty()
         {
@@ -70,8 +81,8 @@ impl WebhookProvider for Meta {
             )]);
         }
         Ok(Self {
-            mac,
-            verify_token: settings.verify_token.clone(),
+            mac: BodyMac::new(SIGNATURE, secrets),
+            verify_token: settings.verify_token,
         })
     }
 

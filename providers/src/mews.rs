@@ -35,6 +35,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{BodyMac, Encoding, MacHeader, UrlToken};
@@ -44,9 +45,9 @@ use crate::provider::{
     Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
 use crate::request::HeaderValue;
-use crate::settings::{SettingError, SourceSettings};
+use crate::settings::{Context, SettingError, require_secrets};
 use crate::signing::Algorithm;
-use crate::{Rejection, Request};
+use crate::{Rejection, Request, Secret};
 
 mod connector;
 mod pos;
@@ -64,6 +65,17 @@ const POS_SIGNATURE: MacHeader = MacHeader {
     encoding: Encoding::Base64,
     algorithm: Algorithm::Sha256,
 };
+
+/// The keys a `mews` source reads: either or both.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Connector webhooks: the token in the URL given to Mews.
+    pub url_token: Option<Secret>,
+    /// POS webhooks: the `X-Signature` secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+}
 
 /// A configured Mews source.
 #[derive(Debug)]
@@ -85,13 +97,13 @@ pub struct Verified<'a> {
 impl WebhookProvider for Mews {
     const ID: &'static str = "mews";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["url_token", "secrets"];
     const DEFAULT_DEDUPE_TTL: Option<Duration> = Some(DEFAULT_DEDUPE_TTL);
+    type Settings = Settings;
     type Verified<'a> = Verified<'a>;
 
     /// Either setting may be absent (a source for Connector or for POS webhooks only), not
     /// both; whatever is set must be valid, and every problem is reported at once.
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         if settings.url_token.is_none() && settings.secrets.is_empty() {
             return Err(vec![SettingError::new(
                 "url_token",
@@ -100,13 +112,13 @@ impl WebhookProvider for Mews {
         }
         let token = settings
             .url_token
-            .as_ref()
-            .map(|_| UrlToken::from_settings(settings))
+            .map(|token| UrlToken::from_setting(Some(token)))
             .transpose();
         let pos = if settings.secrets.is_empty() {
             Ok(None)
         } else {
-            BodyMac::from_settings(POS_SIGNATURE, settings).map(Some)
+            require_secrets(settings.secrets)
+                .map(|secrets| Some(BodyMac::new(POS_SIGNATURE, secrets)))
         };
         match (token, pos) {
             (Ok(token), Ok(pos)) => Ok(Self { token, pos }),

@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{DEFAULT_TOLERANCE, MacHeader, check_window, timestamp_header};
@@ -30,7 +31,7 @@ use crate::json::{field, parse, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings, require_secrets};
+use crate::settings::{Context, SettingError, duration, require_secrets};
 use crate::{Rejection, Reply, Request, Secret};
 use jiff::Timestamp;
 
@@ -59,6 +60,18 @@ const ENDPOINTS: &[Endpoint] = &[
 const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-oracle-signature", "sha256=");
 const TIMESTAMP_HEADER: &str = "x-oracle-timestamp";
 
+/// The keys an `oracle_ohip` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The relay's signing secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// The timestamp window (default 5 minutes).
+    #[serde(default, deserialize_with = "duration")]
+    pub tolerance: Option<Duration>,
+}
+
 /// A configured Oracle OHIP relay source.
 #[derive(Debug)]
 pub struct OracleOhip {
@@ -69,12 +82,12 @@ pub struct OracleOhip {
 impl WebhookProvider for OracleOhip {
     const ID: &'static str = "oracle_ohip";
     const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "tolerance"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            secrets: require_secrets(settings).map_err(|e| vec![e])?,
+            secrets: require_secrets(settings.secrets).map_err(|e| vec![e])?,
             tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
         })
     }

@@ -12,6 +12,7 @@
 //! `{type, source, timestamp, data}`; its key hashes the type, the timestamp and the data.
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -24,7 +25,7 @@ use crate::json::{canonical, count, field, money, raw_member, time, value_of};
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings, require_secrets};
+use crate::settings::{Context, SettingError, require_secrets};
 use crate::{Rejection, Request, Secret};
 
 const POST: &[http::Method] = &[http::Method::POST];
@@ -45,6 +46,18 @@ const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
+/// The keys a `pms` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Shared secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// Accept requests without any secret (development only; warned about at every start).
+    #[serde(default)]
+    pub insecure_allow_unsigned: bool,
+}
+
 /// A configured generic PMS source.
 #[derive(Debug)]
 pub struct Pms {
@@ -55,10 +68,10 @@ pub struct Pms {
 impl WebhookProvider for Pms {
     const ID: &'static str = "pms";
     const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "insecure_allow_unsigned"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         match (
             settings.secrets.is_empty(),
             settings.insecure_allow_unsigned,
@@ -71,7 +84,7 @@ impl WebhookProvider for Pms {
                 "cannot be combined with secrets: remove one of them",
             )]),
             (_, false) => Ok(Self {
-                secrets: require_secrets(settings).map_err(|e| {
+                secrets: require_secrets(settings.secrets).map_err(|e| {
                     vec![SettingError::new(
                         e.key,
                         format!(

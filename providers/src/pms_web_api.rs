@@ -12,6 +12,7 @@
 //! is a hash of the event name, its timestamp and its data.
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{BodyMac, MacHeader};
@@ -23,10 +24,19 @@ use crate::json::{canonical, field, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings};
-use crate::{Rejection, Request};
+use crate::settings::{Context, SettingError, require_secrets};
+use crate::{Rejection, Request, Secret};
 
 const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-webhook-signature", "");
+
+/// The keys a `pms_web_api` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Signing secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+}
 
 /// A configured PMS Web API source.
 #[derive(Debug)]
@@ -37,12 +47,15 @@ pub struct PmsWebApi {
 impl WebhookProvider for PmsWebApi {
     const ID: &'static str = "pms_web_api";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            mac: BodyMac::from_settings(SIGNATURE, settings).map_err(|e| vec![e])?,
+            mac: BodyMac::new(
+                SIGNATURE,
+                require_secrets(settings.secrets).map_err(|e| vec![e])?,
+            ),
         })
     }
 

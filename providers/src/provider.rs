@@ -17,7 +17,7 @@ use http::Method;
 use jiff::Timestamp;
 
 use crate::event::{Event, Origin};
-use crate::settings::{SettingError, SourceSettings};
+use crate::settings::{Context, SettingError};
 use crate::{Rejection, Reply, Request};
 
 /// One route of a provider, relative to the source's base path.
@@ -125,17 +125,20 @@ pub trait WebhookProvider: Sized + std::fmt::Debug {
     const ID: &'static str;
     /// The routes below a source's base path.
     const ENDPOINTS: &'static [Endpoint];
-    /// The source settings the provider reads; any other provider-specific key is an error.
-    const SETTINGS_KEYS: &'static [&'static str];
     /// The dedupe window when the source sets none (`None`: the store's). Shorter for vendors
     /// whose notifications carry no id or time.
     const DEFAULT_DEDUPE_TTL: Option<Duration> = None;
 
+    /// The keys of a source's table the provider reads (a struct that refuses any other key).
+    type Settings: serde::de::DeserializeOwned + std::fmt::Debug;
     /// What verification hands on to normalization.
     type Verified<'a>: std::fmt::Debug;
 
-    /// Builds the provider from a source's settings, refusing bad ones by key.
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>>;
+    /// Builds the provider from its settings, refusing bad ones by key.
+    fn from_settings(
+        settings: Self::Settings,
+        context: &Context,
+    ) -> Result<Self, Vec<SettingError>>;
 
     /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`), or `None`
     /// when the request is an ordinary delivery.

@@ -17,6 +17,7 @@
 //! other delivery.
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::UrlToken;
@@ -27,8 +28,16 @@ use crate::json::{field, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings};
-use crate::{Rejection, Request};
+use crate::settings::{Context, SettingError};
+use crate::{Rejection, Request, Secret};
+
+/// The keys a `reservekit` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The token in the URL given to ReserveKit: its only authentication.
+    pub url_token: Option<Secret>,
+}
 
 /// A configured ReserveKit source.
 #[derive(Debug)]
@@ -39,12 +48,12 @@ pub struct Reservekit {
 impl WebhookProvider for Reservekit {
     const ID: &'static str = "reservekit";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["url_token"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            token: UrlToken::from_settings(settings).map_err(|e| vec![e])?,
+            token: UrlToken::from_setting(settings.url_token).map_err(|e| vec![e])?,
         })
     }
 

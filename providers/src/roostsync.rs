@@ -14,6 +14,7 @@
 //! whether it counts major or minor units, so `minor_units` stays false.
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -26,10 +27,19 @@ use crate::json::{canonical, count, field, money, raw_member, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings};
-use crate::{Rejection, Request};
+use crate::settings::{Context, SettingError, require_secrets};
+use crate::{Rejection, Request, Secret};
 
 const SIGNATURE: MacHeader = MacHeader::hex_sha256("x-roostsync-signature", "sha256=");
+
+/// The keys a `roostsync` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Signing secrets; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+}
 
 /// A configured RoostSync source.
 #[derive(Debug)]
@@ -40,12 +50,15 @@ pub struct Roostsync {
 impl WebhookProvider for Roostsync {
     const ID: &'static str = "roostsync";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
-            mac: BodyMac::from_settings(SIGNATURE, settings).map_err(|e| vec![e])?,
+            mac: BodyMac::new(
+                SIGNATURE,
+                require_secrets(settings.secrets).map_err(|e| vec![e])?,
+            ),
         })
     }
 

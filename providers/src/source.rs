@@ -2,7 +2,8 @@
 //!
 //! The list below is the only place a provider is named: one line per provider generates the
 //! [`Provider`] enum (ids, routes, settings keys), the dispatch of [`Source`] to the provider's
-//! [`WebhookProvider`] implementation, and [`Verified`]. Dispatch is a `match`, not a trait
+//! [`WebhookProvider`] implementation (including reading its typed settings), and
+//! [`Verified`]. Dispatch is a `match`, not a trait
 //! object: the set is closed and known at compile time. Adding a provider is one module that
 //! implements the trait, and one line here.
 
@@ -12,8 +13,9 @@ use jiff::Timestamp;
 
 use crate::event::Origin;
 use crate::provider::{Endpoint, Normalization, Signed, ToSign, WebhookProvider};
-use crate::settings::{SettingError, SourceSettings};
+use crate::settings::{Context, SettingError};
 use crate::{Rejection, Reply, Request};
+use serde::{Deserialize, Deserializer};
 
 macro_rules! providers {
     ($($(#[$doc:meta])* $variant:ident => $module:ident :: $kind:ident,)*) => {
@@ -41,16 +43,6 @@ macro_rules! providers {
                 }
             }
 
-            /// The source settings this provider reads; any other provider-specific key is an
-            /// error.
-            pub fn settings_keys(self) -> &'static [&'static str] {
-                match self {
-                    $(Provider::$variant => {
-                        <crate::$module::$kind as WebhookProvider>::SETTINGS_KEYS
-                    })*
-                }
-            }
-
             /// The dedupe window this provider needs when the source sets none (`None`: the
             /// store's).
             pub fn default_dedupe_ttl(self) -> Option<Duration> {
@@ -75,11 +67,17 @@ macro_rules! providers {
         }
 
         impl Configured {
-            fn new(provider: Provider, settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
+            fn new<'de, D: Deserializer<'de>>(
+                provider: Provider,
+                settings: D,
+                context: &Context,
+            ) -> Result<Self, Vec<SettingError>> {
                 match provider {
                     $(Provider::$variant => {
-                        <crate::$module::$kind as WebhookProvider>::from_settings(settings)
-                            .map(|p| Configured::$variant(Box::new(p)))
+                        type Of = crate::$module::$kind;
+                        let settings = <<Of as WebhookProvider>::Settings>::deserialize(settings)
+                            .map_err(|e| vec![unreadable(Of::ID, &e.to_string())])?;
+                        Of::from_settings(settings, context).map(|p| Configured::$variant(Box::new(p)))
                     })*
                 }
             }
@@ -154,6 +152,27 @@ providers! {
     Hmac => generic_hmac::GenericHmac,
 }
 
+/// A problem serde found in a source's table, named by its key where serde names one: a key
+/// the provider does not read is reported as such, with the keys it does read.
+fn unreadable(provider: &str, message: &str) -> SettingError {
+    let message = message.trim();
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'));
+    match unknown {
+        Some((key, rest)) => {
+            let reads = rest
+                .trim_start_matches(',')
+                .trim()
+                .strip_prefix("expected ")
+                .map(|expected| format!(" (it reads {})", expected.replace("one of ", "")))
+                .unwrap_or_default();
+            SettingError::new(key, format!("not used by provider `{provider}`{reads}"))
+        }
+        None => SettingError::new("", message),
+    }
+}
+
 impl Provider {
     /// Looks a provider up by its id.
     pub fn from_id(id: &str) -> Option<Self> {
@@ -181,16 +200,18 @@ pub struct Source {
 }
 
 impl Source {
-    /// Builds a source, checking the settings its provider needs.
-    pub fn new(
+    /// Builds a source from its provider's keys (any serde representation of the source's
+    /// table: TOML in the server, JSON in tests), checking what the provider needs.
+    pub fn new<'de, D: Deserializer<'de>>(
         name: impl Into<String>,
         provider: Provider,
-        settings: &SourceSettings,
+        settings: D,
+        context: &Context,
     ) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
             name: name.into(),
             provider,
-            configured: Configured::new(provider, settings)?,
+            configured: Configured::new(provider, settings, context)?,
         })
     }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -31,9 +32,9 @@ use crate::json::{field, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings, require_secrets};
+use crate::settings::{Context, EventTypes, SettingError, duration, require_secrets};
 use crate::signing::{Algorithm, MAX_CANDIDATES, hmac, matches_any};
-use crate::{Rejection, Request, generic};
+use crate::{Rejection, Request, Secret, generic};
 
 /// The header names, in the spec's spelling and Svix's.
 struct Names {
@@ -53,6 +54,21 @@ const SVIX: Names = Names {
     signature: "svix-signature",
 };
 
+/// The keys a `standard_webhooks` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `whsec_` + base64 of the key; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// The timestamp window (default 5 minutes).
+    #[serde(default, deserialize_with = "duration")]
+    pub tolerance: Option<Duration>,
+    /// The vendor's event types → canonical types.
+    #[serde(default)]
+    pub event_types: EventTypes,
+}
+
 /// A configured Standard Webhooks source.
 #[derive(Debug)]
 pub struct StandardWebhooks {
@@ -65,11 +81,11 @@ pub struct StandardWebhooks {
 impl WebhookProvider for StandardWebhooks {
     const ID: &'static str = "standard_webhooks";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "tolerance", "event_types"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let secrets = require_secrets(settings).map_err(|e| vec![e])?;
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+        let secrets = require_secrets(settings.secrets).map_err(|e| vec![e])?;
         let keys = secrets
             .iter()
             .map(|secret| decode_secret(secret.expose()))
@@ -83,7 +99,7 @@ impl WebhookProvider for StandardWebhooks {
         Ok(Self {
             keys,
             tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
-            event_types: settings.event_types.clone(),
+            event_types: settings.event_types.resolve()?,
         })
     }
 

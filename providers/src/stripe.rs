@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{DEFAULT_TOLERANCE, check_window, parse_seconds, required_header};
@@ -25,11 +26,26 @@ use crate::json::{field, time};
 use crate::provider::{
     Checked, Endpoint, Normalization, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
-use crate::settings::{SettingError, SourceSettings, require_secrets};
+use crate::settings::{Context, EventTypes, SettingError, duration, require_secrets};
 use crate::signing::{Algorithm, MAX_CANDIDATES, decode_hex, hmac, matches_any};
 use crate::{Rejection, Request, Secret, generic};
 
 const HEADER: &str = "stripe-signature";
+
+/// The keys a `stripe` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Endpoint secrets as shown, `whsec_` included; several during rotation.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// The timestamp window (default 5 minutes).
+    #[serde(default, deserialize_with = "duration")]
+    pub tolerance: Option<Duration>,
+    /// The vendor's event types → canonical types.
+    #[serde(default)]
+    pub event_types: EventTypes,
+}
 
 /// A configured Stripe-style source.
 #[derive(Debug)]
@@ -49,15 +65,25 @@ struct Header<'a> {
 impl WebhookProvider for Stripe {
     const ID: &'static str = "stripe";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "tolerance", "event_types"];
+    type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        Ok(Self {
-            secrets: require_secrets(settings).map_err(|e| vec![e])?,
-            tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
-            event_types: settings.event_types.clone(),
-        })
+    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+        let secrets = require_secrets(settings.secrets).map_err(|e| vec![e]);
+        let event_types = settings.event_types.resolve();
+        match (secrets, event_types) {
+            (Ok(secrets), Ok(event_types)) => Ok(Self {
+                secrets,
+                tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
+                event_types,
+            }),
+            (secrets, event_types) => Err(secrets
+                .err()
+                .into_iter()
+                .chain(event_types.err())
+                .flatten()
+                .collect()),
+        }
     }
 
     fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {

@@ -4,7 +4,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use jiff::Timestamp;
 
 use crate::event::Origin;
-use crate::{Request, Secret, SourceSettings};
+use crate::{Request, Secret};
 
 /// An owned request that hands out [`Request`] views.
 #[derive(Clone)]
@@ -59,13 +59,6 @@ impl OwnedRequest {
 
 pub fn secrets(values: &[&str]) -> Vec<Secret> {
     values.iter().map(|v| Secret::new(*v)).collect()
-}
-
-pub fn settings(values: &[&str]) -> SourceSettings {
-    SourceSettings {
-        secrets: secrets(values),
-        ..SourceSettings::default()
-    }
 }
 
 pub fn now() -> Timestamp {

@@ -33,6 +33,8 @@ use http::Uri;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use serde::Deserialize;
+
 use crate::auth::required_header;
 use crate::event::{
     Attributes, Channel, DeliveryStatus, EventBody, Location, Media, MessageData, MessageKind,
@@ -40,7 +42,7 @@ use crate::event::{
     delivery_label, event_id, hashed_key, source_uri,
 };
 use crate::provider::{Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider};
-use crate::settings::{SettingError, SourceSettings, require_secrets};
+use crate::settings::{Context, SettingError, public_url, require_secrets};
 use crate::signing::{Algorithm, ct_eq, hmac, hmac_matches};
 use crate::{Rejection, Reply, Request, Secret, form};
 
@@ -69,6 +71,17 @@ const MAX_MEDIA: usize = 10;
 /// few dozen (an MMS with ten media and WhatsApp's extra fields stays under a hundred).
 pub const MAX_PARAMS: usize = 512;
 
+/// The keys a `twilio` source reads.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Auth tokens: the primary and, during rotation, the secondary.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// The URL Twilio calls (default: `server.public_url`), which Twilio signs.
+    pub public_url: Option<String>,
+}
+
 /// A configured Twilio source.
 #[derive(Debug)]
 pub struct Twilio {
@@ -90,18 +103,21 @@ pub struct Verified<'a> {
 impl WebhookProvider for Twilio {
     const ID: &'static str = "twilio";
     const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
-    const SETTINGS_KEYS: &'static [&'static str] = &["secrets", "public_url"];
+    type Settings = Settings;
     type Verified<'a> = Verified<'a>;
 
-    fn from_settings(settings: &SourceSettings) -> Result<Self, Vec<SettingError>> {
-        let secrets = require_secrets(settings);
-        let bases = match settings.public_url.as_deref() {
-            None => Err(SettingError::new(
+    fn from_settings(settings: Settings, context: &Context) -> Result<Self, Vec<SettingError>> {
+        let secrets = require_secrets(settings.secrets);
+        let bases = match public_url(settings.public_url, context) {
+            Err(problem) => Err(problem),
+            Ok(None) => Err(SettingError::new(
                 "public_url",
                 "required: the public base URL Twilio calls, which Twilio signs \
                  (set server.public_url or the source's public_url)",
             )),
-            Some(url) => url_bases(url).map_err(|problem| SettingError::new("public_url", problem)),
+            Ok(Some(url)) => {
+                url_bases(&url).map_err(|problem| SettingError::new("public_url", problem))
+            }
         };
         match (secrets, bases) {
             (Ok(secrets), Ok(bases)) => Ok(Self { secrets, bases }),

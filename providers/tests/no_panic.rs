@@ -4,35 +4,42 @@
 
 use http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
-use porter_providers::{
-    EventType, HmacSettings, Provider, Request, Secret, Source, SourceSettings,
-};
+use porter_providers::{Context, Provider, Request, Source};
 use proptest::prelude::*;
+use serde_json::json;
+
+/// Settings valid for each provider: a literal secret that is also base64 after `whsec_`.
+fn settings_for(provider: Provider) -> serde_json::Value {
+    let secrets = json!(["whsec_c2VjcmV0LWtleS1ieXRlcw=="]);
+    let event_types = json!({"a": "reservation.created", "m": "message.received"});
+    match provider {
+        Provider::Meta => json!({"secrets": secrets, "verify_token": "token"}),
+        Provider::Twilio => json!({"secrets": secrets}),
+        Provider::Cloudbeds | Provider::Reservekit => {
+            json!({"url_token": "a-url-token-of-some-length"})
+        }
+        Provider::Mews => json!({"secrets": secrets, "url_token": "a-url-token-of-some-length"}),
+        Provider::StandardWebhooks | Provider::Stripe => {
+            json!({"secrets": secrets, "event_types": event_types})
+        }
+        Provider::Hmac => json!({"secrets": secrets, "event_types": event_types, "hmac": {
+            "header": "x-sig",
+            "signed": "{id}.{timestamp}.{url}.{body}",
+            "timestamp_header": "x-ts",
+            "id_header": "x-id",
+            "type_pointer": "/type",
+        }}),
+        _ => json!({"secrets": secrets}),
+    }
+}
 
 fn sources() -> Vec<Source> {
-    let settings = SourceSettings {
-        // Valid for every scheme: a literal secret, and base64 after `whsec_`.
-        secrets: vec![Secret::new("whsec_c2VjcmV0LWtleS1ieXRlcw==")],
-        verify_token: Some(Secret::new("token")),
-        url_token: Some(Secret::new("a-url-token-of-some-length")),
+    let context = Context {
         public_url: Some("https://hooks.example.com".into()),
-        event_types: vec![
-            ("a".into(), EventType::ReservationCreated),
-            ("m".into(), EventType::MessageReceived),
-        ],
-        hmac: Some(HmacSettings {
-            header: "x-sig".into(),
-            signed: Some("{id}.{timestamp}.{url}.{body}".into()),
-            timestamp_header: Some("x-ts".into()),
-            id_header: Some("x-id".into()),
-            type_pointer: Some("/type".into()),
-            ..HmacSettings::default()
-        }),
-        ..SourceSettings::default()
     };
     Provider::ALL
         .iter()
-        .map(|p| Source::new("s", *p, &settings).expect("valid"))
+        .map(|p| Source::new("s", *p, settings_for(*p), &context).expect("valid"))
         .collect()
 }
 

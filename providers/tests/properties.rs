@@ -3,16 +3,15 @@
 
 use http::{HeaderMap, HeaderValue, Method};
 use jiff::Timestamp;
-use porter_providers::{Provider, Rejection, Request, Secret, Source, SourceSettings, ToSign};
+use porter_providers::{Context, Provider, Rejection, Request, Source, ToSign};
 use proptest::prelude::*;
 
 fn source(provider: Provider, secret: &str) -> Source {
-    let settings = SourceSettings {
-        secrets: vec![Secret::new(secret)],
+    let context = Context {
         public_url: Some("https://hooks.example.com".into()),
-        ..SourceSettings::default()
     };
-    Source::new("s", provider, &settings).expect("valid")
+    let settings = serde_json::json!({ "secrets": [secret] });
+    Source::new("s", provider, settings, &context).expect("valid")
 }
 
 fn verify(

@@ -23,8 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
-use porter_providers::HmacSettings;
-use porter_providers::{EventType, Provider, Secret, Source, SourceSettings};
+use porter_providers::{Context, Provider, Source};
 
 use crate::connections::ConnectionLimits;
 use crate::routes::RESERVED_PATHS;
@@ -49,8 +48,6 @@ const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_STREAM: &str = "porter:events";
 const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
 const DEFAULT_KEY_PREFIX: &str = "porter";
-/// Longer durations are surely mistakes, and would overflow clock arithmetic.
-const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 const DEFAULT_SHARDS: u16 = 16;
 
 /// A checked configuration.
@@ -611,14 +608,6 @@ fn source_config(
         ));
         return None;
     };
-    for set in table.provider_keys_set() {
-        if !provider.settings_keys().contains(&set) {
-            errors.push(ConfigError::new(
-                format!("{key}.{set}"),
-                format!("not used by provider `{provider}`"),
-            ));
-        }
-    }
     let store_ttl = store.map_or(DEFAULT_DEDUPE_TTL, |s| s.dedupe_ttl);
     let dedupe_ttl = duration(
         &format!("{key}.dedupe_ttl"),
@@ -626,10 +615,6 @@ fn source_config(
         provider.default_dedupe_ttl().unwrap_or(store_ttl),
         errors,
     );
-    let tolerance = table
-        .tolerance
-        .as_deref()
-        .and_then(|t| duration(&format!("{key}.tolerance"), Some(t), Duration::ZERO, errors));
     let allow_ips: Vec<IpNet> = table
         .allow_ips
         .iter()
@@ -643,42 +628,19 @@ fn source_config(
                 .ok()
         })
         .collect();
-    if let Some(url) = &table.public_url {
-        check_public_url(&format!("{key}.public_url"), url, errors);
-    }
-    let settings = SourceSettings {
-        secrets: table
-            .secrets
-            .unwrap_or_default()
-            .into_iter()
-            .map(Secret::new)
-            .collect(),
-        verify_token: table.verify_token.map(Secret::new),
-        url_token: table.url_token.map(Secret::new),
-        tolerance,
-        public_url: table
-            .public_url
-            .or_else(|| server_public_url.map(str::to_owned)),
-        insecure_allow_unsigned: table.insecure_allow_unsigned.unwrap_or(false),
-        event_types: event_types(key, table.event_types.unwrap_or_default(), errors),
-        hmac: table.hmac.map(|h| HmacSettings {
-            header: h.header,
-            algorithm: h.algorithm,
-            encoding: h.encoding,
-            prefix: h.prefix,
-            signed: h.signed,
-            timestamp_header: h.timestamp_header,
-            id_header: h.id_header,
-            id_pointer: h.id_pointer,
-            type_pointer: h.type_pointer,
-        }),
+    let context = Context {
+        public_url: server_public_url.map(str::to_owned),
     };
-    let source = Source::new(table.name, provider, &settings)
+    let source = Source::new(table.name, provider, table.settings, &context)
         .map_err(|problems| {
             for problem in problems {
+                let at = match problem.key.as_str() {
+                    "" => key.to_owned(),
+                    setting => format!("{key}.{setting}"),
+                };
                 errors.push(ConfigError::new(
-                    format!("{key}.{}", problem.key),
-                    problem.problem,
+                    at,
+                    redact::serde_message(&problem.problem),
                 ));
             }
         })
@@ -744,29 +706,6 @@ fn check_destinations(
     }
 }
 
-/// The `event_types` table: vendor type → a canonical type name.
-fn event_types(
-    key: &str,
-    table: std::collections::BTreeMap<String, String>,
-    errors: &mut Vec<ConfigError>,
-) -> Vec<(String, EventType)> {
-    table
-        .into_iter()
-        .filter_map(
-            |(vendor, canonical)| match EventType::from_name(&canonical) {
-                Some(event_type) => Some((vendor, event_type)),
-                None => {
-                    errors.push(ConfigError::new(
-                        format!("{key}.event_types.{vendor}"),
-                        format!("`{canonical}` is not a canonical event type (see the README)"),
-                    ));
-                    None
-                }
-            },
-        )
-        .collect()
-}
-
 /// Unique names and routes that no two sources (and no built-in route) claim.
 fn check_sources(sources: &[SourceConfig], errors: &mut Vec<ConfigError>) {
     let mut names = HashMap::new();
@@ -819,18 +758,10 @@ fn check_path(path: &str) -> Result<(), String> {
     }
 }
 
+/// Never echoes the URL: it may carry credentials (`https://user:pass@host`).
 fn check_public_url(key: &str, url: &str, errors: &mut Vec<ConfigError>) {
-    let ok = url.parse::<http::Uri>().is_ok_and(|uri| {
-        matches!(uri.scheme_str(), Some("http" | "https"))
-            && uri.authority().is_some()
-            && uri.query().is_none()
-    });
-    if !ok {
-        // The value is not repeated: it may carry credentials (`https://user:pass@host`).
-        errors.push(ConfigError::new(
-            key,
-            "must be an http:// or https:// URL with a host and no query",
-        ));
+    if let Err(problem) = porter_providers::settings::check_public_url(url) {
+        errors.push(ConfigError::new(key, problem));
     }
 }
 
@@ -849,24 +780,9 @@ pub(crate) fn duration(
     let Some(text) = text else {
         return Some(default);
     };
-    match humantime::parse_duration(text) {
-        Ok(d) if d > MAX_DURATION => {
-            errors.push(ConfigError::new(key, "must be at most 10 years"));
-            None
-        }
-        Ok(d) if !d.is_zero() => Some(d),
-        Ok(_) => {
-            errors.push(ConfigError::new(key, "must be longer than 0"));
-            None
-        }
-        Err(e) => {
-            errors.push(ConfigError::new(
-                key,
-                format!("`{text}` is not a duration like \"10s\", \"5m\" or \"24h\": {e}"),
-            ));
-            None
-        }
-    }
+    porter_providers::settings::parse_duration(text)
+        .map_err(|problem| errors.push(ConfigError::new(key, problem)))
+        .ok()
 }
 
 #[cfg(test)]

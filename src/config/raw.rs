@@ -38,58 +38,15 @@ pub struct StoreTable {
     pub capacity: Option<usize>,
 }
 
+/// A `[[sources]]` table: the keys every source has, and the rest, which belong to the source's
+/// provider (whose `Settings` struct refuses any it does not read).
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SourceTable {
     pub name: String,
     pub provider: String,
     pub path: String,
-    pub secrets: Option<Vec<String>>,
-    pub verify_token: Option<String>,
-    pub url_token: Option<String>,
-    pub tolerance: Option<String>,
     pub dedupe_ttl: Option<String>,
-    pub public_url: Option<String>,
     pub allow_ips: Option<Vec<String>>,
-    pub insecure_allow_unsigned: Option<bool>,
-    pub event_types: Option<std::collections::BTreeMap<String, String>>,
-    pub hmac: Option<HmacTable>,
-}
-
-/// The `hmac` table of a generic HMAC source.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HmacTable {
-    pub header: String,
-    pub algorithm: Option<String>,
-    pub encoding: Option<String>,
-    pub prefix: Option<String>,
-    pub signed: Option<String>,
-    pub timestamp_header: Option<String>,
-    pub id_header: Option<String>,
-    pub id_pointer: Option<String>,
-    pub type_pointer: Option<String>,
-}
-
-impl SourceTable {
-    /// The provider-specific keys that are set, for checking them against what the provider
-    /// reads. (`name`, `provider`, `path`, `dedupe_ttl` and `allow_ips` apply to every source.)
-    pub fn provider_keys_set(&self) -> Vec<&'static str> {
-        let set = [
-            ("secrets", self.secrets.is_some()),
-            ("verify_token", self.verify_token.is_some()),
-            ("url_token", self.url_token.is_some()),
-            ("tolerance", self.tolerance.is_some()),
-            ("public_url", self.public_url.is_some()),
-            (
-                "insecure_allow_unsigned",
-                self.insecure_allow_unsigned.is_some(),
-            ),
-            ("event_types", self.event_types.is_some()),
-            ("hmac", self.hmac.is_some()),
-        ];
-        set.into_iter()
-            .filter_map(|(key, present)| present.then_some(key))
-            .collect()
-    }
+    #[serde(flatten)]
+    pub settings: toml::Table,
 }

@@ -109,7 +109,7 @@ fn unknown_keys_are_named() {
     let found = problems(&text);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
-        found[0].starts_with("sources[0] (whatsapp): unknown field `verfy_token`"),
+        found[0].starts_with("sources[0] (whatsapp).verfy_token: not used by provider `meta`"),
         "{found:?}"
     );
 
@@ -164,7 +164,9 @@ fn keys_a_provider_does_not_read_are_refused() {
     let found = problems(&GOOD.replace("verify_token = \"tok\"", "url_token = \"t\""));
     assert_eq!(
         found,
-        ["sources[0] (whatsapp).url_token: not used by provider `meta`"]
+        [
+            "sources[0] (whatsapp).url_token: not used by provider `meta` (it reads `secrets` or `verify_token`)"
+        ]
     );
 }
 

@@ -8,10 +8,12 @@ use crate::testing::{Check, OwnedRequest, origin};
 const TOKEN: &str = "cloudbeds-url-token-0123456789";
 
 fn cloudbeds() -> Cloudbeds {
-    Cloudbeds::from_settings(&SourceSettings {
-        url_token: Some(Secret::new(TOKEN)),
-        ..SourceSettings::default()
-    })
+    Cloudbeds::from_settings(
+        Settings {
+            url_token: Some(Secret::new(TOKEN)),
+        },
+        &crate::settings::Context::default(),
+    )
     .expect("valid")
 }
 
@@ -56,12 +58,13 @@ fn only_the_full_token_passes() {
 #[test]
 fn a_missing_or_short_token_is_a_setting_error() {
     for token in [None, Some("short")] {
-        let settings = SourceSettings {
+        let settings = Settings {
             url_token: token.map(Secret::new),
-            ..SourceSettings::default()
         };
         assert_eq!(
-            Cloudbeds::from_settings(&settings).expect_err("refused")[0].key,
+            Cloudbeds::from_settings(settings, &crate::settings::Context::default())
+                .expect_err("refused")[0]
+                .key,
             "url_token"
         );
     }

@@ -2,27 +2,32 @@ use base64::Engine;
 use serde_json::json;
 
 use super::*;
+use crate::Secret;
 use crate::testing::{Check, NormalizeChecked, OwnedRequest, now, origin};
-use crate::{Secret, SourceSettings};
 
-fn settings(hmac: HmacSettings) -> SourceSettings {
-    SourceSettings {
+fn settings(hmac: HmacSettings) -> Settings {
+    Settings {
         secrets: vec![Secret::new("It's a Secret to Everybody")],
         hmac: Some(hmac),
         public_url: Some("https://hooks.example.com".into()),
-        event_types: vec![("reservation.new".into(), EventType::ReservationCreated)],
-        ..SourceSettings::default()
+        event_types: vec![("reservation.new".into(), EventType::ReservationCreated)]
+            .into_iter()
+            .collect(),
+        ..Settings::default()
     }
 }
 
 fn github() -> GenericHmac {
-    GenericHmac::from_settings(&settings(HmacSettings {
-        header: "X-Hub-Signature-256".into(),
-        prefix: Some("sha256=".into()),
-        id_header: Some("X-GitHub-Delivery".into()),
-        type_pointer: Some("/action".into()),
-        ..HmacSettings::default()
-    }))
+    GenericHmac::from_settings(
+        settings(HmacSettings {
+            header: "X-Hub-Signature-256".into(),
+            prefix: Some("sha256=".into()),
+            id_header: Some("X-GitHub-Delivery".into()),
+            type_pointer: Some("/action".into()),
+            ..HmacSettings::default()
+        }),
+        &crate::settings::Context::default(),
+    )
     .expect("valid")
 }
 
@@ -44,16 +49,19 @@ fn configured_as_github_it_matches_githubs_documented_vector() {
 }
 
 fn shopify_like() -> GenericHmac {
-    GenericHmac::from_settings(&settings(HmacSettings {
-        header: "X-Vendor-Signature".into(),
-        encoding: Some("base64".into()),
-        algorithm: Some("sha512".into()),
-        signed: Some("{id}:{timestamp}:{url}:{body}".into()),
-        timestamp_header: Some("X-Vendor-Timestamp".into()),
-        id_header: Some("X-Vendor-Id".into()),
-        type_pointer: Some("/kind".into()),
-        ..HmacSettings::default()
-    }))
+    GenericHmac::from_settings(
+        settings(HmacSettings {
+            header: "X-Vendor-Signature".into(),
+            encoding: Some("base64".into()),
+            algorithm: Some("sha512".into()),
+            signed: Some("{id}:{timestamp}:{url}:{body}".into()),
+            timestamp_header: Some("X-Vendor-Timestamp".into()),
+            id_header: Some("X-Vendor-Id".into()),
+            type_pointer: Some("/kind".into()),
+            ..HmacSettings::default()
+        }),
+        &crate::settings::Context::default(),
+    )
     .expect("valid")
 }
 
@@ -164,11 +172,14 @@ fn ids_types_and_times_come_from_where_configured() {
     assert_eq!(event.providereventid, "id-7");
     assert_eq!(event.event_type(), EventType::ReservationCreated);
     assert_eq!(event.time.map(|t| t.as_second()), Some(now().as_second()));
-    let by_pointer = GenericHmac::from_settings(&settings(HmacSettings {
-        header: "X-Sig".into(),
-        id_pointer: Some("/reservation_id".into()),
-        ..HmacSettings::default()
-    }))
+    let by_pointer = GenericHmac::from_settings(
+        settings(HmacSettings {
+            header: "X-Sig".into(),
+            id_pointer: Some("/reservation_id".into()),
+            ..HmacSettings::default()
+        }),
+        &crate::settings::Context::default(),
+    )
     .expect("valid");
     let events = by_pointer
         .normalize_events(
@@ -192,7 +203,7 @@ fn ids_types_and_times_come_from_where_configured() {
 #[test]
 fn settings_are_checked_by_key() {
     let problems = |hmac: HmacSettings| {
-        GenericHmac::from_settings(&settings(hmac))
+        GenericHmac::from_settings(settings(hmac), &crate::settings::Context::default())
             .expect_err("invalid")
             .into_iter()
             .map(|e| e.key)
@@ -251,12 +262,14 @@ fn settings_are_checked_by_key() {
         }),
         ["hmac.header"]
     );
-    let no_table = SourceSettings {
+    let no_table = Settings {
         secrets: vec![Secret::new("s")],
-        ..SourceSettings::default()
+        ..Settings::default()
     };
     assert_eq!(
-        GenericHmac::from_settings(&no_table).expect_err("needs hmac")[0].key,
+        GenericHmac::from_settings(no_table, &crate::settings::Context::default())
+            .expect_err("needs hmac")[0]
+            .key,
         "hmac"
     );
 }
@@ -336,12 +349,15 @@ fn a_signed_id_keys_the_event_and_may_not_contain_its_separators() {
 
 #[test]
 fn without_an_id_the_key_is_the_signed_content_without_its_timestamp() {
-    let source = GenericHmac::from_settings(&settings(HmacSettings {
-        header: "X-Sig".into(),
-        signed: Some("{timestamp}.{body}".into()),
-        timestamp_header: Some("X-Ts".into()),
-        ..HmacSettings::default()
-    }))
+    let source = GenericHmac::from_settings(
+        settings(HmacSettings {
+            header: "X-Sig".into(),
+            signed: Some("{timestamp}.{body}".into()),
+            timestamp_header: Some("X-Ts".into()),
+            ..HmacSettings::default()
+        }),
+        &crate::settings::Context::default(),
+    )
     .expect("valid");
     let key = |body: &str, at: i64| {
         let mac = crate::signing::hmac(
@@ -383,7 +399,7 @@ fn a_stale_timestamp_is_refused_before_any_mac() {
 #[test]
 fn unsigned_timestamps_and_ambiguous_templates_are_refused() {
     let problems = |hmac: HmacSettings| {
-        GenericHmac::from_settings(&settings(hmac))
+        GenericHmac::from_settings(settings(hmac), &crate::settings::Context::default())
             .err()
             .unwrap_or_default()
             .into_iter()

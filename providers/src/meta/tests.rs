@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Secret;
 use crate::event::{EventType, MessageKind};
-use crate::testing::{Check, OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const SECRET: &str = "meta-app-secret";
 const PATH: &str = "/webhooks/whatsapp";
@@ -11,7 +11,7 @@ const PATH: &str = "/webhooks/whatsapp";
 fn meta(secrets: &[&str]) -> Meta {
     let mut settings = settings(secrets);
     settings.verify_token = Some(Secret::new("verify-me"));
-    Meta::from_settings(&settings).expect("valid settings")
+    Meta::from_settings(settings, &crate::settings::Context::default()).expect("valid settings")
 }
 
 fn signed(body: &[u8], secret: &str) -> OwnedRequest {
@@ -247,7 +247,8 @@ fn a_get_without_handshake_parameters_is_malformed_not_a_token_mismatch() {
 
 #[test]
 fn handshake_without_a_configured_token_is_forbidden() {
-    let meta = Meta::from_settings(&settings(&[SECRET])).expect("valid");
+    let meta = Meta::from_settings(settings(&[SECRET]), &crate::settings::Context::default())
+        .expect("valid");
     let request = OwnedRequest::get(PATH, "hub.mode=subscribe&hub.challenge=1&hub.verify_token=");
     assert_eq!(
         meta.handshake(&request.view()),
@@ -594,4 +595,12 @@ fn numbers_beyond_f64_are_kept_as_text_not_lost() {
         data(&events[0])["raw"],
         json!(r#"{"field":"x","value":{"n":1e400}}"#)
     );
+}
+
+/// The provider's settings with these secrets and nothing else.
+fn settings(values: &[&str]) -> Settings {
+    Settings {
+        secrets: crate::testing::secrets(values),
+        ..Settings::default()
+    }
 }

@@ -10,11 +10,13 @@ const TOKEN: &str = "mews-partner-token-0123456789";
 const POS_SECRET: &str = "mews-pos-secret";
 
 fn mews(url_token: Option<&str>, secrets: &[&str]) -> Mews {
-    Mews::from_settings(&SourceSettings {
-        url_token: url_token.map(Secret::new),
-        secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
-        ..SourceSettings::default()
-    })
+    Mews::from_settings(
+        Settings {
+            url_token: url_token.map(Secret::new),
+            secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
+        },
+        &crate::settings::Context::default(),
+    )
     .expect("valid")
 }
 
@@ -153,25 +155,29 @@ fn the_signer_uses_the_token_or_else_the_pos_secret() {
 #[test]
 fn settings_need_a_token_or_secrets_and_each_must_be_valid() {
     assert_eq!(
-        Mews::from_settings(&SourceSettings::default()).expect_err("none")[0].key,
+        Mews::from_settings(Settings::default(), &crate::settings::Context::default())
+            .expect_err("none")[0]
+            .key,
         "url_token"
     );
-    let both_bad = SourceSettings {
+    let both_bad = Settings {
         url_token: Some(Secret::new("short")),
         secrets: vec![Secret::new("")],
-        ..SourceSettings::default()
     };
-    let keys: Vec<_> = Mews::from_settings(&both_bad)
+    let keys: Vec<_> = Mews::from_settings(both_bad, &crate::settings::Context::default())
         .expect_err("refused")
         .iter()
-        .map(|e| e.key)
+        .map(|e| e.key.clone())
         .collect();
     assert_eq!(keys, ["url_token", "secrets"]);
     assert!(
-        Mews::from_settings(&SourceSettings {
-            secrets: vec![Secret::new(POS_SECRET)],
-            ..SourceSettings::default()
-        })
+        Mews::from_settings(
+            Settings {
+                secrets: vec![Secret::new(POS_SECRET)],
+                ..Settings::default()
+            },
+            &crate::settings::Context::default()
+        )
         .is_ok()
     );
 }

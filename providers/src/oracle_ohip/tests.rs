@@ -4,13 +4,14 @@ use super::*;
 use crate::Secret;
 use crate::event::EventType;
 use crate::provider::Checked;
-use crate::testing::{Check, OwnedRequest, now, origin, settings};
+use crate::testing::{Check, OwnedRequest, now, origin};
 
 const SECRET: &str = "whsec_abc123def456ghi789";
 const PATH: &str = "/api/v1/webhooks/oracle/reservations";
 
 fn oracle(secrets: &[&str]) -> OracleOhip {
-    OracleOhip::from_settings(&settings(secrets)).expect("valid settings")
+    OracleOhip::from_settings(settings(secrets), &crate::settings::Context::default())
+        .expect("valid settings")
 }
 
 fn signed_at(body: &[u8], secret: &str, timestamp: i64) -> OwnedRequest {
@@ -95,7 +96,8 @@ fn stale_and_future_timestamps_fail_at_the_edge_of_the_window() {
     // A configured tolerance replaces the default.
     let mut narrow = settings(&[SECRET]);
     narrow.tolerance = Some(Duration::from_secs(10));
-    let narrow = OracleOhip::from_settings(&narrow).expect("valid");
+    let narrow =
+        OracleOhip::from_settings(narrow, &crate::settings::Context::default()).expect("valid");
     let eleven = signed_at(&checkout(), SECRET, now().as_second() - 11);
     assert_eq!(
         narrow.check(&eleven.view(), now()),
@@ -270,4 +272,12 @@ fn the_answer_is_the_guides() {
         json!({"success": true, "data": {"message": "Webhook processed successfully",
             "eventId": "evt_checkout_12345", "eventType": "GUEST_CHECKOUT"}})
     );
+}
+
+/// The provider's settings with these secrets and nothing else.
+fn settings(values: &[&str]) -> Settings {
+    Settings {
+        secrets: crate::testing::secrets(values),
+        ..Settings::default()
+    }
 }

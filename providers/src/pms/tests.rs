@@ -2,12 +2,12 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::event::EventType;
-use crate::testing::{Check, OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const SECRET: &str = "pms-shared-secret-42";
 
 fn pms() -> Pms {
-    Pms::from_settings(&settings(&[SECRET])).expect("valid")
+    Pms::from_settings(settings(&[SECRET]), &crate::settings::Context::default()).expect("valid")
 }
 
 fn post(endpoint: &'static str, body: &Value) -> OwnedRequest {
@@ -26,7 +26,11 @@ fn either_header_form_authenticates() {
     let bearer = post("/guests", &body).header("authorization", &format!("Bearer {SECRET}"));
     assert_eq!(pms().check(&header.view(), crate::testing::now()), Ok(()));
     assert_eq!(pms().check(&bearer.view(), crate::testing::now()), Ok(()));
-    let rotated = Pms::from_settings(&settings(&["next-secret", SECRET])).expect("valid");
+    let rotated = Pms::from_settings(
+        settings(&["next-secret", SECRET]),
+        &crate::settings::Context::default(),
+    )
+    .expect("valid");
     assert_eq!(rotated.check(&header.view(), crate::testing::now()), Ok(()));
 }
 
@@ -58,11 +62,11 @@ fn wrong_missing_and_mixed_secrets_are_refused() {
 
 #[test]
 fn unsigned_requests_need_the_explicit_insecure_mode() {
-    let insecure = SourceSettings {
+    let insecure = Settings {
         insecure_allow_unsigned: true,
-        ..SourceSettings::default()
+        ..Settings::default()
     };
-    let open = Pms::from_settings(&insecure).expect("valid");
+    let open = Pms::from_settings(insecure, &crate::settings::Context::default()).expect("valid");
     assert!(open.allows_unsigned());
     assert_eq!(
         open.check(&post("/guests", &json!({})).view(), crate::testing::now()),
@@ -70,15 +74,18 @@ fn unsigned_requests_need_the_explicit_insecure_mode() {
     );
     assert!(!pms().allows_unsigned());
     assert_eq!(
-        Pms::from_settings(&SourceSettings::default()).expect_err("needs one")[0].key,
+        Pms::from_settings(Settings::default(), &crate::settings::Context::default())
+            .expect_err("needs one")[0]
+            .key,
         "secrets"
     );
-    let both = SourceSettings {
+    let both = Settings {
         insecure_allow_unsigned: true,
         ..settings(&[SECRET])
     };
     assert_eq!(
-        Pms::from_settings(&both).expect_err("not both")[0].key,
+        Pms::from_settings(both, &crate::settings::Context::default()).expect_err("not both")[0]
+            .key,
         "insecure_allow_unsigned"
     );
 }
@@ -205,4 +212,12 @@ fn garbage_is_malformed() {
         normalize(&request.view(), &origin("pms", "pms")),
         Err(Rejection::MalformedBody { .. })
     ));
+}
+
+/// The provider's settings with these secrets and nothing else.
+fn settings(values: &[&str]) -> Settings {
+    Settings {
+        secrets: crate::testing::secrets(values),
+        ..Settings::default()
+    }
 }

@@ -3,12 +3,13 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{Check, OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const SECRET: &str = "pms-web-api-secret";
 
 fn source(secrets: &[&str]) -> PmsWebApi {
-    PmsWebApi::from_settings(&settings(secrets)).expect("valid")
+    PmsWebApi::from_settings(settings(secrets), &crate::settings::Context::default())
+        .expect("valid")
 }
 
 fn signed(body: &[u8], secret: &str) -> OwnedRequest {
@@ -174,4 +175,11 @@ fn garbage_is_malformed() {
         normalize(&request.view(), &origin("p", "pms_web_api")),
         Err(Rejection::MalformedBody { .. })
     ));
+}
+
+/// The provider's settings with these secrets and nothing else.
+fn settings(values: &[&str]) -> Settings {
+    Settings {
+        secrets: crate::testing::secrets(values),
+    }
 }

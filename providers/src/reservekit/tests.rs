@@ -8,10 +8,12 @@ use crate::testing::{Check, OwnedRequest, origin};
 const TOKEN: &str = "rk-url-token-0123456789abcdef";
 
 fn reservekit() -> Reservekit {
-    Reservekit::from_settings(&SourceSettings {
-        url_token: Some(Secret::new(TOKEN)),
-        ..SourceSettings::default()
-    })
+    Reservekit::from_settings(
+        Settings {
+            url_token: Some(Secret::new(TOKEN)),
+        },
+        &crate::settings::Context::default(),
+    )
     .expect("valid")
 }
 
@@ -71,16 +73,19 @@ fn the_url_token_must_match_in_full() {
 
 #[test]
 fn short_or_missing_tokens_are_refused_in_configuration() {
-    let short = SourceSettings {
+    let short = Settings {
         url_token: Some(Secret::new("short")),
-        ..SourceSettings::default()
     };
     assert_eq!(
-        Reservekit::from_settings(&short).expect_err("short")[0].key,
+        Reservekit::from_settings(short, &crate::settings::Context::default()).expect_err("short")
+            [0]
+        .key,
         "url_token"
     );
     assert_eq!(
-        Reservekit::from_settings(&SourceSettings::default()).expect_err("missing")[0].key,
+        Reservekit::from_settings(Settings::default(), &crate::settings::Context::default())
+            .expect_err("missing")[0]
+            .key,
         "url_token"
     );
 }

@@ -3,12 +3,13 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{Check, OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const SECRET: &str = "roostsync-signing-secret";
 
 fn source(secrets: &[&str]) -> Roostsync {
-    Roostsync::from_settings(&settings(secrets)).expect("valid")
+    Roostsync::from_settings(settings(secrets), &crate::settings::Context::default())
+        .expect("valid")
 }
 
 fn signed(body: &[u8], secret: &str) -> OwnedRequest {
@@ -171,4 +172,11 @@ fn garbage_is_malformed() {
         normalize(&request.view(), &origin("r", "roostsync")),
         Err(Rejection::MalformedBody { .. })
     ));
+}
+
+/// The provider's settings with these secrets and nothing else.
+fn settings(values: &[&str]) -> Settings {
+    Settings {
+        secrets: crate::testing::secrets(values),
+    }
 }

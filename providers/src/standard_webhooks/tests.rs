@@ -1,23 +1,25 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
 use crate::testing::{Check, NormalizeChecked, OwnedRequest, now, origin};
-use crate::{Secret, SourceSettings};
 
 /// The secret of the reference libraries' `test_sign` vector.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 fn source(secrets: &[&str]) -> StandardWebhooks {
-    let settings = SourceSettings {
+    let settings = Settings {
         secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
         event_types: vec![
             ("booking.created".into(), EventType::ReservationCreated),
             ("room.cleaned".into(), EventType::HousekeepingStatusChanged),
-        ],
-        ..SourceSettings::default()
+        ]
+        .into_iter()
+        .collect(),
+        ..Settings::default()
     };
-    StandardWebhooks::from_settings(&settings).expect("valid")
+    StandardWebhooks::from_settings(settings, &crate::settings::Context::default()).expect("valid")
 }
 
 fn request(id: &str, timestamp: i64, body: &str, signature: &str) -> OwnedRequest {
@@ -210,20 +212,24 @@ fn svix_header_names_are_accepted() {
 
 #[test]
 fn secrets_must_be_whsec_base64() {
-    let bad = SourceSettings {
+    let bad = Settings {
         secrets: vec![Secret::new("whsec_***not base64***")],
-        ..SourceSettings::default()
+        ..Settings::default()
     };
     assert_eq!(
-        StandardWebhooks::from_settings(&bad).expect_err("invalid")[0].key,
+        StandardWebhooks::from_settings(bad, &crate::settings::Context::default())
+            .expect_err("invalid")[0]
+            .key,
         "secrets"
     );
     // Padding is optional.
-    let unpadded = SourceSettings {
+    let unpadded = Settings {
         secrets: vec![Secret::new("whsec_dGVzdA")],
-        ..SourceSettings::default()
+        ..Settings::default()
     };
-    assert!(StandardWebhooks::from_settings(&unpadded).is_ok());
+    assert!(
+        StandardWebhooks::from_settings(unpadded, &crate::settings::Context::default()).is_ok()
+    );
 }
 
 #[test]

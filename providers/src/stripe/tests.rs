@@ -1,21 +1,26 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::Secret;
 use crate::event::EventType;
 use crate::testing::{Check, NormalizeChecked, OwnedRequest, now, origin};
-use crate::{Secret, SourceSettings};
 
 const SECRET: &str = "whsec_test_secret_stripe";
 
 fn stripe(secrets: &[&str]) -> Stripe {
-    Stripe::from_settings(&SourceSettings {
-        secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
-        event_types: vec![(
-            "payment_intent.succeeded".into(),
-            EventType::PaymentReceived,
-        )],
-        ..SourceSettings::default()
-    })
+    Stripe::from_settings(
+        Settings {
+            secrets: secrets.iter().map(|s| Secret::new(*s)).collect(),
+            event_types: vec![(
+                "payment_intent.succeeded".into(),
+                EventType::PaymentReceived,
+            )]
+            .into_iter()
+            .collect(),
+            ..Settings::default()
+        },
+        &crate::settings::Context::default(),
+    )
     .expect("valid")
 }
 

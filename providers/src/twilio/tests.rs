@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::Secret;
 use crate::event::EventType;
-use crate::testing::{Check, OwnedRequest, origin, settings};
+use crate::testing::{Check, OwnedRequest, origin};
 
 const TOKEN: &str = "twilio-auth-token";
 const PUBLIC_URL: &str = "https://hooks.example.com";
@@ -12,7 +12,7 @@ const PATH: &str = "/webhooks/sms";
 fn twilio_at(public_url: &str, secrets: &[&str]) -> Twilio {
     let mut settings = settings(secrets);
     settings.public_url = Some(public_url.to_owned());
-    Twilio::from_settings(&settings).expect("valid settings")
+    Twilio::from_settings(settings, &crate::settings::Context::default()).expect("valid settings")
 }
 
 fn twilio(secrets: &[&str]) -> Twilio {
@@ -424,7 +424,8 @@ fn sign_produces_what_verify_accepts_for_form_and_json() {
 fn settings_require_a_usable_public_url_and_a_token() {
     let mut without_url = settings(&[TOKEN]);
     without_url.public_url = None;
-    let errors = Twilio::from_settings(&without_url).expect_err("needs public_url");
+    let errors = Twilio::from_settings(without_url, &crate::settings::Context::default())
+        .expect_err("needs public_url");
     assert_eq!(errors[0].key, "public_url");
     for bad in [
         "hooks.example.com",
@@ -433,12 +434,17 @@ fn settings_require_a_usable_public_url_and_a_token() {
     ] {
         let mut with_bad = settings(&[TOKEN]);
         with_bad.public_url = Some(bad.to_owned());
-        assert!(Twilio::from_settings(&with_bad).is_err(), "{bad}");
+        assert!(
+            Twilio::from_settings(with_bad, &crate::settings::Context::default()).is_err(),
+            "{bad}"
+        );
     }
     let mut no_secret = settings(&[]);
     no_secret.public_url = Some(PUBLIC_URL.to_owned());
     assert_eq!(
-        Twilio::from_settings(&no_secret).expect_err("needs secret")[0].key,
+        Twilio::from_settings(no_secret, &crate::settings::Context::default())
+            .expect_err("needs secret")[0]
+            .key,
         "secrets"
     );
 }
@@ -774,5 +780,13 @@ proptest::proptest! {
             signed_content_key(&request.view()).expect("bounded")
         };
         proptest::prop_assert_eq!(key(&original) == key(&changed), same_content);
+    }
+}
+
+/// The provider's settings with these secrets and nothing else.
+fn settings(values: &[&str]) -> Settings {
+    Settings {
+        secrets: crate::testing::secrets(values),
+        ..Settings::default()
     }
 }
