@@ -2,20 +2,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
+use crate::app::App;
+use crate::clock::Clock;
 use crate::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
-use crate::delivery::{self, Deliveries};
+use crate::delivery::Plan;
 use crate::events::{self, TailArgs};
 use crate::inspect;
 use crate::routes::{RESERVED_PATHS, RouteTable};
 use crate::send::{self, SendArgs};
-use crate::server::{self, Gateway};
-use crate::store::Store;
+use crate::server;
 use crate::telemetry::{self, LogFormat};
 
 /// porter: an inbound webhook gateway. Verifies provider webhooks, normalizes them into
@@ -179,43 +178,14 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             config = %config.origin,
             "porter listening"
         );
-        let config_destinations = match delivery::routes(&config) {
-            Ok(routes) => routes,
+        let app = match App::build(config, Plan::default(), Clock::system()) {
+            Ok(app) => app,
             Err(error) => {
-                eprintln!("cannot set up delivery: {error}");
+                eprintln!("{error}");
                 return ExitCode::FAILURE;
             }
         };
-        let gateway = match Gateway::new(config) {
-            Ok(gateway) => Arc::new(gateway),
-            Err(error) => {
-                eprintln!("cannot set up the store: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        warn_about_durability(&gateway.store).await;
-        for source in &gateway.sources {
-            if source.source.allows_unsigned() {
-                tracing::warn!(
-                    source = source.source.name(),
-                    path = %source.path,
-                    "INSECURE: this source accepts requests without any secret \
-                     (insecure_allow_unsigned = true); anyone who can reach it can inject events"
-                );
-            }
-        }
-        let deliveries = match start_deliveries(&config_destinations, &gateway) {
-            Ok(deliveries) => deliveries,
-            Err(error) => {
-                eprintln!("cannot start delivery: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let served = server::serve(listener, Arc::clone(&gateway), server::shutdown_signal()).await;
-        if let Some(deliveries) = deliveries {
-            deliveries.stop().await;
-        }
-        match served {
+        match app.serve(listener, server::shutdown_signal()).await {
             Ok(()) => {
                 tracing::info!("stopped");
                 ExitCode::SUCCESS
@@ -226,52 +196,6 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             }
         }
     })
-}
-
-/// Starts the delivery workers, when the configuration has destinations.
-fn start_deliveries(
-    (routes, groups): &(Vec<delivery::Route>, Vec<String>),
-    gateway: &Gateway,
-) -> Result<Option<Deliveries>, String> {
-    if routes.is_empty() && groups.is_empty() {
-        return Ok(None);
-    }
-    let queue = delivery::queue_for(&gateway.store).ok_or("the store has no delivery queue")?;
-    for route in routes {
-        tracing::info!(destination = %route.name, "delivering");
-    }
-    Ok(Some(Deliveries::start(
-        queue,
-        routes.clone(),
-        groups.clone(),
-        Arc::clone(&gateway.intake),
-    )))
-}
-
-/// Says, at start-up, what the store's persistence means for acknowledged events.
-async fn warn_about_durability(store: &Store) {
-    match store {
-        Store::Memory(_) => tracing::warn!(
-            "the memory store keeps events in this process only: they are lost when it exits \
-             (use the redis store in production)"
-        ),
-        Store::Redis(redis) => {
-            let check = tokio::time::timeout(Duration::from_secs(3), redis.durability_warnings());
-            match check.await {
-                Ok(Ok(warnings)) => {
-                    for warning in warnings {
-                        tracing::warn!("{warning}");
-                    }
-                }
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "Redis is not reachable yet; answering 503 until it is")
-                }
-                Err(_) => {
-                    tracing::warn!("Redis did not answer within 3 s; answering 503 until it does")
-                }
-            }
-        }
-    }
 }
 
 /// The embedded default's secrets are public (they are in porter's source); print them so

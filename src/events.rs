@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
+use crate::delivery::Plan;
 use crate::server::store_for;
 use crate::store::Store;
 use crate::store::redis::{RedisStore, StreamEntry};
@@ -60,7 +62,7 @@ pub fn tail(args: &TailArgs) -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let store = match store_for(&config) {
+        let store = match store_for(&config, &Plan::default(), &Clock::system()) {
             Ok(Store::Redis(store)) => store,
             Ok(Store::Memory(_)) => return ExitCode::FAILURE,
             Err(error) => {

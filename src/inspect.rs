@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::clock::Clock;
 use crate::config::{Config, DestinationKind, StoreKind};
-use crate::delivery::Attempt;
-use crate::delivery::redis_queue::RedisQueue;
+use crate::delivery::Plan;
 use crate::server::store_for;
 use crate::store::redis::StreamEntry;
-use crate::store::{Store, StoreError};
+use crate::store::{Attempt, RedisSchedule, Store, StoreError};
 
 /// Dead letters read per page when listing or replaying all.
 const PAGE: usize = 1_000;
@@ -20,7 +20,7 @@ const PAGE: usize = 1_000;
 /// Runs `work` against the Redis store of the configuration at `path`.
 fn with_redis<F, Fut>(path: Option<&Path>, work: F) -> ExitCode
 where
-    F: FnOnce(Config, Arc<RedisQueue>) -> Fut,
+    F: FnOnce(Config, Arc<RedisSchedule>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let config = match Config::resolve(path) {
@@ -48,8 +48,8 @@ where
         }
     };
     runtime.block_on(async {
-        let queue = match store_for(&config) {
-            Ok(Store::Redis(redis)) => Arc::new(RedisQueue::new(redis, "porter-cli".to_owned())),
+        let queue = match store_for(&config, &Plan::default(), &Clock::system()) {
+            Ok(Store::Redis(redis)) => Arc::new(RedisSchedule::new(redis, "porter-cli".to_owned())),
             Ok(Store::Memory(_)) => return ExitCode::FAILURE,
             Err(error) => {
                 eprintln!("porter: {error}");
@@ -91,7 +91,7 @@ pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
                     .unwrap_or_default();
             let last = attempts
                 .last()
-                .map_or_else(String::new, |a| a.outcome.clone());
+                .map_or_else(String::new, |a| a.outcome.to_string());
             println!(
                 "{}  destination={}  event={}  attempts={}  last={}",
                 entry.id,
@@ -203,7 +203,7 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
 
 /// Scans the shards for the entry whose `id` field is `event_id`.
 async fn find_event(
-    queue: &RedisQueue,
+    queue: &RedisSchedule,
     event_id: &str,
 ) -> Result<Option<(usize, StreamEntry)>, StoreError> {
     for shard in 0..queue.shard_count() {
@@ -225,7 +225,7 @@ async fn find_event(
 }
 
 async fn delivery_state(
-    queue: &RedisQueue,
+    queue: &RedisSchedule,
     destination: &str,
     shard: usize,
     entry: &str,

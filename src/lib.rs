@@ -27,7 +27,9 @@
 //! `porter-providers` crate, which does no I/O.
 
 pub mod answer;
+pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod delivery;

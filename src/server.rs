@@ -22,46 +22,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use jiff::Timestamp;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::config::{Config, DestinationKind, SourceConfig, StoreKind};
+pub use crate::clock::Clock;
+use crate::config::{Config, SourceConfig, StoreKind};
 use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
-use crate::delivery::memory_queue::MemoryQueue;
+use crate::delivery::Plan;
 use crate::pipeline;
 use crate::routes::RouteTable;
-use crate::store::{MemoryStore, RedisSettings, RedisStore, Store, StoreError};
+use crate::store::{MemorySchedule, MemoryStore, RedisSettings, RedisStore, Store, StoreError};
 use crate::telemetry;
-
-/// The clock the pipeline reads; replaceable so that tests get fixed `receivedat` values.
-#[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> Timestamp + Send + Sync>);
-
-impl Clock {
-    /// The system clock, to the millisecond (the events' `receivedat`).
-    pub fn system() -> Self {
-        Self(Arc::new(|| {
-            let now = Timestamp::now();
-            now.round(jiff::Unit::Millisecond).unwrap_or(now)
-        }))
-    }
-
-    /// A clock that always reads `at`.
-    pub fn fixed(at: Timestamp) -> Self {
-        Self(Arc::new(move || at))
-    }
-
-    pub fn now(&self) -> Timestamp {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Clock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Clock")
-    }
-}
 
 /// Per-request and per-connection limits.
 #[derive(Debug, Clone, Copy)]
@@ -85,14 +56,6 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds the gateway a configuration describes, with the system clock. Must run inside
-    /// the tokio runtime (the Redis store spawns its connection task there); it does not wait
-    /// for Redis, which may come up later.
-    pub fn new(config: Config) -> Result<Self, StoreError> {
-        let store = store_for(&config)?;
-        Ok(Self::with_store(config, store, Clock::system()))
-    }
-
     /// Builds a gateway around a given store and clock (tests inspect the store).
     pub fn with_store(config: Config, store: Store, clock: Clock) -> Self {
         let routes = RouteTable::new(&config.sources);
@@ -116,29 +79,21 @@ impl Gateway {
     }
 }
 
-/// The store a configuration describes. Redis calls are bounded by the request timeout.
-pub fn store_for(config: &Config) -> Result<Store, StoreError> {
+/// The store a configuration describes; a memory store schedules deliveries for `plan`'s
+/// destinations. Redis calls are bounded by the request timeout.
+pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, StoreError> {
     Ok(match &config.store.kind {
         StoreKind::Memory {
             print_events,
             capacity,
         } => {
-            let store = MemoryStore::new(*print_events, *capacity);
-            let destinations: Vec<_> = config
-                .destinations
-                .iter()
-                .filter_map(|d| match &d.kind {
-                    DestinationKind::Http(http) => {
-                        Some((d.name.clone(), d.filter.clone(), http.ordered))
-                    }
-                    DestinationKind::RedisStream => None,
-                })
-                .collect();
+            let store = MemoryStore::new(*print_events, *capacity).with_clock(clock.clone());
+            let destinations = plan.memory_destinations();
             if destinations.is_empty() {
                 Store::Memory(store)
             } else {
-                let queue = MemoryQueue::new(&destinations, *capacity);
-                Store::Memory(store.with_deliveries(Arc::new(queue)))
+                let schedule = MemorySchedule::new(&destinations, *capacity);
+                Store::Memory(store.with_deliveries(Arc::new(schedule)))
             }
         }
         StoreKind::Redis {

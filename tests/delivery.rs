@@ -196,12 +196,8 @@ async fn after_the_last_attempt_the_event_is_dead_lettered_with_every_attempt() 
         3,
         "the first attempt and the two retries"
     );
-    assert!(
-        dead[0]
-            .attempts
-            .iter()
-            .all(|a| a.status == Some(503) && a.outcome == "status 503")
-    );
+    assert!(dead[0].attempts.iter().all(|a| a.status == Some(503)
+        && a.outcome == porter::store::Outcome::Failed("status 503".into())));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 3, "nothing after dead-lettering");
     server.stop().await;
@@ -520,15 +516,16 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
         &format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\""),
         &format!("url = \"{}\"", receiver.url()),
     );
-    let (routes, groups) = porter::delivery::routes(&config).expect("routes");
-    let store = porter::server::store_for(&config).expect("store");
-    let server = TestServer::start_store(config, store, porter::server::Clock::system()).await;
-    let queue = porter::delivery::queue_for(&server.gateway.store).expect("queue");
+    let plan = porter::delivery::Plan::of(&config).expect("plan");
+    let clock = porter::server::Clock::system();
+    let store = porter::server::store_for(&config, &plan, &clock).expect("store");
+    let server = TestServer::start_store(config, store, clock.clone()).await;
+    let schedules = porter::delivery::schedules_for(&server.gateway.store).expect("schedules");
     let deliveries = porter::delivery::Deliveries::start(
-        queue,
-        routes,
-        groups,
+        schedules,
+        plan,
         Arc::clone(&server.gateway.intake),
+        clock,
     );
     assert!(!server.gateway.intake_open());
     assert_eq!(server.send(&whatsapp(&["wamid.early"])).await.status, 503);
@@ -555,11 +552,11 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
 /// removes an entry whose due time is still the end of its own lease.
 #[tokio::test]
 async fn a_replay_in_the_middle_of_dead_lettering_is_not_undone() {
-    use porter::delivery::redis_queue::RedisQueue;
+    use porter::store::{RedisSchedule, Schedule};
 
     let redis = RedisServer::start();
     let store = common::redis_server::store_on(&redis);
-    let queue = RedisQueue::new(std::sync::Arc::new(store), "test".to_owned());
+    let queue = RedisSchedule::new(std::sync::Arc::new(store), "test".to_owned());
     let schedule = queue.store().layout().schedule("frontdesk", 0);
     let dead_letters = queue.store().layout().dead_letters();
     let cli = |args: &[&str]| redis.cli(args).expect("redis-cli").trim().to_owned();

@@ -14,6 +14,9 @@
 //!    503 is honoured when longer); after the last delay it moves the event, with every
 //!    attempt's status and reason, to the dead-letter stream.
 //!
+//! The schedules themselves belong to the store (`store::schedule`): the workers here run on
+//! the [`Schedule`](crate::store::Schedule) trait, whichever store keeps the events.
+//!
 //! **Architecture Invariant:** an event leaves a destination's schedule only delivered or
 //! dead-lettered. Everything else (a crash, a timeout, a store error) leaves it scheduled, so
 //! delivery is at least once; a redelivery carries the same `webhook-id` (the event id), for
@@ -21,56 +24,17 @@
 
 pub mod handler;
 pub mod http;
-pub mod memory_queue;
-pub mod redis_queue;
 pub mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
-
 pub use handler::{Handler, HandlerError};
+pub use worker::Deliveries;
 
-use crate::config::{Config, DestinationKind, Filter};
-use crate::store::Store;
-pub use worker::{Deliveries, Queue};
-
-/// One attempt to deliver an event to a destination, as kept in the attempt log and the
-/// dead-letter entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    pub at: Timestamp,
-    /// The HTTP status, when the destination answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// `delivered`, or why not (`status 503`, `timeout`, `connection refused`, …).
-    pub outcome: String,
-    pub duration_ms: u64,
-}
-
-impl Attempt {
-    pub fn delivered(&self) -> bool {
-        self.outcome == "delivered"
-    }
-}
-
-/// An event scheduled for one destination.
-#[derive(Debug, Clone)]
-pub struct Job {
-    /// Where the event is: the stream entry id (Redis) or a sequence number (memory).
-    pub entry: String,
-    /// The stream shard the entry is in (0 on a single stream).
-    pub shard: usize,
-    pub event_id: String,
-    /// The CloudEvents JSON, exactly as stored.
-    pub event: Arc<str>,
-    /// Attempts made before this one.
-    pub attempts: usize,
-    /// When this instance's lease on it ends (Unix milliseconds): its due time until then.
-    pub leased_until: i64,
-}
+use crate::config::{Config, DEFAULT_RETRY, DestinationKind, Filter};
+use crate::store::layout::fnv1a;
+use crate::store::{MemorySchedule, RedisSchedule, Store};
 
 /// What a destination answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,12 +69,9 @@ pub fn next_delay(
 
 /// A factor in [0.8, 1.2) from FNV-1a of the entry and attempt number.
 fn jitter(entry: &str, failures: usize) -> f64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in entry.bytes().chain(failures.to_le_bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    0.8 + (hash % 10_000) as f64 / 25_000.0
+    let mut bytes = entry.as_bytes().to_vec();
+    bytes.extend_from_slice(&failures.to_le_bytes());
+    0.8 + (fnv1a(&bytes) % 10_000) as f64 / 25_000.0
 }
 
 /// The lease on a job being attempted: long enough for the attempt to finish, after which
@@ -155,39 +116,101 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The routes of a configuration's `http` destinations, and the consumer groups of its
-/// `redis_stream` ones.
-pub fn routes(config: &Config) -> Result<(Vec<Route>, Vec<String>), String> {
-    let mut routes = Vec::new();
-    let mut groups = Vec::new();
-    for destination in &config.destinations {
-        match &destination.kind {
-            DestinationKind::Http(http) => {
-                let sender = http::HttpSender::new(http)
-                    .map_err(|e| format!("destination `{}`: {e}", destination.name))?;
-                routes.push(Route {
-                    name: destination.name.clone(),
-                    filter: destination.filter.clone(),
-                    target: Target::Http(Arc::new(sender)),
-                    retry: http.retry.clone(),
-                    concurrency: if http.ordered { 1 } else { http.concurrency },
-                    ordered: http.ordered,
-                    lease: lease_for(http.timeout),
-                });
-            }
-            DestinationKind::RedisStream => groups.push(destination.name.clone()),
-        }
-    }
-    Ok((routes, groups))
+/// Every destination delivery serves: the configuration's, and in-process handlers.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Destinations porter delivers to itself (HTTP, handlers), one worker each.
+    pub routes: Vec<Route>,
+    /// Consumer groups of `redis_stream` destinations, which services read themselves.
+    pub stream_groups: Vec<String>,
 }
 
-/// The delivery queue of a store: its memory schedules, or Redis shared by every instance.
-pub fn queue_for(store: &Store) -> Option<Queue> {
+impl Plan {
+    /// The destinations of a configuration.
+    pub fn of(config: &Config) -> Result<Self, String> {
+        let mut plan = Self::default();
+        for destination in &config.destinations {
+            match &destination.kind {
+                DestinationKind::Http(http) => {
+                    let sender = http::HttpSender::new(http)
+                        .map_err(|e| format!("destination `{}`: {e}", destination.name))?;
+                    plan.routes.push(Route {
+                        name: destination.name.clone(),
+                        filter: destination.filter.clone(),
+                        target: Target::Http(Arc::new(sender)),
+                        retry: http.retry.clone(),
+                        concurrency: if http.ordered { 1 } else { http.concurrency },
+                        ordered: http.ordered,
+                        lease: lease_for(http.timeout),
+                    });
+                }
+                DestinationKind::RedisStream => plan.stream_groups.push(destination.name.clone()),
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Adds an in-process handler as a destination.
+    pub fn handler(
+        &mut self,
+        name: &str,
+        filter: Filter,
+        handler: Arc<dyn Handler>,
+        retry: Vec<Duration>,
+        concurrency: usize,
+    ) {
+        self.routes.push(Route {
+            name: name.to_owned(),
+            filter,
+            target: Target::Handler(handler),
+            retry,
+            concurrency: concurrency.max(1),
+            ordered: false,
+            lease: Duration::from_secs(60),
+        });
+    }
+
+    /// An in-process handler on the default retry schedule, one event at a time.
+    pub fn default_retry() -> Vec<Duration> {
+        DEFAULT_RETRY.to_vec()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty() && self.stream_groups.is_empty()
+    }
+
+    /// Every consumer group the plan needs (on Redis): one per destination.
+    pub fn group_names(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .map(|r| r.name.clone())
+            .chain(self.stream_groups.iter().cloned())
+            .collect()
+    }
+
+    /// What the memory store schedules for: every route's name and filter.
+    pub fn memory_destinations(&self) -> Vec<(String, Filter)> {
+        self.routes
+            .iter()
+            .map(|r| (r.name.clone(), r.filter.clone()))
+            .collect()
+    }
+}
+
+/// The schedules of a store, by kind: what the workers are started on.
+#[derive(Debug, Clone)]
+pub enum Schedules {
+    Memory(Arc<MemorySchedule>),
+    Redis(Arc<RedisSchedule>),
+}
+
+/// The delivery schedules of a store: its memory schedules, or Redis shared by every instance.
+pub fn schedules_for(store: &Store) -> Option<Schedules> {
     match store {
         Store::Memory(memory) => memory
             .deliveries()
-            .map(|queue| Queue::Memory(Arc::clone(queue))),
-        Store::Redis(redis) => Some(Queue::Redis(Arc::new(redis_queue::RedisQueue::new(
+            .map(|schedule| Schedules::Memory(Arc::clone(schedule))),
+        Store::Redis(redis) => Some(Schedules::Redis(Arc::new(RedisSchedule::new(
             Arc::clone(redis),
             consumer_name(),
         )))),
@@ -197,13 +220,8 @@ pub fn queue_for(store: &Store) -> Option<Queue> {
 /// This instance's name in the consumer groups: host and process, unique per run.
 fn consumer_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "porter".to_owned());
-    let started = Timestamp::now().as_millisecond();
+    let started = jiff::Timestamp::now().as_millisecond();
     format!("{host}-{}-{started}", std::process::id())
-}
-
-/// The name of the source behind a CloudEvents `source` (`/sources/<name>`).
-pub fn source_name(source_uri: &str) -> &str {
-    source_uri.strip_prefix("/sources/").unwrap_or(source_uri)
 }
 
 #[cfg(test)]

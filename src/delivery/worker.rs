@@ -1,5 +1,6 @@
 //! The delivery workers: one task per destination that takes new events into the schedule,
-//! leases due ones, and attempts each under the destination's concurrency limit.
+//! leases due ones, and attempts each under the destination's concurrency limit. They run on
+//! the [`Schedule`] trait, so every store delivers with this one loop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,23 +11,15 @@ use porter_providers::Event;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::memory_queue::MemoryQueue;
-use super::redis_queue::RedisQueue;
-use super::{Attempt, Job, Response, Route, Target, next_delay};
-use crate::store::StoreError;
+use super::{Plan, Response, Route, Schedules, Target, next_delay};
+use crate::clock::Clock;
+use crate::store::{Attempt, Job, Next, Outcome, RedisSchedule, Schedule};
 
 /// Polling bounds: fast while there is work, slower when idle.
 const POLL_MIN: Duration = Duration::from_millis(10);
 const POLL_MAX: Duration = Duration::from_millis(200);
 /// How often the backlog gauge is refreshed.
 const LAG_EVERY: Duration = Duration::from_secs(5);
-
-/// Where the schedules live.
-#[derive(Debug, Clone)]
-pub enum Queue {
-    Memory(Arc<MemoryQueue>),
-    Redis(Arc<RedisQueue>),
-}
 
 /// Running delivery workers.
 #[derive(Debug)]
@@ -36,52 +29,36 @@ pub struct Deliveries {
 }
 
 impl Deliveries {
-    /// Creates every destination's consumer group, then starts one worker per route and a lag
-    /// reporter per `redis_stream` group. `intake` is closed until the groups exist (retrying
-    /// while Redis is unreachable), so that no event is stored before its groups can see it.
-    pub fn start(
-        queue: Queue,
-        routes: Vec<Route>,
-        stream_groups: Vec<String>,
-        intake: Arc<AtomicBool>,
-    ) -> Self {
-        if let Queue::Redis(redis) = &queue {
-            intake.store(false, Ordering::Release);
-            let redis = Arc::clone(redis);
-            let names: Vec<String> = routes
-                .iter()
-                .map(|r| r.name.clone())
-                .chain(stream_groups.iter().cloned())
-                .collect();
-            // From here on, appending an event first recreates any of these groups Redis lost.
-            redis.store().expect_groups(&names);
-            tokio::spawn(async move {
-                for name in names {
-                    while let Err(error) = redis.ensure_group(&name).await {
-                        tracing::warn!(destination = %name, %error, "cannot create the consumer group yet; not storing events");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-                intake.store(true, Ordering::Release);
-            });
-        }
-        Self::start_workers(queue, routes, stream_groups)
-    }
-
-    /// Starts one worker per route, and a lag reporter per `redis_stream` group.
-    fn start_workers(queue: Queue, routes: Vec<Route>, stream_groups: Vec<String>) -> Self {
+    /// Starts one worker per route of `plan`, and on Redis a lag reporter per `redis_stream`
+    /// group. On Redis, `intake` stays closed until every destination's consumer group exists
+    /// (retrying while Redis is unreachable), so that no event is stored before the groups that
+    /// must deliver it; the groups are created here, once, and the workers wait for them.
+    pub fn start(schedules: Schedules, plan: Plan, intake: Arc<AtomicBool>, clock: Clock) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let mut tasks: Vec<JoinHandle<()>> = routes
-            .into_iter()
-            .map(|route| tokio::spawn(run(queue.clone(), route, stopped.clone())))
-            .collect();
-        if let Queue::Redis(redis) = &queue {
-            for group in stream_groups {
-                tasks.push(tokio::spawn(report_stream_group(
-                    Arc::clone(redis),
-                    group,
+        let mut tasks = Vec::new();
+        match schedules {
+            Schedules::Memory(schedule) => {
+                tasks.extend(workers(&schedule, plan.routes, &intake, &clock, &stopped));
+            }
+            Schedules::Redis(schedule) => {
+                let names = plan.group_names();
+                // From here on, appending an event first recreates any group Redis lost.
+                schedule.store().expect_groups(&names);
+                intake.store(false, Ordering::Release);
+                tasks.push(tokio::spawn(prepare(
+                    Arc::clone(&schedule),
+                    names,
+                    Arc::clone(&intake),
                     stopped.clone(),
                 )));
+                tasks.extend(workers(&schedule, plan.routes, &intake, &clock, &stopped));
+                for group in plan.stream_groups {
+                    tasks.push(tokio::spawn(report_stream_group(
+                        Arc::clone(&schedule),
+                        group,
+                        stopped.clone(),
+                    )));
+                }
             }
         }
         Self { stop, tasks }
@@ -96,14 +73,58 @@ impl Deliveries {
     }
 }
 
-async fn run(queue: Queue, route: Route, mut stopped: watch::Receiver<bool>) {
-    if let Queue::Redis(redis) = &queue {
-        while let Err(error) = redis.ensure_group(&route.name).await {
-            tracing::warn!(destination = %route.name, %error, "cannot create the consumer group yet");
+fn workers<S: Schedule>(
+    schedule: &Arc<S>,
+    routes: Vec<Route>,
+    intake: &Arc<AtomicBool>,
+    clock: &Clock,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    routes
+        .into_iter()
+        .map(|route| {
+            tokio::spawn(run(
+                Arc::clone(schedule),
+                route,
+                Arc::clone(intake),
+                clock.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Creates every destination's schedule (consumer group), then opens intake.
+async fn prepare<S: Schedule>(
+    schedule: Arc<S>,
+    names: Vec<String>,
+    intake: Arc<AtomicBool>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    for name in names {
+        while let Err(error) = schedule.prepare(&name).await {
+            tracing::warn!(destination = %name, %error, "cannot create the consumer group yet; not storing events");
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stopped.changed() => return,
             }
+        }
+    }
+    intake.store(true, Ordering::Release);
+}
+
+async fn run<S: Schedule>(
+    schedule: Arc<S>,
+    route: Route,
+    intake: Arc<AtomicBool>,
+    clock: Clock,
+    mut stopped: watch::Receiver<bool>,
+) {
+    // The schedules exist once intake is open (see `prepare`).
+    while !intake.load(Ordering::Acquire) {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_MIN) => {}
+            _ = stopped.changed() => return,
         }
     }
     let semaphore = Arc::new(Semaphore::new(route.concurrency));
@@ -113,12 +134,20 @@ async fn run(queue: Queue, route: Route, mut stopped: watch::Receiver<bool>) {
     let mut last_lag = Instant::now() - LAG_EVERY;
     while !*stopped.borrow() {
         while in_flight.try_join_next().is_some() {}
-        let now = Timestamp::now();
         let reclaim = last_reclaim.elapsed() >= route.lease / 2;
         if reclaim {
             last_reclaim = Instant::now();
         }
-        let found = match cycle(&queue, &route, &semaphore, &mut in_flight, now, reclaim).await {
+        let found = match cycle(
+            &schedule,
+            &route,
+            &semaphore,
+            &mut in_flight,
+            &clock,
+            reclaim,
+        )
+        .await
+        {
             Ok(found) => found,
             Err(error) => {
                 tracing::warn!(destination = %route.name, %error, "delivery paused: the store is unavailable");
@@ -127,7 +156,10 @@ async fn run(queue: Queue, route: Route, mut stopped: watch::Receiver<bool>) {
         };
         if last_lag.elapsed() >= LAG_EVERY {
             last_lag = Instant::now();
-            report_backlog(&queue, &route.name).await;
+            if let Ok(backlog) = schedule.backlog(&route.name).await {
+                metrics::gauge!("porter_consumer_lag", "destination" => route.name.clone())
+                    .set(backlog as f64);
+            }
         }
         poll = if found > 0 {
             POLL_MIN
@@ -149,53 +181,43 @@ async fn run(queue: Queue, route: Route, mut stopped: watch::Receiver<bool>) {
 }
 
 /// One round: intake (and reclaim), lease, start attempts. Returns how many entries moved.
-async fn cycle(
-    queue: &Queue,
+async fn cycle<S: Schedule>(
+    schedule: &Arc<S>,
     route: &Route,
     semaphore: &Arc<Semaphore>,
     in_flight: &mut JoinSet<()>,
-    now: Timestamp,
+    clock: &Clock,
     reclaim: bool,
-) -> Result<usize, StoreError> {
-    let now_ms = now.as_millisecond();
+) -> Result<usize, crate::store::StoreError> {
+    let now_ms = clock.now_ms();
     let until_ms =
         now_ms.saturating_add(i64::try_from(route.lease.as_millis()).unwrap_or(i64::MAX));
     let mut found = 0;
-    let shards = match queue {
-        Queue::Memory(_) => 1,
-        Queue::Redis(redis) => redis.shard_count(),
-    };
-    for shard in 0..shards {
-        if let Queue::Redis(redis) = queue {
-            found += redis
-                .intake(&route.name, &route.filter, shard, now_ms)
-                .await?;
-            if reclaim {
-                found += redis
-                    .reclaim(&route.name, &route.filter, shard, route.lease, now_ms)
-                    .await?;
-            }
-        }
+    for shard in 0..schedule.shards() {
+        found += schedule
+            .intake(
+                &route.name,
+                &route.filter,
+                shard,
+                now_ms,
+                reclaim.then_some(route.lease),
+            )
+            .await?;
         let free = semaphore.available_permits();
         if free == 0 {
             continue;
         }
-        let jobs = match queue {
-            Queue::Memory(memory) => memory.lease(&route.name, free, now_ms, until_ms),
-            Queue::Redis(redis) => {
-                redis
-                    .lease(&route.name, shard, free, route.ordered, now_ms, until_ms)
-                    .await?
-            }
-        };
+        let jobs = schedule
+            .lease(&route.name, shard, free, route.ordered, now_ms, until_ms)
+            .await?;
         found += jobs.len();
         for job in jobs {
             let Ok(permit) = Arc::clone(semaphore).acquire_owned().await else {
                 break;
             };
-            let (queue, route) = (queue.clone(), route.clone());
+            let (schedule, route, clock) = (Arc::clone(schedule), route.clone(), clock.clone());
             in_flight.spawn(async move {
-                attempt(&queue, &route, job).await;
+                attempt(schedule.as_ref(), &route, job, &clock).await;
                 drop(permit);
             });
         }
@@ -205,27 +227,25 @@ async fn cycle(
 
 /// Attempts one job and records what happened; store errors leave the job leased, so it is
 /// attempted again when the lease runs out.
-async fn attempt(queue: &Queue, route: &Route, job: Job) {
-    let now = Timestamp::now();
-    let (response, took) = if job.event.is_empty() {
-        let reason = "the event is no longer in the stream (trimmed before delivery)".to_owned();
-        (
+async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, clock: &Clock) {
+    let now = clock.now();
+    let (response, took) = match &job.event {
+        None => (
             Response::Failed {
                 status: None,
-                reason,
+                reason: "the event is no longer in the stream (trimmed before delivery)".to_owned(),
                 retry_after: None,
             },
             Duration::ZERO,
-        )
-    } else {
-        match &route.target {
-            Target::Http(sender) => sender.send(&job.event_id, &job.event, now).await,
-            Target::Handler(handler) => call_handler(handler.as_ref(), &job.event).await,
-        }
+        ),
+        Some(event) => match &route.target {
+            Target::Http(sender) => sender.send(&job.event_id, event, now).await,
+            Target::Handler(handler) => call_handler(handler.as_ref(), event).await,
+        },
     };
     let (status, outcome) = match &response {
-        Response::Delivered { status } => (*status, "delivered".to_owned()),
-        Response::Failed { status, reason, .. } => (*status, reason.clone()),
+        Response::Delivered { status } => (*status, Outcome::Delivered),
+        Response::Failed { status, reason, .. } => (*status, Outcome::Failed(reason.clone())),
     };
     let record = Attempt {
         at: now,
@@ -233,108 +253,70 @@ async fn attempt(queue: &Queue, route: &Route, job: Job) {
         outcome,
         duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
     };
-    let destination = route.name.clone();
-    metrics::counter!("porter_delivery_attempts_total", "destination" => destination.clone())
-        .increment(1);
-    metrics::histogram!("porter_delivery_duration_seconds", "destination" => destination.clone())
-        .record(took.as_secs_f64());
-    let attempt_number = job.attempts + 1;
-    let result = finish(queue, route, &job, record, &response, now).await;
-    let label = match (&response, &result) {
-        (_, Err(_)) => "store_error",
-        (Response::Delivered { .. }, Ok(_)) => "delivered",
-        (Response::Failed { .. }, Ok(Next::DeadLettered)) => "dead_lettered",
-        (Response::Failed { .. }, Ok(_)) => "failed",
-    };
-    metrics::counter!("porter_deliveries_total", "destination" => destination.clone(), "result" => label).increment(1);
-    if label == "dead_lettered" {
-        metrics::counter!("porter_dead_letters_total", "destination" => destination.clone())
-            .increment(1);
-    }
-    let cause = match &response {
-        Response::Failed { reason, .. } => reason.as_str(),
-        Response::Delivered { .. } => "",
-    };
-    match result {
-        Err(error) => {
-            tracing::warn!(destination, event = %job.event_id, %error, "could not record a delivery attempt; it will be attempted again");
-        }
-        Ok(Next::Retry { due_ms }) => tracing::warn!(
-            destination,
-            event = %job.event_id,
-            attempt = attempt_number,
-            cause,
-            next_attempt = %Timestamp::from_millisecond(due_ms).map_or_else(|_| due_ms.to_string(), |at| at.to_string()),
-            "delivery attempt failed; retrying"
-        ),
-        Ok(Next::DeadLettered) => tracing::error!(
-            destination,
-            event = %job.event_id,
-            attempts = attempt_number,
-            cause,
-            "delivery failed for good: dead-lettered"
-        ),
-        Ok(Next::Done) => {
-            tracing::debug!(destination, event = %job.event_id, attempt = attempt_number, "delivered")
-        }
-    }
-}
-
-/// What became of a job after an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Next {
-    Done,
-    /// Due again at this Unix millisecond.
-    Retry {
-        due_ms: i64,
-    },
-    DeadLettered,
-}
-
-/// Records the attempt and moves the job on.
-async fn finish(
-    queue: &Queue,
-    route: &Route,
-    job: &Job,
-    record: Attempt,
-    response: &Response,
-    now: Timestamp,
-) -> Result<Next, StoreError> {
-    let failures = job.attempts + 1;
-    let next = match response {
+    let next = match &response {
         Response::Delivered { .. } => Next::Done,
         Response::Failed { retry_after, .. } => {
-            match next_delay(&route.retry, failures, &job.entry, *retry_after) {
-                Some(delay) if !job.event.is_empty() => Next::Retry {
+            match next_delay(&route.retry, job.attempts + 1, &job.entry, *retry_after) {
+                Some(delay) if job.event.is_some() => Next::Retry {
                     due_ms: due(now, delay),
                 },
                 _ => Next::DeadLettered,
             }
         }
     };
-    let reason = match response {
-        Response::Failed { reason, .. } => reason.as_str(),
-        Response::Delivered { .. } => "",
+    let destination = route.name.clone();
+    metrics::counter!("porter_delivery_attempts_total", "destination" => destination.clone())
+        .increment(1);
+    metrics::histogram!("porter_delivery_duration_seconds", "destination" => destination.clone())
+        .record(took.as_secs_f64());
+    let cause = record.outcome.to_string();
+    let result = schedule.finish(&route.name, &job, record, next).await;
+    let label = match (&result, next) {
+        (Err(_), _) => "store_error",
+        (Ok(()), Next::Done) => "delivered",
+        (Ok(()), Next::DeadLettered) => "dead_lettered",
+        (Ok(()), Next::Retry { .. }) => "failed",
     };
-    match queue {
-        Queue::Memory(memory) => {
-            memory.record(&route.name, job, record);
-            match next {
-                Next::Done => memory.complete(&route.name, job),
-                Next::Retry { due_ms } => memory.reschedule(&route.name, job, due_ms),
-                Next::DeadLettered => memory.dead_letter(&route.name, job),
-            }
+    metrics::counter!("porter_deliveries_total", "destination" => destination.clone(), "result" => label).increment(1);
+    if label == "dead_lettered" {
+        metrics::counter!("porter_dead_letters_total", "destination" => destination.clone())
+            .increment(1);
+    }
+    log_attempt(&destination, &job, result, next, &cause);
+}
+
+/// A failed attempt once at `warn` (where to, why, when next), a dead letter at `error`.
+fn log_attempt(
+    destination: &str,
+    job: &Job,
+    result: Result<(), crate::store::StoreError>,
+    next: Next,
+    cause: &str,
+) {
+    let attempt = job.attempts + 1;
+    match (result, next) {
+        (Err(error), _) => {
+            tracing::warn!(destination, event = %job.event_id, %error, "could not record a delivery attempt; it will be attempted again");
         }
-        Queue::Redis(redis) => {
-            redis.record(&route.name, job, &record).await?;
-            match next {
-                Next::Done => redis.complete(&route.name, job).await?,
-                Next::Retry { due_ms } => redis.reschedule(&route.name, job, due_ms).await?,
-                Next::DeadLettered => redis.dead_letter(&route.name, job, reason).await?,
-            }
+        (Ok(()), Next::Retry { due_ms }) => tracing::warn!(
+            destination,
+            event = %job.event_id,
+            attempt,
+            cause,
+            next_attempt = %Timestamp::from_millisecond(due_ms).map_or_else(|_| due_ms.to_string(), |at| at.to_string()),
+            "delivery attempt failed; retrying"
+        ),
+        (Ok(()), Next::DeadLettered) => tracing::error!(
+            destination,
+            event = %job.event_id,
+            attempts = attempt,
+            cause,
+            "delivery failed for good: dead-lettered"
+        ),
+        (Ok(()), Next::Done) => {
+            tracing::debug!(destination, event = %job.event_id, attempt, "delivered")
         }
     }
-    Ok(next)
 }
 
 fn due(now: Timestamp, delay: Duration) -> i64 {
@@ -362,21 +344,10 @@ async fn call_handler(handler: &dyn super::Handler, json: &str) -> (Response, Du
     (response, started.elapsed())
 }
 
-async fn report_backlog(queue: &Queue, destination: &str) {
-    let backlog = match queue {
-        Queue::Memory(memory) => Some(memory.backlog(destination) as u64),
-        Queue::Redis(redis) => redis.backlog(destination).await.ok(),
-    };
-    if let Some(backlog) = backlog {
-        metrics::gauge!("porter_consumer_lag", "destination" => destination.to_owned())
-            .set(backlog as f64);
-    }
-}
-
 /// For services that read the stream themselves: keeps their group in place and reports how
 /// far behind it is.
 async fn report_stream_group(
-    redis: Arc<RedisQueue>,
+    redis: Arc<RedisSchedule>,
     group: String,
     mut stopped: watch::Receiver<bool>,
 ) {

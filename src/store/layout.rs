@@ -134,15 +134,21 @@ impl Layout {
     }
 }
 
-/// FNV-1a (64 bit) of the key, modulo the shard count: stable across versions and platforms.
-fn shard_of(key: &str, shards: u16) -> u16 {
+/// FNV-1a (64 bit): a stable hash, the same across versions and platforms (the shard
+/// function, and delivery's retry jitter).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.bytes() {
-        hash ^= u64::from(byte);
+    for byte in bytes {
+        hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
+    hash
+}
+
+/// FNV-1a of the key, modulo the shard count.
+fn shard_of(key: &str, shards: u16) -> u16 {
     // The remainder is below `shards`, which fits in u16.
-    (hash % u64::from(shards)) as u16
+    (fnv1a(key.as_bytes()) % u64::from(shards)) as u16
 }
 
 #[cfg(test)]

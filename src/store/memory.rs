@@ -15,17 +15,16 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use porter_providers::{Event, Normalized, Reply};
 
+use super::memory_schedule::MemorySchedule;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
-use crate::delivery::memory_queue::MemoryQueue;
+use crate::clock::Clock;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;
-/// Stands in for a TTL too long to add to the clock.
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
 /// The in-process store.
 #[derive(Debug)]
@@ -35,7 +34,9 @@ pub struct MemoryStore {
     /// Whether new events are written as lines (fixed at construction, read without the lock).
     prints: bool,
     /// Destinations' schedules: every new event is pushed here in the same step.
-    deliveries: Option<Arc<MemoryQueue>>,
+    deliveries: Option<Arc<MemorySchedule>>,
+    /// Dedupe expiry and delivery due times.
+    clock: Clock,
 }
 
 /// Where new events go.
@@ -67,7 +68,7 @@ struct Inner {
     dedupe: HashMap<Arc<str>, Remembered>,
     /// Every key remembered, soonest expiry first. A key remembered again after it expired
     /// has a second entry; the map's expiry decides whether a popped entry is removed.
-    expiries: BinaryHeap<Reverse<(Instant, Arc<str>)>>,
+    expiries: BinaryHeap<Reverse<(i64, Arc<str>)>>,
     log: VecDeque<Event>,
     quarantine: VecDeque<Quarantined>,
     /// The bytes of the quarantined bodies.
@@ -76,7 +77,8 @@ struct Inner {
 
 #[derive(Debug)]
 struct Remembered {
-    expires: Instant,
+    /// Unix milliseconds.
+    expires: i64,
     reply: Arc<Reply>,
 }
 
@@ -108,17 +110,24 @@ impl MemoryStore {
             }),
             capacity,
             deliveries: None,
+            clock: Clock::system(),
         }
     }
 
+    /// Reads time from `clock` (tests move it instead of sleeping).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Also schedules every new event for delivery (the destinations of the configuration).
-    pub fn with_deliveries(mut self, deliveries: Arc<MemoryQueue>) -> Self {
+    pub fn with_deliveries(mut self, deliveries: Arc<MemorySchedule>) -> Self {
         self.deliveries = Some(deliveries);
         self
     }
 
     /// The delivery schedules, when destinations are configured.
-    pub fn deliveries(&self) -> Option<&Arc<MemoryQueue>> {
+    pub fn deliveries(&self) -> Option<&Arc<MemorySchedule>> {
         self.deliveries.as_ref()
     }
 
@@ -139,7 +148,7 @@ impl MemoryStore {
         } else {
             Vec::new()
         };
-        let now = Instant::now();
+        let now = self.clock.now_ms();
         let mut inner = self.lock();
         inner.forget_expired(now);
         // Classify first, commit second: a full store or a failed write leaves no key behind.
@@ -172,7 +181,7 @@ impl MemoryStore {
         }
         let reply = Arc::new(reply.clone());
         // An absurd TTL means "for as long as this process lives".
-        let expires = now.checked_add(ttl).unwrap_or(now + FOREVER);
+        let expires = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
         for &index in &fresh {
             let event = &events[index];
             let key: Arc<str> = Arc::from(event.dedupe_key.as_str());
@@ -189,13 +198,8 @@ impl MemoryStore {
             }
         }
         if let Some(deliveries) = &self.deliveries {
-            let now_ms = jiff::Timestamp::now().as_millisecond();
             for &index in &fresh {
-                deliveries.push(
-                    &events[index].event,
-                    &Arc::from(jsons[index].as_str()),
-                    now_ms,
-                );
+                deliveries.push(&events[index].event, &Arc::from(jsons[index].as_str()), now);
             }
         }
         Ok(Enqueued {
@@ -253,7 +257,7 @@ impl MemoryStore {
 impl Inner {
     /// Forgets the keys whose time is up: the work is proportional to what expired, not to
     /// what is remembered.
-    fn forget_expired(&mut self, now: Instant) {
+    fn forget_expired(&mut self, now: i64) {
         while let Some(Reverse((expires, _))) = self.expiries.peek() {
             if *expires > now {
                 break;
@@ -362,24 +366,35 @@ mod tests {
         assert_eq!(retried.new, 2, "the retry is not deduplicated away");
     }
 
+    fn manual_clock() -> (Clock, crate::clock::Hand) {
+        Clock::manual(jiff::Timestamp::from_second(1_700_000_000).expect("ts"))
+    }
+
     #[test]
     fn keys_expire_after_the_ttl() {
-        let store = MemoryStore::new(false, 10);
-        let short = Duration::from_millis(20);
+        let (clock, hand) = manual_clock();
+        let store = MemoryStore::new(false, 10).with_clock(clock);
+        let ttl = Duration::from_secs(60);
         store
-            .enqueue(&[event("a")], &Reply::text("1"), short)
+            .enqueue(&[event("a")], &Reply::text("1"), ttl)
             .expect("enqueued");
-        std::thread::sleep(Duration::from_millis(40));
+        hand.advance(Duration::from_secs(59));
+        let within = store
+            .enqueue(&[event("a")], &Reply::text("2"), ttl)
+            .expect("enqueued");
+        assert_eq!(within.duplicates, 1, "still remembered just before the TTL");
+        hand.advance(Duration::from_secs(1));
         let later = store
-            .enqueue(&[event("a")], &Reply::text("2"), short)
+            .enqueue(&[event("a")], &Reply::text("2"), ttl)
             .expect("enqueued");
-        assert_eq!(later.new, 1);
+        assert_eq!(later.new, 1, "forgotten once the TTL has passed");
     }
 
     #[test]
     fn expired_keys_are_forgotten_and_a_key_remembered_again_outlives_its_first_expiry() {
-        let store = MemoryStore::new(false, 100);
-        let short = Duration::from_millis(30);
+        let (clock, hand) = manual_clock();
+        let store = MemoryStore::new(false, 100).with_clock(clock);
+        let short = Duration::from_secs(30);
         let keys: Vec<Normalized> = (0..20).map(|i| event(&format!("k{i}"))).collect();
         store
             .enqueue(&keys, &Reply::text("1"), short)
@@ -388,14 +403,15 @@ mod tests {
             .enqueue(&[event("long")], &Reply::text("1"), TTL)
             .expect("enqueued");
         assert_eq!(store.remembered_keys(), 21);
-        std::thread::sleep(Duration::from_millis(60));
+        hand.advance(Duration::from_secs(31));
 
         // "k0" again, now with a long TTL: its first, expired entry must not take it away.
         store
             .enqueue(&[event("k0")], &Reply::text("2"), TTL)
             .expect("enqueued");
         assert_eq!(store.remembered_keys(), 2, "the 19 expired keys are gone");
-        std::thread::sleep(Duration::from_millis(60));
+        // Past k0's first expiry again (popped from the heap), within both long TTLs.
+        hand.advance(Duration::from_secs(10));
         let again = store
             .enqueue(&[event("k0"), event("long")], &Reply::text("3"), TTL)
             .expect("enqueued");

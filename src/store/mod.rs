@@ -13,8 +13,11 @@
 
 pub mod layout;
 pub mod memory;
+pub mod memory_schedule;
 pub mod redis;
 mod redis_batch;
+pub mod redis_schedule;
+pub mod schedule;
 
 use std::time::Duration;
 
@@ -23,7 +26,10 @@ use jiff::Timestamp;
 use porter_providers::{Normalized, Reply};
 
 pub use self::memory::MemoryStore;
+pub use self::memory_schedule::MemorySchedule;
 pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
+pub use self::redis_schedule::RedisSchedule;
+pub use self::schedule::{Attempt, Job, Next, Outcome, Schedule};
 
 /// Where events go.
 #[derive(Debug)]

@@ -65,7 +65,12 @@ impl TestServer {
 
     /// Starts a server with the store its configuration describes (Redis included).
     pub async fn start_configured(config: Config) -> Self {
-        let store = porter::server::store_for(&config).expect("store");
+        let store = porter::server::store_for(
+            &config,
+            &porter::delivery::Plan::default(),
+            &Clock::system(),
+        )
+        .expect("store");
         Self::start_store(
             config,
             store,
@@ -75,7 +80,11 @@ impl TestServer {
     }
 
     pub async fn start_store(config: Config, store: Store, clock: Clock) -> Self {
-        let gateway = Arc::new(Gateway::with_store(config, store, clock));
+        Self::serve(Arc::new(Gateway::with_store(config, store, clock))).await
+    }
+
+    /// Serves `gateway` on a loopback port.
+    pub async fn serve(gateway: Arc<Gateway>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -94,18 +103,15 @@ impl TestServer {
     /// Starts a server with the store its configuration describes, delivering to its
     /// destinations, with the system clock (deliveries are timed for real).
     pub async fn start_delivering(config: Config) -> Self {
-        let (routes, groups) = porter::delivery::routes(&config).expect("routes");
-        let store = porter::server::store_for(&config).expect("store");
-        let mut server = Self::start_store(config, store, Clock::system()).await;
-        let queue = porter::delivery::queue_for(&server.gateway.store).expect("a delivery queue");
-        let intake = Arc::clone(&server.gateway.intake);
-        server.deliveries = Some(porter::delivery::Deliveries::start(
-            queue,
-            routes,
-            groups,
-            Arc::clone(&intake),
-        ));
+        let app =
+            porter::app::App::build(config, porter::delivery::Plan::default(), Clock::system())
+                .expect("app");
+        let gateway = Arc::clone(app.gateway());
+        let deliveries = app.start_deliveries().expect("deliveries");
+        let mut server = Self::serve(gateway).await;
+        server.deliveries = deliveries;
         // As `porter serve` does: wait until the groups exist before sending events.
+        let intake = Arc::clone(&server.gateway.intake);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !intake.load(std::sync::atomic::Ordering::Acquire) {
             assert!(

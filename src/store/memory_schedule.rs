@@ -7,10 +7,12 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use porter_providers::Event;
 
-use super::{Attempt, Job};
+use super::StoreError;
+use super::schedule::{Attempt, Job, Next, Schedule, source_name};
 use crate::config::Filter;
 
 /// How many dead letters are kept per destination; older ones are dropped first.
@@ -18,7 +20,7 @@ const DEAD_LETTER_CAPACITY: usize = 10_000;
 
 /// Every destination's schedule.
 #[derive(Debug)]
-pub struct MemoryQueue {
+pub struct MemorySchedule {
     destinations: Vec<Destination>,
     /// Jobs scheduled across all destinations before the store refuses events.
     capacity: usize,
@@ -28,7 +30,6 @@ pub struct MemoryQueue {
 struct Destination {
     name: String,
     filter: Filter,
-    ordered: bool,
     state: Mutex<State>,
 }
 
@@ -58,16 +59,15 @@ pub struct DeadLetter {
     pub attempts: Vec<Attempt>,
 }
 
-impl MemoryQueue {
-    /// Schedules for `(name, filter, ordered)` destinations, holding at most `capacity` jobs.
-    pub fn new(destinations: &[(String, Filter, bool)], capacity: usize) -> Self {
+impl MemorySchedule {
+    /// Schedules for `(name, filter)` destinations, holding at most `capacity` jobs.
+    pub fn new(destinations: &[(String, Filter)], capacity: usize) -> Self {
         Self {
             destinations: destinations
                 .iter()
-                .map(|(name, filter, ordered)| Destination {
+                .map(|(name, filter)| Destination {
                     name: name.clone(),
                     filter: filter.clone(),
-                    ordered: *ordered,
                     state: Mutex::new(State::default()),
                 })
                 .collect(),
@@ -87,7 +87,7 @@ impl MemoryQueue {
 
     /// Schedules a newly stored event, due now, for every destination that wants it.
     pub fn push(&self, event: &Event, json: &Arc<str>, now_ms: i64) {
-        let source = super::source_name(&event.source);
+        let source = source_name(&event.source);
         for destination in &self.destinations {
             if !destination
                 .filter
@@ -116,12 +116,19 @@ impl MemoryQueue {
 
     /// Up to `limit` due jobs, leased until `until_ms`. Ordered destinations get only their
     /// oldest job, and only when it is due.
-    pub fn lease(&self, name: &str, limit: usize, now_ms: i64, until_ms: i64) -> Vec<Job> {
+    fn lease_now(
+        &self,
+        name: &str,
+        limit: usize,
+        ordered: bool,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Vec<Job> {
         let Some(destination) = self.destination(name) else {
             return Vec::new();
         };
         let mut state = lock(&destination.state);
-        let candidates: Vec<u64> = if destination.ordered {
+        let candidates: Vec<u64> = if ordered {
             state
                 .jobs
                 .iter()
@@ -148,7 +155,7 @@ impl MemoryQueue {
                     entry: seq.to_string(),
                     shard: 0,
                     event_id: job.event_id.clone(),
-                    event: Arc::clone(&job.event),
+                    event: Some(Arc::clone(&job.event)),
                     attempts: job.attempts.len(),
                     leased_until: until_ms,
                 })
@@ -156,22 +163,22 @@ impl MemoryQueue {
             .collect()
     }
 
-    pub fn record(&self, name: &str, job: &Job, attempt: Attempt) {
+    fn record(&self, name: &str, job: &Job, attempt: Attempt) {
         self.with_job(name, job, |scheduled| scheduled.attempts.push(attempt));
     }
 
-    pub fn complete(&self, name: &str, job: &Job) {
+    fn complete(&self, name: &str, job: &Job) {
         if let (Some(destination), Ok(seq)) = (self.destination(name), job.entry.parse::<u64>()) {
             lock(&destination.state).jobs.remove(&seq);
         }
     }
 
-    pub fn reschedule(&self, name: &str, job: &Job, due_ms: i64) {
+    fn reschedule(&self, name: &str, job: &Job, due_ms: i64) {
         self.with_job(name, job, |scheduled| scheduled.due = due_ms);
     }
 
     /// Moves a job to the dead letters, with its attempts.
-    pub fn dead_letter(&self, name: &str, job: &Job) {
+    fn dead_letter(&self, name: &str, job: &Job) {
         let (Some(destination), Ok(seq)) = (self.destination(name), job.entry.parse::<u64>())
         else {
             return;
@@ -206,7 +213,7 @@ impl MemoryQueue {
     }
 
     /// Jobs waiting per destination (for the lag metric).
-    pub fn backlog(&self, name: &str) -> usize {
+    pub fn waiting(&self, name: &str) -> usize {
         self.destination(name)
             .map_or(0, |d| lock(&d.state).jobs.len())
     }
@@ -217,6 +224,56 @@ impl MemoryQueue {
         {
             change(scheduled);
         }
+    }
+}
+
+impl Schedule for MemorySchedule {
+    /// Nothing to prepare: the memory store schedules each event as it stores it.
+    async fn prepare(&self, _destination: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn intake(
+        &self,
+        _destination: &str,
+        _filter: &Filter,
+        _shard: usize,
+        _now_ms: i64,
+        _reclaim: Option<Duration>,
+    ) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+
+    async fn lease(
+        &self,
+        destination: &str,
+        _shard: usize,
+        limit: usize,
+        ordered: bool,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        Ok(self.lease_now(destination, limit, ordered, now_ms, until_ms))
+    }
+
+    async fn finish(
+        &self,
+        destination: &str,
+        job: &Job,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        self.record(destination, job, attempt);
+        match next {
+            Next::Done => self.complete(destination, job),
+            Next::Retry { due_ms } => self.reschedule(destination, job, due_ms),
+            Next::DeadLettered => self.dead_letter(destination, job),
+        }
+        Ok(())
+    }
+
+    async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
+        Ok(self.waiting(destination) as u64)
     }
 }
 

@@ -22,10 +22,10 @@ use porter_providers::EventType;
 use redis::Script;
 use serde_json::Value;
 
-use super::{Attempt, Job};
+use super::redis::StreamEntry;
+use super::schedule::{Attempt, Job, Next, Outcome, Schedule, source_name};
+use super::{RedisStore, StoreError};
 use crate::config::Filter;
-use crate::store::redis::StreamEntry;
-use crate::store::{RedisStore, StoreError};
 
 /// A stream entry's field/value pairs, and the entry with its id.
 type Fields = Vec<(String, Vec<u8>)>;
@@ -40,7 +40,7 @@ const ATTEMPT_LOG_TTL: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 const BATCH: usize = 256;
 
 /// The delivery queue on the Redis store.
-pub struct RedisQueue {
+pub struct RedisSchedule {
     store: Arc<RedisStore>,
     /// This instance's consumer name in every group.
     consumer: String,
@@ -50,9 +50,9 @@ pub struct RedisQueue {
     group: Script,
 }
 
-impl std::fmt::Debug for RedisQueue {
+impl std::fmt::Debug for RedisSchedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisQueue")
+        f.debug_struct("RedisSchedule")
             .field("consumer", &self.consumer)
             .finish_non_exhaustive()
     }
@@ -76,18 +76,18 @@ fn warn_recreated(group: &str, shard: usize) {
     );
 }
 
-impl RedisQueue {
+impl RedisSchedule {
     pub fn new(store: Arc<RedisStore>, consumer: String) -> Self {
         Self {
             store,
             consumer,
             schedule: Script::new(concat!(
-                include_str!("../store/groups.lua"),
+                include_str!("groups.lua"),
                 include_str!("schedule.lua")
             )),
             lease: Script::new(include_str!("lease.lua")),
             complete: Script::new(include_str!("complete.lua")),
-            group: crate::store::redis::group_script(),
+            group: super::redis::group_script(),
         }
     }
 
@@ -152,7 +152,7 @@ impl RedisQueue {
     }
 
     /// Reads new entries of one shard into the schedule; returns how many it read.
-    pub async fn intake(
+    async fn intake_new(
         &self,
         destination: &str,
         filter: &Filter,
@@ -190,7 +190,7 @@ impl RedisQueue {
     }
 
     /// Takes over entries another instance read but never scheduled (it died in between).
-    pub async fn reclaim(
+    async fn reclaim(
         &self,
         destination: &str,
         filter: &Filter,
@@ -250,7 +250,7 @@ impl RedisQueue {
             let source = field(fields, "source").unwrap_or_default();
             // An entry without a known type is not porter's; no destination gets it.
             let wants = EventType::from_name(&event_type).is_some()
-                && filter.matches(&event_type, super::source_name(&source));
+                && filter.matches(&event_type, source_name(&source));
             if wants {
                 wanted.push(id)
             } else {
@@ -277,7 +277,7 @@ impl RedisQueue {
     }
 
     /// Up to `limit` due entries of one shard, leased until `until_ms`.
-    pub async fn lease(
+    async fn lease_due(
         &self,
         destination: &str,
         shard: usize,
@@ -317,9 +317,9 @@ impl RedisQueue {
                         .field("id")
                         .map(|v| String::from_utf8_lossy(v).into_owned())
                         .unwrap_or_default(),
-                    event: Arc::from(
+                    event: Some(Arc::from(
                         String::from_utf8_lossy(entry.field("event").unwrap_or_default()).as_ref(),
-                    ),
+                    )),
                     attempts,
                     leased_until: until_ms,
                 }),
@@ -328,7 +328,7 @@ impl RedisQueue {
                     entry: id,
                     shard,
                     event_id: String::new(),
-                    event: Arc::from(""),
+                    event: None,
                     attempts,
                     leased_until: until_ms,
                 }),
@@ -337,7 +337,7 @@ impl RedisQueue {
         Ok(jobs)
     }
 
-    pub async fn record(
+    async fn record(
         &self,
         destination: &str,
         job: &Job,
@@ -377,7 +377,7 @@ impl RedisQueue {
             .map_err(unavailable)
     }
 
-    pub async fn reschedule(
+    async fn reschedule(
         &self,
         destination: &str,
         job: &Job,
@@ -436,7 +436,7 @@ impl RedisQueue {
     /// Appends the job, its event and every attempt to the dead-letter stream, then takes it
     /// out of the schedule. (In that order: a crash in between dead-letters it twice, never
     /// loses it.)
-    pub async fn dead_letter(
+    async fn dead_letter(
         &self,
         destination: &str,
         job: &Job,
@@ -460,7 +460,7 @@ impl RedisQueue {
             .arg("reason")
             .arg(reason)
             .arg("event")
-            .arg(job.event.as_ref())
+            .arg(job.event.as_deref().unwrap_or_default())
             .arg("attempts")
             .arg(attempts)
             .query_async::<String>(&mut connection)
@@ -508,7 +508,7 @@ impl RedisQueue {
     }
 
     /// Entries waiting for a destination: scheduled plus not yet read by its group.
-    pub async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
+    async fn waiting(&self, destination: &str) -> Result<u64, StoreError> {
         let mut connection = self.store.connection().await?;
         let mut total = 0u64;
         for shard in 0..self.shard_count() {
@@ -552,6 +552,71 @@ impl RedisQueue {
                     .and_then(|kv| kv.get(1)?.as_u64())
             })
             .unwrap_or(0))
+    }
+}
+
+impl Schedule for RedisSchedule {
+    fn shards(&self) -> usize {
+        self.shard_count()
+    }
+
+    async fn prepare(&self, destination: &str) -> Result<(), StoreError> {
+        self.ensure_group(destination).await
+    }
+
+    async fn intake(
+        &self,
+        destination: &str,
+        filter: &Filter,
+        shard: usize,
+        now_ms: i64,
+        reclaim: Option<Duration>,
+    ) -> Result<usize, StoreError> {
+        let mut found = self.intake_new(destination, filter, shard, now_ms).await?;
+        if let Some(idle) = reclaim {
+            found += self
+                .reclaim(destination, filter, shard, idle, now_ms)
+                .await?;
+        }
+        Ok(found)
+    }
+
+    async fn lease(
+        &self,
+        destination: &str,
+        shard: usize,
+        limit: usize,
+        ordered: bool,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        self.lease_due(destination, shard, limit, ordered, now_ms, until_ms)
+            .await
+    }
+
+    async fn finish(
+        &self,
+        destination: &str,
+        job: &Job,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        self.record(destination, job, &attempt).await?;
+        match next {
+            Next::Done => self.complete(destination, job).await,
+            Next::Retry { due_ms } => self.reschedule(destination, job, due_ms).await,
+            Next::DeadLettered => {
+                let reason = match &attempt.outcome {
+                    Outcome::Failed(reason) => reason.as_str(),
+                    Outcome::Delivered => "",
+                };
+                self.dead_letter(destination, job, reason).await
+            }
+        }
+    }
+
+    async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
+        self.waiting(destination).await
     }
 }
 

@@ -1,0 +1,113 @@
+//! The composition root: everything `porter serve` runs, assembled in one place.
+//!
+//! From a configuration (and, for a program embedding porter, its in-process handlers) this
+//! derives the delivery [`Plan`] once, builds the store (whose memory schedules follow the
+//! plan), the [`Gateway`], and starts the delivery workers on the store's schedules. Both
+//! `porter serve` and [`Embedded`](crate::embed::Embedded) serve through [`App`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::delivery::{self, Deliveries, Plan};
+use crate::server::{self, Gateway, store_for};
+use crate::store::Store;
+
+/// A gateway and the delivery it needs, ready to serve.
+#[derive(Debug)]
+pub struct App {
+    gateway: Arc<Gateway>,
+    plan: Plan,
+}
+
+impl App {
+    /// Builds the gateway and the delivery plan of `config` plus `plan`'s own destinations (in-
+    /// process handlers). Must run inside the tokio runtime (the Redis store spawns its
+    /// connection task there); it does not wait for Redis, which may come up later.
+    pub fn build(config: Config, mut plan: Plan, clock: Clock) -> Result<Self, String> {
+        let configured = Plan::of(&config)?;
+        plan.routes.extend(configured.routes);
+        plan.stream_groups.extend(configured.stream_groups);
+        let store = store_for(&config, &plan, &clock)
+            .map_err(|error| format!("cannot set up the store: {error}"))?;
+        let gateway = Arc::new(Gateway::with_store(config, store, clock));
+        Ok(Self { gateway, plan })
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Warns about what puts events at risk, starts delivery, serves `listener` until
+    /// `shutdown` resolves, then drains requests and deliveries in flight.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        warn_about_durability(&self.gateway.store).await;
+        for source in &self.gateway.sources {
+            if source.source.allows_unsigned() {
+                tracing::warn!(
+                    source = source.source.name(),
+                    path = %source.path,
+                    "INSECURE: this source accepts requests without any secret \
+                     (insecure_allow_unsigned = true); anyone who can reach it can inject events"
+                );
+            }
+        }
+        let deliveries = self.start_deliveries()?;
+        let served = server::serve(listener, Arc::clone(&self.gateway), shutdown).await;
+        if let Some(deliveries) = deliveries {
+            deliveries.stop().await;
+        }
+        served
+    }
+
+    /// Starts the delivery workers, when there is anything to deliver.
+    pub fn start_deliveries(&self) -> std::io::Result<Option<Deliveries>> {
+        if self.plan.is_empty() {
+            return Ok(None);
+        }
+        let schedules = delivery::schedules_for(&self.gateway.store)
+            .ok_or_else(|| std::io::Error::other("the store has no delivery schedules"))?;
+        for route in &self.plan.routes {
+            tracing::info!(destination = %route.name, "delivering");
+        }
+        Ok(Some(Deliveries::start(
+            schedules,
+            self.plan.clone(),
+            Arc::clone(&self.gateway.intake),
+            self.gateway.clock.clone(),
+        )))
+    }
+}
+
+/// Says, at start-up, what the store's persistence means for acknowledged events.
+async fn warn_about_durability(store: &Store) {
+    match store {
+        Store::Memory(_) => tracing::warn!(
+            "the memory store keeps events in this process only: they are lost when it exits \
+             (use the redis store in production)"
+        ),
+        Store::Redis(redis) => {
+            let check = tokio::time::timeout(Duration::from_secs(3), redis.durability_warnings());
+            match check.await {
+                Ok(Ok(warnings)) => {
+                    for warning in warnings {
+                        tracing::warn!("{warning}");
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "Redis is not reachable yet; answering 503 until it is")
+                }
+                Err(_) => {
+                    tracing::warn!("Redis did not answer within 3 s; answering 503 until it does")
+                }
+            }
+        }
+    }
+}
