@@ -102,6 +102,8 @@ async fn run(
     if !follow {
         return Ok(());
     }
+    // On stderr, so stdout stays JSON lines: from here on, every new event is printed.
+    eprintln!("porter events tail: following new events (Ctrl-C stops)");
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}

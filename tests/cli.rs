@@ -408,9 +408,16 @@ secrets = ["tail-test-secret"]
             "events", "tail", "--count", "0", "--follow", "--config", &config,
         ])
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("tail --follow runs");
-    std::thread::sleep(Duration::from_millis(500));
+    // Once it says it follows, it has its starting point: what is sent next is new.
+    let stderr = follower.stderr.take().expect("stderr");
+    let following = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("following new events"));
+    assert!(following, "tail --follow says when it follows");
     let (ok, answer) = send(&[
         "whatsapp",
         repo_path("fixtures/meta/text_message/body")

@@ -86,9 +86,22 @@ async fn events_arrive_signed_as_cloudevents() {
         request.header("webhook-id"),
         event["id"].as_str().expect("id")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Delivered and out of the schedule: nothing can send it again.
+    wait_until_done(&server, "guest-messaging").await;
     assert_eq!(receiver.received().len(), 1, "delivered once");
     server.stop().await;
+}
+
+/// Waits until a destination's schedule is empty (every event delivered or dead-lettered).
+async fn wait_until_done(server: &TestServer, destination: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while memory_schedule(server).waiting(destination) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{destination} still has events scheduled"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
@@ -211,13 +224,32 @@ async fn filters_decide_what_a_destination_gets() {
         receiver.url()
     )))
     .await;
+    // A message (not for this destination), then a status (for it): once the status has
+    // arrived, the message before it was passed over, not merely not yet sent.
     send(&server, &["wamid.filtered"]).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        receiver.received().is_empty(),
-        "a message.received is not for this destination"
-    );
+    let status = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"statuses":[{"id":"wamid.sent","status":"delivered","timestamp":"1710511200","recipient_id":"1"}]}}]}]}"#;
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), status.as_bytes());
+    let answer = server
+        .send(
+            &RawRequest::post("/webhooks/whatsapp", status)
+                .header("X-Hub-Signature-256", &signature),
+        )
+        .await;
+    assert_eq!(answer.status, 200);
+    let received = receiver.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(received[0].event()["type"], "message.status_changed");
+    // Nothing else is scheduled for this destination once the status is done.
+    wait_until_done(&server, "guest-messaging").await;
+    assert_eq!(receiver.received().len(), 1);
     server.stop().await;
+}
+
+/// The memory store's delivery schedules.
+fn memory_schedule(server: &TestServer) -> &porter::store::MemorySchedule {
+    let Store::Memory(memory) = &server.gateway.store else {
+        panic!("memory")
+    };
+    memory.deliveries().expect("schedules")
 }
 
 #[tokio::test]

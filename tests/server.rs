@@ -144,12 +144,36 @@ async fn a_client_too_slow_to_send_its_body_gets_408() {
 
 #[tokio::test]
 async fn the_allow_list_is_checked_before_anything_else() {
-    let outside = TestServer::start(config("", r#"allow_ips = ["10.0.0.0/8"]"#)).await;
-    let response = outside
-        .send(&signed_whatsapp(whatsapp_body("wamid.a")))
-        .await;
-    assert_eq!(response.status, 403);
-    assert_eq!(response.text(), r#"{"error":"forbidden"}"#);
+    let outside = TestServer::start(config(
+        "max_body_bytes = 2000",
+        r#"allow_ips = ["10.0.0.0/8"]"#,
+    ))
+    .await;
+    // Requests that every later step would refuse differently (a forged signature: 401; a
+    // method the route does not answer: 405; a body over the limit: 413) all get the
+    // allow-list's 403: nothing else looked at them.
+    let mut forged = signed_whatsapp(whatsapp_body("wamid.a"));
+    forged
+        .headers
+        .retain(|(name, _)| !name.eq_ignore_ascii_case("x-hub-signature-256"));
+    let forged = forged.header("X-Hub-Signature-256", &format!("sha256={}", "0".repeat(64)));
+    let mut wrong_method = RawRequest::get("/webhooks/whatsapp");
+    wrong_method.method = "PUT".to_owned();
+    let too_big = RawRequest::post("/webhooks/whatsapp", vec![b'x'; 4000]);
+    for request in [
+        signed_whatsapp(whatsapp_body("wamid.a")),
+        forged,
+        wrong_method,
+        too_big,
+    ] {
+        let response = outside.send(&request).await;
+        assert_eq!(
+            response.status, 403,
+            "{} {}",
+            request.method, request.target
+        );
+        assert_eq!(response.text(), r#"{"error":"forbidden"}"#);
+    }
     assert!(outside.events().is_empty());
 
     let inside = TestServer::start(config("", r#"allow_ips = ["127.0.0.0/8", "::1"]"#)).await;
