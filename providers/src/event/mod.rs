@@ -86,55 +86,6 @@ pub enum DataContentType {
     Json,
 }
 
-/// The event's `type` and its typed `data`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", content = "data")]
-pub enum EventBody {
-    #[serde(rename = "reservation.created")]
-    ReservationCreated(ReservationData),
-    #[serde(rename = "reservation.updated")]
-    ReservationUpdated(ReservationData),
-    #[serde(rename = "reservation.cancelled")]
-    ReservationCancelled(ReservationData),
-    #[serde(rename = "reservation.checked_in")]
-    ReservationCheckedIn(ReservationData),
-    #[serde(rename = "reservation.checked_out")]
-    ReservationCheckedOut(ReservationData),
-    #[serde(rename = "guest.created")]
-    GuestCreated(GuestData),
-    #[serde(rename = "guest.updated")]
-    GuestUpdated(GuestData),
-    #[serde(rename = "guest.deleted")]
-    GuestDeleted(GuestData),
-    #[serde(rename = "room.status_changed")]
-    RoomStatusChanged(RoomData),
-    #[serde(rename = "room.maintenance_required")]
-    RoomMaintenanceRequired(MaintenanceData),
-    #[serde(rename = "housekeeping.status_changed")]
-    HousekeepingStatusChanged(HousekeepingData),
-    #[serde(rename = "guest_request.created")]
-    GuestRequestCreated(GuestRequestData),
-    #[serde(rename = "message.received")]
-    MessageReceived(MessageData),
-    #[serde(rename = "message.status_changed")]
-    MessageStatusChanged(MessageStatusData),
-    #[serde(rename = "order.created")]
-    OrderCreated(OrderData),
-    #[serde(rename = "order.updated")]
-    OrderUpdated(OrderData),
-    #[serde(rename = "order.completed")]
-    OrderCompleted(OrderData),
-    #[serde(rename = "payment.received")]
-    PaymentReceived(PaymentData),
-    #[serde(rename = "inventory.low")]
-    InventoryLow(InventoryData),
-    #[serde(rename = "integration.changed")]
-    IntegrationChanged(IntegrationData),
-    /// Authentic and parseable, but not modelled: kept whole so nothing is dropped.
-    #[serde(rename = "unknown")]
-    Unknown(UnknownData),
-}
-
 /// `data` of an `unknown` event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct UnknownData {
@@ -145,7 +96,14 @@ pub struct UnknownData {
 }
 
 macro_rules! event_types {
-    ($($variant:ident => $name:literal),* $(,)?) => {
+    ($($(#[$doc:meta])* $variant:ident($data:ty) => $name:literal,)*) => {
+        /// The event's `type` and its typed `data`.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+        #[serde(tag = "type", content = "data")]
+        pub enum EventBody {
+            $($(#[$doc])* #[serde(rename = $name)] $variant($data),)*
+        }
+
         /// The `type` of an event without its data, for filters and metrics.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventType { $($variant),* }
@@ -174,28 +132,30 @@ macro_rules! event_types {
     };
 }
 
+// The one list of event types: each name, its variant and the shape of its `data`.
 event_types! {
-    ReservationCreated => "reservation.created",
-    ReservationUpdated => "reservation.updated",
-    ReservationCancelled => "reservation.cancelled",
-    ReservationCheckedIn => "reservation.checked_in",
-    ReservationCheckedOut => "reservation.checked_out",
-    GuestCreated => "guest.created",
-    GuestUpdated => "guest.updated",
-    GuestDeleted => "guest.deleted",
-    RoomStatusChanged => "room.status_changed",
-    RoomMaintenanceRequired => "room.maintenance_required",
-    HousekeepingStatusChanged => "housekeeping.status_changed",
-    GuestRequestCreated => "guest_request.created",
-    MessageReceived => "message.received",
-    MessageStatusChanged => "message.status_changed",
-    OrderCreated => "order.created",
-    OrderUpdated => "order.updated",
-    OrderCompleted => "order.completed",
-    PaymentReceived => "payment.received",
-    InventoryLow => "inventory.low",
-    IntegrationChanged => "integration.changed",
-    Unknown => "unknown",
+    ReservationCreated(ReservationData) => "reservation.created",
+    ReservationUpdated(ReservationData) => "reservation.updated",
+    ReservationCancelled(ReservationData) => "reservation.cancelled",
+    ReservationCheckedIn(ReservationData) => "reservation.checked_in",
+    ReservationCheckedOut(ReservationData) => "reservation.checked_out",
+    GuestCreated(GuestData) => "guest.created",
+    GuestUpdated(GuestData) => "guest.updated",
+    GuestDeleted(GuestData) => "guest.deleted",
+    RoomStatusChanged(RoomData) => "room.status_changed",
+    RoomMaintenanceRequired(MaintenanceData) => "room.maintenance_required",
+    HousekeepingStatusChanged(HousekeepingData) => "housekeeping.status_changed",
+    GuestRequestCreated(GuestRequestData) => "guest_request.created",
+    MessageReceived(MessageData) => "message.received",
+    MessageStatusChanged(MessageStatusData) => "message.status_changed",
+    OrderCreated(OrderData) => "order.created",
+    OrderUpdated(OrderData) => "order.updated",
+    OrderCompleted(OrderData) => "order.completed",
+    PaymentReceived(PaymentData) => "payment.received",
+    InventoryLow(InventoryData) => "inventory.low",
+    IntegrationChanged(IntegrationData) => "integration.changed",
+    /// Authentic and parseable, but not modelled: kept whole so nothing is dropped.
+    Unknown(UnknownData) => "unknown",
 }
 
 impl EventBody {
