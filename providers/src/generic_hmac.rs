@@ -267,7 +267,12 @@ impl WebhookProvider for GenericHmac {
             property_id: None,
             delivery_id,
         };
-        let body = generic::body_for(&self.event_types, vendor_type.as_deref(), payload);
+        let body = generic::body_for(
+            &self.event_types,
+            vendor_type.as_deref(),
+            &payload,
+            payload.clone(),
+        );
         Ok(Normalization::accepted(vec![
             origin.event(attributes, body).into(),
         ]))

@@ -91,8 +91,7 @@ pub(crate) fn normalize(
     };
     let attributes = Attributes {
         key,
-        subject: field(&data, &["reservationId"])
-            .or_else(|| data.get("guest").and_then(|g| field(g, &["id"]))),
+        subject: subject(event.as_deref(), &data),
         time: payload.get("timestamp").and_then(time),
         provider_event_type: event.clone(),
         property_id: field(&data, &["hotelCode"]),
@@ -106,6 +105,22 @@ pub(crate) fn normalize(
         }),
     };
     Ok(vec![origin.event(attributes, body).into()])
+}
+
+/// What the event is about: the guest for `guest.*` (a guest's events are ordered among
+/// themselves, whichever reservation carries them), the reservation otherwise.
+fn subject(event: Option<&str>, data: &Value) -> Option<String> {
+    let guest = || {
+        data.get("guest")
+            .and_then(|g| field(g, &["id"]))
+            .or_else(|| field(data, &["guestId"]))
+    };
+    let reservation = || field(data, &["reservationId"]);
+    if event.is_some_and(|e| e.starts_with("guest.")) {
+        guest().or_else(reservation)
+    } else {
+        reservation().or_else(guest)
+    }
 }
 
 fn body_for(event: &str, data: &Value, payload: &Value) -> EventBody {

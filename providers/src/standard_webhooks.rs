@@ -152,10 +152,7 @@ impl WebhookProvider for StandardWebhooks {
         // verify() has checked the id is present once and valid.
         let id = request.header_str(names.id).unwrap_or_default().to_owned();
         let vendor_type = field(&payload, &["type"]);
-        let data = payload
-            .get("data")
-            .cloned()
-            .unwrap_or_else(|| payload.clone());
+        let object = payload.get("data").unwrap_or(&payload);
         let attributes = Attributes {
             key: id,
             subject: None,
@@ -164,7 +161,12 @@ impl WebhookProvider for StandardWebhooks {
             property_id: None,
             delivery_id: None,
         };
-        let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
+        let body = generic::body_for(
+            &self.event_types,
+            vendor_type.as_deref(),
+            object,
+            payload.clone(),
+        );
         Ok(Normalization::accepted(vec![
             origin.event(attributes, body).into(),
         ]))

@@ -129,20 +129,22 @@ impl WebhookProvider for Stripe {
         let request = verified.request();
         let payload: Value = crate::json::parse(request.body)?;
         let vendor_type = field(&payload, &["type"]);
-        let data = payload
-            .pointer("/data/object")
-            .cloned()
-            .unwrap_or_else(|| payload.clone());
+        let object = payload.pointer("/data/object").unwrap_or(&payload);
         let attributes = Attributes {
             // An event without an id is not Stripe's; keep it, keyed by its exact bytes.
             key: field(&payload, &["id"]).unwrap_or_else(|| hashed_key(request.body)),
-            subject: data.get("id").and_then(crate::json::text_of),
+            subject: object.get("id").and_then(crate::json::text_of),
             time: payload.get("created").and_then(time),
             provider_event_type: vendor_type.clone(),
             property_id: field(&payload, &["account"]),
             delivery_id: None,
         };
-        let body = generic::body_for(&self.event_types, vendor_type.as_deref(), data);
+        let body = generic::body_for(
+            &self.event_types,
+            vendor_type.as_deref(),
+            object,
+            payload.clone(),
+        );
         Ok(Normalization::accepted(vec![
             origin.event(attributes, body).into(),
         ]))

@@ -278,7 +278,7 @@ async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, clock: &Clo
         (Ok(()), Next::Retry { .. }) => "failed",
     };
     metrics::counter!("porter_deliveries_total", "destination" => destination.clone(), "result" => label).increment(1);
-    if label == "dead_lettered" {
+    if matches!((&result, next), (Ok(()), Next::DeadLettered)) {
         metrics::counter!("porter_dead_letters_total", "destination" => destination.clone())
             .increment(1);
     }
