@@ -1,12 +1,13 @@
 //! Every provider: any bytes, split into a query line, a header value line and a body, through
-//! handshake, verify and normalize on every endpoint. Nothing may panic, and normalize returns
-//! at least one event or a rejection.
+//! handshake, verify and normalize on every endpoint, and the diagnosis of every refusal.
+//! Nothing may panic, normalize returns at least one event or a rejection, and a diagnosis
+//! leaves the verdict as it was.
 #![no_main]
 
 use http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
-use porter_providers::{Context, Provider, Request, Source, ToSign};
+use porter_providers::{Context, Provider, Rejection, Request, Source, ToSign};
 use serde_json::json;
 
 const SIGNATURE_HEADERS: &[&str] = &[
@@ -26,6 +27,12 @@ const SIGNATURE_HEADERS: &[&str] = &[
     "x-webhook-secret",
     "authorization",
     "x-roostsync-signature",
+    // What a diagnosis reads to rebuild the URL a sender signed.
+    "host",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
 ];
 
 fuzz_target!(|data: &[u8]| {
@@ -60,10 +67,13 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// Verifies `request` as sent (any outcome), then signs its body as the provider would and
-/// normalizes what verifies: every body reaches `normalize` authenticated, as in the server.
+/// Verifies `request` as sent (any outcome) and diagnoses a refusal, then signs its body as
+/// the provider would and normalizes what verifies: every body reaches `normalize`
+/// authenticated, as in the server.
 fn exercise(source: &Source, request: &Request<'_>) {
-    let _ = source.verify(request, Timestamp::UNIX_EPOCH);
+    if let Err(rejection) = source.verify(request, Timestamp::UNIX_EPOCH) {
+        diagnose(source, request, rejection);
+    }
     for content_type in ["application/json", "application/x-www-form-urlencoded"] {
         signed_and_normalized(source, request, content_type);
     }
@@ -97,6 +107,22 @@ fn signed_and_normalized(source: &Source, request: &Request<'_>, content_type: &
             assert!(!normalization.events.is_empty());
         }
     }
+}
+
+/// The diagnosis of `rejection`, and of a signature and a timestamp refusal (so that every
+/// scheme is read from these bytes); the verdict stays what it was.
+fn diagnose(source: &Source, request: &Request<'_>, rejection: Rejection) {
+    for refused in [
+        rejection.clone(),
+        Rejection::SignatureMismatch,
+        Rejection::StaleTimestamp,
+    ] {
+        let _ = source.diagnose(request, &refused, Timestamp::UNIX_EPOCH);
+    }
+    assert_eq!(
+        source.verify(request, Timestamp::UNIX_EPOCH).map(drop),
+        Err(rejection)
+    );
 }
 
 fn context() -> Context {

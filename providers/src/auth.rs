@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
 
+use crate::diagnosis::{Part, Scheme, SecretFormat};
 use crate::provider::{Signed, ToSign};
 use crate::request::HeaderValue;
 use crate::settings::{SettingError, require_url_token};
@@ -30,6 +31,16 @@ pub enum Encoding {
     Hex,
     /// Standard base64 with padding.
     Base64,
+}
+
+impl Encoding {
+    /// The name configuration uses (`hmac.encoding`), also the one diagnoses show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Hex => "hex",
+            Encoding::Base64 => "base64",
+        }
+    }
 }
 
 /// A header carrying `prefix` + the encoded MAC.
@@ -86,6 +97,22 @@ impl MacHeader {
         }
     }
 
+    /// How this header signs `content` with `secrets` (keys as `format` says), for a
+    /// diagnosis: the header's value after the prefix, undecoded, is the signature offered.
+    pub fn scheme<'a>(
+        &self,
+        request: &Request<'a>,
+        secrets: &'a [Secret],
+        format: SecretFormat,
+        content: Vec<Part<'a>>,
+    ) -> Scheme<'a> {
+        let offered = match request.single_header(&self.name) {
+            HeaderValue::One(value) => value.strip_prefix(self.prefix.as_bytes()),
+            HeaderValue::Missing | HeaderValue::Repeated => None,
+        };
+        Scheme::new(secrets, format, self.algorithm, self.encoding, content).offering(offered)
+    }
+
     /// The header value for `parts` signed with `secret`.
     pub fn sign(&self, secret: &Secret, parts: &[&[u8]]) -> String {
         let mac = crate::signing::hmac(self.algorithm, secret.expose().as_bytes(), parts);
@@ -113,6 +140,16 @@ impl BodyMac {
 
     pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
         self.header.verify(request, &self.secrets, &[request.body])
+    }
+
+    /// The raw body signed with the secrets' text, for a diagnosis.
+    pub fn scheme<'a>(&'a self, request: &Request<'a>) -> Scheme<'a> {
+        self.header.scheme(
+            request,
+            &self.secrets,
+            SecretFormat::Text,
+            vec![request.body.into()],
+        )
     }
 
     /// The request signed with the first secret.

@@ -44,6 +44,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{
     DEFAULT_TOLERANCE, Encoding, MacHeader, check_window, required_header, timestamp_header,
 };
+use crate::diagnosis::{Part, Scheme, SecretFormat, SignedUrl};
 use crate::event::{Attributes, EventType, Origin, delivery_label, hashed_key};
 use crate::json::text_of;
 use crate::provider::{
@@ -276,6 +277,40 @@ impl WebhookProvider for GenericHmac {
         Ok(Normalization::accepted(vec![
             origin.event(attributes, body).into(),
         ]))
+    }
+
+    /// The template's content under the secrets' text, for a diagnosis of a refusal. Read
+    /// leniently: a missing id or timestamp signs as empty (the request is refused anyway);
+    /// `{url}` is the configured URL, whose variants a diagnosis tries.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        let timestamp = self
+            .timestamp_header
+            .as_ref()
+            .and_then(|name| timestamp_header(request, Cow::Owned(name.clone())).ok());
+        let id = self.signed_id(request).ok().flatten();
+        let text = timestamp.map(|(_, text)| text);
+        let parts = self.parts(
+            id.unwrap_or_default(),
+            text.unwrap_or_default(),
+            request.body,
+            "",
+        );
+        let content = parts
+            .into_iter()
+            .zip(&self.template)
+            .map(|(bytes, piece)| match piece {
+                Piece::Url => Part::Url,
+                _ => bytes.into(),
+            })
+            .collect();
+        let mut scheme = self
+            .mac
+            .scheme(request, &self.secrets, SecretFormat::Text, content);
+        if let Some(public_url) = &self.public_url {
+            let bases = std::slice::from_ref(public_url);
+            scheme = scheme.signing_url(SignedUrl::new(bases, request));
+        }
+        Some(scheme.timestamp(timestamp.map(|(seconds, _)| seconds)))
     }
 
     fn sign(&self, request: &ToSign<'_>) -> Signed {

@@ -22,6 +22,8 @@
 //! - [`auth`]: the authentication pieces providers share (a body MAC in a header, a URL
 //!   token, timestamp windows, shared secrets).
 //! - [`json`]: exact, lenient reading of vendor JSON (ids, money, times, casing).
+//! - [`diagnosis`]: for the operator, the known mistake behind a refused signature (a URL, a
+//!   secret's or signature's encoding, an algorithm) or a stale timestamp's skew.
 //! - one module per provider ([`meta`], [`twilio`], [`oracle_ohip`], …), each with the same
 //!   shape: a struct implementing [`WebhookProvider`], private wire structs, its signer.
 //!
@@ -31,9 +33,12 @@
 //! `hub.challenge`, answered without events), then [`Source::verify`] over the raw bytes, then
 //! [`Source::normalize`] with the [`Verified`] request that `verify` returned (nothing else
 //! can be normalized), then stores the events, then answers with the normalization's reply.
+//! When `verify` refuses, the server may ask [`Source::diagnose`] which known mistake the
+//! request makes, for its operator; that never changes the answer.
 
 pub mod auth;
 pub mod cloudbeds;
+pub mod diagnosis;
 pub mod event;
 pub mod generic;
 pub mod generic_hmac;
@@ -61,6 +66,7 @@ mod form;
 #[cfg(test)]
 mod testing;
 
+pub use diagnosis::{Diagnosis, MAX_DIAGNOSIS_MACS};
 pub use event::{Event, EventBody, EventType};
 pub use provider::{Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider};
 pub use rejection::Rejection;

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::auth::{BodyMac, MacHeader};
+use crate::diagnosis::Scheme;
 use crate::event::{
     Attributes, Channel, Contact, ContactPhone, DeliveryStatus, EventBody, Location, Media,
     MessageData, MessageKind, MessageStatusData, Origin, ProviderError, Reaction, RepliedTo,
@@ -142,6 +143,11 @@ impl WebhookProvider for Meta {
     /// Signs a body as Meta does, with the first secret.
     fn sign(&self, request: &ToSign<'_>) -> Signed {
         self.mac.sign(request)
+    }
+
+    /// The body MAC, for a diagnosis of a refusal.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        Some(self.mac.scheme(request))
     }
 }
 

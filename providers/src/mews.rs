@@ -39,6 +39,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{BodyMac, Encoding, MacHeader, UrlToken};
+use crate::diagnosis::Scheme;
 use crate::event::{Attributes, EventBody, Origin, UnknownData, hashed_key};
 use crate::json::{field, strip_credentials};
 use crate::provider::{
@@ -178,6 +179,11 @@ impl WebhookProvider for Mews {
             (_, Some(mac)) => mac.sign(request),
             (None, None) => Signed::default(),
         }
+    }
+
+    /// The POS signature, where this source has POS secrets (the URL token is no scheme).
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        self.pos.as_ref().map(|pos| pos.scheme(request))
     }
 }
 

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{DEFAULT_TOLERANCE, MacHeader, check_window, timestamp_header};
+use crate::diagnosis::{Scheme, SecretFormat};
 use crate::event::{
     Attributes, EventBody, GuestRef, GuestRequestData, HousekeepingData, MaintenanceData, Origin,
     ReservationData, RoomData, RoomStatus, UnknownData, hashed_key,
@@ -101,6 +102,18 @@ impl WebhookProvider for OracleOhip {
         check_window(seconds, now, self.tolerance)?;
         SIGNATURE.verify(request, &self.secrets, &[timestamp, b".", request.body])?;
         Ok(Checked::new(request))
+    }
+
+    /// `timestamp.body` under the secrets as written, for a diagnosis of a refusal.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        let (seconds, timestamp) = timestamp_header(request, TIMESTAMP_HEADER.into()).ok()?;
+        let content = vec![
+            timestamp.into(),
+            b".".as_slice().into(),
+            request.body.into(),
+        ];
+        let scheme = SIGNATURE.scheme(request, &self.secrets, SecretFormat::WhsecText, content);
+        Some(scheme.timestamp(Some(seconds)))
     }
 
     /// One event, and the guide's answer naming it.

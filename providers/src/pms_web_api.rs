@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{BodyMac, MacHeader};
+use crate::diagnosis::Scheme;
 use crate::event::{
     Attributes, EventBody, GuestData, IntegrationData, Origin, ReservationData, UnknownData,
     hashed_key,
@@ -74,6 +75,11 @@ impl WebhookProvider for PmsWebApi {
 
     fn sign(&self, request: &ToSign<'_>) -> Signed {
         self.mac.sign(request)
+    }
+
+    /// The body MAC, for a diagnosis of a refusal.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        Some(self.mac.scheme(request))
     }
 }
 

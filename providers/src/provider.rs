@@ -16,6 +16,7 @@ use std::time::Duration;
 use http::Method;
 use jiff::Timestamp;
 
+use crate::diagnosis::Scheme;
 use crate::event::{Event, Origin};
 use crate::settings::{Context, SettingError};
 use crate::{Rejection, Reply, Request};
@@ -168,5 +169,13 @@ pub trait WebhookProvider: Sized + std::fmt::Debug {
     /// Whether the source accepts requests without any secret (`porter serve` warns).
     fn allows_unsigned(&self) -> bool {
         false
+    }
+
+    /// How `request` is signed, for a [`diagnosis`](crate::diagnosis) of a refusal: the
+    /// signed content, the signatures offered, the algorithm, encoding and secrets. Read only
+    /// after `verify` refused. `None` (the default): nothing is signed with a secret (URL
+    /// tokens, shared secrets), or the request lacks what the scheme signs.
+    fn signing_scheme<'a>(&'a self, _request: &Request<'a>) -> Option<Scheme<'a>> {
+        None
     }
 }

@@ -19,6 +19,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::auth::{BodyMac, MacHeader};
+use crate::diagnosis::Scheme;
 use crate::event::{
     Attributes, EventBody, GuestRef, InventoryData, Money, OrderData, OrderItem, Origin,
     PaymentData, ReservationData, UnknownData, hashed_key,
@@ -77,6 +78,11 @@ impl WebhookProvider for Roostsync {
 
     fn sign(&self, request: &ToSign<'_>) -> Signed {
         self.mac.sign(request)
+    }
+
+    /// The body MAC, for a diagnosis of a refusal.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        Some(self.mac.scheme(request))
     }
 }
 

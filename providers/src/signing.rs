@@ -28,12 +28,24 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm, in the order a diagnosis tries them.
+    pub const ALL: [Algorithm; 3] = [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512];
+
     /// The MAC length in bytes.
     pub fn output_len(self) -> usize {
         match self {
             Algorithm::Sha1 => 20,
             Algorithm::Sha256 => 32,
             Algorithm::Sha512 => 64,
+        }
+    }
+
+    /// The name configuration uses (`hmac.algorithm`), also the one diagnoses show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "sha1",
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::diagnosis::{self, Diagnosis, Scheme};
 use crate::event::Origin;
 use crate::provider::{Endpoint, Normalization, Signed, ToSign, WebhookProvider};
 use crate::settings::{Context, SettingError};
@@ -119,6 +120,12 @@ macro_rules! providers {
             fn allows_unsigned(&self) -> bool {
                 match self {
                     $(Configured::$variant(p) => p.allows_unsigned(),)*
+                }
+            }
+
+            fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+                match self {
+                    $(Configured::$variant(p) => p.signing_scheme(request),)*
                 }
             }
         }
@@ -263,5 +270,19 @@ impl Source {
     /// Signs a request as the provider would, with the source's first secret.
     pub fn sign(&self, request: &ToSign<'_>) -> Signed {
         self.configured.sign(request)
+    }
+
+    /// After `verify` refused `request` with `rejection` (at `now`): the known mistake that
+    /// would have verified, if any, for the operator only (never the caller's answer). At most
+    /// [`MAX_DIAGNOSIS_MACS`](diagnosis::MAX_DIAGNOSIS_MACS) MACs; meant for signature and
+    /// timestamp refusals (any other is [`Diagnosis::NoKnownVariant`], at no cost). See
+    /// [`diagnosis`].
+    pub fn diagnose(
+        &self,
+        request: &Request<'_>,
+        rejection: &Rejection,
+        now: Timestamp,
+    ) -> Diagnosis {
+        diagnosis::diagnose(rejection, now, || self.configured.signing_scheme(request))
     }
 }

@@ -26,7 +26,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::auth::{DEFAULT_TOLERANCE, check_window, required_header, timestamp_header};
+use crate::auth::{DEFAULT_TOLERANCE, Encoding, check_window, required_header, timestamp_header};
+use crate::diagnosis::{Scheme, SecretFormat};
 use crate::event::{Attributes, EventType, Origin};
 use crate::json::{field, time};
 use crate::provider::{
@@ -72,7 +73,9 @@ pub struct Settings {
 /// A configured Standard Webhooks source.
 #[derive(Debug)]
 pub struct StandardWebhooks {
-    /// Decoded signing keys (the bytes after `whsec_`, base64-decoded).
+    /// The secrets as configured, for a diagnosis of a refusal.
+    secrets: Vec<Secret>,
+    /// Decoded signing keys (the bytes after `whsec_`, base64-decoded), in the same order.
     keys: Vec<Vec<u8>>,
     tolerance: Duration,
     event_types: Vec<(String, EventType)>,
@@ -97,6 +100,7 @@ impl WebhookProvider for StandardWebhooks {
                 )]
             })?;
         Ok(Self {
+            secrets,
             keys,
             tolerance: settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
             event_types: settings.event_types.resolve()?,
@@ -125,6 +129,34 @@ impl WebhookProvider for StandardWebhooks {
         } else {
             Err(Rejection::SignatureMismatch)
         }
+    }
+
+    /// `id.timestamp.body` under the decoded keys, every `v1` offered (undecoded), for a
+    /// diagnosis of a refusal.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        let names = header_names(request);
+        let id = required_header(request, names.id.into()).ok()?;
+        let (seconds, timestamp) = timestamp_header(request, names.timestamp.into()).ok()?;
+        let list = required_header(request, names.signature.into())
+            .ok()
+            .and_then(|list| std::str::from_utf8(list).ok())
+            .unwrap_or_default();
+        let content = vec![
+            id.into(),
+            b".".as_slice().into(),
+            timestamp.into(),
+            b".".as_slice().into(),
+            request.body.into(),
+        ];
+        let scheme = Scheme::new(
+            &self.secrets,
+            SecretFormat::WhsecBase64,
+            Algorithm::Sha256,
+            Encoding::Base64,
+            content,
+        );
+        let offered = v1_entries(list).map(str::as_bytes);
+        Some(scheme.offering(offered).timestamp(Some(seconds)))
     }
 
     /// Signs with the first secret; the id is derived from the body, so that sending the same
@@ -208,11 +240,7 @@ fn header_names(request: &Request<'_>) -> &'static Names {
 /// [`MAX_CANDIDATES`] (counted before any is decoded).
 fn v1_signatures(list: &[u8]) -> Option<Vec<Vec<u8>>> {
     let text = std::str::from_utf8(list).ok()?;
-    let encoded: Vec<&str> = text
-        .split(' ')
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .take(MAX_CANDIDATES + 1)
-        .collect();
+    let encoded: Vec<&str> = v1_entries(text).take(MAX_CANDIDATES + 1).collect();
     if encoded.len() > MAX_CANDIDATES {
         return None;
     }
@@ -224,8 +252,14 @@ fn v1_signatures(list: &[u8]) -> Option<Vec<Vec<u8>>> {
     (!signatures.is_empty()).then_some(signatures)
 }
 
+/// The base64 of each `v1` entry of a signature list, in order.
+fn v1_entries(list: &str) -> impl Iterator<Item = &str> {
+    list.split(' ')
+        .filter_map(|entry| entry.strip_prefix("v1,"))
+}
+
 /// The key bytes of a `whsec_<base64>` secret (padding optional, as in the Python library).
-fn decode_secret(secret: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_secret(secret: &str) -> Option<Vec<u8>> {
     let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
     let key = BASE64
         .decode(encoded)

@@ -20,7 +20,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::{DEFAULT_TOLERANCE, check_window, parse_seconds, required_header};
+use crate::auth::{DEFAULT_TOLERANCE, Encoding, check_window, parse_seconds, required_header};
+use crate::diagnosis::{Scheme, SecretFormat};
 use crate::event::{Attributes, EventType, Origin, hashed_key};
 use crate::json::{field, time};
 use crate::provider::{
@@ -105,6 +106,26 @@ impl WebhookProvider for Stripe {
         }
     }
 
+    /// `t.body` under the secrets as written, every `v1` offered, for a diagnosis of a
+    /// refusal (read leniently: a `v1` that is not hex is what a diagnosis decodes otherwise).
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        let value = required_header(request, HEADER.into()).ok()?;
+        let (seconds, timestamp) = offered_timestamp(value)?;
+        let content = vec![
+            timestamp.into(),
+            b".".as_slice().into(),
+            request.body.into(),
+        ];
+        let scheme = Scheme::new(
+            &self.secrets,
+            SecretFormat::WhsecText,
+            Algorithm::Sha256,
+            Encoding::Hex,
+            content,
+        );
+        Some(scheme.offering(offered_v1(value)).timestamp(Some(seconds)))
+    }
+
     fn sign(&self, request: &ToSign<'_>) -> Signed {
         let timestamp = request.now.as_second().to_string();
         let mac = hmac(
@@ -173,6 +194,28 @@ fn parse_header(value: &[u8]) -> Option<Header<'_>> {
         timestamp_text,
         signatures,
     })
+}
+
+/// The header's items, `key=value`, split at the first `=` (items without one are skipped).
+fn items(value: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    value.split(|&b| b == b',').filter_map(|item| {
+        let at = item.iter().position(|&b| b == b'=')?;
+        Some((&item[..at], &item[at + 1..]))
+    })
+}
+
+/// The first `t` that is a number of seconds, and its text.
+fn offered_timestamp(value: &[u8]) -> Option<(i64, &[u8])> {
+    items(value)
+        .filter(|(key, _)| *key == b"t")
+        .find_map(|(_, text)| Some((parse_seconds(text)?, text)))
+}
+
+/// Every `v1` value, undecoded.
+fn offered_v1(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    items(value)
+        .filter(|(key, _)| *key == b"v1")
+        .map(|(_, text)| text)
 }
 
 #[cfg(test)]

@@ -35,7 +35,8 @@ use sha2::{Digest, Sha256};
 
 use serde::Deserialize;
 
-use crate::auth::required_header;
+use crate::auth::{Encoding, required_header};
+use crate::diagnosis::{Part, Scheme, SecretFormat, SignedUrl};
 use crate::event::{
     Attributes, Channel, DeliveryStatus, EventBody, Location, Media, MessageData, MessageKind,
     MessageStatusData, Origin, ProviderError, RepliedTo, Selection, SelectionKind, UnknownData,
@@ -175,6 +176,25 @@ impl WebhookProvider for Twilio {
             // Empty TwiML on both endpoints: "received, do nothing".
             reply: Reply::xml(EMPTY_TWIML),
         })
+    }
+
+    /// The URL porter rebuilds (with its variants) and the sorted parameters, under the auth
+    /// tokens, for a diagnosis of a refusal.
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        let value = required_header(request, SIGNATURE_HEADER.into()).ok()?;
+        let content = SignedContent::of(request).ok()?;
+        let scheme = Scheme::new(
+            &self.secrets,
+            SecretFormat::Text,
+            Algorithm::Sha1,
+            Encoding::Base64,
+            vec![Part::Url, content.params.into()],
+        );
+        Some(
+            scheme
+                .offering([value])
+                .signing_url(SignedUrl::new(&self.bases, request)),
+        )
     }
 
     /// Signs a request as Twilio does, with the first auth token. A JSON body gets the

@@ -1,10 +1,11 @@
 //! No byte sequence makes a provider panic, and normalize keeps its contract (at least one
-//! event, or a rejection). The cargo-fuzz targets in `fuzz/` explore the same property with
+//! event, or a rejection). A diagnosis of any refusal does not panic either, never changes the
+//! verdict and never shows the secret. The cargo-fuzz targets in `fuzz/` explore the same property with
 //! coverage guidance; this runs on every test run.
 
 use http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
-use porter_providers::{Context, Provider, Request, Source};
+use porter_providers::{Context, Provider, Rejection, Request, Source};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -65,6 +66,40 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// The secret of [`settings_for`] in every form a diagnosis might leak.
+const SECRET_FORMS: &[&str] = &[
+    "whsec_c2VjcmV0LWtleS1ieXRlcw==",
+    "c2VjcmV0LWtleS1ieXRlcw",
+    "secret-key-bytes",
+];
+
+/// Diagnoses `request` for its own refusal, and as if its signature or timestamp had been
+/// refused (so that every scheme is read from arbitrary bytes): no panic, the verdict is
+/// unchanged, and nothing secret is shown.
+fn diagnose_any(
+    source: &Source,
+    request: &Request<'_>,
+    rejection: &Rejection,
+) -> Result<(), TestCaseError> {
+    for rejection in [
+        rejection.clone(),
+        Rejection::SignatureMismatch,
+        Rejection::StaleTimestamp,
+    ] {
+        let diagnosis = source.diagnose(request, &rejection, Timestamp::UNIX_EPOCH);
+        let shown = format!(
+            "{diagnosis} {}",
+            serde_json::to_string(&diagnosis).expect("json")
+        );
+        for secret in SECRET_FORMS {
+            prop_assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+    let again = source.verify(request, Timestamp::UNIX_EPOCH).map(drop);
+    prop_assert_eq!(again, Err(rejection.clone()));
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -80,6 +115,8 @@ proptest! {
                 "x-hub-signature-256", "x-twilio-signature", "i-twilio-idempotency-token",
                 "x-oracle-signature", "x-oracle-timestamp", "webhook-id", "webhook-timestamp",
                 "webhook-signature", "stripe-signature", "x-sig", "x-ts", "x-id", "x-signature",
+                "host", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+                "x-forwarded-prefix",
             ] {
                 headers.insert(name, value.clone());
             }
@@ -97,6 +134,9 @@ proptest! {
                     };
                     let _ = source.handshake(&request);
                     let verified = source.verify(&request, Timestamp::UNIX_EPOCH);
+                    if let Err(rejection) = &verified {
+                        diagnose_any(&source, &request, rejection)?;
+                    }
                     if let Ok(Ok(normalization)) =
                         verified.map(|v| source.normalize(v, Timestamp::UNIX_EPOCH))
                     {
