@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use std::net::SocketAddr;
+
+use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::delivery::{self, Deliveries, Plan};
@@ -21,6 +24,10 @@ use crate::store::Store;
 pub struct App {
     gateway: Arc<Gateway>,
     plan: Plan,
+    /// The admin listener's state and address, when `[admin]` is configured.
+    admin: Option<(Arc<Admin>, SocketAddr)>,
+    /// The admin listener, when the caller bound it already.
+    admin_listener: Option<TcpListener>,
 }
 
 impl App {
@@ -33,8 +40,31 @@ impl App {
         plan.stream_groups.extend(configured.stream_groups);
         let store = store_for(&config, &plan, &clock)
             .map_err(|error| format!("cannot set up the store: {error}"))?;
+        let admin_config = config.admin.clone();
+        let destinations = Admin::destinations_of(&config, &plan);
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
-        Ok(Self { gateway, plan })
+        let admin = admin_config.map(|settings| {
+            let admin = Admin::new(Arc::clone(&gateway), &settings, destinations);
+            (Arc::new(admin), settings.listen)
+        });
+        Ok(Self {
+            gateway,
+            plan,
+            admin,
+            admin_listener: None,
+        })
+    }
+
+    /// Serves the admin listener on `listener` (bound by the caller) rather than binding
+    /// `[admin] listen` itself.
+    pub fn with_admin_listener(mut self, listener: TcpListener) -> Self {
+        self.admin_listener = Some(listener);
+        self
+    }
+
+    /// The admin side, when `[admin]` is configured.
+    pub fn admin(&self) -> Option<&Arc<Admin>> {
+        self.admin.as_ref().map(|(admin, _)| admin)
     }
 
     pub fn gateway(&self) -> &Arc<Gateway> {
@@ -60,7 +90,52 @@ impl App {
             }
         }
         let deliveries = self.start_deliveries()?;
-        let served = server::serve(listener, Arc::clone(&self.gateway), shutdown).await;
+        // One shutdown for both listeners.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let admin = match self.admin {
+            None => {
+                tracing::warn!(
+                    "no [admin] table: the console, the admin API and /metrics are off \
+                     (see the README's \"The console\")"
+                );
+                None
+            }
+            Some((admin, address)) => {
+                let listener = match self.admin_listener {
+                    Some(listener) => listener,
+                    None => TcpListener::bind(address).await.map_err(|error| {
+                        std::io::Error::new(
+                            error.kind(),
+                            format!("cannot listen on {address} ([admin] listen): {error}"),
+                        )
+                    })?,
+                };
+                let mut stopped = stopped.clone();
+                Some(tokio::spawn(admin::serve(listener, admin, async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })))
+            }
+        };
+        let mut providers_stopped = stopped.clone();
+        let providers = tokio::spawn(server::serve(
+            listener,
+            Arc::clone(&self.gateway),
+            async move {
+                let _ = providers_stopped.wait_for(|stop| *stop).await;
+            },
+        ));
+        shutdown.await;
+        let _ = stop.send(true);
+        let served = providers
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Err(error)) => tracing::warn!(%error, "the admin listener failed"),
+                Err(error) => tracing::warn!(%error, "the admin listener failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         if let Some(deliveries) = deliveries {
             deliveries.stop().await;
         }
@@ -82,6 +157,7 @@ impl App {
             self.plan.clone(),
             Arc::clone(&self.gateway.intake),
             self.gateway.clock.clone(),
+            Arc::clone(&self.gateway.activity),
         )))
     }
 }

@@ -40,6 +40,10 @@ enum Command {
         /// Listen on this address instead of the configuration's `server.listen`.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Serve the console, the admin API and /metrics on this address instead of
+        /// `[admin] listen` (when the configuration has an `[admin]` table).
+        #[arg(long, value_name = "ADDR")]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Check a configuration and print its route table; exit 1 listing every problem.
     CheckConfig {
@@ -108,7 +112,11 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init_logging(cli.log_format);
     match cli.command {
-        Command::Serve { config, listen } => serve(config, listen),
+        Command::Serve {
+            config,
+            listen,
+            admin_listen,
+        } => serve(config, listen, admin_listen),
         Command::CheckConfig { config } => check_config(config),
         Command::Send(args) => send::run(&args),
         Command::Events {
@@ -139,13 +147,27 @@ fn load(path: Option<PathBuf>) -> Result<Config, ExitCode> {
     })
 }
 
-fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCode {
+fn serve(
+    path: Option<PathBuf>,
+    listen: Option<std::net::SocketAddr>,
+    admin_listen: Option<std::net::SocketAddr>,
+) -> ExitCode {
     let mut config = match load(path) {
         Ok(config) => config,
         Err(code) => return code,
     };
     if let Some(listen) = listen {
         config.server.listen = listen;
+    }
+    match (&mut config.admin, admin_listen) {
+        (Some(admin), Some(listen)) => admin.listen = listen,
+        (None, Some(_)) => {
+            eprintln!(
+                "porter serve: --admin-listen needs an [admin] table in the configuration \
+                 (with a token); ignoring it"
+            );
+        }
+        _ => {}
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -168,8 +190,36 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
             }
         };
         let address = listener.local_addr().map_or(listen, |a| a);
+        let admin_listener = match &config.admin {
+            None => None,
+            Some(admin) => match TcpListener::bind(admin.listen).await {
+                Ok(listener) => Some(listener),
+                Err(error) => {
+                    eprintln!(
+                        "cannot listen on {} for the console and admin API: {error} \
+                         (use --admin-listen ADDR, or [admin] listen)",
+                        admin.listen
+                    );
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
+        let admin_address = admin_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok());
         if config.origin == ConfigOrigin::EmbeddedDefault {
             print_development_banner(&config, address);
+        }
+        if let (Some(admin), Some(admin_address)) = (&config.admin, admin_address) {
+            tracing::info!(address = %admin_address, "admin listening (console, admin API, /metrics)");
+            if admin.generated_token {
+                // The login URL carries the token: printed on the terminal, never logged.
+                eprintln!(
+                    "  console: {}/login?token={}",
+                    send::local_url(admin_address),
+                    admin.token.expose()
+                );
+            }
         }
         tracing::info!(
             %address,
@@ -184,6 +234,10 @@ fn serve(path: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> ExitCod
                 eprintln!("{error}");
                 return ExitCode::FAILURE;
             }
+        };
+        let app = match admin_listener {
+            Some(listener) => app.with_admin_listener(listener),
+            None => app,
         };
         match app.serve(listener, server::shutdown_signal()).await {
             Ok(()) => {

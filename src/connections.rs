@@ -37,10 +37,12 @@ pub struct ConnectionLimits {
     pub idle_timeout: Duration,
 }
 
-/// Open connections, in all and per peer address.
+/// Open connections of one listener, in all and per peer address.
 #[derive(Debug, Default)]
 pub struct Admissions {
     open: Mutex<Open>,
+    /// The listener's name in the `porter_connections_open` gauge (`providers`, `admin`).
+    listener: &'static str,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +70,14 @@ impl Refused {
 }
 
 impl Admissions {
+    /// The admissions of the listener named `listener` in metrics.
+    pub fn new(listener: &'static str) -> Self {
+        Self {
+            open: Mutex::default(),
+            listener,
+        }
+    }
+
     /// Counts a new connection from `peer` in, or refuses it.
     pub fn admit(
         self: &Arc<Self>,
@@ -84,7 +94,8 @@ impl Admissions {
         }
         *from_peer += 1;
         open.total += 1;
-        metrics::gauge!("porter_connections_open").set(open.total as f64);
+        metrics::gauge!("porter_connections_open", "listener" => self.listener)
+            .set(open.total as f64);
         Ok(Admission {
             admissions: Arc::clone(self),
             peer,
@@ -120,7 +131,8 @@ impl Drop for Admission {
                 open.per_peer.remove(&self.peer);
             }
         }
-        metrics::gauge!("porter_connections_open").set(open.total as f64);
+        metrics::gauge!("porter_connections_open", "listener" => self.admissions.listener)
+            .set(open.total as f64);
     }
 }
 

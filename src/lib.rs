@@ -26,6 +26,8 @@
 //! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
 //! `porter-providers` crate, which does no I/O.
 
+pub mod activity;
+pub mod admin;
 pub mod answer;
 pub mod app;
 pub mod cli;

@@ -22,6 +22,7 @@ use porter_providers::rejection::RejectionClass;
 use porter_providers::{Normalization, Request};
 use tokio::time::timeout_at;
 
+use crate::activity::{Diagnosed, RequestEntry};
 use crate::answer::Answer;
 use crate::config::SourceConfig;
 use crate::routes::Route;
@@ -32,6 +33,9 @@ use crate::telemetry::RequestRecord;
 /// The most header bytes (names and values) a request on a source route may carry.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
+/// The longest path a request record keeps of a request on no route.
+const MAX_RECORDED_PATH: usize = 256;
+
 /// The handler behind every source route (the router's fallback).
 pub async fn handle(
     State(gateway): State<Arc<Gateway>>,
@@ -41,7 +45,21 @@ pub async fn handle(
     let (parts, body) = request.into_parts();
     let Some(route) = gateway.routes.get(parts.uri.path()).copied() else {
         tracing::debug!(path = parts.uri.path(), "no route");
-        return Answer::NotFound.into_response();
+        let answer = Answer::NotFound;
+        gateway.activity.record(RequestEntry {
+            time: gateway.clock.now(),
+            source: None,
+            provider: None,
+            method: parts.method.clone(),
+            path: truncated(parts.uri.path()),
+            status: answer.status().as_u16(),
+            outcome: answer.outcome(),
+            reason: None,
+            diagnosis: None,
+            event_ids: Vec::new(),
+            latency: started.elapsed(),
+        });
+        return answer.into_response();
     };
     let config = &gateway.sources[route.source];
     let outcome = process(&gateway, route, config, &parts, body, started).await;
@@ -49,20 +67,44 @@ pub async fn handle(
         Answer::Rejected(rejection) => Some(rejection.reason()),
         _ => None,
     };
+    let latency = started.elapsed();
+    let status = outcome.answer.status().as_u16();
     RequestRecord {
         source: config.source.name(),
         provider: config.source.provider().id(),
         method: parts.method.as_str(),
         path: parts.uri.path(),
-        status: outcome.answer.status().as_u16(),
+        status,
         outcome: outcome.answer.outcome(),
         reason,
+        diagnosis: outcome.diagnosis.as_ref(),
         events: outcome.new,
         duplicates: outcome.duplicates,
-        latency: started.elapsed(),
+        latency,
     }
     .emit();
+    gateway.activity.record(RequestEntry {
+        time: gateway.clock.now(),
+        source: Some(Arc::clone(&config.name)),
+        provider: Some(config.source.provider().id()),
+        method: parts.method.clone(),
+        path: parts.uri.path().to_owned(),
+        status,
+        outcome: outcome.answer.outcome(),
+        reason,
+        diagnosis: outcome.diagnosis,
+        event_ids: outcome.event_ids,
+        latency,
+    });
     outcome.answer.into_response()
+}
+
+fn truncated(path: &str) -> String {
+    let mut end = path.len().min(MAX_RECORDED_PATH);
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    path[..end].to_owned()
 }
 
 /// An answer and what it did to the store.
@@ -70,6 +112,10 @@ struct Outcome {
     answer: Answer,
     new: usize,
     duplicates: usize,
+    /// The ids of the request's events (new and duplicate).
+    event_ids: Vec<String>,
+    /// Which known mistake a refused request makes, when it was diagnosed.
+    diagnosis: Option<Diagnosed>,
 }
 
 impl From<Answer> for Outcome {
@@ -78,6 +124,8 @@ impl From<Answer> for Outcome {
             answer,
             new: 0,
             duplicates: 0,
+            event_ids: Vec::new(),
+            diagnosis: None,
         }
     }
 }
@@ -139,7 +187,13 @@ async fn process(
     let now = gateway.clock.now();
     let verified = match source.verify(&request, now) {
         Ok(verified) => verified,
-        Err(rejection) => return Answer::Rejected(rejection).into(),
+        Err(rejection) => {
+            let diagnosis = diagnose(gateway, config, &request, &rejection, now);
+            return Outcome {
+                diagnosis,
+                ..Answer::Rejected(rejection).into()
+            };
+        }
     };
     let normalization = match source.normalize(verified, now) {
         Ok(normalization) => normalization,
@@ -152,6 +206,35 @@ async fn process(
         Err(rejection) => return Answer::Rejected(rejection).into(),
     };
     store(gateway, config, normalization, deadline).await
+}
+
+/// For a signature or timestamp refusal, within the diagnosis budget: which known mistake
+/// the request makes. For the operator only: it never changes the answer.
+fn diagnose(
+    gateway: &Gateway,
+    config: &SourceConfig,
+    request: &Request<'_>,
+    rejection: &porter_providers::Rejection,
+    now: jiff::Timestamp,
+) -> Option<Diagnosed> {
+    use porter_providers::Rejection;
+    let worth_it = matches!(
+        rejection,
+        Rejection::SignatureMismatch | Rejection::MalformedSignature(_) | Rejection::StaleTimestamp
+    );
+    if !worth_it || !gateway.activity.may_diagnose() {
+        return None;
+    }
+    let diagnosis = config.source.diagnose(request, rejection, now);
+    let mut details = serde_json::to_value(&diagnosis).unwrap_or_default();
+    if let Some(fields) = details.as_object_mut() {
+        fields.remove("code");
+    }
+    Some(Diagnosed {
+        code: diagnosis.code(),
+        message: diagnosis.to_string(),
+        details,
+    })
 }
 
 /// Reads the body within the size limit and the request deadline.
@@ -193,6 +276,7 @@ async fn store(
         return Answer::Unavailable.into();
     }
     let Normalization { events, reply } = normalization;
+    let event_ids = events.iter().map(|n| n.event.id.clone()).collect();
     let enqueue = gateway.store.enqueue(&events, &reply, config.dedupe_ttl);
     match timeout_at(deadline, enqueue).await {
         Ok(Ok(enqueued)) => {
@@ -204,6 +288,8 @@ async fn store(
                 answer,
                 new: enqueued.new,
                 duplicates: enqueued.duplicates,
+                event_ids,
+                diagnosis: None,
             }
         }
         Ok(Err(error)) => {

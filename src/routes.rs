@@ -12,7 +12,7 @@ use porter_providers::Endpoint;
 use crate::config::SourceConfig;
 
 /// Routes porter answers itself.
-pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
 
 /// Where a route leads.
 #[derive(Debug, Clone, Copy)]

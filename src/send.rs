@@ -56,6 +56,10 @@ pub struct SendArgs {
     /// Sign as if at this Unix time (for schemes with a timestamp; used to make fixtures).
     #[arg(long, value_name = "SECONDS")]
     timestamp: Option<i64>,
+    /// Sign with this secret (or URL token) instead of the source's own: how a sender
+    /// configured with another secret is answered, and what the console diagnoses.
+    #[arg(long, value_name = "SECRET")]
+    secret: Option<String>,
 }
 
 /// A request signed and ready to send.
@@ -146,8 +150,42 @@ pub fn base_url(given: &str) -> Result<String, String> {
     }
 }
 
+/// The configuration, with the source's secret replaced by `--secret` when given.
+fn config_for(args: &SendArgs) -> Result<Config, String> {
+    let Some(secret) = &args.secret else {
+        return Config::resolve(args.config.as_deref()).map_err(|e| e.to_string());
+    };
+    let (text, origin) = Config::text(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let mut value: toml::Value = toml::from_str(&text).map_err(|e| e.to_string())?;
+    let table = value
+        .get_mut("sources")
+        .and_then(toml::Value::as_array_mut)
+        .and_then(|sources| {
+            sources
+                .iter_mut()
+                .find(|s| s.get("name").and_then(toml::Value::as_str) == Some(args.source.as_str()))
+        })
+        .and_then(toml::Value::as_table_mut)
+        .ok_or_else(|| format!("no source named `{}` in {origin}", args.source))?;
+    if table.contains_key("secrets") {
+        table.insert(
+            "secrets".to_owned(),
+            toml::Value::Array(vec![toml::Value::String(secret.clone())]),
+        );
+    } else if table.contains_key("url_token") {
+        table.insert("url_token".to_owned(), toml::Value::String(secret.clone()));
+    } else {
+        return Err(format!(
+            "source `{}` has neither `secrets` nor `url_token` to replace with --secret",
+            args.source
+        ));
+    }
+    let text = toml::to_string(&value).map_err(|e| e.to_string())?;
+    Config::parse(&text, origin, &|name| std::env::var(name).ok()).map_err(|e| e.to_string())
+}
+
 fn prepare_from_args(args: &SendArgs) -> Result<Prepared, String> {
-    let config = Config::resolve(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let config = config_for(args)?;
     let source = config.source(&args.source).ok_or_else(|| {
         let names: Vec<&str> = config.sources.iter().map(|s| s.source.name()).collect();
         format!(

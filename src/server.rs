@@ -25,8 +25,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+use crate::activity::Activity;
 pub use crate::clock::Clock;
-use crate::config::{Config, SourceConfig, StoreKind};
+use crate::config::{
+    Config, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, SourceConfig, StoreKind,
+};
 use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
 use crate::delivery::Plan;
 use crate::pipeline;
@@ -53,12 +56,19 @@ pub struct Gateway {
     /// Whether events may be stored. Closed until every destination's consumer group exists:
     /// a group created after an event was stored would never deliver that event.
     pub intake: Arc<AtomicBool>,
+    /// What this instance did: recent requests and time series for the admin listener.
+    pub activity: Arc<Activity>,
 }
 
 impl Gateway {
     /// Builds a gateway around a given store and clock (tests inspect the store).
     pub fn with_store(config: Config, store: Store, clock: Clock) -> Self {
         let routes = RouteTable::new(&config.sources);
+        let (recent, share) = config.admin.as_ref().map_or(
+            (DEFAULT_RECENT_REQUESTS, DEFAULT_DIAGNOSIS_SHARE),
+            |admin| (admin.recent_requests, admin.diagnosis_share),
+        );
+        let activity = Arc::new(Activity::new(recent, share, clock.clone()));
         Self {
             sources: config.sources,
             routes,
@@ -70,6 +80,7 @@ impl Gateway {
             },
             clock,
             intake: Arc::new(AtomicBool::new(true)),
+            activity,
         }
     }
 
@@ -112,12 +123,12 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
     })
 }
 
-/// The router: health, readiness, metrics, and every source route.
+/// The providers' router: health, readiness and every source route (metrics are on the
+/// admin listener).
 pub fn app(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(pipeline::handle)
         .with_state(gateway)
 }
@@ -143,14 +154,6 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
     }
 }
 
-async fn metrics() -> impl IntoResponse {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        telemetry::metrics_handle().render(),
-    )
-}
-
 /// Serves `gateway` on `listener` until `shutdown` resolves, then drains requests in flight.
 ///
 /// Connections are accepted within the gateway's [`ConnectionLimits`] (see
@@ -163,8 +166,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     telemetry::metrics_handle();
     let limits = gateway.limits.connections;
-    let router = app(gateway);
-    let admissions = Arc::new(Admissions::default());
+    serve_router(listener, app(gateway), "providers", limits, shutdown).await
+}
+
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then drains
+/// requests in flight (the providers' listener and the admin listener both run this loop).
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    name: &'static str,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let admissions = Arc::new(Admissions::new(name));
     let mut builder = ConnectionBuilder::new(TokioExecutor::new());
     builder
         .http1()
@@ -191,7 +205,7 @@ pub async fn serve(
         let admission = match admissions.admit(peer.ip(), &limits) {
             Ok(admission) => admission,
             Err(refused) => {
-                metrics::counter!("porter_connections_refused_total", "reason" => refused.label())
+                metrics::counter!("porter_connections_refused_total", "listener" => name, "reason" => refused.label())
                     .increment(1);
                 tracing::debug!(reason = refused.label(), "connection refused");
                 continue;

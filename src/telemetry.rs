@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::activity::Diagnosed;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -114,7 +115,7 @@ fn describe_metrics() {
     );
     describe_gauge!(
         "porter_connections_open",
-        "Client connections open on the providers' listener."
+        "Client connections open, by listener (providers, admin)."
     );
     describe_counter!(
         "porter_connections_refused_total",
@@ -133,6 +134,8 @@ pub struct RequestRecord<'a> {
     pub outcome: &'static str,
     /// Why it was rejected, when it was.
     pub reason: Option<&'static str>,
+    /// Which known mistake a refused request makes, when it was diagnosed.
+    pub diagnosis: Option<&'a Diagnosed>,
     pub events: usize,
     pub duplicates: usize,
     pub latency: Duration,
@@ -141,6 +144,19 @@ pub struct RequestRecord<'a> {
 impl RequestRecord<'_> {
     pub fn emit(&self) {
         let latency_ms = self.latency.as_secs_f64() * 1000.0;
+        if let Some(diagnosis) = self.diagnosis {
+            tracing::info!(
+                target: "porter::request",
+                source = self.source,
+                provider = self.provider,
+                path = self.path,
+                status = self.status,
+                reason = self.reason.unwrap_or("-"),
+                diagnosis = diagnosis.code,
+                hint = %diagnosis.message,
+                "refused request diagnosed"
+            );
+        }
         tracing::info!(
             target: "porter::request",
             source = self.source,

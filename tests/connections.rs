@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{RawRequest, TestServer, config_from};
+use common::{ADMIN_TABLE, RawRequest, TestServer, config_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -21,6 +21,8 @@ name = "whatsapp"
 provider = "meta"
 path = "/webhooks/whatsapp"
 secrets = ["connections-test-secret"]
+
+{ADMIN_TABLE}
 "#
         ),
         &[],
@@ -91,15 +93,14 @@ async fn a_peer_holds_at_most_its_share_of_connections() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let metrics = server.send(&RawRequest::get("/metrics")).await;
     // That request needed a free slot too: it proves the count came down.
-    assert_eq!(metrics.status, 200);
+    assert_eq!(server.send(&RawRequest::get("/healthz")).await.status, 200);
+    let metrics = server.metrics().await;
     assert!(
-        metrics
-            .text()
-            .contains(r#"porter_connections_refused_total{reason="max_connections_per_peer"}"#),
-        "{}",
-        metrics.text()
+        metrics.contains(
+            r#"porter_connections_refused_total{listener="providers",reason="max_connections_per_peer"}"#
+        ),
+        "{metrics}"
     );
     server.stop().await;
 }

@@ -513,7 +513,7 @@ retry = ["50ms"]
         assert!(read.contains(id), "{read}");
     }
     receiver.wait_for(4, Duration::from_secs(5)).await;
-    let metrics = server.send(&RawRequest::get("/metrics")).await.text();
+    let metrics = porter::telemetry::metrics_handle().render();
     assert!(
         metrics.contains(r#"porter_delivery_attempts_total{destination="metrics-probe"}"#),
         "{metrics}"
@@ -558,6 +558,7 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
         plan,
         Arc::clone(&server.gateway.intake),
         clock,
+        Arc::clone(&server.gateway.activity),
     );
     assert!(!server.gateway.intake_open());
     assert_eq!(server.send(&whatsapp(&["wamid.early"])).await.status, 503);

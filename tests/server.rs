@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RawRequest, TestServer, config_from};
+use common::{ADMIN_TABLE, RawRequest, TestServer, config_from};
 use porter::server::Clock;
 use porter_providers::Secret;
 use tokio::io::AsyncWriteExt;
@@ -34,6 +34,8 @@ name = "sms"
 provider = "twilio"
 path = "/webhooks/sms"
 secrets = ["twilio-token"]
+
+{ADMIN_TABLE}
 "#
         ),
         &[],
@@ -295,9 +297,12 @@ async fn health_readiness_and_metrics_answer() {
     server
         .send(&RawRequest::post("/webhooks/whatsapp", b"{}".to_vec()))
         .await;
-    let metrics = server.send(&RawRequest::get("/metrics")).await;
-    assert_eq!(metrics.status, 200);
-    let text = metrics.text();
+    assert_eq!(
+        server.send(&RawRequest::get("/metrics")).await.status,
+        404,
+        "metrics are on the admin listener only"
+    );
+    let text = server.metrics().await;
     assert!(
         text.contains(r#"porter_requests_total{source="whatsapp",outcome="accepted"}"#),
         "{text}"
@@ -324,7 +329,7 @@ async fn a_get_without_handshake_parameters_is_not_called_a_token_mismatch() {
     let server = TestServer::start(config("", "")).await;
     let bare = server.send(&RawRequest::get("/webhooks/whatsapp")).await;
     assert_eq!(bare.status, 400);
-    let metrics = server.send(&RawRequest::get("/metrics")).await.text();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains(r#"reason="malformed_handshake""#),
         "{metrics}"

@@ -6,12 +6,17 @@
 //! source's provider-specific settings are checked by the provider itself
 //! ([`porter_providers::Source::new`]), so the rules live beside the code that uses them.
 
+mod admin;
 mod destinations;
 mod env;
 mod problems;
 mod raw;
 mod redact;
 
+pub use admin::{
+    AdminConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS,
+    MIN_DIAGNOSES_PER_SECOND,
+};
 pub use destinations::{
     DEFAULT_RETRY, DestinationConfig, DestinationKind, Filter, HttpDestination,
 };
@@ -57,6 +62,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
     pub destinations: Vec<DestinationConfig>,
+    /// The admin listener, when `[admin]` is configured (always in the embedded default).
+    pub admin: Option<AdminConfig>,
     /// Where the configuration came from, for messages.
     pub origin: ConfigOrigin,
 }
@@ -107,6 +114,8 @@ pub enum StoreKind {
 #[derive(Debug)]
 pub struct SourceConfig {
     pub source: Source,
+    /// The source's name, shared by every record of its requests.
+    pub name: std::sync::Arc<str>,
     /// The base route.
     pub path: String,
     pub dedupe_ttl: Duration,
@@ -187,6 +196,21 @@ impl Config {
         }
     }
 
+    /// The text `resolve` would read, and where it is from.
+    pub fn text(path: Option<&Path>) -> Result<(String, ConfigOrigin), ConfigErrors> {
+        let path = match path {
+            Some(path) => path,
+            None if Path::new(DEFAULT_FILE).exists() => Path::new(DEFAULT_FILE),
+            None => return Ok((EMBEDDED_DEFAULT.to_owned(), ConfigOrigin::EmbeddedDefault)),
+        };
+        let origin = ConfigOrigin::File(path.to_owned());
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            origin: origin.to_string(),
+            errors: vec![ConfigError::new("", format!("cannot read the file: {e}"))],
+        })?;
+        Ok((text, origin))
+    }
+
     /// Reads and checks a configuration file, expanding `${ENV}` from the process environment.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
         let origin = ConfigOrigin::File(path.to_owned());
@@ -242,10 +266,11 @@ impl Config {
         let source_tables = take_array::<raw::SourceTable>(&mut root, "sources", errors);
         let destination_tables =
             take_array::<destinations::DestinationTable>(&mut root, "destinations", errors);
+        let admin_table = take_table::<admin::AdminTable>(&mut root, "admin", errors);
         for key in root.keys() {
             errors.push(ConfigError::new(
                 key.as_str(),
-                "unknown key (expected server, store, sources, destinations)",
+                "unknown key (expected server, store, sources, destinations, admin)",
             ));
         }
 
@@ -257,6 +282,15 @@ impl Config {
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_owned());
         let server = server_config(server_table, errors);
+        let generate_token = origin == ConfigOrigin::EmbeddedDefault;
+        let admin = admin_table.map(|table| {
+            admin::admin_config(
+                table,
+                server.as_ref().map(|s| s.listen),
+                generate_token,
+                errors,
+            )
+        });
         let store = store_config(store_table.unwrap_or_default(), errors);
         let mut sources = Vec::new();
         for (i, table) in source_tables.into_iter().enumerate() {
@@ -291,6 +325,10 @@ impl Config {
             store: store?,
             sources,
             destinations: destination_list.into_iter().map(|(_, d)| d).collect(),
+            admin: match admin {
+                None => None,
+                Some(admin) => Some(admin?),
+            },
             origin,
         })
     }
@@ -648,8 +686,10 @@ fn source_config(
     if errors.len() > before {
         return None;
     }
+    let source = source?;
     Some(SourceConfig {
-        source: source?,
+        name: std::sync::Arc::from(source.name()),
+        source,
         path: table.path,
         dedupe_ttl: dedupe_ttl?,
         allow_ips,

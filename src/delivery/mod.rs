@@ -33,8 +33,9 @@ pub use handler::{Handler, HandlerError};
 pub use worker::Deliveries;
 
 use crate::config::{Config, DEFAULT_RETRY, DestinationKind, Filter};
+pub use crate::store::Schedules;
+use crate::store::Store;
 use crate::store::layout::fnv1a;
-use crate::store::{MemorySchedule, RedisSchedule, Store};
 
 /// What a destination answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,31 +198,9 @@ impl Plan {
     }
 }
 
-/// The schedules of a store, by kind: what the workers are started on.
-#[derive(Debug, Clone)]
-pub enum Schedules {
-    Memory(Arc<MemorySchedule>),
-    Redis(Arc<RedisSchedule>),
-}
-
 /// The delivery schedules of a store: its memory schedules, or Redis shared by every instance.
 pub fn schedules_for(store: &Store) -> Option<Schedules> {
-    match store {
-        Store::Memory(memory) => memory
-            .deliveries()
-            .map(|schedule| Schedules::Memory(Arc::clone(schedule))),
-        Store::Redis(redis) => Some(Schedules::Redis(Arc::new(RedisSchedule::new(
-            Arc::clone(redis),
-            consumer_name(),
-        )))),
-    }
-}
-
-/// This instance's name in the consumer groups: host and process, unique per run.
-fn consumer_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "porter".to_owned());
-    let started = jiff::Timestamp::now().as_millisecond();
-    format!("{host}-{}-{started}", std::process::id())
+    store.schedules()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::{Plan, Response, Route, Schedules, Target, next_delay};
+use crate::activity::{Activity, AttemptResult};
 use crate::clock::Clock;
 use crate::store::{Attempt, Job, Next, Outcome, RedisSchedule, Schedule};
 
@@ -33,12 +34,19 @@ impl Deliveries {
     /// group. On Redis, `intake` stays closed until every destination's consumer group exists
     /// (retrying while Redis is unreachable), so that no event is stored before the groups that
     /// must deliver it; the groups are created here, once, and the workers wait for them.
-    pub fn start(schedules: Schedules, plan: Plan, intake: Arc<AtomicBool>, clock: Clock) -> Self {
+    pub fn start(
+        schedules: Schedules,
+        plan: Plan,
+        intake: Arc<AtomicBool>,
+        clock: Clock,
+        activity: Arc<Activity>,
+    ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
+        let crew = Crew { clock, activity };
         match schedules {
             Schedules::Memory(schedule) => {
-                tasks.extend(workers(&schedule, plan.routes, &intake, &clock, &stopped));
+                tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
             }
             Schedules::Redis(schedule) => {
                 let names = plan.group_names();
@@ -51,11 +59,12 @@ impl Deliveries {
                     Arc::clone(&intake),
                     stopped.clone(),
                 )));
-                tasks.extend(workers(&schedule, plan.routes, &intake, &clock, &stopped));
+                tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
                 for group in plan.stream_groups {
                     tasks.push(tokio::spawn(report_stream_group(
                         Arc::clone(&schedule),
                         group,
+                        Arc::clone(&crew.activity),
                         stopped.clone(),
                     )));
                 }
@@ -73,11 +82,18 @@ impl Deliveries {
     }
 }
 
+/// What every worker shares: the clock, and where attempts and backlogs are recorded.
+#[derive(Debug, Clone)]
+struct Crew {
+    clock: Clock,
+    activity: Arc<Activity>,
+}
+
 fn workers<S: Schedule>(
     schedule: &Arc<S>,
     routes: Vec<Route>,
     intake: &Arc<AtomicBool>,
-    clock: &Clock,
+    crew: &Crew,
     stopped: &watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     routes
@@ -87,7 +103,7 @@ fn workers<S: Schedule>(
                 Arc::clone(schedule),
                 route,
                 Arc::clone(intake),
-                clock.clone(),
+                crew.clone(),
                 stopped.clone(),
             ))
         })
@@ -117,7 +133,7 @@ async fn run<S: Schedule>(
     schedule: Arc<S>,
     route: Route,
     intake: Arc<AtomicBool>,
-    clock: Clock,
+    crew: Crew,
     mut stopped: watch::Receiver<bool>,
 ) {
     // The schedules exist once intake is open (see `prepare`).
@@ -143,7 +159,7 @@ async fn run<S: Schedule>(
             &route,
             &semaphore,
             &mut in_flight,
-            &clock,
+            &crew,
             reclaim,
         )
         .await
@@ -159,6 +175,7 @@ async fn run<S: Schedule>(
             if let Ok(backlog) = schedule.backlog(&route.name).await {
                 metrics::gauge!("porter_consumer_lag", "destination" => route.name.clone())
                     .set(backlog as f64);
+                crew.activity.lag(&route.name, backlog);
             }
         }
         poll = if found > 0 {
@@ -186,10 +203,10 @@ async fn cycle<S: Schedule>(
     route: &Route,
     semaphore: &Arc<Semaphore>,
     in_flight: &mut JoinSet<()>,
-    clock: &Clock,
+    crew: &Crew,
     reclaim: bool,
 ) -> Result<usize, crate::store::StoreError> {
-    let now_ms = clock.now_ms();
+    let now_ms = crew.clock.now_ms();
     let until_ms =
         now_ms.saturating_add(i64::try_from(route.lease.as_millis()).unwrap_or(i64::MAX));
     let mut found = 0;
@@ -215,9 +232,9 @@ async fn cycle<S: Schedule>(
             let Ok(permit) = Arc::clone(semaphore).acquire_owned().await else {
                 break;
             };
-            let (schedule, route, clock) = (Arc::clone(schedule), route.clone(), clock.clone());
+            let (schedule, route, crew) = (Arc::clone(schedule), route.clone(), crew.clone());
             in_flight.spawn(async move {
-                attempt(schedule.as_ref(), &route, job, &clock).await;
+                attempt(schedule.as_ref(), &route, job, &crew).await;
                 drop(permit);
             });
         }
@@ -227,8 +244,8 @@ async fn cycle<S: Schedule>(
 
 /// Attempts one job and records what happened; store errors leave the job leased, so it is
 /// attempted again when the lease runs out.
-async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, clock: &Clock) {
-    let now = clock.now();
+async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, crew: &Crew) {
+    let now = crew.clock.now();
     let (response, took) = match &job.event {
         None => (
             Response::Failed {
@@ -281,6 +298,16 @@ async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, clock: &Clo
     if matches!((&result, next), (Ok(()), Next::DeadLettered)) {
         metrics::counter!("porter_dead_letters_total", "destination" => destination.clone())
             .increment(1);
+    }
+    if result.is_ok() {
+        crew.activity.attempt(
+            &destination,
+            match next {
+                Next::Done => AttemptResult::Delivered,
+                Next::Retry { .. } => AttemptResult::Failed,
+                Next::DeadLettered => AttemptResult::DeadLettered,
+            },
+        );
     }
     log_attempt(&destination, &job, result, next, &cause);
 }
@@ -349,6 +376,7 @@ async fn call_handler(handler: &dyn super::Handler, json: &str) -> (Response, Du
 async fn report_stream_group(
     redis: Arc<RedisSchedule>,
     group: String,
+    activity: Arc<Activity>,
     mut stopped: watch::Receiver<bool>,
 ) {
     while !*stopped.borrow() {
@@ -359,6 +387,7 @@ async fn report_stream_group(
             }
             metrics::gauge!("porter_consumer_lag", "destination" => group.clone())
                 .set(unread as f64);
+            activity.lag(&group, unread);
         }
         tokio::select! {
             () = tokio::time::sleep(LAG_EVERY) => {}

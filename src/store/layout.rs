@@ -97,6 +97,15 @@ impl Layout {
         }
     }
 
+    /// The hold on a destination's deliveries for one stream shard (`pause`): while the key
+    /// exists nothing is leased. In the shard's hash slot, beside its schedule.
+    pub fn paused(&self, destination: &str, shard: usize) -> String {
+        match self.shards {
+            None => format!("{}:paused:{destination}", self.prefix),
+            Some(_) => format!("{}:paused:{destination}:{{{shard}}}", self.prefix),
+        }
+    }
+
     /// The attempt log of one entry for one destination (a list of JSON attempts).
     pub fn attempts(&self, destination: &str, shard: usize, entry: &str) -> String {
         format!("{}:attempts:{destination}:{shard}:{entry}", self.prefix)

@@ -1,6 +1,7 @@
 -- porter: lease due entries of a delivery schedule.
 --
 -- KEYS[1]  the schedule
+-- KEYS[2]  the destination's hold: while it exists (porter's `pause`), nothing is leased
 -- ARGV[1]  now, Unix milliseconds
 -- ARGV[2]  the lease's end, Unix milliseconds
 -- ARGV[3]  at most this many entries
@@ -15,6 +16,7 @@ local function older(a, b)
   if am ~= bm then return am < bm end
   return as < bs
 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {} end
 if ARGV[4] == '1' then
   local oldest = nil
   for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do

@@ -25,14 +25,24 @@ use crate::clock::Clock;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;
+/// How many of the newest events are kept for inspection (`GET /api/events`).
+pub const RECENT_EVENTS: usize = 1_000;
+
+/// A recently stored event, for inspection.
+#[derive(Debug, Clone)]
+pub struct Recent {
+    pub id: String,
+    pub source: String,
+    pub event_type: &'static str,
+    /// The CloudEvents JSON as stored.
+    pub json: Arc<str>,
+}
 
 /// The in-process store.
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
     capacity: usize,
-    /// Whether new events are written as lines (fixed at construction, read without the lock).
-    prints: bool,
     /// Destinations' schedules: every new event is pushed here in the same step.
     deliveries: Option<Arc<MemorySchedule>>,
     /// Dedupe expiry and delivery due times.
@@ -45,12 +55,6 @@ enum Output {
     Keep,
     /// Written as JSON lines (stdout in `porter serve`); nothing is kept.
     Lines(Box<dyn Write + Send>),
-}
-
-impl Output {
-    fn is_lines(&self) -> bool {
-        matches!(self, Output::Lines(_))
-    }
 }
 
 impl std::fmt::Debug for Output {
@@ -70,6 +74,8 @@ struct Inner {
     /// has a second entry; the map's expiry decides whether a popped entry is removed.
     expiries: BinaryHeap<Reverse<(i64, Arc<str>)>>,
     log: VecDeque<Event>,
+    /// The newest events (even when printed rather than kept), for the admin API.
+    recent: VecDeque<Recent>,
     quarantine: VecDeque<Quarantined>,
     /// The bytes of the quarantined bodies.
     quarantine_bytes: usize,
@@ -99,12 +105,12 @@ impl MemoryStore {
 
     fn with_output(output: Output, capacity: usize) -> Self {
         Self {
-            prints: output.is_lines(),
             inner: Mutex::new(Inner {
                 output,
                 dedupe: HashMap::new(),
                 expiries: BinaryHeap::new(),
                 log: VecDeque::new(),
+                recent: VecDeque::new(),
                 quarantine: VecDeque::new(),
                 quarantine_bytes: 0,
             }),
@@ -139,15 +145,11 @@ impl MemoryStore {
     ) -> Result<Enqueued, StoreError> {
         // Serialised before the lock is taken (a duplicate's JSON is then thrown away), and
         // before anything is committed, so that a failure leaves no key behind.
-        let jsons: Vec<String> = if self.prints || self.deliveries.is_some() {
-            events
-                .iter()
-                .map(|event| serde_json::to_string(&event.event))
-                .collect::<Result<_, _>>()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?
-        } else {
-            Vec::new()
-        };
+        let jsons: Vec<String> = events
+            .iter()
+            .map(|event| serde_json::to_string(&event.event))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let now = self.clock.now_ms();
         let mut inner = self.lock();
         inner.forget_expired(now);
@@ -196,6 +198,16 @@ impl MemoryStore {
             if let Output::Keep = inner.output {
                 inner.log.push_back(event.event.clone());
             }
+            if inner.recent.len() == RECENT_EVENTS {
+                inner.recent.pop_front();
+            }
+            let json: Arc<str> = Arc::from(jsons[index].as_str());
+            inner.recent.push_back(Recent {
+                id: event.event.id.clone(),
+                source: super::schedule::source_name(&event.event.source).to_owned(),
+                event_type: event.event.event_type().as_str(),
+                json,
+            });
         }
         if let Some(deliveries) = &self.deliveries {
             for &index in &fresh {
@@ -228,6 +240,11 @@ impl MemoryStore {
     /// A copy of the events held, oldest first.
     pub fn events(&self) -> Vec<Event> {
         self.lock().log.iter().cloned().collect()
+    }
+
+    /// The newest events stored (at most [`RECENT_EVENTS`]), oldest first.
+    pub fn recent(&self) -> Vec<Recent> {
+        self.lock().recent.iter().cloned().collect()
     }
 
     /// Removes and returns the events held, oldest first.

@@ -6,17 +6,21 @@
 //! bounded, and a full queue makes the store answer 503.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use porter_providers::Event;
 
 use super::StoreError;
-use super::schedule::{Attempt, Job, Next, Schedule, source_name};
+use super::schedule::{Attempt, Job, JobState, Next, Schedule, source_name};
 use crate::config::Filter;
 
 /// How many dead letters are kept per destination; older ones are dropped first.
 const DEAD_LETTER_CAPACITY: usize = 10_000;
+/// How many delivered jobs, with their attempts, are remembered per destination for
+/// inspection.
+const DELIVERED_HISTORY: usize = 1_000;
 
 /// Every destination's schedule.
 #[derive(Debug)]
@@ -24,6 +28,8 @@ pub struct MemorySchedule {
     destinations: Vec<Destination>,
     /// Jobs scheduled across all destinations before the store refuses events.
     capacity: usize,
+    /// The id of the next dead letter.
+    next_dead: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -31,6 +37,8 @@ struct Destination {
     name: String,
     filter: Filter,
     state: Mutex<State>,
+    /// Deliveries held (`pause`): nothing is leased.
+    paused: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +47,8 @@ struct State {
     /// Scheduled jobs by sequence number (which is arrival order).
     jobs: BTreeMap<u64, Scheduled>,
     dead: VecDeque<DeadLetter>,
+    /// The newest delivered jobs: event id and attempts.
+    delivered: VecDeque<(String, Vec<Attempt>)>,
 }
 
 #[derive(Debug)]
@@ -53,6 +63,8 @@ struct Scheduled {
 /// An event that ran out of attempts.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
+    /// Unique in this process, in order of dead-lettering.
+    pub id: u64,
     pub destination: String,
     pub event_id: String,
     pub event: Arc<str>,
@@ -69,9 +81,11 @@ impl MemorySchedule {
                     name: name.clone(),
                     filter: filter.clone(),
                     state: Mutex::new(State::default()),
+                    paused: AtomicBool::new(false),
                 })
                 .collect(),
             capacity,
+            next_dead: AtomicU64::new(1),
         }
     }
 
@@ -127,6 +141,9 @@ impl MemorySchedule {
         let Some(destination) = self.destination(name) else {
             return Vec::new();
         };
+        if destination.paused.load(Ordering::Acquire) {
+            return Vec::new();
+        }
         let mut state = lock(&destination.state);
         let candidates: Vec<u64> = if ordered {
             state
@@ -169,7 +186,13 @@ impl MemorySchedule {
 
     fn complete(&self, name: &str, job: &Job) {
         if let (Some(destination), Ok(seq)) = (self.destination(name), job.entry.parse::<u64>()) {
-            lock(&destination.state).jobs.remove(&seq);
+            let mut state = lock(&destination.state);
+            if let Some(done) = state.jobs.remove(&seq) {
+                if state.delivered.len() == DELIVERED_HISTORY {
+                    state.delivered.pop_front();
+                }
+                state.delivered.push_back((done.event_id, done.attempts));
+            }
         }
     }
 
@@ -189,6 +212,7 @@ impl MemorySchedule {
                 state.dead.pop_front();
             }
             state.dead.push_back(DeadLetter {
+                id: self.next_dead.fetch_add(1, Ordering::Relaxed),
                 destination: name.to_owned(),
                 event_id: scheduled.event_id,
                 event: scheduled.event,
@@ -210,6 +234,54 @@ impl MemorySchedule {
             .iter()
             .flat_map(|d| lock(&d.state).dead.iter().cloned().collect::<Vec<_>>())
             .collect()
+    }
+
+    /// Puts dead letter `id` back into its destination's schedule, due at `now_ms`, with its
+    /// attempts; its destination, or `None` if there is no such dead letter.
+    pub fn replay(&self, id: u64, now_ms: i64) -> Option<String> {
+        for destination in &self.destinations {
+            let mut state = lock(&destination.state);
+            let Some(at) = state.dead.iter().position(|d| d.id == id) else {
+                continue;
+            };
+            let dead = state.dead.remove(at)?;
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.jobs.insert(
+                seq,
+                Scheduled {
+                    event_id: dead.event_id,
+                    event: dead.event,
+                    due: now_ms,
+                    attempts: dead.attempts,
+                },
+            );
+            return Some(destination.name.clone());
+        }
+        None
+    }
+
+    /// Where an event stands with a destination, and its attempts: scheduled (due at), dead-
+    /// lettered, delivered (among the newest remembered), or `None` when the destination has
+    /// no trace of it.
+    pub fn find(&self, name: &str, event_id: &str) -> Option<(JobState, Vec<Attempt>)> {
+        let destination = self.destination(name)?;
+        let state = lock(&destination.state);
+        if let Some(job) = state.jobs.values().find(|j| j.event_id == event_id) {
+            return Some((
+                JobState::Scheduled { due_ms: job.due },
+                job.attempts.clone(),
+            ));
+        }
+        if let Some(dead) = state.dead.iter().rev().find(|d| d.event_id == event_id) {
+            return Some((JobState::DeadLettered, dead.attempts.clone()));
+        }
+        state
+            .delivered
+            .iter()
+            .rev()
+            .find(|(id, _)| id == event_id)
+            .map(|(_, attempts)| (JobState::Delivered, attempts.clone()))
     }
 
     /// Jobs waiting per destination (for the lag metric).
@@ -274,6 +346,19 @@ impl Schedule for MemorySchedule {
 
     async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
         Ok(self.waiting(destination) as u64)
+    }
+
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
+        if let Some(destination) = self.destination(destination) {
+            destination.paused.store(paused, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    async fn is_paused(&self, destination: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .destination(destination)
+            .is_some_and(|d| d.paused.load(Ordering::Acquire)))
     }
 }
 

@@ -11,6 +11,7 @@
 //! A closed enum rather than a trait object: the set of stores is small and known, and a
 //! `match` keeps every implementation one jump away.
 
+pub mod inspect;
 pub mod layout;
 pub mod memory;
 pub mod memory_schedule;
@@ -29,10 +30,27 @@ pub use self::memory::MemoryStore;
 pub use self::memory_schedule::MemorySchedule;
 pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
 pub use self::redis_schedule::RedisSchedule;
-pub use self::schedule::{Attempt, Job, Next, Outcome, Schedule};
+pub use self::schedule::{Attempt, Job, JobState, Next, Outcome, Schedule};
+
+/// The schedules of a store, by kind: what the delivery workers run on and the admin API
+/// reads.
+#[derive(Debug, Clone)]
+pub enum Schedules {
+    Memory(std::sync::Arc<MemorySchedule>),
+    Redis(std::sync::Arc<RedisSchedule>),
+}
+
+/// This instance's name in the consumer groups: host and process, unique per run.
+fn consumer_name() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "porter".to_owned());
+    let started = jiff::Timestamp::now().as_millisecond();
+    format!("{host}-{}-{started}", std::process::id())
+}
 
 /// Where events go.
 #[derive(Debug)]
+// One store per process, held by the gateway: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Store {
     Memory(MemoryStore),
     /// Shared with the delivery queue, which works on the same connection.
@@ -114,6 +132,20 @@ impl Store {
         match self {
             Store::Memory(_) => Ok(()),
             Store::Redis(store) => store.ready().await,
+        }
+    }
+
+    /// The delivery schedules of this store: the memory store's own (when it has
+    /// destinations), or the Redis schedules every instance shares.
+    pub fn schedules(&self) -> Option<Schedules> {
+        match self {
+            Store::Memory(memory) => memory
+                .deliveries()
+                .map(|schedule| Schedules::Memory(std::sync::Arc::clone(schedule))),
+            Store::Redis(redis) => Some(Schedules::Redis(std::sync::Arc::new(RedisSchedule::new(
+                std::sync::Arc::clone(redis),
+                consumer_name(),
+            )))),
         }
     }
 

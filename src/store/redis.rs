@@ -338,6 +338,27 @@ impl RedisStore {
         Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
     }
 
+    /// Up to `count` entries before `before` (exclusive; `None` for the newest), newest first.
+    pub async fn read_back(
+        &self,
+        stream: &str,
+        before: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, StoreError> {
+        let mut connection = self.connection.get().await?;
+        let end = before.map_or_else(|| "+".to_owned(), |id| format!("({id}"));
+        let reply: Vec<RawEntry> = redis::cmd("XREVRANGE")
+            .arg(stream)
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
+    }
+
     /// The last `count` entries of a stream, oldest first.
     pub async fn last(&self, stream: &str, count: usize) -> Result<Vec<StreamEntry>, StoreError> {
         let mut connection = self.connection.get().await?;

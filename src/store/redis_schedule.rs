@@ -291,6 +291,7 @@ impl RedisSchedule {
         let ids: Vec<String> = self
             .lease
             .key(layout.schedule(destination, shard))
+            .key(layout.paused(destination, shard))
             .arg(now_ms)
             .arg(until_ms)
             .arg(limit)
@@ -617,6 +618,35 @@ impl Schedule for RedisSchedule {
 
     async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
         self.waiting(destination).await
+    }
+
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
+        let layout = self.store.layout();
+        let mut connection = self.store.connection().await?;
+        // One command per shard: on a cluster the keys live in different slots.
+        for shard in 0..self.shard_count() {
+            let key = layout.paused(destination, shard);
+            let command = if paused {
+                redis::cmd("SET").arg(key).arg(1).clone()
+            } else {
+                redis::cmd("DEL").arg(key).clone()
+            };
+            command
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn is_paused(&self, destination: &str) -> Result<bool, StoreError> {
+        let mut connection = self.store.connection().await?;
+        let held: i64 = redis::cmd("EXISTS")
+            .arg(self.store.layout().paused(destination, 0))
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(held == 1)
     }
 }
 

@@ -90,6 +90,17 @@ pub struct Job {
     pub leased_until: i64,
 }
 
+/// Where an event stands with one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for its next attempt (or being attempted: a lease moves the due time on).
+    Scheduled {
+        due_ms: i64,
+    },
+    Delivered,
+    DeadLettered,
+}
+
 /// What becomes of a job after an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -147,6 +158,19 @@ pub trait Schedule: Send + Sync + 'static {
 
     /// Events waiting for a destination: scheduled, plus stored but not yet taken in.
     fn backlog(&self, destination: &str) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Holds (`true`) or releases a destination's deliveries. While held, [`Schedule::lease`]
+    /// hands out nothing and events keep accumulating in the schedule; on Redis the hold is
+    /// shared by every instance and survives restarts.
+    fn set_paused(
+        &self,
+        destination: &str,
+        paused: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Whether a destination's deliveries are held.
+    fn is_paused(&self, destination: &str)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The name of the source behind a CloudEvents `source` (`/sources/<name>`).

@@ -38,13 +38,22 @@ pub fn config_from(text: &str, env: &[(&str, &str)]) -> Config {
     .unwrap_or_else(|e| panic!("test config is invalid: {e}"))
 }
 
+/// The admin token of [`ADMIN_TABLE`].
+pub const ADMIN_TOKEN: &str = "test-admin-token-of-at-least-24-chars";
+/// An `[admin]` table for test configurations (its listen address is replaced by a free port).
+pub const ADMIN_TABLE: &str =
+    "[admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"test-admin-token-of-at-least-24-chars\"\n";
+
 /// A porter server running in this process on a loopback port.
 pub struct TestServer {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// The admin listener, when the configuration has `[admin]`.
+    pub admin_addr: Option<SocketAddr>,
     deliveries: Option<porter::delivery::Deliveries>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    admin_stop: Option<oneshot::Sender<()>>,
 }
 
 impl TestServer {
@@ -80,7 +89,51 @@ impl TestServer {
     }
 
     pub async fn start_store(config: Config, store: Store, clock: Clock) -> Self {
-        Self::serve(Arc::new(Gateway::with_store(config, store, clock))).await
+        let admin = config.admin.clone();
+        let destinations = porter::admin::Admin::destinations_of(
+            &config,
+            &porter::delivery::Plan::of(&config).expect("plan"),
+        );
+        let gateway = Arc::new(Gateway::with_store(config, store, clock));
+        let mut server = Self::serve(Arc::clone(&gateway)).await;
+        if let Some(settings) = admin {
+            let admin = porter::admin::Admin::new(gateway, &settings, destinations);
+            server.serve_admin(Arc::new(admin)).await;
+        }
+        server
+    }
+
+    /// Serves the admin listener on a loopback port.
+    pub async fn serve_admin(&mut self, admin: Arc<porter::admin::Admin>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.admin_addr = Some(listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(porter::admin::serve(listener, admin, async {
+            let _ = stopped.await;
+        }));
+        self.admin_stop = Some(stop);
+    }
+
+    /// Sends `request` to the admin listener with the test token.
+    pub async fn admin(&self, request: &RawRequest) -> RawResponse {
+        let request = request
+            .clone()
+            .header("Authorization", &format!("Bearer {ADMIN_TOKEN}"));
+        self.admin_raw(&request).await
+    }
+
+    /// Sends `request` to the admin listener as it is.
+    pub async fn admin_raw(&self, request: &RawRequest) -> RawResponse {
+        request
+            .send(self.admin_addr.expect("this server has an [admin] table"))
+            .await
+    }
+
+    /// The Prometheus text, from the admin listener.
+    pub async fn metrics(&self) -> String {
+        let response = self.admin(&RawRequest::get("/metrics")).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        response.text()
     }
 
     /// Serves `gateway` on a loopback port.
@@ -94,9 +147,11 @@ impl TestServer {
         Self {
             addr,
             gateway,
+            admin_addr: None,
             deliveries: None,
             stop: Some(stop),
             task: Some(task),
+            admin_stop: None,
         }
     }
 
@@ -110,6 +165,9 @@ impl TestServer {
         let deliveries = app.start_deliveries().expect("deliveries");
         let mut server = Self::serve(gateway).await;
         server.deliveries = deliveries;
+        if let Some(admin) = app.admin() {
+            server.serve_admin(Arc::clone(admin)).await;
+        }
         // As `porter serve` does: wait until the groups exist before sending events.
         let intake = Arc::clone(&server.gateway.intake);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -151,6 +209,9 @@ impl TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(stop) = self.admin_stop.take() {
+            let _ = stop.send(());
+        }
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server ran");
         }
@@ -160,6 +221,9 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(stop) = self.admin_stop.take() {
             let _ = stop.send(());
         }
     }

@@ -16,6 +16,10 @@ pub fn porter() -> Command {
 pub struct Served {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin listener, when the configuration has `[admin]`.
+    pub admin_addr: Option<SocketAddr>,
+    /// The console's login URL, when porter made the token up (the embedded default).
+    pub login_url: Option<String>,
     /// Lines of stderr after the "listening" line.
     stderr: mpsc::Receiver<String>,
 }
@@ -27,6 +31,7 @@ impl Served {
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -41,12 +46,21 @@ impl Served {
                 }
             }
         });
+        let (mut admin_addr, mut login_url) = (None, None);
         let addr = loop {
             let line = receiver
                 .recv_timeout(Duration::from_secs(30))
                 .expect("porter logs that it listens");
-            if let Some(addr) = listening_address(&line) {
+            if let Some(addr) = listening_address(&line, "porter listening") {
                 break addr;
+            }
+            if let Some(addr) =
+                listening_address(&line, "admin listening (console, admin API, /metrics)")
+            {
+                admin_addr = Some(addr);
+            }
+            if let Some(url) = line.trim().strip_prefix("console: ") {
+                login_url = Some(url.to_owned());
             }
         };
         // Ready means the store answers and delivery groups exist: then events may be sent.
@@ -57,6 +71,8 @@ impl Served {
         Self {
             child,
             addr,
+            admin_addr,
+            login_url,
             stderr: receiver,
         }
     }
@@ -86,9 +102,9 @@ impl Drop for Served {
     }
 }
 
-fn listening_address(line: &str) -> Option<SocketAddr> {
+fn listening_address(line: &str, message: &str) -> Option<SocketAddr> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
-    if value["message"] != "porter listening" {
+    if value["message"] != message {
         return None;
     }
     value["address"].as_str()?.parse().ok()

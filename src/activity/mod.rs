@@ -1,0 +1,292 @@
+//! What this instance has been doing: the recent requests, the time series behind the
+//! console's charts, and the budget for diagnosing refused requests.
+//!
+//! The ingest path must not wait on any of it, so a request's record is handed over with a
+//! `try_send` on a bounded channel (no lock, no wake-up: nobody waits on the receiving end)
+//! and folded into the ring and the series by a thread of its own every 50 ms, or by a reader
+//! of the admin API first, so that what it reads is complete. A full channel drops the record
+//! and counts it (`dropped`): losing a line of the console beats slowing a provider down.
+//! Delivery workers record their attempts directly: they are not on the ingest path.
+
+pub mod ring;
+pub mod series;
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::mpsc;
+
+pub use ring::{RequestQuery, Ring};
+pub use series::{BUCKET_SECONDS, BUCKETS, DestinationBucket, OUTCOMES, Series, SourceBucket};
+
+use crate::clock::Clock;
+use crate::config::MIN_DIAGNOSES_PER_SECOND;
+
+/// Records waiting to be folded in; 50 ms of 300 000 requests a second.
+const CHANNEL: usize = 16_384;
+/// How often the folding thread wakes.
+const FOLD_EVERY: Duration = Duration::from_millis(50);
+
+/// One request on the providers' listener, as the console shows it. Never a body, a query
+/// string or a header value.
+#[derive(Debug, Clone)]
+pub struct RequestEntry {
+    pub time: Timestamp,
+    /// The source whose route it was; `None` for a path no source has.
+    pub source: Option<Arc<str>>,
+    pub provider: Option<&'static str>,
+    pub method: http::Method,
+    pub path: String,
+    pub status: u16,
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+    pub diagnosis: Option<Diagnosed>,
+    pub event_ids: Vec<String>,
+    pub latency: Duration,
+}
+
+/// Which known mistake a refused request makes, for the operator only.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnosed {
+    /// `url_mismatch`, `secret_encoding`, `signature_encoding`, `algorithm`, `clock_skew`,
+    /// `no_known_variant`.
+    pub code: &'static str,
+    /// What to change, in a sentence.
+    pub message: String,
+    /// The diagnosis's own fields (`url`, `seconds`, …).
+    pub details: serde_json::Value,
+}
+
+/// How a delivery attempt ended, for the destination's series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Delivered,
+    Failed,
+    DeadLettered,
+}
+
+/// This instance's activity. Cheap to share (`Arc`).
+#[derive(Debug)]
+pub struct Activity {
+    sender: mpsc::Sender<RequestEntry>,
+    shared: Arc<Shared>,
+    clock: Clock,
+}
+
+#[derive(Debug)]
+struct Shared {
+    receiver: Mutex<mpsc::Receiver<RequestEntry>>,
+    ring: Mutex<Ring>,
+    series: Mutex<Series>,
+    /// Records the channel had no room for.
+    dropped: AtomicU64,
+    budget: Budget,
+    share: f64,
+    clock: Clock,
+}
+
+impl Activity {
+    /// Keeps the newest `recent` requests, diagnoses at most `share` of the requests of a
+    /// second, and reads time from `clock`.
+    pub fn new(recent: usize, share: f64, clock: Clock) -> Self {
+        let (sender, receiver) = mpsc::channel(CHANNEL);
+        let shared = Arc::new(Shared {
+            receiver: Mutex::new(receiver),
+            ring: Mutex::new(Ring::new(recent)),
+            series: Mutex::new(Series::default()),
+            dropped: AtomicU64::new(0),
+            budget: Budget::new(MIN_DIAGNOSES_PER_SECOND),
+            share,
+            clock: clock.clone(),
+        });
+        let folding = Arc::downgrade(&shared);
+        // Ends when the activity is dropped (the weak reference fails to upgrade).
+        let _ = std::thread::Builder::new()
+            .name("porter-activity".to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(FOLD_EVERY);
+                    match folding.upgrade() {
+                        Some(shared) => shared.fold(),
+                        None => break,
+                    }
+                }
+            });
+        Self {
+            sender,
+            shared,
+            clock,
+        }
+    }
+
+    /// Hands a request's record over without waiting.
+    pub fn record(&self, entry: RequestEntry) {
+        if self.sender.try_send(entry).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a refused request may be diagnosed now (within the budget).
+    pub fn may_diagnose(&self) -> bool {
+        self.shared.budget.take(self.clock.now().as_second())
+    }
+
+    /// Records the end of a delivery attempt.
+    pub fn attempt(&self, destination: &str, result: AttemptResult) {
+        let number = series::bucket_of(self.clock.now().as_second());
+        let mut series = self.shared.series();
+        let bucket = series
+            .destinations
+            .entry(destination.to_owned())
+            .or_default()
+            .at(number);
+        match result {
+            AttemptResult::Delivered => bucket.delivered += 1,
+            AttemptResult::Failed => bucket.failed += 1,
+            AttemptResult::DeadLettered => bucket.dead_lettered += 1,
+        }
+    }
+
+    /// Records a destination's backlog.
+    pub fn lag(&self, destination: &str, backlog: u64) {
+        let number = series::bucket_of(self.clock.now().as_second());
+        let mut series = self.shared.series();
+        series
+            .destinations
+            .entry(destination.to_owned())
+            .or_default()
+            .at(number)
+            .lag = Some(backlog);
+    }
+
+    /// The newest requests matching `query`, newest first.
+    pub fn requests(&self, query: &RequestQuery) -> Vec<Arc<RequestEntry>> {
+        self.shared.fold();
+        lock(&self.shared.ring).query(query)
+    }
+
+    /// How many requests the ring holds, and at most.
+    pub fn ring_size(&self) -> (usize, usize) {
+        self.shared.fold();
+        let ring = lock(&self.shared.ring);
+        (ring.len(), ring.capacity())
+    }
+
+    /// Records dropped because the channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Reads the series (after folding in what is waiting).
+    pub fn with_series<T>(&self, read: impl FnOnce(&Series) -> T) -> T {
+        self.shared.fold();
+        read(&self.shared.series())
+    }
+
+    /// The current bucket number.
+    pub fn current_bucket(&self) -> i64 {
+        series::bucket_of(self.clock.now().as_second())
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+}
+
+impl Shared {
+    fn series(&self) -> MutexGuard<'_, Series> {
+        lock(&self.series)
+    }
+
+    /// Moves waiting records into the ring and the series, and resizes the diagnosis budget.
+    fn fold(&self) {
+        let mut receiver = lock(&self.receiver);
+        let mut waiting = Vec::new();
+        while let Ok(entry) = receiver.try_recv() {
+            waiting.push(entry);
+        }
+        drop(receiver);
+        let now = self.clock.now().as_second();
+        let mut series = self.series();
+        for entry in &waiting {
+            let Some(source) = entry.source.as_deref() else {
+                continue;
+            };
+            let bucket = match series.sources.get_mut(source) {
+                Some(buckets) => buckets,
+                None => series.sources.entry(source.to_owned()).or_default(),
+            }
+            .at(series::bucket_of(entry.time.as_second()));
+            if let Some(i) = OUTCOMES.iter().position(|o| *o == entry.outcome) {
+                bucket.outcomes[i] += 1;
+            }
+            if let Some(reason) = entry.reason {
+                *bucket.reasons.entry(reason).or_default() += 1;
+            }
+            bucket
+                .latency
+                .record(u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX));
+        }
+        // The last complete bucket's rate sets how many diagnoses a second are allowed.
+        let last = series::bucket_of(now) - 1;
+        let per_second =
+            series.sources_sum(None, last, last).requests() as f64 / BUCKET_SECONDS as f64;
+        drop(series);
+        let allowed = (per_second * self.share) as u32;
+        self.budget
+            .allowed
+            .store(allowed.max(MIN_DIAGNOSES_PER_SECOND), Ordering::Relaxed);
+        if waiting.is_empty() {
+            return;
+        }
+        let mut ring = lock(&self.ring);
+        for entry in waiting {
+            ring.push(Arc::new(entry));
+        }
+    }
+}
+
+/// Diagnoses allowed per second: a count per Unix second in one atomic word.
+#[derive(Debug)]
+struct Budget {
+    allowed: AtomicU32,
+    /// The second (high 32 bits) and how many were taken in it (low 32 bits).
+    window: AtomicU64,
+}
+
+impl Budget {
+    fn new(allowed: u32) -> Self {
+        Self {
+            allowed: AtomicU32::new(allowed),
+            window: AtomicU64::new(0),
+        }
+    }
+
+    fn take(&self, second: i64) -> bool {
+        let second = (second as u64) & 0xffff_ffff;
+        let allowed = u64::from(self.allowed.load(Ordering::Relaxed));
+        self.window
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |window| {
+                let (at, taken) = (window >> 32, window & 0xffff_ffff);
+                if at != second {
+                    Some(second << 32 | 1)
+                } else if taken < allowed {
+                    Some(window + 1)
+                } else {
+                    None
+                }
+            })
+            .is_ok()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

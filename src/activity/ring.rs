@@ -1,0 +1,70 @@
+//! The recent-requests ring: the newest `capacity` requests of this instance, in memory.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::RequestEntry;
+
+/// What `GET /api/requests` may filter on.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    pub source: Option<String>,
+    pub outcome: Option<String>,
+    pub limit: usize,
+}
+
+/// A bounded ring: pushing into a full ring drops the oldest entry.
+#[derive(Debug)]
+pub struct Ring {
+    entries: VecDeque<Arc<RequestEntry>>,
+    capacity: usize,
+}
+
+impl Ring {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            // Grows as requests arrive: an idle instance does not hold the whole ring.
+            entries: VecDeque::with_capacity(capacity.min(1024)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    pub fn push(&mut self, entry: Arc<RequestEntry>) {
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The newest entries matching `query`, newest first.
+    pub fn query(&self, query: &RequestQuery) -> Vec<Arc<RequestEntry>> {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|entry| {
+                query
+                    .source
+                    .as_deref()
+                    .is_none_or(|source| entry.source.as_deref() == Some(source))
+                    && query
+                        .outcome
+                        .as_deref()
+                        .is_none_or(|outcome| entry.outcome == outcome)
+            })
+            .take(query.limit)
+            .cloned()
+            .collect()
+    }
+}

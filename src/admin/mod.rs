@@ -1,0 +1,201 @@
+//! The admin listener: the operator's console, the admin API and `/metrics`, behind one token.
+//!
+//! A listener of its own (CONTRACT §6), so that the providers' side exposes source routes and
+//! health only. Everything here reads what the gateway already has: the [`Activity`] of this
+//! instance (recent requests, time series) and the store (events, attempts, dead letters).
+//! Nothing here is on the ingest path.
+//!
+//! - `auth.rs`: the bearer token, the console's session cookie, the `Origin` rule.
+//! - `api.rs`: `/api/*`, JSON.
+//! - `views.rs`: what the API and the console both show (overview, series, an event's
+//!   deliveries), computed once.
+//! - `console/`: the HTML pages, rendered on the server (maud escapes every value), with SVG
+//!   charts and no script.
+//!
+//! [`Activity`]: crate::activity::Activity
+
+mod api;
+mod auth;
+mod console;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use porter_providers::Secret;
+use tokio::net::TcpListener;
+
+use crate::config::{AdminConfig, Config, DestinationKind, Filter};
+use crate::connections::ConnectionLimits;
+use crate::delivery::Plan;
+use crate::server::{self, Gateway};
+use crate::store::Schedules;
+
+/// Connections the admin listener takes: a few operators and a metrics scraper.
+const ADMIN_CONNECTIONS: ConnectionLimits = ConnectionLimits {
+    max_connections: 256,
+    max_connections_per_peer: 64,
+    idle_timeout: std::time::Duration::from_secs(60),
+};
+
+/// A destination as the operator sees it.
+#[derive(Debug, Clone)]
+pub struct DestinationInfo {
+    pub name: String,
+    /// `http`, `redis_stream` or `handler`.
+    pub kind: &'static str,
+    pub filter: Filter,
+    /// Where it goes (an HTTP destination's URL without credentials or query).
+    pub target: Option<String>,
+}
+
+impl DestinationInfo {
+    /// Whether porter delivers to it (and so can hold it); a `redis_stream` group is read by
+    /// its service.
+    pub fn delivered_by_porter(&self) -> bool {
+        self.kind != "redis_stream"
+    }
+}
+
+/// What every admin handler shares.
+#[derive(Debug)]
+pub struct Admin {
+    pub gateway: Arc<Gateway>,
+    token: Secret,
+    pub destinations: Vec<DestinationInfo>,
+    pub schedules: Option<Schedules>,
+    pub started: Timestamp,
+}
+
+impl Admin {
+    /// The admin side of `gateway`.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        admin: &AdminConfig,
+        destinations: Vec<DestinationInfo>,
+    ) -> Self {
+        let schedules = gateway.store.schedules();
+        Self {
+            started: gateway.clock.now(),
+            gateway,
+            token: admin.token.clone(),
+            destinations,
+            schedules,
+        }
+    }
+
+    /// The destinations of `config` and `plan` (in-process handlers), as the operator sees
+    /// them.
+    pub fn destinations_of(config: &Config, plan: &Plan) -> Vec<DestinationInfo> {
+        let mut destinations: Vec<DestinationInfo> = config
+            .destinations
+            .iter()
+            .map(|d| DestinationInfo {
+                name: d.name.clone(),
+                kind: d.kind.name(),
+                filter: d.filter.clone(),
+                target: match &d.kind {
+                    DestinationKind::Http(http) => Some(display_url(&http.url)),
+                    DestinationKind::RedisStream => None,
+                },
+            })
+            .collect();
+        for route in &plan.routes {
+            if !destinations.iter().any(|d| d.name == route.name) {
+                destinations.push(DestinationInfo {
+                    name: route.name.clone(),
+                    kind: "handler",
+                    filter: route.filter.clone(),
+                    target: None,
+                });
+            }
+        }
+        destinations
+    }
+
+    pub fn destination(&self, name: &str) -> Option<&DestinationInfo> {
+        self.destinations.iter().find(|d| d.name == name)
+    }
+}
+
+/// A URL without its credentials, query and fragment.
+fn display_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// Every route of the admin listener.
+pub fn router(admin: Arc<Admin>) -> Router {
+    let protected = Router::new()
+        .route("/metrics", get(api::metrics))
+        .route("/api/overview", get(api::overview))
+        .route("/api/requests", get(api::requests))
+        .route("/api/events", get(api::events))
+        .route("/api/events/{id}", get(api::event))
+        .route("/api/dlq", get(api::dead_letters))
+        .route("/api/dlq/replay", post(api::replay_all))
+        .route("/api/dlq/{entry}/replay", post(api::replay))
+        .route("/api/destinations/{name}/pause", post(api::pause))
+        .route("/api/destinations/{name}/resume", post(api::resume))
+        .route("/api/stats", get(api::stats))
+        .merge(console::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&admin),
+            auth::require,
+        ));
+    Router::new()
+        .merge(protected)
+        .merge(auth::routes())
+        .route("/console.css", get(console::stylesheet))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(admin)
+}
+
+/// Headers on every admin response: no framing, no sniffing, no caching, no script.
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Serves the admin listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    admin: Arc<Admin>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::telemetry::metrics_handle();
+    server::serve_router(
+        listener,
+        router(admin),
+        "admin",
+        ADMIN_CONNECTIONS,
+        shutdown,
+    )
+    .await
+}

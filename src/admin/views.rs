@@ -1,0 +1,324 @@
+//! What the API and the console both show, computed once: the overview, the chart series and
+//! an event's deliveries. The API serialises these; the console renders them.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{Admin, DestinationInfo};
+use crate::activity::{BUCKET_SECONDS, DestinationBucket, OUTCOMES, SourceBucket};
+use crate::store::inspect::StoredEvent;
+use crate::store::{Attempt, JobState, Schedule, Schedules, StoreError};
+
+/// Windows the overview sums over.
+const FIVE_MINUTES: i64 = 5 * 60;
+const ONE_HOUR: i64 = 60 * 60;
+
+/// One source's figures over a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceFigures {
+    pub requests: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Every other refusal (`not_found`, `payload_too_large`, `unavailable`, …) by outcome.
+    pub other: BTreeMap<&'static str, u64>,
+    pub rejections: BTreeMap<&'static str, u64>,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+}
+
+impl SourceFigures {
+    fn of(bucket: &SourceBucket) -> Self {
+        let other = OUTCOMES
+            .iter()
+            .zip(bucket.outcomes)
+            .filter(|(label, count)| {
+                *count > 0 && !matches!(**label, "accepted" | "duplicate" | "rejected")
+            })
+            .map(|(label, count)| (*label, count))
+            .collect();
+        Self {
+            requests: bucket.requests(),
+            accepted: bucket.outcome("accepted"),
+            duplicates: bucket.outcome("duplicate"),
+            rejected: bucket.outcome("rejected"),
+            other,
+            rejections: bucket.reasons.clone(),
+            p50_ms: bucket.latency.quantile_ms(0.5),
+            p99_ms: bucket.latency.quantile_ms(0.99),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceOverview {
+    pub name: String,
+    pub provider: &'static str,
+    pub path: String,
+    pub last_5m: SourceFigures,
+    pub last_1h: SourceFigures,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationFigures {
+    pub delivered: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+}
+
+impl DestinationFigures {
+    fn of(bucket: &DestinationBucket) -> Self {
+        Self {
+            delivered: bucket.delivered,
+            failed: bucket.failed,
+            dead_lettered: bucket.dead_lettered,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationOverview {
+    pub name: String,
+    pub kind: &'static str,
+    pub target: Option<String>,
+    /// Events waiting: the last sample (every 5 s), if any yet.
+    pub lag: Option<u64>,
+    pub paused: bool,
+    pub last_5m: DestinationFigures,
+    pub last_1h: DestinationFigures,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreHealth {
+    pub kind: &'static str,
+    pub ready: bool,
+    /// Why not, when not.
+    pub error: Option<String>,
+    /// Whether events are being stored (delivery groups exist).
+    pub intake_open: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub now: Timestamp,
+    pub started_at: Timestamp,
+    pub version: &'static str,
+    pub store: StoreHealth,
+    pub sources: Vec<SourceOverview>,
+    pub destinations: Vec<DestinationOverview>,
+    /// Recent-request records dropped because the recorder could not keep up.
+    pub records_dropped: u64,
+}
+
+/// The overview: every source and destination over the last 5 minutes and hour.
+pub async fn overview(admin: &Admin) -> Overview {
+    let activity = &admin.gateway.activity;
+    let now_bucket = activity.current_bucket();
+    let first = |seconds: i64| now_bucket - seconds / BUCKET_SECONDS + 1;
+    let (sources, mut destinations) = activity.with_series(|series| {
+        let sources = admin
+            .gateway
+            .sources
+            .iter()
+            .map(|source| {
+                let name = source.source.name();
+                SourceOverview {
+                    name: name.to_owned(),
+                    provider: source.source.provider().id(),
+                    path: source.path.clone(),
+                    last_5m: SourceFigures::of(&series.sources_sum(
+                        Some(name),
+                        first(FIVE_MINUTES),
+                        now_bucket,
+                    )),
+                    last_1h: SourceFigures::of(&series.sources_sum(
+                        Some(name),
+                        first(ONE_HOUR),
+                        now_bucket,
+                    )),
+                }
+            })
+            .collect::<Vec<_>>();
+        let destinations = admin
+            .destinations
+            .iter()
+            .map(|d| {
+                let hour = series.destination_sum(&d.name, first(ONE_HOUR), now_bucket);
+                DestinationOverview {
+                    name: d.name.clone(),
+                    kind: d.kind,
+                    target: d.target.clone(),
+                    lag: hour.lag,
+                    paused: false,
+                    last_5m: DestinationFigures::of(&series.destination_sum(
+                        &d.name,
+                        first(FIVE_MINUTES),
+                        now_bucket,
+                    )),
+                    last_1h: DestinationFigures::of(&hour),
+                }
+            })
+            .collect::<Vec<_>>();
+        (sources, destinations)
+    });
+    if let Some(schedules) = &admin.schedules {
+        for destination in &mut destinations {
+            if admin
+                .destination(&destination.name)
+                .is_some_and(DestinationInfo::delivered_by_porter)
+            {
+                destination.paused = is_paused(schedules, &destination.name)
+                    .await
+                    .unwrap_or(false);
+            }
+        }
+    }
+    let ready = admin.gateway.store.ready().await;
+    Overview {
+        now: activity.now(),
+        started_at: admin.started,
+        version: env!("CARGO_PKG_VERSION"),
+        store: StoreHealth {
+            kind: admin.gateway.store.kind(),
+            ready: ready.is_ok(),
+            error: ready.err().map(|e| e.to_string()),
+            intake_open: admin.gateway.intake_open(),
+        },
+        sources,
+        destinations,
+        records_dropped: activity.dropped(),
+    }
+}
+
+pub async fn is_paused(schedules: &Schedules, destination: &str) -> Result<bool, StoreError> {
+    match schedules {
+        Schedules::Memory(memory) => memory.is_paused(destination).await,
+        Schedules::Redis(redis) => redis.is_paused(destination).await,
+    }
+}
+
+pub async fn set_paused(
+    schedules: &Schedules,
+    destination: &str,
+    paused: bool,
+) -> Result<(), StoreError> {
+    match schedules {
+        Schedules::Memory(memory) => memory.set_paused(destination, paused).await,
+        Schedules::Redis(redis) => redis.set_paused(destination, paused).await,
+    }
+}
+
+/// One point of the charts: ten seconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub time: Timestamp,
+    /// Requests per second, by outcome (outcomes with none left out).
+    pub requests_per_second: BTreeMap<&'static str, f64>,
+    pub rejections: BTreeMap<&'static str, u64>,
+    pub ingest_p99_ms: Option<f64>,
+    /// Events waiting per destination, where a sample fell in these ten seconds.
+    pub delivery_lag: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub bucket_seconds: i64,
+    pub window_seconds: i64,
+    pub source: Option<String>,
+    pub points: Vec<Point>,
+}
+
+/// The series of the last `window_seconds` (at most an hour), oldest point first.
+pub fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) -> Stats {
+    let activity = &admin.gateway.activity;
+    let now_bucket = activity.current_bucket();
+    let count = (window_seconds / BUCKET_SECONDS).clamp(1, crate::activity::BUCKETS as i64);
+    let points = activity.with_series(|series| {
+        (now_bucket - count + 1..=now_bucket)
+            .map(|number| {
+                let bucket = series.sources_sum(source, number, number);
+                let requests_per_second = OUTCOMES
+                    .iter()
+                    .zip(bucket.outcomes)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(label, n)| (*label, n as f64 / BUCKET_SECONDS as f64))
+                    .collect();
+                let delivery_lag = admin
+                    .destinations
+                    .iter()
+                    .filter_map(|d| {
+                        let lag = series.destination_sum(&d.name, number, number).lag?;
+                        Some((d.name.clone(), lag))
+                    })
+                    .collect();
+                Point {
+                    time: Timestamp::from_second(number * BUCKET_SECONDS)
+                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                    requests_per_second,
+                    rejections: bucket.reasons.clone(),
+                    ingest_p99_ms: bucket.latency.quantile_ms(0.99),
+                    delivery_lag,
+                }
+            })
+            .collect()
+    });
+    Stats {
+        bucket_seconds: BUCKET_SECONDS,
+        window_seconds: count * BUCKET_SECONDS,
+        source: source.map(str::to_owned),
+        points,
+    }
+}
+
+/// Where an event stands with one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivery {
+    pub destination: String,
+    pub kind: &'static str,
+    /// `delivered`, `scheduled`, `dead_lettered`, `waiting` (stored, not taken in yet),
+    /// `filtered_out` (the destination does not want it) or `read_by_consumers` (a
+    /// `redis_stream` group, which porter does not deliver to).
+    pub state: &'static str,
+    pub next_attempt_at: Option<Timestamp>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// An event's deliveries, per destination.
+pub async fn deliveries(admin: &Admin, event: &StoredEvent) -> Result<Vec<Delivery>, StoreError> {
+    let mut deliveries = Vec::new();
+    for destination in &admin.destinations {
+        let wanted = destination.filter.matches(&event.event_type, &event.source);
+        let mut delivery = Delivery {
+            destination: destination.name.clone(),
+            kind: destination.kind,
+            state: "waiting",
+            next_attempt_at: None,
+            attempts: Vec::new(),
+        };
+        if !destination.delivered_by_porter() {
+            delivery.state = if wanted {
+                "read_by_consumers"
+            } else {
+                "filtered_out"
+            };
+        } else if !wanted {
+            delivery.state = "filtered_out";
+        } else if let Some(schedules) = &admin.schedules
+            && let Some((state, attempts)) = schedules.state_of(&destination.name, event).await?
+        {
+            delivery.attempts = attempts;
+            delivery.state = match state {
+                JobState::Delivered => "delivered",
+                JobState::DeadLettered => "dead_lettered",
+                JobState::Scheduled { due_ms } => {
+                    delivery.next_attempt_at = Timestamp::from_millisecond(due_ms).ok();
+                    "scheduled"
+                }
+            };
+        }
+        deliveries.push(delivery);
+    }
+    Ok(deliveries)
+}
