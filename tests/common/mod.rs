@@ -21,6 +21,7 @@ pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 pub mod receiver;
 pub mod redis_server;
 pub mod served;
+pub mod tls_proxy;
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -263,10 +264,14 @@ impl RawRequest {
 
     /// The request as it goes on the wire (`Content-Length` and `Connection: close` added).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut head = format!(
-            "{} {} HTTP/1.1\r\nHost: porter.test\r\n",
-            self.method, self.target
-        );
+        let mut head = format!("{} {} HTTP/1.1\r\n", self.method, self.target);
+        if !self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            head.push_str("Host: porter.test\r\n");
+        }
         for (name, value) in &self.headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
