@@ -158,7 +158,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .with_state(admin)
 }
 
-/// Headers on every admin response: no framing, no sniffing, no caching, no script.
+/// Headers on every admin response: no framing, no sniffing, no caching, no script, no
+/// referrer beyond this origin.
 async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -173,9 +174,11 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` on
+    // a form's POST, and the console's own forms would fail the Origin check.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers
         .entry(header::CACHE_CONTROL)

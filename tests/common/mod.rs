@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 /// The clock fixtures are recorded with.
 pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 
+pub mod browser;
 pub mod receiver;
 pub mod redis_server;
 pub mod served;

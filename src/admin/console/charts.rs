@@ -46,8 +46,13 @@ pub fn lines(title: &str, unit: &str, lines: &[Line], first: &str, last: &str) -
                 text.tick x=(WIDTH) y=(HEIGHT - 4.0) text-anchor="end" { (last) }
                 @for line in lines {
                     @for segment in segments(&line.values) {
-                        polyline fill="none" stroke=(line.colour) stroke-width="1.5"
-                            points=(segment.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i), y(*v))).collect::<Vec<_>>().join(" ")) {}
+                        @if segment.len() == 1 {
+                            // A point alone (the first ten seconds of a series): a dot.
+                            circle cx=(format!("{:.1}", x(segment[0].0))) cy=(format!("{:.1}", y(segment[0].1))) r="2.5" fill=(line.colour) {}
+                        } @else {
+                            polyline fill="none" stroke=(line.colour) stroke-width="1.5"
+                                points=(segment.iter().map(|(i, v)| format!("{:.1},{:.1}", x(*i), y(*v))).collect::<Vec<_>>().join(" ")) {}
+                        }
                     }
                 }
             }
@@ -113,13 +118,6 @@ fn segments(values: &[Option<f64>]) -> Vec<Vec<(usize, f64)>> {
     if !run.is_empty() {
         runs.push(run);
     }
-    // A single point draws nothing as a line: make it a short flat one.
-    for run in &mut runs {
-        if run.len() == 1 {
-            let (i, v) = run[0];
-            run.push((i, v));
-        }
-    }
     runs
 }
 
@@ -160,10 +158,7 @@ mod tests {
     #[test]
     fn gaps_split_a_line() {
         let runs = segments(&[Some(1.0), None, Some(2.0), Some(3.0)]);
-        assert_eq!(
-            runs,
-            vec![vec![(0, 1.0), (0, 1.0)], vec![(2, 2.0), (3, 3.0)]]
-        );
+        assert_eq!(runs, vec![vec![(0, 1.0)], vec![(2, 2.0), (3, 3.0)]]);
     }
 
     #[test]
