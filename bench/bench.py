@@ -70,6 +70,11 @@ name = "sms"
 provider = "twilio"
 path = "/webhooks/sms"
 secrets = ["{TWILIO_TOKEN}"]
+
+# The admin listener is on, as in production: every request is recorded for the console.
+[admin]
+listen = "127.0.0.1:0"
+token = "bench-admin-token-of-at-least-24-characters"
 """
 
 

@@ -22,7 +22,7 @@ use porter_providers::rejection::RejectionClass;
 use porter_providers::{Normalization, Request};
 use tokio::time::timeout_at;
 
-use crate::activity::{Diagnosed, RequestEntry};
+use crate::activity::{Diagnosed, EventId, RequestEntry, Routed};
 use crate::answer::Answer;
 use crate::config::SourceConfig;
 use crate::routes::Route;
@@ -32,9 +32,6 @@ use crate::telemetry::RequestRecord;
 
 /// The most header bytes (names and values) a request on a source route may carry.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
-
-/// The longest path a request record keeps of a request on no route.
-const MAX_RECORDED_PATH: usize = 256;
 
 /// The handler behind every source route (the router's fallback).
 pub async fn handle(
@@ -48,10 +45,8 @@ pub async fn handle(
         let answer = Answer::NotFound;
         gateway.activity.record(RequestEntry {
             time: gateway.clock.now(),
-            source: None,
-            provider: None,
+            routed: Routed::unrouted(parts.uri.path()),
             method: parts.method.clone(),
-            path: truncated(parts.uri.path()),
             status: answer.status().as_u16(),
             outcome: answer.outcome(),
             reason: None,
@@ -85,26 +80,19 @@ pub async fn handle(
     .emit();
     gateway.activity.record(RequestEntry {
         time: gateway.clock.now(),
-        source: Some(Arc::clone(&config.name)),
-        provider: Some(config.source.provider().id()),
+        routed: Routed::Source {
+            index: u32::try_from(route.source).unwrap_or(u32::MAX),
+            suffix: route.endpoint.suffix,
+        },
         method: parts.method.clone(),
-        path: parts.uri.path().to_owned(),
         status,
         outcome: outcome.answer.outcome(),
         reason,
-        diagnosis: outcome.diagnosis,
+        diagnosis: outcome.diagnosis.map(Box::new),
         event_ids: outcome.event_ids,
         latency,
     });
     outcome.answer.into_response()
-}
-
-fn truncated(path: &str) -> String {
-    let mut end = path.len().min(MAX_RECORDED_PATH);
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    path[..end].to_owned()
 }
 
 /// An answer and what it did to the store.
@@ -113,7 +101,7 @@ struct Outcome {
     new: usize,
     duplicates: usize,
     /// The ids of the request's events (new and duplicate).
-    event_ids: Vec<String>,
+    event_ids: Vec<EventId>,
     /// Which known mistake a refused request makes, when it was diagnosed.
     diagnosis: Option<Diagnosed>,
 }
@@ -276,7 +264,10 @@ async fn store(
         return Answer::Unavailable.into();
     }
     let Normalization { events, reply } = normalization;
-    let event_ids = events.iter().map(|n| n.event.id.clone()).collect();
+    let event_ids = events
+        .iter()
+        .filter_map(|n| EventId::parse(&n.event.id))
+        .collect();
     let enqueue = gateway.store.enqueue(&events, &reply, config.dedupe_ttl);
     match timeout_at(deadline, enqueue).await {
         Ok(Ok(enqueued)) => {

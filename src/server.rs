@@ -25,7 +25,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, SourceInfo};
 pub use crate::clock::Clock;
 use crate::config::{
     Config, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, SourceConfig, StoreKind,
@@ -68,7 +68,16 @@ impl Gateway {
             (DEFAULT_RECENT_REQUESTS, DEFAULT_DIAGNOSIS_SHARE),
             |admin| (admin.recent_requests, admin.diagnosis_share),
         );
-        let activity = Arc::new(Activity::new(recent, share, clock.clone()));
+        let infos = config
+            .sources
+            .iter()
+            .map(|s| SourceInfo {
+                name: s.source.name().to_owned(),
+                provider: s.source.provider().id(),
+                path: s.path.clone(),
+            })
+            .collect();
+        let activity = Arc::new(Activity::new(infos, recent, share, clock.clone()));
         Self {
             sources: config.sources,
             routes,

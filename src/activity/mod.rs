@@ -29,22 +29,89 @@ const CHANNEL: usize = 16_384;
 /// How often the folding thread wakes.
 const FOLD_EVERY: Duration = Duration::from_millis(50);
 
-/// One request on the providers' listener, as the console shows it. Never a body, a query
-/// string or a header value.
+/// A source as the activity names it (requests record its index only).
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub name: String,
+    pub provider: &'static str,
+    pub path: String,
+}
+
+/// Where a request went: a source's route (its index and the endpoint's suffix), or a path no
+/// source has. Indexes, not names, so that recording a request copies no string.
+#[derive(Debug, Clone)]
+pub enum Routed {
+    Source {
+        index: u32,
+        suffix: &'static str,
+    },
+    /// The path as received, cut to [`MAX_RECORDED_PATH`] bytes.
+    Unrouted(Box<str>),
+}
+
+/// The longest path kept of a request on no route.
+pub const MAX_RECORDED_PATH: usize = 256;
+
+impl Routed {
+    /// `path`, cut to [`MAX_RECORDED_PATH`] bytes on a character boundary.
+    pub fn unrouted(path: &str) -> Self {
+        let mut end = path.len().min(MAX_RECORDED_PATH);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        Routed::Unrouted(path[..end].into())
+    }
+}
+
+/// An event id (`evt_` + 32 hex digits) as its 128 bits: recording one allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventId(pub u128);
+
+impl EventId {
+    pub fn parse(id: &str) -> Option<Self> {
+        let hex = id.strip_prefix("evt_")?;
+        (hex.len() == 32)
+            .then(|| u128::from_str_radix(hex, 16).ok())
+            .flatten()
+            .map(EventId)
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "evt_{:032x}", self.0)
+    }
+}
+
+/// One request on the providers' listener, as recorded. Never a body, a query string or a
+/// header value.
 #[derive(Debug, Clone)]
 pub struct RequestEntry {
     pub time: Timestamp,
-    /// The source whose route it was; `None` for a path no source has.
-    pub source: Option<Arc<str>>,
-    pub provider: Option<&'static str>,
+    pub routed: Routed,
     pub method: http::Method,
+    pub status: u16,
+    pub outcome: &'static str,
+    pub reason: Option<&'static str>,
+    pub diagnosis: Option<Box<Diagnosed>>,
+    pub event_ids: Vec<EventId>,
+    pub latency: Duration,
+}
+
+/// A recorded request with its source named: what the API and the console show.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecentRequest {
+    pub time: Timestamp,
+    pub source: Option<String>,
+    pub provider: Option<&'static str>,
+    pub method: String,
     pub path: String,
     pub status: u16,
     pub outcome: &'static str,
     pub reason: Option<&'static str>,
     pub diagnosis: Option<Diagnosed>,
     pub event_ids: Vec<String>,
-    pub latency: Duration,
+    pub latency_ms: f64,
 }
 
 /// Which known mistake a refused request makes, for the operator only.
@@ -77,6 +144,7 @@ pub struct Activity {
 
 #[derive(Debug)]
 struct Shared {
+    sources: Vec<SourceInfo>,
     receiver: Mutex<mpsc::Receiver<RequestEntry>>,
     ring: Mutex<Ring>,
     series: Mutex<Series>,
@@ -88,14 +156,16 @@ struct Shared {
 }
 
 impl Activity {
-    /// Keeps the newest `recent` requests, diagnoses at most `share` of the requests of a
-    /// second, and reads time from `clock`.
-    pub fn new(recent: usize, share: f64, clock: Clock) -> Self {
+    /// For `sources` (in the gateway's order): keeps the newest `recent` requests, diagnoses
+    /// at most `share` of the requests of a second, and reads time from `clock`.
+    pub fn new(sources: Vec<SourceInfo>, recent: usize, share: f64, clock: Clock) -> Self {
         let (sender, receiver) = mpsc::channel(CHANNEL);
+        let series = Series::new(sources.len());
         let shared = Arc::new(Shared {
+            sources,
             receiver: Mutex::new(receiver),
             ring: Mutex::new(Ring::new(recent)),
-            series: Mutex::new(Series::default()),
+            series: Mutex::new(series),
             dropped: AtomicU64::new(0),
             budget: Budget::new(MIN_DIAGNOSES_PER_SECOND),
             share,
@@ -162,9 +232,30 @@ impl Activity {
     }
 
     /// The newest requests matching `query`, newest first.
-    pub fn requests(&self, query: &RequestQuery) -> Vec<Arc<RequestEntry>> {
+    pub fn requests(&self, query: &RequestQuery) -> Vec<RecentRequest> {
         self.shared.fold();
-        lock(&self.shared.ring).query(query)
+        let source = match query.source.as_deref() {
+            None => None,
+            Some(name) => match self.source_index(name) {
+                Some(index) => Some(index),
+                // A source that does not exist has no requests.
+                None => return Vec::new(),
+            },
+        };
+        lock(&self.shared.ring)
+            .query(source, query.outcome.as_deref(), query.limit)
+            .into_iter()
+            .map(|entry| self.shared.resolve(entry))
+            .collect()
+    }
+
+    /// The index of the source named `name`.
+    pub fn source_index(&self, name: &str) -> Option<u32> {
+        self.shared
+            .sources
+            .iter()
+            .position(|s| s.name == name)
+            .and_then(|i| u32::try_from(i).ok())
     }
 
     /// How many requests the ring holds, and at most.
@@ -200,6 +291,33 @@ impl Shared {
         lock(&self.series)
     }
 
+    /// An entry with its source and path named.
+    fn resolve(&self, entry: &RequestEntry) -> RecentRequest {
+        let (source, path) = match &entry.routed {
+            Routed::Source { index, suffix } => {
+                let info = self.sources.get(*index as usize);
+                (
+                    info,
+                    format!("{}{suffix}", info.map_or("", |i| i.path.as_str())),
+                )
+            }
+            Routed::Unrouted(path) => (None, path.to_string()),
+        };
+        RecentRequest {
+            time: entry.time,
+            source: source.map(|s| s.name.clone()),
+            provider: source.map(|s| s.provider),
+            method: entry.method.to_string(),
+            path,
+            status: entry.status,
+            outcome: entry.outcome,
+            reason: entry.reason,
+            diagnosis: entry.diagnosis.as_deref().cloned(),
+            event_ids: entry.event_ids.iter().map(ToString::to_string).collect(),
+            latency_ms: entry.latency.as_secs_f64() * 1000.0,
+        }
+    }
+
     /// Moves waiting records into the ring and the series, and resizes the diagnosis budget.
     fn fold(&self) {
         let mut receiver = lock(&self.receiver);
@@ -211,14 +329,13 @@ impl Shared {
         let now = self.clock.now().as_second();
         let mut series = self.series();
         for entry in &waiting {
-            let Some(source) = entry.source.as_deref() else {
+            let Routed::Source { index, .. } = entry.routed else {
                 continue;
             };
-            let bucket = match series.sources.get_mut(source) {
-                Some(buckets) => buckets,
-                None => series.sources.entry(source.to_owned()).or_default(),
-            }
-            .at(series::bucket_of(entry.time.as_second()));
+            let Some(buckets) = series.sources.get_mut(index as usize) else {
+                continue;
+            };
+            let bucket = buckets.at(series::bucket_of(entry.time.as_second()));
             if let Some(i) = OUTCOMES.iter().position(|o| *o == entry.outcome) {
                 bucket.outcomes[i] += 1;
             }
@@ -243,7 +360,7 @@ impl Shared {
         }
         let mut ring = lock(&self.ring);
         for entry in waiting {
-            ring.push(Arc::new(entry));
+            ring.push(entry);
         }
     }
 }

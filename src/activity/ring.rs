@@ -1,9 +1,8 @@
 //! The recent-requests ring: the newest `capacity` requests of this instance, in memory.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
-use super::RequestEntry;
+use super::{RequestEntry, Routed};
 
 /// What `GET /api/requests` may filter on.
 #[derive(Debug, Clone, Default)]
@@ -16,7 +15,7 @@ pub struct RequestQuery {
 /// A bounded ring: pushing into a full ring drops the oldest entry.
 #[derive(Debug)]
 pub struct Ring {
-    entries: VecDeque<Arc<RequestEntry>>,
+    entries: VecDeque<RequestEntry>,
     capacity: usize,
 }
 
@@ -29,7 +28,7 @@ impl Ring {
         }
     }
 
-    pub fn push(&mut self, entry: Arc<RequestEntry>) {
+    pub fn push(&mut self, entry: RequestEntry) {
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
         }
@@ -48,23 +47,23 @@ impl Ring {
         self.capacity
     }
 
-    /// The newest entries matching `query`, newest first.
-    pub fn query(&self, query: &RequestQuery) -> Vec<Arc<RequestEntry>> {
+    /// The newest entries of source `source` (every one when `None`) with outcome `outcome`,
+    /// newest first.
+    pub fn query(
+        &self,
+        source: Option<u32>,
+        outcome: Option<&str>,
+        limit: usize,
+    ) -> Vec<&RequestEntry> {
         self.entries
             .iter()
             .rev()
             .filter(|entry| {
-                query
-                    .source
-                    .as_deref()
-                    .is_none_or(|source| entry.source.as_deref() == Some(source))
-                    && query
-                        .outcome
-                        .as_deref()
-                        .is_none_or(|outcome| entry.outcome == outcome)
+                source.is_none_or(|wanted| {
+                    matches!(entry.routed, Routed::Source { index, .. } if index == wanted)
+                }) && outcome.is_none_or(|outcome| entry.outcome == outcome)
             })
-            .take(query.limit)
-            .cloned()
+            .take(limit)
             .collect()
     }
 }

@@ -176,16 +176,24 @@ pub fn bucket_of(unix_seconds: i64) -> i64 {
 /// Every series of this instance.
 #[derive(Debug, Default)]
 pub struct Series {
-    pub sources: BTreeMap<String, Buckets<SourceBucket>>,
+    /// By source index (the gateway's order).
+    pub sources: Vec<Buckets<SourceBucket>>,
     pub destinations: BTreeMap<String, Buckets<DestinationBucket>>,
 }
 
 impl Series {
-    /// The sum of the buckets `first..=last` of `source` (every source when `None`).
-    pub fn sources_sum(&self, source: Option<&str>, first: i64, last: i64) -> SourceBucket {
+    pub fn new(sources: usize) -> Self {
+        Self {
+            sources: vec![Buckets::default(); sources],
+            destinations: BTreeMap::new(),
+        }
+    }
+
+    /// The sum of the buckets `first..=last` of source `source` (every source when `None`).
+    pub fn sources_sum(&self, source: Option<u32>, first: i64, last: i64) -> SourceBucket {
         let mut sum = SourceBucket::default();
-        for (name, buckets) in &self.sources {
-            if source.is_some_and(|wanted| wanted != name) {
+        for (index, buckets) in self.sources.iter().enumerate() {
+            if source.is_some_and(|wanted| wanted as usize != index) {
                 continue;
             }
             for number in first..=last {

@@ -1,17 +1,29 @@
 use super::*;
 
+fn sources() -> Vec<SourceInfo> {
+    ["whatsapp", "sms"]
+        .iter()
+        .map(|name| SourceInfo {
+            name: (*name).to_owned(),
+            provider: "meta",
+            path: format!("/webhooks/{name}"),
+        })
+        .collect()
+}
+
 fn entry(source: &str, outcome: &'static str, at: Timestamp) -> RequestEntry {
     RequestEntry {
         time: at,
-        source: Some(Arc::from(source)),
-        provider: Some("meta"),
+        routed: Routed::Source {
+            index: u32::from(source == "sms"),
+            suffix: "",
+        },
         method: http::Method::POST,
-        path: "/webhooks/whatsapp".to_owned(),
         status: 200,
         outcome,
         reason: (outcome == "rejected").then_some("signature_mismatch"),
         diagnosis: None,
-        event_ids: vec!["evt_1".to_owned()],
+        event_ids: vec![EventId(1)],
         latency: Duration::from_micros(800),
     }
 }
@@ -22,7 +34,7 @@ fn start() -> Timestamp {
 
 #[test]
 fn the_ring_stays_bounded_under_a_hundred_thousand_requests() {
-    let activity = Activity::new(1_000, 0.1, Clock::fixed(start()));
+    let activity = Activity::new(sources(), 1_000, 0.1, Clock::fixed(start()));
     for i in 0..100_000 {
         activity.record(entry("whatsapp", "accepted", start()));
         // Fold as often as the folding thread would at a high rate, so nothing is dropped.
@@ -44,7 +56,7 @@ fn the_ring_stays_bounded_under_a_hundred_thousand_requests() {
 
 #[test]
 fn a_full_channel_drops_and_counts_instead_of_waiting() {
-    let activity = Activity::new(10, 0.1, Clock::fixed(start()));
+    let activity = Activity::new(sources(), 10, 0.1, Clock::fixed(start()));
     // Hold the receiver so that the folding thread cannot empty the channel meanwhile.
     let held = lock(&activity.shared.receiver);
     for _ in 0..CHANNEL + 5 {
@@ -56,11 +68,14 @@ fn a_full_channel_drops_and_counts_instead_of_waiting() {
 
 #[test]
 fn queries_filter_by_source_and_outcome_newest_first() {
-    let activity = Activity::new(100, 0.1, Clock::fixed(start()));
+    let activity = Activity::new(sources(), 100, 0.1, Clock::fixed(start()));
     activity.record(entry("whatsapp", "accepted", start()));
     activity.record(entry("sms", "rejected", start()));
     let mut last = entry("whatsapp", "rejected", start());
-    last.path = "/newest".to_owned();
+    last.routed = Routed::Source {
+        index: 0,
+        suffix: "/newest",
+    };
     activity.record(last);
     let rejected = activity.requests(&RequestQuery {
         outcome: Some("rejected".into()),
@@ -68,20 +83,36 @@ fn queries_filter_by_source_and_outcome_newest_first() {
         ..RequestQuery::default()
     });
     assert_eq!(rejected.len(), 2);
-    assert_eq!(rejected[0].path, "/newest", "newest first");
+    assert_eq!(
+        rejected[0].path, "/webhooks/whatsapp/newest",
+        "newest first"
+    );
+    assert_eq!(
+        rejected[0].event_ids,
+        vec!["evt_00000000000000000000000000000001"]
+    );
     let whatsapp = activity.requests(&RequestQuery {
         source: Some("whatsapp".into()),
         limit: 1,
         ..RequestQuery::default()
     });
     assert_eq!(whatsapp.len(), 1);
-    assert_eq!(whatsapp[0].path, "/newest");
+    assert_eq!(whatsapp[0].path, "/webhooks/whatsapp/newest");
+    assert!(
+        activity
+            .requests(&RequestQuery {
+                source: Some("nobody".into()),
+                limit: 10,
+                ..RequestQuery::default()
+            })
+            .is_empty()
+    );
 }
 
 #[test]
 fn the_diagnosis_budget_is_a_share_of_the_traffic_with_a_floor() {
     let (clock, hand) = Clock::manual(start());
-    let activity = Activity::new(10, 0.1, clock);
+    let activity = Activity::new(sources(), 10, 0.1, clock);
     let taken = (0..100).filter(|_| activity.may_diagnose()).count();
     assert_eq!(
         taken, MIN_DIAGNOSES_PER_SECOND as usize,
@@ -104,7 +135,7 @@ fn the_diagnosis_budget_is_a_share_of_the_traffic_with_a_floor() {
 
 #[test]
 fn attempts_and_lag_land_in_the_destination_series() {
-    let activity = Activity::new(10, 0.1, Clock::fixed(start()));
+    let activity = Activity::new(sources(), 10, 0.1, Clock::fixed(start()));
     activity.attempt("housekeeping", AttemptResult::Delivered);
     activity.attempt("housekeeping", AttemptResult::Failed);
     activity.attempt("housekeeping", AttemptResult::DeadLettered);
@@ -115,4 +146,31 @@ fn attempts_and_lag_land_in_the_destination_series() {
         (sum.delivered, sum.failed, sum.dead_lettered, sum.lag),
         (1, 1, 1, Some(7))
     );
+}
+
+#[test]
+fn event_ids_round_trip_through_their_128_bits() {
+    let id = "evt_8f14e45fceea167a5a36dedd4bea2543";
+    assert_eq!(
+        EventId::parse(id).map(|e| e.to_string()).as_deref(),
+        Some(id)
+    );
+    for bad in [
+        "evt_",
+        "evt_xyz",
+        "8f14e45fceea167a5a36dedd4bea2543",
+        "evt_8f14e45fceea167a5a36dedd4bea25430",
+    ] {
+        assert_eq!(EventId::parse(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn an_unrouted_path_is_cut_on_a_character_boundary() {
+    let long = "/é".repeat(200);
+    let Routed::Unrouted(kept) = Routed::unrouted(&long) else {
+        panic!("unrouted")
+    };
+    assert!(kept.len() <= MAX_RECORDED_PATH);
+    assert!(long.starts_with(&*kept));
 }

@@ -6,12 +6,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::{Admin, views};
-use crate::activity::{Diagnosed, RequestEntry, RequestQuery};
+use crate::activity::RequestQuery;
 use crate::store::inspect::{DeadLetterView, EventQuery, StoredEvent};
 use crate::store::{Attempt, StoreError};
 
@@ -64,40 +63,6 @@ pub struct RequestsParams {
     limit: Option<usize>,
 }
 
-/// A recorded request, as the API shows it.
-#[derive(Debug, Serialize)]
-pub struct RequestView {
-    pub time: Timestamp,
-    pub source: Option<String>,
-    pub provider: Option<&'static str>,
-    pub method: String,
-    pub path: String,
-    pub status: u16,
-    pub outcome: &'static str,
-    pub reason: Option<&'static str>,
-    pub diagnosis: Option<Diagnosed>,
-    pub event_ids: Vec<String>,
-    pub latency_ms: f64,
-}
-
-impl From<&RequestEntry> for RequestView {
-    fn from(entry: &RequestEntry) -> Self {
-        Self {
-            time: entry.time,
-            source: entry.source.as_deref().map(str::to_owned),
-            provider: entry.provider,
-            method: entry.method.to_string(),
-            path: entry.path.clone(),
-            status: entry.status,
-            outcome: entry.outcome,
-            reason: entry.reason,
-            diagnosis: entry.diagnosis.clone(),
-            event_ids: entry.event_ids.clone(),
-            latency_ms: entry.latency.as_secs_f64() * 1000.0,
-        }
-    }
-}
-
 pub fn request_query(
     source: Option<String>,
     outcome: Option<String>,
@@ -115,13 +80,7 @@ pub async fn requests(
     Query(params): Query<RequestsParams>,
 ) -> Response {
     let query = request_query(params.source, params.outcome, params.limit);
-    let requests: Vec<RequestView> = admin
-        .gateway
-        .activity
-        .requests(&query)
-        .iter()
-        .map(|entry| RequestView::from(entry.as_ref()))
-        .collect();
+    let requests = admin.gateway.activity.requests(&query);
     Json(serde_json::json!({ "requests": requests })).into_response()
 }
 

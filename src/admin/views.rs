@@ -122,19 +122,21 @@ pub async fn overview(admin: &Admin) -> Overview {
             .gateway
             .sources
             .iter()
-            .map(|source| {
+            .enumerate()
+            .map(|(index, source)| {
                 let name = source.source.name();
+                let index = u32::try_from(index).ok();
                 SourceOverview {
                     name: name.to_owned(),
                     provider: source.source.provider().id(),
                     path: source.path.clone(),
                     last_5m: SourceFigures::of(&series.sources_sum(
-                        Some(name),
+                        index,
                         first(FIVE_MINUTES),
                         now_bucket,
                     )),
                     last_1h: SourceFigures::of(&series.sources_sum(
-                        Some(name),
+                        index,
                         first(ONE_HOUR),
                         now_bucket,
                     )),
@@ -235,10 +237,12 @@ pub fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) -> Stats 
     let activity = &admin.gateway.activity;
     let now_bucket = activity.current_bucket();
     let count = (window_seconds / BUCKET_SECONDS).clamp(1, crate::activity::BUCKETS as i64);
+    // An unknown source has no requests: an index past every source.
+    let index = source.map(|name| activity.source_index(name).unwrap_or(u32::MAX));
     let points = activity.with_series(|series| {
         (now_bucket - count + 1..=now_bucket)
             .map(|number| {
-                let bucket = series.sources_sum(source, number, number);
+                let bucket = series.sources_sum(index, number, number);
                 let requests_per_second = OUTCOMES
                     .iter()
                     .zip(bucket.outcomes)

@@ -114,8 +114,6 @@ pub enum StoreKind {
 #[derive(Debug)]
 pub struct SourceConfig {
     pub source: Source,
-    /// The source's name, shared by every record of its requests.
-    pub name: std::sync::Arc<str>,
     /// The base route.
     pub path: String,
     pub dedupe_ttl: Duration,
@@ -686,10 +684,8 @@ fn source_config(
     if errors.len() > before {
         return None;
     }
-    let source = source?;
     Some(SourceConfig {
-        name: std::sync::Arc::from(source.name()),
-        source,
+        source: source?,
         path: table.path,
         dedupe_ttl: dedupe_ttl?,
         allow_ips,

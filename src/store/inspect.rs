@@ -47,6 +47,13 @@ impl EventQuery {
     }
 }
 
+/// The members of an event's JSON a lookup needs.
+#[derive(serde::Deserialize)]
+struct Head {
+    id: String,
+    source: String,
+}
+
 /// A dead letter: an event a destination never accepted, with every attempt.
 #[derive(Debug, Clone)]
 pub struct DeadLetterView {
@@ -97,15 +104,24 @@ impl Store {
                 .recent()
                 .into_iter()
                 .rev()
-                .filter(|r| query.wants(&r.source, r.event_type))
-                .take(query.limit)
-                .map(|r| StoredEvent {
-                    id: r.id,
-                    source: r.source,
-                    event_type: r.event_type.to_owned(),
-                    json: r.json,
-                    entry: None,
+                .filter(|r| {
+                    query
+                        .event_type
+                        .as_deref()
+                        .is_none_or(|t| t == r.event_type)
                 })
+                .filter_map(|r| {
+                    let head: Head = serde_json::from_str(&r.json).ok()?;
+                    let source = super::schedule::source_name(&head.source).to_owned();
+                    query.wants(&source, r.event_type).then(|| StoredEvent {
+                        id: head.id,
+                        source,
+                        event_type: r.event_type.to_owned(),
+                        json: Arc::from(r.json.as_str()),
+                        entry: None,
+                    })
+                })
+                .take(query.limit)
                 .collect()),
             Store::Redis(redis) => {
                 let mut found = Vec::new();

@@ -28,14 +28,13 @@ const QUARANTINE_CAPACITY: usize = 1_000;
 /// How many of the newest events are kept for inspection (`GET /api/events`).
 pub const RECENT_EVENTS: usize = 1_000;
 
-/// A recently stored event, for inspection.
+/// A recently stored event, for inspection: its JSON, moved in (not copied) when stored.
+/// Its id and source are read from the JSON when someone asks.
 #[derive(Debug, Clone)]
 pub struct Recent {
-    pub id: String,
-    pub source: String,
     pub event_type: &'static str,
     /// The CloudEvents JSON as stored.
-    pub json: Arc<str>,
+    pub json: Arc<String>,
 }
 
 /// The in-process store.
@@ -145,7 +144,7 @@ impl MemoryStore {
     ) -> Result<Enqueued, StoreError> {
         // Serialised before the lock is taken (a duplicate's JSON is then thrown away), and
         // before anything is committed, so that a failure leaves no key behind.
-        let jsons: Vec<String> = events
+        let mut jsons: Vec<String> = events
             .iter()
             .map(|event| serde_json::to_string(&event.event))
             .collect::<Result<_, _>>()
@@ -198,22 +197,25 @@ impl MemoryStore {
             if let Output::Keep = inner.output {
                 inner.log.push_back(event.event.clone());
             }
-            if inner.recent.len() == RECENT_EVENTS {
-                inner.recent.pop_front();
-            }
-            let json: Arc<str> = Arc::from(jsons[index].as_str());
-            inner.recent.push_back(Recent {
-                id: event.event.id.clone(),
-                source: super::schedule::source_name(&event.event.source).to_owned(),
-                event_type: event.event.event_type().as_str(),
-                json,
-            });
         }
         if let Some(deliveries) = &self.deliveries {
             for &index in &fresh {
                 deliveries.push(&events[index].event, &Arc::from(jsons[index].as_str()), now);
             }
         }
+        // The JSON moves into the recent events; what falls out is freed after the lock.
+        let mut dropped = Vec::new();
+        for &index in &fresh {
+            if inner.recent.len() == RECENT_EVENTS {
+                dropped.extend(inner.recent.pop_front());
+            }
+            inner.recent.push_back(Recent {
+                event_type: events[index].event.event_type().as_str(),
+                json: Arc::new(std::mem::take(&mut jsons[index])),
+            });
+        }
+        drop(inner);
+        drop(dropped);
         Ok(Enqueued {
             new: fresh.len(),
             duplicates: events.len() - fresh.len(),

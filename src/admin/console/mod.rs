@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use self::layout::{Section, page};
-use super::api::{self, DeadLetterJson, RequestView};
+use super::api::{self, DeadLetterJson};
 use super::{Admin, views};
 
 /// How many rows a console list shows.
@@ -91,13 +91,7 @@ async fn requests(
     Query(filters): Query<RequestFilters>,
 ) -> Response {
     let query = api::request_query(filters.source, filters.outcome, Some(ROWS));
-    let rows: Vec<RequestView> = admin
-        .gateway
-        .activity
-        .requests(&query)
-        .iter()
-        .map(|e| RequestView::from(e.as_ref()))
-        .collect();
+    let rows = admin.gateway.activity.requests(&query);
     html(page(
         "Requests",
         Section::Requests,

@@ -5,8 +5,9 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::charts::{self, Line, PALETTE};
+use crate::activity::RecentRequest;
 use crate::admin::DestinationInfo;
-use crate::admin::api::{DeadLetterJson, RequestView};
+use crate::admin::api::DeadLetterJson;
 use crate::admin::views::{Delivery, DestinationOverview, Overview, SourceFigures, Stats};
 use crate::store::Attempt;
 
@@ -238,7 +239,7 @@ pub fn destinations_table(
 }
 
 pub fn requests(
-    requests: &[RequestView],
+    requests: &[RecentRequest],
     sources: &[String],
     source: Option<&str>,
     outcome: Option<&str>,
