@@ -79,7 +79,7 @@ pub async fn handle(
     }
     .emit();
     gateway.activity.record(RequestEntry {
-        time: gateway.clock.now(),
+        time: outcome.received.unwrap_or_else(|| gateway.clock.now()),
         routed: Routed::Source {
             index: u32::try_from(route.source).unwrap_or(u32::MAX),
             suffix: route.endpoint.suffix,
@@ -104,6 +104,9 @@ struct Outcome {
     event_ids: Vec<EventId>,
     /// Which known mistake a refused request makes, when it was diagnosed.
     diagnosis: Option<Diagnosed>,
+    /// The time the request was verified against, when it got that far (the record reuses it
+    /// rather than read the clock again).
+    received: Option<jiff::Timestamp>,
 }
 
 impl From<Answer> for Outcome {
@@ -114,6 +117,7 @@ impl From<Answer> for Outcome {
             duplicates: 0,
             event_ids: Vec::new(),
             diagnosis: None,
+            received: None,
         }
     }
 }
@@ -179,6 +183,7 @@ async fn process(
             let diagnosis = diagnose(gateway, config, &request, &rejection, now);
             return Outcome {
                 diagnosis,
+                received: Some(now),
                 ..Answer::Rejected(rejection).into()
             };
         }
@@ -193,7 +198,9 @@ async fn process(
         // webhook on the URL token alone): refused like a forgery, and not kept.
         Err(rejection) => return Answer::Rejected(rejection).into(),
     };
-    store(gateway, config, normalization, deadline).await
+    let mut outcome = store(gateway, config, normalization, deadline).await;
+    outcome.received = Some(now);
+    outcome
 }
 
 /// For a signature or timestamp refusal, within the diagnosis budget: which known mistake
@@ -281,6 +288,7 @@ async fn store(
                 duplicates: enqueued.duplicates,
                 event_ids,
                 diagnosis: None,
+                received: None,
             }
         }
         Ok(Err(error)) => {

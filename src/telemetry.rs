@@ -3,7 +3,7 @@
 //! Logs go to stderr (stdout carries events in the embedded default), one line per request
 //! with the source, outcome, event count and latency. They never carry secrets, bodies, query
 //! strings (URL tokens live there) or event keys (a WhatsApp message id embeds the guest's
-//! phone number). Metrics are Prometheus text on `/metrics`.
+//! phone number). Metrics are Prometheus text on the admin listener's `/metrics`.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;

@@ -27,6 +27,7 @@ const EXAMPLE_ENV: &[(&str, &str)] = &[
     ("PMS_WEB_API_SECRET", "w"),
     ("ROOSTSYNC_SECRET", "r"),
     ("RESERVEKIT_URL_TOKEN", "reservekit-token-0123456789"),
+    ("PORTER_ADMIN_TOKEN", "admin-token-0123456789abcdef"),
 ];
 
 fn porter() -> Command {
@@ -78,6 +79,7 @@ fn check_config_accepts_the_compose_configuration() {
         .env("META_APP_SECRET", "x")
         .env("META_VERIFY_TOKEN", "y")
         .env("TWILIO_AUTH_TOKEN", "z")
+        .env("PORTER_ADMIN_TOKEN", "admin-token-0123456789abcdef")
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -203,11 +203,10 @@ impl MemoryStore {
                 deliveries.push(&events[index].event, &Arc::from(jsons[index].as_str()), now);
             }
         }
-        // The JSON moves into the recent events; what falls out is freed after the lock.
-        let mut dropped = Vec::new();
+        // The JSON moves into the recent events (no copy); the oldest falls out.
         for &index in &fresh {
             if inner.recent.len() == RECENT_EVENTS {
-                dropped.extend(inner.recent.pop_front());
+                inner.recent.pop_front();
             }
             inner.recent.push_back(Recent {
                 event_type: events[index].event.event_type().as_str(),
@@ -215,7 +214,6 @@ impl MemoryStore {
             });
         }
         drop(inner);
-        drop(dropped);
         Ok(Enqueued {
             new: fresh.len(),
             duplicates: events.len() - fresh.len(),
