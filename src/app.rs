@@ -28,6 +28,8 @@ pub struct App {
     admin: Option<(Arc<Admin>, SocketAddr)>,
     /// The admin listener, when the caller bound it already.
     admin_listener: Option<TcpListener>,
+    /// The sources porter connects out to (OHIP Streaming).
+    streams: Vec<crate::config::OhipStreamConfig>,
 }
 
 impl App {
@@ -41,6 +43,7 @@ impl App {
         let store = store_for(&config, &plan, &clock)
             .map_err(|error| format!("cannot set up the store: {error}"))?;
         let admin_config = config.admin.clone();
+        let streams = config.streams.clone();
         let destinations = Admin::destinations_of(&config, &plan);
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
         let admin = admin_config.map(|settings| {
@@ -52,6 +55,7 @@ impl App {
             plan,
             admin,
             admin_listener: None,
+            streams,
         })
     }
 
@@ -90,6 +94,7 @@ impl App {
             }
         }
         let deliveries = self.start_deliveries()?;
+        let connectors = crate::ohip::Connectors::start(&self.streams, &self.gateway);
         // One shutdown for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let admin = match self.admin {
@@ -136,6 +141,8 @@ impl App {
                 Ok(Ok(())) => {}
             }
         }
+        // Streams complete first (storing what is in flight), then delivery drains.
+        connectors.stop().await;
         if let Some(deliveries) = deliveries {
             deliveries.stop().await;
         }

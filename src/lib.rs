@@ -38,6 +38,7 @@ pub mod delivery;
 pub mod embed;
 pub mod events;
 pub mod inspect;
+pub mod ohip;
 pub mod pipeline;
 pub mod routes;
 pub mod send;

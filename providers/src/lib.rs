@@ -46,6 +46,7 @@ pub mod json;
 pub mod meta;
 pub mod mews;
 pub mod oracle_ohip;
+pub mod oracle_ohip_stream;
 pub mod pms;
 pub mod pms_web_api;
 pub mod provider;

@@ -9,6 +9,7 @@
 mod admin;
 mod destinations;
 mod env;
+mod ohip;
 mod problems;
 mod raw;
 mod redact;
@@ -20,6 +21,7 @@ pub use admin::{
 pub use destinations::{
     DEFAULT_RETRY, DestinationConfig, DestinationKind, Filter, HttpDestination,
 };
+pub use ohip::{DEFAULT_DEDUPE_TTL as OHIP_DEFAULT_DEDUPE_TTL, OhipStreamConfig};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +63,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub sources: Vec<SourceConfig>,
+    /// Sources porter connects out to (`oracle_ohip_stream`), in the order written.
+    pub streams: Vec<OhipStreamConfig>,
     pub destinations: Vec<DestinationConfig>,
     /// The admin listener, when `[admin]` is configured (always in the embedded default).
     pub admin: Option<AdminConfig>,
@@ -291,9 +295,26 @@ impl Config {
         });
         let store = store_config(store_table.unwrap_or_default(), errors);
         let mut sources = Vec::new();
+        let mut streams: Vec<OhipStreamConfig> = Vec::new();
         for (i, table) in source_tables.into_iter().enumerate() {
             let Some(table) = table else { continue };
             let key = format!("sources[{i}]");
+            if table.provider == porter_providers::oracle_ohip_stream::PROVIDER {
+                if let Some(stream) = stream_source(&key, table, errors) {
+                    if sources
+                        .iter()
+                        .any(|s: &SourceConfig| s.source.name() == stream.name)
+                        || streams.iter().any(|s| s.name == stream.name)
+                    {
+                        errors.push(ConfigError::new(
+                            format!("{key}.name"),
+                            format!("`{}` is already the name of another source", stream.name),
+                        ));
+                    }
+                    streams.push(stream);
+                }
+                continue;
+            }
             if let Some(source) =
                 source_config(&key, table, public_url.as_deref(), store.as_ref(), errors)
             {
@@ -301,7 +322,19 @@ impl Config {
             }
         }
         check_sources(&sources, errors);
-        let source_names: Vec<&str> = sources.iter().map(|s| s.source.name()).collect();
+        for stream in &streams {
+            if sources.iter().any(|s| s.source.name() == stream.name) {
+                errors.push(ConfigError::new(
+                    "sources",
+                    format!("`{}` is the name of two sources", stream.name),
+                ));
+            }
+        }
+        let source_names: Vec<&str> = sources
+            .iter()
+            .map(|s| s.source.name())
+            .chain(streams.iter().map(|s| s.name.as_str()))
+            .collect();
         let mut destination_list = Vec::new();
         for (i, table) in destination_tables.into_iter().enumerate() {
             let Some(table) = table else { continue };
@@ -312,7 +345,7 @@ impl Config {
             }
         }
         check_destinations(&destination_list, store.as_ref(), errors);
-        if sources.is_empty() && errors.is_empty() {
+        if sources.is_empty() && streams.is_empty() && errors.is_empty() {
             errors.push(ConfigError::new(
                 "sources",
                 "no sources are configured; porter would accept nothing",
@@ -322,6 +355,7 @@ impl Config {
             server: server?,
             store: store?,
             sources,
+            streams,
             destinations: destination_list.into_iter().map(|(_, d)| d).collect(),
             admin: match admin {
                 None => None,
@@ -629,7 +663,14 @@ fn source_config(
             "must be non-empty and use only letters, digits, `-` and `_`",
         ));
     }
-    if let Err(problem) = check_path(&table.path) {
+    let Some(path) = table.path else {
+        errors.push(ConfigError::new(
+            format!("{key}.path"),
+            "required: the route the provider calls, like /webhooks/whatsapp",
+        ));
+        return None;
+    };
+    if let Err(problem) = check_path(&path) {
         errors.push(ConfigError::new(format!("{key}.path"), problem));
     }
     let Some(provider) = Provider::from_id(&table.provider) else {
@@ -686,10 +727,53 @@ fn source_config(
     }
     Some(SourceConfig {
         source: source?,
-        path: table.path,
+        path,
         dedupe_ttl: dedupe_ttl?,
         allow_ips,
     })
+}
+
+/// A source porter connects out to: no route, no allow-list.
+fn stream_source(
+    key: &str,
+    table: raw::SourceTable,
+    errors: &mut Vec<ConfigError>,
+) -> Option<OhipStreamConfig> {
+    let before = errors.len();
+    let name_ok = !table.name.is_empty()
+        && table
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !name_ok {
+        errors.push(ConfigError::new(
+            format!("{key}.name"),
+            "must be non-empty and use only letters, digits, `-` and `_`",
+        ));
+    }
+    if table.path.is_some() {
+        errors.push(ConfigError::new(
+            format!("{key}.path"),
+            "an oracle_ohip_stream source has no path: porter connects out to OHIP",
+        ));
+    }
+    if table.allow_ips.is_some() {
+        errors.push(ConfigError::new(
+            format!("{key}.allow_ips"),
+            "an oracle_ohip_stream source receives no requests",
+        ));
+    }
+    let dedupe_ttl = duration(
+        &format!("{key}.dedupe_ttl"),
+        table.dedupe_ttl.as_deref(),
+        ohip::DEFAULT_DEDUPE_TTL,
+        errors,
+    );
+    let stream = ohip::ohip_stream_config(key, table.name, table.settings, dedupe_ttl, errors);
+    if errors.len() > before {
+        return None;
+    }
+    stream
 }
 
 /// Unique names; kinds the store can serve.

@@ -44,7 +44,8 @@ pub struct StoreTable {
 pub struct SourceTable {
     pub name: String,
     pub provider: String,
-    pub path: String,
+    /// Absent for a source porter connects out to (`oracle_ohip_stream`).
+    pub path: Option<String>,
     pub dedupe_ttl: Option<String>,
     pub allow_ips: Option<Vec<String>>,
     #[serde(flatten)]

@@ -106,6 +106,11 @@ impl Layout {
         }
     }
 
+    /// An OHIP stream source's saved offset.
+    pub fn ohip_offset(&self, source: &str) -> String {
+        format!("{}:ohip:{source}:offset", self.prefix)
+    }
+
     /// The attempt log of one entry for one destination (a list of JSON attempts).
     pub fn attempts(&self, destination: &str, shard: usize, entry: &str) -> String {
         format!("{}:attempts:{destination}:{shard}:{entry}", self.prefix)

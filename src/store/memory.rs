@@ -41,6 +41,8 @@ pub struct Recent {
 #[derive(Debug)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// OHIP stream sources' offsets.
+    offsets: Mutex<HashMap<String, String>>,
     capacity: usize,
     /// Destinations' schedules: every new event is pushed here in the same step.
     deliveries: Option<Arc<MemorySchedule>>,
@@ -104,6 +106,7 @@ impl MemoryStore {
 
     fn with_output(output: Output, capacity: usize) -> Self {
         Self {
+            offsets: Mutex::new(HashMap::new()),
             inner: Mutex::new(Inner {
                 output,
                 dedupe: HashMap::new(),
@@ -240,6 +243,23 @@ impl MemoryStore {
     /// A copy of the events held, oldest first.
     pub fn events(&self) -> Vec<Event> {
         self.lock().log.iter().cloned().collect()
+    }
+
+    /// The saved offset of OHIP stream source `source`.
+    pub fn ohip_offset(&self, source: &str) -> Option<String> {
+        self.offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(source)
+            .cloned()
+    }
+
+    /// Saves the offset of OHIP stream source `source`.
+    pub fn save_ohip_offset(&self, source: &str, offset: &str) {
+        self.offsets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(source.to_owned(), offset.to_owned());
     }
 
     /// The newest events stored (at most [`RECENT_EVENTS`]), oldest first.

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod layout;
 pub mod memory;
 pub mod memory_schedule;
+pub mod ohip;
 pub mod redis;
 mod redis_batch;
 pub mod redis_schedule;

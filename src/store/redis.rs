@@ -159,6 +159,27 @@ impl RedisStore {
         });
     }
 
+    /// The saved offset of OHIP stream source `source`.
+    pub async fn ohip_offset(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let mut connection = self.connection.get().await?;
+        redis::cmd("GET")
+            .arg(self.layout.ohip_offset(source))
+            .query_async(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
+    /// Saves the offset of OHIP stream source `source`.
+    pub async fn save_ohip_offset(&self, source: &str, offset: &str) -> Result<(), StoreError> {
+        let mut connection = self.connection.get().await?;
+        redis::cmd("SET")
+            .arg(self.layout.ohip_offset(source))
+            .arg(offset)
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
     /// A handle on the connection, for the delivery queue that shares it.
     pub(crate) async fn connection(&self) -> Result<Handle, StoreError> {
         self.connection.get().await

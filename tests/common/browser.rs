@@ -64,16 +64,27 @@ impl Browser {
     }
 
     /// The text of the first element matching `css`.
+    ///
+    /// Retried for 5 s: an element found just before a form's redirect replaces the page is
+    /// stale by the time its text is read.
     pub async fn text(&self, css: &str) -> String {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(5))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
-            .text()
-            .await
-            .expect("text")
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let found = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(5))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("no `{css}`: {e}"));
+            match found.text().await {
+                Ok(text) => return text,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    panic!("no text of `{css}`: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     pub async fn click(&self, css: &str) {

@@ -65,9 +65,27 @@ pub struct Event {
     pub providerdeliveryid: Option<String>,
     /// When porter received the request.
     pub receivedat: Timestamp,
+    /// An OHIP Streaming event's own words (`ohipoffset`, `ohipmodule`, `ohipevent`,
+    /// `ohiptimestamp`); absent on every other provider's events.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub ohip: Option<OhipExtensions>,
     /// `type` and `data`.
     #[serde(flatten)]
     pub body: EventBody,
+}
+
+/// The CloudEvents extensions of an event from the OHIP Streaming API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct OhipExtensions {
+    /// The stream offset the event was delivered at: decimal digits, exactly as sent.
+    pub ohipoffset: String,
+    /// OPERA's module (`RESERVATION`, `PROFILE`, `HOUSEKEEPING`, ...), as sent.
+    pub ohipmodule: String,
+    /// OPERA's action (`CHECK IN`, `UPDATE PROFILE`, ...), as sent.
+    pub ohipevent: String,
+    /// OPERA's timestamp text (`28-APR-24 06.18.59.028027 AM`), as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ohiptimestamp: Option<String>,
 }
 
 /// The CloudEvents spec version porter emits.
@@ -276,6 +294,7 @@ impl Origin<'_> {
             propertyid: attributes.property_id,
             providerdeliveryid: attributes.delivery_id,
             receivedat: self.received_at,
+            ohip: None,
             body,
         }
     }

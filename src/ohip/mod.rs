@@ -1,0 +1,295 @@
+//! The OHIP Streaming connector: a source porter connects out to, rather than one that calls.
+//!
+//! OPERA Cloud's business events come from a GraphQL subscription over WebSocket. For each
+//! `oracle_ohip_stream` source, one task ([`Connector`]) holds the stream: it fetches a token
+//! ([`token`]), opens a connection ([`session`]), stores every event through the same atomic
+//! dedupe-and-enqueue as a webhook, saves the stream offset in the store only once the event
+//! at it is stored, and on any end of the connection decides what comes next ([`policy`]):
+//! reconnect with backoff, wait out a 4409 lockout, or stop and say why.
+//!
+//! Guarantees: OHIP delivers at least once and replays from an offset inclusively; porter
+//! subscribes from the last stored offset, so after a crash at most the events after it come
+//! again, and their `uniqueEventId` keys make them duplicates: exactly once into the store.
+//! Between two connection attempts there are at least `reconnect_delay` (≥ 5 s, Oracle's
+//! minimum after a `complete`).
+//!
+//! What the pure parts (normalization, the query, the key hash) are lives in
+//! `porter_providers::oracle_ohip_stream`.
+
+pub mod policy;
+pub mod session;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::OhipStreamConfig;
+use crate::server::Gateway;
+use policy::{Ended, Next};
+use session::Session;
+
+/// What a connector is doing, for `/readyz`, the console and `porter ohip status`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum State {
+    Connecting,
+    Streaming,
+    Completing,
+    /// Waiting before the next attempt.
+    Waiting {
+        until: Timestamp,
+        after: String,
+    },
+    /// A configuration or permission problem: no more attempts until porter restarts.
+    Stopped {
+        reason: String,
+    },
+}
+
+/// A connector's status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub source: String,
+    #[serde(flatten)]
+    pub state: State,
+    pub connected: bool,
+    /// The offset of the last event stored.
+    pub offset: Option<String>,
+    pub last_event_at: Option<Timestamp>,
+    pub events: u64,
+    /// Connections ended, by close code (`1006`, `4409`, `http_400`, `rotated`…).
+    pub disconnects: BTreeMap<String, u64>,
+}
+
+/// A connector's status, shared with whoever reads it.
+#[derive(Debug)]
+pub struct Shared {
+    status: Mutex<Status>,
+}
+
+impl Shared {
+    fn new(source: &str) -> Self {
+        Self {
+            status: Mutex::new(Status {
+                source: source.to_owned(),
+                state: State::Connecting,
+                connected: false,
+                offset: None,
+                last_event_at: None,
+                events: 0,
+                disconnects: BTreeMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn status(&self) -> Status {
+        self.lock().clone()
+    }
+
+    fn set_state(&self, state: State) {
+        let mut status = self.lock();
+        status.connected = matches!(state, State::Streaming | State::Completing);
+        metrics::gauge!("porter_ohip_connected", "source" => status.source.clone())
+            .set(if status.connected { 1.0 } else { 0.0 });
+        status.state = state;
+    }
+
+    fn event(&self, offset: &str, at: Timestamp, new: bool) {
+        let mut status = self.lock();
+        status.offset = Some(offset.to_owned());
+        status.last_event_at = Some(at);
+        if new {
+            status.events += 1;
+            metrics::counter!("porter_ohip_events_total", "source" => status.source.clone())
+                .increment(1);
+        }
+        if let Ok(number) = offset.parse::<f64>() {
+            metrics::gauge!("porter_ohip_offset", "source" => status.source.clone()).set(number);
+        }
+    }
+
+    fn ended(&self, ended: &Ended) {
+        let mut status = self.lock();
+        let code = ended.code();
+        metrics::counter!("porter_ohip_disconnects_total", "source" => status.source.clone(), "code" => code.clone())
+            .increment(1);
+        *status.disconnects.entry(code).or_default() += 1;
+    }
+}
+
+/// The running connectors of a porter process.
+#[derive(Debug, Default)]
+pub struct Connectors {
+    running: Vec<(Arc<Shared>, JoinHandle<()>)>,
+    stop: Option<watch::Sender<bool>>,
+}
+
+impl Connectors {
+    /// Starts one connector per stream source, storing into `gateway`'s store.
+    pub fn start(streams: &[OhipStreamConfig], gateway: &Arc<Gateway>) -> Self {
+        if streams.is_empty() {
+            return Self::default();
+        }
+        let (stop, stopped) = watch::channel(false);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client with rustls");
+        let running = streams
+            .iter()
+            .map(|config| {
+                let shared = Arc::new(Shared::new(&config.name));
+                let connector = Connector {
+                    config: config.clone(),
+                    gateway: Arc::clone(gateway),
+                    shared: Arc::clone(&shared),
+                    http: http.clone(),
+                };
+                let task = tokio::spawn(connector.run(stopped.clone()));
+                (shared, task)
+            })
+            .collect();
+        Self {
+            running,
+            stop: Some(stop),
+        }
+    }
+
+    /// Every connector's status.
+    pub fn statuses(&self) -> Vec<Status> {
+        self.running.iter().map(|(s, _)| s.status()).collect()
+    }
+
+    /// Completes every stream (storing what is in flight) and waits for the connectors.
+    pub async fn stop(self) {
+        if let Some(stop) = self.stop {
+            let _ = stop.send(true);
+        }
+        for (_, task) in self.running {
+            let _ = task.await;
+        }
+    }
+}
+
+/// One stream source's connector.
+struct Connector {
+    config: OhipStreamConfig,
+    gateway: Arc<Gateway>,
+    shared: Arc<Shared>,
+    http: reqwest::Client,
+}
+
+impl Connector {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.config.name.clone();
+        let mut token: Option<token::Token> = None;
+        let mut failures = 0u32;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            self.shared.set_state(State::Connecting);
+            let ended = match self.token(&mut token).await {
+                Err(ended) => ended,
+                Ok(current) => {
+                    let session = Session {
+                        config: &self.config,
+                        store: &self.gateway.store,
+                        clock: &self.gateway.clock,
+                        shared: &self.shared,
+                    };
+                    session.run(&current, &mut shutdown).await
+                }
+            };
+            self.shared.ended(&ended);
+            let streamed = matches!(ended, Ended::Rotated)
+                || matches!(
+                    &ended,
+                    Ended::Closed {
+                        code: 1000 | 1001,
+                        ..
+                    }
+                );
+            failures = if streamed {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
+            let next = policy::next(
+                &ended,
+                failures.saturating_sub(1),
+                self.config.reconnect_delay,
+            );
+            let wait = match next {
+                Next::Stop(reason) => {
+                    if !matches!(ended, Ended::Shutdown) {
+                        tracing::error!(source = %name, code = %ended.code(), %reason, "OHIP stream stopped");
+                        self.shared.set_state(State::Stopped { reason });
+                    }
+                    return;
+                }
+                Next::Lockout => {
+                    tracing::warn!(source = %name, lockout_s = self.config.lockout.as_secs(), "OHIP says another consumer holds the stream (4409): waiting the lockout");
+                    self.config.lockout + jitter(self.config.lockout / 4)
+                }
+                Next::Reconnect { after, fresh_token } => {
+                    if fresh_token {
+                        token = None;
+                    }
+                    tracing::info!(source = %name, code = %ended.code(), detail = ?ended, "OHIP connection ended; reconnecting");
+                    after.max(self.config.reconnect_delay) + jitter(self.config.reconnect_delay / 4)
+                }
+            };
+            let until = self.gateway.clock.now() + wait;
+            self.shared.set_state(State::Waiting {
+                until,
+                after: ended.code(),
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stopped(&mut shutdown) => return,
+            }
+        }
+    }
+
+    /// The cached token unless it is due, else a new one.
+    async fn token(&self, cached: &mut Option<token::Token>) -> Result<token::Token, Ended> {
+        if let Some(current) = cached.as_ref()
+            && current.rotate_at > std::time::Instant::now() + Duration::from_secs(60)
+        {
+            return Ok(current.clone());
+        }
+        match token::fetch(&self.http, &self.config).await {
+            Ok(fresh) => {
+                *cached = Some(fresh.clone());
+                Ok(fresh)
+            }
+            Err(token::TokenError::Refused(status)) => Err(Ended::TokenRefused { status }),
+            Err(token::TokenError::Unavailable(detail)) => Err(Ended::Unreachable(detail)),
+        }
+    }
+}
+
+/// Resolves once porter is shutting down.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// A random wait in `[0, up_to)`, so that instances do not reconnect in step.
+fn jitter(up_to: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() || up_to.is_zero() {
+        return Duration::ZERO;
+    }
+    let fraction = u64::from_le_bytes(bytes) as f64 / u64::MAX as f64;
+    up_to.mul_f64(fraction)
+}

@@ -1,0 +1,320 @@
+//! The OHIP Streaming connector against a mock of Oracle's server on loopback: events stored
+//! exactly once with their offsets, resume after a dropped connection and after a killed
+//! porter, token rotation (complete, the server's close, ≥ 5 s, resubscribe), and each close
+//! code's reaction.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::config_from;
+use common::ohip_mock::{Fault, OhipMock};
+use common::redis_server::RedisServer;
+use common::served::{Served, signal, wait};
+use std::sync::Arc;
+
+use porter::ohip::{Connectors, State};
+use porter::server::{Clock, Gateway};
+use porter::store::{MemoryStore, Store};
+use serde_json::Value;
+
+const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"memory\"\n";
+
+/// A gateway on a memory store, and the connectors of `config`'s stream sources on it.
+fn start(config: porter::config::Config) -> (Arc<Gateway>, Connectors) {
+    let streams = config.streams.clone();
+    let store = Store::Memory(MemoryStore::new(false, 10_000));
+    let gateway = Arc::new(Gateway::with_store(config, store, Clock::system()));
+    let connectors = Connectors::start(&streams, &gateway);
+    (gateway, connectors)
+}
+
+fn events(gateway: &Gateway) -> Vec<Value> {
+    let Store::Memory(memory) = &gateway.store else {
+        panic!("memory store")
+    };
+    memory
+        .events()
+        .iter()
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .collect()
+}
+
+async fn until<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn events_are_stored_once_with_their_offsets_and_the_streams_words() {
+    let mock = OhipMock::start().await;
+    mock.state.push("RESERVATION", "CHECK IN", "1001");
+    mock.state.push("PROFILE", "UPDATE PROFILE", "2002");
+    let last = mock.state.push("HOUSEKEEPING", "UPDATE ROOM STATUS", "303");
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (store, connectors) = start(config);
+
+    let stored = until(Duration::from_secs(10), || {
+        let events = events(&store);
+        (events.len() == 3).then_some(events)
+    })
+    .await;
+    let types: Vec<&str> = stored.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "reservation.checked_in",
+            "guest.updated",
+            "housekeeping.status_changed"
+        ]
+    );
+    assert_eq!(stored[0]["provider"], "oracle_ohip_stream");
+    assert_eq!(stored[0]["source"], "/sources/opera");
+    assert_eq!(stored[0]["providereventid"], "uid-100");
+    assert_eq!(stored[0]["subject"], "1001");
+    assert_eq!(stored[0]["propertyid"], "HOTEL1");
+    assert_eq!(stored[0]["ohipoffset"], "100");
+    assert_eq!(stored[0]["ohipmodule"], "RESERVATION");
+    assert_eq!(stored[0]["ohipevent"], "CHECK IN");
+    assert_eq!(stored[0]["time"], "2024-04-28T06:18:59.028027Z");
+    assert_eq!(
+        store
+            .store
+            .ohip_offset("opera")
+            .await
+            .expect("offset")
+            .as_deref(),
+        Some(last.as_str())
+    );
+
+    // What the server saw: the app key itself (not its hash) and a token it issued.
+    let connections = mock.state.connections();
+    let init = connections[0].init.clone().expect("connection_init");
+    assert_eq!(init["payload"]["x-app-key"], common::ohip_mock::APP_KEY);
+    assert_eq!(init["payload"]["Authorization"], "Bearer token-1");
+    assert_eq!(connections[0].subscribed_from, [None]);
+    let statuses = connectors.statuses();
+    assert_eq!(statuses[0].state, State::Streaming);
+    assert_eq!(statuses[0].offset.as_deref(), Some(last.as_str()));
+    assert_eq!(statuses[0].events, 3);
+
+    // Events that arrive later are stored as they come.
+    mock.state.push("RESERVATION", "CHECK OUT", "1001");
+    until(Duration::from_secs(10), || {
+        (events(&store).len() == 4).then_some(())
+    })
+    .await;
+    connectors.stop().await;
+    // Stopping completes the stream; the server closes first.
+    let connections = mock.state.connections();
+    assert!(connections[0].completed_at.is_some(), "{connections:?}");
+    assert_eq!(connections[0].closed_with, Some(1000));
+}
+
+#[tokio::test]
+async fn a_dropped_connection_resumes_from_the_stored_offset_after_at_least_4_s() {
+    let mock = OhipMock::start().await;
+    for key in ["1", "2", "3", "4"] {
+        mock.state.push("RESERVATION", "UPDATE RESERVATION", key);
+    }
+    mock.state.knobs().faults = vec![(2, Fault::Drop)];
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (store, connectors) = start(config);
+    let stored = until(Duration::from_secs(30), || {
+        let events = events(&store);
+        (events.len() == 4).then_some(events)
+    })
+    .await;
+    let keys: Vec<&str> = stored
+        .iter()
+        .map(|e| e["providereventid"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["uid-100", "uid-103", "uid-106", "uid-109"]);
+    let connections = mock.state.connections();
+    assert_eq!(connections.len(), 2, "{connections:?}");
+    // Inclusive replay from the last stored offset: event 103 came twice, stored once.
+    assert_eq!(connections[1].subscribed_from, [Some("103".to_owned())]);
+    let gap = connections[1].opened.unwrap() - connections[0].opened.unwrap();
+    assert!(gap >= Duration::from_secs(4), "{gap:?}");
+    assert_eq!(connectors.statuses()[0].disconnects.get("1006"), Some(&1));
+    connectors.stop().await;
+}
+
+#[tokio::test]
+async fn the_token_is_rotated_by_complete_then_a_new_connection_at_least_5_s_later() {
+    let mock = OhipMock::start().await;
+    mock.state.knobs().token_ttl = Duration::from_secs(4);
+    mock.state.push("RESERVATION", "NEW RESERVATION", "1");
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (store, connectors) = start(config);
+    let connections = until(Duration::from_secs(20), || {
+        let connections = mock.state.connections();
+        (connections.len() >= 2 && !connections[1].subscribed_at.is_empty()).then_some(connections)
+    })
+    .await;
+    mock.state.push("RESERVATION", "CANCEL", "1");
+    until(Duration::from_secs(10), || {
+        (events(&store).len() == 2).then_some(())
+    })
+    .await;
+    let completed = connections[0]
+        .completed_at
+        .expect("complete sent before the close");
+    assert_eq!(
+        connections[0].closed_with,
+        Some(1000),
+        "the server closed first"
+    );
+    let resubscribed = connections[1].subscribed_at[0];
+    assert!(
+        resubscribed - completed >= Duration::from_secs(5),
+        "{:?}",
+        resubscribed - completed
+    );
+    assert!(mock.state.token_requests() >= 2);
+    assert_eq!(
+        connections[1].init.as_ref().unwrap()["payload"]["Authorization"],
+        "Bearer token-2"
+    );
+    assert_eq!(
+        connectors.statuses()[0].disconnects.get("rotated"),
+        Some(&1)
+    );
+    connectors.stop().await;
+}
+
+async fn stopped_reason(mock: &OhipMock) -> String {
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (_gateway, connectors) = start(config);
+    let reason = until(Duration::from_secs(10), || {
+        match &connectors.statuses()[0].state {
+            State::Stopped { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    })
+    .await;
+    connectors.stop().await;
+    reason
+}
+
+#[tokio::test]
+async fn an_invalid_subscription_or_a_forbidden_stream_stops_with_the_reason() {
+    let mock = OhipMock::start().await;
+    mock.state.knobs().refuse_subscription = Some(4400);
+    let reason = stopped_reason(&mock).await;
+    assert!(reason.contains("4400"), "{reason}");
+    assert!(reason.contains("chain_code"), "{reason}");
+
+    let mock = OhipMock::start().await;
+    mock.state.knobs().refuse_subscription = Some(4403);
+    let reason = stopped_reason(&mock).await;
+    assert!(
+        reason.contains("4403") && reason.contains("approved"),
+        "{reason}"
+    );
+
+    let mock = OhipMock::start().await;
+    mock.state.knobs().refuse_upgrade = Some(400);
+    let reason = stopped_reason(&mock).await;
+    assert!(reason.contains("HTTP 400"), "{reason}");
+
+    let mock = OhipMock::start().await;
+    mock.state.knobs().refuse_credentials = true;
+    let reason = stopped_reason(&mock).await;
+    assert!(reason.contains("client_secret"), "{reason}");
+    // One refused token request, not a loop of them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mock.state.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn another_consumer_4409_waits_the_lockout_then_streams() {
+    let mock = OhipMock::start().await;
+    mock.state.knobs().busy = 1;
+    mock.state.push("RESERVATION", "CHECK IN", "7");
+    let config = config_from(
+        &format!("{SERVER}{}", mock.source_toml("opera", "lockout = \"6s\"")),
+        &[],
+    );
+    let (store, connectors) = start(config);
+    until(Duration::from_secs(20), || {
+        (events(&store).len() == 1).then_some(())
+    })
+    .await;
+    let connections = mock.state.connections();
+    assert_eq!(connections[0].closed_with, Some(4409));
+    let gap = connections[1].opened.unwrap() - connections[0].opened.unwrap();
+    assert!(gap >= Duration::from_secs(6), "{gap:?}");
+    assert_eq!(connectors.statuses()[0].disconnects.get("4409"), Some(&1));
+    connectors.stop().await;
+}
+
+#[test]
+fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_twice() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mock = runtime.block_on(OhipMock::start());
+    for i in 0..5 {
+        mock.state
+            .push("RESERVATION", "UPDATE RESERVATION", &i.to_string());
+    }
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{}\"\n{}",
+            redis.url(),
+            common::ADMIN_TOKEN,
+            mock.source_toml("opera", "")
+        ),
+    )
+    .expect("config");
+    let config_arg = config.to_str().expect("utf-8");
+    let stream_len = || -> usize {
+        redis
+            .cli(&["XLEN", "porter:events"])
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut served = Served::start(dir.path(), &["--config", config_arg]);
+    let started = Instant::now();
+    while stream_len() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "events not stored"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Killed without a chance to complete or save anything more.
+    signal(&served.child, "KILL");
+    wait(&mut served.child, Duration::from_secs(5)).expect("killed");
+    drop(served);
+    for i in 5..8 {
+        mock.state
+            .push("RESERVATION", "UPDATE RESERVATION", &i.to_string());
+    }
+    let restarted = Served::start(dir.path(), &["--config", config_arg]);
+    let started = Instant::now();
+    while stream_len() < 8 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "events not stored after restart"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(stream_len(), 8, "an event was stored twice");
+    let connections = mock.state.connections();
+    let last = connections.last().expect("a connection");
+    // The offset of the fifth event (112), saved before the kill, replayed inclusively.
+    assert_eq!(last.subscribed_from, [Some("112".to_owned())]);
+    let _ = restarted.terminate();
+}
