@@ -64,6 +64,34 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// OHIP Streaming sources: their state, and where the next subscribe starts.
+    Ohip {
+        #[command(subcommand)]
+        command: OhipCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OhipCommand {
+    /// Per stream source: lease holder, stored offset, state, last event, disconnects.
+    Status {
+        /// Only this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// The configuration naming the store (default: ./porter.toml if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Replay a stream from OFFSET (inclusive) at its next subscribe.
+    Seek {
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        offset: String,
+        /// The configuration naming the store (default: ./porter.toml if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +153,17 @@ pub fn run() -> ExitCode {
         Command::Events {
             command: EventsCommand::Show { id, config },
         } => inspect::events_show(config.as_deref(), &id),
+        Command::Ohip {
+            command: OhipCommand::Status { source, config },
+        } => crate::ohip::cli::status(config.as_deref(), source.as_deref()),
+        Command::Ohip {
+            command:
+                OhipCommand::Seek {
+                    source,
+                    offset,
+                    config,
+                },
+        } => crate::ohip::cli::seek(config.as_deref(), &source, &offset),
         Command::Dlq {
             command: DlqCommand::List { config, count },
         } => inspect::dlq_list(config.as_deref(), count),
@@ -305,7 +344,11 @@ fn print_routes(config: &Config, out: &mut impl std::io::Write) -> std::io::Resu
         out,
         "{}: OK ({}, {}, {} store, listening on {})",
         config.origin,
-        plural(config.sources.len(), "source", "sources"),
+        plural(
+            config.sources.len() + config.streams.len(),
+            "source",
+            "sources"
+        ),
         plural(config.destinations.len(), "destination", "destinations"),
         config.store.kind_name(),
         config.server.listen
@@ -331,6 +374,19 @@ fn print_routes(config: &Config, out: &mut impl std::io::Write) -> std::io::Resu
     }
     for path in RESERVED_PATHS {
         writeln!(out, "{:<10} {:<45} {:<16} -", "GET", path, "(porter)")?;
+    }
+    if !config.streams.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "{:<16} {:<45} CHAIN", "STREAM SOURCE", "CONNECTS TO")?;
+        for stream in &config.streams {
+            writeln!(
+                out,
+                "{:<16} {:<45} {}",
+                stream.name,
+                stream.ws_url.as_str(),
+                stream.chain_code
+            )?;
+        }
     }
     if !config.destinations.is_empty() {
         writeln!(out)?;

@@ -273,7 +273,7 @@ fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_tw
              [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{}\"\n{}",
             redis.url(),
             common::ADMIN_TOKEN,
-            mock.source_toml("opera", "")
+            mock.source_toml("opera", "lease = \"3s\"")
         ),
     )
     .expect("config");
@@ -317,4 +317,162 @@ fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_tw
     // The offset of the fifth event (112), saved before the kill, replayed inclusively.
     assert_eq!(last.subscribed_from, [Some("112".to_owned())]);
     let _ = restarted.terminate();
+}
+
+#[test]
+fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mock = runtime.block_on(OhipMock::start());
+    mock.state.push("RESERVATION", "NEW RESERVATION", "1");
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{}\"\n{}",
+            redis.url(),
+            common::ADMIN_TOKEN,
+            mock.source_toml("opera", "lease = \"3s\"")
+        ),
+    )
+    .expect("config");
+    let config_arg = config.to_str().expect("utf-8");
+    let stream_len = || -> usize {
+        redis
+            .cli(&["XLEN", "porter:events"])
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut first = Served::start(dir.path(), &["--config", config_arg]);
+    let started = Instant::now();
+    while stream_len() < 1 {
+        assert!(started.elapsed() < Duration::from_secs(15), "not streaming");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let second = Served::start(dir.path(), &["--config", config_arg]);
+    std::thread::sleep(Duration::from_secs(4));
+    // The second instance stands by: OHIP saw one consumer only.
+    assert_eq!(mock.state.connections().len(), 1);
+    assert_eq!(mock.state.upgrades(), 1);
+
+    signal(&first.child, "KILL");
+    wait(&mut first.child, Duration::from_secs(5)).expect("killed");
+    let killed = Instant::now();
+    drop(first);
+    mock.state.push("RESERVATION", "CHECK IN", "1");
+    while stream_len() < 2 {
+        assert!(killed.elapsed() < Duration::from_secs(15), "no takeover");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let connections = mock.state.connections();
+    assert_eq!(connections.len(), 2, "{connections:?}");
+    // Within the lease (3 s) and a standby poll, from the offset the first one saved.
+    let takeover =
+        connections[1].opened.expect("opened") - killed.min(connections[1].opened.expect("opened"));
+    assert!(takeover <= Duration::from_secs(6), "{takeover:?}");
+    assert_eq!(connections[1].subscribed_from, [Some("100".to_owned())]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stream_len(), 2);
+
+    // `porter ohip status` reads what the instances share.
+    let ohip = |args: &[&str]| {
+        let output = common::served::porter()
+            .arg("ohip")
+            .args(args)
+            .args(["--config", config_arg])
+            .output()
+            .expect("porter ohip runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+    let (ok, status) = ohip(&["status"]);
+    assert!(ok, "{status}");
+    assert!(status.contains("opera  chain=CHAIN1"), "{status}");
+    assert!(status.contains("offset: 103"), "{status}");
+    assert!(
+        status.contains("state: streaming (connected: true)"),
+        "{status}"
+    );
+    assert!(!status.contains("holder: (nobody"), "{status}");
+    assert!(
+        !status.contains(common::ohip_mock::APP_KEY),
+        "the app key is never printed"
+    );
+    let _ = second.terminate();
+    // Shut down cleanly, the holder gave its lease up.
+    let (_, status) = ohip(&["status", "--source", "opera"]);
+    assert!(status.contains("holder: (nobody"), "{status}");
+    let (ok, seek) = ohip(&["seek", "--source", "opera", "--offset", "100"]);
+    assert!(ok, "{seek}");
+    let (_, status) = ohip(&["status"]);
+    assert!(status.contains("offset: 100"), "{status}");
+    let (ok, refused) = ohip(&["seek", "--source", "opera", "--offset", "12a"]);
+    assert!(!ok && refused.contains("decimal digits"), "{refused}");
+    let (ok, refused) = ohip(&["status", "--source", "nope"]);
+    assert!(
+        !ok && refused.contains("no oracle_ohip_stream source named `nope`"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn check_config_lists_stream_sources_and_names_their_mistakes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[[sources]]\nname = \"opera\"\n\
+         provider = \"oracle_ohip_stream\"\ngateway_url = \"https://ohip.example.com\"\n\
+         app_key = \"${OHIP_APP_KEY}\"\nclient_id = \"client\"\n\
+         client_secret = \"${OHIP_CLIENT_SECRET}\"\nchain_code = \"CHAIN1\"\n",
+    )
+    .expect("write");
+    let output = common::served::porter()
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .env("OHIP_APP_KEY", "41ecd082-8997-4c69-af34-2f72b83645ff")
+        .env("OHIP_CLIENT_SECRET", "s3cret-value")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("opera            wss://ohip.example.com/subscriptions          CHAIN1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret-value") && !stdout.contains("41ecd082"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[[sources]]\nname = \"opera\"\n\
+         provider = \"oracle_ohip_stream\"\npath = \"/ohip\"\ngateway_url = \"ftp://x\"\n\
+         app_key = \"k\"\nclient_id = \"c\"\nclient_secret = \"s3cret-value\"\n\
+         chain_code = \"CHAIN\\\"1\"\nping_every = \"30s\"\n",
+    )
+    .expect("write");
+    let output = common::served::porter()
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for problem in [
+        "sources[0] (opera).path: an oracle_ohip_stream source has no path",
+        "sources[0] (opera).gateway_url: must be the environment's gateway URL",
+        "sources[0] (opera).chain_code: must be 1 to 20 letters",
+        "sources[0] (opera).ping_every: must be a duration from 1 s to 15 s",
+    ] {
+        assert!(
+            stderr.contains(problem),
+            "{problem} missing from:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("s3cret-value"), "{stderr}");
 }

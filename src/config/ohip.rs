@@ -50,6 +50,10 @@ pub struct OhipStreamTable {
     /// Silence from the server that ends a connection (default 120 s).
     #[serde(default)]
     liveness: Option<String>,
+    /// The single-consumer lease among instances sharing a Redis store (default 15 s):
+    /// another instance takes over within this after the holder dies.
+    #[serde(default)]
+    lease: Option<String>,
 }
 
 /// A checked stream source.
@@ -73,7 +77,22 @@ pub struct OhipStreamConfig {
     pub rotate_every: Duration,
     pub ping_every: Duration,
     pub liveness: Duration,
+    pub lease: Duration,
     pub dedupe_ttl: Duration,
+}
+
+impl OhipStreamConfig {
+    /// Names the stream for its lease: OHIP allows one consumer per (gateway, app key, chain).
+    /// A hash, so that the app key never appears in a key name.
+    pub fn lease_key(&self) -> String {
+        let digest = porter_providers::oracle_ohip_stream::key_hash(&format!(
+            "{}|{}|{}",
+            self.gateway_url,
+            self.app_key.expose(),
+            self.chain_code
+        ));
+        digest[..32].to_owned()
+    }
 }
 
 /// Checks a stream source's table (`settings` = every key but `name`, `provider`, `path`,
@@ -189,6 +208,12 @@ pub fn ohip_stream_config(
         Duration::from_secs(10),
         (1, 15),
     );
+    let lease = wait(
+        "lease",
+        table.lease.as_deref(),
+        Duration::from_secs(15),
+        (3, 300),
+    );
     let liveness = wait(
         "liveness",
         table.liveness.as_deref(),
@@ -226,6 +251,7 @@ pub fn ohip_stream_config(
         rotate_every: rotate_every?,
         ping_every: ping_every?,
         liveness: liveness?,
+        lease: lease?,
         dedupe_ttl: dedupe_ttl.unwrap_or(DEFAULT_DEDUPE_TTL),
     })
 }

@@ -16,6 +16,7 @@
 //! What the pure parts (normalization, the query, the key hash) are lives in
 //! `porter_providers::oracle_ohip_stream`.
 
+pub mod cli;
 pub mod policy;
 pub mod session;
 pub mod token;
@@ -62,6 +63,8 @@ pub struct Status {
     pub offset: Option<String>,
     pub last_event_at: Option<Timestamp>,
     pub events: u64,
+    /// This instance's id while it holds the stream's lease.
+    pub holder: Option<String>,
     /// Connections ended, by close code (`1006`, `4409`, `http_400`, `rotated`…).
     pub disconnects: BTreeMap<String, u64>,
 }
@@ -82,6 +85,7 @@ impl Shared {
                 offset: None,
                 last_event_at: None,
                 events: 0,
+                holder: None,
                 disconnects: BTreeMap::new(),
             }),
         }
@@ -117,6 +121,10 @@ impl Shared {
         }
     }
 
+    fn holding(&self, holder: Option<&str>) {
+        self.lock().holder = holder.map(str::to_owned);
+    }
+
     fn ended(&self, ended: &Ended) {
         let mut status = self.lock();
         let code = ended.code();
@@ -140,6 +148,10 @@ impl Connectors {
             return Self::default();
         }
         let (stop, stopped) = watch::channel(false);
+        // This process's id in the streams' leases.
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id).expect("the system's random source");
+        let holder = format!("{}-{}", std::process::id(), hex::encode(id));
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -151,6 +163,7 @@ impl Connectors {
                 let connector = Connector {
                     config: config.clone(),
                     gateway: Arc::clone(gateway),
+                    holder: holder.clone(),
                     shared: Arc::clone(&shared),
                     http: http.clone(),
                 };
@@ -184,6 +197,8 @@ impl Connectors {
 struct Connector {
     config: OhipStreamConfig,
     gateway: Arc<Gateway>,
+    /// This process's id in the stream's lease.
+    holder: String,
     shared: Arc<Shared>,
     http: reqwest::Client,
 }
@@ -193,8 +208,12 @@ impl Connector {
         let name = self.config.name.clone();
         let mut token: Option<token::Token> = None;
         let mut failures = 0u32;
+        let lease_key = self.config.lease_key();
         loop {
             if *shutdown.borrow() {
+                return;
+            }
+            if !self.standby(&lease_key, &mut shutdown).await {
                 return;
             }
             self.shared.set_state(State::Connecting);
@@ -206,11 +225,13 @@ impl Connector {
                         store: &self.gateway.store,
                         clock: &self.gateway.clock,
                         shared: &self.shared,
+                        lease: (&lease_key, &self.holder),
                     };
                     session.run(&current, &mut shutdown).await
                 }
             };
             self.shared.ended(&ended);
+            self.publish().await;
             let streamed = matches!(ended, Ended::Rotated)
                 || matches!(
                     &ended,
@@ -224,6 +245,15 @@ impl Connector {
             } else {
                 failures.saturating_add(1)
             };
+            if matches!(ended, Ended::Shutdown) {
+                let _ = self
+                    .gateway
+                    .store
+                    .release_ohip_lease(&lease_key, &self.holder)
+                    .await;
+                self.shared.holding(None);
+                return;
+            }
             let next = policy::next(
                 &ended,
                 failures.saturating_sub(1),
@@ -261,6 +291,49 @@ impl Connector {
         }
     }
 
+    /// Publishes the status in the store for `porter ohip status` (best effort).
+    async fn publish(&self) {
+        publish(&self.gateway.store, &self.shared).await;
+    }
+
+    /// Waits until this instance holds the stream's lease (at once on a memory store);
+    /// `false` when porter is shutting down first.
+    async fn standby(&self, key: &str, shutdown: &mut watch::Receiver<bool>) -> bool {
+        let mut said = false;
+        loop {
+            match self
+                .gateway
+                .store
+                .ohip_lease(key, &self.holder, self.config.lease)
+                .await
+            {
+                Ok(true) => {
+                    self.shared.holding(Some(&self.holder));
+                    self.publish().await;
+                    return true;
+                }
+                Ok(false) if !said => {
+                    tracing::info!(source = %self.config.name, "another instance holds the OHIP stream; standing by");
+                    said = true;
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(source = %self.config.name, %error, "cannot take the OHIP stream's lease")
+                }
+            }
+            self.shared.holding(None);
+            let wait = self.config.lease / 3;
+            self.shared.set_state(State::Waiting {
+                until: self.gateway.clock.now() + wait,
+                after: "standby".to_owned(),
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stopped(shutdown) => return false,
+            }
+        }
+    }
+
     /// The cached token unless it is due, else a new one.
     async fn token(&self, cached: &mut Option<token::Token>) -> Result<token::Token, Ended> {
         if let Some(current) = cached.as_ref()
@@ -276,6 +349,14 @@ impl Connector {
             Err(token::TokenError::Refused(status)) => Err(Ended::TokenRefused { status }),
             Err(token::TokenError::Unavailable(detail)) => Err(Ended::Unreachable(detail)),
         }
+    }
+}
+
+/// Publishes `shared`'s status in `store` (best effort: a status is not worth failing for).
+async fn publish(store: &crate::store::Store, shared: &Shared) {
+    let status = shared.status();
+    if let Ok(json) = serde_json::to_string(&status) {
+        let _ = store.save_ohip_status(&status.source, &json).await;
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Ended {
     Protocol(String),
     /// Storing an event failed: reconnect from the last stored offset.
     Store(String),
+    /// Another instance holds the stream's lease now (this one could not renew it in time).
+    LeaseLost,
 }
 
 impl Ended {
@@ -43,6 +45,7 @@ impl Ended {
             Ended::Shutdown => "shutdown".to_owned(),
             Ended::Protocol(_) => "protocol".to_owned(),
             Ended::Store(_) => "store".to_owned(),
+            Ended::LeaseLost => "lease_lost".to_owned(),
         }
     }
 }
@@ -63,7 +66,7 @@ pub enum Next {
 pub fn next(ended: &Ended, failures: u32, base: Duration) -> Next {
     let backoff = backoff(failures, base);
     match ended {
-        Ended::Rotated => Next::Reconnect {
+        Ended::Rotated | Ended::LeaseLost => Next::Reconnect {
             after: Duration::ZERO,
             fresh_token: true,
         },

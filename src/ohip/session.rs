@@ -49,6 +49,8 @@ pub struct Session<'a> {
     pub store: &'a Store,
     pub clock: &'a Clock,
     pub shared: &'a Shared,
+    /// The lease this connection holds: (key, holder); renewed every third of its period.
+    pub lease: (&'a str, &'a str),
 }
 
 type Socket =
@@ -92,6 +94,7 @@ impl Session<'_> {
             "OHIP stream subscribed"
         );
         self.shared.set_state(State::Streaming);
+        super::publish(self.store, self.shared).await;
         self.stream(&mut socket, &id, token, shutdown).await
     }
 
@@ -162,6 +165,9 @@ impl Session<'_> {
         ping.tick().await;
         let mut last_frame = Instant::now();
         let rotate_at = tokio::time::Instant::from_std(token.rotate_at);
+        let mut renew = tokio::time::interval(self.config.lease / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await;
         loop {
             let silent_until = tokio::time::Instant::from_std(last_frame + self.config.liveness);
             tokio::select! {
@@ -170,6 +176,20 @@ impl Session<'_> {
                     match self.frame(socket, frame).await {
                         Step::Continue => {}
                         Step::End(ended) => return ended,
+                    }
+                }
+                _ = renew.tick() => {
+                    let (key, holder) = self.lease;
+                    match self.store.ohip_lease(key, holder, self.config.lease).await {
+                        Ok(true) => super::publish(self.store, self.shared).await,
+                        Ok(false) => {
+                            tracing::warn!(source = %self.config.name, "another instance holds the OHIP stream now; completing");
+                            return match self.complete(socket, id).await {
+                                Some(ended) => ended,
+                                None => Ended::LeaseLost,
+                            };
+                        }
+                        Err(error) => return Ended::Store(error.to_string()),
                     }
                 }
                 _ = ping.tick() => {

@@ -111,6 +111,17 @@ impl Layout {
         format!("{}:ohip:{source}:offset", self.prefix)
     }
 
+    /// The status an OHIP stream's connector last published.
+    pub fn ohip_status(&self, source: &str) -> String {
+        format!("{}:ohip:{source}:status", self.prefix)
+    }
+
+    /// The single-consumer lease of one OHIP stream (named by a hash of gateway, app key and
+    /// chain: the app key itself never appears in a key name).
+    pub fn ohip_lease(&self, stream: &str) -> String {
+        format!("{}:ohip:lease:{stream}", self.prefix)
+    }
+
     /// The attempt log of one entry for one destination (a list of JSON attempts).
     pub fn attempts(&self, destination: &str, shard: usize, entry: &str) -> String {
         format!("{}:attempts:{destination}:{shard}:{entry}", self.prefix)

@@ -27,3 +27,116 @@ impl Store {
         }
     }
 }
+
+/// Takes or extends the lease `key` for `holder` for `ttl`; `false` when another holder has
+/// it. Only one instance sharing a Redis store holds a stream's lease, so only one connects
+/// (OHIP allows one consumer per app key and chain). A memory store is one process: always
+/// its own holder.
+const LEASE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Releases the lease `key` if `holder` has it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+impl Store {
+    /// See [`LEASE`].
+    pub async fn ohip_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(true),
+            Store::Redis(store) => {
+                let mut connection = store.connection().await?;
+                let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                let taken: i64 = redis::Script::new(LEASE)
+                    .key(store.layout().ohip_lease(key))
+                    .arg(holder)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Ok(taken == 1)
+            }
+        }
+    }
+
+    /// Gives the lease up (on shutdown), so another instance takes over at once.
+    pub async fn release_ohip_lease(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => {
+                let mut connection = store.connection().await?;
+                redis::Script::new(RELEASE)
+                    .key(store.layout().ohip_lease(key))
+                    .arg(holder)
+                    .invoke_async::<i64>(&mut connection)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Who holds the lease `key` (Redis), for `porter ohip status`.
+    pub async fn ohip_lease_holder(&self, key: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Redis(store) => {
+                let mut connection = store.connection().await?;
+                redis::cmd("GET")
+                    .arg(store.layout().ohip_lease(key))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Publishes a stream connector's status (JSON) for `porter ohip status` (Redis only: a
+    /// memory store is read inside its process).
+    pub async fn save_ohip_status(&self, source: &str, status: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(_) => Ok(()),
+            Store::Redis(store) => {
+                let mut connection = store.connection().await?;
+                redis::cmd("SET")
+                    .arg(store.layout().ohip_status(source))
+                    .arg(status)
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+            }
+        }
+    }
+
+    /// The status a connector last published.
+    pub async fn ohip_status(&self, source: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Redis(store) => {
+                let mut connection = store.connection().await?;
+                redis::cmd("GET")
+                    .arg(store.layout().ohip_status(source))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+            }
+        }
+    }
+}

@@ -278,3 +278,43 @@ fn the_subscription_query_has_its_arguments_inline() {
     assert!(valid_hotel_codes(&hotels));
     assert!(!valid_hotel_codes(&["A,B".to_owned()]));
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn on_any_timestamp_text(text in "\\PC{0,40}") {
+            let _ = oracle_time(&text, &TimeZone::UTC);
+        }
+
+        #[test]
+        fn on_timestamp_shaped_text(
+            day in "[0-9]{0,3}", month in "[A-Za-z]{0,4}", year in "[0-9]{0,5}",
+            clock in "[0-9.]{0,20}", meridiem in "(AM|PM|am|XM|)",
+        ) {
+            let _ = oracle_time(&format!("{day}-{month}-{year} {clock} {meridiem}"), &TimeZone::UTC);
+        }
+
+        #[test]
+        fn on_any_json_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = normalize_utc(&value);
+            }
+        }
+
+        #[test]
+        fn on_event_shaped_json(
+            offset in "\\PC{0,25}", module in "\\PC{0,20}", name in "\\PC{0,20}",
+            element in "\\PC{0,20}", value in "\\PC{0,30}", timestamp in "\\PC{0,30}",
+        ) {
+            let event = json!({
+                "metadata": {"offset": offset, "uniqueEventId": value},
+                "moduleName": module, "eventName": name, "timestamp": timestamp,
+                "detail": [{"elementName": element, "newValue": value}]
+            });
+            let _ = normalize_utc(&event);
+        }
+    }
+}

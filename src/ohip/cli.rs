@@ -1,0 +1,159 @@
+//! `porter ohip status` and `porter ohip seek`: a stream source's state, read from the Redis
+//! store the serving instances share, and where its next subscribe starts.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use porter_providers::oracle_ohip_stream::is_offset;
+
+use crate::clock::Clock;
+use crate::config::{Config, OhipStreamConfig, StoreKind};
+use crate::delivery::Plan;
+use crate::server::store_for;
+use crate::store::Store;
+
+/// Runs `work` with the configuration's stream sources (all, or `source`) and its Redis store.
+fn with_streams<F, Fut>(path: Option<&Path>, source: Option<&str>, work: F) -> ExitCode
+where
+    F: FnOnce(Vec<OhipStreamConfig>, Store) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let config = match Config::resolve(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let streams: Vec<OhipStreamConfig> = config
+        .streams
+        .iter()
+        .filter(|s| source.is_none_or(|name| s.name == name))
+        .cloned()
+        .collect();
+    if streams.is_empty() {
+        eprintln!(
+            "porter ohip: {}",
+            match source {
+                Some(name) => format!("no oracle_ohip_stream source named `{name}`"),
+                None => "the configuration has no oracle_ohip_stream source".to_owned(),
+            }
+        );
+        return ExitCode::FAILURE;
+    }
+    if let StoreKind::Memory { .. } = config.store.kind {
+        eprintln!(
+            "porter ohip: the memory store lives inside `porter serve` and cannot be read from \
+             another process; use the redis store (the console shows a memory store's streams)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("porter ohip: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let store = match store_for(&config, &Plan::default(), &Clock::system()) {
+            Ok(store) => store,
+            Err(error) => {
+                eprintln!("porter ohip: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match work(streams, store).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("porter ohip: {message}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `porter ohip status [--source NAME]`: per stream, the lease holder, the stored offset and
+/// what its connector last published (state, last event, disconnects by close code).
+pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
+    with_streams(path, source, |streams, store| async move {
+        for stream in streams {
+            let offset = store
+                .ohip_offset(&stream.name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let holder = store
+                .ohip_lease_holder(&stream.lease_key())
+                .await
+                .map_err(|e| e.to_string())?;
+            let published = store
+                .ohip_status(&stream.name)
+                .await
+                .map_err(|e| e.to_string())?;
+            let published: serde_json::Value = published
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or_default();
+            println!(
+                "{}  chain={}  gateway={}",
+                stream.name, stream.chain_code, stream.gateway_url
+            );
+            println!("  offset: {}", offset.as_deref().unwrap_or("(none stored)"));
+            println!(
+                "  holder: {}",
+                holder
+                    .as_deref()
+                    .unwrap_or("(nobody: no instance holds the stream)")
+            );
+            if published.is_null() {
+                println!("  state: (never published)");
+                continue;
+            }
+            let text = |key: &str| match &published[key] {
+                serde_json::Value::Null => "-".to_owned(),
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let mut state = text("state");
+            if published.get("reason").is_some() {
+                state = format!("{state}: {}", text("reason"));
+            }
+            if published.get("until").is_some() {
+                state = format!("{state} until {} (after {})", text("until"), text("after"));
+            }
+            println!("  state: {state} (connected: {})", text("connected"));
+            println!(
+                "  last event: {}  events stored: {}",
+                text("last_event_at"),
+                text("events")
+            );
+            println!("  disconnects: {}", published["disconnects"]);
+        }
+        Ok(())
+    })
+}
+
+/// `porter ohip seek --source NAME --offset N`: the next subscribe replays from N (inclusive).
+/// Running connectors use it at their next (re)connection; restart them to apply it now.
+pub fn seek(path: Option<&Path>, source: &str, offset: &str) -> ExitCode {
+    if !is_offset(offset) {
+        eprintln!("porter ohip seek: --offset must be 1 to 20 decimal digits, like 1827");
+        return ExitCode::FAILURE;
+    }
+    let offset = offset.to_owned();
+    with_streams(path, Some(source), |streams, store| async move {
+        let stream = &streams[0];
+        store
+            .save_ohip_offset(&stream.name, &offset)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "{}: the next subscribe replays from offset {offset} (inclusive); events already \
+             stored within dedupe_ttl are duplicates, not stored again",
+            stream.name
+        );
+        Ok(())
+    })
+}
