@@ -143,6 +143,8 @@ async fn a_dropped_connection_resumes_from_the_stored_offset_after_at_least_4_s(
     let gap = connections[1].opened.unwrap() - connections[0].opened.unwrap();
     assert!(gap >= Duration::from_secs(4), "{gap:?}");
     assert_eq!(connectors.statuses()[0].disconnects.get("1006"), Some(&1));
+    // The stored offset came back first: no gap.
+    assert_eq!(connectors.statuses()[0].gap, None);
     connectors.stop().await;
 }
 
@@ -475,4 +477,29 @@ fn check_config_lists_stream_sources_and_names_their_mistakes() {
         );
     }
     assert!(!stderr.contains("s3cret-value"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_resume_past_the_stored_offset_is_reported_as_a_gap() {
+    let mock = OhipMock::start().await;
+    mock.state.push("RESERVATION", "CHECK IN", "1");
+    mock.state.push("RESERVATION", "CHECK IN", "2");
+    mock.state.knobs().faults = vec![(2, Fault::Drop)];
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (store, connectors) = start(config);
+    until(Duration::from_secs(10), || {
+        (events(&store).len() == 2).then_some(())
+    })
+    .await;
+    // While porter is away, its stored offset (103) and the next event leave the retention.
+    mock.state.push("RESERVATION", "CHECK OUT", "1");
+    mock.state.push("RESERVATION", "CHECK OUT", "2");
+    mock.state.expire_before(109);
+    until(Duration::from_secs(20), || {
+        (events(&store).len() == 3).then_some(())
+    })
+    .await;
+    let status = connectors.statuses().remove(0);
+    assert_eq!(status.gap.as_deref(), Some("103..109"));
+    connectors.stop().await;
 }

@@ -15,7 +15,8 @@
 //!
 //! What Oracle really does: OHIP itself does not push signed HTTP webhooks; business events
 //! come from its streaming (WebSocket) or polling APIs. This source is for the HTTP relay the
-//! seed describes; a streaming connector would be a separate component.
+//! seed describes; OPERA Cloud's own stream is the `oracle_ohip_stream` source
+//! ([`crate::oracle_ohip_stream`], connector in the server crate's `ohip` module).
 
 use std::time::Duration;
 

@@ -130,6 +130,9 @@ pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
                 text("events")
             );
             println!("  disconnects: {}", published["disconnects"]);
+            if let Some(gap) = published["gap"].as_str() {
+                println!("  GAP: resumed past the stored offset ({gap}): events lost to retention");
+            }
         }
         Ok(())
     })

@@ -65,6 +65,12 @@ pub struct Status {
     pub events: u64,
     /// This instance's id while it holds the stream's lease.
     pub holder: Option<String>,
+    /// The last gap seen: a resume from offset A whose first event was past A, so A itself
+    /// (and maybe more) had left OHIP's 7-day retention: `A..B`.
+    pub gap: Option<String>,
+    /// The offset the current subscription resumed from, until its first event.
+    #[serde(skip)]
+    resumed_from: Option<String>,
     /// Connections ended, by close code (`1006`, `4409`, `http_400`, `rotated`…).
     pub disconnects: BTreeMap<String, u64>,
 }
@@ -86,6 +92,8 @@ impl Shared {
                 last_event_at: None,
                 events: 0,
                 holder: None,
+                gap: None,
+                resumed_from: None,
                 disconnects: BTreeMap::new(),
             }),
         }
@@ -107,8 +115,27 @@ impl Shared {
         status.state = state;
     }
 
+    /// Notes the offset a subscription resumes from (inclusively: the first event should be
+    /// at it).
+    fn resuming(&self, offset: Option<&str>) {
+        self.lock().resumed_from = offset.map(str::to_owned);
+    }
+
     fn event(&self, offset: &str, at: Timestamp, new: bool) {
         let mut status = self.lock();
+        if let Some(from) = status.resumed_from.take()
+            && porter_providers::oracle_ohip_stream::offset_cmp(offset, &from).is_gt()
+        {
+            tracing::error!(
+                source = %status.source,
+                resumed_from = %from,
+                first_event = %offset,
+                "OHIP resumed past the stored offset: events from it up to the first one received                  left OHIP's retention and are lost; resync the state through OHIP's REST APIs"
+            );
+            metrics::counter!("porter_ohip_gaps_total", "source" => status.source.clone())
+                .increment(1);
+            status.gap = Some(format!("{from}..{offset}"));
+        }
         status.offset = Some(offset.to_owned());
         status.last_event_at = Some(at);
         if new {

@@ -93,6 +93,7 @@ impl Session<'_> {
             offset = offset.as_deref().unwrap_or("(the server's cursor)"),
             "OHIP stream subscribed"
         );
+        self.shared.resuming(offset.as_deref());
         self.shared.set_state(State::Streaming);
         super::publish(self.store, self.shared).await;
         self.stream(&mut socket, &id, token, shutdown).await

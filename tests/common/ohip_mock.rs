@@ -136,6 +136,18 @@ impl MockState {
         offset
     }
 
+    /// Drops the events at offsets below `offset`, as OHIP's retention does after 7 days.
+    pub fn expire_before(&self, offset: u64) {
+        let mut inner = self.lock();
+        inner.events.retain(|e| {
+            e["metadata"]["offset"]
+                .as_str()
+                .and_then(|o| o.parse::<u64>().ok())
+                .is_some_and(|o| o >= offset)
+        });
+        inner.cursor = 0;
+    }
+
     pub fn connections(&self) -> Vec<Connection> {
         self.lock().connections.clone()
     }
