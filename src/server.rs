@@ -58,6 +58,18 @@ pub struct Gateway {
     pub intake: Arc<AtomicBool>,
     /// What this instance did: recent requests and time series for the admin listener.
     pub activity: Arc<Activity>,
+    /// The OHIP stream connectors' statuses, once they run (`/readyz`, the console).
+    pub streams: std::sync::OnceLock<Vec<Arc<crate::ohip::Shared>>>,
+}
+
+impl Gateway {
+    /// Every OHIP stream connector's status (none before they start).
+    pub fn stream_statuses(&self) -> Vec<crate::ohip::Status> {
+        self.streams
+            .get()
+            .map(|streams| streams.iter().map(|s| s.status()).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl Gateway {
@@ -90,6 +102,7 @@ impl Gateway {
             clock,
             intake: Arc::new(AtomicBool::new(true)),
             activity,
+            streams: std::sync::OnceLock::new(),
         }
     }
 
@@ -150,17 +163,34 @@ async fn healthz() -> impl IntoResponse {
     )
 }
 
+/// Ready when the store takes events. OHIP stream sources add a line each with their state
+/// (detail only: a stopped stream does not make the webhook sources unready).
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    if !gateway.intake_open() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "preparing delivery\n");
-    }
-    match gateway.store.ready().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(error) => {
-            tracing::warn!(%error, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n")
+    let (status, mut body) = if !gateway.intake_open() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "preparing delivery\n".to_owned(),
+        )
+    } else {
+        match gateway.store.ready().await {
+            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+            Err(error) => {
+                tracing::warn!(%error, "not ready");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable\n".to_owned(),
+                )
+            }
         }
+    };
+    for stream in gateway.stream_statuses() {
+        body.push_str(&format!(
+            "ohip {}: {}\n",
+            stream.source,
+            stream.state.label()
+        ));
     }
+    (status, body)
 }
 
 /// Serves `gateway` on `listener` until `shutdown` resolves, then drains requests in flight.

@@ -378,6 +378,38 @@ fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies(
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(stream_len(), 2);
 
+    // /readyz says how the stream is doing; the admin API and the console's overview too.
+    let get = |addr: std::net::SocketAddr, path: &str, token: bool| {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        let auth = if token {
+            format!("Authorization: Bearer {}\r\n", common::ADMIN_TOKEN)
+        } else {
+            String::new()
+        };
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read");
+        text
+    };
+    let ready = get(second.addr, "/readyz", false);
+    assert!(ready.contains("ready\nohip opera: streaming\n"), "{ready}");
+    let admin = second.admin_addr.expect("admin listener");
+    let overview = get(admin, "/api/overview", true);
+    assert!(
+        overview.contains(r#""source":"opera","state":"streaming""#),
+        "{overview}"
+    );
+    let page = get(admin, "/", true);
+    assert!(
+        page.contains("OHIP streams") && page.contains("streaming"),
+        "{page}"
+    );
+
     // `porter ohip status` reads what the instances share.
     let ohip = |args: &[&str]| {
         let output = common::served::porter()

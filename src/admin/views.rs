@@ -108,6 +108,8 @@ pub struct Overview {
     pub store: StoreHealth,
     pub sources: Vec<SourceOverview>,
     pub destinations: Vec<DestinationOverview>,
+    /// OHIP stream sources: state, offset, last event, disconnects.
+    pub streams: Vec<crate::ohip::Status>,
     /// Recent-request records dropped because the recorder could not keep up.
     pub records_dropped: u64,
 }
@@ -190,6 +192,7 @@ pub async fn overview(admin: &Admin) -> Overview {
         },
         sources,
         destinations,
+        streams: admin.gateway.stream_statuses(),
         records_dropped: activity.dropped(),
     }
 }

@@ -52,6 +52,19 @@ pub enum State {
     },
 }
 
+impl State {
+    /// One line for `/readyz` and the console.
+    pub fn label(&self) -> String {
+        match self {
+            State::Connecting => "connecting".to_owned(),
+            State::Streaming => "streaming".to_owned(),
+            State::Completing => "completing".to_owned(),
+            State::Waiting { until, after } => format!("waiting until {until} (after {after})"),
+            State::Stopped { reason } => format!("stopped: {reason}"),
+        }
+    }
+}
+
 /// A connector's status.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Status {
@@ -183,7 +196,7 @@ impl Connectors {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("an HTTP client with rustls");
-        let running = streams
+        let running: Vec<(Arc<Shared>, JoinHandle<()>)> = streams
             .iter()
             .map(|config| {
                 let shared = Arc::new(Shared::new(&config.name));
@@ -198,6 +211,12 @@ impl Connectors {
                 (shared, task)
             })
             .collect();
+        let _ = gateway.streams.set(
+            running
+                .iter()
+                .map(|(shared, _)| Arc::clone(shared))
+                .collect(),
+        );
         Self {
             running,
             stop: Some(stop),

@@ -144,6 +144,32 @@ pub fn overview(overview: &Overview, stats: &Stats) -> Markup {
                 }
             }
         }
+        @if !overview.streams.is_empty() {
+            h2 { "OHIP streams" }
+            table {
+                thead { tr {
+                    th { "Source" } th { "State" } th { "Offset" } th { "Last event" }
+                    th.number { "Events stored" } th { "Disconnects" } th { "Gap" }
+                } }
+                tbody {
+                    @for stream in &overview.streams {
+                        tr {
+                            td { a href={ "/events?source=" (segment(&stream.source)) } { (stream.source) } }
+                            @match &stream.state {
+                                crate::ohip::State::Streaming => td.ok { (stream.state.label()) },
+                                crate::ohip::State::Stopped { .. } => td.bad { (stream.state.label()) },
+                                _ => td.warn { (stream.state.label()) },
+                            }
+                            td { code { (stream.offset.as_deref().unwrap_or("-")) } }
+                            td { (stream.last_event_at.map(time).unwrap_or_else(|| "-".to_owned())) }
+                            td.number { (stream.events) }
+                            td { @for (code, n) in &stream.disconnects { code { (code) } " " (n) " " } }
+                            td.bad { (stream.gap.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
         h2 { "Destinations" }
         (destinations_table(&overview.destinations, None))
     }
