@@ -535,3 +535,45 @@ async fn a_resume_past_the_stored_offset_is_reported_as_a_gap() {
     assert_eq!(status.gap.as_deref(), Some("103..109"));
     connectors.stop().await;
 }
+
+#[tokio::test]
+async fn porter_pings_answers_pings_and_a_stream_without_pongs_stays_up_while_frames_flow() {
+    let mock = OhipMock::start().await;
+    {
+        let mut knobs = mock.state.knobs();
+        knobs.server_ping = true;
+        knobs.withhold_pongs = true;
+    }
+    mock.state.push("RESERVATION", "CHECK IN", "1");
+    let config = config_from(
+        &format!(
+            "{SERVER}{}",
+            mock.source_toml("opera", "ping_every = \"1s\"\nliveness = \"5s\"")
+        ),
+        &[],
+    );
+    let (store, connectors) = start(config);
+    until(Duration::from_secs(10), || {
+        (events(&store).len() == 1).then_some(())
+    })
+    .await;
+    // Events keep coming while OHIP answers no ping: any frame is proof of life.
+    for key in 2..=7 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        mock.state.push("RESERVATION", "CHECK IN", &key.to_string());
+    }
+    until(Duration::from_secs(10), || {
+        (events(&store).len() == 7).then_some(())
+    })
+    .await;
+    let connections = mock.state.connections();
+    assert_eq!(connections.len(), 1, "{connections:?}");
+    assert!(connections[0].pings >= 3, "{connections:?}");
+    assert_eq!(connections[0].pongs, 1, "the server's ping was answered");
+    // Silence beyond `liveness` (no events, no pongs) ends the connection as broken.
+    until(Duration::from_secs(20), || {
+        connectors.statuses()[0].disconnects.get("1006").copied()
+    })
+    .await;
+    connectors.stop().await;
+}

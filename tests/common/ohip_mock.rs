@@ -54,6 +54,10 @@ pub struct Knobs {
     pub busy: usize,
     /// Close every subscription with this code at once (4400, 4403…).
     pub refuse_subscription: Option<u16>,
+    /// Send a `ping` right after each subscribe (the client must answer `pong`).
+    pub server_ping: bool,
+    /// Never answer the client's pings (OHIP defers pongs during bursts).
+    pub withhold_pongs: bool,
 }
 
 impl Default for Knobs {
@@ -66,6 +70,8 @@ impl Default for Knobs {
             lockout_window: Duration::ZERO,
             busy: 0,
             refuse_subscription: None,
+            server_ping: false,
+            withhold_pongs: false,
         }
     }
 }
@@ -80,6 +86,8 @@ pub struct Connection {
     pub completed_at: Option<Instant>,
     pub closed_with: Option<u16>,
     pub pings: usize,
+    /// `pong`s the client sent (answers to the server's pings).
+    pub pongs: usize,
     pub init: Option<Value>,
     pub events_sent: usize,
 }
@@ -454,8 +462,12 @@ async fn subscriptions(stream: TcpStream, state: Arc<MockState>) {
                 match frame["type"].as_str() {
                     Some("ping") => {
                         record(&|c| c.pings += 1);
-                        let _ = socket.send(Message::text(json!({"type": "pong"}).to_string())).await;
+                        let withhold = state.knobs().withhold_pongs;
+                        if !withhold {
+                            let _ = socket.send(Message::text(json!({"type": "pong"}).to_string())).await;
+                        }
                     }
+                    Some("pong") => record(&|c| c.pongs += 1),
                     Some("subscribe") => {
                         let query = frame["payload"]["query"].as_str().unwrap_or_default().to_owned();
                         let offset = argument(&query, "offset");
@@ -498,6 +510,10 @@ async fn subscriptions(stream: TcpStream, state: Arc<MockState>) {
                             None => state.lock().cursor,
                         };
                         subscription = frame["id"].as_str().map(str::to_owned);
+                        let ping = state.knobs().server_ping;
+                        if ping {
+                            let _ = socket.send(Message::text(json!({"type": "ping"}).to_string())).await;
+                        }
                     }
                     Some("complete") => {
                         completed = true;
