@@ -577,3 +577,20 @@ async fn porter_pings_answers_pings_and_a_stream_without_pongs_stays_up_while_fr
     .await;
     connectors.stop().await;
 }
+
+#[tokio::test]
+async fn a_wss_gateway_is_reached_over_rustls_and_an_untrusted_certificate_is_refused() {
+    // The connector's WebSocket client speaks TLS with the process's one rustls provider: a
+    // server whose certificate no root vouches for is refused (an error, not a panic).
+    let mock = OhipMock::start().await;
+    let proxy =
+        common::tls_proxy::TlsProxy::start("localhost", mock.addr, Default::default()).await;
+    let url = format!("wss://localhost:{}/subscriptions", proxy.addr.port());
+    let error = tokio_tungstenite::connect_async(url)
+        .await
+        .expect_err("an untrusted certificate");
+    assert!(
+        error.to_string().to_lowercase().contains("certificate"),
+        "{error}"
+    );
+}
