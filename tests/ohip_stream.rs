@@ -194,7 +194,7 @@ async fn the_token_is_rotated_by_complete_then_a_new_connection_at_least_5_s_lat
 async fn stopped_reason(mock: &OhipMock) -> String {
     let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
     let (_gateway, connectors) = start(config);
-    let reason = until(Duration::from_secs(10), || {
+    let reason = until(Duration::from_secs(20), || {
         match &connectors.statuses()[0].state {
             State::Stopped { reason } => Some(reason.clone()),
             _ => None,
@@ -225,6 +225,22 @@ async fn an_invalid_subscription_or_a_forbidden_stream_stops_with_the_reason() {
     mock.state.knobs().refuse_upgrade = Some(400);
     let reason = stopped_reason(&mock).await;
     assert!(reason.contains("HTTP 400"), "{reason}");
+
+    // OHIP refusing the token at connection_init: one fresh token, then a stop.
+    let mock = OhipMock::start().await;
+    mock.state.knobs().refuse_init = true;
+    let started = Instant::now();
+    let reason = stopped_reason(&mock).await;
+    assert!(
+        reason.contains("4401") && reason.contains("app_key"),
+        "{reason}"
+    );
+    assert_eq!(mock.state.token_requests(), 2);
+    assert_eq!(mock.state.connections().len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "the retry kept its distance"
+    );
 
     let mock = OhipMock::start().await;
     mock.state.knobs().refuse_credentials = true;

@@ -92,11 +92,15 @@ pub struct Status {
 #[derive(Debug)]
 pub struct Shared {
     status: Mutex<Status>,
+    /// Whether the current connection got as far as a subscription (then its end is not a
+    /// failure in a row).
+    subscribed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
     fn new(source: &str) -> Self {
         Self {
+            subscribed: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(Status {
                 source: source.to_owned(),
                 state: State::Connecting,
@@ -121,6 +125,10 @@ impl Shared {
     }
 
     fn set_state(&self, state: State) {
+        if state == State::Streaming {
+            self.subscribed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let mut status = self.lock();
         status.connected = matches!(state, State::Streaming | State::Completing);
         metrics::gauge!("porter_ohip_connected", "source" => status.source.clone())
@@ -278,15 +286,12 @@ impl Connector {
             };
             self.shared.ended(&ended);
             self.publish().await;
-            let streamed = matches!(ended, Ended::Rotated)
-                || matches!(
-                    &ended,
-                    Ended::Closed {
-                        code: 1000 | 1001,
-                        ..
-                    }
-                );
-            failures = if streamed {
+            // A connection that subscribed was not a failed attempt; one that ended before is.
+            let subscribed = self
+                .shared
+                .subscribed
+                .swap(false, std::sync::atomic::Ordering::Relaxed);
+            failures = if subscribed || matches!(ended, Ended::Rotated) {
                 0
             } else {
                 failures.saturating_add(1)

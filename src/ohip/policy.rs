@@ -61,8 +61,8 @@ pub enum Next {
     Stop(String),
 }
 
-/// The reaction to `ended`, given how many attempts in a row have failed and the base of the
-/// backoff (`reconnect_delay`, 10 s by default).
+/// The reaction to `ended`, given how many attempts in a row failed before this one and the
+/// base of the backoff (`reconnect_delay`, 10 s by default).
 pub fn next(ended: &Ended, failures: u32, base: Duration) -> Next {
     let backoff = backoff(failures, base);
     match ended {
@@ -84,7 +84,7 @@ pub fn next(ended: &Ended, failures: u32, base: Duration) -> Next {
                 fresh_token: false,
             },
             // Unauthorised: the token (or the app key) was not accepted; try one new token.
-            4401 if failures < 2 => Next::Reconnect {
+            4401 if failures == 0 => Next::Reconnect {
                 after: backoff,
                 fresh_token: true,
             },
@@ -209,6 +209,6 @@ mod tests {
                 fresh_token: true
             }
         );
-        assert!(matches!(next(&closed(4401), 2, BASE), Next::Stop(_)));
+        assert!(matches!(next(&closed(4401), 1, BASE), Next::Stop(_)));
     }
 }

@@ -58,6 +58,8 @@ pub struct Knobs {
     pub server_ping: bool,
     /// Never answer the client's pings (OHIP defers pongs during bursts).
     pub withhold_pongs: bool,
+    /// Close every `connection_init` with 4401, whatever its token.
+    pub refuse_init: bool,
 }
 
 impl Default for Knobs {
@@ -72,6 +74,7 @@ impl Default for Knobs {
             refuse_subscription: None,
             server_ping: false,
             withhold_pongs: false,
+            refuse_init: false,
         }
     }
 }
@@ -396,7 +399,8 @@ async fn subscriptions(stream: TcpStream, state: Arc<MockState>) {
             .find(|(t, _)| format!("Bearer {t}") == bearer)
             .map(|(_, expires)| *expires)
     };
-    let app_key_ok = init["payload"]["x-app-key"].as_str() == Some(APP_KEY);
+    let app_key_ok =
+        init["payload"]["x-app-key"].as_str() == Some(APP_KEY) && !state.knobs().refuse_init;
     let Some(token_expires) = token_expires.filter(|e| *e > Instant::now() && app_key_ok) else {
         let _ = socket.send(close(4401, "Unauthorized")).await;
         record(&|c| c.closed_with = Some(4401));
