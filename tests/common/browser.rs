@@ -1,6 +1,7 @@
 //! A real browser for the console's tests: Debian's Chromium, headless, driven through
 //! ChromeDriver (WebDriver) by `fantoccini`. ChromeDriver runs as a child process on a free
-//! loopback port and is killed (by its id) when the browser is dropped.
+//! loopback port and is killed (by its id) when the browser is dropped; Chromium's profile is
+//! a temporary directory removed with it.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,8 @@ use super::redis_server::free_port;
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    /// Chromium's profile (it would otherwise leave one directory in /tmp per session).
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -27,6 +30,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver runs (scripts/test installs chromium-driver)");
         let url = format!("http://127.0.0.1:{port}");
+        let profile = tempfile::tempdir().expect("a profile directory");
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
@@ -38,6 +42,7 @@ impl Browser {
                     "--disable-gpu",
                     "--disable-dev-shm-usage",
                     "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
                 ],
             }),
         );
@@ -56,7 +61,11 @@ impl Browser {
                 Err(error) => panic!("no browser session: {error}"),
             }
         };
-        Self { client, driver }
+        Self {
+            client,
+            driver,
+            _profile: profile,
+        }
     }
 
     pub async fn goto(&self, url: &str) {
