@@ -610,3 +610,42 @@ async fn a_wss_gateway_is_reached_over_rustls_and_an_untrusted_certificate_is_re
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_frame_that_is_not_an_event_is_quarantined_and_passed_over() {
+    let mock = OhipMock::start().await;
+    mock.state.push("RESERVATION", "CHECK IN", "1");
+    // An event without its name: nothing porter can store, and a resume would replay it.
+    mock.state.push_raw(serde_json::json!({
+        "metadata": {"offset": "103", "uniqueEventId": "uid-103"},
+        "moduleName": "RESERVATION"
+    }));
+    mock.state.push_raw(serde_json::json!({
+        "metadata": {"offset": "106", "uniqueEventId": "uid-106"},
+        "moduleName": "RESERVATION", "eventName": "CHECK OUT", "primaryKey": "1"
+    }));
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (gateway, connectors) = start(config);
+    until(Duration::from_secs(10), || {
+        (events(&gateway).len() == 2).then_some(())
+    })
+    .await;
+    let Store::Memory(memory) = &gateway.store else {
+        panic!("memory store")
+    };
+    let quarantined = memory.quarantined();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].source, "opera");
+    assert!(String::from_utf8_lossy(&quarantined[0].body).contains("uid-103"));
+    assert_eq!(
+        gateway
+            .store
+            .ohip_offset("opera")
+            .await
+            .expect("offset")
+            .as_deref(),
+        Some("106")
+    );
+    assert_eq!(mock.state.connections().len(), 1, "no reconnect over it");
+    connectors.stop().await;
+}

@@ -312,10 +312,11 @@ impl Session<'_> {
         let stream =
             match ohip::normalize(&origin, event, &self.config.chain_code, &self.config.zone) {
                 Ok(stream) => stream,
+                // Not an event porter can store (no offset, module or name): kept in the
+                // quarantine and passed over, or it would come back at every resume and hold
+                // the stream up for good.
                 Err(rejection) => {
-                    return Step::End(Ended::Protocol(format!(
-                        "an OHIP frame was refused: {rejection}"
-                    )));
+                    return self.quarantine(frame, event, &rejection.to_string()).await;
                 }
             };
         let type_name = stream.normalized.event.event_type().as_str();
@@ -350,6 +351,31 @@ impl Session<'_> {
             }
             Err(error) => Step::End(Ended::Store(error.to_string())),
         }
+    }
+}
+
+impl Session<'_> {
+    async fn quarantine(&self, frame: &Value, event: &Value, reason: &str) -> Step {
+        tracing::warn!(source = %self.config.name, %reason, "an OHIP frame is not an event; quarantined");
+        let item = crate::store::Quarantined {
+            source: self.config.name.clone(),
+            reason: format!("OHIP frame: {reason}"),
+            received_at: self.clock.now(),
+            content_type: Some("application/json".to_owned()),
+            body: frame.to_string().into(),
+        };
+        if let Err(error) = self.store.quarantine(item).await {
+            return Step::End(Ended::Store(error.to_string()));
+        }
+        // Past it, when it says where it is.
+        if let Some(offset) = event["metadata"]["offset"]
+            .as_str()
+            .filter(|o| ohip::is_offset(o))
+            && let Err(error) = self.store.save_ohip_offset(&self.config.name, offset).await
+        {
+            return Step::End(Ended::Store(error.to_string()));
+        }
+        Step::Continue
     }
 }
 

@@ -159,6 +159,12 @@ impl MockState {
         inner.cursor = 0;
     }
 
+    /// Appends `event` exactly as given (a malformed one, say).
+    pub fn push_raw(&self, event: Value) {
+        self.lock().events.push(event);
+        self.appended.notify_waiters();
+    }
+
     pub fn connections(&self) -> Vec<Connection> {
         self.lock().connections.clone()
     }
