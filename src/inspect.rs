@@ -12,7 +12,7 @@ use crate::config::{Config, DestinationKind, StoreKind};
 use crate::delivery::Plan;
 use crate::server::store_for;
 use crate::store::redis::StreamEntry;
-use crate::store::{Attempt, RedisSchedule, Store, StoreError};
+use crate::store::{Attempt, RedisSchedule, RedisStore, Store, StoreError};
 
 /// Dead letters read per page when listing or replaying all.
 const PAGE: usize = 1_000;
@@ -30,6 +30,20 @@ where
             return ExitCode::FAILURE;
         }
     };
+    on_redis_store(config, |config, redis| async move {
+        let queue = Arc::new(RedisSchedule::new(redis, "porter-cli".to_owned()));
+        work(config, queue).await
+    })
+}
+
+/// Runs `work` on `config`'s Redis store, on a runtime of its own, and turns its outcome into
+/// the exit code (a message on stderr when it fails). A memory store lives inside `porter
+/// serve` and cannot be read from another process: that is refused with a message.
+pub(crate) fn on_redis_store<F, Fut>(config: Config, work: F) -> ExitCode
+where
+    F: FnOnce(Config, Arc<RedisStore>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     if let StoreKind::Memory { .. } = config.store.kind {
         eprintln!(
             "porter: the memory store lives inside `porter serve` and cannot be inspected from \
@@ -48,15 +62,15 @@ where
         }
     };
     runtime.block_on(async {
-        let queue = match store_for(&config, &Plan::default(), &Clock::system()) {
-            Ok(Store::Redis(redis)) => Arc::new(RedisSchedule::new(redis, "porter-cli".to_owned())),
+        let redis = match store_for(&config, &Plan::default(), &Clock::system()) {
+            Ok(Store::Redis(redis)) => redis,
             Ok(Store::Memory(_)) => return ExitCode::FAILURE,
             Err(error) => {
                 eprintln!("porter: {error}");
                 return ExitCode::FAILURE;
             }
         };
-        match work(config, queue).await {
+        match work(config, redis).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("porter: {message}");

@@ -273,17 +273,10 @@ async fn another_consumer_4409_waits_the_lockout_then_streams() {
     connectors.stop().await;
 }
 
-#[test]
-fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_twice() {
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let mock = runtime.block_on(OhipMock::start());
-    for i in 0..5 {
-        mock.state
-            .push("RESERVATION", "UPDATE RESERVATION", &i.to_string());
-    }
-    let redis = RedisServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("porter.toml");
+/// A configuration for the `porter` binary: the Redis store, an admin listener and the stream
+/// source `opera` on `mock` with a 3 s lease.
+fn redis_config(dir: &std::path::Path, redis: &RedisServer, mock: &OhipMock) -> std::path::PathBuf {
+    let config = dir.join("porter.toml");
     std::fs::write(
         &config,
         format!(
@@ -295,13 +288,30 @@ fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_tw
         ),
     )
     .expect("config");
+    config
+}
+
+/// Events in the Redis store's stream.
+fn stored(redis: &RedisServer) -> usize {
+    redis
+        .cli(&["XLEN", "porter:events"])
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_twice() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mock = runtime.block_on(OhipMock::start());
+    for i in 0..5 {
+        mock.state
+            .push("RESERVATION", "UPDATE RESERVATION", &i.to_string());
+    }
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = redis_config(dir.path(), &redis, &mock);
     let config_arg = config.to_str().expect("utf-8");
-    let stream_len = || -> usize {
-        redis
-            .cli(&["XLEN", "porter:events"])
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let stream_len = || stored(&redis);
     let mut served = Served::start(dir.path(), &["--config", config_arg]);
     let started = Instant::now();
     while stream_len() < 5 {
@@ -344,25 +354,9 @@ fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies(
     mock.state.push("RESERVATION", "NEW RESERVATION", "1");
     let redis = RedisServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("porter.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"redis\"\nurl = \"{}\"\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{}\"\n{}",
-            redis.url(),
-            common::ADMIN_TOKEN,
-            mock.source_toml("opera", "lease = \"3s\"")
-        ),
-    )
-    .expect("config");
+    let config = redis_config(dir.path(), &redis, &mock);
     let config_arg = config.to_str().expect("utf-8");
-    let stream_len = || -> usize {
-        redis
-            .cli(&["XLEN", "porter:events"])
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let stream_len = || stored(&redis);
     let mut first = Served::start(dir.path(), &["--config", config_arg]);
     let started = Instant::now();
     while stream_len() < 1 {

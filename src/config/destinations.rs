@@ -144,17 +144,7 @@ pub(super) fn destination(
     errors: &mut Vec<ConfigError>,
 ) -> Option<DestinationConfig> {
     let before = errors.len();
-    let name_ok = !table.name.is_empty()
-        && table
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
-        errors.push(ConfigError::new(
-            format!("{key}.name"),
-            "must be non-empty and use only letters, digits, `-` and `_`",
-        ));
-    }
+    super::check_name(key, &table.name, errors);
     let filter = Filter {
         events: table.events.clone().unwrap_or_default(),
         sources: table.sources.clone().unwrap_or_default(),

@@ -644,6 +644,21 @@ fn check_key_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// A source's or destination's name: it appears in CloudEvents `source` URIs, metrics labels
+/// and Redis key names, so only letters, digits, `-` and `_`.
+pub(crate) fn check_name(key: &str, name: &str, errors: &mut Vec<ConfigError>) {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        errors.push(ConfigError::new(
+            format!("{key}.name"),
+            "must be non-empty and use only letters, digits, `-` and `_`",
+        ));
+    }
+}
+
 fn source_config(
     key: &str,
     table: raw::SourceTable,
@@ -652,17 +667,7 @@ fn source_config(
     errors: &mut Vec<ConfigError>,
 ) -> Option<SourceConfig> {
     let before = errors.len();
-    let name_ok = !table.name.is_empty()
-        && table
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
-        errors.push(ConfigError::new(
-            format!("{key}.name"),
-            "must be non-empty and use only letters, digits, `-` and `_`",
-        ));
-    }
+    check_name(key, &table.name, errors);
     let Some(path) = table.path else {
         errors.push(ConfigError::new(
             format!("{key}.path"),
@@ -740,17 +745,7 @@ fn stream_source(
     errors: &mut Vec<ConfigError>,
 ) -> Option<OhipStreamConfig> {
     let before = errors.len();
-    let name_ok = !table.name.is_empty()
-        && table
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !name_ok {
-        errors.push(ConfigError::new(
-            format!("{key}.name"),
-            "must be non-empty and use only letters, digits, `-` and `_`",
-        ));
-    }
+    check_name(key, &table.name, errors);
     if table.path.is_some() {
         errors.push(ConfigError::new(
             format!("{key}.path"),

@@ -6,10 +6,7 @@ use std::process::ExitCode;
 
 use porter_providers::oracle_ohip_stream::is_offset;
 
-use crate::clock::Clock;
-use crate::config::{Config, OhipStreamConfig, StoreKind};
-use crate::delivery::Plan;
-use crate::server::store_for;
+use crate::config::{Config, OhipStreamConfig};
 use crate::store::Store;
 
 /// Runs `work` with the configuration's stream sources (all, or `source`) and its Redis store.
@@ -41,39 +38,7 @@ where
         );
         return ExitCode::FAILURE;
     }
-    if let StoreKind::Memory { .. } = config.store.kind {
-        eprintln!(
-            "porter ohip: the memory store lives inside `porter serve` and cannot be read from \
-             another process; use the redis store (the console shows a memory store's streams)"
-        );
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("porter ohip: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let store = match store_for(&config, &Plan::default(), &Clock::system()) {
-            Ok(store) => store,
-            Err(error) => {
-                eprintln!("porter ohip: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match work(streams, store).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("porter ohip: {message}");
-                ExitCode::FAILURE
-            }
-        }
-    })
+    crate::inspect::on_redis_store(config, |_, redis| work(streams, Store::Redis(redis)))
 }
 
 /// `porter ohip status [--source NAME]`: per stream, the lease holder, the stored offset and
