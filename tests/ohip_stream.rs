@@ -419,6 +419,12 @@ fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies(
         page.contains("OHIP streams") && page.contains("streaming"),
         "{page}"
     );
+    let page = get(admin, "/events?source=opera", true);
+    assert!(
+        page.contains(r#"<option value="opera" selected>"#),
+        "{page}"
+    );
+    assert!(page.contains("reservation.created"), "{page}");
 
     // `porter ohip status` reads what the instances share.
     let ohip = |args: &[&str]| {

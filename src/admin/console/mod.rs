@@ -71,6 +71,20 @@ async fn overview(State(admin): State<Arc<Admin>>) -> Response {
     ))
 }
 
+/// Sources that store events: the webhook sources and the OHIP stream sources.
+fn event_source_names(admin: &Admin) -> Vec<String> {
+    let mut names = source_names(admin);
+    names.extend(
+        admin
+            .gateway
+            .stream_statuses()
+            .into_iter()
+            .map(|s| s.source),
+    );
+    names
+}
+
+/// Sources that receive requests.
 fn source_names(admin: &Admin) -> Vec<String> {
     admin
         .gateway
@@ -122,7 +136,7 @@ async fn events(State(admin): State<Arc<Admin>>, Query(filters): Query<EventFilt
                 .collect();
             pages::events(
                 &summaries,
-                &source_names(&admin),
+                &event_source_names(&admin),
                 query.source.as_deref(),
                 query.event_type.as_deref(),
             )
