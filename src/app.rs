@@ -176,6 +176,10 @@ async fn warn_about_durability(store: &Store) {
             "the memory store keeps events in this process only: they are lost when it exits \
              (use the redis store in production)"
         ),
+        Store::Local(local) => tracing::info!(
+            path = %local.path().display(),
+            "events are kept in the local store: each acknowledged only once it is on disk"
+        ),
         Store::Redis(redis) => {
             let check = tokio::time::timeout(Duration::from_secs(3), redis.durability_warnings());
             match check.await {

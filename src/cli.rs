@@ -295,7 +295,19 @@ fn serve(
 /// that `porter send` users and a vendor's test panel can be pointed at the development server.
 fn print_development_banner(config: &Config, address: std::net::SocketAddr) {
     eprintln!("porter: running the EMBEDDED DEFAULT configuration (development only).");
-    eprintln!("  store: memory (nothing survives a restart); events are printed on stdout.");
+    match &config.store.kind {
+        crate::config::StoreKind::Local { path, .. } => {
+            let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            eprintln!(
+                "  store: local, in {} (durable: events survive a restart; delete the directory \
+                 to start afresh); events are also printed on stdout.",
+                shown.display()
+            );
+        }
+        _ => {
+            eprintln!("  store: memory (nothing survives a restart); events are printed on stdout.")
+        }
+    }
     eprintln!("  These development secrets are public. Never expose this server.");
     let default: toml::Value =
         toml::from_str(EMBEDDED_DEFAULT).unwrap_or(toml::Value::Boolean(false));

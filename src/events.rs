@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
-use crate::delivery::Plan;
-use crate::server::store_for;
+use crate::inspect::Access;
 use crate::store::Store;
+use crate::store::inspect::EventQuery;
+use crate::store::local::Follower;
 use crate::store::redis::{RedisStore, StreamEntry};
 
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
@@ -23,7 +23,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 #[derive(Debug, Args)]
 pub struct TailArgs {
     /// The configuration naming the store (default: ./porter.toml if present, else the
-    /// embedded default, whose memory store cannot be read from outside `porter serve`).
+    /// embedded default, whose local store is `porter-data/`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// How many of the newest events to print first.
@@ -42,42 +42,54 @@ pub fn tail(args: &TailArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let StoreKind::Memory { .. } = config.store.kind {
-        eprintln!(
-            "porter events tail: {} uses the memory store, which lives inside `porter serve` and \
-             cannot be read from another process: its events are on that process's stdout \
-             (with `print_events = true`, the default); use a Redis store to tail from here",
-            config.origin
-        );
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("porter events tail: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let store = match store_for(&config, &Plan::default(), &Clock::system()) {
-            Ok(Store::Redis(store)) => store,
-            Ok(Store::Memory(_)) => return ExitCode::FAILURE,
-            Err(error) => {
-                eprintln!("porter events tail: {error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        match run(&store, args.count, args.follow).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("porter events tail: {error}");
-                ExitCode::FAILURE
-            }
+    let count = args.count;
+    let follow = args.follow;
+    crate::inspect::on_store(config, Access::Read, move |config, store| async move {
+        match (store, &config.store.kind) {
+            (Store::Redis(store), _) => run(&store, count, follow).await.map_err(|e| e.to_string()),
+            (store, StoreKind::Local { path, .. }) => run_local(&store, path, count, follow).await,
+            _ => Err("porter events tail cannot read this store".to_owned()),
         }
     })
+}
+
+/// Tails a local store: the newest events it keeps, then what its journal gains.
+async fn run_local(
+    store: &Store,
+    path: &std::path::Path,
+    count: usize,
+    follow: bool,
+) -> Result<(), String> {
+    let mut follower = Follower::at_end(path).map_err(|e| e.to_string())?;
+    let newest = store
+        .recent_events(&EventQuery {
+            limit: count,
+            ..EventQuery::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    print_lines(newest.iter().rev().map(|e| e.json.as_bytes()));
+    if !follow {
+        return Ok(());
+    }
+    eprintln!("porter events tail: following new events (Ctrl-C stops)");
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+        let events = follower.poll().map_err(|e| e.to_string())?;
+        print_lines(events.iter().map(|e| e.as_bytes()));
+    }
+}
+
+fn print_lines<'a>(lines: impl Iterator<Item = &'a [u8]>) {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let _ = out.write_all(line);
+        let _ = out.write_all(b"\n");
+    }
+    let _ = out.flush();
 }
 
 async fn run(
@@ -120,14 +132,7 @@ async fn run(
 }
 
 fn print<'a>(entries: impl Iterator<Item = &'a StreamEntry>) {
-    let mut out = std::io::stdout().lock();
-    for entry in entries {
-        if let Some(event) = entry.field("event") {
-            let _ = out.write_all(event);
-            let _ = out.write_all(b"\n");
-        }
-    }
-    let _ = out.flush();
+    print_lines(entries.filter_map(|entry| entry.field("event")));
 }
 
 /// Stream ids are `<milliseconds>-<sequence>`: order by both numbers.

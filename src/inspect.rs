@@ -12,16 +12,22 @@ use crate::config::{Config, DestinationKind, StoreKind};
 use crate::delivery::Plan;
 use crate::server::store_for;
 use crate::store::redis::StreamEntry;
-use crate::store::{Attempt, RedisSchedule, RedisStore, Store, StoreError};
+use crate::store::{
+    Attempt, JobState, LocalSettings, LocalStore, MemorySchedule, RedisSchedule, RedisStore, Store,
+    StoreError,
+};
 
 /// Dead letters read per page when listing or replaying all.
 const PAGE: usize = 1_000;
 
-/// Runs `work` against the Redis store of the configuration at `path`.
-fn with_redis<F, Fut>(path: Option<&Path>, work: F) -> ExitCode
+/// Runs `work` against the Redis store of the configuration at `path`, or, when that
+/// configuration has a local store, `local` against it.
+fn with_redis<F, Fut, L, LFut>(path: Option<&Path>, access: Access, local: L, work: F) -> ExitCode
 where
     F: FnOnce(Config, Arc<RedisSchedule>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
+    L: FnOnce(Config, Store) -> LFut,
+    LFut: std::future::Future<Output = Result<(), String>>,
 {
     let config = match Config::resolve(path) {
         Ok(config) => config,
@@ -30,6 +36,9 @@ where
             return ExitCode::FAILURE;
         }
     };
+    if let StoreKind::Local { .. } = config.store.kind {
+        return on_store(config, access, local);
+    }
     on_redis_store(config, |config, redis| async move {
         let queue = Arc::new(RedisSchedule::new(redis, "porter-cli".to_owned()));
         work(config, queue).await
@@ -44,10 +53,34 @@ where
     F: FnOnce(Config, Arc<RedisStore>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
+    on_store(config, Access::Write, |config, store| async move {
+        match store {
+            Store::Redis(redis) => work(config, redis).await,
+            _ => Err("this command needs a Redis store".to_owned()),
+        }
+    })
+}
+
+/// What a command does to a store: a local store held by `porter serve` can still be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    Read,
+    Write,
+}
+
+/// Runs `work` on `config`'s store on a runtime of its own, and turns its outcome into the
+/// exit code. A Redis store as it is; a local store with its lock, or, for reading while
+/// `porter serve` holds it, as its files say; a memory store lives inside `porter serve` and
+/// cannot be read from another process: refused with a message.
+pub(crate) fn on_store<F, Fut>(config: Config, access: Access, work: F) -> ExitCode
+where
+    F: FnOnce(Config, Store) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     if let StoreKind::Memory { .. } = config.store.kind {
         eprintln!(
             "porter: the memory store lives inside `porter serve` and cannot be inspected from \
-             another process; use the redis store"
+             another process; use the local or the redis store"
         );
         return ExitCode::FAILURE;
     }
@@ -62,15 +95,14 @@ where
         }
     };
     runtime.block_on(async {
-        let redis = match store_for(&config, &Plan::default(), &Clock::system()) {
-            Ok(Store::Redis(redis)) => redis,
-            Ok(Store::Memory(_)) => return ExitCode::FAILURE,
-            Err(error) => {
-                eprintln!("porter: {error}");
+        let store = match open_for_cli(&config, access) {
+            Ok(store) => store,
+            Err(message) => {
+                eprintln!("porter: {message}");
                 return ExitCode::FAILURE;
             }
         };
-        match work(config, redis).await {
+        match work(config, store).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("porter: {message}");
@@ -78,6 +110,56 @@ where
             }
         }
     })
+}
+
+fn open_for_cli(config: &Config, access: Access) -> Result<Store, String> {
+    let plan = match &config.store.kind {
+        StoreKind::Local { path, .. } => {
+            if !path.is_dir() {
+                return Err(format!(
+                    "{} does not exist: no local store has been opened there (`porter serve` \
+                     creates it; run this command where porter serves, or name its --config)",
+                    path.display()
+                ));
+            }
+            Plan::of(config)?
+        }
+        _ => Plan::default(),
+    };
+    match store_for(config, &plan, &Clock::system()) {
+        Ok(store) => Ok(store),
+        Err(error) => match (&config.store.kind, access) {
+            (
+                StoreKind::Local {
+                    path,
+                    retain_events,
+                    capacity,
+                    ..
+                },
+                Access::Read,
+            ) if error
+                .to_string()
+                .contains("in use by another porter process") =>
+            {
+                let destinations = plan.memory_destinations();
+                let schedule = (!destinations.is_empty())
+                    .then(|| Arc::new(MemorySchedule::new(&destinations, *capacity)));
+                let settings = LocalSettings {
+                    capacity: *capacity,
+                    retain_events: *retain_events,
+                    ..LocalSettings::new(path.clone())
+                };
+                LocalStore::read_only(&settings, schedule)
+                    .map(Store::Memory)
+                    .map_err(|e| e.to_string())
+            }
+            (StoreKind::Local { .. }, Access::Write) => Err(format!(
+                "{error}; while `porter serve` runs, change it through the console or the admin \
+                 API (POST /api/dlq/{{id}}/replay, POST /api/dlq/replay)"
+            )),
+            _ => Err(error.to_string()),
+        },
+    }
 }
 
 fn text(entry: &StreamEntry, name: &str) -> String {
@@ -89,7 +171,37 @@ fn text(entry: &StreamEntry, name: &str) -> String {
 
 /// `porter dlq list`: one line per dead letter, oldest first.
 pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
-    with_redis(path, |_, queue| async move {
+    let local = move |_: Config, store: Store| async move {
+        let Some(schedules) = store.schedules() else {
+            println!("no dead letters (no destinations configured)");
+            return Ok(());
+        };
+        let mut dead = schedules
+            .dead_letters(usize::MAX)
+            .await
+            .map_err(|e| e.to_string())?;
+        dead.reverse();
+        dead.truncate(count);
+        if dead.is_empty() {
+            println!("no dead letters");
+        }
+        for d in dead {
+            let last = d
+                .attempts
+                .last()
+                .map_or_else(String::new, |a| a.outcome.to_string());
+            println!(
+                "{}  destination={}  event={}  attempts={}  last={}",
+                d.id,
+                d.destination,
+                d.event_id,
+                d.attempts.len(),
+                last
+            );
+        }
+        Ok(())
+    };
+    with_redis(path, Access::Read, local, |_, queue| async move {
         let dlq = queue.store().layout().dead_letters();
         let entries = queue
             .store()
@@ -122,7 +234,26 @@ pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
 /// `porter dlq replay ID… | --all`: back into the destinations' schedules, due now.
 pub fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
     let ids = ids.to_vec();
-    with_redis(path, |config, queue| async move {
+    let local_ids = ids.clone();
+    let local = move |_: Config, store: Store| async move {
+        let schedules = store
+            .schedules()
+            .ok_or("no destinations are configured, so there are no dead letters")?;
+        let now = Timestamp::now().as_millisecond();
+        if all {
+            let replayed = schedules.replay_all(now).await.map_err(|e| e.to_string())?;
+            println!("replayed {replayed} dead letters");
+            return Ok(());
+        }
+        for id in &local_ids {
+            match schedules.replay(id, now).await.map_err(|e| e.to_string())? {
+                Some(destination) => println!("replayed {id} to {destination}"),
+                None => return Err(format!("no dead letter {id}")),
+            }
+        }
+        Ok(())
+    };
+    with_redis(path, Access::Write, local, |config, queue| async move {
         let dlq = queue.store().layout().dead_letters();
         let mut entries = Vec::new();
         if all {
@@ -179,7 +310,45 @@ pub fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
 /// `porter events show EVENT_ID`: the event, and per destination its attempts and where it is.
 pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
     let event_id = event_id.to_owned();
-    with_redis(path, |config, queue| async move {
+    let local_id = event_id.clone();
+    let local = move |config: Config, store: Store| async move {
+        let event = store
+            .find_event(&local_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no event {local_id} among those the store keeps"))?;
+        println!("{}", event.json);
+        println!();
+        let Some(schedules) = store.schedules() else {
+            return Ok(());
+        };
+        for destination in &config.destinations {
+            let DestinationKind::Http(_) = destination.kind else {
+                continue;
+            };
+            let found = schedules
+                .state_of(&destination.name, &event)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (state, attempts) = match found {
+                Some((JobState::Delivered, attempts)) => ("delivered".to_owned(), attempts),
+                Some((JobState::DeadLettered, attempts)) => ("dead-lettered".to_owned(), attempts),
+                Some((JobState::Scheduled { due_ms }, attempts)) => {
+                    let due = Timestamp::from_millisecond(due_ms)
+                        .map_or_else(|_| due_ms.to_string(), |t| t.to_string());
+                    (format!("scheduled, next attempt at {due}"), attempts)
+                }
+                None => (
+                    "not scheduled (filtered out, or delivered long ago)".to_owned(),
+                    Vec::new(),
+                ),
+            };
+            println!("{}: {state}", destination.name);
+            print_attempts(attempts);
+        }
+        Ok(())
+    };
+    with_redis(path, Access::Read, local, |config, queue| async move {
         let (shard, entry) = find_event(&queue, &event_id)
             .await
             .map_err(|e| e.to_string())?
@@ -201,18 +370,22 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
                     .map_err(|e| e.to_string())?,
             };
             println!("{}: {state}", destination.name);
-            for attempt in attempts {
-                let status = attempt
-                    .status
-                    .map_or_else(|| "-".to_owned(), |s| s.to_string());
-                println!(
-                    "  {}  {status:>3}  {}  {} ms",
-                    attempt.at, attempt.outcome, attempt.duration_ms
-                );
-            }
+            print_attempts(attempts);
         }
         Ok(())
     })
+}
+
+fn print_attempts(attempts: Vec<Attempt>) {
+    for attempt in attempts {
+        let status = attempt
+            .status
+            .map_or_else(|| "-".to_owned(), |s| s.to_string());
+        println!(
+            "  {}  {status:>3}  {}  {} ms",
+            attempt.at, attempt.outcome, attempt.duration_ms
+        );
+    }
 }
 
 /// Scans the shards for the entry whose `id` field is `event_id`.

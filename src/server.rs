@@ -34,7 +34,10 @@ use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
 use crate::delivery::Plan;
 use crate::pipeline;
 use crate::routes::RouteTable;
-use crate::store::{MemorySchedule, MemoryStore, RedisSettings, RedisStore, Store, StoreError};
+use crate::store::{
+    LocalSettings, LocalStore, MemorySchedule, MemoryStore, RedisSettings, RedisStore, Store,
+    StoreError,
+};
 use crate::telemetry;
 
 /// Per-request and per-connection limits.
@@ -128,6 +131,31 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
                 let schedule = MemorySchedule::new(&destinations, *capacity);
                 Store::Memory(store.with_deliveries(Arc::new(schedule)))
             }
+        }
+        StoreKind::Local {
+            path,
+            print_events,
+            capacity,
+            retain_events,
+        } => {
+            let destinations = plan.memory_destinations();
+            let schedule = (!destinations.is_empty())
+                .then(|| Arc::new(MemorySchedule::new(&destinations, *capacity)));
+            let settings = LocalSettings {
+                print_events: *print_events,
+                capacity: *capacity,
+                retain_events: *retain_events,
+                ..LocalSettings::new(path.clone())
+            };
+            let (store, recovery) = LocalStore::open(&settings, schedule, clock.clone())?;
+            tracing::info!(
+                path = %path.display(),
+                records = recovery.records,
+                torn_bytes = recovery.torn_bytes,
+                ms = recovery.elapsed.as_millis() as u64,
+                "local store opened"
+            );
+            Store::Local(Arc::new(store))
         }
         StoreKind::Redis {
             target,

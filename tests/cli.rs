@@ -456,15 +456,59 @@ secrets = ["tail-test-secret"]
 }
 
 #[test]
-fn events_tail_explains_that_the_memory_store_cannot_be_read_from_outside() {
+fn events_tail_reads_the_embedded_defaults_local_store_while_it_serves_and_after() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let output = porter()
+    let nothing = porter()
         .args(["events", "tail"])
         .current_dir(dir.path())
         .output()
         .expect("runs");
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("print_events"));
+    assert_eq!(nothing.status.code(), Some(1), "no store here yet");
+    assert!(
+        String::from_utf8_lossy(&nothing.stderr).contains("porter-data does not exist"),
+        "{}",
+        String::from_utf8_lossy(&nothing.stderr)
+    );
+    assert!(
+        !dir.path().join("porter-data").exists(),
+        "reading creates nothing"
+    );
+
+    let server = Served::start(dir.path(), &[]);
+    let sent = porter()
+        .args([
+            "send",
+            "whatsapp",
+            "fixtures/meta/text_message/body",
+            "--url",
+        ])
+        .arg(server.url())
+        .current_dir(repo_path(""))
+        .output()
+        .expect("porter send runs");
+    assert!(String::from_utf8_lossy(&sent.stdout).starts_with("HTTP 200"));
+    let tail = || {
+        let output = porter()
+            .args(["events", "tail", "--count", "5"])
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let while_serving = tail();
+    assert_eq!(while_serving.lines().count(), 1, "{while_serving}");
+    assert!(
+        while_serving.contains("\"type\":\"message.received\""),
+        "{while_serving}"
+    );
+    let (stopped, _, _) = server.terminate();
+    assert!(stopped);
+    assert_eq!(tail(), while_serving, "the same event after porter stopped");
 }
 
 #[test]

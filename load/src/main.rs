@@ -268,14 +268,15 @@ async fn main() -> std::process::ExitCode {
         }
         None => Mode::Built(Generator::new(&args)),
     };
-    if let Mode::Template(signer) = &mode {
-        if args.forged > 0.0 && !signer.can_forge() {
-            eprintln!(
-                "porter-load: source `{}` accepts unsigned requests, so nothing sent to it can be forged; drop --forged",
-                signer.source().source.name()
-            );
-            return std::process::ExitCode::FAILURE;
-        }
+    if let Mode::Template(signer) = &mode
+        && args.forged > 0.0
+        && !signer.can_forge()
+    {
+        eprintln!(
+            "porter-load: source `{}` accepts unsigned requests, so nothing sent to it can be forged; drop --forged",
+            signer.source().source.name()
+        );
+        return std::process::ExitCode::FAILURE;
     }
     let url = match (&args.url, &mode) {
         (Some(url), _) => url.clone(),

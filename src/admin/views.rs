@@ -200,6 +200,7 @@ pub async fn overview(admin: &Admin) -> Overview {
 pub async fn is_paused(schedules: &Schedules, destination: &str) -> Result<bool, StoreError> {
     match schedules {
         Schedules::Memory(memory) => memory.is_paused(destination).await,
+        Schedules::Local(local) => local.is_paused(destination).await,
         Schedules::Redis(redis) => redis.is_paused(destination).await,
     }
 }
@@ -211,6 +212,7 @@ pub async fn set_paused(
 ) -> Result<(), StoreError> {
     match schedules {
         Schedules::Memory(memory) => memory.set_paused(destination, paused).await,
+        Schedules::Local(local) => local.set_paused(destination, paused).await,
         Schedules::Redis(redis) => redis.set_paused(destination, paused).await,
     }
 }

@@ -54,6 +54,12 @@ const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_000;
 const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_STREAM: &str = "porter:events";
 const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
+/// Jobs a local store schedules before answering 503: about 1.5 GB of memory at 1.5 KB.
+const DEFAULT_LOCAL_CAPACITY: usize = 1_000_000;
+/// The newest events a local store keeps for inspection, delivered or not.
+const DEFAULT_RETAIN_EVENTS: usize = 10_000;
+/// The local store's directory, relative to the working directory.
+pub const DEFAULT_LOCAL_PATH: &str = "porter-data";
 const DEFAULT_KEY_PREFIX: &str = "porter";
 const DEFAULT_SHARDS: u16 = 16;
 
@@ -94,6 +100,7 @@ impl StoreConfig {
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             StoreKind::Memory { .. } => "memory",
+            StoreKind::Local { .. } => "local",
             StoreKind::Redis { .. } => "redis",
         }
     }
@@ -103,6 +110,13 @@ impl StoreConfig {
 pub enum StoreKind {
     /// In-process: single instance, lost on exit. For development and tests.
     Memory { print_events: bool, capacity: usize },
+    /// On disk in one directory, one process at a time: durable (fsync) without a server.
+    Local {
+        path: std::path::PathBuf,
+        print_events: bool,
+        capacity: usize,
+        retain_events: usize,
+    },
     /// Redis or Redis Cluster: shared by every instance, as durable as Redis is configured.
     Redis {
         target: RedisTarget,
@@ -512,6 +526,13 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
             only_for("max_len", table.max_len.is_some(), "redis", errors);
             only_for("shards", table.shards.is_some(), "redis", errors);
+            only_for("path", table.path.is_some(), "local", errors);
+            only_for(
+                "retain_events",
+                table.retain_events.is_some(),
+                "local",
+                errors,
+            );
             let capacity = table.capacity.unwrap_or(DEFAULT_MEMORY_CAPACITY);
             if capacity == 0 {
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
@@ -522,6 +543,27 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
                 capacity,
             })
         }
+        "local" => {
+            only_for("url", table.url.is_some(), "redis", errors);
+            only_for("urls", table.urls.is_some(), "redis", errors);
+            only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
+            only_for("max_len", table.max_len.is_some(), "redis", errors);
+            only_for("shards", table.shards.is_some(), "redis", errors);
+            let capacity = table.capacity.unwrap_or(DEFAULT_LOCAL_CAPACITY);
+            if capacity == 0 {
+                errors.push(ConfigError::new("store.capacity", "must be more than 0"));
+            }
+            let path = table.path.as_deref().unwrap_or(DEFAULT_LOCAL_PATH);
+            if path.trim().is_empty() {
+                errors.push(ConfigError::new("store.path", "must name a directory"));
+            }
+            Some(StoreKind::Local {
+                path: path.into(),
+                print_events: table.print_events.unwrap_or(false),
+                capacity,
+                retain_events: table.retain_events.unwrap_or(DEFAULT_RETAIN_EVENTS),
+            })
+        }
         "redis" => {
             only_for(
                 "print_events",
@@ -530,12 +572,19 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
                 errors,
             );
             only_for("capacity", table.capacity.is_some(), "memory", errors);
+            only_for("path", table.path.is_some(), "local", errors);
+            only_for(
+                "retain_events",
+                table.retain_events.is_some(),
+                "local",
+                errors,
+            );
             redis_kind(&table, errors)
         }
         other => {
             errors.push(ConfigError::new(
                 "store.kind",
-                format!("unknown store `{other}` (expected `memory` or `redis`)"),
+                format!("unknown store `{other}` (expected `memory`, `local` or `redis`)"),
             ));
             None
         }

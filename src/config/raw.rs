@@ -34,8 +34,13 @@ pub struct StoreTable {
     pub shards: Option<u16>,
     /// Memory store: also write each new event as a JSON line on stdout.
     pub print_events: Option<bool>,
-    /// Memory store: how many events it holds before answering 503.
+    /// Memory and local stores: how many events (memory) or scheduled jobs (local) they hold
+    /// before answering 503.
     pub capacity: Option<usize>,
+    /// Local store: the directory.
+    pub path: Option<String>,
+    /// Local store: how many of the newest events are kept for inspection.
+    pub retain_events: Option<usize>,
 }
 
 /// A `[[sources]]` table: the keys every source has, and the rest, which belong to the source's

@@ -48,6 +48,9 @@ impl Deliveries {
             Schedules::Memory(schedule) => {
                 tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
             }
+            Schedules::Local(schedule) => {
+                tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
+            }
             Schedules::Redis(schedule) => {
                 let names = plan.group_names();
                 // From here on, appending an event first recreates any group Redis lost.

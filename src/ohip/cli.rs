@@ -7,10 +7,16 @@ use std::process::ExitCode;
 use porter_providers::oracle_ohip_stream::is_offset;
 
 use crate::config::{Config, OhipStreamConfig};
+use crate::inspect::Access;
 use crate::store::Store;
 
 /// Runs `work` with the configuration's stream sources (all, or `source`) and its Redis store.
-fn with_streams<F, Fut>(path: Option<&Path>, source: Option<&str>, work: F) -> ExitCode
+fn with_streams<F, Fut>(
+    path: Option<&Path>,
+    source: Option<&str>,
+    access: Access,
+    work: F,
+) -> ExitCode
 where
     F: FnOnce(Vec<OhipStreamConfig>, Store) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
@@ -38,13 +44,13 @@ where
         );
         return ExitCode::FAILURE;
     }
-    crate::inspect::on_redis_store(config, |_, redis| work(streams, Store::Redis(redis)))
+    crate::inspect::on_store(config, access, |_, store| work(streams, store))
 }
 
 /// `porter ohip status [--source NAME]`: per stream, the lease holder, the stored offset and
 /// what its connector last published (state, last event, disconnects by close code).
 pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
-    with_streams(path, source, |streams, store| async move {
+    with_streams(path, source, Access::Read, |streams, store| async move {
         for stream in streams {
             let offset = store
                 .ohip_offset(&stream.name)
@@ -111,17 +117,22 @@ pub fn seek(path: Option<&Path>, source: &str, offset: &str) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let offset = offset.to_owned();
-    with_streams(path, Some(source), |streams, store| async move {
-        let stream = &streams[0];
-        store
-            .save_ohip_offset(&stream.name, &offset)
-            .await
-            .map_err(|e| e.to_string())?;
-        println!(
-            "{}: the next subscribe replays from offset {offset} (inclusive); events already \
+    with_streams(
+        path,
+        Some(source),
+        Access::Write,
+        |streams, store| async move {
+            let stream = &streams[0];
+            store
+                .save_ohip_offset(&stream.name, &offset)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}: the next subscribe replays from offset {offset} (inclusive); events already \
              stored within dedupe_ttl are duplicates, not stored again",
-            stream.name
-        );
-        Ok(())
-    })
+                stream.name
+            );
+            Ok(())
+        },
+    )
 }

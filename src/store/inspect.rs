@@ -47,13 +47,6 @@ impl EventQuery {
     }
 }
 
-/// The members of an event's JSON a lookup needs.
-#[derive(serde::Deserialize)]
-struct Head {
-    id: String,
-    source: String,
-}
-
 /// A dead letter: an event a destination never accepted, with every attempt.
 #[derive(Debug, Clone)]
 pub struct DeadLetterView {
@@ -83,7 +76,9 @@ fn text(entry: &StreamEntry, name: &str) -> String {
 fn stored(shard: usize, entry: &StreamEntry) -> StoredEvent {
     StoredEvent {
         id: text(entry, "id"),
-        source: text(entry, "source"),
+        // The stream holds the CloudEvents `source` (`/sources/<name>`); callers filter and
+        // show by name, as for the other stores.
+        source: super::schedule::source_name(&text(entry, "source")).to_owned(),
         event_type: text(entry, "type"),
         json: Arc::from(text(entry, "event")),
         entry: Some((shard, entry.id.clone())),
@@ -100,35 +95,16 @@ impl Store {
     /// The newest events matching `query`, newest first.
     pub async fn recent_events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         match self {
-            Store::Memory(memory) => Ok(memory
-                .recent()
-                .into_iter()
-                .rev()
-                .filter(|r| {
-                    query
-                        .event_type
-                        .as_deref()
-                        .is_none_or(|t| t == r.event_type)
-                })
-                .filter_map(|r| {
-                    let head: Head = serde_json::from_str(&r.json).ok()?;
-                    let source = super::schedule::source_name(&head.source).to_owned();
-                    query.wants(&source, r.event_type).then(|| StoredEvent {
-                        id: head.id,
-                        source,
-                        event_type: r.event_type.to_owned(),
-                        json: Arc::from(r.json.as_str()),
-                        entry: None,
-                    })
-                })
-                .take(query.limit)
-                .collect()),
+            Store::Memory(memory) => Ok(recent_matching(memory, query)),
+            Store::Local(local) => Ok(recent_matching(local.memory(), query)),
             Store::Redis(redis) => {
                 let mut found = Vec::new();
                 for shard in 0..redis.layout().shard_count() {
                     let stream = redis.layout().stream(shard);
                     scan_back(redis, &stream, |entry| {
-                        if query.wants(&text(entry, "source"), &text(entry, "type")) {
+                        let source = text(entry, "source");
+                        if query.wants(super::schedule::source_name(&source), &text(entry, "type"))
+                        {
                             found.push(stored(shard, entry));
                         }
                         found.len() < query.limit * (shard + 1)
@@ -148,7 +124,7 @@ impl Store {
     /// The event with id `id`, if it is among the newest kept (memory) or scanned (Redis).
     pub async fn find_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
         match self {
-            Store::Memory(_) => Ok(self
+            Store::Memory(_) | Store::Local(_) => Ok(self
                 .recent_events(&EventQuery {
                     limit: usize::MAX,
                     ..EventQuery::default()
@@ -175,6 +151,25 @@ impl Store {
             }
         }
     }
+}
+
+/// The newest events of a memory store (or the local store's) matching `query`, newest
+/// first.
+pub(super) fn recent_matching(memory: &super::MemoryStore, query: &EventQuery) -> Vec<StoredEvent> {
+    memory
+        .recent()
+        .into_iter()
+        .rev()
+        .filter(|r| query.wants(&r.source, &r.event_type))
+        .take(query.limit)
+        .map(|r| StoredEvent {
+            id: r.id,
+            source: r.source,
+            event_type: r.event_type.into_owned(),
+            json: r.json,
+            entry: None,
+        })
+        .collect()
 }
 
 /// Reads `stream` newest first, up to [`SCAN_LIMIT`] entries, while `visit` says go on.
@@ -214,6 +209,7 @@ impl Schedules {
     ) -> Result<Option<(JobState, Vec<Attempt>)>, StoreError> {
         match self {
             Schedules::Memory(memory) => Ok(memory.find(destination, &event.id)),
+            Schedules::Local(local) => Ok(local.memory().find(destination, &event.id)),
             Schedules::Redis(redis) => {
                 let Some((shard, entry)) = &event.entry else {
                     return Ok(None);
@@ -226,7 +222,12 @@ impl Schedules {
     /// The newest dead letters, newest first.
     pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetterView>, StoreError> {
         match self {
-            Schedules::Memory(memory) => {
+            Schedules::Memory(_) | Schedules::Local(_) => {
+                let memory = match self {
+                    Schedules::Local(local) => local.memory(),
+                    Schedules::Memory(memory) => memory,
+                    Schedules::Redis(_) => unreachable!("matched above"),
+                };
                 let mut dead = memory.dead_letters();
                 dead.sort_by_key(|d| std::cmp::Reverse(d.id));
                 Ok(dead
@@ -256,6 +257,10 @@ impl Schedules {
             Schedules::Memory(memory) => {
                 Ok(id.parse().ok().and_then(|id| memory.replay(id, now_ms)))
             }
+            Schedules::Local(local) => match id.parse() {
+                Ok(id) => local.replay(id, now_ms).await,
+                Err(_) => Ok(None),
+            },
             Schedules::Redis(redis) => {
                 if !is_entry_id(id) {
                     return Ok(None);

@@ -11,6 +11,7 @@
 //! are serialised before the lock is taken, and expired keys are found through a heap ordered
 //! by expiry, so the time under the lock does not grow with the number of keys remembered.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io::Write;
@@ -28,13 +29,24 @@ const QUARANTINE_CAPACITY: usize = 1_000;
 /// How many of the newest events are kept for inspection (`GET /api/events`).
 pub const RECENT_EVENTS: usize = 1_000;
 
-/// A recently stored event, for inspection: its JSON, moved in (not copied) when stored.
-/// Its id and source are read from the JSON when someone asks.
+/// A recently stored event, for inspection: its JSON shared with the schedules (not copied).
 #[derive(Debug, Clone)]
 pub struct Recent {
-    pub event_type: &'static str,
+    pub id: String,
+    /// The source's name (not the CloudEvents `source` URI).
+    pub source: String,
+    pub event_type: Cow<'static, str>,
     /// The CloudEvents JSON as stored.
-    pub json: Arc<String>,
+    pub json: Arc<str>,
+}
+
+/// One new event as the store commits it: its dedupe key and what the schedules and the
+/// recent events need, nothing that must be parsed again (the local store replays these from
+/// disk).
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub key: String,
+    pub event: Recent,
 }
 
 /// The in-process store.
@@ -44,6 +56,8 @@ pub struct MemoryStore {
     /// OHIP stream sources' offsets.
     offsets: Mutex<HashMap<String, String>>,
     capacity: usize,
+    /// How many of the newest events are kept for inspection.
+    recent_capacity: usize,
     /// Destinations' schedules: every new event is pushed here in the same step.
     deliveries: Option<Arc<MemorySchedule>>,
     /// Dedupe expiry and delivery due times.
@@ -56,6 +70,9 @@ enum Output {
     Keep,
     /// Written as JSON lines (stdout in `porter serve`); nothing is kept.
     Lines(Box<dyn Write + Send>),
+    /// Neither: only the recent events and the schedules hold them (the local store, which
+    /// prints them itself, outside every lock).
+    Schedules,
 }
 
 impl std::fmt::Debug for Output {
@@ -63,6 +80,7 @@ impl std::fmt::Debug for Output {
         f.write_str(match self {
             Output::Keep => "Keep",
             Output::Lines(_) => "Lines",
+            Output::Schedules => "Schedules",
         })
     }
 }
@@ -89,6 +107,35 @@ struct Remembered {
     reply: Arc<Reply>,
 }
 
+/// Which of a request's events are new, and the answer remembered with the first duplicate.
+#[derive(Debug, Default)]
+pub struct Classified {
+    /// Indexes of the events to store (a key repeated within the request counts once).
+    pub fresh: Vec<usize>,
+    pub original: Option<Reply>,
+    /// A duplicate's key is known only as pending (not yet on disk): the answer must wait
+    /// for it.
+    pub pending_original: bool,
+}
+
+/// A remembered dedupe key, as a snapshot holds it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RememberedKey {
+    pub key: String,
+    pub expires: i64,
+    pub reply: Reply,
+}
+
+/// Everything a memory store holds that a restart must bring back (the local store's
+/// snapshot), but the schedules, which export their own.
+#[derive(Debug, Default)]
+pub struct Contents {
+    pub keys: Vec<RememberedKey>,
+    pub recent: Vec<Recent>,
+    pub quarantine: Vec<Quarantined>,
+    pub offsets: Vec<(String, String)>,
+}
+
 impl MemoryStore {
     pub fn new(print_events: bool, capacity: usize) -> Self {
         let output = if print_events {
@@ -104,6 +151,14 @@ impl MemoryStore {
         Self::with_output(Output::Lines(writer), 0)
     }
 
+    /// A store that keeps new events only in its schedules and its `recent` newest (the
+    /// local store's state in memory).
+    pub fn for_schedules(recent: usize) -> Self {
+        let mut store = Self::with_output(Output::Schedules, 0);
+        store.recent_capacity = recent;
+        store
+    }
+
     fn with_output(output: Output, capacity: usize) -> Self {
         Self {
             offsets: Mutex::new(HashMap::new()),
@@ -117,6 +172,7 @@ impl MemoryStore {
                 quarantine_bytes: 0,
             }),
             capacity,
+            recent_capacity: RECENT_EVENTS,
             deliveries: None,
             clock: Clock::system(),
         }
@@ -147,7 +203,7 @@ impl MemoryStore {
     ) -> Result<Enqueued, StoreError> {
         // Serialised before the lock is taken (a duplicate's JSON is then thrown away), and
         // before anything is committed, so that a failure leaves no key behind.
-        let mut jsons: Vec<String> = events
+        let jsons: Vec<String> = events
             .iter()
             .map(|event| serde_json::to_string(&event.event))
             .collect::<Result<_, _>>()
@@ -156,72 +212,123 @@ impl MemoryStore {
         let mut inner = self.lock();
         inner.forget_expired(now);
         // Classify first, commit second: a full store or a failed write leaves no key behind.
-        let mut fresh: Vec<usize> = Vec::new();
-        let mut original = None;
-        for (index, event) in events.iter().enumerate() {
-            let seen_in_batch = fresh
-                .iter()
-                .any(|&f| events[f].dedupe_key == event.dedupe_key);
-            match inner.dedupe.get(event.dedupe_key.as_str()) {
-                Some(known) if known.expires > now => {
-                    original.get_or_insert_with(|| Reply::clone(&known.reply));
-                }
-                _ if seen_in_batch => {}
-                _ => fresh.push(index),
-            }
-        }
-        if let Some(deliveries) = &self.deliveries
-            && !deliveries.has_room_for(fresh.len())
+        let classified = self.classify_locked(&inner, events, now, 0, |_| None)?;
+        if let Output::Keep = inner.output
+            && inner.log.len() + classified.fresh.len() > self.capacity
         {
             return Err(StoreError::Full);
         }
-        match &mut inner.output {
-            Output::Keep => {
-                if inner.log.len() + fresh.len() > self.capacity {
-                    return Err(StoreError::Full);
-                }
-            }
-            Output::Lines(writer) => write_lines(writer, fresh.iter().map(|&i| &jsons[i]))?,
+        if let Output::Lines(writer) = &mut inner.output {
+            write_lines(writer, classified.fresh.iter().map(|&i| &jsons[i]))?;
         }
-        let reply = Arc::new(reply.clone());
-        // An absurd TTL means "for as long as this process lives".
-        let expires = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        for &index in &fresh {
-            let event = &events[index];
-            let key: Arc<str> = Arc::from(event.dedupe_key.as_str());
-            inner.expiries.push(Reverse((expires, Arc::clone(&key))));
-            inner.dedupe.insert(
-                key,
-                Remembered {
-                    expires,
-                    reply: Arc::clone(&reply),
-                },
-            );
-            if let Output::Keep = inner.output {
-                inner.log.push_back(event.event.clone());
+        if let Output::Keep = inner.output {
+            for &index in &classified.fresh {
+                inner.log.push_back(events[index].event.clone());
             }
         }
-        if let Some(deliveries) = &self.deliveries {
-            for &index in &fresh {
-                deliveries.push(&events[index].event, &Arc::from(jsons[index].as_str()), now);
-            }
-        }
-        // The JSON moves into the recent events (no copy); the oldest falls out.
-        for &index in &fresh {
-            if inner.recent.len() == RECENT_EVENTS {
-                inner.recent.pop_front();
-            }
-            inner.recent.push_back(Recent {
-                event_type: events[index].event.event_type().as_str(),
-                json: Arc::new(std::mem::take(&mut jsons[index])),
-            });
-        }
+        let mut jsons = jsons;
+        let items = classified
+            .fresh
+            .iter()
+            .map(|&index| item(&events[index], std::mem::take(&mut jsons[index])))
+            .collect();
+        self.commit_locked(
+            &mut inner,
+            now,
+            expiry(now, ttl),
+            Arc::new(reply.clone()),
+            items,
+        );
         drop(inner);
         Ok(Enqueued {
-            new: fresh.len(),
-            duplicates: events.len() - fresh.len(),
-            original,
+            new: classified.fresh.len(),
+            duplicates: events.len() - classified.fresh.len(),
+            original: classified.original,
         })
+    }
+
+    /// Which of `events` are new at `now`: neither remembered nor (`pending`) about to be.
+    /// `Full` when they would not fit the schedules with `extra` more events on their way.
+    pub(crate) fn classify(
+        &self,
+        events: &[Normalized],
+        now: i64,
+        extra: usize,
+        pending: impl Fn(&str) -> Option<Arc<Reply>>,
+    ) -> Result<Classified, StoreError> {
+        let mut inner = self.lock();
+        inner.forget_expired(now);
+        self.classify_locked(&inner, events, now, extra, pending)
+    }
+
+    fn classify_locked(
+        &self,
+        inner: &Inner,
+        events: &[Normalized],
+        now: i64,
+        extra: usize,
+        pending: impl Fn(&str) -> Option<Arc<Reply>>,
+    ) -> Result<Classified, StoreError> {
+        let mut classified = Classified::default();
+        for (index, event) in events.iter().enumerate() {
+            let key = event.dedupe_key.as_str();
+            let seen_in_batch = classified
+                .fresh
+                .iter()
+                .any(|&f| events[f].dedupe_key == event.dedupe_key);
+            match inner.dedupe.get(key) {
+                Some(known) if known.expires > now => {
+                    classified
+                        .original
+                        .get_or_insert_with(|| Reply::clone(&known.reply));
+                }
+                _ if seen_in_batch => {}
+                _ => match pending(key) {
+                    Some(reply) => {
+                        classified.pending_original = true;
+                        classified
+                            .original
+                            .get_or_insert_with(|| Reply::clone(&reply));
+                    }
+                    None => classified.fresh.push(index),
+                },
+            }
+        }
+        if let Some(deliveries) = &self.deliveries
+            && !deliveries.has_room_for(classified.fresh.len() + extra)
+        {
+            return Err(StoreError::Full);
+        }
+        Ok(classified)
+    }
+
+    /// Remembers the items' keys until `expires` with `reply`, schedules them and keeps them
+    /// among the recent events. The caller decided they are new.
+    pub(crate) fn commit(&self, now: i64, expires: i64, reply: Arc<Reply>, items: Vec<Item>) {
+        let mut inner = self.lock();
+        self.commit_locked(&mut inner, now, expires, reply, items);
+    }
+
+    fn commit_locked(
+        &self,
+        inner: &mut Inner,
+        now: i64,
+        expires: i64,
+        reply: Arc<Reply>,
+        items: Vec<Item>,
+    ) {
+        for Item { key, event } in items {
+            inner.remember(Arc::from(key), expires, Arc::clone(&reply));
+            if let Some(deliveries) = &self.deliveries {
+                deliveries.push(&event, now);
+            }
+            if self.recent_capacity > 0 {
+                if inner.recent.len() >= self.recent_capacity {
+                    inner.recent.pop_front();
+                }
+                inner.recent.push_back(event);
+            }
+        }
     }
 
     /// Keeps `item`, dropping the oldest bodies while more than [`QUARANTINE_CAPACITY`]
@@ -262,7 +369,8 @@ impl MemoryStore {
             .insert(source.to_owned(), offset.to_owned());
     }
 
-    /// The newest events stored (at most [`RECENT_EVENTS`]), oldest first.
+    /// The newest events stored (at most [`RECENT_EVENTS`], or the local store's retention),
+    /// oldest first.
     pub fn recent(&self) -> Vec<Recent> {
         self.lock().recent.iter().cloned().collect()
     }
@@ -282,6 +390,54 @@ impl MemoryStore {
         self.lock().dedupe.len()
     }
 
+    /// A copy of what a restart must bring back, for a snapshot; expired keys left out.
+    pub fn contents(&self, now: i64) -> Contents {
+        let inner = self.lock();
+        Contents {
+            keys: inner
+                .dedupe
+                .iter()
+                .filter(|(_, r)| r.expires > now)
+                .map(|(key, r)| RememberedKey {
+                    key: key.to_string(),
+                    expires: r.expires,
+                    reply: Reply::clone(&r.reply),
+                })
+                .collect(),
+            recent: inner.recent.iter().cloned().collect(),
+            quarantine: inner.quarantine.iter().cloned().collect(),
+            offsets: self
+                .offsets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// Takes back what [`MemoryStore::contents`] gave (on an empty store).
+    pub fn restore(&self, contents: Contents) {
+        {
+            let mut inner = self.lock();
+            for key in contents.keys {
+                inner.remember(Arc::from(key.key), key.expires, Arc::new(key.reply));
+            }
+            for recent in contents.recent {
+                if inner.recent.len() >= self.recent_capacity.max(1) {
+                    inner.recent.pop_front();
+                }
+                inner.recent.push_back(recent);
+            }
+        }
+        for item in contents.quarantine {
+            self.quarantine(item);
+        }
+        for (source, offset) in contents.offsets {
+            self.save_ohip_offset(&source, &offset);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than refusing all further requests would, so recover the guard.
@@ -291,7 +447,31 @@ impl MemoryStore {
     }
 }
 
+/// When a key remembered at `now` for `ttl` expires: an absurd TTL means "for as long as
+/// this process lives".
+pub(crate) fn expiry(now: i64, ttl: Duration) -> i64 {
+    now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The item of a new event whose JSON is `json`.
+pub(crate) fn item(event: &Normalized, json: String) -> Item {
+    Item {
+        key: event.dedupe_key.clone(),
+        event: Recent {
+            id: event.event.id.clone(),
+            source: super::schedule::source_name(&event.event.source).to_owned(),
+            event_type: Cow::Borrowed(event.event.event_type().as_str()),
+            json: Arc::from(json),
+        },
+    }
+}
+
 impl Inner {
+    fn remember(&mut self, key: Arc<str>, expires: i64, reply: Arc<Reply>) {
+        self.expiries.push(Reverse((expires, Arc::clone(&key))));
+        self.dedupe.insert(key, Remembered { expires, reply });
+    }
+
     /// Forgets the keys whose time is up: the work is proportional to what expired, not to
     /// what is remembered.
     fn forget_expired(&mut self, now: i64) {

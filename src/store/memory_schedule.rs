@@ -10,10 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use porter_providers::Event;
-
 use super::StoreError;
-use super::schedule::{Attempt, Job, JobState, Next, Schedule, source_name};
+use super::memory::Recent;
+use super::schedule::{Attempt, Job, JobState, Next, Schedule};
 use crate::config::Filter;
 
 /// How many dead letters are kept per destination; older ones are dropped first.
@@ -60,6 +59,34 @@ struct Scheduled {
     attempts: Vec<Attempt>,
 }
 
+/// A scheduled job, as a snapshot holds it.
+#[derive(Debug, Clone)]
+pub struct SavedJob {
+    pub seq: u64,
+    pub event_id: String,
+    pub event: Arc<str>,
+    pub due: i64,
+    pub attempts: Vec<Attempt>,
+}
+
+/// One destination's schedule, as a snapshot holds it.
+#[derive(Debug, Clone)]
+pub struct DestinationContents {
+    pub name: String,
+    pub paused: bool,
+    pub next_seq: u64,
+    pub jobs: Vec<SavedJob>,
+    pub dead: Vec<DeadLetter>,
+    pub delivered: Vec<(String, Vec<Attempt>)>,
+}
+
+/// Every destination's schedule, as a snapshot holds it.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleContents {
+    pub next_dead: u64,
+    pub destinations: Vec<DestinationContents>,
+}
+
 /// An event that ran out of attempts.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
@@ -100,13 +127,9 @@ impl MemorySchedule {
     }
 
     /// Schedules a newly stored event, due now, for every destination that wants it.
-    pub fn push(&self, event: &Event, json: &Arc<str>, now_ms: i64) {
-        let source = source_name(&event.source);
+    pub fn push(&self, event: &Recent, now_ms: i64) {
         for destination in &self.destinations {
-            if !destination
-                .filter
-                .matches(event.event_type().as_str(), source)
-            {
+            if !destination.filter.matches(&event.event_type, &event.source) {
                 continue;
             }
             let mut state = lock(&destination.state);
@@ -116,12 +139,107 @@ impl MemorySchedule {
                 seq,
                 Scheduled {
                     event_id: event.id.clone(),
-                    event: Arc::clone(json),
+                    event: Arc::clone(&event.json),
                     due: now_ms,
                     attempts: Vec::new(),
                 },
             );
         }
+    }
+
+    /// Records an attempt and moves the job on as `next` says (what [`Schedule::finish`]
+    /// does, without a future: the local store applies it once it is on disk).
+    pub fn finish_now(&self, name: &str, job: &Job, attempt: Attempt, next: Next) {
+        self.record(name, job, attempt);
+        match next {
+            Next::Done => self.complete(name, job),
+            Next::Retry { due_ms } => self.reschedule(name, job, due_ms),
+            Next::DeadLettered => self.dead_letter(name, job),
+        }
+    }
+
+    /// Whether dead letter `id` exists, and its destination.
+    pub fn dead_letter_destination(&self, id: u64) -> Option<String> {
+        self.destinations
+            .iter()
+            .find(|d| lock(&d.state).dead.iter().any(|dead| dead.id == id))
+            .map(|d| d.name.clone())
+    }
+
+    /// Holds or releases a destination's deliveries.
+    pub fn pause_now(&self, name: &str, paused: bool) {
+        if let Some(destination) = self.destination(name) {
+            destination.paused.store(paused, Ordering::Release);
+        }
+    }
+
+    /// Whether `name` is one of the destinations.
+    pub fn has_destination(&self, name: &str) -> bool {
+        self.destination(name).is_some()
+    }
+
+    /// A copy of every destination's state, for a snapshot.
+    pub fn contents(&self) -> ScheduleContents {
+        ScheduleContents {
+            next_dead: self.next_dead.load(Ordering::Relaxed),
+            destinations: self
+                .destinations
+                .iter()
+                .map(|d| {
+                    let state = lock(&d.state);
+                    DestinationContents {
+                        name: d.name.clone(),
+                        paused: d.paused.load(Ordering::Acquire),
+                        next_seq: state.next_seq,
+                        jobs: state
+                            .jobs
+                            .iter()
+                            .map(|(seq, job)| SavedJob {
+                                seq: *seq,
+                                event_id: job.event_id.clone(),
+                                event: Arc::clone(&job.event),
+                                due: job.due,
+                                attempts: job.attempts.clone(),
+                            })
+                            .collect(),
+                        dead: state.dead.iter().cloned().collect(),
+                        delivered: state.delivered.iter().cloned().collect(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Takes back what [`MemorySchedule::contents`] gave, for the destinations that still
+    /// exist; how many jobs and dead letters of destinations no longer configured were left
+    /// behind.
+    pub fn restore(&self, contents: ScheduleContents) -> usize {
+        self.next_dead
+            .fetch_max(contents.next_dead, Ordering::Relaxed);
+        let mut orphaned = 0;
+        for saved in contents.destinations {
+            let Some(destination) = self.destination(&saved.name) else {
+                orphaned += saved.jobs.len() + saved.dead.len();
+                continue;
+            };
+            destination.paused.store(saved.paused, Ordering::Release);
+            let mut state = lock(&destination.state);
+            state.next_seq = state.next_seq.max(saved.next_seq);
+            for job in saved.jobs {
+                state.jobs.insert(
+                    job.seq,
+                    Scheduled {
+                        event_id: job.event_id,
+                        event: job.event,
+                        due: job.due,
+                        attempts: job.attempts,
+                    },
+                );
+            }
+            state.dead.extend(saved.dead);
+            state.delivered.extend(saved.delivered);
+        }
+        orphaned
     }
 
     fn destination(&self, name: &str) -> Option<&Destination> {
@@ -335,12 +453,7 @@ impl Schedule for MemorySchedule {
         attempt: Attempt,
         next: Next,
     ) -> Result<(), StoreError> {
-        self.record(destination, job, attempt);
-        match next {
-            Next::Done => self.complete(destination, job),
-            Next::Retry { due_ms } => self.reschedule(destination, job, due_ms),
-            Next::DeadLettered => self.dead_letter(destination, job),
-        }
+        self.finish_now(destination, job, attempt, next);
         Ok(())
     }
 

@@ -13,6 +13,7 @@
 
 pub mod inspect;
 pub mod layout;
+pub mod local;
 pub mod memory;
 pub mod memory_schedule;
 pub mod ohip;
@@ -27,6 +28,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use porter_providers::{Normalized, Reply};
 
+pub use self::local::{LocalSchedule, LocalSettings, LocalStore};
 pub use self::memory::MemoryStore;
 pub use self::memory_schedule::MemorySchedule;
 pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
@@ -38,6 +40,7 @@ pub use self::schedule::{Attempt, Job, JobState, Next, Outcome, Schedule};
 #[derive(Debug, Clone)]
 pub enum Schedules {
     Memory(std::sync::Arc<MemorySchedule>),
+    Local(std::sync::Arc<LocalSchedule>),
     Redis(std::sync::Arc<RedisSchedule>),
 }
 
@@ -54,6 +57,8 @@ fn consumer_name() -> String {
 #[allow(clippy::large_enum_variant)]
 pub enum Store {
     Memory(MemoryStore),
+    /// On disk in one directory; shared with its schedules.
+    Local(std::sync::Arc<LocalStore>),
     /// Shared with the delivery queue, which works on the same connection.
     Redis(std::sync::Arc<RedisStore>),
 }
@@ -113,6 +118,7 @@ impl Store {
     ) -> Result<Enqueued, StoreError> {
         match self {
             Store::Memory(store) => store.enqueue(events, reply, ttl),
+            Store::Local(store) => store.enqueue(events, reply, ttl).await,
             Store::Redis(store) => store.enqueue(events, reply, ttl).await,
         }
     }
@@ -124,6 +130,7 @@ impl Store {
                 store.quarantine(item);
                 Ok(())
             }
+            Store::Local(store) => store.quarantine(item).await,
             Store::Redis(store) => store.quarantine(item).await,
         }
     }
@@ -132,6 +139,7 @@ impl Store {
     pub async fn ready(&self) -> Result<(), StoreError> {
         match self {
             Store::Memory(_) => Ok(()),
+            Store::Local(store) => store.ready(),
             Store::Redis(store) => store.ready().await,
         }
     }
@@ -143,6 +151,12 @@ impl Store {
             Store::Memory(memory) => memory
                 .deliveries()
                 .map(|schedule| Schedules::Memory(std::sync::Arc::clone(schedule))),
+            Store::Local(local) => local.memory().deliveries().map(|schedule| {
+                Schedules::Local(std::sync::Arc::new(LocalSchedule::new(
+                    std::sync::Arc::clone(local.shared()),
+                    std::sync::Arc::clone(schedule),
+                )))
+            }),
             Store::Redis(redis) => Some(Schedules::Redis(std::sync::Arc::new(RedisSchedule::new(
                 std::sync::Arc::clone(redis),
                 consumer_name(),
@@ -154,6 +168,7 @@ impl Store {
     pub fn kind(&self) -> &'static str {
         match self {
             Store::Memory(_) => "memory",
+            Store::Local(_) => "local",
             Store::Redis(_) => "redis",
         }
     }

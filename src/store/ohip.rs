@@ -12,6 +12,7 @@ impl Store {
     pub async fn ohip_offset(&self, source: &str) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(store) => Ok(store.ohip_offset(source)),
+            Store::Local(store) => Ok(store.memory().ohip_offset(source)),
             Store::Redis(store) => store.ohip_offset(source).await,
         }
     }
@@ -22,6 +23,14 @@ impl Store {
             Store::Memory(store) => {
                 store.save_ohip_offset(source, offset);
                 Ok(())
+            }
+            Store::Local(store) => {
+                store
+                    .write(super::local::record::Record::Offset {
+                        source: source.to_owned(),
+                        offset: offset.to_owned(),
+                    })
+                    .await
             }
             Store::Redis(store) => store.save_ohip_offset(source, offset).await,
         }
@@ -58,7 +67,7 @@ impl Store {
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError> {
         match self {
-            Store::Memory(_) => Ok(true),
+            Store::Memory(_) | Store::Local(_) => Ok(true),
             Store::Redis(store) => {
                 let mut connection = store.connection().await?;
                 let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -77,7 +86,7 @@ impl Store {
     /// Gives the lease up (on shutdown), so another instance takes over at once.
     pub async fn release_ohip_lease(&self, key: &str, holder: &str) -> Result<(), StoreError> {
         match self {
-            Store::Memory(_) => Ok(()),
+            Store::Memory(_) | Store::Local(_) => Ok(()),
             Store::Redis(store) => {
                 let mut connection = store.connection().await?;
                 redis::Script::new(RELEASE)
@@ -94,7 +103,7 @@ impl Store {
     /// Who holds the lease `key` (Redis), for `porter ohip status`.
     pub async fn ohip_lease_holder(&self, key: &str) -> Result<Option<String>, StoreError> {
         match self {
-            Store::Memory(_) => Ok(None),
+            Store::Memory(_) | Store::Local(_) => Ok(None),
             Store::Redis(store) => {
                 let mut connection = store.connection().await?;
                 redis::cmd("GET")
@@ -112,7 +121,7 @@ impl Store {
     /// memory store is read inside its process).
     pub async fn save_ohip_status(&self, source: &str, status: &str) -> Result<(), StoreError> {
         match self {
-            Store::Memory(_) => Ok(()),
+            Store::Memory(_) | Store::Local(_) => Ok(()),
             Store::Redis(store) => {
                 let mut connection = store.connection().await?;
                 redis::cmd("SET")
@@ -128,7 +137,7 @@ impl Store {
     /// The status a connector last published.
     pub async fn ohip_status(&self, source: &str) -> Result<Option<String>, StoreError> {
         match self {
-            Store::Memory(_) => Ok(None),
+            Store::Memory(_) | Store::Local(_) => Ok(None),
             Store::Redis(store) => {
                 let mut connection = store.connection().await?;
                 redis::cmd("GET")

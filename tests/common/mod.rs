@@ -187,6 +187,7 @@ impl TestServer {
     pub fn memory(&self) -> &MemoryStore {
         match &self.gateway.store {
             Store::Memory(memory) => memory,
+            Store::Local(local) => local.memory(),
             Store::Redis(_) => panic!("this test server uses Redis"),
         }
     }

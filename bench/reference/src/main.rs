@@ -118,10 +118,10 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Full<Byte
     let Some(messages) = keys_and_messages else {
         return answer(StatusCode::UNAUTHORIZED);
     };
-    if let Some(redis) = &state.redis {
-        if store(redis.clone(), messages).await.is_err() {
-            return answer(StatusCode::SERVICE_UNAVAILABLE);
-        }
+    if let Some(redis) = &state.redis
+        && store(redis.clone(), messages).await.is_err()
+    {
+        return answer(StatusCode::SERVICE_UNAVAILABLE);
     }
     answer(StatusCode::OK)
 }

@@ -1,0 +1,357 @@
+//! Snapshots: the whole state of the local store at the start of a journal generation, so
+//! that start-up reads one snapshot and one short journal instead of every record ever made.
+//!
+//! A snapshot is written to `snapshot-N.tmp`, synced, renamed to `snapshot-N.snap` and the
+//! directory synced; it counts only if its last frame is `end` with the number of frames
+//! before it. A crash while writing leaves a `.tmp` (ignored and removed) and the previous
+//! snapshot with its journals, which still hold everything.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use porter_providers::Reply;
+use serde::{Deserialize, Serialize};
+
+use super::record::{End, frame, read_frames};
+use crate::store::Quarantined;
+use crate::store::memory::{Contents, Recent, RememberedKey};
+use crate::store::memory_schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
+use crate::store::schedule::Attempt;
+
+const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Snap {
+    Header {
+        version: u32,
+        generation: u64,
+    },
+    Key {
+        key: String,
+        expires: i64,
+        reply: Reply,
+    },
+    Recent {
+        id: String,
+        source: String,
+        #[serde(rename = "type")]
+        event_type: String,
+        event: String,
+    },
+    Quarantine {
+        source: String,
+        reason: String,
+        received_at: jiff::Timestamp,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    Offset {
+        source: String,
+        offset: String,
+    },
+    Destination {
+        name: String,
+        paused: bool,
+        next_seq: u64,
+    },
+    Job {
+        destination: String,
+        seq: u64,
+        event_id: String,
+        event: String,
+        due: i64,
+        attempts: Vec<Attempt>,
+    },
+    Dead {
+        destination: String,
+        id: u64,
+        event_id: String,
+        event: String,
+        attempts: Vec<Attempt>,
+    },
+    Delivered {
+        destination: String,
+        event_id: String,
+        attempts: Vec<Attempt>,
+    },
+    NextDead {
+        id: u64,
+    },
+    End {
+        frames: u64,
+    },
+}
+
+/// The state a snapshot holds.
+#[derive(Debug, Default)]
+pub struct State {
+    pub store: Contents,
+    pub schedule: ScheduleContents,
+}
+
+/// Writes `state` as generation `generation`'s snapshot in `dir`; its size in bytes.
+pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64> {
+    let temporary = dir.join(format!("snapshot-{generation:08}.tmp"));
+    let file = File::create(&temporary)?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let frames = std::cell::Cell::new(0u64);
+    let mut buffer = Vec::new();
+    let mut put = |snap: &Snap, out: &mut BufWriter<File>| -> std::io::Result<()> {
+        buffer.clear();
+        frame(&mut buffer, |b| {
+            let _ = serde_json::to_writer(b, snap);
+        });
+        frames.set(frames.get() + 1);
+        out.write_all(&buffer)
+    };
+    put(
+        &Snap::Header {
+            version: VERSION,
+            generation,
+        },
+        &mut out,
+    )?;
+    for key in &state.store.keys {
+        put(
+            &Snap::Key {
+                key: key.key.clone(),
+                expires: key.expires,
+                reply: key.reply.clone(),
+            },
+            &mut out,
+        )?;
+    }
+    for recent in &state.store.recent {
+        put(
+            &Snap::Recent {
+                id: recent.id.clone(),
+                source: recent.source.clone(),
+                event_type: recent.event_type.to_string(),
+                event: recent.json.to_string(),
+            },
+            &mut out,
+        )?;
+    }
+    for q in &state.store.quarantine {
+        put(
+            &Snap::Quarantine {
+                source: q.source.clone(),
+                reason: q.reason.clone(),
+                received_at: q.received_at,
+                content_type: q.content_type.clone(),
+                body: q.body.to_vec(),
+            },
+            &mut out,
+        )?;
+    }
+    for (source, offset) in &state.store.offsets {
+        put(
+            &Snap::Offset {
+                source: source.clone(),
+                offset: offset.clone(),
+            },
+            &mut out,
+        )?;
+    }
+    put(
+        &Snap::NextDead {
+            id: state.schedule.next_dead,
+        },
+        &mut out,
+    )?;
+    for destination in &state.schedule.destinations {
+        put(
+            &Snap::Destination {
+                name: destination.name.clone(),
+                paused: destination.paused,
+                next_seq: destination.next_seq,
+            },
+            &mut out,
+        )?;
+        for job in &destination.jobs {
+            put(
+                &Snap::Job {
+                    destination: destination.name.clone(),
+                    seq: job.seq,
+                    event_id: job.event_id.clone(),
+                    event: job.event.to_string(),
+                    due: job.due,
+                    attempts: job.attempts.clone(),
+                },
+                &mut out,
+            )?;
+        }
+        for dead in &destination.dead {
+            put(
+                &Snap::Dead {
+                    destination: destination.name.clone(),
+                    id: dead.id,
+                    event_id: dead.event_id.clone(),
+                    event: dead.event.to_string(),
+                    attempts: dead.attempts.clone(),
+                },
+                &mut out,
+            )?;
+        }
+        for (event_id, attempts) in &destination.delivered {
+            put(
+                &Snap::Delivered {
+                    destination: destination.name.clone(),
+                    event_id: event_id.clone(),
+                    attempts: attempts.clone(),
+                },
+                &mut out,
+            )?;
+        }
+    }
+    let count = frames.get();
+    put(&Snap::End { frames: count }, &mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
+    drop(file);
+    std::fs::rename(&temporary, snapshot_path(dir, generation))?;
+    super::sync_dir(dir)?;
+    Ok(size)
+}
+
+pub fn snapshot_path(dir: &Path, generation: u64) -> std::path::PathBuf {
+    dir.join(format!("snapshot-{generation:08}.snap"))
+}
+
+/// Reads generation `generation`'s snapshot; `None` when it is incomplete or damaged (then
+/// an older one, with its journals, holds the state).
+pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
+    let path = snapshot_path(dir, generation);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut state = State::default();
+    let mut frames = 0u64;
+    let mut ended = false;
+    let mut destinations: Vec<DestinationContents> = Vec::new();
+    let end = read_frames(&bytes, |payload| {
+        if ended {
+            return Err("frames after the end".into());
+        }
+        let snap: Snap = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        match snap {
+            Snap::Header { version, .. } if version != VERSION => {
+                return Err(format!(
+                    "snapshot version {version}, this porter reads {VERSION}"
+                ));
+            }
+            Snap::Header { .. } => {}
+            Snap::Key {
+                key,
+                expires,
+                reply,
+            } => state.store.keys.push(RememberedKey {
+                key,
+                expires,
+                reply,
+            }),
+            Snap::Recent {
+                id,
+                source,
+                event_type,
+                event,
+            } => state.store.recent.push(Recent {
+                id,
+                source,
+                event_type: event_type.into(),
+                json: Arc::from(event),
+            }),
+            Snap::Quarantine {
+                source,
+                reason,
+                received_at,
+                content_type,
+                body,
+            } => state.store.quarantine.push(Quarantined {
+                source,
+                reason,
+                received_at,
+                content_type,
+                body: body.into(),
+            }),
+            Snap::Offset { source, offset } => state.store.offsets.push((source, offset)),
+            Snap::NextDead { id } => state.schedule.next_dead = id,
+            Snap::Destination {
+                name,
+                paused,
+                next_seq,
+            } => destinations.push(DestinationContents {
+                name,
+                paused,
+                next_seq,
+                jobs: Vec::new(),
+                dead: Vec::new(),
+                delivered: Vec::new(),
+            }),
+            Snap::Job {
+                destination,
+                seq,
+                event_id,
+                event,
+                due,
+                attempts,
+            } => in_destination(&mut destinations, &destination)?
+                .jobs
+                .push(SavedJob {
+                    seq,
+                    event_id,
+                    event: Arc::from(event),
+                    due,
+                    attempts,
+                }),
+            Snap::Dead {
+                destination,
+                id,
+                event_id,
+                event,
+                attempts,
+            } => in_destination(&mut destinations, &destination)?
+                .dead
+                .push(DeadLetter {
+                    id,
+                    destination,
+                    event_id,
+                    event: Arc::from(event),
+                    attempts,
+                }),
+            Snap::Delivered {
+                destination,
+                event_id,
+                attempts,
+            } => in_destination(&mut destinations, &destination)?
+                .delivered
+                .push((event_id, attempts)),
+            Snap::End { frames: counted } => {
+                if counted != frames {
+                    return Err(format!("{counted} frames announced, {frames} read"));
+                }
+                ended = true;
+            }
+        }
+        frames += 1;
+        Ok(())
+    })?;
+    if end != End::Clean || !ended {
+        return Ok(None);
+    }
+    state.schedule.destinations = destinations;
+    Ok(Some(state))
+}
+
+fn in_destination<'a>(
+    destinations: &'a mut [DestinationContents],
+    name: &str,
+) -> Result<&'a mut DestinationContents, String> {
+    destinations
+        .iter_mut()
+        .rev()
+        .find(|d| d.name == name)
+        .ok_or_else(|| format!("a job of {name} before its destination"))
+}
