@@ -13,6 +13,16 @@ everything else was answered with a status that makes the provider retry.
                   its consumer group is gone, and every event acknowledged afterwards must
                   still be delivered
   bounds          the memory store is full: 503 with Retry-After, nothing unbounded
+  local-kill      the local store: porter is killed with SIGKILL under load and started again
+  local-powercut  the local store: porter tears a write in half and aborts before syncing it
+                  (what a power cut leaves on disk), and is started again
+  local-full      the local store's disk fills up (a 1 MiB tmpfs) under load: 503 with
+                  Retry-After, then the disk grows and porter takes events again, no restart
+  local-readonly  the local store's file system turns read-only under load (an ext4 error on
+                  a loop device, errors=remount-ro): 503s, porter keeps running; after fsck
+                  and a restart every acknowledged event is there
+                  (local-full and local-readonly mount file systems: they need root, and are
+                  reported as skipped where mounting is not allowed)
 
 Every scenario is bounded in time (about a minute in all). Exit status 0 only if every
 check held. Only processes started here are stopped, by their pid.
@@ -26,6 +36,7 @@ import http.client
 import http.server
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -53,8 +64,9 @@ def check(condition, message):
 class Porter:
     """porter serve on a fixed port with a config file; can be SIGKILLed and started again."""
 
-    def __init__(self, binary, work, store_toml, extra_toml="", request_timeout="3s"):
+    def __init__(self, binary, work, store_toml, extra_toml="", request_timeout="3s", env=None):
         self.binary = binary
+        self.env = env or {}
         self.port = free_port()
         self.config = os.path.join(work, f"porter-{self.port}.toml")
         self.log = os.path.join(work, f"porter-{self.port}.log")
@@ -77,7 +89,8 @@ secrets = ["{SECRET}"]
 
     def start(self):
         self.process = subprocess.Popen([self.binary, "serve", "--config", self.config],
-                                        env=dict(os.environ, RUST_LOG="warn"),
+                                        env=dict(os.environ, RUST_LOG="warn,porter::server=info",
+                                                 **self.env),
                                         stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
         wait_for(self.port, self.process, "porter")
         ready(self.port)
@@ -313,6 +326,189 @@ retry = ["500ms", "1s", "2s"]
         redis.close()
 
 
+def local_toml(path):
+    return f'[store]\nkind = "local"\npath = "{path}"\nretain_events = 10000000'
+
+
+def stored_local(args, porter):
+    """The provider event id of every event the local store keeps (read while porter runs)."""
+    out = subprocess.run([args.porter, "events", "tail", "--config", porter.config,
+                          "--count", "10000000"], capture_output=True, text=True)
+    check(out.returncode == 0, f"porter events tail failed: {out.stderr.strip()[:300]}")
+    return [json.loads(line)["providereventid"] for line in out.stdout.splitlines()
+            if line.startswith("{")]
+
+
+def recovered(porter):
+    """What porter logged about opening its local store, the last time."""
+    with open(porter.log) as f:
+        lines = [line for line in f if "local store opened" in line]
+    if not lines:
+        return {}
+    return dict(re.findall(r"(records|torn_bytes|ms)=(\d+)", lines[-1]))
+
+
+def probe(porter, key):
+    """One signed WhatsApp request; its status."""
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+            "display_phone_number": "1", "phone_number_id": "2"}, "messages": [{
+                "from": "3", "id": key, "timestamp": "1710511200",
+                "type": "text", "text": {"body": "hello"}}]}}]}]}).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    connection = http.client.HTTPConnection("127.0.0.1", porter.port, timeout=5)
+    connection.request("POST", "/webhooks/whatsapp", body,
+                       {"content-type": "application/json", "x-hub-signature-256": signature})
+    response = connection.getresponse()
+    response.read()
+    return response.status, response.getheader("retry-after")
+
+
+def local_kill(args, work):
+    porter = Porter(args.porter, work, local_toml(os.path.join(work, "data")))
+    try:
+        load = Load(args.load, work, porter.port, seconds=8, rate=args.rate)
+        time.sleep(3)
+        porter.kill()
+        time.sleep(1)
+        porter.start()
+        report = load.finish()
+        stored = stored_local(args, porter)
+        acked = report["acknowledged"]
+        codes = statuses(report)
+        check(len(acked) > 100, f"too little traffic to judge: {len(acked)} acknowledged")
+        check(report["errors"] > 0, "the kill did not interrupt any request")
+        check(set(codes) <= {200}, f"unexpected statuses {codes}")
+        exactly_once(acked, stored)
+        opened = recovered(porter)
+        return (f"{len(acked)} acknowledged, {len(stored)} stored (each once; "
+                f"{len(stored) - len(acked)} stored but unanswered when porter died); "
+                f"restart replayed {opened.get('records', '?')} records in {opened.get('ms', '?')} ms")
+    finally:
+        porter.close()
+
+
+def local_powercut(args, work):
+    data = os.path.join(work, "data")
+    porter = Porter(args.porter, work, local_toml(data),
+                    env={"PORTER_LOCAL_FAULT": "torn_write_after:400"})
+    try:
+        load = Load(args.load, work, porter.port, seconds=8, rate=args.rate)
+        deadline = time.monotonic() + 6
+        while porter.alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(not porter.alive(), "the fault point did not fire")
+        porter.env = {}
+        time.sleep(0.5)
+        porter.start()
+        report = load.finish()
+        opened = recovered(porter)
+        check(int(opened.get("torn_bytes", 0)) > 0, f"no torn write was found at restart: {opened}")
+        stored = stored_local(args, porter)
+        acked = report["acknowledged"]
+        check(len(acked) > 100, f"too little traffic to judge: {len(acked)} acknowledged")
+        exactly_once(acked, stored)
+        return (f"porter tore batch 401 and aborted; at restart {opened['torn_bytes']} torn bytes "
+                f"were cut and {opened.get('records')} records replayed; {len(acked)} acknowledged, "
+                f"all stored once ({len(stored)} stored)")
+    finally:
+        porter.close()
+
+
+def mounted(command):
+    """Runs a mount command; False where this machine does not allow it."""
+    if os.geteuid() != 0:
+        return False
+    return subprocess.run(command, capture_output=True).returncode == 0
+
+
+def local_full(args, work):
+    disk = os.path.join(work, "disk")
+    os.makedirs(disk)
+    if not mounted(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", disk]):
+        return "SKIPPED: mounting a tmpfs needs root (CAP_SYS_ADMIN)"
+    porter = None
+    try:
+        porter = Porter(args.porter, work, local_toml(os.path.join(disk, "data")))
+        load = Load(args.load, work, porter.port, seconds=8, rate=400)
+        deadline = time.monotonic() + 6
+        full = None
+        while time.monotonic() < deadline and full is None:
+            time.sleep(0.2)
+            status, retry_after = probe(porter, f"wamid.full-{time.monotonic_ns()}")
+            if status == 503:
+                full = retry_after
+        check(full is not None, "the disk never filled")
+        check(full, "a 503 for a full disk came without Retry-After")
+        check(porter.alive(), "porter exited on a full disk")
+        check(mounted(["mount", "-o", "remount,size=64m", disk]), "growing the tmpfs failed")
+        report = load.finish()
+        deadline = time.monotonic() + 5
+        status = None
+        while time.monotonic() < deadline and status != 200:
+            status, _ = probe(porter, f"wamid.after-{time.monotonic_ns()}")
+            time.sleep(0.2)
+        check(status == 200, f"after the disk grew porter still answers {status}")
+        codes = statuses(report)
+        check(set(codes) <= {200, 503}, f"statuses other than 200 and 503: {codes}")
+        check(codes.get(503, 0) > 0, f"no request was refused while the disk was full: {codes}")
+        acked = report["acknowledged"]
+        stored = stored_local(args, porter)
+        exactly_once(acked, stored)
+        return (f"{codes.get(200, 0)} answered 200, {codes.get(503, 0)} answered 503 "
+                f"(Retry-After: {full}) while 1 MiB was full; all {len(acked)} acknowledged stored "
+                f"once; accepting again once the disk grew, no restart")
+    finally:
+        if porter:
+            porter.close()
+        subprocess.run(["umount", disk], capture_output=True)
+
+
+def local_readonly(args, work):
+    image = os.path.join(work, "disk.img")
+    disk = os.path.join(work, "disk")
+    os.makedirs(disk)
+    with open(image, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    if not (mounted(["mkfs.ext4", "-q", image])
+            and mounted(["mount", "-o", "loop,errors=remount-ro", image, disk])):
+        return "SKIPPED: mounting an ext4 loop device needs root and /dev/loop*"
+    porter = None
+    try:
+        data = os.path.join(disk, "data")
+        porter = Porter(args.porter, work, local_toml(data))
+        load = Load(args.load, work, porter.port, seconds=6, rate=args.rate)
+        time.sleep(2)
+        device = os.path.basename(subprocess.run(["findmnt", "-no", "SOURCE", disk],
+                                                 capture_output=True, text=True).stdout.strip())
+        with open(f"/sys/fs/ext4/{device}/trigger_fs_error", "w") as f:
+            f.write("porter fault suite")
+        report = load.finish()
+        codes = statuses(report)
+        check(codes.get(503, 0) > 0, f"nothing was refused once the disk turned read-only: {codes}")
+        check(set(codes) <= {200, 503}, f"statuses other than 200 and 503: {codes}")
+        check(porter.alive(), "porter exited when its disk turned read-only")
+        status, retry_after = probe(porter, "wamid.readonly-probe")
+        check(status == 503 and retry_after, f"a read-only disk answered {status}")
+        porter.close()
+        subprocess.run(["umount", disk], check=True)
+        if args.keep:
+            shutil.copy(image, image + ".before-fsck")
+        subprocess.run(["fsck.ext4", "-fy", image], capture_output=True)
+        check(mounted(["mount", "-o", "loop", image, disk]), "remounting after fsck failed")
+        porter.start()
+        acked = report["acknowledged"]
+        stored = stored_local(args, porter)
+        exactly_once(acked, stored)
+        return (f"{codes.get(200, 0)} answered 200 before and {codes.get(503, 0)} 503 after the "
+                f"file system turned read-only; porter kept running; after fsck and a restart "
+                f"all {len(acked)} acknowledged events were there once")
+    finally:
+        if porter:
+            porter.close()
+        subprocess.run(["umount", disk], capture_output=True)
+
+
 def bounds(args, work):
     porter = Porter(args.porter, work, '[store]\nkind = "memory"\ncapacity = 100\nprint_events = false')
     try:
@@ -340,13 +536,17 @@ def bounds(args, work):
 
 
 SCENARIOS = {"kill-porter": kill_porter, "stop-redis": stop_redis,
-             "destination": destination, "redis-lost": redis_lost, "bounds": bounds}
+             "destination": destination, "redis-lost": redis_lost, "bounds": bounds,
+             "local-kill": local_kill, "local-powercut": local_powercut,
+             "local-full": local_full, "local-readonly": local_readonly}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="debug", help="which build of the binaries to use")
     parser.add_argument("--rate", type=int, default=800, help="requests per second under load")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep a failed scenario's working directory (its path is printed)")
     parser.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)")
     args = parser.parse_args()
     unknown = [name for name in args.scenarios if name not in SCENARIOS]
@@ -364,13 +564,16 @@ def main():
             print(f"ok    {name} ({time.monotonic() - started:.1f} s): {outcome}", flush=True)
         except Failed as failure:
             failures += 1
+            if args.keep:
+                print(f"      kept {work}", flush=True)
             print(f"FAIL  {name} ({time.monotonic() - started:.1f} s): {failure}", flush=True)
             for log in sorted(os.listdir(work)):
                 if log.endswith(".log"):
                     with open(os.path.join(work, log)) as f:
                         print(f"--- {log} (last lines)\n" + "".join(f.readlines()[-20:]), flush=True)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            if not (args.keep and failures):
+                shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if failures else 0)
 
 

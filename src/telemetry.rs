@@ -117,6 +117,15 @@ fn describe_metrics() {
         "porter_connections_open",
         "Client connections open, by listener (providers, admin)."
     );
+    describe_gauge!(
+        "porter_store_disk_bytes",
+        metrics::Unit::Bytes,
+        "Bytes the local store holds on disk (journal and snapshot)."
+    );
+    describe_counter!(
+        "porter_store_syncs_total",
+        "Journal writes the local store synced (fdatasync), each a batch of requests."
+    );
     describe_counter!(
         "porter_connections_refused_total",
         "Connections closed on arrival, by the limit they hit (max_connections, max_connections_per_peer)."

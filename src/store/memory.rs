@@ -113,9 +113,6 @@ pub struct Classified {
     /// Indexes of the events to store (a key repeated within the request counts once).
     pub fresh: Vec<usize>,
     pub original: Option<Reply>,
-    /// A duplicate's key is known only as pending (not yet on disk): the answer must wait
-    /// for it.
-    pub pending_original: bool,
 }
 
 /// A remembered dedupe key, as a snapshot holds it.
@@ -285,7 +282,6 @@ impl MemoryStore {
                 _ if seen_in_batch => {}
                 _ => match pending(key) {
                     Some(reply) => {
-                        classified.pending_original = true;
                         classified
                             .original
                             .get_or_insert_with(|| Reply::clone(&reply));

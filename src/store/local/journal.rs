@@ -53,8 +53,6 @@ struct Open {
     bytes: Vec<u8>,
     records: Vec<Record>,
     signal: Arc<Signal>,
-    /// The batch being written, for callers that must wait for what is already on its way.
-    in_flight: Option<Arc<Signal>>,
     /// Why appends are refused (a write failed and the file is not repaired yet).
     broken: Option<Arc<str>>,
     closing: bool,
@@ -97,17 +95,6 @@ impl Journal {
         Ok(signal)
     }
 
-    /// The signal of the newest batch holding anything, for a caller that must not answer
-    /// before what was appended so far is on disk; `None` when everything is.
-    pub fn barrier(&self) -> Option<Arc<Signal>> {
-        let open = self.lock();
-        if open.records.is_empty() {
-            open.in_flight.clone()
-        } else {
-            Some(Arc::clone(&open.signal))
-        }
-    }
-
     /// Why appends are refused, if they are.
     pub fn broken(&self) -> Option<Arc<str>> {
         self.lock().broken.clone()
@@ -140,7 +127,6 @@ impl Journal {
             }
         }
         let signal = std::mem::take(&mut open.signal);
-        open.in_flight = Some(Arc::clone(&signal));
         // The next batch starts with room for a batch like this one.
         let room = open.bytes.len();
         Some(Batch {
@@ -159,11 +145,6 @@ impl Journal {
         self.lock().broken = None;
     }
 
-    /// The writer is done with its batch.
-    pub fn landed(&self) {
-        self.lock().in_flight = None;
-    }
-
     /// Refuses further appends and lets the writer finish what it has.
     pub fn close(&self) {
         self.lock().closing = true;
@@ -171,12 +152,60 @@ impl Journal {
     }
 }
 
-/// A fault point for the crash tests: `PORTER_LOCAL_FAULT=torn_write_after:N` makes the
+/// Fault points for the crash tests. `PORTER_LOCAL_FAULT=torn_write_after:N` makes the
 /// process write half of batch N+1 and abort before syncing it, which is what a power cut
-/// leaves on disk (a torn tail whose requests were never answered).
-#[derive(Debug, Clone, Copy)]
+/// leaves on disk (a torn tail whose requests were never answered). Unit tests can also hold
+/// the writer before a write and fail it.
+#[derive(Debug, Clone, Default)]
 pub struct Fault {
     torn_after: Option<u64>,
+    #[cfg(test)]
+    pub failing: Arc<Failing>,
+}
+
+/// A write the unit tests fail on purpose, after holding it until released.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub struct Failing {
+    /// `Some(released)` while armed.
+    state: Mutex<Option<bool>>,
+    changed: Condvar,
+    held: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl Failing {
+    /// Fails the next write, holding it until [`Failing::release`].
+    pub fn arm(&self) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(false);
+    }
+
+    pub fn release(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.is_some() {
+            *state = Some(true);
+        }
+        self.changed.notify_all();
+    }
+
+    /// Whether the writer is holding a write (its batch is in flight).
+    pub fn holding(&self) -> bool {
+        self.held.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn before_write(&self) -> std::io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.is_none() {
+            return Ok(());
+        }
+        self.held.store(true, std::sync::atomic::Ordering::Release);
+        while *state == Some(false) {
+            state = self.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        self.held.store(false, std::sync::atomic::Ordering::Release);
+        *state = None;
+        Err(std::io::Error::other("a write failed on purpose"))
+    }
 }
 
 impl Fault {
@@ -187,14 +216,22 @@ impl Fault {
         if torn_after.is_some() {
             tracing::warn!("PORTER_LOCAL_FAULT is set: this process will abort on purpose");
         }
-        Self { torn_after }
+        Self {
+            torn_after,
+            #[cfg(test)]
+            failing: Arc::default(),
+        }
     }
 
-    /// Before writing batch number `batch` (from 0): tears it and aborts if asked to.
-    pub fn before_write(&self, file: &mut File, batch: u64, bytes: &[u8]) {
+    /// Before writing batch number `batch` (from 0): tears it and aborts if asked to; an
+    /// error fails the write.
+    pub fn before_write(&self, file: &mut File, batch: u64, bytes: &[u8]) -> std::io::Result<()> {
         if self.torn_after == Some(batch) {
             let _ = file.write_all(&bytes[..bytes.len() / 2]);
             std::process::abort();
         }
+        #[cfg(test)]
+        self.failing.before_write()?;
+        Ok(())
     }
 }

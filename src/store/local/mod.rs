@@ -26,16 +26,23 @@
 //!
 //! One process per directory: `LOCK` is held with an exclusive `flock` for the store's life.
 
+mod files;
+mod follow;
 mod journal;
 pub mod record;
 mod schedule;
 mod snapshot;
+mod writer;
 
+pub use self::follow::Follower;
 pub use self::schedule::LocalSchedule;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -43,8 +50,10 @@ use std::time::{Duration, Instant};
 
 use porter_providers::{Normalized, Reply};
 
-use self::journal::{Fault, Journal};
-use self::record::{End, Record};
+use self::files::{journal_path, load, sync_dir, take_lock};
+use self::journal::{Fault, Journal, Signal};
+use self::record::Record;
+use self::writer::{Writer, start_printer};
 use super::memory::{Item, MemoryStore, expiry, item};
 use super::{Enqueued, MemorySchedule, Quarantined, StoreError};
 use crate::clock::Clock;
@@ -119,7 +128,8 @@ pub(crate) struct Shared {
 /// duplicate that waits for the first one's batch.
 #[derive(Debug, Default)]
 struct Pending {
-    keys: HashMap<String, Arc<Reply>>,
+    /// Each with its answer and the batch its record is in.
+    keys: HashMap<String, (Arc<Reply>, Arc<Signal>)>,
     /// Events appended and not yet applied (they count against the capacity).
     events: usize,
 }
@@ -141,6 +151,15 @@ impl LocalStore {
         settings: &LocalSettings,
         schedule: Option<Arc<MemorySchedule>>,
         clock: Clock,
+    ) -> Result<(Self, Recovery), StoreError> {
+        Self::open_with(settings, schedule, clock, Fault::from_env())
+    }
+
+    fn open_with(
+        settings: &LocalSettings,
+        schedule: Option<Arc<MemorySchedule>>,
+        clock: Clock,
+        fault: Fault,
     ) -> Result<(Self, Recovery), StoreError> {
         let started = Instant::now();
         let dir = settings.path.clone();
@@ -188,9 +207,10 @@ impl LocalStore {
             generation: current,
             synced_len: journal_len,
             batches: 0,
-            fault: Fault::from_env(),
+            fault,
             snapshotting: Arc::new(AtomicBool::new(false)),
             clock: clock.clone(),
+            reported: (Instant::now(), 0),
         };
         let handle = std::thread::Builder::new()
             .name("porter-journal".into())
@@ -273,19 +293,20 @@ impl LocalStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let now = self.clock.now_ms();
         let shared = &self.shared;
-        let (classified, wait) = {
+        // The batches to wait for: this request's own, and those holding the originals of
+        // its duplicates that are not on disk yet (if one of those fails, so does this
+        // answer: a duplicate is acknowledged only once its original is durable).
+        let mut waits: Vec<Arc<Signal>> = Vec::new();
+        let classified = {
             let mut pending = shared.pending();
+            let originals = std::cell::RefCell::new(Vec::new());
             let classified = shared.memory.classify(events, now, pending.events, |key| {
-                pending.keys.get(key).cloned()
+                let (reply, signal) = pending.keys.get(key)?;
+                originals.borrow_mut().push(Arc::clone(signal));
+                Some(Arc::clone(reply))
             })?;
-            if classified.fresh.is_empty() {
-                let wait = if classified.pending_original {
-                    shared.journal.barrier()
-                } else {
-                    None
-                };
-                (classified, wait)
-            } else {
+            waits.extend(originals.into_inner());
+            if !classified.fresh.is_empty() {
                 let reply = Arc::new(reply.clone());
                 let items: Vec<Item> = classified
                     .fresh
@@ -302,12 +323,16 @@ impl LocalStore {
                 let signal = shared.journal.append(record)?;
                 pending.events += keys.len();
                 for key in keys {
-                    pending.keys.insert(key, Arc::clone(&reply));
+                    pending
+                        .keys
+                        .insert(key, (Arc::clone(&reply), Arc::clone(&signal)));
                 }
-                (classified, Some(signal))
+                waits.push(signal);
             }
+            classified
         };
-        if let Some(signal) = wait {
+        waits.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for signal in waits {
             signal.wait().await?;
         }
         Ok(Enqueued {
@@ -355,72 +380,6 @@ impl Drop for LocalStore {
     }
 }
 
-/// Loads the newest snapshot and replays the journals after it into `memory`; with `repair`,
-/// cuts a torn tail off and removes files of older generations. The recovery, the snapshot's
-/// generation and the current journal's.
-fn load(
-    dir: &Path,
-    memory: &MemoryStore,
-    repair: bool,
-) -> Result<(Recovery, u64, u64), StoreError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
-    };
-    let found = Generations::list(dir).map_err(|e| failed("cannot read", &e))?;
-    let mut recovery = Recovery::default();
-    let base = load_snapshot(dir, &found, memory)?;
-    let journals: Vec<u64> = found
-        .journals
-        .iter()
-        .copied()
-        .filter(|g| *g >= base)
-        .collect();
-    let current = journals.last().copied().unwrap_or(base);
-    for &generation in &journals {
-        let path = journal_path(dir, generation);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            // Read-only, the snapshot thread may have removed an old journal meanwhile.
-            Err(e) if !repair && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(failed("cannot read", &e)),
-        };
-        let end = record::read_frames(&bytes, |payload| {
-            apply(memory, None, Record::decode(payload)?);
-            recovery.records += 1;
-            Ok(())
-        })
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
-        match end {
-            End::Clean => {}
-            End::Torn(at) if generation == current => {
-                recovery.torn_bytes = bytes.len() as u64 - at;
-                if repair {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
-                        .map_err(|e| failed("cannot open", &e))?;
-                    file.set_len(at).map_err(|e| failed("cannot repair", &e))?;
-                    file.sync_all().map_err(|e| failed("cannot repair", &e))?;
-                }
-            }
-            End::Torn(_) if !repair => {}
-            End::Torn(at) | End::Corrupt(at) => {
-                return Err(StoreError::Unavailable(format!(
-                    "{} is damaged at byte {at} (whole records follow, or a later journal \
-                     exists): porter will not guess; move the directory aside and restore \
-                     it, or remove that file to start from its snapshot",
-                    path.display()
-                )));
-            }
-        }
-    }
-    if repair {
-        found.remove_older_than(dir, base);
-    }
-    recovery.generation = current;
-    Ok((recovery, base, current))
-}
-
 /// Applies one record to the state; `pending` (live, not replaying) loses the keys applied.
 fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
     match record {
@@ -463,379 +422,5 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         }
         Record::Offset { source, offset } => memory.save_ohip_offset(&source, &offset),
         Record::Quarantine(item) => memory.quarantine(item),
-    }
-}
-
-/// The writer thread's own state.
-struct Writer {
-    shared: Arc<Shared>,
-    file: File,
-    generation: u64,
-    /// The journal's length up to the last sync that succeeded.
-    synced_len: u64,
-    batches: u64,
-    fault: Fault,
-    snapshotting: Arc<AtomicBool>,
-    clock: Clock,
-}
-
-impl Writer {
-    fn run(mut self) {
-        loop {
-            let broken = self.shared.journal.broken().is_some();
-            let Some(batch) = self.shared.journal.take(broken.then_some(MEND_EVERY)) else {
-                return;
-            };
-            if broken {
-                self.mend();
-            }
-            if batch.records.is_empty() {
-                continue;
-            }
-            self.fault
-                .before_write(&mut self.file, self.batches, &batch.bytes);
-            self.batches += 1;
-            let written = self
-                .file
-                .write_all(&batch.bytes)
-                .and_then(|()| self.file.sync_data());
-            match written {
-                Ok(()) => {
-                    self.synced_len += batch.bytes.len() as u64;
-                    self.shared.syncs.fetch_add(1, Ordering::Relaxed);
-                    self.shared
-                        .journal_bytes
-                        .store(self.synced_len, Ordering::Relaxed);
-                    let mut lines = Vec::new();
-                    {
-                        let mut pending = self.shared.pending();
-                        for record in batch.records {
-                            if self.shared.printer.is_some()
-                                && let Record::Enqueue { items, .. } = &record
-                            {
-                                lines.extend(items.iter().map(|i| Arc::clone(&i.event.json)));
-                            }
-                            apply(&self.shared.memory, Some(&mut pending), record);
-                        }
-                    }
-                    self.shared.journal.landed();
-                    batch.signal.fire(Ok(()));
-                    if let Some(printer) = &self.shared.printer
-                        && !lines.is_empty()
-                    {
-                        let _ = printer.try_send(lines);
-                    }
-                    self.maybe_snapshot();
-                }
-                Err(error) => {
-                    let reason: Arc<str> =
-                        Arc::from(format!("writing the journal failed: {error}").as_str());
-                    tracing::error!(%error, dir = %self.shared.dir.display(), "the local store cannot write: answering 503 until it can");
-                    {
-                        let mut pending = self.shared.pending();
-                        for record in &batch.records {
-                            if let Record::Enqueue { items, .. } = record {
-                                for item in items {
-                                    pending.keys.remove(&item.key);
-                                }
-                                pending.events = pending.events.saturating_sub(items.len());
-                            }
-                        }
-                    }
-                    self.shared.journal.set_broken(Arc::clone(&reason));
-                    self.shared.journal.landed();
-                    batch.signal.fire(Err(reason));
-                    self.mend();
-                }
-            }
-        }
-    }
-
-    /// Cuts the journal back to its synced length, so a later batch does not follow a hole;
-    /// appends are taken again once that worked.
-    fn mend(&mut self) {
-        let mended = self
-            .file
-            .set_len(self.synced_len)
-            .and_then(|()| self.file.sync_all())
-            .and_then(|()| self.file.seek(SeekFrom::End(0)).map(|_| ()));
-        match mended {
-            Ok(()) => {
-                if self.shared.journal.broken().is_some() {
-                    tracing::info!(dir = %self.shared.dir.display(), "the local store's journal is mended: taking events again");
-                }
-                self.shared.journal.mend();
-            }
-            Err(error) => tracing::debug!(%error, "the journal cannot be mended yet"),
-        }
-    }
-
-    /// Starts a new journal generation and has the state at that point written as its
-    /// snapshot, when the journal has outgrown the last snapshot.
-    fn maybe_snapshot(&mut self) {
-        let limit = self
-            .shared
-            .snapshot_after
-            .max(self.shared.snapshot_bytes.load(Ordering::Relaxed));
-        if self.synced_len < limit || self.snapshotting.load(Ordering::Acquire) {
-            return;
-        }
-        let next = self.generation + 1;
-        let path = journal_path(&self.shared.dir, next);
-        let opened = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .and_then(|file| sync_dir(&self.shared.dir).map(|()| file));
-        let file = match opened {
-            Ok(file) => file,
-            Err(error) => {
-                tracing::warn!(%error, path = %path.display(), "cannot start a new journal; the current one keeps growing");
-                // Try again after as many bytes again.
-                self.shared
-                    .snapshot_bytes
-                    .fetch_add(self.synced_len, Ordering::Relaxed);
-                return;
-            }
-        };
-        // Every record of the old generation is applied and nothing of the new one is: the
-        // state now is exactly what the snapshot must hold.
-        let state = snapshot::State {
-            store: self.shared.memory.contents(self.clock.now_ms()),
-            schedule: self
-                .shared
-                .memory
-                .deliveries()
-                .map(|s| s.contents())
-                .unwrap_or_default(),
-        };
-        self.file = file;
-        self.generation = next;
-        self.synced_len = 0;
-        self.snapshotting.store(true, Ordering::Release);
-        let shared = Arc::clone(&self.shared);
-        let snapshotting = Arc::clone(&self.snapshotting);
-        let spawned = std::thread::Builder::new()
-            .name("porter-snapshot".into())
-            .spawn(move || {
-                let started = Instant::now();
-                match snapshot::write(&shared.dir, next, &state) {
-                    Ok(size) => {
-                        shared.snapshot_bytes.store(size, Ordering::Relaxed);
-                        shared.snapshots.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(found) = Generations::list(&shared.dir) {
-                            found.remove_older_than(&shared.dir, next);
-                        }
-                        tracing::info!(generation = next, bytes = size, ms = started.elapsed().as_millis() as u64, "local store snapshot written");
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "writing a snapshot failed; the journals still hold everything")
-                    }
-                }
-                snapshotting.store(false, Ordering::Release);
-            });
-        if spawned.is_err() {
-            self.snapshotting.store(false, Ordering::Release);
-        }
-    }
-}
-
-fn start_printer() -> std::sync::mpsc::SyncSender<Vec<Arc<str>>> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Arc<str>>>(PRINT_QUEUE);
-    let _ = std::thread::Builder::new()
-        .name("porter-print".into())
-        .spawn(move || {
-            for lines in receiver {
-                let mut out = std::io::stdout().lock();
-                for line in lines {
-                    let _ = out.write_all(line.as_bytes());
-                    let _ = out.write_all(b"\n");
-                }
-                let _ = out.flush();
-            }
-        });
-    sender
-}
-
-/// Takes `dir/LOCK`, or says who has it.
-fn take_lock(dir: &Path) -> Result<File, StoreError> {
-    let path = dir.join("LOCK");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(StoreError::Unavailable(format!(
-                "{} is in use by another porter process ({}): one process per directory",
-                dir.display(),
-                match holder.trim() {
-                    "" => "pid unknown".to_owned(),
-                    pid => format!("pid {pid}"),
-                }
-            )));
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            )));
-        }
-    }
-    let _ = file.set_len(0);
-    let _ = write!(file, "{}", std::process::id());
-    Ok(file)
-}
-
-/// The generations found in a directory.
-#[derive(Debug, Default)]
-struct Generations {
-    snapshots: Vec<u64>,
-    journals: Vec<u64>,
-    temporary: Vec<PathBuf>,
-}
-
-impl Generations {
-    fn list(dir: &Path) -> std::io::Result<Self> {
-        let mut found = Generations::default();
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let number = |prefix: &str, suffix: &str| -> Option<u64> {
-                name.strip_prefix(prefix)?
-                    .strip_suffix(suffix)?
-                    .parse()
-                    .ok()
-            };
-            if let Some(g) = number("journal-", ".log") {
-                found.journals.push(g);
-            } else if let Some(g) = number("snapshot-", ".snap") {
-                found.snapshots.push(g);
-            } else if number("snapshot-", ".tmp").is_some() {
-                found.temporary.push(entry.path());
-            }
-        }
-        found.snapshots.sort_unstable();
-        found.journals.sort_unstable();
-        Ok(found)
-    }
-
-    /// Removes the files of generations before `base` and unfinished snapshots.
-    fn remove_older_than(&self, dir: &Path, base: u64) {
-        for &g in self.journals.iter().filter(|g| **g < base) {
-            let _ = std::fs::remove_file(journal_path(dir, g));
-        }
-        for &g in self.snapshots.iter().filter(|g| **g < base) {
-            let _ = std::fs::remove_file(snapshot::snapshot_path(dir, g));
-        }
-        for path in &self.temporary {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// Loads the newest whole snapshot into `memory`; its generation (0 when there is none).
-fn load_snapshot(dir: &Path, found: &Generations, memory: &MemoryStore) -> Result<u64, StoreError> {
-    for &generation in found.snapshots.iter().rev() {
-        match snapshot::read(dir, generation) {
-            Ok(Some(state)) => {
-                memory.restore(state.store);
-                if let Some(schedule) = memory.deliveries() {
-                    let orphaned = schedule.restore(state.schedule);
-                    if orphaned > 0 {
-                        tracing::warn!(
-                            orphaned,
-                            "jobs and dead letters of destinations no longer configured were left behind"
-                        );
-                    }
-                }
-                return Ok(generation);
-            }
-            Ok(None) => {
-                tracing::warn!(generation, "an incomplete snapshot was passed over");
-            }
-            Err(error) => {
-                return Err(StoreError::Unavailable(format!(
-                    "snapshot {generation} in {} cannot be read: {error}",
-                    dir.display()
-                )));
-            }
-        }
-    }
-    Ok(found.journals.first().copied().unwrap_or(0))
-}
-
-fn journal_path(dir: &Path, generation: u64) -> PathBuf {
-    dir.join(format!("journal-{generation:08}.log"))
-}
-
-/// Makes a directory's entries (a created or renamed file) durable.
-pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Reads the events appended to a local store's journal from now on, for `porter events tail
-/// --follow` (which may run while `porter serve` writes).
-#[derive(Debug)]
-pub struct Follower {
-    dir: PathBuf,
-    generation: u64,
-    offset: u64,
-}
-
-impl Follower {
-    /// Starts at the end of the newest journal.
-    pub fn at_end(dir: &Path) -> std::io::Result<Self> {
-        let found = Generations::list(dir)?;
-        let generation = found.journals.last().copied().unwrap_or(0);
-        let offset = std::fs::metadata(journal_path(dir, generation)).map_or(0, |m| m.len());
-        Ok(Self {
-            dir: dir.to_owned(),
-            generation,
-            offset,
-        })
-    }
-
-    /// The JSON of the events whose records became whole since the last call, oldest first.
-    pub fn poll(&mut self) -> std::io::Result<Vec<Arc<str>>> {
-        let mut events = Vec::new();
-        loop {
-            let path = journal_path(&self.dir, self.generation);
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(e),
-            };
-            let from = usize::try_from(self.offset)
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
-            let mut read = 0usize;
-            let _ = record::read_frames(&bytes[from..], |payload| {
-                read += record::HEADER + payload.len();
-                if let Ok(Record::Enqueue { items, .. }) = Record::decode(payload) {
-                    events.extend(items.into_iter().map(|i| i.event.json));
-                }
-                Ok(())
-            });
-            self.offset = (from + read) as u64;
-            // A newer journal means this one is finished: move on once it is read.
-            let newer = Generations::list(&self.dir)?
-                .journals
-                .into_iter()
-                .find(|g| *g > self.generation);
-            match newer {
-                Some(next) if self.offset as usize >= bytes.len() => {
-                    self.generation = next;
-                    self.offset = 0;
-                }
-                _ => return Ok(events),
-            }
-        }
     }
 }

@@ -214,7 +214,7 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
     let size = file.metadata()?.len();
     drop(file);
     std::fs::rename(&temporary, snapshot_path(dir, generation))?;
-    super::sync_dir(dir)?;
+    super::files::sync_dir(dir)?;
     Ok(size)
 }
 

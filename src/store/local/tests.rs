@@ -1,0 +1,125 @@
+//! What needs the writer's fault points: a failed write and the requests around it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use porter_providers::event::{Attributes, Origin, UnknownData};
+use porter_providers::{EventBody, Normalized, Reply};
+
+use super::journal::Fault;
+use super::{LocalSettings, LocalStore};
+use crate::clock::Clock;
+use crate::store::StoreError;
+
+fn event(key: &str) -> Normalized {
+    let origin = Origin {
+        source_name: "s",
+        provider: "hmac",
+        received_at: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let attributes = Attributes {
+        key: key.to_owned(),
+        ..Attributes::default()
+    };
+    let body = EventBody::Unknown(UnknownData {
+        reason: String::new(),
+        raw: serde_json::Value::Null,
+    });
+    origin.event(attributes, body).into()
+}
+
+const TTL: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_of_a_failed_write_is_refused_and_a_later_batch_is_not_mistaken_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = Fault::default();
+    let failing = Arc::clone(&fault.failing);
+    let (store, _) = LocalStore::open_with(
+        &LocalSettings::new(dir.path().join("data")),
+        None,
+        Clock::system(),
+        fault,
+    )
+    .expect("open");
+    let store = Arc::new(store);
+    failing.arm();
+    let first = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .enqueue(&[event("k")], &Reply::text("first"), TTL)
+                .await
+        })
+    };
+    while !failing.holding() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // The first request's batch is being written (and will fail); a second delivery of the
+    // same event, and an unrelated request that lands in the next batch, arrive meanwhile.
+    let second = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .enqueue(&[event("k")], &Reply::text("second"), TTL)
+                .await
+        })
+    };
+    let unrelated = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .enqueue(&[event("other")], &Reply::text("other"), TTL)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    failing.release();
+    let first = first.await.expect("task");
+    assert!(
+        matches!(first, Err(StoreError::Unavailable(_))),
+        "{first:?}"
+    );
+    let second = second.await.expect("task");
+    assert!(
+        matches!(second, Err(StoreError::Unavailable(_))),
+        "a duplicate of an event that never reached the disk must not be acknowledged: {second:?}"
+    );
+    // The unrelated one was appended before the failure was known: refused (the journal is
+    // broken until mended) or stored, never lost.
+    let unrelated = unrelated.await.expect("task");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let retried = loop {
+        match store
+            .enqueue(&[event("k")], &Reply::text("retry"), TTL)
+            .await
+        {
+            Ok(outcome) => break outcome,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("the journal was not mended: {error}"),
+        }
+    };
+    assert_eq!(retried.new, 1, "the provider's retry stores the event");
+    let stored: Vec<String> = store.memory().recent().into_iter().map(|r| r.id).collect();
+    assert!(stored.contains(&event("k").event.id));
+    if unrelated.is_ok() {
+        assert!(
+            stored.contains(&event("other").event.id),
+            "acknowledged means stored"
+        );
+    }
+    drop(store);
+    let (store, _) = LocalStore::open(
+        &LocalSettings::new(dir.path().join("data")),
+        None,
+        Clock::system(),
+    )
+    .expect("reopen");
+    let ids: Vec<String> = store.memory().recent().into_iter().map(|r| r.id).collect();
+    assert_eq!(
+        ids.iter().filter(|id| **id == event("k").event.id).count(),
+        1
+    );
+}

@@ -1,0 +1,221 @@
+//! The writer thread: takes each batch, writes and syncs it, applies its records, answers
+//! its callers; mends a journal whose write failed; starts snapshots.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::files::{Generations, journal_path, sync_dir};
+use super::journal::Fault;
+use super::record::Record;
+use super::{MEND_EVERY, Shared, apply, snapshot};
+use crate::clock::Clock;
+
+/// The writer thread's own state.
+pub(super) struct Writer {
+    pub(super) shared: Arc<Shared>,
+    pub(super) file: File,
+    pub(super) generation: u64,
+    /// The journal's length up to the last sync that succeeded.
+    pub(super) synced_len: u64,
+    pub(super) batches: u64,
+    pub(super) fault: Fault,
+    pub(super) snapshotting: Arc<AtomicBool>,
+    pub(super) clock: Clock,
+    /// When the metrics were last set, and the syncs counted by then.
+    pub(super) reported: (Instant, u64),
+}
+
+/// How often the writer sets the store's metrics (not on every batch: thousands a second).
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+
+impl Writer {
+    pub(super) fn report(&mut self, force: bool) {
+        if !force && self.reported.0.elapsed() < REPORT_EVERY {
+            return;
+        }
+        let syncs = self.shared.syncs.load(Ordering::Relaxed);
+        metrics::counter!("porter_store_syncs_total").increment(syncs - self.reported.1);
+        let bytes = self.shared.journal_bytes.load(Ordering::Relaxed)
+            + self.shared.snapshot_bytes.load(Ordering::Relaxed);
+        metrics::gauge!("porter_store_disk_bytes").set(bytes as f64);
+        self.reported = (Instant::now(), syncs);
+    }
+
+    pub(super) fn run(mut self) {
+        self.report(true);
+        loop {
+            self.report(false);
+            let broken = self.shared.journal.broken().is_some();
+            let Some(batch) = self.shared.journal.take(broken.then_some(MEND_EVERY)) else {
+                return;
+            };
+            if broken {
+                self.mend();
+            }
+            if batch.records.is_empty() {
+                continue;
+            }
+            let written = self
+                .fault
+                .before_write(&mut self.file, self.batches, &batch.bytes)
+                .and_then(|()| self.file.write_all(&batch.bytes))
+                .and_then(|()| self.file.sync_data());
+            self.batches += 1;
+            match written {
+                Ok(()) => {
+                    self.synced_len += batch.bytes.len() as u64;
+                    self.shared.syncs.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .journal_bytes
+                        .store(self.synced_len, Ordering::Relaxed);
+                    let mut lines = Vec::new();
+                    {
+                        let mut pending = self.shared.pending();
+                        for record in batch.records {
+                            if self.shared.printer.is_some()
+                                && let Record::Enqueue { items, .. } = &record
+                            {
+                                lines.extend(items.iter().map(|i| Arc::clone(&i.event.json)));
+                            }
+                            apply(&self.shared.memory, Some(&mut pending), record);
+                        }
+                    }
+                    batch.signal.fire(Ok(()));
+                    if let Some(printer) = &self.shared.printer
+                        && !lines.is_empty()
+                    {
+                        let _ = printer.try_send(lines);
+                    }
+                    self.maybe_snapshot();
+                }
+                Err(error) => {
+                    let reason: Arc<str> =
+                        Arc::from(format!("writing the journal failed: {error}").as_str());
+                    tracing::error!(%error, dir = %self.shared.dir.display(), "the local store cannot write: answering 503 until it can");
+                    {
+                        let mut pending = self.shared.pending();
+                        for record in &batch.records {
+                            if let Record::Enqueue { items, .. } = record {
+                                for item in items {
+                                    pending.keys.remove(&item.key);
+                                }
+                                pending.events = pending.events.saturating_sub(items.len());
+                            }
+                        }
+                    }
+                    self.shared.journal.set_broken(Arc::clone(&reason));
+                    batch.signal.fire(Err(reason));
+                    self.mend();
+                }
+            }
+        }
+    }
+
+    /// Cuts the journal back to its synced length, so a later batch does not follow a hole;
+    /// appends are taken again once that worked.
+    fn mend(&mut self) {
+        let mended = self
+            .file
+            .set_len(self.synced_len)
+            .and_then(|()| self.file.sync_all())
+            .and_then(|()| self.file.seek(SeekFrom::End(0)).map(|_| ()));
+        match mended {
+            Ok(()) => {
+                if self.shared.journal.broken().is_some() {
+                    tracing::info!(dir = %self.shared.dir.display(), "the local store's journal is mended: taking events again");
+                }
+                self.shared.journal.mend();
+            }
+            Err(error) => tracing::debug!(%error, "the journal cannot be mended yet"),
+        }
+    }
+
+    /// Starts a new journal generation and has the state at that point written as its
+    /// snapshot, when the journal has outgrown the last snapshot.
+    fn maybe_snapshot(&mut self) {
+        let limit = self
+            .shared
+            .snapshot_after
+            .max(self.shared.snapshot_bytes.load(Ordering::Relaxed));
+        if self.synced_len < limit || self.snapshotting.load(Ordering::Acquire) {
+            return;
+        }
+        let next = self.generation + 1;
+        let path = journal_path(&self.shared.dir, next);
+        let opened = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .and_then(|file| sync_dir(&self.shared.dir).map(|()| file));
+        let file = match opened {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(%error, path = %path.display(), "cannot start a new journal; the current one keeps growing");
+                // Try again after as many bytes again.
+                self.shared
+                    .snapshot_bytes
+                    .fetch_add(self.synced_len, Ordering::Relaxed);
+                return;
+            }
+        };
+        // Every record of the old generation is applied and nothing of the new one is: the
+        // state now is exactly what the snapshot must hold.
+        let state = snapshot::State {
+            store: self.shared.memory.contents(self.clock.now_ms()),
+            schedule: self
+                .shared
+                .memory
+                .deliveries()
+                .map(|s| s.contents())
+                .unwrap_or_default(),
+        };
+        self.file = file;
+        self.generation = next;
+        self.synced_len = 0;
+        self.snapshotting.store(true, Ordering::Release);
+        let shared = Arc::clone(&self.shared);
+        let snapshotting = Arc::clone(&self.snapshotting);
+        let spawned = std::thread::Builder::new()
+            .name("porter-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match snapshot::write(&shared.dir, next, &state) {
+                    Ok(size) => {
+                        shared.snapshot_bytes.store(size, Ordering::Relaxed);
+                        shared.snapshots.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(found) = Generations::list(&shared.dir) {
+                            found.remove_older_than(&shared.dir, next);
+                        }
+                        tracing::info!(generation = next, bytes = size, ms = started.elapsed().as_millis() as u64, "local store snapshot written");
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "writing a snapshot failed; the journals still hold everything")
+                    }
+                }
+                snapshotting.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.snapshotting.store(false, Ordering::Release);
+        }
+    }
+}
+
+pub(super) fn start_printer() -> std::sync::mpsc::SyncSender<Vec<Arc<str>>> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Arc<str>>>(super::PRINT_QUEUE);
+    let _ = std::thread::Builder::new()
+        .name("porter-print".into())
+        .spawn(move || {
+            for lines in receiver {
+                let mut out = std::io::stdout().lock();
+                for line in lines {
+                    let _ = out.write_all(line.as_bytes());
+                    let _ = out.write_all(b"\n");
+                }
+                let _ = out.flush();
+            }
+        });
+    sender
+}
