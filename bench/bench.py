@@ -40,6 +40,7 @@ TWILIO = ["--provider", "twilio", "--secret", TWILIO_TOKEN, "--body-size", "600"
 # name, store ("memory" | "redis"), redis-server arguments, porter-load arguments
 SCENARIOS = [
     ("memory store (events to stdout)", "memory", [], META),
+    ("local store (fdatasync per batch)", "local", [], META),
     ("redis", "redis", ["--appendonly", "no"], META),
     ("redis, appendfsync everysec", "redis", ["--appendonly", "yes", "--appendfsync", "everysec"], META),
     ("redis, 10 % duplicates", "redis", ["--appendonly", "no"], META + ["--duplicates", "0.1"]),
@@ -48,8 +49,11 @@ SCENARIOS = [
 ]
 
 
-def porter_config(port, store):
-    if store == "memory":
+def porter_config(port, store, work=None):
+    if store == "local":
+        # A fresh directory per run, on the machine's disk (not tmpfs): what a deployment gets.
+        store_toml = f'[store]\nkind = "local"\npath = "{tempfile.mkdtemp(dir=work)}"\n'
+    elif store == "memory":
         # Events go out as JSON lines (to /dev/null here), as in development: the memory store
         # then keeps only dedupe keys, where keeping every event would measure page faults.
         store_toml = '[store]\nkind = "memory"\nprint_events = true\n'
@@ -78,13 +82,13 @@ token = "bench-admin-token-of-at-least-24-characters"
 """
 
 
-def start_server(kind, work, redis):
+def start_server(kind, work, redis, store="memory"):
     """Starts porter or the reference; returns (process, port)."""
     port = free_port()
     if kind == "porter":
         config = os.path.join(work, f"porter-{port}.toml")
         with open(config, "w") as f:
-            f.write(porter_config(port, redis.url() if redis else "memory"))
+            f.write(porter_config(port, redis.url() if redis else store, work))
         env = dict(os.environ, RUST_LOG="warn")
         process = subprocess.Popen([PORTER, "serve", "--config", config], env=env,
                                    stdout=subprocess.DEVNULL,
@@ -120,7 +124,7 @@ def one_run(kind, store, redis_args, load_args, args, work, rate=None):
     load generator spent during it."""
     redis = Redis(work, redis_args) if store == "redis" else None
     try:
-        process, port = start_server(kind, work, redis)
+        process, port = start_server(kind, work, redis, store)
         try:
             load(port, load_args, args.warmup, args.connections, rate)
             pids = [process.pid] + ([redis.process.pid] if redis else [])

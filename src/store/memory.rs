@@ -12,15 +12,16 @@
 //! by expiry, so the time under the lock does not grow with the number of keys remembered.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use porter_providers::{Event, Normalized, Reply};
 
+use super::dedupe::Dedupe;
 use super::memory_schedule::MemorySchedule;
+use super::printer::Printer;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 use crate::clock::Clock;
 
@@ -69,7 +70,7 @@ enum Output {
     /// Kept in the log, up to the capacity.
     Keep,
     /// Written as JSON lines (stdout in `porter serve`); nothing is kept.
-    Lines(Box<dyn Write + Send>),
+    Lines(Printer),
     /// Neither: only the recent events and the schedules hold them (the local store, which
     /// prints them itself, outside every lock).
     Schedules,
@@ -88,23 +89,13 @@ impl std::fmt::Debug for Output {
 #[derive(Debug)]
 struct Inner {
     output: Output,
-    dedupe: HashMap<Arc<str>, Remembered>,
-    /// Every key remembered, soonest expiry first. A key remembered again after it expired
-    /// has a second entry; the map's expiry decides whether a popped entry is removed.
-    expiries: BinaryHeap<Reverse<(i64, Arc<str>)>>,
+    dedupe: Dedupe,
     log: VecDeque<Event>,
     /// The newest events (even when printed rather than kept), for the admin API.
     recent: VecDeque<Recent>,
     quarantine: VecDeque<Quarantined>,
     /// The bytes of the quarantined bodies.
     quarantine_bytes: usize,
-}
-
-#[derive(Debug)]
-struct Remembered {
-    /// Unix milliseconds.
-    expires: i64,
-    reply: Arc<Reply>,
 }
 
 /// Which of a request's events are new, and the answer remembered with the first duplicate.
@@ -136,7 +127,7 @@ pub struct Contents {
 impl MemoryStore {
     pub fn new(print_events: bool, capacity: usize) -> Self {
         let output = if print_events {
-            Output::Lines(Box::new(std::io::stdout()))
+            Output::Lines(Printer::spawn(Box::new(std::io::stdout())))
         } else {
             Output::Keep
         };
@@ -145,7 +136,7 @@ impl MemoryStore {
 
     /// A store that writes every new event as a JSON line to `writer` and keeps none.
     pub fn writing_to(writer: Box<dyn Write + Send>) -> Self {
-        Self::with_output(Output::Lines(writer), 0)
+        Self::with_output(Output::Lines(Printer::spawn(writer)), 0)
     }
 
     /// A store that keeps new events only in its schedules and its `recent` newest (the
@@ -161,8 +152,7 @@ impl MemoryStore {
             offsets: Mutex::new(HashMap::new()),
             inner: Mutex::new(Inner {
                 output,
-                dedupe: HashMap::new(),
-                expiries: BinaryHeap::new(),
+                dedupe: Dedupe::default(),
                 log: VecDeque::new(),
                 recent: VecDeque::new(),
                 quarantine: VecDeque::new(),
@@ -215,20 +205,24 @@ impl MemoryStore {
         {
             return Err(StoreError::Full);
         }
-        if let Output::Lines(writer) = &mut inner.output {
-            write_lines(writer, classified.fresh.iter().map(|&i| &jsons[i]))?;
+        let mut jsons = jsons;
+        let items: Vec<Item> = classified
+            .fresh
+            .iter()
+            .map(|&index| item(&events[index], std::mem::take(&mut jsons[index])))
+            .collect();
+        // Queued for the printing thread, never written under this lock; a full queue or a
+        // closed stdout refuses the events before anything is remembered.
+        if let Output::Lines(printer) = &inner.output
+            && !items.is_empty()
+        {
+            printer.offer(items.iter().map(|i| Arc::clone(&i.event.json)).collect())?;
         }
         if let Output::Keep = inner.output {
             for &index in &classified.fresh {
                 inner.log.push_back(events[index].event.clone());
             }
         }
-        let mut jsons = jsons;
-        let items = classified
-            .fresh
-            .iter()
-            .map(|&index| item(&events[index], std::mem::take(&mut jsons[index])))
-            .collect();
         self.commit_locked(
             &mut inner,
             now,
@@ -273,8 +267,8 @@ impl MemoryStore {
                 .fresh
                 .iter()
                 .any(|&f| events[f].dedupe_key == event.dedupe_key);
-            match inner.dedupe.get(key) {
-                Some(known) if known.expires > now => {
+            match inner.dedupe.get(key, now) {
+                Some(known) => {
                     classified
                         .original
                         .get_or_insert_with(|| Reply::clone(&known.reply));
@@ -314,7 +308,9 @@ impl MemoryStore {
         items: Vec<Item>,
     ) {
         for Item { key, event } in items {
-            inner.remember(Arc::from(key), expires, Arc::clone(&reply));
+            inner
+                .dedupe
+                .remember(Arc::from(key), expires, expires - now, Arc::clone(&reply));
             if let Some(deliveries) = &self.deliveries {
                 deliveries.push(&event, now);
             }
@@ -392,8 +388,7 @@ impl MemoryStore {
         Contents {
             keys: inner
                 .dedupe
-                .iter()
-                .filter(|(_, r)| r.expires > now)
+                .live(now)
                 .map(|(key, r)| RememberedKey {
                     key: key.to_string(),
                     expires: r.expires,
@@ -416,9 +411,13 @@ impl MemoryStore {
     pub fn restore(&self, contents: Contents) {
         {
             let mut inner = self.lock();
-            for key in contents.keys {
-                inner.remember(Arc::from(key.key), key.expires, Arc::new(key.reply));
-            }
+            inner.dedupe.restore(
+                contents
+                    .keys
+                    .into_iter()
+                    .map(|k| (Arc::from(k.key), k.expires, Arc::new(k.reply)))
+                    .collect(),
+            );
             for recent in contents.recent {
                 if inner.recent.len() >= self.recent_capacity.max(1) {
                     inner.recent.pop_front();
@@ -463,44 +462,10 @@ pub(crate) fn item(event: &Normalized, json: String) -> Item {
 }
 
 impl Inner {
-    fn remember(&mut self, key: Arc<str>, expires: i64, reply: Arc<Reply>) {
-        self.expiries.push(Reverse((expires, Arc::clone(&key))));
-        self.dedupe.insert(key, Remembered { expires, reply });
-    }
-
-    /// Forgets the keys whose time is up: the work is proportional to what expired, not to
-    /// what is remembered.
+    /// Forgets some of the keys whose time is up (see [`Dedupe::forget_expired`]).
     fn forget_expired(&mut self, now: i64) {
-        while let Some(Reverse((expires, _))) = self.expiries.peek() {
-            if *expires > now {
-                break;
-            }
-            let Some(Reverse((_, key))) = self.expiries.pop() else {
-                break;
-            };
-            // The key may have been remembered again since (after an earlier expiry).
-            if self
-                .dedupe
-                .get(&key)
-                .is_some_and(|remembered| remembered.expires <= now)
-            {
-                self.dedupe.remove(&key);
-            }
-        }
+        self.dedupe.forget_expired(now);
     }
-}
-
-/// Writes and flushes one JSON line per event; an error means the events did not get out.
-fn write_lines<'a>(
-    writer: &mut Box<dyn Write + Send>,
-    lines: impl Iterator<Item = &'a String>,
-) -> Result<(), StoreError> {
-    let failed = |e: std::io::Error| StoreError::Unavailable(format!("writing events failed: {e}"));
-    for line in lines {
-        writer.write_all(line.as_bytes()).map_err(failed)?;
-        writer.write_all(b"\n").map_err(failed)?;
-    }
-    writer.flush().map_err(failed)
 }
 
 #[cfg(test)]
@@ -648,14 +613,61 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_refuses_the_events_and_remembers_nothing() {
+    fn once_writing_fails_events_are_refused_and_nothing_is_remembered() {
         let store = MemoryStore::writing_to(Box::new(Broken));
-        let refused = store.enqueue(&[event("a")], &Reply::text("1"), TTL);
-        assert!(matches!(refused, Err(StoreError::Unavailable(_))));
+        // The first batch is queued; the printing thread then finds stdout closed.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut n = 0;
+        let refused = loop {
+            n += 1;
+            match store.enqueue(&[event(&format!("k{n}"))], &Reply::text("1"), TTL) {
+                Err(error) => break error,
+                Ok(_) => assert!(std::time::Instant::now() < deadline, "never refused"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+        let remembered = store.remembered_keys();
         assert_eq!(
-            store.remembered_keys(),
-            0,
-            "the retry must not be a duplicate"
+            remembered,
+            n - 1,
+            "the refused request's key is not remembered"
+        );
+        let again = store.enqueue(&[event(&format!("k{n}"))], &Reply::text("1"), TTL);
+        assert!(
+            again.is_err(),
+            "the retry is refused too, not taken for a duplicate"
+        );
+    }
+
+    /// A writer that never returns, like a stdout nobody reads.
+    struct Stuck;
+
+    impl Write for Stuck {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stdout_nobody_reads_fills_a_queue_and_then_refuses_without_blocking() {
+        let store = MemoryStore::writing_to(Box::new(Stuck));
+        let started = std::time::Instant::now();
+        let mut full = None;
+        for n in 0..(super::super::printer::QUEUE + 10) {
+            if let Err(error) = store.enqueue(&[event(&format!("k{n}"))], &Reply::text("1"), TTL) {
+                full = Some(error);
+                break;
+            }
+        }
+        assert_eq!(full, Some(StoreError::Full));
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no call waited for stdout"
         );
     }
 
@@ -683,7 +695,14 @@ mod tests {
             .enqueue(&[event("a")], &Reply::text("2"), TTL)
             .expect("duplicate");
         assert!(again.is_duplicate());
-        let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            let text = String::from_utf8(out.0.lock().expect("lock").clone()).expect("utf-8");
+            if text.lines().count() >= 2 || std::time::Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         assert_eq!(text.lines().count(), 2);
         assert!(
             store.events().is_empty(),

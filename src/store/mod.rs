@@ -11,12 +11,14 @@
 //! A closed enum rather than a trait object: the set of stores is small and known, and a
 //! `match` keeps every implementation one jump away.
 
+mod dedupe;
 pub mod inspect;
 pub mod layout;
 pub mod local;
 pub mod memory;
 pub mod memory_schedule;
 pub mod ohip;
+mod printer;
 pub mod redis;
 mod redis_batch;
 pub mod redis_schedule;

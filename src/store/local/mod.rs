@@ -53,8 +53,9 @@ use porter_providers::{Normalized, Reply};
 use self::files::{journal_path, load, sync_dir, take_lock};
 use self::journal::{Fault, Journal, Signal};
 use self::record::Record;
-use self::writer::{Writer, start_printer};
+use self::writer::Writer;
 use super::memory::{Item, MemoryStore, expiry, item};
+use super::printer::Printer;
 use super::{Enqueued, MemorySchedule, Quarantined, StoreError};
 use crate::clock::Clock;
 
@@ -63,9 +64,6 @@ use crate::clock::Clock;
 const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
 /// How often a broken journal tries to mend (cut back to its synced length).
 const MEND_EVERY: Duration = Duration::from_secs(1);
-/// Batches of lines waiting for stdout before new ones are dropped (stdout is a view; the
-/// store holds the events).
-const PRINT_QUEUE: usize = 4_096;
 
 /// How to open a local store.
 #[derive(Debug, Clone)]
@@ -112,7 +110,7 @@ pub(crate) struct Shared {
     /// The state: what the journal on disk says, replayed.
     memory: MemoryStore,
     pending: Mutex<Pending>,
-    printer: Option<std::sync::mpsc::SyncSender<Vec<Arc<str>>>>,
+    printer: Option<Printer>,
     journal_bytes: AtomicU64,
     snapshot_bytes: AtomicU64,
     /// Batches written and synced since opening (each one `fdatasync`).
@@ -187,7 +185,9 @@ impl LocalStore {
         let snapshot_bytes = std::fs::metadata(snapshot::snapshot_path(&dir, base))
             .map(|m| m.len())
             .unwrap_or(0);
-        let printer = settings.print_events.then(start_printer);
+        let printer = settings
+            .print_events
+            .then(|| Printer::spawn(Box::new(std::io::stdout())));
         let shared = Arc::new(Shared {
             dir,
             journal: Journal::default(),

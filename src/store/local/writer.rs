@@ -84,10 +84,12 @@ impl Writer {
                         }
                     }
                     batch.signal.fire(Ok(()));
+                    // stdout is a view here (the journal holds the events): a full queue or a
+                    // closed stdout drops lines, never requests.
                     if let Some(printer) = &self.shared.printer
                         && !lines.is_empty()
                     {
-                        let _ = printer.try_send(lines);
+                        let _ = printer.offer(lines);
                     }
                     self.maybe_snapshot();
                 }
@@ -201,21 +203,4 @@ impl Writer {
             self.snapshotting.store(false, Ordering::Release);
         }
     }
-}
-
-pub(super) fn start_printer() -> std::sync::mpsc::SyncSender<Vec<Arc<str>>> {
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Arc<str>>>(super::PRINT_QUEUE);
-    let _ = std::thread::Builder::new()
-        .name("porter-print".into())
-        .spawn(move || {
-            for lines in receiver {
-                let mut out = std::io::stdout().lock();
-                for line in lines {
-                    let _ = out.write_all(line.as_bytes());
-                    let _ = out.write_all(b"\n");
-                }
-                let _ = out.flush();
-            }
-        });
-    sender
 }
