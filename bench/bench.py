@@ -82,7 +82,12 @@ token = "bench-admin-token-of-at-least-24-characters"
 """
 
 
-def start_server(kind, work, redis, store="memory"):
+def taskset(core):
+    """The command prefix that pins a process to one core (nothing when not pinning)."""
+    return ["taskset", "-c", str(core)] if core is not None else []
+
+
+def start_server(kind, work, redis, store="memory", core=None):
     """Starts porter or the reference; returns (process, port)."""
     port = free_port()
     if kind == "porter":
@@ -90,7 +95,7 @@ def start_server(kind, work, redis, store="memory"):
         with open(config, "w") as f:
             f.write(porter_config(port, redis.url() if redis else store, work))
         env = dict(os.environ, RUST_LOG="warn")
-        process = subprocess.Popen([PORTER, "serve", "--config", config], env=env,
+        process = subprocess.Popen(taskset(core) + [PORTER, "serve", "--config", config], env=env,
                                    stdout=subprocess.DEVNULL,
                                    stderr=open(os.path.join(work, "porter.log"), "a"))
     else:
@@ -98,15 +103,16 @@ def start_server(kind, work, redis, store="memory"):
                 "--twilio-token", TWILIO_TOKEN, "--public-url", f"http://127.0.0.1:{port}"]
         if redis:
             args += ["--redis", redis.url()]
-        process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(taskset(core) + args, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
     wait_for(port, process, kind)
     if kind == "porter":
         ready(port)
     return process, port
 
 
-def load(port, args, seconds, connections, rate=None):
-    command = [LOAD, "--url", f"http://127.0.0.1:{port}", "--public-url", f"http://127.0.0.1:{port}",
+def load(port, args, seconds, connections, rate=None, core=None):
+    command = taskset(core) + [LOAD, "--url", f"http://127.0.0.1:{port}", "--public-url", f"http://127.0.0.1:{port}",
                "--connections", str(connections), "--duration", f"{seconds}s", "--json"] + args
     if rate:
         command += ["--rate", str(int(rate))]
@@ -119,17 +125,18 @@ def children_cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def one_run(kind, store, redis_args, load_args, args, work, rate=None):
+def one_run(kind, store, redis_args, load_args, args, work, rate=None, pinned=False):
     """One measured run; adds the CPU microseconds per request that the server, Redis and the
-    load generator spent during it."""
+    load generator spent during it. `pinned`: the server on core 0, the load on core 1."""
     redis = Redis(work, redis_args) if store == "redis" else None
+    server_core, load_core = (0, 1) if pinned else (None, None)
     try:
-        process, port = start_server(kind, work, redis, store)
+        process, port = start_server(kind, work, redis, store, server_core)
         try:
-            load(port, load_args, args.warmup, args.connections, rate)
+            load(port, load_args, args.warmup, args.connections, rate, load_core)
             pids = [process.pid] + ([redis.process.pid] if redis else [])
             before = [cpu_seconds(pid) for pid in pids] + [children_cpu_seconds()]
-            result = load(port, load_args, args.seconds, args.connections, rate)
+            result = load(port, load_args, args.seconds, args.connections, rate, load_core)
             after = [cpu_seconds(pid) for pid in pids] + [children_cpu_seconds()]
             requests = max(1, sum(result["statuses"].values()))
             used = [1e6 * (a - b) / requests for a, b in zip(after, before)]
@@ -259,13 +266,26 @@ def main():
             rate = 0.8 * peak
             latency = {kind: [one_run(kind, "redis", ["--appendonly", "no"], META, args, work, rate)
                               for _ in range(args.runs)] for kind in ("porter", "reference")}
+        pinned = {}
+        if not args.only or "pinned" in args.only:
+            # One core for the server, one for the load generator: the tail is the server's.
+            for label, kind, store in (("porter, memory store", "porter", "memory"),
+                                       ("porter, local store", "porter", "local"),
+                                       ("reference (verify and parse)", "reference", "memory")):
+                top = median([one_run(kind, store, [], META, args, work, pinned=True)
+                              for _ in range(args.runs)], "requests_per_second")
+                at = [one_run(kind, store, [], META, args, work, 0.8 * top, pinned=True)
+                      for _ in range(args.runs)]
+                pinned[label] = (top, at)
+                print(f"pinned {label}: peak {top:.0f} req/s, p99 at 80 % "
+                      f"{median(at, 'p99_ms'):.2f} ms", file=sys.stderr)
         soak = None
         if peak and args.soak > 0:
             soak = {kind: memory_run(kind, args, work, 0.8 * peak) for kind in ("porter", "reference")}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    report = render(args, started, rows, raw, peak, latency, soak)
+    report = render(args, started, rows, raw, peak, latency, soak, pinned)
     print(report)
     if args.out:
         with open(args.out, "w") as f:
@@ -273,7 +293,7 @@ def main():
         print(f"written to {args.out}", file=sys.stderr)
 
 
-def render(args, started, rows, raw, peak, latency, soak):
+def render(args, started, rows, raw, peak, latency, soak, pinned):
     lines = [
         "# porter benchmark results",
         "",
@@ -331,6 +351,26 @@ def render(args, started, rows, raw, peak, latency, soak):
                 f"| {kind} | {median(results, 'p50_ms'):.2f} | {median(results, 'p90_ms'):.2f} | "
                 f"{median(results, 'p99_ms'):.2f} | {median(results, 'p999_ms'):.2f} | "
                 f"{median(results, 'max_ms'):.2f} | {statuses(results)} |")
+    if pinned:
+        lines += [
+            "",
+            f"## Pinned: the server on core 0, the load generator on core 1 ({args.connections} connections)",
+            "",
+            "Peak throughput pinned, then latency at 80 % of that peak (from each request's "
+            "scheduled send time).",
+            "",
+            "| server | peak req/s | rate | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | statuses |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for label, (top, results) in pinned.items():
+            lines.append(
+                f"| {label} | {top:.0f} | {0.8 * top:.0f} | {median(results, 'p50_ms'):.2f} | "
+                f"{median(results, 'p90_ms'):.2f} | {median(results, 'p99_ms'):.2f} | "
+                f"{median(results, 'p999_ms'):.2f} | {median(results, 'max_ms'):.2f} | "
+                f"{statuses(results)} |")
+    targets = render_targets(rows, pinned)
+    if targets:
+        lines += ["", "## The targets", ""] + targets
     if soak:
         columns = max(len(samples) for samples, _ in soak.values())
         lines += [
@@ -355,6 +395,41 @@ def render(args, started, rows, raw, peak, latency, soak):
         for kind, results in runs.items():
             lines.append(f"| {name} | {kind} | " + ", ".join(f"{r['requests_per_second']:.0f}" for r in results) + " |")
     return "\n".join(lines) + "\n"
+
+
+def render_targets(rows, pinned):
+    """The issue's targets, each met or missed, from this run's medians."""
+    by_name = {name: (p, r) for name, p, r, _ in rows}
+
+    def rps(name, side):
+        pair = by_name.get(name)
+        return median(pair[side], "requests_per_second") if pair else None
+
+    memory, memory_ref = rps("memory store (events to stdout)", 0), rps("memory store (events to stdout)", 1)
+    local, redis, redis_ref = rps("local store (fdatasync per batch)", 0), rps("redis", 0), rps("redis", 1)
+    lines = ["| target | figure | verdict |", "|---|---|---|"]
+
+    def row(text, value, goal, detail):
+        if value is not None:
+            lines.append(f"| {text} | {value:.2f} ({detail}) | {'met' if value >= goal else 'missed'} |")
+
+    if memory and memory_ref:
+        row("memory store ≥ 0.8 × the reference's verify-and-parse", memory / memory_ref, 0.8,
+            f"{memory:.0f} vs {memory_ref:.0f} req/s")
+    if local and redis:
+        row("local store ≥ 1.5 × porter's Redis", local / redis, 1.5, f"{local:.0f} vs {redis:.0f} req/s")
+    if local and memory:
+        row("local store ≥ 0.8 × porter's memory store", local / memory, 0.8,
+            f"{local:.0f} vs {memory:.0f} req/s")
+    if redis and redis_ref:
+        row("Redis store ≥ 1.0 × the reference's Redis", redis / redis_ref, 1.0,
+            f"{redis:.0f} vs {redis_ref:.0f} req/s")
+    if "porter, local store" in pinned:
+        top, results = pinned["porter, local store"]
+        p99 = median(results, "p99_ms")
+        lines.append(f"| local store p99 ≤ 5 ms at 80 % of peak, pinned | {p99:.2f} ms at "
+                     f"{0.8 * top:.0f} req/s | {'met' if p99 <= 5 else 'missed'} |")
+    return lines if len(lines) > 2 else []
 
 
 if __name__ == "__main__":

@@ -1,36 +1,68 @@
 //! Events printed as JSON lines (stdout in `porter serve`), by a thread of their own.
 //!
-//! A store hands each request's new events over with [`Printer::offer`], which never blocks:
-//! a slow reader of stdout fills the queue, and then the store answers 503 (the provider
-//! retries) instead of every worker waiting on the pipe while holding the store's lock.
+//! A store hands each request's new events over with [`Printer::offer`], which never blocks
+//! on the writer: a slow reader of stdout fills the queue, and then the store answers 503 (the
+//! provider retries) instead of every worker waiting on the pipe while holding the store's
+//! lock. The thread is woken only when it sleeps on an empty queue, and after each write it
+//! lets a millisecond of lines gather: a few wake-ups a second per thousand requests, not one
+//! per request.
 
 use std::io::Write;
-use std::sync::mpsc::{SyncSender, TrySendError};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use super::StoreError;
 
-/// Batches of lines waiting for the writer.
-pub const QUEUE: usize = 4_096;
+/// Lines waiting for the writer before [`Printer::offer`] answers `Full`.
+pub const QUEUE: usize = 65_536;
+/// How long the thread lets lines gather after a write.
+const GATHER: Duration = Duration::from_millis(1);
 
 /// The sending side; the thread owns the writer.
 #[derive(Debug, Clone)]
 pub struct Printer {
-    sender: SyncSender<Vec<Arc<str>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
     /// Why writing stopped (a closed stdout), once it has.
-    failed: Arc<OnceLock<String>>,
+    failed: OnceLock<String>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    lines: Vec<Arc<str>>,
+    /// The thread waits for lines (so an offer must wake it).
+    idle: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Printer {
     /// Starts the thread writing to `writer`.
     pub fn spawn(mut writer: Box<dyn Write + Send>) -> Self {
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<Arc<str>>>(QUEUE);
-        let failed = Arc::new(OnceLock::new());
-        let failure = Arc::clone(&failed);
+        let shared = Arc::new(Shared::default());
+        let thread = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
             .name("porter-print".into())
             .spawn(move || {
-                for lines in receiver {
+                loop {
+                    let lines = {
+                        let mut queue = thread.lock();
+                        while queue.lines.is_empty() {
+                            queue.idle = true;
+                            queue = thread.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                        }
+                        queue.idle = false;
+                        std::mem::take(&mut queue.lines)
+                    };
                     let written = lines
                         .iter()
                         .try_for_each(|line| {
@@ -40,31 +72,35 @@ impl Printer {
                         .and_then(|()| writer.flush());
                     if let Err(error) = written {
                         tracing::error!(%error, lost = lines.len(), "writing events failed");
-                        let _ = failure.set(format!("writing events failed: {error}"));
+                        let _ = thread.failed.set(format!("writing events failed: {error}"));
                         return;
                     }
+                    std::thread::sleep(GATHER);
                 }
             });
         if let Err(error) = spawned {
-            let _ = failed.set(format!("cannot start the printing thread: {error}"));
+            let _ = shared
+                .failed
+                .set(format!("cannot start the printing thread: {error}"));
         }
-        Self { sender, failed }
+        Self { shared }
     }
 
     /// Queues `lines`, or says why not: the queue is full (`Full`), or writing has failed.
     pub fn offer(&self, lines: Vec<Arc<str>>) -> Result<(), StoreError> {
-        if let Some(reason) = self.failed.get() {
+        if let Some(reason) = self.shared.failed.get() {
             return Err(StoreError::Unavailable(reason.clone()));
         }
-        match self.sender.try_send(lines) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(StoreError::Full),
-            Err(TrySendError::Disconnected(_)) => Err(StoreError::Unavailable(
-                self.failed
-                    .get()
-                    .cloned()
-                    .unwrap_or_else(|| "writing events stopped".to_owned()),
-            )),
+        let mut queue = self.shared.lock();
+        if queue.lines.len() + lines.len() > QUEUE {
+            return Err(StoreError::Full);
         }
+        queue.lines.extend(lines);
+        let wake = std::mem::take(&mut queue.idle);
+        drop(queue);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 }

@@ -55,6 +55,9 @@ struct Open {
     signal: Arc<Signal>,
     /// Why appends are refused (a write failed and the file is not repaired yet).
     broken: Option<Arc<str>>,
+    /// The writer waits for records (so an append must wake it; otherwise it takes the open
+    /// batch when its write is done, and waking it would be a wasted system call).
+    idle: bool,
     closing: bool,
 }
 
@@ -90,8 +93,11 @@ impl Journal {
         record.encode(&mut open.bytes);
         open.records.push(record);
         let signal = Arc::clone(&open.signal);
+        let wake = std::mem::take(&mut open.idle);
         drop(open);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
         Ok(signal)
     }
 
@@ -108,6 +114,7 @@ impl Journal {
             if open.closing {
                 return None;
             }
+            open.idle = true;
             match timeout {
                 Some(timeout) => {
                     let (guard, waited) = self
@@ -116,6 +123,7 @@ impl Journal {
                         .unwrap_or_else(|p| p.into_inner());
                     open = guard;
                     if waited.timed_out() && open.records.is_empty() {
+                        open.idle = false;
                         return Some(Batch {
                             bytes: Vec::new(),
                             records: Vec::new(),
@@ -126,6 +134,7 @@ impl Journal {
                 None => open = self.wake.wait(open).unwrap_or_else(|p| p.into_inner()),
             }
         }
+        open.idle = false;
         let signal = std::mem::take(&mut open.signal);
         // The next batch starts with room for a batch like this one.
         let room = open.bytes.len();

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use porter_providers::Reply;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::record::{End, frame, read_frames};
 use crate::store::Quarantined;
@@ -22,6 +23,8 @@ use crate::store::schedule::Attempt;
 
 const VERSION: u32 = 1;
 
+/// A snapshot frame. Events are written as they are (not as escaped strings): writing and
+/// reading them then costs a copy, not an escape and an unescape of every quote.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Snap {
@@ -39,7 +42,7 @@ enum Snap {
         source: String,
         #[serde(rename = "type")]
         event_type: String,
-        event: String,
+        event: Box<RawValue>,
     },
     Quarantine {
         source: String,
@@ -61,7 +64,7 @@ enum Snap {
         destination: String,
         seq: u64,
         event_id: String,
-        event: String,
+        event: Box<RawValue>,
         due: i64,
         attempts: Vec<Attempt>,
     },
@@ -69,7 +72,7 @@ enum Snap {
         destination: String,
         id: u64,
         event_id: String,
-        event: String,
+        event: Box<RawValue>,
         attempts: Vec<Attempt>,
     },
     Delivered {
@@ -85,6 +88,47 @@ enum Snap {
     },
 }
 
+/// The fields of a frame written with its event as is.
+#[derive(Serialize)]
+struct RecentFields<'a> {
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+}
+
+#[derive(Serialize)]
+struct JobFields<'a> {
+    destination: &'a str,
+    seq: u64,
+    event_id: &'a str,
+    due: i64,
+    attempts: &'a [Attempt],
+}
+
+#[derive(Serialize)]
+struct DeadFields<'a> {
+    destination: &'a str,
+    id: u64,
+    event_id: &'a str,
+    attempts: &'a [Attempt],
+}
+
+mod erased {
+    /// A serialisable set of fields, behind a reference of one type.
+    pub trait Fields {
+        /// Writes the fields as one JSON object.
+        fn write(&self, out: &mut Vec<u8>);
+    }
+
+    impl<T: serde::Serialize> Fields for T {
+        fn write(&self, out: &mut Vec<u8>) {
+            // Serialising these types into a Vec cannot fail.
+            let _ = serde_json::to_writer(out, self);
+        }
+    }
+}
+
 /// The state a snapshot holds.
 #[derive(Debug, Default)]
 pub struct State {
@@ -98,11 +142,34 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
     let file = File::create(&temporary)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let frames = std::cell::Cell::new(0u64);
-    let mut buffer = Vec::new();
-    let mut put = |snap: &Snap, out: &mut BufWriter<File>| -> std::io::Result<()> {
+    let buffer = std::cell::RefCell::new(Vec::new());
+    let put = |snap: &Snap, out: &mut BufWriter<File>| -> std::io::Result<()> {
+        let mut buffer = buffer.borrow_mut();
         buffer.clear();
         frame(&mut buffer, |b| {
             let _ = serde_json::to_writer(b, snap);
+        });
+        frames.set(frames.get() + 1);
+        out.write_all(&buffer)
+    };
+    // `{"<tag>":{<fields>,"event":<the JSON as is>}}`.
+    let put_with_event = |tag: &str,
+                          fields: &dyn erased::Fields,
+                          event: &str,
+                          out: &mut BufWriter<File>|
+     -> std::io::Result<()> {
+        let mut buffer = buffer.borrow_mut();
+        buffer.clear();
+        frame(&mut buffer, |b| {
+            b.extend_from_slice(b"{\"");
+            b.extend_from_slice(tag.as_bytes());
+            b.extend_from_slice(b"\":");
+            fields.write(b);
+            // The fields' object, reopened for the event.
+            b.pop();
+            b.extend_from_slice(b",\"event\":");
+            b.extend_from_slice(event.as_bytes());
+            b.extend_from_slice(b"}}");
         });
         frames.set(frames.get() + 1);
         out.write_all(&buffer)
@@ -125,13 +192,14 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
         )?;
     }
     for recent in &state.store.recent {
-        put(
-            &Snap::Recent {
-                id: recent.id.clone(),
-                source: recent.source.clone(),
-                event_type: recent.event_type.to_string(),
-                event: recent.json.to_string(),
+        put_with_event(
+            "recent",
+            &RecentFields {
+                id: &recent.id,
+                source: &recent.source,
+                event_type: &recent.event_type,
             },
+            &recent.json,
             &mut out,
         )?;
     }
@@ -172,27 +240,29 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
             &mut out,
         )?;
         for job in &destination.jobs {
-            put(
-                &Snap::Job {
-                    destination: destination.name.clone(),
+            put_with_event(
+                "job",
+                &JobFields {
+                    destination: &destination.name,
                     seq: job.seq,
-                    event_id: job.event_id.clone(),
-                    event: job.event.to_string(),
+                    event_id: &job.event_id,
                     due: job.due,
-                    attempts: job.attempts.clone(),
+                    attempts: &job.attempts,
                 },
+                &job.event,
                 &mut out,
             )?;
         }
         for dead in &destination.dead {
-            put(
-                &Snap::Dead {
-                    destination: destination.name.clone(),
+            put_with_event(
+                "dead",
+                &DeadFields {
+                    destination: &destination.name,
                     id: dead.id,
-                    event_id: dead.event_id.clone(),
-                    event: dead.event.to_string(),
-                    attempts: dead.attempts.clone(),
+                    event_id: &dead.event_id,
+                    attempts: &dead.attempts,
                 },
+                &dead.event,
                 &mut out,
             )?;
         }
@@ -261,7 +331,7 @@ pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
                 id,
                 source,
                 event_type: event_type.into(),
-                json: Arc::from(event),
+                json: Arc::from(event.get()),
             }),
             Snap::Quarantine {
                 source,
@@ -302,7 +372,7 @@ pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
                 .push(SavedJob {
                     seq,
                     event_id,
-                    event: Arc::from(event),
+                    event: Arc::from(event.get()),
                     due,
                     attempts,
                 }),
@@ -318,7 +388,7 @@ pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
                     id,
                     destination,
                     event_id,
-                    event: Arc::from(event),
+                    event: Arc::from(event.get()),
                     attempts,
                 }),
             Snap::Delivered {
