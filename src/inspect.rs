@@ -137,10 +137,7 @@ fn open_for_cli(config: &Config, access: Access) -> Result<Store, String> {
                     ..
                 },
                 Access::Read,
-            ) if error
-                .to_string()
-                .contains("in use by another porter process") =>
-            {
+            ) if matches!(error, StoreError::InUse(_)) => {
                 let destinations = plan.memory_destinations();
                 let schedule = (!destinations.is_empty())
                     .then(|| Arc::new(MemorySchedule::new(&destinations, *capacity)));

@@ -3,6 +3,8 @@
 //! `stores.rs`; kill -9 under load, a power cut, a full and a read-only disk are in
 //! `bench/faults`.)
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,26 +16,15 @@ use porter::store::{
     Attempt, LocalSettings, LocalStore, MemorySchedule, Next, Outcome, Quarantined, Schedule,
     Schedules, Store,
 };
-use porter_providers::event::{Attributes, Origin, UnknownData};
-use porter_providers::{EventBody, Normalized, Reply};
+use porter_providers::{Normalized, Reply};
 
 const TTL: Duration = Duration::from_secs(3600);
 
 fn event(key: &str) -> Normalized {
-    let origin = Origin {
-        source_name: "s",
-        provider: "hmac",
-        received_at: jiff::Timestamp::now(),
-    };
-    let attributes = Attributes {
-        key: key.to_owned(),
-        ..Attributes::default()
-    };
-    let body = EventBody::Unknown(UnknownData {
-        reason: String::new(),
-        raw: serde_json::json!({ "key": key, "text": "a \"quoted\" line\nand ünïcode" }),
-    });
-    origin.event(attributes, body).into()
+    common::unknown_event(
+        key,
+        serde_json::json!({ "key": key, "text": "a \"quoted\" line\nand ünïcode" }),
+    )
 }
 
 fn settings(dir: &Path) -> LocalSettings {

@@ -14,8 +14,7 @@ use porter::delivery::Plan;
 use porter::server::Clock;
 use porter::store::inspect::EventQuery;
 use porter::store::{Attempt, Job, JobState, Next, Outcome, Schedule, Schedules, Store};
-use porter_providers::event::{Attributes, Origin, UnknownData};
-use porter_providers::{EventBody, Normalized, Reply};
+use porter_providers::{Normalized, Reply};
 
 /// A store under test, with what keeps it alive.
 struct Subject {
@@ -91,20 +90,7 @@ fn open(kind: &'static str) -> Subject {
 }
 
 fn event(key: &str) -> Normalized {
-    let origin = Origin {
-        source_name: "s",
-        provider: "hmac",
-        received_at: jiff::Timestamp::now(),
-    };
-    let attributes = Attributes {
-        key: key.to_owned(),
-        ..Attributes::default()
-    };
-    let body = EventBody::Unknown(UnknownData {
-        reason: String::new(),
-        raw: serde_json::json!({ "key": key }),
-    });
-    origin.event(attributes, body).into()
+    common::unknown_event(key, serde_json::json!({ "key": key }))
 }
 
 const TTL: Duration = Duration::from_secs(3600);

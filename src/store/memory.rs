@@ -470,27 +470,8 @@ impl Inner {
 
 #[cfg(test)]
 mod tests {
-    use porter_providers::EventBody;
-    use porter_providers::event::{Attributes, Origin, UnknownData};
-
     use super::*;
-
-    fn event(key: &str) -> Normalized {
-        let origin = Origin {
-            source_name: "s",
-            provider: "meta",
-            received_at: jiff::Timestamp::UNIX_EPOCH,
-        };
-        let attributes = Attributes {
-            key: key.to_owned(),
-            ..Attributes::default()
-        };
-        let body = EventBody::Unknown(UnknownData {
-            reason: String::new(),
-            raw: serde_json::Value::Null,
-        });
-        origin.event(attributes, body).into()
-    }
+    use crate::store::test_event as event;
 
     const TTL: Duration = Duration::from_secs(60);
 

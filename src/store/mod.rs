@@ -91,6 +91,30 @@ pub enum StoreError {
     Full,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The local store's directory is held by another porter process (only when opening).
+    #[error("{0}")]
+    InUse(String),
+}
+
+/// A request's event of unknown type with dedupe key `key`, for the stores' unit tests.
+#[cfg(test)]
+pub(crate) fn test_event(key: &str) -> Normalized {
+    use porter_providers::EventBody;
+    use porter_providers::event::{Attributes, Origin, UnknownData};
+    let origin = Origin {
+        source_name: "s",
+        provider: "hmac",
+        received_at: jiff::Timestamp::UNIX_EPOCH,
+    };
+    let attributes = Attributes {
+        key: key.to_owned(),
+        ..Attributes::default()
+    };
+    let body = EventBody::Unknown(UnknownData {
+        reason: String::new(),
+        raw: serde_json::Value::Null,
+    });
+    origin.event(attributes, body).into()
 }
 
 /// The most bytes of quarantined bodies a store keeps; the oldest go first. Entries are

@@ -25,6 +25,27 @@ pub mod redis_server;
 pub mod served;
 pub mod tls_proxy;
 
+/// An event of unknown type from source `s` with dedupe key `key` and `raw` as its payload,
+/// for the store suites.
+pub fn unknown_event(key: &str, raw: serde_json::Value) -> porter_providers::Normalized {
+    use porter_providers::EventBody;
+    use porter_providers::event::{Attributes, Origin, UnknownData};
+    let origin = Origin {
+        source_name: "s",
+        provider: "hmac",
+        received_at: jiff::Timestamp::now(),
+    };
+    let attributes = Attributes {
+        key: key.to_owned(),
+        ..Attributes::default()
+    };
+    let body = EventBody::Unknown(UnknownData {
+        reason: String::new(),
+        raw,
+    });
+    origin.event(attributes, body).into()
+}
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }

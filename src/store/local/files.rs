@@ -21,7 +21,7 @@ pub(super) fn take_lock(dir: &Path) -> Result<File, StoreError> {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
             let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::InUse(format!(
                 "{} is in use by another porter process ({}): one process per directory",
                 dir.display(),
                 match holder.trim() {

@@ -3,30 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use porter_providers::event::{Attributes, Origin, UnknownData};
-use porter_providers::{EventBody, Normalized, Reply};
+use porter_providers::Reply;
 
 use super::journal::Fault;
 use super::{LocalSettings, LocalStore};
 use crate::clock::Clock;
-use crate::store::StoreError;
-
-fn event(key: &str) -> Normalized {
-    let origin = Origin {
-        source_name: "s",
-        provider: "hmac",
-        received_at: jiff::Timestamp::UNIX_EPOCH,
-    };
-    let attributes = Attributes {
-        key: key.to_owned(),
-        ..Attributes::default()
-    };
-    let body = EventBody::Unknown(UnknownData {
-        reason: String::new(),
-        raw: serde_json::Value::Null,
-    });
-    origin.event(attributes, body).into()
-}
+use crate::store::{StoreError, test_event as event};
 
 const TTL: Duration = Duration::from_secs(60);
 
