@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::clock::Clock;
-use crate::config::{Config, DestinationKind, StoreKind};
+use crate::config::{Config, StoreKind};
 use crate::delivery::Plan;
 use crate::server::store_for;
 use crate::store::redis::StreamEntry;
@@ -320,9 +320,9 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
             return Ok(());
         };
         for destination in &config.destinations {
-            let DestinationKind::Http(_) = destination.kind else {
+            if !destination.kind.delivered_by_porter() {
                 continue;
-            };
+            }
             let found = schedules
                 .state_of(&destination.name, &event)
                 .await
@@ -353,9 +353,9 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
         println!("{}", text(&entry, "event"));
         println!();
         for destination in &config.destinations {
-            let DestinationKind::Http(_) = destination.kind else {
+            if !destination.kind.delivered_by_porter() {
                 continue;
-            };
+            }
             let attempts = queue
                 .attempts(&destination.name, shard, &entry.id)
                 .await

@@ -99,6 +99,12 @@ impl Admin {
                 filter: d.filter.clone(),
                 target: match &d.kind {
                     DestinationKind::Http(http) => Some(display_url(&http.url)),
+                    DestinationKind::Nats(nats) => Some(display_url(
+                        &reqwest::Url::parse(&nats.url).expect("checked when loaded"),
+                    )),
+                    DestinationKind::Amqp(amqp) => Some(display_url(
+                        &reqwest::Url::parse(&amqp.url).expect("checked when loaded"),
+                    )),
                     DestinationKind::RedisStream => None,
                 },
             })

@@ -1,9 +1,11 @@
 //! `[[destinations]]`: where porter delivers the events it stored.
 //!
 //! An `http` destination is POSTed every matching event, signed with Standard Webhooks headers
-//! under its `whsec_` secret, and retried on a schedule until it answers 2xx or the schedule
-//! runs out (then the event goes to the dead-letter stream). A `redis_stream` destination is a
-//! service that reads the stream itself: porter creates its consumer group on every stream
+//! under its `whsec_` secret; a `nats` destination is published to a JetStream subject and an
+//! `amqp` one to a RabbitMQ exchange, each confirmed by the broker. All three are retried on a
+//! schedule until they succeed or the schedule runs out (then the event goes to the
+//! dead-letter stream), and all three may be held to a `rate`. A `redis_stream` destination is
+//! a service that reads the stream itself: porter creates its consumer group on every stream
 //! shard and reports how far behind it is.
 
 use std::time::Duration;
@@ -37,11 +39,15 @@ pub struct DestinationConfig {
     pub name: String,
     pub kind: DestinationKind,
     pub filter: Filter,
+    /// How porter delivers (not used by `redis_stream`, which the service reads itself).
+    pub delivery: Delivery,
 }
 
 #[derive(Debug, Clone)]
 pub enum DestinationKind {
     Http(HttpDestination),
+    Nats(NatsDestination),
+    Amqp(AmqpDestination),
     /// The service reads the stream itself with this consumer group.
     RedisStream,
 }
@@ -51,7 +57,40 @@ impl DestinationKind {
     pub fn name(&self) -> &'static str {
         match self {
             DestinationKind::Http(_) => "http",
+            DestinationKind::Nats(_) => "nats",
+            DestinationKind::Amqp(_) => "amqp",
             DestinationKind::RedisStream => "redis_stream",
+        }
+    }
+
+    /// Whether porter itself carries events there (every kind but `redis_stream`).
+    pub fn delivered_by_porter(&self) -> bool {
+        !matches!(self, DestinationKind::RedisStream)
+    }
+}
+
+/// How porter delivers to a destination, whatever its kind.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// How long one attempt may take (the request, or the wait for the broker's confirm).
+    pub timeout: Duration,
+    /// Delays before the second, third, … attempt; after the last, the event is dead-lettered.
+    pub retry: Vec<Duration>,
+    pub concurrency: usize,
+    /// Deliver one event at a time, in stream order: a failing event holds back the next.
+    pub ordered: bool,
+    /// At most this many attempts per second (a token bucket holding at most `max(rate, 1)`).
+    pub rate: Option<f64>,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            timeout: DEFAULT_TIMEOUT,
+            retry: DEFAULT_RETRY.to_vec(),
+            concurrency: DEFAULT_CONCURRENCY,
+            ordered: false,
+            rate: None,
         }
     }
 }
@@ -62,12 +101,52 @@ pub struct HttpDestination {
     pub url: reqwest::Url,
     /// The signing key: the base64 after `whsec_`, decoded.
     pub key: Vec<u8>,
-    pub timeout: Duration,
-    /// Delays before the second, third, … attempt; after the last, the event is dead-lettered.
-    pub retry: Vec<Duration>,
-    pub concurrency: usize,
-    /// Deliver one event at a time, in stream order: a failing event holds back the next.
-    pub ordered: bool,
+}
+
+/// A JetStream subject to publish to.
+#[derive(Debug, Clone)]
+pub struct NatsDestination {
+    /// `nats://host:port` (credentials, if any, in the URL).
+    pub url: String,
+    pub subject: Template,
+    /// CloudEvents binary mode (attributes in `ce-` headers, the body is `data`) instead of
+    /// structured mode (the body is the whole event).
+    pub binary: bool,
+    /// Create the stream, named after the destination, over the subject's literal prefix.
+    pub create_stream: Option<String>,
+}
+
+/// A RabbitMQ exchange to publish to.
+#[derive(Debug, Clone)]
+pub struct AmqpDestination {
+    /// `amqp://user:password@host:port/vhost`.
+    pub url: String,
+    pub exchange: String,
+    pub routing_key: Template,
+    /// Declare the exchange (durable, topic) before publishing.
+    pub declare: bool,
+}
+
+/// A subject or routing key with `{source}` and `{type}` in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(String);
+
+impl Template {
+    /// Fills in an event's source name and type.
+    pub fn render(&self, source: &str, event_type: &str) -> String {
+        self.0
+            .replace("{source}", source)
+            .replace("{type}", event_type)
+    }
+
+    /// The text before the first placeholder.
+    pub fn literal_prefix(&self) -> &str {
+        self.0.split('{').next().unwrap_or("")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Which events a destination wants.
@@ -134,6 +213,13 @@ pub(super) struct DestinationTable {
     retry: Option<Vec<String>>,
     concurrency: Option<usize>,
     ordered: Option<bool>,
+    rate: Option<f64>,
+    subject: Option<String>,
+    mode: Option<String>,
+    create_stream: Option<bool>,
+    exchange: Option<String>,
+    routing_key: Option<String>,
+    declare: Option<bool>,
 }
 
 /// Checks one `[[destinations]]` table; `source_names` are the configured sources.
@@ -168,25 +254,12 @@ pub(super) fn destination(
             ));
         }
     }
+    unused_keys(key, &table, errors);
     let kind = match table.kind.as_str() {
         "http" => http(key, &table, errors).map(DestinationKind::Http),
+        "nats" => nats(key, &table, errors).map(DestinationKind::Nats),
+        "amqp" => amqp(key, &table, errors).map(DestinationKind::Amqp),
         "redis_stream" => {
-            let unused = [
-                ("url", table.url.is_some()),
-                ("secret", table.secret.is_some()),
-                ("timeout", table.timeout.is_some()),
-                ("retry", table.retry.is_some()),
-                ("concurrency", table.concurrency.is_some()),
-                ("ordered", table.ordered.is_some()),
-            ];
-            for (name, set) in unused {
-                if set {
-                    errors.push(ConfigError::new(
-                        format!("{key}.{name}"),
-                        "not used by kind = \"redis_stream\" (the service reads the stream itself)",
-                    ));
-                }
-            }
             if !filter.events.is_empty() || !filter.sources.is_empty() {
                 errors.push(ConfigError::new(
                     format!("{key}.events"),
@@ -198,11 +271,14 @@ pub(super) fn destination(
         other => {
             errors.push(ConfigError::new(
                 format!("{key}.kind"),
-                format!("unknown kind `{other}` (expected `http` or `redis_stream`)"),
+                format!(
+                    "unknown kind `{other}` (expected `http`, `nats`, `amqp` or `redis_stream`)"
+                ),
             ));
             None
         }
     };
+    let delivery = delivery(key, &table, errors);
     if errors.len() > before {
         return None;
     }
@@ -210,7 +286,113 @@ pub(super) fn destination(
         name: table.name,
         kind: kind?,
         filter,
+        delivery: delivery?,
     })
+}
+
+/// Keys set for a kind that does not use them are errors, not silently ignored settings.
+fn unused_keys(key: &str, table: &DestinationTable, errors: &mut Vec<ConfigError>) {
+    const DELIVERED: &[&str] = &["http", "nats", "amqp"];
+    let keys: [(&str, bool, &[&str]); 13] = [
+        ("url", table.url.is_some(), DELIVERED),
+        ("timeout", table.timeout.is_some(), DELIVERED),
+        ("retry", table.retry.is_some(), DELIVERED),
+        ("concurrency", table.concurrency.is_some(), DELIVERED),
+        ("ordered", table.ordered.is_some(), DELIVERED),
+        ("rate", table.rate.is_some(), DELIVERED),
+        ("secret", table.secret.is_some(), &["http"]),
+        ("subject", table.subject.is_some(), &["nats"]),
+        ("mode", table.mode.is_some(), &["nats"]),
+        ("create_stream", table.create_stream.is_some(), &["nats"]),
+        ("exchange", table.exchange.is_some(), &["amqp"]),
+        ("routing_key", table.routing_key.is_some(), &["amqp"]),
+        ("declare", table.declare.is_some(), &["amqp"]),
+    ];
+    let kind = table.kind.as_str();
+    if !["http", "nats", "amqp", "redis_stream"].contains(&kind) {
+        return;
+    }
+    for (name, set, kinds) in keys {
+        if set && !kinds.contains(&kind) {
+            let why = if kind == "redis_stream" {
+                " (the service reads the stream itself)"
+            } else {
+                ""
+            };
+            errors.push(ConfigError::new(
+                format!("{key}.{name}"),
+                format!("not used by kind = \"{kind}\"{why}"),
+            ));
+        }
+    }
+}
+
+/// The settings every kind porter delivers to shares.
+fn delivery(
+    key: &str,
+    table: &DestinationTable,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Delivery> {
+    let timeout = duration(
+        &format!("{key}.timeout"),
+        table.timeout.as_deref(),
+        DEFAULT_TIMEOUT,
+        errors,
+    );
+    let retry = match &table.retry {
+        None => Some(DEFAULT_RETRY.to_vec()),
+        Some(delays) => delays
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                duration(
+                    &format!("{key}.retry[{i}]"),
+                    Some(d),
+                    Duration::ZERO,
+                    errors,
+                )
+            })
+            .collect::<Option<Vec<_>>>(),
+    };
+    let concurrency = table.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+    if concurrency == 0 || concurrency > 1024 {
+        errors.push(ConfigError::new(
+            format!("{key}.concurrency"),
+            "must be from 1 to 1024",
+        ));
+    }
+    if let Some(rate) = table.rate
+        && !(rate.is_finite() && (0.001..=1_000_000.0).contains(&rate))
+    {
+        errors.push(ConfigError::new(
+            format!("{key}.rate"),
+            "events per second: a number from 0.001 to 1000000",
+        ));
+    }
+    let ordered = table.ordered.unwrap_or(false);
+    Some(Delivery {
+        timeout: timeout?,
+        retry: retry?,
+        concurrency: if ordered { 1 } else { concurrency },
+        ordered,
+        rate: table.rate,
+    })
+}
+
+fn required<'a>(
+    key: &str,
+    name: &str,
+    value: Option<&'a str>,
+    kind: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<&'a str> {
+    if value.is_none() {
+        errors.push(ConfigError::new(
+            format!("{key}.{name}"),
+            format!("required for kind = \"{kind}\""),
+        ));
+    }
+    value
 }
 
 fn http(
@@ -218,14 +400,8 @@ fn http(
     table: &DestinationTable,
     errors: &mut Vec<ConfigError>,
 ) -> Option<HttpDestination> {
-    let url = match &table.url {
-        None => {
-            errors.push(ConfigError::new(
-                format!("{key}.url"),
-                "required for kind = \"http\"",
-            ));
-            None
-        }
+    let url = match required(key, "url", table.url.as_deref(), "http", errors) {
+        None => None,
         Some(url) => match reqwest::Url::parse(url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
             _ => {
@@ -264,41 +440,145 @@ fn http(
             decoded
         }
     };
-    let timeout = duration(
-        &format!("{key}.timeout"),
-        table.timeout.as_deref(),
-        DEFAULT_TIMEOUT,
-        errors,
-    );
-    let retry = match &table.retry {
-        None => Some(DEFAULT_RETRY.to_vec()),
-        Some(delays) => delays
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                duration(
-                    &format!("{key}.retry[{i}]"),
-                    Some(d),
-                    Duration::ZERO,
-                    errors,
-                )
-            })
-            .collect::<Option<Vec<_>>>(),
-    };
-    let concurrency = table.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
-    if concurrency == 0 || concurrency > 1024 {
-        errors.push(ConfigError::new(
-            format!("{key}.concurrency"),
-            "must be from 1 to 1024",
-        ));
-    }
     Some(HttpDestination {
         url: url?,
         key: key_bytes?,
-        timeout: timeout?,
-        retry: retry?,
-        concurrency,
-        ordered: table.ordered.unwrap_or(false),
+    })
+}
+
+/// A URL of one of `schemes` with a host.
+fn broker_url(
+    key: &str,
+    url: Option<&str>,
+    kind: &str,
+    schemes: &[&str],
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
+    let url = required(key, "url", url, kind, errors)?;
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if schemes.contains(&parsed.scheme()) && parsed.host_str().is_some() => {
+            Some(url.to_owned())
+        }
+        _ => {
+            let schemes: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+            errors.push(ConfigError::new(
+                format!("{key}.url"),
+                format!("must be a {} URL", schemes.join(" or ")),
+            ));
+            None
+        }
+    }
+}
+
+/// A template of literal parts and `{source}`/`{type}`, whose literal parts use only `allowed`
+/// characters besides ASCII letters and digits.
+fn template(
+    key: &str,
+    name: &str,
+    text: &str,
+    allowed: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Template> {
+    let literal = text.replace("{source}", "").replace("{type}", "");
+    let ok = !text.is_empty()
+        && literal
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || allowed.contains(c));
+    if !ok {
+        errors.push(ConfigError::new(
+            format!("{key}.{name}"),
+            format!("`{text}`: use {{source}}, {{type}}, letters, digits and `{allowed}` only"),
+        ));
+        return None;
+    }
+    Some(Template(text.to_owned()))
+}
+
+fn nats(
+    key: &str,
+    table: &DestinationTable,
+    errors: &mut Vec<ConfigError>,
+) -> Option<NatsDestination> {
+    let url = broker_url(key, table.url.as_deref(), "nats", &["nats", "tls"], errors);
+    let subject = template(
+        key,
+        "subject",
+        table.subject.as_deref().unwrap_or("porter.{source}.{type}"),
+        ".-_",
+        errors,
+    );
+    let binary = match table.mode.as_deref() {
+        None | Some("structured") => Some(false),
+        Some("binary") => Some(true),
+        Some(other) => {
+            errors.push(ConfigError::new(
+                format!("{key}.mode"),
+                format!("unknown mode `{other}` (expected `structured` or `binary`)"),
+            ));
+            None
+        }
+    };
+    let subject = subject?;
+    let create_stream = if table.create_stream.unwrap_or(false) {
+        let prefix = subject.literal_prefix();
+        let Some(cut) = prefix.rfind('.') else {
+            errors.push(ConfigError::new(
+                format!("{key}.create_stream"),
+                "the subject needs a literal prefix ending in `.` (like `porter.`) for the stream to cover",
+            ));
+            return None;
+        };
+        Some(format!("{}.>", &prefix[..cut]))
+    } else {
+        None
+    };
+    Some(NatsDestination {
+        url: url?,
+        subject,
+        binary: binary?,
+        create_stream,
+    })
+}
+
+fn amqp(
+    key: &str,
+    table: &DestinationTable,
+    errors: &mut Vec<ConfigError>,
+) -> Option<AmqpDestination> {
+    let url = broker_url(
+        key,
+        table.url.as_deref(),
+        "amqp",
+        &["amqp", "amqps"],
+        errors,
+    );
+    let exchange = table
+        .exchange
+        .clone()
+        .unwrap_or_else(|| "porter".to_owned());
+    if exchange.is_empty()
+        || exchange.len() > 255
+        || !exchange
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+    {
+        errors.push(ConfigError::new(
+            format!("{key}.exchange"),
+            "a name of letters, digits, `-`, `_`, `.` and `:` (the default exchange cannot be used: it does not route by key)",
+        ));
+    }
+    let routing_key = template(
+        key,
+        "routing_key",
+        table.routing_key.as_deref().unwrap_or("{type}"),
+        ".-_:",
+        errors,
+    );
+    Some(AmqpDestination {
+        url: url?,
+        exchange,
+        routing_key: routing_key?,
+        declare: table.declare.unwrap_or(true),
     })
 }
 

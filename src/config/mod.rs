@@ -19,7 +19,8 @@ pub use admin::{
     MIN_DIAGNOSES_PER_SECOND,
 };
 pub use destinations::{
-    DEFAULT_RETRY, DestinationConfig, DestinationKind, Filter, HttpDestination,
+    AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, DestinationKind, Filter,
+    HttpDestination, NatsDestination, Template,
 };
 pub use ohip::{DEFAULT_DEDUPE_TTL as OHIP_DEFAULT_DEDUPE_TTL, OhipStreamConfig};
 
@@ -849,15 +850,14 @@ fn check_destinations(
                     "redis_stream needs store.kind = \"redis\": the memory store has no stream to read",
                 ));
             }
-            DestinationKind::Http(http)
-                if http.ordered
-                    && matches!(
-                        store_kind,
-                        Some(StoreKind::Redis {
-                            target: RedisTarget::Cluster(_),
-                            ..
-                        })
-                    ) =>
+            _ if destination.delivery.ordered
+                && matches!(
+                    store_kind,
+                    Some(StoreKind::Redis {
+                        target: RedisTarget::Cluster(_),
+                        ..
+                    })
+                ) =>
             {
                 errors.push(ConfigError::new(
                     format!("{key}.ordered"),

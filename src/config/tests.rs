@@ -252,15 +252,15 @@ concurrency = 4
             .filter
             .matches("room.status_changed", "whatsapp")
     );
-    let DestinationKind::Http(http) = &destination.kind else {
-        panic!("http")
-    };
+    assert!(matches!(destination.kind, DestinationKind::Http(_)));
+    let delivery = &destination.delivery;
     assert_eq!(
-        http.retry,
+        delivery.retry,
         [Duration::from_secs(1), Duration::from_secs(60)]
     );
-    assert_eq!(http.concurrency, 4);
-    assert_eq!(http.timeout, Duration::from_secs(10));
+    assert_eq!(delivery.concurrency, 4);
+    assert_eq!(delivery.timeout, Duration::from_secs(10));
+    assert_eq!(delivery.rate, None);
 
     let bad = with(
         r#"
@@ -301,6 +301,106 @@ sources = ["nobody"]
     assert!(
         unknown_kind[0].starts_with("destinations[0] (crm).kind: unknown kind"),
         "{unknown_kind:?}"
+    );
+}
+
+#[test]
+fn broker_destinations_are_read_with_their_defaults() {
+    let with = |extra: &str| format!("{GOOD}\n{extra}");
+    let config = parse(&with(
+        r#"
+[[destinations]]
+name = "pms-sync"
+kind = "nats"
+url = "nats://127.0.0.1:4222"
+create_stream = true
+rate = 50
+
+[[destinations]]
+name = "crm"
+kind = "amqp"
+url = "amqp://guest:guest@127.0.0.1:5672/%2f"
+rate = 0.5
+"#,
+    ))
+    .expect("valid");
+    let [nats, amqp] = config.destinations.as_slice() else {
+        panic!("two destinations")
+    };
+    let DestinationKind::Nats(n) = &nats.kind else {
+        panic!("nats")
+    };
+    assert_eq!(n.subject.as_str(), "porter.{source}.{type}");
+    assert_eq!(
+        n.subject.render("whatsapp", "message.received"),
+        "porter.whatsapp.message.received"
+    );
+    assert_eq!(n.create_stream.as_deref(), Some("porter.>"));
+    assert!(!n.binary);
+    assert_eq!(nats.delivery.rate, Some(50.0));
+    assert_eq!(nats.delivery.retry, DEFAULT_RETRY);
+    let DestinationKind::Amqp(a) = &amqp.kind else {
+        panic!("amqp")
+    };
+    assert_eq!(a.exchange, "porter");
+    assert_eq!(
+        a.routing_key.render("mews", "room.status_changed"),
+        "room.status_changed"
+    );
+    assert!(a.declare);
+    assert_eq!(amqp.delivery.rate, Some(0.5));
+
+    let found = problems(&with(
+        r#"
+[[destinations]]
+name = "n"
+kind = "nats"
+url = "http://127.0.0.1:4222"
+subject = "{type}.> "
+mode = "both"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+exchange = "x"
+rate = 0
+
+[[destinations]]
+name = "a"
+kind = "amqp"
+routing_key = "a b"
+exchange = ""
+
+[[destinations]]
+name = "s"
+kind = "nats"
+url = "nats://127.0.0.1"
+subject = "{source}.{type}"
+create_stream = true
+
+[[destinations]]
+name = "r"
+kind = "redis_stream"
+rate = 5
+"#,
+    ));
+    let keys: Vec<_> = found
+        .iter()
+        .map(|p| p.split(':').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "destinations[0] (n).secret",
+            "destinations[0] (n).exchange",
+            "destinations[0] (n).url",
+            "destinations[0] (n).subject",
+            "destinations[0] (n).mode",
+            "destinations[0] (n).rate",
+            "destinations[1] (a).url",
+            "destinations[1] (a).exchange",
+            "destinations[1] (a).routing_key",
+            "destinations[2] (s).create_stream",
+            "destinations[3] (r).rate",
+        ],
+        "{found:#?}"
     );
 }
 

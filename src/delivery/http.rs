@@ -14,7 +14,7 @@ use porter_providers::standard_webhooks::signature_headers;
 use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use super::Response;
-use crate::config::HttpDestination;
+use crate::config::{Delivery, HttpDestination};
 
 /// Longest `Retry-After` porter honours; a destination asking for more is retried sooner.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -38,18 +38,14 @@ impl std::fmt::Debug for HttpSender {
 }
 
 impl HttpSender {
-    pub fn new(destination: &HttpDestination) -> Result<Self, reqwest::Error> {
+    pub fn new(destination: &HttpDestination, delivery: &Delivery) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(destination.timeout)
-            .connect_timeout(destination.timeout.min(Duration::from_secs(10)))
+            .timeout(delivery.timeout)
+            .connect_timeout(delivery.timeout.min(Duration::from_secs(10)))
             .build()?;
         let url = destination.url.clone();
-        let address = match (url.host_str(), url.port_or_known_default()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            _ => String::from("?"),
-        };
+        let address = super::address_of(url.as_str());
         Ok(Self {
             client,
             url,
@@ -193,12 +189,12 @@ mod tests {
                 .parse()
                 .expect("url"),
             key: vec![1; 16],
-            timeout: Duration::from_secs(2),
-            retry: Vec::new(),
-            concurrency: 1,
-            ordered: false,
         };
-        let sender = HttpSender::new(&destination).expect("client");
+        let delivery = Delivery {
+            timeout: Duration::from_secs(2),
+            ..Delivery::default()
+        };
+        let sender = HttpSender::new(&destination, &delivery).expect("client");
         let (response, _) = sender.send("evt_1", "{}", Timestamp::now()).await;
         let Response::Failed { reason, .. } = response else {
             panic!("nothing listens there")

@@ -22,8 +22,12 @@
 //! delivery is at least once; a redelivery carries the same `webhook-id` (the event id), for
 //! the receiver to deduplicate.
 
+pub mod amqp;
+mod cloudevent;
 pub mod handler;
 pub mod http;
+pub mod nats;
+pub mod rate;
 pub mod worker;
 
 use std::sync::Arc;
@@ -91,6 +95,8 @@ pub struct Route {
     pub concurrency: usize,
     pub ordered: bool,
     pub lease: Duration,
+    /// At most this many attempts per second.
+    pub rate: Option<f64>,
 }
 
 impl std::fmt::Debug for Route {
@@ -105,6 +111,8 @@ impl std::fmt::Debug for Route {
 #[derive(Clone)]
 pub enum Target {
     Http(Arc<http::HttpSender>),
+    Nats(Arc<nats::NatsSender>),
+    Amqp(Arc<amqp::AmqpSender>),
     Handler(Arc<dyn Handler>),
 }
 
@@ -112,6 +120,8 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Http(sender) => sender.fmt(f),
+            Target::Nats(sender) => sender.fmt(f),
+            Target::Amqp(sender) => sender.fmt(f),
             Target::Handler(_) => f.write_str("Handler"),
         }
     }
@@ -131,22 +141,35 @@ impl Plan {
     pub fn of(config: &Config) -> Result<Self, String> {
         let mut plan = Self::default();
         for destination in &config.destinations {
-            match &destination.kind {
-                DestinationKind::Http(http) => {
-                    let sender = http::HttpSender::new(http)
-                        .map_err(|e| format!("destination `{}`: {e}", destination.name))?;
-                    plan.routes.push(Route {
-                        name: destination.name.clone(),
-                        filter: destination.filter.clone(),
-                        target: Target::Http(Arc::new(sender)),
-                        retry: http.retry.clone(),
-                        concurrency: if http.ordered { 1 } else { http.concurrency },
-                        ordered: http.ordered,
-                        lease: lease_for(http.timeout),
-                    });
+            let delivery = &destination.delivery;
+            let target = match &destination.kind {
+                DestinationKind::Http(http) => Target::Http(Arc::new(
+                    http::HttpSender::new(http, delivery)
+                        .map_err(|e| format!("destination `{}`: {e}", destination.name))?,
+                )),
+                DestinationKind::Nats(nats) => Target::Nats(Arc::new(nats::NatsSender::new(
+                    &destination.name,
+                    nats,
+                    delivery,
+                ))),
+                DestinationKind::Amqp(amqp) => {
+                    Target::Amqp(Arc::new(amqp::AmqpSender::new(amqp, delivery)))
                 }
-                DestinationKind::RedisStream => plan.stream_groups.push(destination.name.clone()),
-            }
+                DestinationKind::RedisStream => {
+                    plan.stream_groups.push(destination.name.clone());
+                    continue;
+                }
+            };
+            plan.routes.push(Route {
+                name: destination.name.clone(),
+                filter: destination.filter.clone(),
+                target,
+                retry: delivery.retry.clone(),
+                concurrency: delivery.concurrency,
+                ordered: delivery.ordered,
+                lease: lease_for(delivery.timeout),
+                rate: delivery.rate,
+            });
         }
         Ok(plan)
     }
@@ -168,6 +191,7 @@ impl Plan {
             concurrency: concurrency.max(1),
             ordered: false,
             lease: Duration::from_secs(60),
+            rate: None,
         });
     }
 
@@ -195,6 +219,25 @@ impl Plan {
             .iter()
             .map(|r| (r.name.clone(), r.filter.clone()))
             .collect()
+    }
+}
+
+/// `host:port` of a URL, for failure reasons: the URL itself may carry credentials, or a token
+/// in its query, and is never logged.
+pub(crate) fn address_of(url: &str) -> String {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return String::from("?");
+    };
+    let port = url.port_or_known_default().or(match url.scheme() {
+        "nats" | "tls" => Some(4222),
+        "amqp" => Some(5672),
+        "amqps" => Some(5671),
+        _ => None,
+    });
+    match (url.host_str(), port) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => String::from("?"),
     }
 }
 

@@ -11,6 +11,7 @@ use porter_providers::Event;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::rate::Limiter;
 use super::{Plan, Response, Route, Schedules, Target, next_delay};
 use crate::activity::{Activity, AttemptResult};
 use crate::clock::Clock;
@@ -46,10 +47,24 @@ impl Deliveries {
         let crew = Crew { clock, activity };
         match schedules {
             Schedules::Memory(schedule) => {
-                tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
+                tasks.extend(workers(
+                    &schedule,
+                    plan.routes,
+                    &intake,
+                    &crew,
+                    &stopped,
+                    local_limiter,
+                ));
             }
             Schedules::Local(schedule) => {
-                tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
+                tasks.extend(workers(
+                    &schedule,
+                    plan.routes,
+                    &intake,
+                    &crew,
+                    &stopped,
+                    local_limiter,
+                ));
             }
             Schedules::Redis(schedule) => {
                 let names = plan.group_names();
@@ -62,7 +77,20 @@ impl Deliveries {
                     Arc::clone(&intake),
                     stopped.clone(),
                 )));
-                tasks.extend(workers(&schedule, plan.routes, &intake, &crew, &stopped));
+                let shared = Arc::clone(&schedule);
+                let limiter = move |route: &Route| {
+                    route
+                        .rate
+                        .map(|rate| Limiter::shared(rate, Arc::clone(&shared), &route.name))
+                };
+                tasks.extend(workers(
+                    &schedule,
+                    plan.routes,
+                    &intake,
+                    &crew,
+                    &stopped,
+                    limiter,
+                ));
                 for group in plan.stream_groups {
                     tasks.push(tokio::spawn(report_stream_group(
                         Arc::clone(&schedule),
@@ -92,19 +120,27 @@ struct Crew {
     activity: Arc<Activity>,
 }
 
+/// A bucket in this process, for stores that one instance delivers from.
+fn local_limiter(route: &Route) -> Option<Limiter> {
+    route.rate.map(Limiter::local)
+}
+
 fn workers<S: Schedule>(
     schedule: &Arc<S>,
     routes: Vec<Route>,
     intake: &Arc<AtomicBool>,
     crew: &Crew,
     stopped: &watch::Receiver<bool>,
+    limiter: impl Fn(&Route) -> Option<Limiter>,
 ) -> Vec<JoinHandle<()>> {
     routes
         .into_iter()
         .map(|route| {
+            let limiter = limiter(&route).map(Arc::new);
             tokio::spawn(run(
                 Arc::clone(schedule),
                 route,
+                limiter,
                 Arc::clone(intake),
                 crew.clone(),
                 stopped.clone(),
@@ -135,6 +171,7 @@ async fn prepare<S: Schedule>(
 async fn run<S: Schedule>(
     schedule: Arc<S>,
     route: Route,
+    limiter: Option<Arc<Limiter>>,
     intake: Arc<AtomicBool>,
     crew: Crew,
     mut stopped: watch::Receiver<bool>,
@@ -160,6 +197,7 @@ async fn run<S: Schedule>(
         let found = match cycle(
             &schedule,
             &route,
+            limiter.as_deref(),
             &semaphore,
             &mut in_flight,
             &crew,
@@ -204,6 +242,7 @@ async fn run<S: Schedule>(
 async fn cycle<S: Schedule>(
     schedule: &Arc<S>,
     route: &Route,
+    limiter: Option<&Limiter>,
     semaphore: &Arc<Semaphore>,
     in_flight: &mut JoinSet<()>,
     crew: &Crew,
@@ -223,13 +262,21 @@ async fn cycle<S: Schedule>(
                 reclaim.then_some(route.lease),
             )
             .await?;
-        let free = semaphore.available_permits();
+        let mut free = semaphore.available_permits();
+        if let Some(limiter) = limiter {
+            free = limiter.take(free).await;
+        }
         if free == 0 {
             continue;
         }
-        let jobs = schedule
+        let leased = schedule
             .lease(&route.name, shard, free, route.ordered, now_ms, until_ms)
-            .await?;
+            .await;
+        if let Some(limiter) = limiter {
+            let used = leased.as_ref().map_or(0, Vec::len);
+            limiter.give_back(free - used).await;
+        }
+        let jobs = leased?;
         found += jobs.len();
         for job in jobs {
             let Ok(permit) = Arc::clone(semaphore).acquire_owned().await else {
@@ -260,6 +307,8 @@ async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, crew: &Crew
         ),
         Some(event) => match &route.target {
             Target::Http(sender) => sender.send(&job.event_id, event, now).await,
+            Target::Nats(sender) => sender.send(&job.event_id, event).await,
+            Target::Amqp(sender) => sender.send(&job.event_id, event).await,
             Target::Handler(handler) => call_handler(handler.as_ref(), event).await,
         },
     };

@@ -127,6 +127,11 @@ impl Layout {
         format!("{}:attempts:{destination}:{shard}:{entry}", self.prefix)
     }
 
+    /// A destination's token bucket (`rate`), shared by every instance.
+    pub fn rate(&self, destination: &str) -> String {
+        format!("{}:rate:{destination}", self.prefix)
+    }
+
     /// The dead-letter stream.
     pub fn dead_letters(&self) -> String {
         format!("{}:dlq", self.prefix)

@@ -48,6 +48,7 @@ pub struct RedisSchedule {
     lease: Script,
     complete: Script,
     group: Script,
+    rate: Script,
 }
 
 impl std::fmt::Debug for RedisSchedule {
@@ -88,7 +89,28 @@ impl RedisSchedule {
             lease: Script::new(include_str!("lease.lua")),
             complete: Script::new(include_str!("complete.lua")),
             group: super::redis::group_script(),
+            rate: Script::new(include_str!("rate.lua")),
         }
+    }
+
+    /// Takes up to `wanted` tokens from `destination`'s shared bucket (a negative `wanted`
+    /// gives tokens back); returns how many were granted.
+    pub async fn take_tokens(
+        &self,
+        destination: &str,
+        rate: f64,
+        burst: f64,
+        wanted: i64,
+    ) -> Result<i64, StoreError> {
+        let mut connection = self.store.connection().await?;
+        self.rate
+            .key(self.store.layout().rate(destination))
+            .arg(rate)
+            .arg(burst)
+            .arg(wanted)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)
     }
 
     pub fn store(&self) -> &RedisStore {

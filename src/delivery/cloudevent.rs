@@ -1,0 +1,128 @@
+//! The stored CloudEvent as brokers need it: its source name and type for the subject or
+//! routing key, its `traceparent`, and for CloudEvents binary mode its attributes as `ce-`
+//! headers with `data` alone as the body.
+//!
+//! Stored events are porter's own structured JSON, so reading them fails only if the store
+//! was tampered with; that is a failed attempt (and, in time, a dead letter), never a panic.
+
+use serde_json::value::RawValue;
+
+/// A stored event's top-level attributes, borrowed from its JSON.
+#[derive(Debug)]
+pub struct StoredEvent<'a> {
+    attributes: Vec<(String, &'a RawValue)>,
+}
+
+impl<'a> StoredEvent<'a> {
+    pub fn parse(json: &'a str) -> Result<Self, String> {
+        let map: std::collections::BTreeMap<String, &'a RawValue> = serde_json::from_str(json)
+            .map_err(|e| format!("the stored event does not parse: {e}"))?;
+        Ok(Self {
+            attributes: map.into_iter().collect(),
+        })
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a RawValue> {
+        self.attributes
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| *value)
+    }
+
+    /// A string attribute (`None` when absent or not a string).
+    pub fn text(&self, name: &str) -> Option<String> {
+        serde_json::from_str(self.raw(name)?.get()).ok()
+    }
+
+    /// The configured source's name (`whatsapp` of `/sources/whatsapp`).
+    pub fn source_name(&self) -> String {
+        let source = self.text("source").unwrap_or_default();
+        source
+            .strip_prefix("/sources/")
+            .unwrap_or(&source)
+            .to_owned()
+    }
+
+    pub fn event_type(&self) -> String {
+        self.text("type").unwrap_or_else(|| "unknown".to_owned())
+    }
+
+    /// The CloudEvents distributed-tracing extension, when the event was stored under a trace.
+    pub fn traceparent(&self) -> Option<String> {
+        self.text("traceparent")
+    }
+
+    /// Binary mode: every attribute but `data` and `datacontenttype` as a `ce-` header
+    /// (strings as they are, anything else as its JSON), control characters replaced so that
+    /// no value can break a header line.
+    pub fn binary_headers(&self) -> Vec<(String, String)> {
+        self.attributes
+            .iter()
+            .filter(|(name, _)| {
+                !matches!(name.as_str(), "data" | "data_base64" | "datacontenttype")
+            })
+            .map(|(name, raw)| {
+                let value = serde_json::from_str::<String>(raw.get())
+                    .unwrap_or_else(|_| raw.get().to_owned());
+                (format!("ce-{name}"), header_safe(&value))
+            })
+            .collect()
+    }
+
+    /// Binary mode's body and its content type: `data` as JSON (empty when there is none).
+    pub fn data(&self) -> (&'a str, String) {
+        let body = self.raw("data").map_or("", RawValue::get);
+        let content_type = self
+            .text("datacontenttype")
+            .unwrap_or_else(|| "application/json".to_owned());
+        (body, header_safe(&content_type))
+    }
+}
+
+fn header_safe(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENT: &str = r#"{"specversion":"1.0","id":"evt_1","source":"/sources/whatsapp","type":"message.received","subject":"a\r\nb","datacontenttype":"application/json","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","data":{"text":"hi"}}"#;
+
+    #[test]
+    fn reads_what_brokers_need() {
+        let event = StoredEvent::parse(EVENT).expect("parses");
+        assert_eq!(event.source_name(), "whatsapp");
+        assert_eq!(event.event_type(), "message.received");
+        assert_eq!(
+            event.traceparent().as_deref(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+        let headers = event.binary_headers();
+        assert!(headers.contains(&("ce-id".into(), "evt_1".into())));
+        assert!(headers.contains(&("ce-specversion".into(), "1.0".into())));
+        assert!(
+            headers.contains(&("ce-subject".into(), "a  b".into())),
+            "{headers:?}"
+        );
+        assert!(
+            !headers
+                .iter()
+                .any(|(name, _)| name == "ce-data" || name == "ce-datacontenttype")
+        );
+        assert_eq!(
+            event.data(),
+            (r#"{"text":"hi"}"#, "application/json".to_owned())
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for text in ["", "[]", "{", "{\"data\":", "null", "\u{0}"] {
+            assert!(StoredEvent::parse(text).is_err(), "{text:?}");
+        }
+    }
+}
