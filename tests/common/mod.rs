@@ -21,6 +21,7 @@ pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 pub mod browser;
 pub mod nats_server;
 pub mod ohip_mock;
+pub mod rabbitmq;
 pub mod receiver;
 pub mod redis_server;
 pub mod served;
