@@ -45,10 +45,10 @@ const ADMIN_CONNECTIONS: ConnectionLimits = ConnectionLimits {
 #[derive(Debug, Clone)]
 pub struct DestinationInfo {
     pub name: String,
-    /// `http`, `redis_stream` or `handler`.
+    /// `http`, `nats`, `amqp`, `redis_stream` or `handler`.
     pub kind: &'static str,
     pub filter: Filter,
-    /// Where it goes (an HTTP destination's URL without credentials or query).
+    /// Where it goes (the URL without credentials or query).
     pub target: Option<String>,
 }
 
