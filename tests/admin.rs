@@ -580,16 +580,23 @@ async fn a_configuration_without_admin_runs_no_admin_listener_and_check_config_s
 #[tokio::test]
 async fn broker_destinations_are_listed_without_credentials_and_can_be_held() {
     let brokers = "[[destinations]]\nname = \"pms-sync\"\nkind = \"nats\"\nurl = \"nats://porter:n4ts-pw@127.0.0.1:1\"\n\n[[destinations]]\nname = \"crm\"\nkind = \"amqp\"\nurl = \"amqp://guest:4mqp-pw@127.0.0.1:1/%2f\"\n";
-    let server =
-        TestServer::start_delivering(config(MEMORY, brokers, ADMIN_TABLE)).await;
+    let server = TestServer::start_delivering(config(MEMORY, brokers, ADMIN_TABLE)).await;
     let overview = server.admin(&RawRequest::get("/api/overview")).await;
     let text = overview.text();
-    assert!(!text.contains("n4ts-pw") && !text.contains("4mqp-pw"), "{text}");
+    assert!(
+        !text.contains("n4ts-pw") && !text.contains("4mqp-pw"),
+        "{text}"
+    );
     let overview = json(&overview);
     let destinations = overview["destinations"].as_array().expect("destinations");
     let kinds: Vec<(&str, &str)> = destinations
         .iter()
-        .map(|d| (d["name"].as_str().unwrap_or(""), d["kind"].as_str().unwrap_or("")))
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap_or(""),
+                d["kind"].as_str().unwrap_or(""),
+            )
+        })
         .collect();
     assert_eq!(kinds, [("pms-sync", "nats"), ("crm", "amqp")], "{overview}");
     let held = server

@@ -119,6 +119,35 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a stored event holds, reading it never panics and no header value can
+        /// break a header line.
+        #[test]
+        fn any_object_reads_without_panics(
+            attributes in proptest::collection::btree_map("[a-z]{1,8}", proptest::prelude::any::<String>(), 0..8),
+            data in proptest::prelude::any::<Option<String>>(),
+        ) {
+            let mut event: serde_json::Map<String, serde_json::Value> = attributes
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            if let Some(data) = data {
+                event.insert("data".into(), serde_json::json!({ "text": data }));
+            }
+            let json = serde_json::Value::Object(event).to_string();
+            let event = StoredEvent::parse(&json).expect("an object parses");
+            let _ = (event.source_name(), event.event_type(), event.traceparent(), event.data());
+            for (_, value) in event.binary_headers() {
+                proptest::prop_assert!(!value.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn any_text_is_read_or_refused(text in proptest::prelude::any::<String>()) {
+            let _ = StoredEvent::parse(&text).map(|e| e.binary_headers());
+        }
+    }
+
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for text in ["", "[]", "{", "{\"data\":", "null", "\u{0}"] {
