@@ -639,7 +639,9 @@ mod tests {
         let store = MemoryStore::writing_to(Box::new(Stuck));
         let mut full = None;
         let mut slowest = Duration::ZERO;
-        for n in 0..(super::super::printer::QUEUE + 10) {
+        // The printer takes everything queued when it wakes (up to a queue's worth) and then
+        // sticks on writing it; after that, one more queue's worth fills up.
+        for n in 0..(2 * super::super::printer::QUEUE + 10) {
             let started = std::time::Instant::now();
             let outcome = store.enqueue(&[event(&format!("k{n}"))], &Reply::text("1"), TTL);
             slowest = slowest.max(started.elapsed());
