@@ -8,6 +8,7 @@ medians. The scenario is the benchmark's first: the memory store (events to stdo
   python3 bench/ab.py --a /elsewhere/target/release/porter --b target/release/porter \\
       --rounds 6 --seconds 10
 
+`--pinned` puts porter on core 0 and the load generator on core 1 (steadier figures).
 `--b-telemetry URL` runs B with `[telemetry] otlp_endpoint = URL`; `--b-telemetry sink` starts
 a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it.
 Only processes started here are stopped, by their pid.
@@ -52,16 +53,17 @@ def run(binary, telemetry, args, work):
         f.write(bench.porter_config(port, "memory", work))
         if telemetry:
             f.write(f'\n[telemetry]\notlp_endpoint = "{telemetry}"\n')
-    process = subprocess.Popen([binary, "serve", "--config", config],
+    server_core, load_core = (0, 1) if args.pinned else (None, None)
+    process = subprocess.Popen(bench.taskset(server_core) + [binary, "serve", "--config", config],
                                env=dict(os.environ, RUST_LOG="warn"),
                                stdout=subprocess.DEVNULL,
                                stderr=open(os.path.join(work, "porter.log"), "a"))
     try:
         wait_for(port, process, binary)
         ready(port)
-        bench.load(port, bench.META, args.warmup, args.connections)
+        bench.load(port, bench.META, args.warmup, args.connections, core=load_core)
         before = cpu_seconds(process.pid)
-        result = bench.load(port, bench.META, args.seconds, args.connections)
+        result = bench.load(port, bench.META, args.seconds, args.connections, core=load_core)
         after = cpu_seconds(process.pid)
     finally:
         stop(process)
@@ -84,6 +86,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--pinned", action="store_true",
+                        help="porter on core 0, the load generator on core 1")
     args = parser.parse_args()
     telemetry = start_sink() if args.b_telemetry == "sink" else args.b_telemetry
     results = {"A": [], "B": []}

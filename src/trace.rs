@@ -146,10 +146,17 @@ impl Traceparent {
     }
 
     /// The context of `span`, when it is exported.
+    #[inline]
     pub fn of_span(span: &Span) -> Option<Self> {
         if span.is_disabled() {
-            return None;
+            None
+        } else {
+            Self::of_exported(span)
         }
+    }
+
+    #[inline(never)]
+    fn of_exported(span: &Span) -> Option<Self> {
         let context = span.context();
         let span_context = context.span().span_context().clone();
         span_context.is_valid().then(|| Self::from(&span_context))
@@ -277,12 +284,23 @@ pub enum Step {
     Quarantine,
 }
 
+// Each function below is a check that inlines into its caller (one atomic load, or a look at
+// the span) and, only when tracing is on, a call to an out-of-line body: with tracing off the
+// request path pays a few instructions per step and no call.
+
 /// The root span of a request on a source route (`route` is the matched route: a configured
 /// path, never a query).
+#[inline]
 pub fn request(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
-    if !enabled() {
-        return Span::none();
+    if enabled() {
+        request_span(source, provider, method, route)
+    } else {
+        Span::none()
     }
+}
+
+#[inline(never)]
+fn request_span(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
     tracing::info_span!(
         target: TARGET,
         parent: None,
@@ -318,10 +336,17 @@ pub fn ohip_event(source: &str, provider: &'static str) -> Span {
 }
 
 /// A step's span under `parent` (none when `parent` is not exported).
+#[inline]
 pub fn step(parent: &Span, step: Step) -> Span {
     if parent.is_disabled() {
-        return Span::none();
+        Span::none()
+    } else {
+        step_span(parent, step)
     }
+}
+
+#[inline(never)]
+fn step_span(parent: &Span, step: Step) -> Span {
     match step {
         Step::Verify => tracing::info_span!(
             target: TARGET,
@@ -358,10 +383,15 @@ pub fn step(parent: &Span, step: Step) -> Span {
 }
 
 /// Records how a step or a request ended: `outcome`, and `reason` when refused.
+#[inline]
 pub fn outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>) {
-    if span.is_disabled() {
-        return;
+    if !span.is_disabled() {
+        record_outcome(span, outcome, reason);
     }
+}
+
+#[inline(never)]
+fn record_outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>) {
     span.record("porter.outcome", outcome);
     if let Some(reason) = reason {
         span.record("porter.reason", reason);
@@ -369,32 +399,46 @@ pub fn outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>)
 }
 
 /// Ends a step that either passes (`ok`) or refuses the request with a rejection.
+#[inline]
 pub fn finish<T>(span: Span, result: &Result<T, Rejection>, ok: &'static str) {
-    match result {
-        Ok(_) => outcome(&span, ok, None),
-        Err(rejection) => outcome(&span, "rejected", Some(rejection.reason())),
+    if !span.is_disabled() {
+        let reason = result.as_ref().err().map(Rejection::reason);
+        record_outcome(
+            &span,
+            if reason.is_some() { "rejected" } else { ok },
+            reason,
+        );
     }
 }
 
 /// Ends the normalize step, with the number of events when it passed.
+#[inline]
 pub fn normalized(span: Span, result: &Result<Normalization, Rejection>) {
-    if let Ok(normalization) = result {
-        span.record("porter.events", int(normalization.events.len()));
+    if !span.is_disabled() {
+        if let Ok(normalization) = result {
+            span.record("porter.events", int(normalization.events.len()));
+        }
+        finish(span, result, "normalized");
     }
-    finish(span, result, "normalized");
 }
 
 /// Records what dedupe-and-enqueue did.
+#[inline]
 pub fn stored(span: &Span, new: usize, duplicates: usize) {
-    if span.is_disabled() {
-        return;
+    if !span.is_disabled() {
+        record_stored(span, new, duplicates);
     }
-    outcome(span, if new > 0 { "stored" } else { "duplicate" }, None);
+}
+
+#[inline(never)]
+fn record_stored(span: &Span, new: usize, duplicates: usize) {
+    record_outcome(span, if new > 0 { "stored" } else { "duplicate" }, None);
     span.record("porter.events", int(new));
     span.record("porter.duplicates", int(duplicates));
 }
 
 /// Marks a span as failed (ours, not the caller's: a 5xx, a store that did not answer).
+#[inline]
 pub fn failed(span: &Span) {
     if !span.is_disabled() {
         span.record("otel.status_code", "error");
@@ -402,6 +446,7 @@ pub fn failed(span: &Span) {
 }
 
 /// Records the answer of a request: its status, outcome, reason and event counts.
+#[inline]
 pub fn answered(
     span: &Span,
     status: u16,
@@ -410,11 +455,22 @@ pub fn answered(
     events: usize,
     duplicates: usize,
 ) {
-    if span.is_disabled() {
-        return;
+    if !span.is_disabled() {
+        record_answer(span, status, outcome, reason, events, duplicates);
     }
+}
+
+#[inline(never)]
+fn record_answer(
+    span: &Span,
+    status: u16,
+    outcome: &'static str,
+    reason: Option<&'static str>,
+    events: usize,
+    duplicates: usize,
+) {
     span.record("http.response.status_code", i64::from(status));
-    self::outcome(span, outcome, reason);
+    record_outcome(span, outcome, reason);
     span.record("porter.events", int(events));
     span.record("porter.duplicates", int(duplicates));
     if status >= 500 {
@@ -424,6 +480,7 @@ pub fn answered(
 
 /// The span of one delivery attempt: the root of its own trace, linked to the span the
 /// event's `traceparent` names (when it carries a valid one).
+#[inline]
 pub fn attempt(
     destination: &str,
     kind: &'static str,
@@ -431,9 +488,21 @@ pub fn attempt(
     attempt: usize,
     event: Option<&str>,
 ) -> Span {
-    if !enabled() {
-        return Span::none();
+    if enabled() {
+        attempt_span(destination, kind, event_id, attempt, event)
+    } else {
+        Span::none()
     }
+}
+
+#[inline(never)]
+fn attempt_span(
+    destination: &str,
+    kind: &'static str,
+    event_id: &str,
+    attempt: usize,
+    event: Option<&str>,
+) -> Span {
     let span_kind = match kind {
         "http" => "client",
         "handler" => "internal",
@@ -459,10 +528,15 @@ pub fn attempt(
 }
 
 /// Records how a delivery attempt ended.
+#[inline]
 pub fn attempted(span: &Span, outcome: &'static str, status: Option<u16>) {
-    if span.is_disabled() {
-        return;
+    if !span.is_disabled() {
+        record_attempt(span, outcome, status);
     }
+}
+
+#[inline(never)]
+fn record_attempt(span: &Span, outcome: &'static str, status: Option<u16>) {
     span.record("porter.outcome", outcome);
     if let Some(status) = status {
         span.record("http.response.status_code", i64::from(status));
