@@ -43,7 +43,7 @@ impl Handler for MarkRoomDirty {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    porter::telemetry::init_logging(porter::telemetry::LogFormat::Text);
+    porter::telemetry::init_logging(porter::telemetry::LogFormat::Text, None);
     let config = Config::resolve(None).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     println!("listening on {}", listener.local_addr()?);

@@ -16,6 +16,7 @@ use crate::routes::{RESERVED_PATHS, RouteTable};
 use crate::send::{self, SendArgs};
 use crate::server;
 use crate::telemetry::{self, LogFormat};
+use crate::trace::Tracing;
 
 /// porter: an inbound webhook gateway. Verifies provider webhooks, normalizes them into
 /// CloudEvents, deduplicates and durably enqueues them.
@@ -138,13 +139,16 @@ enum DlqCommand {
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    if !matches!(cli.command, Command::Serve { .. }) {
+        telemetry::init_logging(cli.log_format, None);
+    }
     match cli.command {
+        // `serve` installs its subscriber once it knows whether to export spans.
         Command::Serve {
             config,
             listen,
             admin_listen,
-        } => serve(config, listen, admin_listen),
+        } => serve(config, listen, admin_listen, cli.log_format),
         Command::CheckConfig { config } => check_config(config),
         Command::Send(args) => send::run(&args),
         Command::Events {
@@ -190,6 +194,7 @@ fn serve(
     path: Option<PathBuf>,
     listen: Option<std::net::SocketAddr>,
     admin_listen: Option<std::net::SocketAddr>,
+    log_format: LogFormat,
 ) -> ExitCode {
     let mut config = match load(path) {
         Ok(config) => config,
@@ -219,76 +224,102 @@ fn serve(
         }
     };
     runtime.block_on(async move {
-        let listen = config.server.listen;
-        // Bind first: a busy port is the whole story, not the last line of a banner.
-        let listener = match TcpListener::bind(listen).await {
-            Ok(listener) => listener,
+        // The exporter's batch task runs on this runtime: it starts here, and the last spans
+        // are exported after the server has drained.
+        let tracing = match config.telemetry.as_ref().map(Tracing::start).transpose() {
+            Ok(tracing) => tracing,
             Err(error) => {
-                eprintln!("cannot listen on {listen}: {error}");
+                eprintln!("porter serve: {error}");
                 return ExitCode::FAILURE;
             }
         };
-        let address = listener.local_addr().map_or(listen, |a| a);
-        let admin_listener = match &config.admin {
-            None => None,
-            Some(admin) => match TcpListener::bind(admin.listen).await {
-                Ok(listener) => Some(listener),
-                Err(error) => {
-                    eprintln!(
-                        "cannot listen on {} for the console and admin API: {error} \
-                         (use --admin-listen ADDR, or [admin] listen)",
-                        admin.listen
-                    );
-                    return ExitCode::FAILURE;
-                }
-            },
-        };
-        let admin_address = admin_listener
-            .as_ref()
-            .and_then(|listener| listener.local_addr().ok());
-        if config.origin == ConfigOrigin::EmbeddedDefault {
-            print_development_banner(&config, address);
+        telemetry::init_logging(log_format, tracing.as_ref());
+        if let Some(telemetry) = &config.telemetry {
+            tracing::info!(
+                endpoint = %telemetry.traces_url(),
+                service = %telemetry.service_name,
+                "exporting trace spans (OTLP/HTTP)"
+            );
         }
-        if let (Some(admin), Some(admin_address)) = (&config.admin, admin_address) {
-            tracing::info!(address = %admin_address, "admin listening (console, admin API, /metrics)");
-            if admin.generated_token {
-                // The login URL carries the token: printed on the terminal, never logged.
-                eprintln!(
-                    "  console: {}/login?token={}",
-                    send::local_url(admin_address),
-                    admin.token.expose()
-                );
-            }
+        let code = serve_config(config).await;
+        if let Some(tracing) = tracing {
+            tracing.shutdown().await;
         }
-        tracing::info!(
-            %address,
-            sources = config.sources.len(),
-            store = config.store.kind_name(),
-            config = %config.origin,
-            "porter listening"
-        );
-        let app = match App::build(config, Plan::default(), Clock::system()) {
-            Ok(app) => app,
-            Err(error) => {
-                eprintln!("{error}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let app = match admin_listener {
-            Some(listener) => app.with_admin_listener(listener),
-            None => app,
-        };
-        match app.serve(listener, server::shutdown_signal()).await {
-            Ok(()) => {
-                tracing::info!("stopped");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("server failed: {error}");
-                ExitCode::FAILURE
-            }
-        }
+        code
     })
+}
+
+/// Binds, builds and serves `config` until SIGTERM or SIGINT, then drains.
+async fn serve_config(config: Config) -> ExitCode {
+    let listen = config.server.listen;
+    // Bind first: a busy port is the whole story, not the last line of a banner.
+    let listener = match TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot listen on {listen}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().map_or(listen, |a| a);
+    let admin_listener = match &config.admin {
+        None => None,
+        Some(admin) => match TcpListener::bind(admin.listen).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                eprintln!(
+                    "cannot listen on {} for the console and admin API: {error} \
+                     (use --admin-listen ADDR, or [admin] listen)",
+                    admin.listen
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let admin_address = admin_listener
+        .as_ref()
+        .and_then(|listener| listener.local_addr().ok());
+    if config.origin == ConfigOrigin::EmbeddedDefault {
+        print_development_banner(&config, address);
+    }
+    if let (Some(admin), Some(admin_address)) = (&config.admin, admin_address) {
+        tracing::info!(address = %admin_address, "admin listening (console, admin API, /metrics)");
+        if admin.generated_token {
+            // The login URL carries the token: printed on the terminal, never logged.
+            eprintln!(
+                "  console: {}/login?token={}",
+                send::local_url(admin_address),
+                admin.token.expose()
+            );
+        }
+    }
+    tracing::info!(
+        %address,
+        sources = config.sources.len(),
+        store = config.store.kind_name(),
+        config = %config.origin,
+        "porter listening"
+    );
+    let app = match App::build(config, Plan::default(), Clock::system()) {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match admin_listener {
+        Some(listener) => app.with_admin_listener(listener),
+        None => app,
+    };
+    match app.serve(listener, server::shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("server failed: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// The embedded default's secrets are public (they are in porter's source); print them so

@@ -22,6 +22,8 @@
 //! - [`events`]: `porter events tail`, the store's streams as JSON lines.
 //! - [`inspect`]: `porter dlq list|replay` and `porter events show`.
 //! - [`telemetry`]: log lines and Prometheus metrics.
+//! - [`trace`]: OpenTelemetry spans of ingest and delivery (off unless `[telemetry]` is set)
+//!   and the `traceparent` that joins them.
 //!
 //! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
 //! `porter-providers` crate, which does no I/O.
@@ -45,5 +47,6 @@ pub mod send;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod trace;
 
 pub use porter_providers as providers;

@@ -7,6 +7,10 @@
 //! in the store (or was already there). Every step before the store either rejects with the
 //! status of the README's "What providers get back" or passes the raw bytes on untouched; nothing is parsed
 //! before the signature over those bytes has been checked.
+//!
+//! With tracing on, a request on a source route is a `porter.request` span and verify,
+//! normalize and store each a child span ([`crate::trace`]), and its events carry the
+//! request's `traceparent`; with tracing off those calls return at once.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use porter_providers::rejection::RejectionClass;
 use porter_providers::{Normalization, Request};
 use tokio::time::timeout_at;
+use tracing::Span;
 
 use crate::activity::{Diagnosed, EventId, RequestEntry, Routed};
 use crate::answer::Answer;
@@ -29,6 +34,7 @@ use crate::routes::Route;
 use crate::server::Gateway;
 use crate::store::Quarantined;
 use crate::telemetry::RequestRecord;
+use crate::trace::{self, Step, Traceparent};
 
 /// The most header bytes (names and values) a request on a source route may carry.
 const MAX_HEADER_BYTES: usize = 32 * 1024;
@@ -57,13 +63,28 @@ pub async fn handle(
         return answer.into_response();
     };
     let config = &gateway.sources[route.source];
-    let outcome = process(&gateway, route, config, &parts, body, started).await;
+    // One trace per request on a source route (none when tracing is off).
+    let span = trace::request(
+        config.source.name(),
+        config.source.provider().id(),
+        parts.method.as_str(),
+        parts.uri.path(),
+    );
+    let outcome = process(&gateway, route, config, &parts, body, started, &span).await;
     let reason = match &outcome.answer {
         Answer::Rejected(rejection) => Some(rejection.reason()),
         _ => None,
     };
     let latency = started.elapsed();
     let status = outcome.answer.status().as_u16();
+    trace::answered(
+        &span,
+        status,
+        outcome.answer.outcome(),
+        reason,
+        outcome.new,
+        outcome.duplicates,
+    );
     RequestRecord {
         source: config.source.name(),
         provider: config.source.provider().id(),
@@ -129,6 +150,7 @@ async fn process(
     parts: &Parts,
     body: Body,
     started: Instant,
+    span: &Span,
 ) -> Outcome {
     if !config.allow_ips.is_empty() {
         let peer = parts
@@ -177,7 +199,10 @@ async fn process(
         .into();
     }
     let now = gateway.clock.now();
-    let verified = match source.verify(&request, now) {
+    let step = trace::step(span, Step::Verify);
+    let verified = source.verify(&request, now);
+    trace::finish(step, &verified, "verified");
+    let verified = match verified {
         Ok(verified) => verified,
         Err(rejection) => {
             let diagnosis = diagnose(gateway, config, &request, &rejection, now);
@@ -188,17 +213,37 @@ async fn process(
             };
         }
     };
-    let normalization = match source.normalize(verified, now) {
+    let step = trace::step(span, Step::Normalize);
+    let normalization = source.normalize(verified, now);
+    trace::normalized(step, &normalization);
+    let mut normalization = match normalization {
         Ok(normalization) => normalization,
         // Authentic but not understood: kept for inspection.
         Err(rejection) if rejection.class() == RejectionClass::BadRequest => {
-            return quarantine(gateway, config, parts, body.clone(), rejection, deadline).await;
+            return quarantine(
+                gateway,
+                config,
+                parts,
+                body.clone(),
+                rejection,
+                deadline,
+                span,
+            )
+            .await;
         }
         // A payload whose kind needs more authentication than it came with (a Mews POS
         // webhook on the URL token alone): refused like a forgery, and not kept.
         Err(rejection) => return Answer::Rejected(rejection).into(),
     };
-    let mut outcome = store(gateway, config, normalization, deadline).await;
+    // The events name the request's trace (CloudEvents distributed tracing), so that their
+    // deliveries can link to it.
+    if let Some(traceparent) = Traceparent::of_span(span) {
+        let traceparent = traceparent.to_string();
+        for normalized in &mut normalization.events {
+            normalized.event.traceparent = Some(traceparent.clone());
+        }
+    }
+    let mut outcome = store(gateway, config, normalization, deadline, span).await;
     outcome.received = Some(now);
     outcome
 }
@@ -262,6 +307,7 @@ async fn store(
     config: &SourceConfig,
     normalization: Normalization,
     deadline: tokio::time::Instant,
+    span: &Span,
 ) -> Outcome {
     if !gateway.intake_open() {
         tracing::warn!(
@@ -275,8 +321,18 @@ async fn store(
         .iter()
         .filter_map(|n| EventId::parse(&n.event.id))
         .collect();
+    let step = trace::step(span, Step::Store);
     let enqueue = gateway.store.enqueue(&events, &reply, config.dedupe_ttl);
-    match timeout_at(deadline, enqueue).await {
+    let enqueued = timeout_at(deadline, enqueue).await;
+    match &enqueued {
+        Ok(Ok(enqueued)) => trace::stored(&step, enqueued.new, enqueued.duplicates),
+        Ok(Err(_)) | Err(_) => {
+            trace::outcome(&step, "unavailable", None);
+            trace::failed(&step);
+        }
+    }
+    drop(step);
+    match enqueued {
         Ok(Ok(enqueued)) => {
             let answer = match enqueued.original {
                 Some(original) if enqueued.is_duplicate() => Answer::Duplicate(original),
@@ -314,6 +370,7 @@ async fn quarantine(
     body: Bytes,
     rejection: porter_providers::Rejection,
     deadline: tokio::time::Instant,
+    span: &Span,
 ) -> Outcome {
     let item = Quarantined {
         source: config.source.name().to_owned(),
@@ -326,8 +383,16 @@ async fn quarantine(
             .map(str::to_owned),
         body,
     };
+    let step = trace::step(span, Step::Quarantine);
     match timeout_at(deadline, gateway.store.quarantine(item)).await {
-        Ok(Ok(())) => Answer::Rejected(rejection).into(),
-        Ok(Err(_)) | Err(_) => Answer::Unavailable.into(),
+        Ok(Ok(())) => {
+            trace::outcome(&step, "quarantined", None);
+            Answer::Rejected(rejection).into()
+        }
+        Ok(Err(_)) | Err(_) => {
+            trace::outcome(&step, "unavailable", None);
+            trace::failed(&step);
+            Answer::Unavailable.into()
+        }
     }
 }

@@ -20,18 +20,45 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global log subscriber (`RUST_LOG` filters; default `info`).
-pub fn init_logging(format: LogFormat) {
+/// Installs the global log subscriber (`RUST_LOG` filters; default `info`). With `tracing`
+/// (`[telemetry]` is set), the subscriber also exports porter's spans through its
+/// OpenTelemetry layer, and the log lines leave those spans out; without it, the subscriber
+/// is the log lines alone and no span is ever created (see [`crate::trace`]).
+pub fn init_logging(format: LogFormat, tracing: Option<&crate::trace::Tracing>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let Some(tracing) = tracing else {
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal());
+        // A second initialisation (tests) keeps the first subscriber.
+        let _ = match format {
+            LogFormat::Text => builder.try_init(),
+            LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        };
+        return;
+    };
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let lines = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    // A second initialisation (tests) keeps the first subscriber.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let lines = match format {
+        LogFormat::Text => lines.boxed(),
+        LogFormat::Json => lines.json().flatten_event(true).boxed(),
     };
+    // Spans are for the collector: a log line does not carry them as its context.
+    let lines =
+        lines.with_filter(filter.and(filter_fn(|meta| meta.target() != crate::trace::TARGET)));
+    let installed = tracing_subscriber::registry()
+        .with(lines)
+        .with(tracing.layer())
+        .try_init();
+    if installed.is_ok() {
+        crate::trace::enable();
+    }
 }
 
 /// The process-wide metrics recorder, installed on first use.

@@ -82,6 +82,9 @@ async fn events_arrive_signed_as_cloudevents() {
     );
     let event = request.event();
     assert_eq!(event["providereventid"], "wamid.d1");
+    // Tracing is off (no [telemetry]): no trace context, in the event or on the request.
+    assert!(event.get("traceparent").is_none(), "{event}");
+    assert!(request.headers.get("traceparent").is_none());
     assert_eq!(
         request.header("webhook-id"),
         event["id"].as_str().expect("id")

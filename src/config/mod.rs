@@ -13,6 +13,7 @@ mod ohip;
 mod problems;
 mod raw;
 mod redact;
+mod telemetry;
 
 pub use admin::{
     AdminConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS,
@@ -23,6 +24,7 @@ pub use destinations::{
     HttpDestination, NatsDestination, Template,
 };
 pub use ohip::{DEFAULT_DEDUPE_TTL as OHIP_DEFAULT_DEDUPE_TTL, OhipStreamConfig};
+pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetryConfig};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -75,6 +77,8 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
     /// The admin listener, when `[admin]` is configured (always in the embedded default).
     pub admin: Option<AdminConfig>,
+    /// Trace export, when `[telemetry] otlp_endpoint` is set (off otherwise).
+    pub telemetry: Option<TelemetryConfig>,
     /// Where the configuration came from, for messages.
     pub origin: ConfigOrigin,
 }
@@ -284,12 +288,16 @@ impl Config {
         let destination_tables =
             take_array::<destinations::DestinationTable>(&mut root, "destinations", errors);
         let admin_table = take_table::<admin::AdminTable>(&mut root, "admin", errors);
+        let telemetry_table =
+            take_table::<telemetry::TelemetryTable>(&mut root, "telemetry", errors);
         for key in root.keys() {
             errors.push(ConfigError::new(
                 key.as_str(),
-                "unknown key (expected server, store, sources, destinations, admin)",
+                "unknown key (expected server, store, sources, destinations, admin, telemetry)",
             ));
         }
+        let telemetry =
+            telemetry_table.and_then(|table| telemetry::telemetry_config(table, errors));
 
         let server_table = server_table.unwrap_or_default();
         // Sources inherit this even when another server key is wrong, so that one mistake
@@ -376,6 +384,7 @@ impl Config {
                 None => None,
                 Some(admin) => Some(admin?),
             },
+            telemetry,
             origin,
         })
     }

@@ -590,3 +590,79 @@ fn connection_limits_are_read_and_checked() {
         assert!(problems.iter().any(|p| p.starts_with(key)), "{problems:?}");
     }
 }
+
+#[test]
+fn telemetry_is_off_unless_an_endpoint_is_set() {
+    assert_eq!(parse(GOOD).expect("valid").telemetry, None);
+    let config = parse(&format!(
+        "{GOOD}\n[telemetry]\nservice_name = \"porter-eu\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.telemetry, None, "a name alone exports nothing");
+}
+
+#[test]
+fn telemetry_is_read_with_its_defaults() {
+    let config = parse(&format!(
+        "{GOOD}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/\"\n"
+    ))
+    .expect("valid");
+    let telemetry = config.telemetry.expect("on");
+    assert_eq!(telemetry.otlp_endpoint, "http://127.0.0.1:4318");
+    assert_eq!(telemetry.service_name, DEFAULT_SERVICE_NAME);
+    assert_eq!(telemetry.traces_url(), "http://127.0.0.1:4318/v1/traces");
+
+    let config = parse(&format!(
+        "{GOOD}\n[telemetry]\notlp_endpoint = \"https://otel.example.com/otlp\"\nservice_name = \"porter-eu\"\n"
+    ))
+    .expect("valid");
+    let telemetry = config.telemetry.expect("on");
+    assert_eq!(
+        telemetry.traces_url(),
+        "https://otel.example.com/otlp/v1/traces"
+    );
+    assert_eq!(telemetry.service_name, "porter-eu");
+}
+
+#[test]
+fn telemetry_settings_are_checked_by_key_without_echoing_them() {
+    for endpoint in [
+        "127.0.0.1:4318",
+        "grpc://127.0.0.1:4317",
+        "http://",
+        "not a url",
+        "http://127.0.0.1:4318/?token=s3cr3t-value",
+        "http://127.0.0.1:4318/#s3cr3t-value",
+        "https://user:s3cr3t-value@otel.example.com",
+        "http://127.0.0.1:4318/v1/traces",
+    ] {
+        let found = problems(&format!(
+            "{GOOD}\n[telemetry]\notlp_endpoint = \"{endpoint}\"\n"
+        ));
+        assert_eq!(found.len(), 1, "{endpoint}: {found:?}");
+        assert!(
+            found[0].starts_with("telemetry.otlp_endpoint: "),
+            "{found:?}"
+        );
+        assert!(!found[0].contains("s3cr3t"), "{found:?}");
+    }
+    for name in ["", "  ", "porter\\nx"] {
+        let found = problems(&format!(
+            "{GOOD}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nservice_name = \"{name}\"\n"
+        ));
+        assert_eq!(found.len(), 1, "{name:?}: {found:?}");
+        assert!(
+            found[0].starts_with("telemetry.service_name: "),
+            "{found:?}"
+        );
+    }
+    let found = problems(&format!(
+        "{GOOD}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nheaders = \"x\"\n"
+    ));
+    assert!(
+        found[0].starts_with("telemetry: unknown field `headers`"),
+        "{found:?}"
+    );
+    let found = problems(&format!("telemetry = \"http://127.0.0.1:4318\"\n{GOOD}"));
+    assert!(found[0].starts_with("telemetry: "), "{found:?}");
+}

@@ -3,9 +3,10 @@
 //! Every event is POSTed as `application/cloudevents+json`, exactly as stored, with Standard
 //! Webhooks headers (`webhook-id` = the event id, `webhook-timestamp`, `webhook-signature:
 //! v1,<base64 HMAC-SHA256(key, id.timestamp.body)>`), so a receiver verifies it with any
-//! Standard Webhooks library. Only a 2xx is a delivery: a 3xx is not followed (a redirect
-//! could send signed events elsewhere), and every other answer, a timeout or a refused
-//! connection is a failure to retry.
+//! Standard Webhooks library. An event that carries a `traceparent` (one stored while porter
+//! exported traces) is sent with it as a `traceparent` header too. Only a 2xx is a delivery:
+//! a 3xx is not followed (a redirect could send signed events elsewhere), and every other
+//! answer, a timeout or a refused connection is a failure to retry.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use super::Response;
 use crate::config::{Delivery, HttpDestination};
+use crate::trace::Traceparent;
 
 /// Longest `Retry-After` porter honours; a destination asking for more is retried sooner.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -66,6 +68,10 @@ impl HttpSender {
             .body(body.to_owned());
         for (name, value) in headers {
             request = request.header(name, value);
+        }
+        // The event's own trace context, so that the receiver's spans join the ingest trace.
+        if let Some(traceparent) = Traceparent::of_event(body) {
+            request = request.header("traceparent", traceparent.to_string());
         }
         let response = match request.send().await {
             Ok(response) => classify(

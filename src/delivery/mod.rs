@@ -116,6 +116,18 @@ pub enum Target {
     Handler(Arc<dyn Handler>),
 }
 
+impl Target {
+    /// The destination's `kind`, as configured (`handler` for an in-process handler).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Http(_) => "http",
+            Target::Nats(_) => "nats",
+            Target::Amqp(_) => "amqp",
+            Target::Handler(_) => "handler",
+        }
+    }
+}
+
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -16,6 +16,7 @@ use super::{Plan, Response, Route, Schedules, Target, next_delay};
 use crate::activity::{Activity, AttemptResult};
 use crate::clock::Clock;
 use crate::store::{Attempt, Job, Next, Outcome, RedisSchedule, Schedule};
+use crate::trace;
 
 /// Polling bounds: fast while there is work, slower when idle.
 const POLL_MIN: Duration = Duration::from_millis(10);
@@ -295,6 +296,14 @@ async fn cycle<S: Schedule>(
 /// Attempts one job and records what happened; store errors leave the job leased, so it is
 /// attempted again when the lease runs out.
 async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, crew: &Crew) {
+    // A trace of its own, linked to the ingest trace the event names (none when tracing is off).
+    let span = trace::attempt(
+        &route.name,
+        route.target.kind(),
+        &job.event_id,
+        job.attempts + 1,
+        job.event.as_deref(),
+    );
     let now = crew.clock.now();
     let (response, took) = match &job.event {
         None => (
@@ -347,6 +356,7 @@ async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, crew: &Crew
         (Ok(()), Next::Retry { .. }) => "failed",
     };
     metrics::counter!("porter_deliveries_total", "destination" => destination.clone(), "result" => label).increment(1);
+    trace::attempted(&span, label, status);
     if matches!((&result, next), (Ok(()), Next::DeadLettered)) {
         metrics::counter!("porter_dead_letters_total", "destination" => destination.clone())
             .increment(1);

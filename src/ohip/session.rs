@@ -32,6 +32,7 @@ use super::{Shared, State};
 use crate::clock::Clock;
 use crate::config::OhipStreamConfig;
 use crate::store::Store;
+use crate::trace::{self, Traceparent};
 
 /// The WebSocket subprotocol OHIP speaks.
 pub const SUBPROTOCOL: &str = "graphql-transport-ws";
@@ -309,27 +310,44 @@ impl Session<'_> {
             provider: ohip::PROVIDER,
             received_at: self.clock.now(),
         };
-        let stream =
-            match ohip::normalize(&origin, event, &self.config.chain_code, &self.config.zone) {
-                Ok(stream) => stream,
-                // Not an event porter can store (no offset, module or name): kept in the
-                // quarantine and passed over, or it would come back at every resume and hold
-                // the stream up for good.
-                Err(rejection) => {
-                    return self.quarantine(frame, event, &rejection.to_string()).await;
-                }
-            };
+        // One trace per event (none when tracing is off), named by the event it stores.
+        let span = trace::ohip_event(&self.config.name, ohip::PROVIDER);
+        let step = trace::step(&span, trace::Step::Normalize);
+        let stream = ohip::normalize(&origin, event, &self.config.chain_code, &self.config.zone);
+        trace::finish(step, &stream, "normalized");
+        let mut stream = match stream {
+            Ok(stream) => stream,
+            // Not an event porter can store (no offset, module or name): kept in the
+            // quarantine and passed over, or it would come back at every resume and hold
+            // the stream up for good.
+            Err(rejection) => {
+                return self.quarantine(frame, event, &rejection.to_string()).await;
+            }
+        };
+        if let Some(traceparent) = Traceparent::of_span(&span) {
+            stream.normalized.event.traceparent = Some(traceparent.to_string());
+        }
         let type_name = stream.normalized.event.event_type().as_str();
         let reply = Reply::accepted(1);
-        match self
+        let step = trace::step(&span, trace::Step::Store);
+        let enqueued = self
             .store
             .enqueue(
                 std::slice::from_ref(&stream.normalized),
                 &reply,
                 self.config.dedupe_ttl,
             )
-            .await
-        {
+            .await;
+        match &enqueued {
+            Ok(enqueued) => trace::stored(&step, enqueued.new, enqueued.duplicates),
+            Err(_) => {
+                trace::outcome(&step, "unavailable", None);
+                trace::failed(&step);
+                trace::failed(&span);
+            }
+        }
+        drop(step);
+        match enqueued {
             Ok(enqueued) => {
                 if let Err(error) = self
                     .store

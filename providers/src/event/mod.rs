@@ -65,6 +65,13 @@ pub struct Event {
     pub providerdeliveryid: Option<String>,
     /// When porter received the request.
     pub receivedat: Timestamp,
+    /// The CloudEvents distributed-tracing extension: the W3C trace context
+    /// (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`) of the request, or OHIP event,
+    /// this event was stored under. Present only when porter exports traces (`[telemetry]`);
+    /// each delivery attempt's span links to it, and deliveries pass it on as a
+    /// `traceparent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// An OHIP Streaming event's own words (`ohipoffset`, `ohipmodule`, `ohipevent`,
     /// `ohiptimestamp`); absent on every other provider's events.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -294,6 +301,7 @@ impl Origin<'_> {
             propertyid: attributes.property_id,
             providerdeliveryid: attributes.delivery_id,
             receivedat: self.received_at,
+            traceparent: None,
             ohip: None,
             body,
         }

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Interleaved A/B of two porter binaries under the same load: A, B, A, B, ... so that drift of
+the machine (other processes, caches, clock) falls on both alike. Prints each run and the
+medians. The scenario is the benchmark's first: the memory store (events to stdout, here
+/dev/null), Meta bodies of 1.5 KB, 64 keep-alive connections, the admin listener on.
+
+  cargo build --release --locked -p porter -p porter-load       # B and the load generator
+  python3 bench/ab.py --a /elsewhere/target/release/porter --b target/release/porter \\
+      --rounds 6 --seconds 10
+
+`--pinned` puts porter on core 0 and the load generator on core 1 (steadier figures).
+`--b-telemetry URL` runs B with `[telemetry] otlp_endpoint = URL`; `--b-telemetry sink` starts
+a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it.
+Only processes started here are stopped, by their pid.
+"""
+
+import argparse
+import http.server
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402
+from procs import cpu_seconds, free_port, ready, stop, wait_for  # noqa: E402
+
+
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def start_sink():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def run(binary, telemetry, args, work):
+    port = free_port()
+    config = os.path.join(work, f"porter-{port}.toml")
+    with open(config, "w") as f:
+        f.write(bench.porter_config(port, "memory", work))
+        if telemetry:
+            f.write(f'\n[telemetry]\notlp_endpoint = "{telemetry}"\n')
+    server_core, load_core = (0, 1) if args.pinned else (None, None)
+    process = subprocess.Popen(bench.taskset(server_core) + [binary, "serve", "--config", config],
+                               env=dict(os.environ, RUST_LOG="warn"),
+                               stdout=subprocess.DEVNULL,
+                               stderr=open(os.path.join(work, "porter.log"), "a"))
+    try:
+        wait_for(port, process, binary)
+        ready(port)
+        bench.load(port, bench.META, args.warmup, args.connections, core=load_core)
+        before = cpu_seconds(process.pid)
+        result = bench.load(port, bench.META, args.seconds, args.connections, core=load_core)
+        after = cpu_seconds(process.pid)
+    finally:
+        stop(process)
+    requests = max(1, sum(result["statuses"].values()))
+    return {
+        "rps": result["requests_per_second"],
+        "p50": result["p50_ms"],
+        "p99": result["p99_ms"],
+        "cpu_us": 1e6 * (after - before) / requests,
+        "statuses": result["statuses"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", required=True, help="porter binary A (the baseline)")
+    parser.add_argument("--b", required=True, help="porter binary B")
+    parser.add_argument("--b-telemetry", help="B's [telemetry] otlp_endpoint, or `sink`")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--pinned", action="store_true",
+                        help="porter on core 0, the load generator on core 1")
+    args = parser.parse_args()
+    telemetry = start_sink() if args.b_telemetry == "sink" else args.b_telemetry
+    results = {"A": [], "B": []}
+    with tempfile.TemporaryDirectory() as work:
+        for round in range(args.rounds):
+            # Alternate which goes first, so that neither always follows the other.
+            order = [("A", args.a, None), ("B", args.b, telemetry)]
+            if round % 2:
+                order.reverse()
+            for name, binary, tel in order:
+                r = run(binary, tel, args, work)
+                results[name].append(r)
+                print(f"round {round + 1} {name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
+                      f"p99 {r['p99']:.2f} ms, {r['cpu_us']:.1f} µs CPU/request, {r['statuses']}",
+                      flush=True)
+    print()
+    print("| binary | median req/s | median p50 ms | median p99 ms | median µs CPU/request |")
+    print("|---|---:|---:|---:|---:|")
+    for name in ("A", "B"):
+        rs = results[name]
+        med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
+        print(f"| {name} | {med('rps'):.0f} | {med('p50'):.2f} | {med('p99'):.2f} | "
+              f"{med('cpu_us'):.1f} |")
+    a = statistics.median(r["rps"] for r in results["A"])
+    b = statistics.median(r["rps"] for r in results["B"])
+    print(f"\nB/A throughput: {b / a:.3f}")
+
+
+if __name__ == "__main__":
+    main()

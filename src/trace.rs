@@ -1,0 +1,683 @@
+//! Distributed tracing: OpenTelemetry spans for ingest and delivery, exported over OTLP/HTTP,
+//! and the W3C `traceparent` that joins a delivery to the request its event came in on.
+//!
+//! Why it is built this way:
+//!
+//! - **An event is stored, then delivered later** (by another task, perhaps another instance,
+//!   perhaps after a restart), so one trace cannot hold both. The request's trace is named in
+//!   the stored event itself, as the CloudEvents distributed-tracing extension attribute
+//!   `traceparent`; each delivery attempt is the root of a trace of its own with an
+//!   OpenTelemetry *link* to the request span. HTTP deliveries send the event's `traceparent`
+//!   as a header (and brokers as a message header), so a receiver's own spans join the ingest
+//!   trace.
+//! - **Off unless `[telemetry] otlp_endpoint` is set, and then free.** Without it no layer is
+//!   installed and every span constructor here returns [`Span::none`] after one relaxed atomic
+//!   load ([`enabled`]): the request path creates, allocates and formats nothing for tracing,
+//!   and events are stored byte for byte as without tracing.
+//! - **Exporting never slows ingest.** A finished span goes onto the batch processor's bounded
+//!   queue with a `try_send` (dropped when the queue is full); the batch is exported by a
+//!   task of its own on the tokio runtime. A collector that is down costs spans, not requests.
+//! - **Spans say what happened, never what was said**: source and destination names, counts,
+//!   outcomes, reason codes, status codes, event ids (`evt_` + a hash). Never bodies, headers,
+//!   query strings, secrets, provider event keys (a WhatsApp id embeds a phone number) or
+//!   anything a guest wrote. Log events do not become span events: the OpenTelemetry layer
+//!   sees only this module's spans (target [`TARGET`]), and the log lines do not show them.
+//! - **A provider's own `traceparent` header is ignored**: it is unsigned, so anyone could
+//!   attach porter's spans to a trace of their choosing. Every request starts a new trace.
+//!
+//! The spans:
+//!
+//! | span | when | attributes |
+//! |---|---|---|
+//! | `porter.request` (server) | a request on a source route | `porter.source`, `porter.provider`, `http.request.method`, `http.route`, `http.response.status_code`, `porter.outcome`, `porter.reason`, `porter.events`, `porter.duplicates` |
+//! | `porter.verify` | its provider's signature check | `porter.outcome` (`verified`, `rejected`), `porter.reason` |
+//! | `porter.normalize` | payload → events | `porter.outcome` (`normalized`, `rejected`), `porter.reason`, `porter.events` |
+//! | `porter.store` | dedupe-and-enqueue | `porter.outcome` (`stored`, `duplicate`, `unavailable`), `porter.events`, `porter.duplicates` |
+//! | `porter.quarantine` | an authentic body that does not parse is kept | `porter.outcome` |
+//! | `porter.ohip.event` (consumer) | an OHIP Streaming event, with `porter.normalize` and `porter.store` under it | `porter.source`, `porter.provider` |
+//! | `porter.deliver` (client, producer or internal) | one delivery attempt, linked to its event's `traceparent` | `porter.destination`, `porter.destination.kind`, `porter.event_id`, `porter.attempt`, `porter.outcome` (`delivered`, `failed`, `dead_lettered`, `store_error`), `http.response.status_code` |
+//!
+//! The event's `traceparent` names the `porter.request` (or `porter.ohip.event`) span.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
+use tracing::Span;
+use tracing::field::Empty;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Layer;
+use tracing_subscriber::registry::LookupSpan;
+
+use porter_providers::{Normalization, Rejection};
+
+use crate::config::TelemetryConfig;
+
+/// The `tracing` target of porter's spans: what the OpenTelemetry layer exports, and what the
+/// log lines leave out.
+pub const TARGET: &str = "porter::trace";
+
+/// How long a graceful stop waits for the last spans to be exported.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the process-wide subscriber exports porter's spans.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans are exported; false until [`crate::telemetry::init_logging`] installs the
+/// OpenTelemetry layer. Every span constructor checks it first.
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Called once the layer is installed in the process-wide subscriber.
+pub(crate) fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// A W3C trace context (`traceparent`): `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traceparent {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub flags: TraceFlags,
+}
+
+impl Traceparent {
+    /// Parses a `traceparent` as W3C Trace Context level 1 reads it: lowercase hex, neither id
+    /// all zeros, version `ff` invalid, version `00` exactly 55 characters (a later version
+    /// may append `-`-separated fields, which are ignored). Anything else is `None`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = text.as_bytes();
+        let (Some(head), tail) = (bytes.get(..55), bytes.get(55..).unwrap_or_default()) else {
+            return None;
+        };
+        let version = &head[..2];
+        if !is_lower_hex(version) || version == b"ff" {
+            return None;
+        }
+        // Version 00 is exactly this long; a later one may go on after a `-`.
+        if (version == b"00" && !tail.is_empty()) || tail.first().is_some_and(|&b| b != b'-') {
+            return None;
+        }
+        if head[2] != b'-' || head[35] != b'-' || head[52] != b'-' {
+            return None;
+        }
+        let (trace, span, flags) = (&head[3..35], &head[36..52], &head[53..55]);
+        if !(is_lower_hex(trace) && is_lower_hex(span) && is_lower_hex(flags)) {
+            return None;
+        }
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        let mut flag = [0u8; 1];
+        hex::decode_to_slice(trace, &mut trace_id).ok()?;
+        hex::decode_to_slice(span, &mut span_id).ok()?;
+        hex::decode_to_slice(flags, &mut flag).ok()?;
+        let parsed = Self {
+            trace_id: TraceId::from_bytes(trace_id),
+            span_id: SpanId::from_bytes(span_id),
+            flags: TraceFlags::new(flag[0]),
+        };
+        (parsed.trace_id != TraceId::INVALID && parsed.span_id != SpanId::INVALID).then_some(parsed)
+    }
+
+    /// The `traceparent` attribute of a stored event (its JSON exactly as stored): the
+    /// top-level attribute only, and only when it is a valid one. Malformed, absent or not a
+    /// string: `None`, never a panic. Events without the word are refused without parsing.
+    pub fn of_event(json: &str) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        struct TopLevel<'a> {
+            #[serde(borrow, default)]
+            traceparent: Option<std::borrow::Cow<'a, str>>,
+        }
+        if !json.contains("\"traceparent\"") {
+            return None;
+        }
+        let event: TopLevel<'_> = serde_json::from_str(json).ok()?;
+        Self::parse(&event.traceparent?)
+    }
+
+    /// The context of `span`, when it is exported.
+    #[inline]
+    pub fn of_span(span: &Span) -> Option<Self> {
+        if span.is_disabled() {
+            None
+        } else {
+            Self::of_exported(span)
+        }
+    }
+
+    #[inline(never)]
+    fn of_exported(span: &Span) -> Option<Self> {
+        let context = span.context();
+        let span_context = context.span().span_context().clone();
+        span_context.is_valid().then(|| Self::from(&span_context))
+    }
+
+    /// The span context it names, as received from elsewhere (remote).
+    pub fn span_context(&self) -> SpanContext {
+        SpanContext::new(
+            self.trace_id,
+            self.span_id,
+            self.flags,
+            true,
+            TraceState::default(),
+        )
+    }
+}
+
+impl From<&SpanContext> for Traceparent {
+    fn from(context: &SpanContext) -> Self {
+        Self {
+            trace_id: context.trace_id(),
+            span_id: context.span_id(),
+            flags: context.trace_flags(),
+        }
+    }
+}
+
+impl fmt::Display for Traceparent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            self.flags.to_u8()
+        )
+    }
+}
+
+/// A count as OpenTelemetry's integer (the layer would record a `u64` as text).
+fn int(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
+}
+
+fn is_lower_hex(text: &[u8]) -> bool {
+    text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The exporter: a tracer provider whose batch processor runs on the tokio runtime and
+/// POSTs OTLP/HTTP protobuf to `<otlp_endpoint>/v1/traces`.
+#[derive(Debug)]
+pub struct Tracing {
+    provider: SdkTracerProvider,
+}
+
+impl Tracing {
+    /// Sets up the exporter for `config`. Must run inside the tokio runtime, which runs the
+    /// batch processor's task. The exporter also reads the standard `OTEL_EXPORTER_OTLP_HEADERS`
+    /// (a collector's token) and `OTEL_EXPORTER_OTLP_TIMEOUT` variables.
+    pub fn start(config: &TelemetryConfig) -> Result<Self, String> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err("tracing needs the tokio runtime to export from".to_owned());
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(config.traces_url())
+            .build()
+            .map_err(|error| format!("cannot set up the OTLP exporter: {error}"))?;
+        let processor =
+            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
+        let resource = Resource::builder()
+            .with_service_name(config.service_name.clone())
+            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(resource)
+            .build();
+        Ok(Self { provider })
+    }
+
+    /// The `tracing` layer exporting porter's spans (target [`TARGET`]) and nothing else.
+    pub fn layer<S>(&self) -> impl Layer<S> + use<S>
+    where
+        S: tracing::Subscriber + for<'span> LookupSpan<'span>,
+    {
+        let tracer = self.provider.tracer("porter");
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_location(false)
+            .with_target(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(
+                tracing_subscriber::filter::filter_fn(|meta| meta.target() == TARGET)
+                    .with_max_level_hint(tracing::Level::INFO),
+            )
+    }
+
+    /// Exports what is still queued and stops the exporter, waiting at most 5 s (a collector
+    /// that does not answer must not hold up a graceful stop).
+    pub async fn shutdown(self) {
+        let provider = self.provider;
+        // The processor's shutdown blocks until its task has exported the last batch; that
+        // task runs on this runtime, so block elsewhere.
+        let stopped = tokio::task::spawn_blocking(move || provider.shutdown());
+        match tokio::time::timeout(SHUTDOWN_WAIT, stopped).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the last spans may not be exported"),
+            Ok(Err(error)) => tracing::warn!(%error, "the last spans may not be exported"),
+            Err(_) => tracing::warn!(
+                "the collector did not take the last spans within 5 s; stopping without them"
+            ),
+        }
+    }
+}
+
+/// The steps of ingest that get a span of their own under the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Verify,
+    Normalize,
+    Store,
+    Quarantine,
+}
+
+// Each function below is a check that inlines into its caller (one atomic load, or a look at
+// the span) and, only when tracing is on, a call to an out-of-line body: with tracing off the
+// request path pays a few instructions per step and no call.
+
+/// The root span of a request on a source route (`route` is the matched route: a configured
+/// path, never a query).
+#[inline]
+pub fn request(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
+    if enabled() {
+        request_span(source, provider, method, route)
+    } else {
+        Span::none()
+    }
+}
+
+#[inline(never)]
+fn request_span(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
+    tracing::info_span!(
+        target: TARGET,
+        parent: None,
+        "porter.request",
+        otel.kind = "server",
+        porter.source = source,
+        porter.provider = provider,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = Empty,
+        porter.outcome = Empty,
+        porter.reason = Empty,
+        porter.events = Empty,
+        porter.duplicates = Empty,
+        otel.status_code = Empty,
+    )
+}
+
+/// The root span of one event from an OHIP stream.
+pub fn ohip_event(source: &str, provider: &'static str) -> Span {
+    if !enabled() {
+        return Span::none();
+    }
+    tracing::info_span!(
+        target: TARGET,
+        parent: None,
+        "porter.ohip.event",
+        otel.kind = "consumer",
+        porter.source = source,
+        porter.provider = provider,
+        otel.status_code = Empty,
+    )
+}
+
+/// A step's span under `parent` (none when `parent` is not exported).
+#[inline]
+pub fn step(parent: &Span, step: Step) -> Span {
+    if parent.is_disabled() {
+        Span::none()
+    } else {
+        step_span(parent, step)
+    }
+}
+
+#[inline(never)]
+fn step_span(parent: &Span, step: Step) -> Span {
+    match step {
+        Step::Verify => tracing::info_span!(
+            target: TARGET,
+            parent: parent,
+            "porter.verify",
+            porter.outcome = Empty,
+            porter.reason = Empty,
+        ),
+        Step::Normalize => tracing::info_span!(
+            target: TARGET,
+            parent: parent,
+            "porter.normalize",
+            porter.outcome = Empty,
+            porter.reason = Empty,
+            porter.events = Empty,
+        ),
+        Step::Store => tracing::info_span!(
+            target: TARGET,
+            parent: parent,
+            "porter.store",
+            porter.outcome = Empty,
+            porter.events = Empty,
+            porter.duplicates = Empty,
+            otel.status_code = Empty,
+        ),
+        Step::Quarantine => tracing::info_span!(
+            target: TARGET,
+            parent: parent,
+            "porter.quarantine",
+            porter.outcome = Empty,
+            otel.status_code = Empty,
+        ),
+    }
+}
+
+/// Records how a step or a request ended: `outcome`, and `reason` when refused.
+#[inline]
+pub fn outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>) {
+    if !span.is_disabled() {
+        record_outcome(span, outcome, reason);
+    }
+}
+
+#[inline(never)]
+fn record_outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>) {
+    span.record("porter.outcome", outcome);
+    if let Some(reason) = reason {
+        span.record("porter.reason", reason);
+    }
+}
+
+/// Ends a step that either passes (`ok`) or refuses the request with a rejection.
+#[inline]
+pub fn finish<T>(span: Span, result: &Result<T, Rejection>, ok: &'static str) {
+    if !span.is_disabled() {
+        let reason = result.as_ref().err().map(Rejection::reason);
+        record_outcome(
+            &span,
+            if reason.is_some() { "rejected" } else { ok },
+            reason,
+        );
+    }
+}
+
+/// Ends the normalize step, with the number of events when it passed.
+#[inline]
+pub fn normalized(span: Span, result: &Result<Normalization, Rejection>) {
+    if !span.is_disabled() {
+        if let Ok(normalization) = result {
+            span.record("porter.events", int(normalization.events.len()));
+        }
+        finish(span, result, "normalized");
+    }
+}
+
+/// Records what dedupe-and-enqueue did.
+#[inline]
+pub fn stored(span: &Span, new: usize, duplicates: usize) {
+    if !span.is_disabled() {
+        record_stored(span, new, duplicates);
+    }
+}
+
+#[inline(never)]
+fn record_stored(span: &Span, new: usize, duplicates: usize) {
+    record_outcome(span, if new > 0 { "stored" } else { "duplicate" }, None);
+    span.record("porter.events", int(new));
+    span.record("porter.duplicates", int(duplicates));
+}
+
+/// Marks a span as failed (ours, not the caller's: a 5xx, a store that did not answer).
+#[inline]
+pub fn failed(span: &Span) {
+    if !span.is_disabled() {
+        span.record("otel.status_code", "error");
+    }
+}
+
+/// Records the answer of a request: its status, outcome, reason and event counts.
+#[inline]
+pub fn answered(
+    span: &Span,
+    status: u16,
+    outcome: &'static str,
+    reason: Option<&'static str>,
+    events: usize,
+    duplicates: usize,
+) {
+    if !span.is_disabled() {
+        record_answer(span, status, outcome, reason, events, duplicates);
+    }
+}
+
+#[inline(never)]
+fn record_answer(
+    span: &Span,
+    status: u16,
+    outcome: &'static str,
+    reason: Option<&'static str>,
+    events: usize,
+    duplicates: usize,
+) {
+    span.record("http.response.status_code", i64::from(status));
+    record_outcome(span, outcome, reason);
+    span.record("porter.events", int(events));
+    span.record("porter.duplicates", int(duplicates));
+    if status >= 500 {
+        failed(span);
+    }
+}
+
+/// The span of one delivery attempt: the root of its own trace, linked to the span the
+/// event's `traceparent` names (when it carries a valid one).
+#[inline]
+pub fn attempt(
+    destination: &str,
+    kind: &'static str,
+    event_id: &str,
+    attempt: usize,
+    event: Option<&str>,
+) -> Span {
+    if enabled() {
+        attempt_span(destination, kind, event_id, attempt, event)
+    } else {
+        Span::none()
+    }
+}
+
+#[inline(never)]
+fn attempt_span(
+    destination: &str,
+    kind: &'static str,
+    event_id: &str,
+    attempt: usize,
+    event: Option<&str>,
+) -> Span {
+    let span_kind = match kind {
+        "http" => "client",
+        "handler" => "internal",
+        _ => "producer",
+    };
+    let span = tracing::info_span!(
+        target: TARGET,
+        parent: None,
+        "porter.deliver",
+        otel.kind = span_kind,
+        porter.destination = destination,
+        porter.destination.kind = kind,
+        porter.event_id = event_id,
+        porter.attempt = int(attempt),
+        porter.outcome = Empty,
+        http.response.status_code = Empty,
+        otel.status_code = Empty,
+    );
+    if let Some(ingest) = event.and_then(Traceparent::of_event) {
+        span.add_link(ingest.span_context());
+    }
+    span
+}
+
+/// Records how a delivery attempt ended.
+#[inline]
+pub fn attempted(span: &Span, outcome: &'static str, status: Option<u16>) {
+    if !span.is_disabled() {
+        record_attempt(span, outcome, status);
+    }
+}
+
+#[inline(never)]
+fn record_attempt(span: &Span, outcome: &'static str, status: Option<u16>) {
+    span.record("porter.outcome", outcome);
+    if let Some(status) = status {
+        span.record("http.response.status_code", i64::from(status));
+    }
+    if outcome != "delivered" {
+        failed(span);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn a_traceparent_is_parsed_and_formatted_back_exactly() {
+        let parsed = Traceparent::parse(VALID).expect("valid");
+        assert_eq!(
+            parsed.trace_id,
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").expect("hex")
+        );
+        assert_eq!(
+            parsed.span_id,
+            SpanId::from_hex("b7ad6b7169203331").expect("hex")
+        );
+        assert!(parsed.flags.is_sampled());
+        assert_eq!(parsed.to_string(), VALID);
+        let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        assert_eq!(
+            Traceparent::parse(unsampled).expect("valid").to_string(),
+            unsampled
+        );
+        let context = parsed.span_context();
+        assert!(context.is_valid() && context.is_remote());
+        assert_eq!(Traceparent::from(&context), parsed);
+    }
+
+    #[test]
+    fn later_versions_are_read_as_version_00() {
+        let later = "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-comes-next";
+        assert_eq!(
+            Traceparent::parse(later)
+                .expect("a later version")
+                .to_string(),
+            VALID
+        );
+        assert!(
+            Traceparent::parse(&VALID.replacen("00", "cc", 1)).is_some(),
+            "exactly 55"
+        );
+    }
+
+    #[test]
+    fn malformed_traceparents_are_refused() {
+        let cases = [
+            "",
+            "00",
+            "garbage",
+            &VALID[..54],
+            &format!("{VALID}-"),
+            &format!("{VALID}0"),
+            "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "0g-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331_01",
+            "00-0af7651916cd43dd8448eb211c8031-9c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0x",
+            "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b71692033é1-01",
+            "é0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ];
+        for case in cases {
+            assert_eq!(Traceparent::parse(case), None, "{case:?}");
+        }
+    }
+
+    #[test]
+    fn any_text_parses_or_is_refused_without_panicking() {
+        // Every prefix and every one-byte change of a valid value, including multi-byte
+        // characters at the positions the parser slices at.
+        for end in 0..=VALID.len() {
+            let _ = Traceparent::parse(&VALID[..end]);
+        }
+        for at in 0..VALID.len() {
+            for replacement in ["-", "0", "f", "g", "é", "\u{0}", "€"] {
+                let mut text = VALID.to_owned();
+                text.replace_range(at..=at, replacement);
+                let _ = Traceparent::parse(&text);
+            }
+        }
+    }
+
+    #[test]
+    fn an_events_traceparent_is_read_from_the_top_level_only() {
+        let event = |attributes: &str| {
+            format!(
+                r#"{{"specversion":"1.0","id":"evt_1","source":"/sources/s"{attributes},"type":"unknown","data":{{"reason":"","raw":{{"traceparent":"00-11111111111111111111111111111111-2222222222222222-01"}}}}}}"#
+            )
+        };
+        let with = event(&format!(r#","traceparent":"{VALID}""#));
+        assert_eq!(
+            Traceparent::of_event(&with)
+                .map(|t| t.to_string())
+                .as_deref(),
+            Some(VALID)
+        );
+        // Only the provider's payload names one: not the event's.
+        assert_eq!(Traceparent::of_event(&event("")), None);
+        for bad in [
+            r#","traceparent":"not-a-traceparent""#,
+            r#","traceparent":7"#,
+            r#","traceparent":null"#,
+            r#","traceparent":{"a":1}"#,
+        ] {
+            assert_eq!(Traceparent::of_event(&event(bad)), None, "{bad}");
+        }
+        for garbage in [
+            "",
+            "{",
+            "[]",
+            "null",
+            "\"traceparent\"",
+            "{\"traceparent\":",
+        ] {
+            assert_eq!(Traceparent::of_event(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn with_tracing_off_spans_are_none() {
+        // Nothing in this test binary installs the layer.
+        assert!(!enabled());
+        let span = request("s", "meta", "POST", "/s");
+        assert!(span.is_none());
+        assert!(step(&span, Step::Verify).is_none());
+        assert!(attempt("d", "http", "evt_1", 1, Some("{}")).is_none());
+        assert_eq!(Traceparent::of_span(&span), None);
+    }
+}
