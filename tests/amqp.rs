@@ -257,3 +257,38 @@ async fn a_broker_killed_and_restarted_loses_nothing_porter_acknowledged() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_events_traceparent_travels_as_a_header() {
+    let (exchange, queue) = (unique("x"), unique("q"));
+    let (_connection, channel) = rabbitmq::channel(SHARED).await;
+    rabbitmq::exchange_and_queue(&channel, &exchange, &queue, FieldTable::default()).await;
+    let config = config(SHARED, &exchange, "");
+    let destination = &config.destinations[0];
+    let porter::config::DestinationKind::Amqp(amqp) = &destination.kind else {
+        panic!("amqp")
+    };
+    let sender = porter::delivery::amqp::AmqpSender::new(amqp, &destination.delivery);
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let event = format!(
+        r#"{{"specversion":"1.0","id":"evt_t","source":"/sources/whatsapp","type":"message.received","traceparent":"{traceparent}","data":{{}}}}"#
+    );
+    let (response, _) = sender.send("evt_t", &event).await;
+    assert_eq!(
+        response,
+        porter::delivery::Response::Delivered { status: None }
+    );
+    let messages = rabbitmq::wait_for(&channel, &queue, 1, Duration::from_secs(5)).await;
+    let headers = messages[0]
+        .delivery
+        .properties
+        .headers()
+        .clone()
+        .expect("headers");
+    let value = headers
+        .inner()
+        .get("traceparent")
+        .expect("a traceparent header");
+    assert_eq!(value, &AMQPValue::LongString(traceparent.into()));
+    rabbitmq::clean_up(&channel, &exchange, Some(&queue)).await;
+}

@@ -269,3 +269,29 @@ async fn a_server_killed_mid_run_loses_nothing_porter_acknowledged() {
     eprintln!("{} failed attempts, e.g. {}", retried.len(), retried[0]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_events_traceparent_travels_as_a_header() {
+    let nats = NatsServer::start();
+    let config = config(&nats, "");
+    let destination = &config.destinations[0];
+    let porter::config::DestinationKind::Nats(nats_destination) = &destination.kind else {
+        panic!("nats")
+    };
+    let sender = porter::delivery::nats::NatsSender::new(
+        "pms-sync",
+        nats_destination,
+        &destination.delivery,
+    );
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let event = format!(
+        r#"{{"specversion":"1.0","id":"evt_t","source":"/sources/whatsapp","type":"message.received","traceparent":"{traceparent}","data":{{}}}}"#
+    );
+    let (response, _) = sender.send("evt_t", &event).await;
+    assert_eq!(
+        response,
+        porter::delivery::Response::Delivered { status: None }
+    );
+    let messages = read_stream(&nats.url(), "pms-sync").await;
+    assert_eq!(header(&messages[0].0, "traceparent"), traceparent);
+}

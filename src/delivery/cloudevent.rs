@@ -47,9 +47,10 @@ impl<'a> StoredEvent<'a> {
         self.text("type").unwrap_or_else(|| "unknown".to_owned())
     }
 
-    /// The CloudEvents distributed-tracing extension, when the event was stored under a trace.
+    /// The CloudEvents distributed-tracing extension, when the event was stored under a trace
+    /// and it is a valid W3C `traceparent` (anything else is left out, as over HTTP).
     pub fn traceparent(&self) -> Option<String> {
-        self.text("traceparent")
+        crate::trace::Traceparent::parse(&self.text("traceparent")?).map(|t| t.to_string())
     }
 
     /// Binary mode: every attribute but `data` and `datacontenttype` as a `ce-` header
@@ -116,6 +117,13 @@ mod tests {
         assert_eq!(
             event.data(),
             (r#"{"text":"hi"}"#, "application/json".to_owned())
+        );
+        let forged = EVENT.replace("00-0af7", "zz-0af7");
+        let forged = StoredEvent::parse(&forged).expect("parses");
+        assert_eq!(
+            forged.traceparent(),
+            None,
+            "a malformed traceparent is left out"
         );
     }
 
