@@ -295,3 +295,25 @@ async fn an_events_traceparent_travels_as_a_header() {
     let messages = read_stream(&nats.url(), "pms-sync").await;
     assert_eq!(header(&messages[0].0, "traceparent"), traceparent);
 }
+
+#[tokio::test]
+async fn a_stream_deleted_while_porter_runs_is_created_again() {
+    let nats = NatsServer::start();
+    let server = TestServer::start_delivering(config(&nats, "")).await;
+    assert_eq!(server.send(&whatsapp(&ids("d", 1))).await.status, 200);
+    wait_for_messages(&nats, 1, Duration::from_secs(10)).await;
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let jetstream = async_nats::jetstream::new(client);
+    jetstream.delete_stream("pms-sync").await.expect("deleted");
+    assert_eq!(server.send(&whatsapp(&ids("e", 2))).await.status, 200);
+    let messages = wait_for_messages(&nats, 2, Duration::from_secs(10)).await;
+    let delivered: HashSet<String> = messages
+        .iter()
+        .map(|(_, body)| {
+            let event: serde_json::Value = serde_json::from_slice(body).expect("JSON");
+            event["providereventid"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(delivered, ids("e", 2).into_iter().collect());
+    server.stop().await;
+}

@@ -9,10 +9,14 @@
 //! The body is the structured CloudEvent (`application/cloudevents+json`), or in binary mode
 //! the event's `data` with its attributes in `ce-` headers (the CloudEvents NATS binding). The
 //! connection is made on the first attempt and then kept: the client reconnects by itself,
-//! and attempts made while it is away fail by timeout and are retried on the schedule.
+//! and attempts made while it is away fail by timeout and are retried on the schedule. With
+//! `create_stream`, the stream is created before the first publish and again after any
+//! publish that no stream captured (someone deleted it): the next attempt recreates it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
@@ -30,6 +34,8 @@ pub struct NatsSender {
     address: String,
     timeout: Duration,
     context: OnceCell<jetstream::Context>,
+    /// Whether the stream porter creates is known to exist.
+    stream_ready: AtomicBool,
 }
 
 impl std::fmt::Debug for NatsSender {
@@ -49,10 +55,11 @@ impl NatsSender {
             destination: destination.clone(),
             timeout: delivery.timeout,
             context: OnceCell::new(),
+            stream_ready: AtomicBool::new(false),
         }
     }
 
-    /// Connects (once; the client then reconnects by itself) and creates the stream if asked.
+    /// Connects (once; the client then reconnects by itself).
     async fn context(&self) -> Result<&jetstream::Context, String> {
         self.context
             .get_or_try_init(|| async {
@@ -65,25 +72,35 @@ impl NatsSender {
                     .map_err(|e| format!("connection failed ({}): {e}", self.address))?;
                 let mut context = jetstream::new(client);
                 context.set_timeout(self.timeout);
-                if let Some(subjects) = &self.destination.create_stream {
-                    context
-                        .get_or_create_stream(stream::Config {
-                            name: self.name.clone(),
-                            subjects: vec![subjects.clone()],
-                            storage: stream::StorageType::File,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(|e| {
-                            format!(
-                                "cannot create stream `{}` over `{subjects}` ({}): {e}",
-                                self.name, self.address
-                            )
-                        })?;
-                }
                 Ok(context)
             })
             .await
+    }
+
+    /// Creates the stream when asked to and not known to exist.
+    async fn ensure_stream(&self, context: &jetstream::Context) -> Result<(), String> {
+        let Some(subjects) = &self.destination.create_stream else {
+            return Ok(());
+        };
+        if self.stream_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        context
+            .get_or_create_stream(stream::Config {
+                name: self.name.clone(),
+                subjects: vec![subjects.clone()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot create stream `{}` over `{subjects}` ({}): {e}",
+                    self.name, self.address
+                )
+            })?;
+        self.stream_ready.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// One attempt; returns the outcome and how long it took.
@@ -124,14 +141,19 @@ impl NatsSender {
             message = message.header("traceparent", traceparent);
         }
         let context = self.context().await?;
+        self.ensure_stream(context).await?;
         let publish = async {
             let pending = context
                 .send_publish(subject.clone(), message)
                 .await
                 .map_err(|e| format!("publish to `{subject}` failed ({}): {e}", self.address))?;
-            pending
-                .await
-                .map_err(|e| format!("no PubAck for `{subject}` ({}): {e}", self.address))
+            pending.await.map_err(|e| {
+                if e.kind() == PublishErrorKind::StreamNotFound {
+                    // Deleted since porter created it (or never created): again next time.
+                    self.stream_ready.store(false, Ordering::Release);
+                }
+                format!("no PubAck for `{subject}` ({}): {e}", self.address)
+            })
         };
         let ack = tokio::time::timeout(self.timeout, publish)
             .await
