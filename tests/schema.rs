@@ -28,3 +28,68 @@ fn schema_names_every_event_type() {
         );
     }
 }
+
+/// Property names that look like personal data: every property whose name contains one of
+/// these must carry `"x-pii": true` in the schema (destinations redact by those marks), unless
+/// it is listed in [`NOT_PERSONAL`] with the reason.
+const LOOKS_PERSONAL: &[&str] = &[
+    "name",
+    "phone",
+    "email",
+    "address",
+    "passport",
+    "document",
+    "text",
+    "birth",
+    "from",
+    "recipient",
+    "caption",
+    "raw",
+];
+
+/// `(type, property)` pairs whose names look personal but are not.
+const NOT_PERSONAL: &[(&str, &str, &str)] = &[
+    ("OrderItem", "name", "a product's name"),
+    ("InventoryData", "name", "a stock item's name"),
+    (
+        "IntegrationData",
+        "integration_name",
+        "a vendor integration's name",
+    ),
+];
+
+#[test]
+fn every_field_that_looks_personal_is_marked() {
+    let schema = serde_json::to_value(Event::json_schema()).expect("schema");
+    let defs = schema["$defs"].as_object().expect("$defs");
+    let mut unmarked = Vec::new();
+    let mut marked = 0;
+    for (type_name, def) in defs {
+        let Some(properties) = def["properties"].as_object() else {
+            continue;
+        };
+        for (property, property_schema) in properties {
+            let is_marked = property_schema["x-pii"] == serde_json::Value::Bool(true);
+            marked += usize::from(is_marked);
+            let looks_personal = LOOKS_PERSONAL.iter().any(|word| property.contains(word));
+            let exempt = NOT_PERSONAL
+                .iter()
+                .any(|(t, p, _)| t == type_name && p == property);
+            if looks_personal && !is_marked && !exempt {
+                unmarked.push(format!("{type_name}.{property}"));
+            }
+            assert!(
+                !(exempt && is_marked),
+                "{type_name}.{property} is marked and listed as not personal"
+            );
+        }
+    }
+    assert!(
+        unmarked.is_empty(),
+        "fields that look personal carry no `x-pii` mark (add #[schemars(extend(\"x-pii\" = true))], or list them in NOT_PERSONAL with the reason): {unmarked:?}"
+    );
+    assert!(
+        marked >= 30,
+        "only {marked} marked fields: the marks did not reach the schema"
+    );
+}

@@ -35,14 +35,19 @@ pub struct GuestRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub phone: Option<String>,
 }
 
@@ -91,8 +96,10 @@ pub struct ReservationData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking_source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-pii" = true))]
     pub special_requests: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub notes: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
@@ -101,6 +108,7 @@ pub struct ReservationData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_out_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -112,15 +120,20 @@ pub struct GuestData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salutation: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub last_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub phone: Option<String>,
     /// `YYYY-MM-DD`, as the vendor wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub date_of_birth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
@@ -134,6 +147,7 @@ pub struct GuestData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -190,6 +204,7 @@ pub struct RoomData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -206,8 +221,10 @@ pub struct HousekeepingData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub assigned_to: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -223,6 +240,7 @@ pub struct MaintenanceData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -240,10 +258,12 @@ pub struct GuestRequestData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -278,6 +298,7 @@ pub struct OrderData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -295,6 +316,7 @@ pub struct PaymentData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -312,6 +334,7 @@ pub struct InventoryData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
@@ -336,6 +359,7 @@ pub struct IntegrationData {
     pub detail: Option<String>,
     /// The vendor's payload with every credential removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 

@@ -45,18 +45,21 @@ pub struct MessageData {
     /// The sender's address: a phone number or WhatsApp id, without any `whatsapp:` prefix.
     /// Absent only where the provider sends no more than an id (Mews).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub from: Option<String>,
     /// The business address the message was sent to, where the provider says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// The sender's display name, where the provider shares it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub profile_name: Option<String>,
     /// Absent only where the provider sends no more than an id (Mews).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MessageKind>,
     /// The text of a text message, or the body sent along with media (Twilio MMS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<Media>,
@@ -89,21 +92,28 @@ pub struct Media {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub caption: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub filename: Option<String>,
 }
 
 /// A shared location. Coordinates are kept as the provider wrote them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Location {
+    #[schemars(extend("x-pii" = true))]
     pub latitude: f64,
+    #[schemars(extend("x-pii" = true))]
     pub longitude: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub address: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub url: Option<String>,
 }
 
@@ -111,18 +121,23 @@ pub struct Location {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-pii" = true))]
     pub phones: Vec<ContactPhone>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-pii" = true))]
     pub emails: Vec<String>,
 }
 
 /// A phone number on a contact card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ContactPhone {
+    #[schemars(extend("x-pii" = true))]
     pub phone: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub wa_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
     pub kind: Option<String>,
@@ -166,6 +181,7 @@ pub struct Reaction {
 pub struct RepliedTo {
     pub message_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub from: Option<String>,
 }
 
@@ -231,9 +247,11 @@ pub struct MessageStatusData {
     pub provider_status: String,
     /// The guest the message was sent to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub recipient: Option<String>,
     /// The business address that sent it, where the provider says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-pii" = true))]
     pub from: Option<String>,
     /// Why delivery failed, when it did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -117,6 +117,7 @@ pub struct UnknownData {
     /// Why porter could not model it, for the humans reading the stream.
     pub reason: String,
     /// The provider's payload (or the relevant part of it) exactly as parsed.
+    #[schemars(extend("x-pii" = true))]
     pub raw: serde_json::Value,
 }
 
