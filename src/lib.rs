@@ -42,6 +42,7 @@ pub mod events;
 pub mod inspect;
 pub mod ohip;
 pub mod pipeline;
+pub mod privacy;
 pub mod routes;
 pub mod send;
 pub mod server;

@@ -81,6 +81,8 @@ pub struct Delivery {
     pub ordered: bool,
     /// At most this many attempts per second (a token bucket holding at most `max(rate, 1)`).
     pub rate: Option<f64>,
+    /// What leaves porter of the fields the schema marks personal.
+    pub pii: crate::privacy::Pii,
 }
 
 impl Default for Delivery {
@@ -91,6 +93,7 @@ impl Default for Delivery {
             concurrency: DEFAULT_CONCURRENCY,
             ordered: false,
             rate: None,
+            pii: crate::privacy::Pii::Keep,
         }
     }
 }
@@ -214,6 +217,7 @@ pub(super) struct DestinationTable {
     concurrency: Option<usize>,
     ordered: Option<bool>,
     rate: Option<f64>,
+    pii: Option<String>,
     subject: Option<String>,
     mode: Option<String>,
     create_stream: Option<bool>,
@@ -293,7 +297,8 @@ pub(super) fn destination(
 /// Keys set for a kind that does not use them are errors, not silently ignored settings.
 fn unused_keys(key: &str, table: &DestinationTable, errors: &mut Vec<ConfigError>) {
     const DELIVERED: &[&str] = &["http", "nats", "amqp"];
-    let keys: [(&str, bool, &[&str]); 13] = [
+    let keys: [(&str, bool, &[&str]); 14] = [
+        ("pii", table.pii.is_some(), DELIVERED),
         ("url", table.url.is_some(), DELIVERED),
         ("timeout", table.timeout.is_some(), DELIVERED),
         ("retry", table.retry.is_some(), DELIVERED),
@@ -369,6 +374,19 @@ fn delivery(
             "events per second: a number from 0.001 to 1000000",
         ));
     }
+    let pii = match table.pii.as_deref() {
+        None => Some(crate::privacy::Pii::Keep),
+        Some(text) => {
+            let pii = crate::privacy::Pii::parse(text);
+            if pii.is_none() {
+                errors.push(ConfigError::new(
+                    format!("{key}.pii"),
+                    format!("unknown `{text}` (expected `keep`, `hash` or `drop`)"),
+                ));
+            }
+            pii
+        }
+    };
     let ordered = table.ordered.unwrap_or(false);
     Some(Delivery {
         timeout: timeout?,
@@ -376,6 +394,7 @@ fn delivery(
         concurrency: if ordered { 1 } else { concurrency },
         ordered,
         rate: table.rate,
+        pii: pii?,
     })
 }
 

@@ -10,6 +10,7 @@ mod admin;
 mod destinations;
 mod env;
 mod ohip;
+mod privacy;
 mod problems;
 mod raw;
 mod redact;
@@ -24,6 +25,7 @@ pub use destinations::{
     HttpDestination, NatsDestination, Template,
 };
 pub use ohip::{DEFAULT_DEDUPE_TTL as OHIP_DEFAULT_DEDUPE_TTL, OhipStreamConfig};
+pub use privacy::PrivacyConfig;
 pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetryConfig};
 
 use std::collections::HashMap;
@@ -79,6 +81,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Trace export, when `[telemetry] otlp_endpoint` is set (off otherwise).
     pub telemetry: Option<TelemetryConfig>,
+    /// `[privacy]`: the key of `pii = "hash"` destinations.
+    pub privacy: Option<PrivacyConfig>,
     /// Where the configuration came from, for messages.
     pub origin: ConfigOrigin,
 }
@@ -290,12 +294,14 @@ impl Config {
         let admin_table = take_table::<admin::AdminTable>(&mut root, "admin", errors);
         let telemetry_table =
             take_table::<telemetry::TelemetryTable>(&mut root, "telemetry", errors);
+        let privacy_table = take_table::<privacy::PrivacyTable>(&mut root, "privacy", errors);
         for key in root.keys() {
             errors.push(ConfigError::new(
                 key.as_str(),
-                "unknown key (expected server, store, sources, destinations, admin, telemetry)",
+                "unknown key (expected server, store, sources, destinations, admin, telemetry, privacy)",
             ));
         }
+        let privacy = privacy_table.and_then(|table| privacy::privacy_config(table, errors));
         let telemetry =
             telemetry_table.and_then(|table| telemetry::telemetry_config(table, errors));
 
@@ -368,6 +374,14 @@ impl Config {
             }
         }
         check_destinations(&destination_list, store.as_ref(), errors);
+        for (key, destination) in &destination_list {
+            if destination.delivery.pii == crate::privacy::Pii::Hash && privacy.is_none() {
+                errors.push(ConfigError::new(
+                    format!("{key}.pii"),
+                    "\"hash\" needs [privacy] key (the secret personal values are hashed under)",
+                ));
+            }
+        }
         if sources.is_empty() && streams.is_empty() && errors.is_empty() {
             errors.push(ConfigError::new(
                 "sources",
@@ -385,6 +399,7 @@ impl Config {
                 Some(admin) => Some(admin?),
             },
             telemetry,
+            privacy,
             origin,
         })
     }

@@ -405,6 +405,54 @@ rate = 5
 }
 
 #[test]
+fn pii_settings_are_checked() {
+    let with = |extra: &str| format!("{GOOD}\n{extra}");
+    let destination = |pii: &str| {
+        format!(
+            "[[destinations]]\nname = \"d\"\nkind = \"http\"\nurl = \"http://127.0.0.1:1/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\npii = \"{pii}\"\n"
+        )
+    };
+    assert_eq!(
+        problems(&with(&destination("hash"))),
+        [
+            "destinations[0] (d).pii: \"hash\" needs [privacy] key (the secret personal values are hashed under)"
+        ]
+    );
+    assert_eq!(
+        problems(&with(&destination("scramble"))),
+        ["destinations[0] (d).pii: unknown `scramble` (expected `keep`, `hash` or `drop`)"]
+    );
+    let short = problems(&with(&format!(
+        "[privacy]\nkey = \"short-secret\"\n{}",
+        destination("drop")
+    )));
+    assert_eq!(
+        short,
+        ["privacy.key: must be at least 32 bytes (a random secret, from the environment)"]
+    );
+    assert!(
+        !short[0].contains("short-secret"),
+        "the key is never echoed"
+    );
+    let config = parse(&with(&format!(
+        "[privacy]\nkey = \"0123456789abcdef0123456789abcdef\"\n{}",
+        destination("hash")
+    )))
+    .expect("valid");
+    assert_eq!(
+        config.destinations[0].delivery.pii,
+        crate::privacy::Pii::Hash
+    );
+    assert!(!format!("{:?}", config.privacy).contains("0123456789abcdef"));
+    assert_eq!(
+        problems(&with(
+            "[[destinations]]\nname = \"s\"\nkind = \"redis_stream\"\npii = \"drop\"\n"
+        ))[0],
+        "destinations[0] (s).pii: not used by kind = \"redis_stream\" (the service reads the stream itself)"
+    );
+}
+
+#[test]
 fn invalid_toml_and_empty_configs_are_refused() {
     assert!(problems("[server")[0].starts_with("invalid TOML"));
     assert_eq!(

@@ -97,6 +97,8 @@ pub struct Route {
     pub lease: Duration,
     /// At most this many attempts per second.
     pub rate: Option<f64>,
+    /// Personal values hashed or removed before sending (`pii`); `None` sends events as stored.
+    pub redaction: Option<crate::privacy::Redaction>,
 }
 
 impl std::fmt::Debug for Route {
@@ -181,6 +183,10 @@ impl Plan {
                 ordered: delivery.ordered,
                 lease: lease_for(delivery.timeout),
                 rate: delivery.rate,
+                redaction: crate::privacy::Redaction::new(
+                    delivery.pii,
+                    config.privacy.as_ref().map(|p| p.key.as_slice()),
+                ),
             });
         }
         Ok(plan)
@@ -204,6 +210,7 @@ impl Plan {
             ordered: false,
             lease: Duration::from_secs(60),
             rate: None,
+            redaction: None,
         });
     }
 

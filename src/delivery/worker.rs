@@ -314,11 +314,14 @@ async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, crew: &Crew
             },
             Duration::ZERO,
         ),
-        Some(event) => match &route.target {
-            Target::Http(sender) => sender.send(&job.event_id, event, now).await,
-            Target::Nats(sender) => sender.send(&job.event_id, event).await,
-            Target::Amqp(sender) => sender.send(&job.event_id, event).await,
-            Target::Handler(handler) => call_handler(handler.as_ref(), event).await,
+        Some(stored) => match redacted(route, stored) {
+            Err(response) => (response, Duration::ZERO),
+            Ok(event) => match &route.target {
+                Target::Http(sender) => sender.send(&job.event_id, &event, now).await,
+                Target::Nats(sender) => sender.send(&job.event_id, &event).await,
+                Target::Amqp(sender) => sender.send(&job.event_id, &event).await,
+                Target::Handler(handler) => call_handler(handler.as_ref(), &event).await,
+            },
         },
     };
     let (status, outcome) = match &response {
@@ -405,6 +408,22 @@ fn log_attempt(
         (Ok(()), Next::Done) => {
             tracing::debug!(destination, event = %job.event_id, attempt, "delivered")
         }
+    }
+}
+
+/// The event as the destination may see it: as stored, or with personal values hashed or
+/// removed (`pii`). A stored event that does not parse is a failed attempt.
+fn redacted<'a>(route: &Route, stored: &'a str) -> Result<std::borrow::Cow<'a, str>, Response> {
+    match &route.redaction {
+        None => Ok(std::borrow::Cow::Borrowed(stored)),
+        Some(redaction) => redaction
+            .apply(stored)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|reason| Response::Failed {
+                status: None,
+                reason,
+                retry_after: None,
+            }),
     }
 }
 
