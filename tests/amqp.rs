@@ -11,7 +11,6 @@ use common::rabbitmq::{self, OwnBroker, SHARED, unique};
 use common::{RawRequest, TestServer, config_from};
 use lapin::types::{AMQPValue, FieldTable};
 use porter::store::Outcome;
-use porter_providers::Secret;
 
 const SECRET: &str = "amqp-test-meta-secret";
 
@@ -43,16 +42,7 @@ timeout = "2s"
 }
 
 fn whatsapp(ids: &[String]) -> RawRequest {
-    let messages: Vec<String> = ids
-        .iter()
-        .map(|id| format!(r#"{{"from":"1","id":"{id}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}"#))
-        .collect();
-    let body = format!(
-        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{}]}}}}]}}]}}"#,
-        messages.join(",")
-    );
-    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
-    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+    common::whatsapp::messages(SECRET, ids)
 }
 
 fn ids(prefix: &str, count: usize) -> Vec<String> {

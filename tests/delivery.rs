@@ -47,16 +47,7 @@ fn memory(destination: &str) -> porter::config::Config {
 }
 
 fn whatsapp(ids: &[&str]) -> RawRequest {
-    let messages: Vec<String> = ids
-        .iter()
-        .map(|id| format!(r#"{{"from":"1","id":"{id}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}"#))
-        .collect();
-    let body = format!(
-        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{}]}}}}]}}]}}"#,
-        messages.join(",")
-    );
-    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
-    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+    common::whatsapp::messages(SECRET, ids)
 }
 
 async fn send(server: &TestServer, ids: &[&str]) {

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use common::receiver::Receiver;
 use common::redis_server::RedisServer;
 use common::{RawRequest, TestServer, config_from};
-use porter_providers::Secret;
 
 const SECRET: &str = "rate-test-meta-secret";
 const WHSEC: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==";
@@ -41,15 +40,8 @@ rate = {RATE}
 }
 
 fn whatsapp(round: usize) -> RawRequest {
-    let messages: Vec<String> = (0..20)
-        .map(|i| format!(r#"{{"from":"1","id":"wamid.rate{round}-{i}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}"#))
-        .collect();
-    let body = format!(
-        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{}]}}}}]}}]}}"#,
-        messages.join(",")
-    );
-    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
-    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+    let ids: Vec<String> = (0..20).map(|i| format!("wamid.rate{round}-{i}")).collect();
+    common::whatsapp::messages(SECRET, &ids)
 }
 
 /// Sends 200 events, waits for all of them, and checks their arrival times against the bucket:

@@ -26,6 +26,7 @@ pub mod receiver;
 pub mod redis_server;
 pub mod served;
 pub mod tls_proxy;
+pub mod whatsapp;
 
 /// An event of unknown type from source `s` with dedupe key `key` and `raw` as its payload,
 /// for the store suites.
