@@ -45,9 +45,11 @@ impl App {
         let admin_config = config.admin.clone();
         let streams = config.streams.clone();
         let destinations = Admin::destinations_of(&config, &plan);
+        let privacy_key = config.privacy.as_ref().map(|p| p.key.clone());
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
         let admin = admin_config.map(|settings| {
-            let admin = Admin::new(Arc::clone(&gateway), &settings, destinations);
+            let admin = Admin::new(Arc::clone(&gateway), &settings, destinations)
+                .with_privacy_key(privacy_key.as_deref());
             (Arc::new(admin), settings.listen)
         });
         Ok(Self {

@@ -1,4 +1,5 @@
-//! The `porter` command line: `serve`, `check-config`, `send`, `events`, `dlq`.
+//! The `porter` command line: `serve`, `check-config`, `send`, `events`, `dlq`, `ohip`,
+//! `erase`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ enum Command {
     },
     /// Sign FILE exactly as SOURCE's provider would and POST it; print the answer.
     Send(SendArgs),
+    /// Erase one person (by phone, email or guest id) from every stored event, quarantined
+    /// body, dead letter and attempt record; record the erasure and tell destinations.
+    Erase(crate::erase_command::EraseArgs),
     /// Inspect the event stream(s) of the configured store.
     Events {
         #[command(subcommand)]
@@ -151,6 +155,7 @@ pub fn run() -> ExitCode {
         } => serve(config, listen, admin_listen, cli.log_format),
         Command::CheckConfig { config } => check_config(config),
         Command::Send(args) => send::run(&args),
+        Command::Erase(args) => crate::erase_command::run(&args),
         Command::Events {
             command: EventsCommand::Tail(args),
         } => events::tail(&args),

@@ -38,6 +38,7 @@ pub mod config;
 pub mod connections;
 pub mod delivery;
 pub mod embed;
+pub mod erase_command;
 pub mod events;
 pub mod inspect;
 pub mod ohip;

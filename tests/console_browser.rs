@@ -213,3 +213,95 @@ retry = ["50ms"]
     browser.close().await;
     server.stop().await;
 }
+
+fn whatsapp_from(id: &str, from: &str) -> RawRequest {
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{{"from":"{from}","id":"{id}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}]}}}}]}}]}}"#
+    );
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
+    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+}
+
+#[tokio::test]
+async fn an_operator_finds_a_guest_then_erases_her() {
+    let config = config_from(
+        &format!(
+            r#"
+[store]
+kind = "memory"
+print_events = false
+
+[privacy]
+key = "a-console-test-privacy-key-of-32-bytes"
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["{SECRET}"]
+
+{ADMIN_TABLE}
+"#
+        ),
+        &[],
+    );
+    let server = TestServer::start_delivering(config).await;
+    let admin = format!("http://{}", server.admin_addr.expect("admin"));
+    for (id, from) in [
+        ("wamid.g1", "4915123456789"),
+        ("wamid.g2", "4915123456789"),
+        ("wamid.other", "4915100000000"),
+    ] {
+        assert_eq!(server.send(&whatsapp_from(id, from)).await.status, 200);
+    }
+
+    let browser = Browser::start().await;
+    browser.goto(&format!("{admin}/login")).await;
+    browser
+        .client
+        .find(Locator::Css("#token"))
+        .await
+        .expect("token field")
+        .send_keys(common::ADMIN_TOKEN)
+        .await
+        .expect("type");
+    browser.click("button[type=submit].primary").await;
+    browser.goto(&format!("{admin}/guest-data")).await;
+    assert_eq!(browser.text("h1").await, "Guest data");
+    assert!(browser.text("main").await.contains("No erasures yet"));
+    browser
+        .client
+        .find(Locator::Css("#value"))
+        .await
+        .expect("value field")
+        .send_keys("+49 151 2345 6789")
+        .await
+        .expect("type");
+    browser.click("#erase button[value=find]").await;
+    // A dry run: counted, nothing changed yet.
+    let found = browser.text("#findings").await;
+    assert!(found.contains("events 2"), "{found}");
+    assert_eq!(server.memory().events().len(), 3, "finding changes nothing");
+    browser.screenshot("guest-data-found").await;
+    browser.click("#findings button.danger").await;
+    assert!(browser.text(".notice").await.contains("Erased"));
+    let records = browser.text("#erasures").await;
+    assert!(
+        records.contains("phone") && records.contains("pii_"),
+        "{records}"
+    );
+    assert!(
+        !records.contains("2345"),
+        "the value is not shown: {records}"
+    );
+    browser.screenshot("guest-data-erased").await;
+    let left: Vec<String> = server
+        .memory()
+        .events()
+        .iter()
+        .map(|e| e.event_type().as_str().to_owned())
+        .collect();
+    assert_eq!(left, ["message.received", "erasure.requested"], "{left:?}");
+    browser.close().await;
+    server.stop().await;
+}

@@ -117,6 +117,14 @@ impl EventTypes {
             .into_iter()
             .filter_map(
                 |(vendor, canonical)| match EventType::from_name(&canonical) {
+                    Some(EventType::ErasureRequested) => {
+                        problems.push(SettingError::new(
+                            format!("event_types.{vendor}"),
+                            "`erasure.requested` is porter's own event (`porter erase`): no \
+                             vendor event may become it",
+                        ));
+                        None
+                    }
                     Some(event_type) => Some((vendor, event_type)),
                     None => {
                         problems.push(SettingError::new(

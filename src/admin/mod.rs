@@ -17,6 +17,7 @@
 mod api;
 mod auth;
 mod console;
+mod erase;
 mod views;
 
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub struct Admin {
     pub destinations: Vec<DestinationInfo>,
     pub schedules: Option<Schedules>,
     pub started: Timestamp,
+    /// `[privacy] key`: erasures record the value's keyed hash under it.
+    privacy_key: Option<Arc<[u8]>>,
 }
 
 impl Admin {
@@ -84,7 +87,28 @@ impl Admin {
             token: admin.token.clone(),
             destinations,
             schedules,
+            privacy_key: None,
         }
+    }
+
+    /// Erasures (`POST /api/erase`) record values hashed under `key`; without it they are
+    /// refused.
+    pub fn with_privacy_key(mut self, key: Option<&[u8]>) -> Self {
+        self.privacy_key = key.map(Arc::from);
+        self
+    }
+
+    pub fn privacy_key(&self) -> Option<&[u8]> {
+        self.privacy_key.as_deref()
+    }
+
+    /// The destinations porter delivers to (whose schedules hold events).
+    pub fn delivered_destinations(&self) -> Vec<String> {
+        self.destinations
+            .iter()
+            .filter(|d| d.delivered_by_porter())
+            .map(|d| d.name.clone())
+            .collect()
     }
 
     /// The destinations of `config` and `plan` (in-process handlers), as the operator sees
@@ -151,6 +175,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/api/destinations/{name}/pause", post(api::pause))
         .route("/api/destinations/{name}/resume", post(api::resume))
         .route("/api/stats", get(api::stats))
+        .route("/api/erase", post(erase::erase))
+        .route("/api/erasures", get(erase::erasures))
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

@@ -903,6 +903,12 @@ fn check_sources(sources: &[SourceConfig], errors: &mut Vec<ConfigError>) {
         .collect();
     for (i, config) in sources.iter().enumerate() {
         let name = config.source.name();
+        if name == crate::privacy::erase::PORTER_SOURCE {
+            errors.push(ConfigError::new(
+                format!("sources[{i}].name"),
+                "`porter` is the source name of porter's own events (`erasure.requested`)",
+            ));
+        }
         if let Some(first) = names.insert(name, i) {
             errors.push(ConfigError::new(
                 format!("sources[{i}].name"),

@@ -13,6 +13,9 @@
 //!   payload, a contact card) is removed, since porter cannot know what is in it;
 //! - `drop`: each marked member is removed.
 
+pub mod erase;
+mod person;
 mod redact;
 
+pub use person::{Person, PersonError, PersonKind};
 pub use redact::{Pii, Redaction, canonical_phone, token};

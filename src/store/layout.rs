@@ -137,6 +137,11 @@ impl Layout {
         format!("{}:dlq", self.prefix)
     }
 
+    /// The audit records of erasures (a stream, never trimmed).
+    pub fn erasures(&self) -> String {
+        format!("{}:erasures", self.prefix)
+    }
+
     /// The stream of shard `shard`.
     pub fn stream(&self, shard: usize) -> String {
         match self.shards {

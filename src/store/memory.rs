@@ -25,6 +25,8 @@ use super::printer::Printer;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 use crate::clock::Clock;
 
+mod erase;
+
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;
 /// How many of the newest events are kept for inspection (`GET /api/events`).
@@ -63,6 +65,8 @@ pub struct MemoryStore {
     deliveries: Option<Arc<MemorySchedule>>,
     /// Dedupe expiry and delivery due times.
     clock: Clock,
+    /// Audit records of erasures.
+    erasures: Mutex<VecDeque<super::erase::ErasureRecord>>,
 }
 
 /// Where new events go.
@@ -122,6 +126,7 @@ pub struct Contents {
     pub recent: Vec<Recent>,
     pub quarantine: Vec<Quarantined>,
     pub offsets: Vec<(String, String)>,
+    pub erasures: Vec<super::erase::ErasureRecord>,
 }
 
 impl MemoryStore {
@@ -161,6 +166,7 @@ impl MemoryStore {
             capacity,
             recent_capacity: RECENT_EVENTS,
             deliveries: None,
+            erasures: Mutex::new(VecDeque::new()),
             clock: Clock::system(),
         }
     }
@@ -404,6 +410,7 @@ impl MemoryStore {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            erasures: self.erasures(),
         }
     }
 
@@ -430,6 +437,9 @@ impl MemoryStore {
         }
         for (source, offset) in contents.offsets {
             self.save_ohip_offset(&source, &offset);
+        }
+        for record in contents.erasures {
+            self.record_erasure(record);
         }
     }
 

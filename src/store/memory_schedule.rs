@@ -15,6 +15,8 @@ use super::memory::Recent;
 use super::schedule::{Attempt, Job, JobState, Next, Schedule};
 use crate::config::Filter;
 
+mod erase;
+
 /// How many dead letters are kept per destination; older ones are dropped first.
 const DEAD_LETTER_CAPACITY: usize = 10_000;
 /// How many delivered jobs, with their attempts, are remembered per destination for

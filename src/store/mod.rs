@@ -12,6 +12,7 @@
 //! `match` keeps every implementation one jump away.
 
 mod dedupe;
+pub mod erase;
 pub mod inspect;
 pub mod layout;
 pub mod local;

@@ -25,6 +25,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
+mod erase;
+
 use super::layout::Layout;
 use super::redis_batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};

@@ -117,6 +117,7 @@ impl TestServer {
 
     pub async fn start_store(config: Config, store: Store, clock: Clock) -> Self {
         let admin = config.admin.clone();
+        let privacy_key = config.privacy.as_ref().map(|p| p.key.clone());
         let destinations = porter::admin::Admin::destinations_of(
             &config,
             &porter::delivery::Plan::of(&config).expect("plan"),
@@ -124,7 +125,8 @@ impl TestServer {
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
         let mut server = Self::serve(Arc::clone(&gateway)).await;
         if let Some(settings) = admin {
-            let admin = porter::admin::Admin::new(gateway, &settings, destinations);
+            let admin = porter::admin::Admin::new(gateway, &settings, destinations)
+                .with_privacy_key(privacy_key.as_deref());
             server.serve_admin(Arc::new(admin)).await;
         }
         server

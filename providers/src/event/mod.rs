@@ -10,9 +10,11 @@
 //! key, so a redelivery after the dedupe window still carries the same id and consumers can
 //! deduplicate too.
 
+mod erasure;
 mod hospitality;
 mod message;
 
+pub use erasure::ErasureData;
 pub use hospitality::{
     GuestData, GuestRef, GuestRequestData, HousekeepingData, IntegrationData, InventoryData,
     MaintenanceData, Money, OrderData, OrderItem, PaymentData, Preference, ReservationData,
@@ -180,6 +182,8 @@ event_types! {
     PaymentReceived(PaymentData) => "payment.received",
     InventoryLow(InventoryData) => "inventory.low",
     IntegrationChanged(IntegrationData) => "integration.changed",
+    /// porter's own: an operator erased a person; destinations should erase them too.
+    ErasureRequested(ErasureData) => "erasure.requested",
     /// Authentic and parseable, but not modelled: kept whole so nothing is dropped.
     Unknown(UnknownData) => "unknown",
 }
@@ -209,6 +213,7 @@ impl EventBody {
             EventBody::IntegrationChanged(d) => &mut d.raw,
             EventBody::MessageReceived(_)
             | EventBody::MessageStatusChanged(_)
+            | EventBody::ErasureRequested(_)
             | EventBody::Unknown(_) => return,
         };
         *slot = Some(raw);
@@ -370,6 +375,6 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), EventType::ALL.len());
-        assert_eq!(EventType::ALL.len(), 21);
+        assert_eq!(EventType::ALL.len(), 22);
     }
 }

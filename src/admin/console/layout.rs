@@ -10,14 +10,16 @@ pub enum Section {
     Events,
     DeadLetters,
     Destinations,
+    GuestData,
 }
 
-const SECTIONS: [(Section, &str, &str); 5] = [
+const SECTIONS: [(Section, &str, &str); 6] = [
     (Section::Overview, "/", "Overview"),
     (Section::Requests, "/requests", "Requests"),
     (Section::Events, "/events", "Events"),
     (Section::DeadLetters, "/dead-letters", "Dead letters"),
     (Section::Destinations, "/destinations", "Destinations"),
+    (Section::GuestData, "/guest-data", "Guest data"),
 ];
 
 /// A whole page; `refresh` reloads it every so many seconds (the overview's charts).

@@ -3,6 +3,7 @@
 //! (post/redirect/get), so a reload never repeats an action.
 
 mod charts;
+mod erasure;
 mod layout;
 mod pages;
 
@@ -33,6 +34,7 @@ pub fn routes() -> axum::Router<Arc<Admin>> {
         .route("/destinations", get(destinations))
         .route("/destinations/{name}/pause", post(pause))
         .route("/destinations/{name}/resume", post(resume))
+        .route("/guest-data", get(erasure::show).post(erasure::submit))
 }
 
 pub async fn stylesheet() -> Response {
@@ -56,8 +58,8 @@ fn html(markup: maud::Markup) -> Response {
 }
 
 #[derive(Debug, Deserialize)]
-struct Done {
-    done: Option<String>,
+pub(super) struct Done {
+    pub(super) done: Option<String>,
 }
 
 async fn overview(State(admin): State<Arc<Admin>>) -> Response {

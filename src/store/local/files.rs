@@ -77,6 +77,16 @@ impl Generations {
     }
 
     /// Removes the files of generations before `base` and unfinished snapshots.
+    /// The names of the journals and snapshots older than generation `base`.
+    pub(super) fn older_than(&self, base: u64) -> Vec<String> {
+        let journals = self.journals.iter().filter(|g| **g < base);
+        let snapshots = self.snapshots.iter().filter(|g| **g < base);
+        journals
+            .map(|g| format!("journal {g}"))
+            .chain(snapshots.map(|g| format!("snapshot {g}")))
+            .collect()
+    }
+
     pub(super) fn remove_older_than(&self, dir: &Path, base: u64) {
         for &g in self.journals.iter().filter(|g| **g < base) {
             let _ = std::fs::remove_file(journal_path(dir, g));

@@ -26,6 +26,7 @@
 //!
 //! One process per directory: `LOCK` is held with an exclusive `flock` for the store's life.
 
+mod erase;
 mod files;
 mod follow;
 mod journal;
@@ -54,6 +55,7 @@ use self::files::{journal_path, load, sync_dir, take_lock};
 use self::journal::{Fault, Journal, Signal};
 use self::record::Record;
 use self::writer::Writer;
+use super::erase::Found;
 use super::memory::{Item, MemoryStore, expiry, item};
 use super::printer::Printer;
 use super::{Enqueued, MemorySchedule, Quarantined, StoreError};
@@ -117,6 +119,10 @@ pub(crate) struct Shared {
     syncs: AtomicU64,
     /// Snapshots written since opening.
     snapshots: AtomicU64,
+    /// The journal generation being written.
+    generation: AtomicU64,
+    /// The generation of the newest snapshot written since opening (0: none yet).
+    snapshot_generation: AtomicU64,
     snapshot_after: u64,
     /// Held (locked) for the store's life.
     _lock: File,
@@ -198,6 +204,8 @@ impl LocalStore {
             snapshot_bytes: AtomicU64::new(snapshot_bytes),
             syncs: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
+            generation: AtomicU64::new(current),
+            snapshot_generation: AtomicU64::new(0),
             snapshot_after: settings.snapshot_after,
             _lock: lock,
         });
@@ -209,6 +217,7 @@ impl LocalStore {
             batches: 0,
             fault,
             snapshotting: Arc::new(AtomicBool::new(false)),
+            compact: false,
             clock: clock.clone(),
             reported: (Instant::now(), 0),
         };
@@ -422,5 +431,17 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         }
         Record::Offset { source, offset } => memory.save_ohip_offset(&source, &offset),
         Record::Quarantine(item) => memory.quarantine(item),
+        Record::Erase {
+            events,
+            quarantined,
+        } => {
+            let found = Found {
+                events: events.into_iter().collect(),
+                quarantined: quarantined.into_iter().collect(),
+            };
+            memory.remove(&found, false);
+        }
+        Record::Erasure(record) => memory.record_erasure(record),
+        Record::Compact => {}
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::store::Quarantined;
+use crate::store::erase::ErasureRecord;
 use crate::store::memory::{Item, Recent};
 use crate::store::schedule::{Attempt, Job, Next};
 
@@ -59,6 +60,17 @@ pub enum Record {
         offset: String,
     },
     Quarantine(Quarantined),
+    /// Removes the events with these ids (and their jobs, dead letters and attempts) and the
+    /// quarantined bodies with these references: an erasure, by ids, never by the person's
+    /// value. The writer then starts a new generation, so no file keeps what was erased.
+    Erase {
+        events: Vec<String>,
+        quarantined: Vec<String>,
+    },
+    /// An erasure's audit record.
+    Erasure(ErasureRecord),
+    /// Nothing to apply: wakes the writer to start a snapshot an erasure is waiting for.
+    Compact,
 }
 
 /// [`Next`] as written.
@@ -117,6 +129,12 @@ enum Wire {
         /// Base64: a quarantined body need not be text.
         body: String,
     },
+    Erase {
+        events: Vec<String>,
+        quarantined: Vec<String>,
+    },
+    Erasure(ErasureRecord),
+    Compact {},
 }
 
 /// Appends `payload`'s frame to `out`; `payload` writes the JSON.
@@ -187,6 +205,15 @@ impl Record {
                 content_type: q.content_type.clone(),
                 body: base64::engine::general_purpose::STANDARD.encode(&q.body),
             },
+            Record::Erase {
+                events,
+                quarantined,
+            } => Wire::Erase {
+                events: events.clone(),
+                quarantined: quarantined.clone(),
+            },
+            Record::Erasure(record) => Wire::Erasure(record.clone()),
+            Record::Compact => Wire::Compact {},
         }
     }
 
@@ -257,6 +284,15 @@ impl Record {
                     .map_err(|e| e.to_string())?
                     .into(),
             }),
+            Wire::Erase {
+                events,
+                quarantined,
+            } => Record::Erase {
+                events,
+                quarantined,
+            },
+            Wire::Erasure(record) => Record::Erasure(record),
+            Wire::Compact {} => Record::Compact,
         })
     }
 

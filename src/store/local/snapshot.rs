@@ -17,6 +17,7 @@ use serde_json::value::RawValue;
 
 use super::record::{End, frame, read_frames};
 use crate::store::Quarantined;
+use crate::store::erase::ErasureRecord;
 use crate::store::memory::{Contents, Recent, RememberedKey};
 use crate::store::memory_schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
 use crate::store::schedule::Attempt;
@@ -83,6 +84,7 @@ enum Snap {
     NextDead {
         id: u64,
     },
+    Erasure(ErasureRecord),
     End {
         frames: u64,
     },
@@ -224,6 +226,9 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
             &mut out,
         )?;
     }
+    for record in &state.store.erasures {
+        put(&Snap::Erasure(record.clone()), &mut out)?;
+    }
     put(
         &Snap::NextDead {
             id: state.schedule.next_dead,
@@ -348,6 +353,7 @@ pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
             }),
             Snap::Offset { source, offset } => state.store.offsets.push((source, offset)),
             Snap::NextDead { id } => state.schedule.next_dead = id,
+            Snap::Erasure(record) => state.store.erasures.push(record),
             Snap::Destination {
                 name,
                 paused,

@@ -23,6 +23,8 @@ pub(super) struct Writer {
     pub(super) batches: u64,
     pub(super) fault: Fault,
     pub(super) snapshotting: Arc<AtomicBool>,
+    /// An erasure waits for a snapshot: start one whatever the journal's size.
+    pub(super) compact: bool,
     pub(super) clock: Clock,
     /// When the metrics were last set, and the syncs counted by then.
     pub(super) reported: (Instant, u64),
@@ -75,6 +77,9 @@ impl Writer {
                     {
                         let mut pending = self.shared.pending();
                         for record in batch.records {
+                            if matches!(record, Record::Erase { .. } | Record::Compact) {
+                                self.compact = true;
+                            }
                             if self.shared.printer.is_some()
                                 && let Record::Enqueue { items, .. } = &record
                             {
@@ -142,9 +147,10 @@ impl Writer {
             .shared
             .snapshot_after
             .max(self.shared.snapshot_bytes.load(Ordering::Relaxed));
-        if self.synced_len < limit || self.snapshotting.load(Ordering::Acquire) {
+        if (self.synced_len < limit && !self.compact) || self.snapshotting.load(Ordering::Acquire) {
             return;
         }
+        self.compact = false;
         let next = self.generation + 1;
         let path = journal_path(&self.shared.dir, next);
         let opened = OpenOptions::new()
@@ -176,6 +182,7 @@ impl Writer {
         };
         self.file = file;
         self.generation = next;
+        self.shared.generation.store(next, Ordering::Release);
         self.synced_len = 0;
         self.snapshotting.store(true, Ordering::Release);
         let shared = Arc::clone(&self.shared);
@@ -187,10 +194,11 @@ impl Writer {
                 match snapshot::write(&shared.dir, next, &state) {
                     Ok(size) => {
                         shared.snapshot_bytes.store(size, Ordering::Relaxed);
-                        shared.snapshots.fetch_add(1, Ordering::Relaxed);
                         if let Ok(found) = Generations::list(&shared.dir) {
                             found.remove_older_than(&shared.dir, next);
                         }
+                        shared.snapshot_generation.store(next, Ordering::Release);
+                        shared.snapshots.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(generation = next, bytes = size, ms = started.elapsed().as_millis() as u64, "local store snapshot written");
                     }
                     Err(error) => {

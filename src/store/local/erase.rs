@@ -1,0 +1,77 @@
+//! Erasure on the local store: found in the state in memory, removed through the journal
+//! (by ids), and then out of the files: a new journal generation and a snapshot of the state
+//! after the removal, after which the older journals and snapshots, which still held the
+//! person, are deleted. The erasure answers only once that is done.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::LocalStore;
+use super::files::Generations;
+use super::record::Record;
+use crate::store::StoreError;
+use crate::store::erase::{Erase, Erased, ErasureRecord};
+
+/// How long an erasure waits for the snapshot that takes the person out of the files.
+const COMPACT_WITHIN: Duration = Duration::from_secs(60);
+/// How often it wakes the writer meanwhile (a snapshot may be under way already).
+const KICK_EVERY: Duration = Duration::from_millis(100);
+
+impl LocalStore {
+    /// Finds and (unless `dry_run`) removes everything that holds the person, from memory
+    /// and from the files.
+    pub async fn erase(&self, erase: &Erase, dry_run: bool) -> Result<Erased, StoreError> {
+        let memory = self.memory();
+        let found = memory.find_erasable(erase);
+        let erased = memory.remove(&found, true);
+        if dry_run || (found.events.is_empty() && found.quarantined.is_empty()) {
+            return Ok(erased);
+        }
+        self.write(Record::Erase {
+            events: found.events.into_iter().collect(),
+            quarantined: found.quarantined.into_iter().collect(),
+        })
+        .await?;
+        self.compact().await?;
+        Ok(erased)
+    }
+
+    /// Keeps an erasure's audit record, on disk.
+    pub async fn record_erasure(&self, record: ErasureRecord) -> Result<(), StoreError> {
+        self.write(Record::Erasure(record)).await
+    }
+
+    /// Waits for a snapshot of a generation started after every record written so far was
+    /// applied, and checks that no older file is left.
+    async fn compact(&self) -> Result<(), StoreError> {
+        let shared = self.shared();
+        let after = shared.generation.load(Ordering::Acquire);
+        let started = Instant::now();
+        while shared.snapshot_generation.load(Ordering::Acquire) <= after {
+            if started.elapsed() > COMPACT_WITHIN {
+                return Err(StoreError::Unavailable(format!(
+                    "erased from the store's state, but no snapshot was written within {} s: \
+                     the journal files in {} still hold it until the next snapshot",
+                    COMPACT_WITHIN.as_secs(),
+                    shared.dir.display()
+                )));
+            }
+            tokio::time::sleep(KICK_EVERY).await;
+            if shared.snapshot_generation.load(Ordering::Acquire) <= after {
+                self.write(Record::Compact).await?;
+            }
+        }
+        let base = shared.snapshot_generation.load(Ordering::Acquire);
+        let left = Generations::list(&shared.dir)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .older_than(base);
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(format!(
+                "erased from the store's state, but older files could not be deleted: {}",
+                left.join(", ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Erasure on Redis (single or Cluster): every stream shard, every destination's schedule and
+//! attempt logs, the dead letters, the quarantine, the erasure records.
+//!
+//! Streams are read in pages (`XRANGE … COUNT`) and matching entries removed with `XDEL`, one
+//! command per key, so that on a cluster each command goes to the node of its key's slot.
+//! A scheduled delivery is cancelled with `ZREM` before its entry is deleted; a worker that
+//! leases it later finds nothing to lease, and one that holds it at this moment finishes its
+//! attempt (`reschedule` is `ZADD XX`, so it cannot bring the entry back).
+
+use std::collections::HashSet;
+
+use super::super::erase::{Erase, Erased, ErasureRecord};
+use super::{RedisStore, StreamEntry};
+use crate::store::StoreError;
+
+/// Entries read per page.
+const PAGE: usize = 500;
+
+fn unavailable(error: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn text(entry: &StreamEntry, name: &str) -> String {
+    String::from_utf8_lossy(entry.field(name).unwrap_or_default()).into_owned()
+}
+
+impl RedisStore {
+    /// Finds and (unless `dry_run`) removes everything that holds the person; `destinations`
+    /// are the names of the destinations porter delivers to (their schedules and attempt logs).
+    pub async fn erase(
+        &self,
+        erase: &Erase,
+        destinations: &[String],
+        dry_run: bool,
+    ) -> Result<Erased, StoreError> {
+        let mut erased = Erased::default();
+        let mut events: HashSet<String> = HashSet::new();
+        // An entry's attempt log outlives its dead letter's move: count each key once.
+        let mut logs: HashSet<String> = HashSet::new();
+        for (shard, stream) in self.layout.streams().iter().enumerate() {
+            let mut matched = Vec::new();
+            self.each_entry(stream, |entry| {
+                let json = String::from_utf8_lossy(entry.field("event").unwrap_or_default());
+                if erase.wants(&text(entry, "source"), &text(entry, "type"), &json) {
+                    events.insert(text(entry, "id"));
+                    matched.push(entry.id.clone());
+                }
+            })
+            .await?;
+            for entry in matched {
+                for destination in destinations {
+                    let schedule = self.layout.schedule(destination, shard);
+                    let attempts = self.layout.attempts(destination, shard, &entry);
+                    erased.scheduled += self.remove_member(&schedule, &entry, dry_run).await?;
+                    if logs.insert(attempts.clone()) {
+                        erased.attempt_records += self.remove_key(&attempts, dry_run).await?;
+                    }
+                }
+                if !dry_run {
+                    self.command::<u64>(redis::cmd("XDEL").arg(stream).arg(&entry))
+                        .await?;
+                }
+            }
+        }
+        let dead_letters = self.layout.dead_letters();
+        let mut dead = Vec::new();
+        self.each_entry(&dead_letters, |entry| {
+            let json = String::from_utf8_lossy(entry.field("event").unwrap_or_default());
+            let event_id = text(entry, "event_id");
+            if events.contains(&event_id) || (!json.is_empty() && erase.wants_json(&json)) {
+                if !event_id.is_empty() {
+                    events.insert(event_id);
+                }
+                dead.push(entry.clone());
+            }
+        })
+        .await?;
+        for entry in dead {
+            erased.dead_letters += 1;
+            let shard = text(&entry, "shard").parse().unwrap_or(0);
+            let attempts =
+                self.layout
+                    .attempts(&text(&entry, "destination"), shard, &text(&entry, "entry"));
+            if logs.insert(attempts.clone()) {
+                erased.attempt_records += self.remove_key(&attempts, dry_run).await?;
+            }
+            if !dry_run {
+                self.command::<u64>(redis::cmd("XDEL").arg(&dead_letters).arg(&entry.id))
+                    .await?;
+            }
+        }
+        erased.events = events.len() as u64;
+        let quarantine = self.layout.quarantine();
+        let mut bodies = Vec::new();
+        self.each_entry(&quarantine, |entry| {
+            if erase.wants_body(
+                &text(entry, "source"),
+                entry.field("body").unwrap_or_default(),
+            ) {
+                bodies.push((entry.id.clone(), text(entry, "size")));
+            }
+        })
+        .await?;
+        for (id, size) in bodies {
+            if dry_run {
+                erased.quarantined += 1;
+                continue;
+            }
+            let removed: u64 = self
+                .command(redis::cmd("XDEL").arg(&quarantine).arg(&id))
+                .await?;
+            if removed == 1 {
+                erased.quarantined += 1;
+                let size: i64 = size.parse().unwrap_or(0);
+                self.command::<i64>(
+                    redis::cmd("DECRBY")
+                        .arg(self.layout.quarantine_bytes())
+                        .arg(size),
+                )
+                .await?;
+            }
+        }
+        Ok(erased)
+    }
+
+    /// Keeps an erasure's audit record (a stream of its own, never trimmed).
+    pub async fn record_erasure(&self, record: &ErasureRecord) -> Result<(), StoreError> {
+        let json =
+            serde_json::to_string(record).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        self.command::<String>(
+            redis::cmd("XADD")
+                .arg(self.layout.erasures())
+                .arg("*")
+                .arg("record")
+                .arg(json),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// The newest `count` erasure records, oldest first.
+    pub async fn erasures(&self, count: usize) -> Result<Vec<ErasureRecord>, StoreError> {
+        let entries = self.last(&self.layout.erasures(), count).await?;
+        Ok(entries
+            .iter()
+            .filter_map(|entry| serde_json::from_slice(entry.field("record")?).ok())
+            .collect())
+    }
+
+    /// Calls `visit` with every entry of `stream`, oldest first, a page at a time.
+    async fn each_entry(
+        &self,
+        stream: &str,
+        mut visit: impl FnMut(&StreamEntry),
+    ) -> Result<(), StoreError> {
+        let mut after = "-".to_owned();
+        loop {
+            let page = self.read(stream, &after, PAGE).await?;
+            for entry in &page {
+                visit(entry);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => after = last.id.clone(),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Removes `member` from a sorted set (or, in a dry run, says whether it is there).
+    async fn remove_member(
+        &self,
+        key: &str,
+        member: &str,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        if dry_run {
+            let score: Option<f64> = self
+                .command(redis::cmd("ZSCORE").arg(key).arg(member))
+                .await?;
+            return Ok(u64::from(score.is_some()));
+        }
+        self.command(redis::cmd("ZREM").arg(key).arg(member)).await
+    }
+
+    /// Deletes a key (or, in a dry run, says whether it exists).
+    async fn remove_key(&self, key: &str, dry_run: bool) -> Result<u64, StoreError> {
+        let command = if dry_run { "EXISTS" } else { "DEL" };
+        self.command(redis::cmd(command).arg(key)).await
+    }
+
+    async fn command<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.get().await?;
+        command
+            .query_async(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+}
