@@ -714,3 +714,25 @@ fn telemetry_settings_are_checked_by_key_without_echoing_them() {
     let found = problems(&format!("telemetry = \"http://127.0.0.1:4318\"\n{GOOD}"));
     assert!(found[0].starts_with("telemetry: "), "{found:?}");
 }
+
+#[test]
+fn porters_own_events_cannot_be_claimed_by_a_source() {
+    let named_porter = problems(
+        "[[sources]]\nname = \"porter\"\nprovider = \"meta\"\npath = \"/w\"\nsecrets = [\"s3cret\"]\n",
+    );
+    assert_eq!(
+        named_porter,
+        [
+            "sources[0] (porter).name: `porter` is the source name of porter's own events (`erasure.requested`)"
+        ]
+    );
+    let mapped = problems(
+        "[[sources]]\nname = \"pms\"\nprovider = \"standard_webhooks\"\npath = \"/p\"\nsecrets = [\"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"]\nevent_types = { \"guest.forget\" = \"erasure.requested\" }\n",
+    );
+    assert!(
+        mapped
+            .iter()
+            .any(|p| p.contains("`erasure.requested` is porter's own event")),
+        "{mapped:?}"
+    );
+}

@@ -93,3 +93,69 @@ impl MemoryStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use porter_providers::event::{Attributes, Origin};
+    use porter_providers::{EventBody, Normalized, Reply};
+    use serde_json::json;
+
+    use super::*;
+    use crate::privacy::Person;
+
+    fn guest(source: &str, key: &str, id: &str, email: &str) -> Normalized {
+        let origin = Origin {
+            source_name: source,
+            provider: "pms_web_api",
+            received_at: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let body: EventBody = serde_json::from_value(
+            json!({ "type": "guest.created", "data": { "guest_id": id, "email": email } }),
+        )
+        .expect("guest data");
+        let attributes = Attributes {
+            key: key.to_owned(),
+            ..Attributes::default()
+        };
+        origin.event(attributes, body).into()
+    }
+
+    #[test]
+    fn by_guest_id_or_email_and_within_one_source() {
+        let store = MemoryStore::new(false, 100);
+        let events = [
+            guest("pms", "k1", "G-1", "anna@example.com"),
+            guest("pms", "k2", "G-2", "ben@example.com"),
+            guest("crm", "k3", "G-1", "ANNA@example.COM"),
+        ];
+        store
+            .enqueue(&events, &Reply::json(&json!({})), Duration::from_secs(60))
+            .expect("stored");
+        let by_id = Erase {
+            person: Person::guest_id("G-1").expect("id"),
+            source: Some("pms".to_owned()),
+        };
+        let found = store.find_erasable(&by_id);
+        assert_eq!(found.events.len(), 1, "only the pms source's");
+        assert_eq!(store.remove(&found, true).events, 1);
+        assert_eq!(store.events().len(), 3, "a dry run removes nothing");
+        assert_eq!(store.remove(&found, false).events, 1);
+        let by_email = Erase {
+            person: Person::email("Anna@Example.com").expect("email"),
+            source: None,
+        };
+        assert_eq!(
+            store.remove(&store.find_erasable(&by_email), false).events,
+            1
+        );
+        let left: Vec<String> = store
+            .events()
+            .iter()
+            .map(|e| e.providereventid.clone())
+            .collect();
+        assert_eq!(left, ["k2"]);
+        assert!(store.find_erasable(&by_email).events.is_empty());
+    }
+}
