@@ -151,6 +151,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/api/destinations/{name}/pause", post(api::pause))
         .route("/api/destinations/{name}/resume", post(api::resume))
         .route("/api/stats", get(api::stats))
+        .route("/api/reprocess", post(crate::reprocess::api))
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

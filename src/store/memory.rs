@@ -63,6 +63,8 @@ pub struct MemoryStore {
     deliveries: Option<Arc<MemorySchedule>>,
     /// Dedupe expiry and delivery due times.
     clock: Clock,
+    /// Raw requests kept for `porter reprocess` (empty unless `[archive]` is on).
+    archive: super::archive::MemoryArchive,
 }
 
 /// Where new events go.
@@ -162,7 +164,18 @@ impl MemoryStore {
             recent_capacity: RECENT_EVENTS,
             deliveries: None,
             clock: Clock::system(),
+            archive: super::archive::MemoryArchive::default(),
         }
+    }
+
+    /// The raw archive ([`super::archive`]).
+    pub(crate) fn raw_archive(&self) -> &super::archive::MemoryArchive {
+        &self.archive
+    }
+
+    /// The store's clock, in Unix milliseconds.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Reads time from `clock` (tests move it instead of sleeping).
