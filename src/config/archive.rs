@@ -4,8 +4,7 @@
 //! Off unless the table is present. The archive holds guests' personal data exactly as the
 //! vendor sent it (and, for URL-token vendors, the token in the query), so its retention is
 //! bounded: at least a minute (shorter is surely a unit mistake) and at most 90 days.
-//! Available on the memory and Redis stores; a local store refuses it (not built yet), rather
-//! than silently keeping nothing.
+//! Every store keeps it (memory, local, Redis); see [`crate::store::archive`].
 
 use std::time::Duration;
 

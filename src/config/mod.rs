@@ -329,19 +329,6 @@ impl Config {
             )
         });
         let store = store_config(store_table.unwrap_or_default(), errors);
-        if let (
-            Some(_),
-            Some(StoreConfig {
-                kind: StoreKind::Local { .. },
-                ..
-            }),
-        ) = (&archive, &store)
-        {
-            errors.push(ConfigError::new(
-                "archive",
-                "not available on the local store yet (use the memory or the redis store)",
-            ));
-        }
         let mut sources = Vec::new();
         let mut streams: Vec<OhipStreamConfig> = Vec::new();
         for (i, table) in source_tables.into_iter().enumerate() {

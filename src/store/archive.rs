@@ -18,7 +18,9 @@
 //!   retention: older entries are trimmed by the append itself (no scan), and a stream nobody
 //!   appends to any more expires whole. Its size is request rate × request size × retention:
 //!   the Redis store bounds it by time only.
-//! - **local**: not built yet; `[archive]` with a local store is a configuration error.
+//! - **local**: the memory store's queue, every append and removal a journal record first
+//!   (`archive` and `remove_archived`), the whole queue in each snapshot (`archived` frames),
+//!   so it survives restarts like the events do.
 //!
 //! Ids are `<milliseconds>-<sequence>` everywhere (Redis's stream ids; the memory store
 //! counts its own), stable for an entry's life.
@@ -42,6 +44,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use jiff::Timestamp;
 
+use serde::{Deserialize, Serialize};
+
+use super::local::record::Record;
 use super::redis::RedisStore;
 use super::{Store, StoreError};
 
@@ -134,8 +139,15 @@ impl MemoryArchive {
 
     /// Appends `item` (its id assigned here), kept for `retention` after `now_ms`.
     pub fn append(&self, mut item: Archived, retention: Duration, now_ms: i64) -> String {
+        item.id = self.reserve(now_ms);
+        let id = item.id.clone();
+        self.insert(item, expiry(now_ms, retention), now_ms);
+        id
+    }
+
+    /// The next id, at `now_ms` (the local store writes it to its journal before applying).
+    pub fn reserve(&self, now_ms: i64) -> String {
         let mut inner = self.lock();
-        inner.expire(now_ms);
         let ms = now_ms.max(inner.last.0);
         let seq = if ms == inner.last.0 {
             inner.last.1 + 1
@@ -143,18 +155,33 @@ impl MemoryArchive {
             0
         };
         inner.last = (ms, seq);
-        item.id = format!("{ms}-{seq}");
-        let expires =
-            now_ms.saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+        format!("{ms}-{seq}")
+    }
+
+    /// Keeps `item`, whose id is assigned, until `expires`; the oldest go first beyond the
+    /// bounds.
+    pub fn insert(&self, item: Archived, expires: i64, now_ms: i64) {
+        let mut inner = self.lock();
+        inner.expire(now_ms);
+        if let Some((Ok(ms), Ok(seq))) = item
+            .id
+            .split_once('-')
+            .map(|(ms, seq)| (ms.parse::<i64>(), seq.parse::<u64>()))
+        {
+            inner.last = inner.last.max((ms, seq));
+        }
         inner.bytes += item.size();
-        let id = item.id.clone();
         inner.entries.push_back((expires, item));
         while inner.entries.len() > 1
             && (inner.entries.len() > MEMORY_MAX_ENTRIES || inner.bytes > MEMORY_MAX_BYTES)
         {
             inner.pop_front();
         }
-        id
+    }
+
+    /// Every entry with its expiry, oldest first (the local store's snapshot).
+    pub fn entries(&self) -> Vec<(i64, Archived)> {
+        self.lock().entries.iter().cloned().collect()
     }
 
     pub fn list(
@@ -184,6 +211,10 @@ impl MemoryArchive {
     }
 }
 
+fn expiry(now_ms: i64, retention: Duration) -> i64 {
+    now_ms.saturating_add(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn wanted(item: &Archived, source: Option<&str>, since: Option<Timestamp>) -> bool {
     source.is_none_or(|source| item.source == source)
         && since.is_none_or(|since| item.received_at >= since)
@@ -198,9 +229,16 @@ impl Store {
                     .raw_archive()
                     .append(item, retention, memory.now_ms()))
             }
-            Store::Local(_) => Err(StoreError::Unavailable(
-                "the local store has no archive".to_owned(),
-            )),
+            Store::Local(local) => {
+                let memory = local.memory();
+                let now = memory.now_ms();
+                let mut item = item;
+                item.id = memory.raw_archive().reserve(now);
+                let id = item.id.clone();
+                let expires = expiry(now, retention);
+                local.write(Record::Archive { expires, item }).await?;
+                Ok(id)
+            }
             Store::Redis(redis) => redis_append(redis, &item, retention).await,
         }
     }
@@ -214,7 +252,10 @@ impl Store {
     ) -> Result<Vec<Archived>, StoreError> {
         match self {
             Store::Memory(memory) => Ok(memory.raw_archive().list(source, since, memory.now_ms())),
-            Store::Local(_) => Ok(Vec::new()),
+            Store::Local(local) => {
+                let memory = local.memory();
+                Ok(memory.raw_archive().list(source, since, memory.now_ms()))
+            }
             Store::Redis(redis) => redis_list(redis, source, since).await,
         }
     }
@@ -223,7 +264,22 @@ impl Store {
     pub async fn remove_archived(&self, ids: &[String]) -> Result<usize, StoreError> {
         match self {
             Store::Memory(memory) => Ok(memory.raw_archive().remove(ids)),
-            Store::Local(_) => Ok(0),
+            Store::Local(local) => {
+                let present: Vec<String> = {
+                    let archive = local.memory().raw_archive();
+                    let inner = archive.lock();
+                    ids.iter()
+                        .filter(|id| inner.entries.iter().any(|(_, item)| &item.id == *id))
+                        .cloned()
+                        .collect()
+                };
+                if present.is_empty() {
+                    return Ok(0);
+                }
+                let count = present.len();
+                local.write(Record::RemoveArchived(present)).await?;
+                Ok(count)
+            }
             Store::Redis(redis) => redis_remove(redis, ids).await,
         }
     }
@@ -387,6 +443,89 @@ async fn redis_remove(redis: &RedisStore, ids: &[String]) -> Result<usize, Store
     Ok(removed)
 }
 
+/// An archived request as the local store writes it: a journal record and a snapshot frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchivedWire {
+    id: String,
+    source: String,
+    /// Unix milliseconds.
+    received_at: i64,
+    method: String,
+    endpoint: String,
+    path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+    /// Names and base64 values.
+    headers: Vec<(String, String)>,
+    /// Base64.
+    body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events: Option<Vec<(String, String)>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quarantined: Option<String>,
+    /// When it leaves the archive, Unix milliseconds.
+    expires: i64,
+}
+
+impl ArchivedWire {
+    pub fn new(item: &Archived, expires: i64) -> Self {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (events, quarantined) = match &item.outcome {
+            ArchivedOutcome::Events(events) => (Some(events.clone()), None),
+            ArchivedOutcome::Quarantined(reason) => (None, Some(reason.clone())),
+        };
+        Self {
+            id: item.id.clone(),
+            source: item.source.clone(),
+            received_at: item.received_at.as_millisecond(),
+            method: item.method.clone(),
+            endpoint: item.endpoint.clone(),
+            path: item.path.clone(),
+            query: item.query.clone(),
+            headers: item
+                .headers
+                .iter()
+                .map(|(name, value)| (name.clone(), b64.encode(value)))
+                .collect(),
+            body: b64.encode(&item.body),
+            events,
+            quarantined,
+            expires,
+        }
+    }
+
+    /// The entry and its expiry.
+    pub fn into_parts(self) -> Result<(Archived, i64), String> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let decode = |text: &str| b64.decode(text).map(Bytes::from).map_err(|e| e.to_string());
+        let headers = self
+            .headers
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), decode(value)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let outcome = match (self.events, self.quarantined) {
+            (_, Some(reason)) => ArchivedOutcome::Quarantined(reason),
+            (events, None) => ArchivedOutcome::Events(events.unwrap_or_default()),
+        };
+        let item = Archived {
+            received_at: Timestamp::from_millisecond(self.received_at)
+                .map_err(|e| e.to_string())?,
+            body: decode(&self.body)?,
+            id: self.id,
+            source: self.source,
+            method: self.method,
+            endpoint: self.endpoint,
+            path: self.path,
+            query: self.query,
+            headers,
+            outcome,
+        };
+        Ok((item, self.expires))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,6 +570,30 @@ mod tests {
         let ids = vec!["5-0".to_owned(), "nope".to_owned()];
         assert_eq!(archive.remove(&ids), 1);
         assert_eq!(archive.remove(&ids), 0);
+    }
+
+    #[test]
+    fn the_local_stores_wire_form_round_trips() {
+        let mut original = item("s", 1_234, b"\x00\xffbody");
+        original.id = "1234-7".to_owned();
+        original.query = Some("token=t".to_owned());
+        let (back, expires) = ArchivedWire::new(&original, 99)
+            .into_parts()
+            .expect("decodes");
+        assert_eq!((back, expires), (original.clone(), 99));
+        original.outcome = ArchivedOutcome::Quarantined("not JSON".to_owned());
+        let json = serde_json::to_string(&ArchivedWire::new(&original, 5)).expect("json");
+        let wire: ArchivedWire = serde_json::from_str(&json).expect("parses");
+        assert_eq!(wire.into_parts().expect("decodes").0, original);
+    }
+
+    #[test]
+    fn reserved_ids_survive_a_replay() {
+        let archive = MemoryArchive::default();
+        let mut entry = item("s", 0, b"x");
+        entry.id = "5000-3".to_owned();
+        archive.insert(entry, 10_000, 0);
+        assert_eq!(archive.reserve(4_000), "5000-4", "never an id already used");
     }
 
     #[test]

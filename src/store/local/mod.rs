@@ -422,5 +422,11 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         }
         Record::Offset { source, offset } => memory.save_ohip_offset(&source, &offset),
         Record::Quarantine(item) => memory.quarantine(item),
+        Record::Archive { expires, item } => {
+            memory.raw_archive().insert(item, expires, memory.now_ms());
+        }
+        Record::RemoveArchived(ids) => {
+            memory.raw_archive().remove(&ids);
+        }
     }
 }

@@ -59,6 +59,13 @@ pub enum Record {
         offset: String,
     },
     Quarantine(Quarantined),
+    /// A request kept in the raw archive until `expires` (its id assigned).
+    Archive {
+        expires: i64,
+        item: crate::store::Archived,
+    },
+    /// Archived requests removed by id.
+    RemoveArchived(Vec<String>),
 }
 
 /// [`Next`] as written.
@@ -116,6 +123,10 @@ enum Wire {
         content_type: Option<String>,
         /// Base64: a quarantined body need not be text.
         body: String,
+    },
+    Archive(crate::store::archive::ArchivedWire),
+    RemoveArchived {
+        ids: Vec<String>,
     },
 }
 
@@ -187,6 +198,10 @@ impl Record {
                 content_type: q.content_type.clone(),
                 body: base64::engine::general_purpose::STANDARD.encode(&q.body),
             },
+            Record::Archive { expires, item } => {
+                Wire::Archive(crate::store::archive::ArchivedWire::new(item, *expires))
+            }
+            Record::RemoveArchived(ids) => Wire::RemoveArchived { ids: ids.clone() },
         }
     }
 
@@ -257,6 +272,11 @@ impl Record {
                     .map_err(|e| e.to_string())?
                     .into(),
             }),
+            Wire::Archive(wire) => {
+                let (item, expires) = wire.into_parts()?;
+                Record::Archive { expires, item }
+            }
+            Wire::RemoveArchived { ids } => Record::RemoveArchived(ids),
         })
     }
 
