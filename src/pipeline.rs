@@ -8,6 +8,9 @@
 //! status of the README's "What providers get back" or passes the raw bytes on untouched; nothing is parsed
 //! before the signature over those bytes has been checked.
 //!
+//! With `[archive]` on, an authenticated request that was stored (or quarantined) is handed to
+//! [`crate::archive`] after its answer is decided; the archive write never changes it.
+//!
 //! With tracing on, a request on a source route is a `porter.request` span and verify,
 //! normalize and store each a child span ([`crate::trace`]), and its events carry the
 //! request's `traceparent`; with tracing off those calls return at once.
@@ -261,16 +264,19 @@ async fn process(
             normalized.event.traceparent = Some(traceparent.clone());
         }
     }
-    let stored: Vec<(String, String)> = normalization
-        .events
-        .iter()
-        .map(|n| (n.event.id.clone(), n.event.event_type().as_str().to_owned()))
-        .collect();
+    // What the archive records of the request's events (only when it is on).
+    let stored: Option<Vec<(String, String)>> = draft.is_some().then(|| {
+        normalization
+            .events
+            .iter()
+            .map(|n| (n.event.id.clone(), n.event.event_type().as_str().to_owned()))
+            .collect()
+    });
     let mut outcome = store(gateway, config, normalization, deadline, span).await;
     outcome.received = Some(now);
     if matches!(outcome.answer, Answer::Accepted(_) | Answer::Duplicate(_)) {
         outcome.archive = draft.map(|mut item| {
-            item.outcome = ArchivedOutcome::Events(stored);
+            item.outcome = ArchivedOutcome::Events(stored.unwrap_or_default());
             item
         });
     }

@@ -648,3 +648,56 @@ async fn the_command_asks_the_admin_api_and_prints_the_summary() {
     assert!(stdout.contains("dry run"), "{stdout}");
     server.stop().await;
 }
+
+/// An archive write that fails changes nothing for the provider: the same answer, the event
+/// stored; the failure is counted.
+#[tokio::test]
+async fn a_failing_archive_write_never_changes_the_answer() {
+    let redis = RedisServer::start();
+    // The archive's key holds a string: every XADD to it fails (WRONGTYPE).
+    redis
+        .cli(&["SET", "porter:archive", "not a stream"])
+        .expect("set");
+    let store = format!("kind = \"redis\"\nurl = \"{}\"", redis.url());
+    let at = Timestamp::now();
+    let (clock, _hand) = Clock::manual(at);
+    let config = config(&store, &[NEW_SECRET], "", "1h");
+    let built = porter::server::store_for(&config, &porter::delivery::Plan::default(), &clock)
+        .expect("store");
+    let server = TestServer::start_store(config, built, clock).await;
+    let response = server
+        .send(&signed(NEW_SECRET, at, &json!({"id": "f-1", "type": "x"})))
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.text(), r#"{"status":"accepted","events":1}"#);
+    assert_eq!(events(&server).await.len(), 1, "the event is stored");
+    let mut counted = String::new();
+    for _ in 0..100 {
+        counted = server.metrics().await;
+        if counted.contains("porter_archive_failures_total{") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = counted
+        .lines()
+        .find(|l| l.starts_with("porter_archive_failures_total{"))
+        .unwrap_or_else(|| panic!("no failure counted:\n{counted}"));
+    assert!(
+        line.contains(r#"source="vendor""#) && line.contains(r#"reason="store""#),
+        "{line}"
+    );
+    assert!(line.ends_with(" 1"), "{line}");
+    assert_eq!(
+        server
+            .gateway
+            .store
+            .list_archived(None, None)
+            .await
+            .map(|items| items.len())
+            .ok(),
+        None,
+        "the archive's key is still not a stream"
+    );
+    server.stop().await;
+}
