@@ -10,7 +10,8 @@
 //! Where it lives:
 //!
 //! - **memory**: a queue beside the event log, oldest first, bounded by
-//!   [`MEMORY_MAX_ENTRIES`] and [`MEMORY_MAX_BYTES`] of bodies, each entry dropped once its
+//!   [`MEMORY_MAX_ENTRIES`] and [`MEMORY_MAX_BYTES`] (bodies, headers, paths and queries),
+//!   each entry dropped once its
 //!   retention has passed (by the store's `Clock`).
 //! - **Redis** (single and Cluster): one stream, `<prefix>:archive` (one key, so one slot on a
 //!   cluster). Each append is one script call (`archive.lua`): `XADD … MINID <now − retention>
@@ -52,7 +53,8 @@ use super::{Store, StoreError};
 
 /// The most requests the memory store archives; the oldest go first.
 pub const MEMORY_MAX_ENTRIES: usize = 10_000;
-/// The most body bytes the memory store archives; the oldest go first.
+/// The most bytes (bodies, headers, paths, queries) the memory store archives; the oldest go
+/// first.
 pub const MEMORY_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// One archived request.
@@ -195,6 +197,9 @@ impl MemoryArchive {
         inner
             .entries
             .iter()
+            // Expiries are in order unless the retention changed between runs of a local
+            // store: the front alone is not enough then.
+            .filter(|(expires, _)| *expires > now_ms)
             .map(|(_, item)| item)
             .filter(|item| wanted(item, source, since))
             .cloned()
@@ -555,6 +560,20 @@ mod tests {
         assert_eq!(archive.list(None, None, 1_000).len(), 2);
         assert_eq!(archive.list(Some("b"), None, 1_000)[0].id, b);
         assert!(archive.list(None, None, 61_000).is_empty());
+    }
+
+    #[test]
+    fn an_entry_past_its_expiry_is_never_listed_even_behind_a_longer_one() {
+        let archive = MemoryArchive::default();
+        let mut long = item("s", 0, b"1");
+        long.id = "1-0".to_owned();
+        archive.insert(long, 10_000, 0);
+        let mut short = item("s", 0, b"2");
+        short.id = "2-0".to_owned();
+        archive.insert(short, 100, 0);
+        let listed = archive.list(None, None, 500);
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, "1-0");
     }
 
     #[test]
