@@ -69,6 +69,9 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Verify and normalize a source's archived requests again with today's code and
+    /// secrets; store what now maps as new events (asks the running `porter serve`).
+    Reprocess(crate::reprocess::ReprocessArgs),
     /// OHIP Streaming sources: their state, and where the next subscribe starts.
     Ohip {
         #[command(subcommand)]
@@ -156,6 +159,7 @@ pub fn run() -> ExitCode {
         Command::CheckConfig { config } => check_config(config),
         Command::Send(args) => send::run(&args),
         Command::Erase(args) => crate::erase_command::run(&args),
+        Command::Reprocess(args) => crate::reprocess::command(&args),
         Command::Events {
             command: EventsCommand::Tail(args),
         } => events::tail(&args),

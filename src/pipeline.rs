@@ -8,6 +8,9 @@
 //! status of the README's "What providers get back" or passes the raw bytes on untouched; nothing is parsed
 //! before the signature over those bytes has been checked.
 //!
+//! With `[archive]` on, an authenticated request that was stored (or quarantined) is handed to
+//! [`crate::archive`] after its answer is decided; the archive write never changes it.
+//!
 //! With tracing on, a request on a source route is a `porter.request` span and verify,
 //! normalize and store each a child span ([`crate::trace`]), and its events carry the
 //! request's `traceparent`; with tracing off those calls return at once.
@@ -32,7 +35,7 @@ use crate::answer::Answer;
 use crate::config::SourceConfig;
 use crate::routes::Route;
 use crate::server::Gateway;
-use crate::store::Quarantined;
+use crate::store::{Archived, ArchivedOutcome, Quarantined};
 use crate::telemetry::RequestRecord;
 use crate::trace::{self, Step, Traceparent};
 
@@ -70,7 +73,10 @@ pub async fn handle(
         parts.method.as_str(),
         parts.uri.path(),
     );
-    let outcome = process(&gateway, route, config, &parts, body, started, &span).await;
+    let mut outcome = process(&gateway, route, config, &parts, body, started, &span).await;
+    if let (Some(item), Some(archiver)) = (outcome.archive.take(), &gateway.archive) {
+        archiver.keep(Arc::clone(&gateway), item);
+    }
     let reason = match &outcome.answer {
         Answer::Rejected(rejection) => Some(rejection.reason()),
         _ => None,
@@ -128,6 +134,8 @@ struct Outcome {
     /// The time the request was verified against, when it got that far (the record reuses it
     /// rather than read the clock again).
     received: Option<jiff::Timestamp>,
+    /// The request as the raw archive keeps it, when `[archive]` is on and it was stored.
+    archive: Option<Archived>,
 }
 
 impl From<Answer> for Outcome {
@@ -139,6 +147,7 @@ impl From<Answer> for Outcome {
             event_ids: Vec::new(),
             diagnosis: None,
             received: None,
+            archive: None,
         }
     }
 }
@@ -213,6 +222,10 @@ async fn process(
             };
         }
     };
+    let draft = gateway
+        .archive
+        .as_ref()
+        .map(|archiver| archiver.draft(route.source, source.name(), &request, &body, now));
     let step = trace::step(span, Step::Normalize);
     let normalization = source.normalize(verified, now);
     trace::normalized(step, &normalization);
@@ -220,7 +233,8 @@ async fn process(
         Ok(normalization) => normalization,
         // Authentic but not understood: kept for inspection.
         Err(rejection) if rejection.class() == RejectionClass::BadRequest => {
-            return quarantine(
+            let reason = rejection.to_string();
+            let mut outcome = quarantine(
                 gateway,
                 config,
                 parts,
@@ -230,6 +244,13 @@ async fn process(
                 span,
             )
             .await;
+            if matches!(outcome.answer, Answer::Rejected(_)) {
+                outcome.archive = draft.map(|mut item| {
+                    item.outcome = ArchivedOutcome::Quarantined(reason);
+                    item
+                });
+            }
+            return outcome;
         }
         // A payload whose kind needs more authentication than it came with (a Mews POS
         // webhook on the URL token alone): refused like a forgery, and not kept.
@@ -243,8 +264,22 @@ async fn process(
             normalized.event.traceparent = Some(traceparent.clone());
         }
     }
+    // What the archive records of the request's events (only when it is on).
+    let stored: Option<Vec<(String, String)>> = draft.is_some().then(|| {
+        normalization
+            .events
+            .iter()
+            .map(|n| (n.event.id.clone(), n.event.event_type().as_str().to_owned()))
+            .collect()
+    });
     let mut outcome = store(gateway, config, normalization, deadline, span).await;
     outcome.received = Some(now);
+    if matches!(outcome.answer, Answer::Accepted(_) | Answer::Duplicate(_)) {
+        outcome.archive = draft.map(|mut item| {
+            item.outcome = ArchivedOutcome::Events(stored.unwrap_or_default());
+            item
+        });
+    }
     outcome
 }
 
@@ -345,6 +380,7 @@ async fn store(
                 event_ids,
                 diagnosis: None,
                 received: None,
+                archive: None,
             }
         }
         Ok(Err(error)) => {

@@ -63,6 +63,8 @@ pub struct Gateway {
     pub activity: Arc<Activity>,
     /// The OHIP stream connectors' statuses, once they run (`/readyz`, the console).
     pub streams: std::sync::OnceLock<Vec<Arc<crate::ohip::Shared>>>,
+    /// The raw archive, when `[archive]` is on.
+    pub archive: Option<crate::archive::Archiver>,
 }
 
 impl Gateway {
@@ -93,6 +95,9 @@ impl Gateway {
             })
             .collect();
         let activity = Arc::new(Activity::new(infos, recent, share, clock.clone()));
+        let archive = config
+            .archive
+            .map(|archive| crate::archive::Archiver::new(archive, &config.sources));
         Self {
             sources: config.sources,
             routes,
@@ -106,6 +111,7 @@ impl Gateway {
             intake: Arc::new(AtomicBool::new(true)),
             activity,
             streams: std::sync::OnceLock::new(),
+            archive,
         }
     }
 

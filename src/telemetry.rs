@@ -120,6 +120,10 @@ fn describe_metrics() {
         "From a request's arrival to its answer, by source."
     );
     describe_counter!(
+        "porter_archive_failures_total",
+        "Authenticated requests not archived, by source and reason (store, busy); their answers were unchanged."
+    );
+    describe_counter!(
         "porter_delivery_attempts_total",
         "Delivery attempts, by destination."
     );

@@ -177,6 +177,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/erase", post(erase::erase))
         .route("/api/erasures", get(erase::erasures))
+        .route("/api/reprocess", post(crate::reprocess::api))
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

@@ -7,6 +7,7 @@
 //! ([`porter_providers::Source::new`]), so the rules live beside the code that uses them.
 
 mod admin;
+mod archive;
 mod destinations;
 mod env;
 mod ohip;
@@ -20,6 +21,7 @@ pub use admin::{
     AdminConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS,
     MIN_DIAGNOSES_PER_SECOND,
 };
+pub use archive::ArchiveConfig;
 pub use destinations::{
     AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, DestinationKind, Filter,
     HttpDestination, NatsDestination, Template,
@@ -83,6 +85,8 @@ pub struct Config {
     pub telemetry: Option<TelemetryConfig>,
     /// `[privacy]`: the key of `pii = "hash"` destinations.
     pub privacy: Option<PrivacyConfig>,
+    /// `[archive]`: raw requests kept for `porter reprocess` (off when absent).
+    pub archive: Option<ArchiveConfig>,
     /// Where the configuration came from, for messages.
     pub origin: ConfigOrigin,
 }
@@ -295,13 +299,15 @@ impl Config {
         let telemetry_table =
             take_table::<telemetry::TelemetryTable>(&mut root, "telemetry", errors);
         let privacy_table = take_table::<privacy::PrivacyTable>(&mut root, "privacy", errors);
+        let archive_table = take_table::<archive::ArchiveTable>(&mut root, "archive", errors);
         for key in root.keys() {
             errors.push(ConfigError::new(
                 key.as_str(),
-                "unknown key (expected server, store, sources, destinations, admin, telemetry, privacy)",
+                "unknown key (expected server, store, sources, destinations, admin, telemetry, privacy, archive)",
             ));
         }
         let privacy = privacy_table.and_then(|table| privacy::privacy_config(table, errors));
+        let archive = archive_table.and_then(|table| archive::archive_config(table, errors));
         let telemetry =
             telemetry_table.and_then(|table| telemetry::telemetry_config(table, errors));
 
@@ -400,6 +406,7 @@ impl Config {
             },
             telemetry,
             privacy,
+            archive,
             origin,
         })
     }

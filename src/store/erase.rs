@@ -102,6 +102,33 @@ impl Erase {
     }
 }
 
+/// The ids of the archived requests that hold the person (in their body or query, as
+/// written or percent-decoded) or produced one of `events`.
+pub fn archived_holding(
+    archived: &[super::Archived],
+    erase: &Erase,
+    events: &HashSet<String>,
+) -> Vec<String> {
+    archived
+        .iter()
+        .filter(|request| {
+            let produced = match &request.outcome {
+                super::archive::ArchivedOutcome::Events(ids) => {
+                    ids.iter().any(|(id, _)| events.contains(id))
+                }
+                super::archive::ArchivedOutcome::Quarantined(_) => false,
+            };
+            produced
+                || erase.wants_body(&request.source, &request.body)
+                || request
+                    .query
+                    .as_deref()
+                    .is_some_and(|query| erase.wants_body(&request.source, query.as_bytes()))
+        })
+        .map(|request| request.id.clone())
+        .collect()
+}
+
 /// A quarantined body's identity (it has no id): when it arrived and a digest of its bytes.
 pub fn quarantine_ref(item: &Quarantined) -> String {
     let digest = Sha256::digest(&item.body);
@@ -145,13 +172,30 @@ impl super::Store {
         destinations: &[String],
         dry_run: bool,
     ) -> Result<Erased, StoreError> {
+        // Listed before anything is removed: an archived request that produced an erased
+        // event goes too, whatever its body looks like.
+        let archived = self.list_archived(erase.source.as_deref(), None).await?;
         match self {
             super::Store::Memory(memory) => {
                 let found = memory.find_erasable(erase);
-                Ok(memory.remove(&found, dry_run))
+                let ids = archived_holding(&archived, erase, &found.events);
+                let mut erased = memory.remove(&found, dry_run);
+                erased.archived = ids.len() as u64;
+                if !dry_run {
+                    memory.raw_archive().remove(&ids);
+                }
+                Ok(erased)
             }
-            super::Store::Local(local) => local.erase(erase, dry_run).await,
-            super::Store::Redis(redis) => redis.erase(erase, destinations, dry_run).await,
+            super::Store::Local(local) => local.erase(erase, dry_run, &archived).await,
+            super::Store::Redis(redis) => {
+                let (mut erased, events) = redis.erase(erase, destinations, dry_run).await?;
+                let ids = archived_holding(&archived, erase, &events);
+                erased.archived = ids.len() as u64;
+                if !dry_run && !ids.is_empty() {
+                    self.remove_archived(&ids).await?;
+                }
+                Ok(erased)
+            }
         }
     }
 

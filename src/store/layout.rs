@@ -159,6 +159,11 @@ impl Layout {
         }
     }
 
+    /// The stream of archived raw requests ([`super::archive`]): one key, so one slot.
+    pub fn archive(&self) -> String {
+        format!("{}:archive", self.prefix)
+    }
+
     /// The bytes of the bodies in [`Layout::quarantine`].
     pub fn quarantine_bytes(&self) -> String {
         format!("{}:bytes", self.quarantine())

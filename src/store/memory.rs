@@ -67,6 +67,8 @@ pub struct MemoryStore {
     clock: Clock,
     /// Audit records of erasures.
     erasures: Mutex<VecDeque<super::erase::ErasureRecord>>,
+    /// Raw requests kept for `porter reprocess` (empty unless `[archive]` is on).
+    archive: super::archive::MemoryArchive,
 }
 
 /// Where new events go.
@@ -168,7 +170,18 @@ impl MemoryStore {
             deliveries: None,
             erasures: Mutex::new(VecDeque::new()),
             clock: Clock::system(),
+            archive: super::archive::MemoryArchive::default(),
         }
+    }
+
+    /// The raw archive ([`super::archive`]).
+    pub(crate) fn raw_archive(&self) -> &super::archive::MemoryArchive {
+        &self.archive
+    }
+
+    /// The store's clock, in Unix milliseconds.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Reads time from `clock` (tests move it instead of sleeping).

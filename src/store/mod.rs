@@ -11,6 +11,7 @@
 //! A closed enum rather than a trait object: the set of stores is small and known, and a
 //! `match` keeps every implementation one jump away.
 
+pub mod archive;
 mod dedupe;
 pub mod erase;
 pub mod inspect;
@@ -31,6 +32,7 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use porter_providers::{Normalized, Reply};
 
+pub use self::archive::{Archived, ArchivedOutcome};
 pub use self::local::{LocalSchedule, LocalSettings, LocalStore};
 pub use self::memory::MemoryStore;
 pub use self::memory_schedule::MemorySchedule;

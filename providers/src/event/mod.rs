@@ -74,6 +74,11 @@ pub struct Event {
     /// `traceparent` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Present only on an event `porter reprocess` made from an archived request: the id of
+    /// the event it replaces (an `unknown` one), or of the archived request whose body was
+    /// quarantined then. The event's own id is new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reprocessedfrom: Option<String>,
     /// An OHIP Streaming event's own words (`ohipoffset`, `ohipmodule`, `ohipevent`,
     /// `ohiptimestamp`); absent on every other provider's events.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -308,6 +313,7 @@ impl Origin<'_> {
             providerdeliveryid: attributes.delivery_id,
             receivedat: self.received_at,
             traceparent: None,
+            reprocessedfrom: None,
             ohip: None,
             body,
         }

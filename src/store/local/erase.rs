@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use super::LocalStore;
 use super::files::Generations;
 use super::record::Record;
+use crate::store::Archived;
 use crate::store::StoreError;
-use crate::store::erase::{Erase, Erased, ErasureRecord};
+use crate::store::erase::{Erase, Erased, ErasureRecord, archived_holding};
 
 /// How long an erasure waits for the snapshot that takes the person out of the files.
 const COMPACT_WITHIN: Duration = Duration::from_secs(60);
@@ -20,11 +21,19 @@ const KICK_EVERY: Duration = Duration::from_millis(100);
 impl LocalStore {
     /// Finds and (unless `dry_run`) removes everything that holds the person, from memory
     /// and from the files.
-    pub async fn erase(&self, erase: &Erase, dry_run: bool) -> Result<Erased, StoreError> {
+    /// `archived` is the raw archive as listed before the erasure.
+    pub async fn erase(
+        &self,
+        erase: &Erase,
+        dry_run: bool,
+        archived: &[Archived],
+    ) -> Result<Erased, StoreError> {
         let memory = self.memory();
         let found = memory.find_erasable(erase);
-        let erased = memory.remove(&found, true);
-        if dry_run || (found.events.is_empty() && found.quarantined.is_empty()) {
+        let requests = archived_holding(archived, erase, &found.events);
+        let mut erased = memory.remove(&found, true);
+        erased.archived = requests.len() as u64;
+        if dry_run || erased.total() == 0 {
             return Ok(erased);
         }
         self.write(Record::Erase {
@@ -32,6 +41,9 @@ impl LocalStore {
             quarantined: found.quarantined.into_iter().collect(),
         })
         .await?;
+        if !requests.is_empty() {
+            self.write(Record::RemoveArchived(requests)).await?;
+        }
         self.compact().await?;
         Ok(erased)
     }

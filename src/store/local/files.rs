@@ -106,6 +106,10 @@ fn load_snapshot(dir: &Path, found: &Generations, memory: &MemoryStore) -> Resul
         match snapshot::read(dir, generation) {
             Ok(Some(state)) => {
                 memory.restore(state.store);
+                let now = memory.now_ms();
+                for (expires, item) in state.archive {
+                    memory.raw_archive().insert(item, expires, now);
+                }
                 if let Some(schedule) = memory.deliveries() {
                     let orphaned = schedule.restore(state.schedule);
                     if orphaned > 0 {

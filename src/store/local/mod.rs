@@ -443,5 +443,11 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         }
         Record::Erasure(record) => memory.record_erasure(record),
         Record::Compact => {}
+        Record::Archive { expires, item } => {
+            memory.raw_archive().insert(item, expires, memory.now_ms());
+        }
+        Record::RemoveArchived(ids) => {
+            memory.raw_archive().remove(&ids);
+        }
     }
 }

@@ -71,6 +71,13 @@ pub enum Record {
     Erasure(ErasureRecord),
     /// Nothing to apply: wakes the writer to start a snapshot an erasure is waiting for.
     Compact,
+    /// A request kept in the raw archive until `expires` (its id assigned).
+    Archive {
+        expires: i64,
+        item: crate::store::Archived,
+    },
+    /// Archived requests removed by id.
+    RemoveArchived(Vec<String>),
 }
 
 /// [`Next`] as written.
@@ -135,6 +142,10 @@ enum Wire {
     },
     Erasure(ErasureRecord),
     Compact {},
+    Archive(crate::store::archive::ArchivedWire),
+    RemoveArchived {
+        ids: Vec<String>,
+    },
 }
 
 /// Appends `payload`'s frame to `out`; `payload` writes the JSON.
@@ -214,6 +225,10 @@ impl Record {
             },
             Record::Erasure(record) => Wire::Erasure(record.clone()),
             Record::Compact => Wire::Compact {},
+            Record::Archive { expires, item } => {
+                Wire::Archive(crate::store::archive::ArchivedWire::new(item, *expires))
+            }
+            Record::RemoveArchived(ids) => Wire::RemoveArchived { ids: ids.clone() },
         }
     }
 
@@ -293,6 +308,11 @@ impl Record {
             },
             Wire::Erasure(record) => Record::Erasure(record),
             Wire::Compact {} => Record::Compact,
+            Wire::Archive(wire) => {
+                let (item, expires) = wire.into_parts()?;
+                Record::Archive { expires, item }
+            }
+            Wire::RemoveArchived { ids } => Record::RemoveArchived(ids),
         })
     }
 

@@ -56,6 +56,7 @@ enum Snap {
         source: String,
         offset: String,
     },
+    Archived(crate::store::archive::ArchivedWire),
     Destination {
         name: String,
         paused: bool,
@@ -136,6 +137,8 @@ mod erased {
 pub struct State {
     pub store: Contents,
     pub schedule: ScheduleContents,
+    /// The raw archive's entries with their expiry, oldest first.
+    pub archive: Vec<(i64, crate::store::Archived)>,
 }
 
 /// Writes `state` as generation `generation`'s snapshot in `dir`; its size in bytes.
@@ -214,6 +217,12 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
                 content_type: q.content_type.clone(),
                 body: q.body.to_vec(),
             },
+            &mut out,
+        )?;
+    }
+    for (expires, item) in &state.archive {
+        put(
+            &Snap::Archived(crate::store::archive::ArchivedWire::new(item, *expires)),
             &mut out,
         )?;
     }
@@ -352,6 +361,10 @@ pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
                 body: body.into(),
             }),
             Snap::Offset { source, offset } => state.store.offsets.push((source, offset)),
+            Snap::Archived(wire) => {
+                let (item, expires) = wire.into_parts()?;
+                state.archive.push((expires, item));
+            }
             Snap::NextDead { id } => state.schedule.next_dead = id,
             Snap::Erasure(record) => state.store.erasures.push(record),
             Snap::Destination {

@@ -179,6 +179,7 @@ impl Writer {
                 .deliveries()
                 .map(|s| s.contents())
                 .unwrap_or_default(),
+            archive: self.shared.memory.raw_archive().entries(),
         };
         self.file = file;
         self.generation = next;

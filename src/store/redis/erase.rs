@@ -32,7 +32,7 @@ impl RedisStore {
         erase: &Erase,
         destinations: &[String],
         dry_run: bool,
-    ) -> Result<Erased, StoreError> {
+    ) -> Result<(Erased, HashSet<String>), StoreError> {
         let mut erased = Erased::default();
         let mut events: HashSet<String> = HashSet::new();
         // An entry's attempt log outlives its dead letter's move: count each key once.
@@ -120,7 +120,7 @@ impl RedisStore {
                 .await?;
             }
         }
-        Ok(erased)
+        Ok((erased, events))
     }
 
     /// Keeps an erasure's audit record (a stream of its own, never trimmed).
