@@ -191,12 +191,10 @@ async fn a_broker_killed_and_restarted_loses_nothing_porter_acknowledged() {
         drop(channel);
         drop(connection);
     }
-    let server = TestServer::start_delivering(config(
-        &broker.url(),
-        &exchange,
-        "retry = [\"200ms\", \"500ms\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\", \"1s\"]",
-    ))
-    .await;
+    // Retries for about 90 s: a RabbitMQ node takes seconds to start, many more on a machine
+    // busy with a parallel test run, and events must outlast it rather than dead-letter.
+    let retry = format!("retry = [\"200ms\", \"500ms\"{}]", ", \"1s\"".repeat(88));
+    let server = TestServer::start_delivering(config(&broker.url(), &exchange, &retry)).await;
     let mut acknowledged = HashSet::new();
     for round in 0..20 {
         if round == 8 {
@@ -216,7 +214,7 @@ async fn a_broker_killed_and_restarted_loses_nothing_porter_acknowledged() {
     }
     let (_connection, channel) = rabbitmq::channel(&broker.url()).await;
     let mut delivered = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         for message in rabbitmq::drain(&channel, &queue).await {
             let event: serde_json::Value =

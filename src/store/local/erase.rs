@@ -33,17 +33,21 @@ impl LocalStore {
         let requests = archived_holding(archived, erase, &found.events);
         let mut erased = memory.remove(&found, true);
         erased.archived = requests.len() as u64;
-        if dry_run || erased.total() == 0 {
+        if dry_run {
             return Ok(erased);
         }
-        self.write(Record::Erase {
-            events: found.events.into_iter().collect(),
-            quarantined: found.quarantined.into_iter().collect(),
-        })
-        .await?;
+        if !found.events.is_empty() || !found.quarantined.is_empty() {
+            self.write(Record::Erase {
+                events: found.events.into_iter().collect(),
+                quarantined: found.quarantined.into_iter().collect(),
+            })
+            .await?;
+        }
         if !requests.is_empty() {
             self.write(Record::RemoveArchived(requests)).await?;
         }
+        // Even when nothing is found: an earlier erasure cut short (a crash before its
+        // snapshot) left the person in the older files, and this run takes them out.
         self.compact().await?;
         Ok(erased)
     }

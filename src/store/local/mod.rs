@@ -64,6 +64,8 @@ use crate::clock::Clock;
 /// The journal may grow to this size before a snapshot, or to the last snapshot's size if
 /// that is larger (writing a snapshot then costs no more than the journal it replaces).
 const SNAPSHOT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
+/// How long dropping the store waits for a snapshot under way.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(60);
 /// How often a broken journal tries to mend (cut back to its synced length).
 const MEND_EVERY: Duration = Duration::from_secs(1);
 
@@ -101,6 +103,8 @@ impl LocalSettings {
 pub struct LocalStore {
     shared: Arc<Shared>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set while a snapshot is being written (its thread holds the directory's lock).
+    snapshotting: Arc<AtomicBool>,
     clock: Clock,
 }
 
@@ -209,6 +213,7 @@ impl LocalStore {
             snapshot_after: settings.snapshot_after,
             _lock: lock,
         });
+        let snapshotting = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             shared: Arc::clone(&shared),
             file,
@@ -216,7 +221,7 @@ impl LocalStore {
             synced_len: journal_len,
             batches: 0,
             fault,
-            snapshotting: Arc::new(AtomicBool::new(false)),
+            snapshotting: Arc::clone(&snapshotting),
             compact: false,
             clock: clock.clone(),
             reported: (Instant::now(), 0),
@@ -230,6 +235,7 @@ impl LocalStore {
             Self {
                 shared,
                 writer: Mutex::new(Some(handle)),
+                snapshotting,
                 clock,
             },
             recovery,
@@ -385,6 +391,12 @@ impl Drop for LocalStore {
         let handle = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(handle) = handle {
             let _ = handle.join();
+        }
+        // A snapshot under way holds the store (and its lock) until it is written: wait, so
+        // that the directory is free once the store is dropped.
+        let started = Instant::now();
+        while self.snapshotting.load(Ordering::Acquire) && started.elapsed() < SNAPSHOT_WAIT {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }

@@ -206,6 +206,8 @@ impl Writer {
                         tracing::warn!(%error, "writing a snapshot failed; the journals still hold everything")
                     }
                 }
+                // Let go of the store (its lock) before saying the snapshot is done.
+                drop(shared);
                 snapshotting.store(false, Ordering::Release);
             });
         if spawned.is_err() {
