@@ -547,3 +547,79 @@ fn the_command_erases_through_porter_serve_or_on_the_store_itself() {
         "a second run finds nothing: {out}"
     );
 }
+
+/// An attempt in flight while its event is erased, and the last one: the worker's dead letter
+/// would bring the event back. The erasure marks the entry first; the dead letter is not
+/// written. Another entry's last attempt, in the same moment, is dead-lettered as ever.
+#[tokio::test]
+async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event() {
+    use porter::store::erase::Erase;
+    use porter::store::{Attempt, Next, RedisSchedule, Schedule, Store};
+
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("redis");
+    let store = std::sync::Arc::new(common::redis_server::store_on(&redis));
+    let queue = RedisSchedule::new(std::sync::Arc::clone(&store), "test".to_owned());
+    let schedule = store.layout().schedule("frontdesk", 0);
+    let cli = |args: &[&str]| redis.cli(args).expect("redis-cli").trim().to_owned();
+    let event = |id: &str, from: &str| {
+        json!({"specversion": "1.0", "id": id, "source": "/sources/whatsapp",
+               "type": "message.received", "data": {"from": from}})
+        .to_string()
+    };
+    for (id, from) in [("evt_anna", ANNA), ("evt_ben", BEN)] {
+        let entry = cli(&[
+            "XADD",
+            "porter:events",
+            "*",
+            "event",
+            &event(id, from),
+            "type",
+            "message.received",
+            "source",
+            "whatsapp",
+            "id",
+            id,
+        ]);
+        cli(&["ZADD", &schedule, "0", &entry]);
+    }
+    let now = jiff::Timestamp::now().as_millisecond();
+    let jobs = queue
+        .lease("frontdesk", 0, 10, false, now, now + 60_000)
+        .await
+        .expect("lease");
+    assert_eq!(jobs.len(), 2);
+
+    let erase = Erase {
+        person: porter::privacy::Person::phone("+4915123456789").expect("phone"),
+        source: None,
+    };
+    let erased = Store::Redis(std::sync::Arc::clone(&store))
+        .erase(&erase, &["frontdesk".to_owned()], false)
+        .await
+        .expect("erase");
+    assert_eq!((erased.events, erased.scheduled), (1, 1));
+
+    for job in &jobs {
+        let attempt = Attempt {
+            at: jiff::Timestamp::now(),
+            status: Some(500),
+            outcome: "status 500".to_owned().into(),
+            duration_ms: 3,
+        };
+        queue
+            .finish("frontdesk", job, attempt, Next::DeadLettered)
+            .await
+            .expect("finish");
+    }
+    let dead = cli(&["XRANGE", "porter:dlq", "-", "+"]);
+    assert!(
+        dead.contains("evt_ben"),
+        "Ben's job is dead-lettered: {dead}"
+    );
+    assert!(
+        !dead.contains("evt_anna") && !dead.contains(ANNA),
+        "the erased event is not: {dead}"
+    );
+}

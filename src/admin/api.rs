@@ -31,7 +31,8 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn store_error(error: &StoreError) -> Response {
+/// 503 `store_unavailable`, with the store's reason.
+pub(super) fn store_error(error: &StoreError) -> Response {
     error_response_for_store(error)
 }
 

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::Admin;
-use super::api::error;
+use super::api::{error, store_error};
 use crate::privacy::erase::{EraseError, Request, erase as run};
 use crate::privacy::{Person, PersonKind};
 
@@ -110,11 +110,7 @@ pub async fn erase(State(admin): State<Arc<Admin>>, body: Option<Json<EraseBody>
             "no_privacy_key",
             &EraseError::NoKey.to_string(),
         ),
-        Err(EraseError::Store(e)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            &e.to_string(),
-        ),
+        Err(EraseError::Store(e)) => store_error(&e),
     }
 }
 
@@ -130,10 +126,6 @@ pub async fn erasures(
     let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
     match admin.gateway.store.erasures(limit).await {
         Ok(records) => Json(serde_json::json!({ "erasures": records })).into_response(),
-        Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            &e.to_string(),
-        ),
+        Err(e) => store_error(&e),
     }
 }

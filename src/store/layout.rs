@@ -137,6 +137,13 @@ impl Layout {
         format!("{}:dlq", self.prefix)
     }
 
+    /// The stream entries erasures took, as `<shard>:<entry>` by time (a sorted set in the
+    /// dead-letter stream's hash slot): a job in flight during an erasure is not
+    /// dead-lettered afterwards (`dead_letter.lua`).
+    pub fn erased(&self) -> String {
+        format!("{{{}}}:erased", self.dead_letters())
+    }
+
     /// The audit records of erasures (a stream, never trimmed).
     pub fn erasures(&self) -> String {
         format!("{}:erasures", self.prefix)

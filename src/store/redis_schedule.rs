@@ -49,6 +49,7 @@ pub struct RedisSchedule {
     complete: Script,
     group: Script,
     rate: Script,
+    dead_letter: Script,
 }
 
 impl std::fmt::Debug for RedisSchedule {
@@ -90,6 +91,7 @@ impl RedisSchedule {
             complete: Script::new(include_str!("complete.lua")),
             group: super::redis::group_script(),
             rate: Script::new(include_str!("rate.lua")),
+            dead_letter: Script::new(include_str!("dead_letter.lua")),
         }
     }
 
@@ -456,9 +458,9 @@ impl RedisSchedule {
             .collect())
     }
 
-    /// Appends the job, its event and every attempt to the dead-letter stream, then takes it
-    /// out of the schedule. (In that order: a crash in between dead-letters it twice, never
-    /// loses it.)
+    /// Appends the job, its event and every attempt to the dead-letter stream (unless an
+    /// erasure took its entry while the attempt was in flight), then takes it out of the
+    /// schedule. (In that order: a crash in between dead-letters it twice, never loses it.)
     async fn dead_letter(
         &self,
         destination: &str,
@@ -469,9 +471,11 @@ impl RedisSchedule {
         let attempts =
             serde_json::to_string(&attempts).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let mut connection = self.store.connection().await?;
-        redis::cmd("XADD")
-            .arg(self.store.layout().dead_letters())
-            .arg("*")
+        let layout = self.store.layout();
+        self.dead_letter
+            .key(layout.dead_letters())
+            .key(layout.erased())
+            .arg(format!("{}:{}", job.shard, job.entry))
             .arg("destination")
             .arg(destination)
             .arg("shard")
@@ -486,7 +490,7 @@ impl RedisSchedule {
             .arg(job.event.as_deref().unwrap_or_default())
             .arg("attempts")
             .arg(attempts)
-            .query_async::<String>(&mut connection)
+            .invoke_async::<i64>(&mut connection)
             .await
             .map_err(unavailable)?;
         self.complete(destination, job).await

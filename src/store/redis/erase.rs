@@ -5,7 +5,10 @@
 //! command per key, so that on a cluster each command goes to the node of its key's slot.
 //! A scheduled delivery is cancelled with `ZREM` before its entry is deleted; a worker that
 //! leases it later finds nothing to lease, and one that holds it at this moment finishes its
-//! attempt (`reschedule` is `ZADD XX`, so it cannot bring the entry back).
+//! attempt (`reschedule` is `ZADD XX`, so it cannot bring the entry back). Each entry taken is
+//! first marked (`Layout::erased`), before the dead letters are searched, so that such an
+//! attempt, if it was the last, does not dead-letter the event afterwards
+//! (`dead_letter.lua` checks the mark in the same step as it writes).
 
 use std::collections::HashSet;
 
@@ -15,6 +18,8 @@ use crate::store::StoreError;
 
 /// Entries read per page.
 const PAGE: usize = 500;
+/// How long an erased entry stays marked against dead-lettering (Unix milliseconds).
+const ERASED_MARKS_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(error.to_string())
@@ -34,6 +39,17 @@ impl RedisStore {
         dry_run: bool,
     ) -> Result<(Erased, HashSet<String>), StoreError> {
         let mut erased = Erased::default();
+        if !dry_run {
+            // Marks live as long as a lease could: a day is far longer.
+            let day_ago = jiff::Timestamp::now().as_millisecond() - ERASED_MARKS_MS;
+            self.command::<u64>(
+                redis::cmd("ZREMRANGEBYSCORE")
+                    .arg(self.layout.erased())
+                    .arg("-inf")
+                    .arg(day_ago),
+            )
+            .await?;
+        }
         let mut events: HashSet<String> = HashSet::new();
         // An entry's attempt log outlives its dead letter's move: count each key once.
         let mut logs: HashSet<String> = HashSet::new();
@@ -47,6 +63,17 @@ impl RedisStore {
                 }
             })
             .await?;
+            if !dry_run && !matched.is_empty() {
+                // Marked before the dead letters are searched: an attempt in flight now will
+                // not dead-letter the entry afterwards.
+                let now = jiff::Timestamp::now().as_millisecond();
+                let mut mark = redis::cmd("ZADD");
+                mark.arg(self.layout.erased());
+                for entry in &matched {
+                    mark.arg(now).arg(format!("{shard}:{entry}"));
+                }
+                self.command::<u64>(&mark).await?;
+            }
             for entry in matched {
                 for destination in destinations {
                     let schedule = self.layout.schedule(destination, shard);
