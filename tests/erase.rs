@@ -623,3 +623,100 @@ async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event()
         "the erased event is not: {dead}"
     );
 }
+
+/// Erasure while porter serves: ingest goes on (every request answered 200, nothing waits on
+/// the erasure), delivery goes on (every other guest's event arrives), and two runs (one in
+/// the middle of the traffic, one after it) erase each of her events exactly once.
+async fn erase_during_traffic(store: &str) {
+    let crm = Receiver::start(vec![]).await;
+    let unused = Receiver::start(vec![]).await;
+    let server = std::sync::Arc::new(
+        TestServer::start_delivering(config(store, &crm.url(), &unused.url(), &unused.url())).await,
+    );
+    for name in ["billing", "warehouse"] {
+        api(
+            &server,
+            RawRequest::post(&format!("/api/destinations/{name}/pause"), ""),
+        )
+        .await;
+    }
+    const SENT: usize = 300;
+    let traffic = {
+        let server = std::sync::Arc::clone(&server);
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..SENT {
+                let from = if i % 10 == 0 {
+                    ANNA.to_owned()
+                } else {
+                    (4_470_000_000_000u64 + i as u64).to_string()
+                };
+                let answer = server
+                    .send(&message(&format!("wamid.t{i}"), &from, "hi"))
+                    .await;
+                statuses.push(answer.status);
+            }
+            statuses
+        })
+    };
+    while crm.received().len() < 50 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first = erase(&server, json!({ "phone": ANNA })).await;
+    let statuses = traffic.await.expect("traffic");
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every request answered 200 during the erasure"
+    );
+    let second = erase(&server, json!({ "phone": ANNA })).await;
+    let erased =
+        first["erased"]["events"].as_u64().unwrap() + second["erased"]["events"].as_u64().unwrap();
+    assert_eq!(
+        erased,
+        (SENT / 10) as u64,
+        "each of her events erased once: {first} {second}"
+    );
+    assert!(first["erased"]["events"].as_u64().unwrap() > 0, "{first}");
+
+    let others = SENT - SENT / 10;
+    // crm also gets her events delivered before the erasure, and the two requests.
+    let from_others = || {
+        crm.received()
+            .iter()
+            .filter(|r| r.event()["type"] == "message.received")
+            .filter(|r| r.event()["data"]["from"] != ANNA)
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while from_others() < others && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(from_others(), others, "every other guest's event delivered");
+    let events = api(&server, RawRequest::get("/api/events?limit=1000")).await;
+    let stored: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "/sources/whatsapp")
+        .collect();
+    assert_eq!(stored.len(), others);
+    assert!(stored.iter().all(|e| e["data"]["from"] != ANNA));
+}
+
+#[tokio::test]
+async fn erasure_while_porter_serves_on_the_local_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    erase_during_traffic(&format!(
+        "kind = \"local\"\npath = \"{}\"",
+        dir.path().display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn erasure_while_porter_serves_on_redis() {
+    let redis = tokio::task::spawn_blocking(RedisServer::start)
+        .await
+        .expect("redis");
+    erase_during_traffic(&format!("kind = \"redis\"\nurl = \"{}\"", redis.url())).await;
+}
