@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use super::record::Record;
+use super::record::{HEADER, Record};
 use crate::store::StoreError;
 
 /// The outcome of one batch, which every caller of that batch waits for.
@@ -217,6 +217,21 @@ impl Failing {
     }
 }
 
+/// Where to tear a batch: about its middle, but never between two frames (a batch of two
+/// frames of one size would otherwise tear cleanly, and leave nothing torn to find).
+fn tear_point(bytes: &[u8]) -> usize {
+    let middle = bytes.len() / 2;
+    let mut at = 0;
+    while at + HEADER <= bytes.len() {
+        if at == middle {
+            return middle + 1;
+        }
+        let length = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        at += HEADER + length as usize;
+    }
+    middle
+}
+
 impl Fault {
     pub fn from_env() -> Self {
         let torn_after = std::env::var("PORTER_LOCAL_FAULT")
@@ -236,11 +251,33 @@ impl Fault {
     /// error fails the write.
     pub fn before_write(&self, file: &mut File, batch: u64, bytes: &[u8]) -> std::io::Result<()> {
         if self.torn_after == Some(batch) {
-            let _ = file.write_all(&bytes[..bytes.len() / 2]);
+            let _ = file.write_all(&bytes[..tear_point(bytes)]);
             std::process::abort();
         }
         #[cfg(test)]
         self.failing.before_write()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tear {
+    use super::*;
+
+    #[test]
+    fn a_tear_never_falls_between_two_frames() {
+        let mut two = Vec::new();
+        for _ in 0..2 {
+            Record::Compact.encode(&mut two);
+        }
+        let at = tear_point(&two);
+        assert_eq!(
+            at,
+            two.len() / 2 + 1,
+            "two frames of one size: past the boundary"
+        );
+        let mut one = Vec::new();
+        Record::Compact.encode(&mut one);
+        assert_eq!(tear_point(&one), one.len() / 2);
     }
 }
