@@ -57,7 +57,8 @@ enum Command {
     /// Sign FILE exactly as SOURCE's provider would and POST it; print the answer.
     Send(SendArgs),
     /// Erase one person (by phone, email or guest id) from every stored event, quarantined
-    /// body, dead letter and attempt record; record the erasure and tell destinations.
+    /// body, archived request, dead letter and attempt record; record the erasure and tell
+    /// destinations.
     Erase(crate::erase_command::EraseArgs),
     /// Inspect the event stream(s) of the configured store.
     Events {
