@@ -135,12 +135,17 @@ def stored_ids(redis):
     return ids
 
 
-def exactly_once(acknowledged, stored):
+def exactly_once(acknowledged, stored, file_system_may_lose=0):
+    """Every acknowledged event stored, none twice; `file_system_may_lose` is how many the
+    file system itself may have lost after reporting them synced (see bench/fs_error.py).
+    Returns how many were missing."""
     counts = collections.Counter(stored)
     repeated = [key for key, n in counts.items() if n > 1]
     check(not repeated, f"{len(repeated)} events are stored more than once, e.g. {repeated[:3]}")
     missing = [key for key in acknowledged if key not in counts]
-    check(not missing, f"{len(missing)} acknowledged events are not stored, e.g. {missing[:3]}")
+    check(len(missing) <= file_system_may_lose,
+          f"{len(missing)} acknowledged events are not stored, e.g. {missing[:3]}")
+    return len(missing)
 
 
 def statuses(report):
@@ -499,10 +504,15 @@ def local_readonly(args, work):
         porter.start()
         acked = report["acknowledged"]
         stored = stored_local(args, porter)
-        exactly_once(acked, stored)
+        # ext4 may lose the one write whose fdatasync returned in the instant the error hit
+        # (after fsck): bench/fs_error.py shows it without porter. More than one is porter's.
+        lost = exactly_once(acked, stored, file_system_may_lose=1)
+        lost_note = (f"; {lost} acknowledged in the instant of the error was lost by the file "
+                     f"system (fdatasync had returned; see bench/fs_error.py)" if lost else "")
         return (f"{codes.get(200, 0)} answered 200 before and {codes.get(503, 0)} 503 after the "
                 f"file system turned read-only; porter kept running; after fsck and a restart "
-                f"all {len(acked)} acknowledged events were there once")
+                f"{len(acked) - lost} of {len(acked)} acknowledged events were there once"
+                f"{lost_note}")
     finally:
         if porter:
             porter.close()
