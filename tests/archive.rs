@@ -287,20 +287,16 @@ async fn the_local_archive_survives_snapshots_and_restarts() {
         Store::Local(std::sync::Arc::new(store))
     };
     let at = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
-    let item = |i: usize| Archived {
-        id: String::new(),
-        source: "vendor".to_owned(),
-        received_at: at,
-        method: "POST".to_owned(),
-        endpoint: String::new(),
-        path: "/vendor".to_owned(),
-        query: None,
-        headers: vec![(
-            "x-signature".to_owned(),
-            bytes::Bytes::from(format!("sig{i}")),
-        )],
-        body: bytes::Bytes::from(vec![b'x'; 1000 + i]),
-        outcome: ArchivedOutcome::Events(vec![(format!("evt_{i}"), "unknown".to_owned())]),
+    let item = |i: usize| {
+        vendor_request(
+            at,
+            vec![(
+                "x-signature".to_owned(),
+                bytes::Bytes::from(format!("sig{i}")),
+            )],
+            bytes::Bytes::from(vec![b'x'; 1000 + i]),
+            ArchivedOutcome::Events(vec![(format!("evt_{i}"), "unknown".to_owned())]),
+        )
     };
     let day = Duration::from_secs(86_400);
     let kept = {
@@ -365,23 +361,17 @@ async fn a_body_quarantined_then_that_parses_now_becomes_an_event_once() {
     .await;
     let body = json!({"id": "q-1", "type": "booking.made", "reservation_id": "R-9"});
     let request = signed(NEW_SECRET, at, &body);
-    let item = Archived {
-        id: String::new(),
-        source: "vendor".to_owned(),
-        received_at: at,
-        method: "POST".to_owned(),
-        endpoint: String::new(),
-        path: "/vendor".to_owned(),
-        query: None,
-        headers: request
+    let item = vendor_request(
+        at,
+        request
             .headers
             .iter()
             .filter(|(n, _)| n != "Cookie")
             .map(|(n, v)| (n.to_ascii_lowercase(), bytes::Bytes::from(v.clone())))
             .collect(),
-        body: bytes::Bytes::from(request.body.clone()),
-        outcome: ArchivedOutcome::Quarantined("the body is not JSON".to_owned()),
-    };
+        bytes::Bytes::from(request.body.clone()),
+        ArchivedOutcome::Quarantined("the body is not JSON".to_owned()),
+    );
     let id = server
         .gateway
         .store
@@ -478,16 +468,13 @@ async fn redis_appends_trim_entries_past_the_retention() {
     // The archive keeps received-at to the millisecond, as the system clock reads it.
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
     let item = |at: Timestamp| Archived {
-        id: String::new(),
-        source: "vendor".to_owned(),
-        received_at: at,
-        method: "POST".to_owned(),
-        endpoint: String::new(),
-        path: "/vendor".to_owned(),
         query: Some("token=t".to_owned()),
-        headers: vec![("x-signature".to_owned(), bytes::Bytes::from_static(b"s"))],
-        body: bytes::Bytes::from_static(b"{}"),
-        outcome: ArchivedOutcome::Events(vec![("evt_1".to_owned(), "unknown".to_owned())]),
+        ..vendor_request(
+            at,
+            vec![("x-signature".to_owned(), bytes::Bytes::from_static(b"s"))],
+            bytes::Bytes::from_static(b"{}"),
+            ArchivedOutcome::Events(vec![("evt_1".to_owned(), "unknown".to_owned())]),
+        )
     };
     let retention = Duration::from_secs(1);
     let first = store.archive(item(now), retention).await.expect("first");
@@ -700,4 +687,25 @@ async fn a_failing_archive_write_never_changes_the_answer() {
         "the archive's key is still not a stream"
     );
     server.stop().await;
+}
+
+/// An archived POST to the `vendor` source's `/vendor`, not yet given an id.
+fn vendor_request(
+    at: Timestamp,
+    headers: Vec<(String, bytes::Bytes)>,
+    body: bytes::Bytes,
+    outcome: ArchivedOutcome,
+) -> Archived {
+    Archived {
+        id: String::new(),
+        source: "vendor".to_owned(),
+        received_at: at,
+        method: "POST".to_owned(),
+        endpoint: String::new(),
+        path: "/vendor".to_owned(),
+        query: None,
+        headers,
+        body,
+        outcome,
+    }
 }

@@ -154,16 +154,7 @@ retry = ["50ms"]
     receiver.wait_for(2, Duration::from_secs(10)).await;
 
     let browser = Browser::start().await;
-    browser.goto(&format!("{admin}/login")).await;
-    browser
-        .client
-        .find(Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys(common::ADMIN_TOKEN)
-        .await
-        .expect("type");
-    browser.click("button[type=submit].primary").await;
+    browser.log_in(&admin, common::ADMIN_TOKEN).await;
     assert_eq!(browser.text("h1").await, "Overview");
 
     // The dead letter shows up (the worker may still be moving it) and is replayed.
@@ -256,16 +247,7 @@ secrets = ["{SECRET}"]
     }
 
     let browser = Browser::start().await;
-    browser.goto(&format!("{admin}/login")).await;
-    browser
-        .client
-        .find(Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys(common::ADMIN_TOKEN)
-        .await
-        .expect("type");
-    browser.click("button[type=submit].primary").await;
+    browser.log_in(&admin, common::ADMIN_TOKEN).await;
     browser.goto(&format!("{admin}/guest-data")).await;
     assert_eq!(browser.text("h1").await, "Guest data");
     assert!(browser.text("main").await.contains("No erasures yet"));

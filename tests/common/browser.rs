@@ -72,6 +72,33 @@ impl Browser {
         self.client.goto(url).await.expect("navigate");
     }
 
+    /// Logs in to the console at `admin` (`http://host:port`) with `token`.
+    pub async fn log_in(&self, admin: &str, token: &str) {
+        self.goto(&format!("{admin}/login")).await;
+        self.client
+            .find(fantoccini::Locator::Css("#token"))
+            .await
+            .expect("token field")
+            .send_keys(token)
+            .await
+            .expect("type");
+        self.click("button[type=submit].primary").await;
+        // Wait for the redirect: reading the page before it lands reads the login form.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self
+            .client
+            .current_url()
+            .await
+            .is_ok_and(|url| url.path() == "/login")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the login did not redirect"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The text of the first element matching `css`.
     ///
     /// Retried for 5 s: an element found just before a form's redirect replaces the page is

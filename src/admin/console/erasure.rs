@@ -142,8 +142,9 @@ fn body(
         @if let Some(notice) = notice { p.notice { (notice) } }
         h1 { "Guest data" }
         p.muted {
-            "Erase one person from every stored event, quarantined body, scheduled delivery, "
-            "dead letter and attempt record. Find first: nothing changes until you erase. "
+            "Erase one person from every stored event, quarantined body, archived request, "
+            "scheduled delivery, dead letter and attempt record. Find first: nothing changes "
+            "until you erase. "
             "What destinations already received is theirs to erase: they are sent an "
             "erasure.requested event."
         }
