@@ -40,6 +40,9 @@ pub enum Answer {
     IncompleteBody,
     /// The store could not take the events (down, slow or full): retry later.
     Unavailable,
+    /// Over a bound on what is held before authentication (body bytes being read, requests in
+    /// flight from one peer): retry later.
+    Busy,
 }
 
 impl Answer {
@@ -58,6 +61,7 @@ impl Answer {
             Answer::RequestTimeout => "request_timeout",
             Answer::IncompleteBody => "incomplete_body",
             Answer::Unavailable => "unavailable",
+            Answer::Busy => "busy",
         }
     }
 
@@ -80,7 +84,7 @@ impl Answer {
             Answer::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Answer::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Answer::IncompleteBody => StatusCode::BAD_REQUEST,
-            Answer::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Answer::Unavailable | Answer::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -133,7 +137,7 @@ impl IntoResponse for Answer {
                     headers.insert(header::ALLOW, value);
                 }
             }
-            Answer::Unavailable => {
+            Answer::Unavailable | Answer::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             _ => {}

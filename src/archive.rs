@@ -10,6 +10,9 @@
 //! counted in `porter_archive_failures_total{source, reason}`. A request the store refused
 //! (503) is not archived: the provider retries it, and the retry is.
 //!
+//! A request whose events were all duplicates is never archived: its first copy was (or was
+//! erased since, and must stay so), and a replayed request must cost nothing but its answer.
+//!
 //! What is kept of a request ([`kept_headers`]): the headers its provider signs (the names
 //! its own `sign` sets, so no list to keep in step by hand), `content-type`, and the few it
 //! reads besides (Standard Webhooks' `svix-*` spelling, Twilio's idempotency token, Mews POS's
@@ -137,9 +140,14 @@ impl Archiver {
         tokio::spawn(async move {
             let result = gateway.store.archive(item, retention).await;
             drop(permit);
-            if let Err(error) = result {
-                failed(&source, "store");
-                tracing::warn!(source, %error, "request not archived");
+            match result {
+                Ok(Some(_)) => {}
+                // An erasure took what it holds since it was answered: it stays erased.
+                Ok(None) => tracing::info!(source, "request not archived: its data was erased"),
+                Err(error) => {
+                    failed(&source, "store");
+                    tracing::warn!(source, %error, "request not archived");
+                }
             }
         });
     }

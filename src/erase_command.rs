@@ -88,6 +88,7 @@ pub fn run(args: &EraseArgs) -> ExitCode {
         person,
         source: args.source.clone(),
         dry_run: args.dry_run,
+        remember_for: crate::privacy::erase::remember_for(&config.sources),
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

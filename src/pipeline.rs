@@ -24,7 +24,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use porter_providers::rejection::RejectionClass;
 use porter_providers::{Normalization, Request};
 use tokio::time::timeout_at;
@@ -33,6 +33,7 @@ use tracing::Span;
 use crate::activity::{Diagnosed, EventId, RequestEntry, Routed};
 use crate::answer::Answer;
 use crate::config::SourceConfig;
+use crate::connections::{OverBudget, Peer, Reservation};
 use crate::routes::Route;
 use crate::server::Gateway;
 use crate::store::{Archived, ArchivedOutcome, Quarantined};
@@ -187,8 +188,9 @@ async fn process(
         .checked_add(gateway.limits.request_timeout)
         .unwrap_or(started + std::time::Duration::from_secs(3600));
     let deadline = tokio::time::Instant::from_std(deadline);
-    let body = match read_body(parts, body, gateway.limits.max_body_bytes, deadline).await {
-        Ok(body) => body,
+    // Held until the request is answered: its body is held until then.
+    let (body, _reservation) = match read_body(parts, body, &gateway.limits, deadline).await {
+        Ok(read) => read,
         Err(answer) => return answer.into(),
     };
     let request = Request {
@@ -274,7 +276,8 @@ async fn process(
     });
     let mut outcome = store(gateway, config, normalization, deadline, span).await;
     outcome.received = Some(now);
-    if matches!(outcome.answer, Answer::Accepted(_) | Answer::Duplicate(_)) {
+    // A request of duplicates only is not archived: its first copy was (or was erased since).
+    if matches!(outcome.answer, Answer::Accepted(_)) && outcome.new > 0 {
         outcome.archive = draft.map(|mut item| {
             item.outcome = ArchivedOutcome::Events(stored.unwrap_or_default());
             item
@@ -312,13 +315,18 @@ fn diagnose(
     })
 }
 
-/// Reads the body within the size limit and the request deadline.
+/// Reads the body within the size limit, the body budget and the request deadline.
+///
+/// The bytes are reserved against the budget before they are buffered: a declared length
+/// whole and up front (nothing is read when it does not fit), otherwise as they arrive. The
+/// reservation is returned with the body and held until the request is answered.
 async fn read_body(
     parts: &Parts,
     body: Body,
-    limit: usize,
+    limits: &crate::server::Limits,
     deadline: tokio::time::Instant,
-) -> Result<Bytes, Answer> {
+) -> Result<(Bytes, Reservation), Answer> {
+    let limit = limits.max_body_bytes;
     let declared = parts
         .headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -326,13 +334,54 @@ async fn read_body(
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(Answer::PayloadTooLarge);
     }
-    match timeout_at(deadline, Limited::new(body, limit).collect()).await {
-        Err(_elapsed) => Err(Answer::RequestTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Answer::PayloadTooLarge)
+    // At most `limit`, which fits in usize.
+    let declared = declared.map(|length| length as usize);
+    let peer = parts.extensions.get::<Peer>().copied();
+    let over_budget = |over: OverBudget| {
+        metrics::counter!("porter_requests_refused_total", "listener" => "providers", "reason" => over.label())
+            .increment(1);
+        tracing::debug!(reason = over.label(), "body over budget");
+        Answer::Busy
+    };
+    let mut reservation = limits
+        .body_budget
+        .reserve(peer, declared.unwrap_or(0))
+        .map_err(over_budget)?;
+    let read = async {
+        let mut body = body;
+        let mut first: Option<Bytes> = None;
+        let mut rest = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| Answer::IncompleteBody)?.into_data() else {
+                continue; // trailers
+            };
+            let held = first.as_ref().map_or(0, Bytes::len) + rest.len();
+            let total = held + data.len();
+            if total > limit {
+                return Err(Answer::PayloadTooLarge);
+            }
+            if total > reservation.bytes() {
+                reservation
+                    .grow(total - reservation.bytes())
+                    .map_err(over_budget)?;
+            }
+            // The usual body is one frame: kept as it came, without a copy.
+            match first.take() {
+                None if rest.is_empty() => first = Some(data),
+                None => rest.extend_from_slice(&data),
+                Some(earlier) => {
+                    rest.reserve(declared.unwrap_or(total).max(total));
+                    rest.extend_from_slice(&earlier);
+                    rest.extend_from_slice(&data);
+                }
+            }
         }
-        Ok(Err(_broken)) => Err(Answer::IncompleteBody),
+        Ok(first.unwrap_or_else(|| rest.freeze()))
+    };
+    match timeout_at(deadline, read).await {
+        Err(_elapsed) => Err(Answer::RequestTimeout),
+        Ok(Ok(body)) => Ok((body, reservation)),
+        Ok(Err(answer)) => Err(answer),
     }
 }
 

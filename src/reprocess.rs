@@ -14,7 +14,9 @@
 //!    (matched by id, which comes from the provider's key, or else by position), or any event
 //!    of a body that was quarantined then, is a change; everything else is unchanged (a typed
 //!    event is never rewritten, and nothing is turned back into `unknown`);
-//! 4. **store** each change as a new event through the ordinary dedupe-and-enqueue, so
+//! 4. **skip** a request whose original events or body an erasure removed (what was erased
+//!    stays erased; see [`crate::store::erase`]);
+//! 5. **store** each change as a new event through the ordinary dedupe-and-enqueue, so
 //!    destinations receive it: its id is [`event_id`] of the source and
 //!    `reprocessed:<original>:<hash of its type and data>`, it is its own dedupe key, kept for
 //!    the archive's retention (longer than the archived request can live), and it carries
@@ -75,6 +77,9 @@ pub struct Summary {
     pub stored: usize,
     /// New events a previous (or concurrent) run had already stored.
     pub already_stored: usize,
+    /// Archived requests skipped because an erasure removed their original events or body.
+    #[serde(default)]
+    pub erased: usize,
     pub changes: Vec<Change>,
 }
 
@@ -121,6 +126,17 @@ pub async fn run(gateway: &Gateway, options: &Options) -> Result<Summary, Reproc
         };
         if changes.is_empty() {
             summary.unchanged += 1;
+            continue;
+        }
+        // Never an event whose original (or whose request's body) an erasure removed.
+        let mut tombstones = crate::store::erase::archived_tombstones(&item);
+        tombstones.extend(
+            changes
+                .iter()
+                .filter_map(|c| c.event.reprocessedfrom.clone()),
+        );
+        if !gateway.store.erased_among(&tombstones).await?.is_empty() {
+            summary.erased += 1;
             continue;
         }
         summary.changed += 1;
@@ -254,6 +270,13 @@ pub fn describe(summary: &Summary, dry_run: bool) -> String {
             format!(", {} already stored", summary.already_stored)
         },
     );
+    if summary.erased > 0 {
+        let _ = writeln!(
+            text,
+            "{} archived requests skipped: an erasure removed what they held",
+            summary.erased
+        );
+    }
     text
 }
 

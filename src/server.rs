@@ -30,7 +30,7 @@ pub use crate::clock::Clock;
 use crate::config::{
     Config, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, SourceConfig, StoreKind,
 };
-use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
+use crate::connections::{self, Admissions, BodyBudget, Bounded, ConnectionLimits};
 use crate::delivery::Plan;
 use crate::pipeline;
 use crate::routes::RouteTable;
@@ -41,11 +41,13 @@ use crate::store::{
 use crate::telemetry;
 
 /// Per-request and per-connection limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
     pub connections: ConnectionLimits,
+    /// The bytes of request bodies being read, in all and per peer.
+    pub body_budget: Arc<BodyBudget>,
 }
 
 /// Everything a request needs, shared by all requests.
@@ -106,6 +108,10 @@ impl Gateway {
                 max_body_bytes: config.server.max_body_bytes,
                 request_timeout: config.server.request_timeout,
                 connections: config.server.connections,
+                body_budget: BodyBudget::new(
+                    config.server.max_buffered_bytes,
+                    config.server.max_buffered_bytes_per_peer,
+                ),
             },
             clock,
             intake: Arc::new(AtomicBool::new(true)),
@@ -124,12 +130,16 @@ impl Gateway {
 /// The store a configuration describes; a memory store schedules deliveries for `plan`'s
 /// destinations. Redis calls are bounded by the request timeout.
 pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, StoreError> {
+    let archive_max_bytes = config
+        .archive
+        .map_or(crate::store::archive::DEFAULT_MAX_BYTES, |a| a.max_bytes);
     Ok(match &config.store.kind {
         StoreKind::Memory {
             print_events,
             capacity,
         } => {
             let store = MemoryStore::new(*print_events, *capacity).with_clock(clock.clone());
+            store.raw_archive().set_max_bytes(archive_max_bytes);
             let destinations = plan.memory_destinations();
             if destinations.is_empty() {
                 Store::Memory(store)
@@ -151,6 +161,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
                 print_events: *print_events,
                 capacity: *capacity,
                 retain_events: *retain_events,
+                archive_max_bytes,
                 ..LocalSettings::new(path.clone())
             };
             let (store, recovery) = LocalStore::open(&settings, schedule, clock.clone())?;
@@ -175,6 +186,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
             max_len: *max_len,
             shards: *shards,
             timeout: config.server.request_timeout,
+            archive_max_bytes,
         })?)),
     })
 }
@@ -251,13 +263,20 @@ pub async fn serve_router(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let admissions = Arc::new(Admissions::new(name));
+    let admissions = Admissions::new(name);
     let mut builder = ConnectionBuilder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout);
-    builder.http2().timer(TokioTimer::new());
+        .header_read_timeout(limits.header_timeout)
+        // Enough for the largest head porter accepts (32 KiB) and a body chunk; hyper's default
+        // (~400 KiB) would let each half-sent head hold that much.
+        .max_buf_size(H1_MAX_BUF_SIZE);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_streams)
+        .max_header_list_size(H2_MAX_HEADER_LIST_SIZE);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -275,8 +294,8 @@ pub async fn serve_router(
                 continue;
             }
         };
-        let admission = match admissions.admit(peer.ip(), &limits) {
-            Ok(admission) => admission,
+        let conn = match admissions.admit(peer.ip(), &limits) {
+            Ok(conn) => conn,
             Err(refused) => {
                 metrics::counter!("porter_connections_refused_total", "listener" => name, "reason" => refused.label())
                     .increment(1);
@@ -289,27 +308,105 @@ pub async fn serve_router(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY could not be set");
         }
-        let io = TokioIo::new(Bounded::new(stream, limits.idle_timeout, admission));
-        let service =
-            router
-                .clone()
-                .map_request(move |mut request: axum::http::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
+        let io = TokioIo::new(Bounded::new(stream, limits.idle_timeout, Arc::clone(&conn)));
+        let service = in_flight_service(router.clone(), Arc::clone(&conn), peer, limits, name);
         let connection = builder
             .serve_connection_with_upgrades(io, TowerToHyperService::new(service))
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(error = %error, "connection ended with an error");
-            }
-        });
+        tokio::spawn(run_connection(
+            connection,
+            conn,
+            limits.header_timeout,
+            name,
+        ));
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// hyper's HTTP/1 read buffer per connection.
+const H1_MAX_BUF_SIZE: usize = 64 * 1024;
+/// The largest HTTP/2 header list porter accepts (as the 32 KiB of the pipeline's check).
+const H2_MAX_HEADER_LIST_SIZE: u32 = 32 * 1024;
+
+/// Runs one connection until it ends, is chosen to make room for another, or has not completed
+/// a request head within `header_timeout` of its start (HTTP/2's preface and first stream
+/// included, which hyper's HTTP/1 head timeout does not cover).
+async fn run_connection<C, E>(
+    connection: C,
+    conn: Arc<connections::Conn>,
+    header_timeout: Duration,
+    listener: &'static str,
+) where
+    C: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let mut connection = std::pin::pin!(connection);
+    let first_head = tokio::time::sleep(header_timeout);
+    let mut first_head = std::pin::pin!(first_head);
+    let mut waiting_for_head = true;
+    loop {
+        tokio::select! {
+            ended = &mut connection => {
+                if let Err(error) = ended {
+                    tracing::debug!(error = %error, "connection ended with an error");
+                }
+                return;
+            }
+            () = conn.evicted() => {
+                tracing::debug!(peer = %conn.peer(), "connection closed to make room");
+                return;
+            }
+            () = &mut first_head, if waiting_for_head => {
+                if !conn.served() {
+                    metrics::counter!("porter_connections_refused_total", "listener" => listener, "reason" => "header_timeout").increment(1);
+                    tracing::debug!(peer = %conn.peer(), "no request head within header_timeout");
+                    return;
+                }
+                waiting_for_head = false;
+            }
+        }
+    }
+}
+
+/// `router` behind the per-peer bound on requests in flight: each request (an HTTP/2 stream
+/// too) is counted in flight until its answer is ready; one over its peer's bound is answered
+/// 503 with `Retry-After` and the connection lives.
+fn in_flight_service(
+    router: Router,
+    conn: Arc<connections::Conn>,
+    peer: std::net::SocketAddr,
+    limits: ConnectionLimits,
+    listener: &'static str,
+) -> impl tower::Service<
+    axum::http::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<
+        Output = Result<axum::response::Response, std::convert::Infallible>,
+    > + Send,
+> + Clone {
+    tower::service_fn(move |mut request: axum::http::Request<Incoming>| {
+        let in_flight = conn.begin_request(&limits);
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(conn.peer());
+        let router = router.clone();
+        async move {
+            let in_flight = match in_flight {
+                Ok(in_flight) => in_flight,
+                Err(refused) => {
+                    metrics::counter!("porter_requests_refused_total", "listener" => listener, "reason" => refused.label())
+                        .increment(1);
+                    return Ok(crate::answer::Answer::Busy.into_response());
+                }
+            };
+            let response = router.oneshot(request).await;
+            drop(in_flight);
+            response
+        }
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -272,6 +272,187 @@ async fn reprocess_maps_an_unknown_event_once_on_the_local_store() {
     .await;
 }
 
+/// The issue's erasure scenario: a vendor type porter did not map is stored as `unknown`, with
+/// a guest's email in it; the guest is erased; the vendor retries the same signed request (a
+/// duplicate); porter restarts with the mapping added; a reprocess must not bring her back
+/// (before, the duplicate's bytes were archived again and reprocess stored a typed event with
+/// her email).
+async fn erased_requests_are_not_reprocessed_on(store: &str) {
+    const PRIVACY: &str = "[privacy]\nkey = \"a-reprocess-test-privacy-key-of-32-bytes\"\n";
+    let then = Timestamp::now();
+    let (clock, _hand) = Clock::manual(then);
+    let text = config_text(store, &[NEW_SECRET], "", "7d") + PRIVACY;
+    let before = config_from(&text, &[]);
+    let opened = porter::server::store_for(&before, &porter::delivery::Plan::default(), &clock)
+        .expect("store");
+    let server = TestServer::start_store(before, opened, clock.clone()).await;
+    let hers = json!({"id": "g-1", "type": "booking.made", "guest": {"email": "anna@example.com"}});
+    let other = json!({"id": "g-2", "type": "booking.made", "guest": {"email": "ben@example.com"}});
+    for body in [&hers, &other] {
+        assert_eq!(
+            server.send(&signed(NEW_SECRET, then, body)).await.status,
+            200
+        );
+    }
+    archived(&server, 2).await;
+    let erased = server
+        .admin(
+            &RawRequest::post(
+                "/api/erase",
+                json!({"email": "anna@example.com"}).to_string(),
+            )
+            .header("Content-Type", "application/json"),
+        )
+        .await;
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    let erased: Value = serde_json::from_str(&erased.text()).expect("json");
+    assert_eq!(erased["erased"]["events"], 1, "{erased}");
+    assert_eq!(erased["erased"]["archived"], 1, "{erased}");
+    // The vendor's retry: the same bytes, the same signature.
+    let retry = server.send(&signed(NEW_SECRET, then, &hers)).await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.header("porter-duplicate"), Some("true"));
+    // A later request; once it is archived, the retry's archive write would have been done.
+    let later = json!({"id": "g-3", "type": "booking.made"});
+    assert_eq!(
+        server.send(&signed(NEW_SECRET, then, &later)).await.status,
+        200
+    );
+    let kept = archived(&server, 2).await;
+    assert!(
+        kept.iter()
+            .all(|item| !String::from_utf8_lossy(&item.body).contains("anna@")),
+        "the duplicate was archived"
+    );
+    server.stop().await;
+
+    let (later_clock, _hand) = Clock::manual(then + jiff::SignedDuration::from_hours(1));
+    let text = config_text(
+        store,
+        &[NEW_SECRET],
+        r#""booking.made" = "reservation.created""#,
+        "7d",
+    ) + PRIVACY;
+    let after = config_from(&text, &[]);
+    let mut reopened = None;
+    for _ in 0..250 {
+        match porter::server::store_for(&after, &porter::delivery::Plan::default(), &later_clock) {
+            Ok(store) => {
+                reopened = Some(store);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    let server =
+        TestServer::start_store(after, reopened.expect("the store opens again"), later_clock).await;
+    let summary = reprocess(&server, "2h", false).await;
+    assert_eq!(summary.stored, 2, "Ben's and the later one: {summary:?}");
+    let stored = events(&server).await;
+    let text = serde_json::to_string(&stored).expect("json");
+    assert!(!text.contains("anna@"), "her data came back: {text}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn erased_requests_are_not_reprocessed_on_the_local_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    erased_requests_are_not_reprocessed_on(&format!(
+        "kind = \"local\"\npath = \"{}\"",
+        dir.path().join("data").display()
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn erased_requests_are_not_reprocessed_on_redis() {
+    let redis = RedisServer::start();
+    erased_requests_are_not_reprocessed_on(&format!("kind = \"redis\"\nurl = \"{}\"", redis.url()))
+        .await;
+}
+
+/// Replays cost nothing but the answer, and the Redis archive is bounded in bytes as well as
+/// by time: 50 replays of one signed request add nothing; 30 distinct requests of 100 KB keep
+/// the archive within `max_bytes` (before, Redis grew by every replay's bytes: 100 replays of a
+/// 3 MiB request took 357 MB).
+#[tokio::test]
+async fn replays_add_nothing_and_the_redis_archive_is_bounded_in_bytes() {
+    let redis = RedisServer::start();
+    let max_bytes = 1024 * 1024;
+    let text = config_text(
+        &format!("kind = \"redis\"\nurl = \"{}\"", redis.url()),
+        &[NEW_SECRET],
+        "",
+        "1h",
+    )
+    .replace(
+        "retention = \"1h\"",
+        &format!("retention = \"1h\"\nmax_bytes = {max_bytes}"),
+    );
+    let server = TestServer::start_configured(config_from(&text, &[])).await;
+    let now: Timestamp = common::FIXTURE_TIME.parse().expect("time");
+    let padding = "x".repeat(100 * 1024);
+    let request = |n: usize| {
+        signed(
+            NEW_SECRET,
+            now,
+            &json!({"id": format!("r-{n}"), "type": "t", "pad": padding}),
+        )
+    };
+    assert_eq!(server.send(&request(0)).await.status, 200);
+    archived(&server, 1).await;
+    let used = |redis: &RedisServer| -> i64 {
+        redis
+            .cli(&["GET", "porter:archive:bytes"])
+            .expect("get")
+            .trim()
+            .parse()
+            .expect("a count")
+    };
+    let after_one = used(&redis);
+    for _ in 0..50 {
+        let replay = server.send(&request(0)).await;
+        assert_eq!(replay.header("porter-duplicate"), Some("true"));
+    }
+    // One more new request: once it is archived, a replay's write would have been too.
+    assert_eq!(server.send(&request(1)).await.status, 200);
+    let items = archived(&server, 2).await;
+    assert_eq!(items.len(), 2, "the replays were not archived");
+    assert!(
+        used(&redis) < 2 * after_one + 1024,
+        "{} bytes",
+        used(&redis)
+    );
+    for n in 2..32 {
+        assert_eq!(server.send(&request(n)).await.status, 200);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let items = server
+            .gateway
+            .store
+            .list_archived(None, None)
+            .await
+            .expect("list");
+        if items
+            .iter()
+            .any(|i| String::from_utf8_lossy(&i.body).contains("\"r-31\""))
+        {
+            let total: usize = items.iter().map(porter::store::Archived::size).sum();
+            assert!(total <= max_bytes, "{total} bytes archived");
+            assert!(items.len() >= 9, "the newest are kept: {}", items.len());
+            assert_eq!(used(&redis) as usize, total, "the byte count is exact");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "r-31 was never archived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
 /// Local: the archive is journaled and snapshotted like the events: after snapshots, more
 /// appends and a removal, a restart finds exactly what was kept.
 #[tokio::test]
@@ -303,7 +484,13 @@ async fn the_local_archive_survives_snapshots_and_restarts() {
         let store = open();
         let mut ids = Vec::new();
         for i in 0..60 {
-            ids.push(store.archive(item(i), day).await.expect("archived"));
+            ids.push(
+                store
+                    .archive(item(i), day)
+                    .await
+                    .expect("archived")
+                    .expect("kept"),
+            );
         }
         let Store::Local(local) = &store else {
             unreachable!()
@@ -317,7 +504,8 @@ async fn the_local_archive_survives_snapshots_and_restarts() {
             store
                 .archive(item(60), day)
                 .await
-                .expect("after the snapshot"),
+                .expect("after the snapshot")
+                .expect("kept"),
         );
         assert_eq!(
             store.remove_archived(&[ids[3].clone()]).await.expect("rm"),
@@ -336,7 +524,11 @@ async fn the_local_archive_survives_snapshots_and_restarts() {
         restored, kept,
         "the same entries, ids and bytes after a restart"
     );
-    let next = store.archive(item(61), day).await.expect("archived");
+    let next = store
+        .archive(item(61), day)
+        .await
+        .expect("archived")
+        .expect("kept");
     assert!(
         !restored.iter().any(|a| a.id == next),
         "ids are never reused"
@@ -377,7 +569,8 @@ async fn a_body_quarantined_then_that_parses_now_becomes_an_event_once() {
         .store
         .archive(item, Duration::from_secs(3600))
         .await
-        .expect("archived");
+        .expect("archived")
+        .expect("kept");
     let dry = reprocess(&server, "1h", true).await;
     assert_eq!((dry.read, dry.changed, dry.stored), (1, 1, 0), "{dry:?}");
     assert!(events(&server).await.is_empty(), "a dry run stores nothing");
@@ -477,7 +670,11 @@ async fn redis_appends_trim_entries_past_the_retention() {
         )
     };
     let retention = Duration::from_secs(1);
-    let first = store.archive(item(now), retention).await.expect("first");
+    let first = store
+        .archive(item(now), retention)
+        .await
+        .expect("first")
+        .expect("kept");
     store.archive(item(now), retention).await.expect("second");
     assert_eq!(
         redis.cli(&["XLEN", "porter:archive"]).expect("xlen").trim(),

@@ -39,6 +39,16 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
+/// Whether the server closes `stream` within `limit` without answering (false: it answered,
+/// or kept it open).
+async fn refused_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buffer = [0u8; 1024];
+    matches!(
+        tokio::time::timeout(limit, stream.read(&mut buffer)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
 /// A kept-alive connection that has completed one request, so it is surely admitted.
 async fn served_connection(server: &TestServer) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr).await.expect("connect");
@@ -63,17 +73,27 @@ async fn served_connection(server: &TestServer) -> TcpStream {
 
 #[tokio::test]
 async fn a_peer_holds_at_most_its_share_of_connections() {
-    let server =
-        TestServer::start(config("max_connections = 10\nmax_connections_per_peer = 2")).await;
-    let first = served_connection(&server).await;
-    let _second = served_connection(&server).await;
-    // The third from the same address is closed at once, before anything is read.
-    let mut third = TcpStream::connect(server.addr).await.expect("connect");
-    third
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .ok();
-    assert!(closed_within(&mut third, Duration::from_secs(2)).await);
+    let server = TestServer::start(config(
+        "max_connections = 10\nmax_connections_per_peer = 2\nrequest_timeout = \"20s\"",
+    ))
+    .await;
+    let first = busy_connection(&server).await;
+    let second = busy_connection(&server).await;
+    // Both have a request in flight: the third from the same address is closed at once,
+    // before anything is read.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut third = TcpStream::connect(server.addr).await.expect("connect");
+        third
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .ok();
+        if refused_within(&mut third, Duration::from_secs(2)).await {
+            break;
+        }
+        // Answered: the two requests had not both begun yet.
+        assert!(Instant::now() < deadline, "a third connection was let in");
+    }
     // When one closes, there is room again.
     drop(first);
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -102,19 +122,57 @@ async fn a_peer_holds_at_most_its_share_of_connections() {
         ),
         "{metrics}"
     );
+    drop(second);
     server.stop().await;
+}
+
+/// A connection with a request in flight: a POST whose body is still coming.
+async fn busy_connection(server: &TestServer) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(
+            b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabcde",
+        )
+        .await
+        .expect("write");
+    stream
 }
 
 #[tokio::test]
 async fn connections_in_all_are_bounded() {
+    let server = TestServer::start(config(
+        "max_connections = 2\nmax_connections_per_peer = 2\nrequest_timeout = \"20s\"",
+    ))
+    .await;
+    let held: Vec<TcpStream> = vec![
+        busy_connection(&server).await,
+        busy_connection(&server).await,
+    ];
+    // Both connections have a request in flight: neither makes room, the newcomer is closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut over = TcpStream::connect(server.addr).await.expect("connect");
+        if refused_within(&mut over, Duration::from_secs(2)).await {
+            break;
+        }
+        // Not refused: the two requests had not both begun yet.
+        assert!(Instant::now() < deadline, "a third connection was let in");
+    }
+    drop(held);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_makes_room_when_all_are_taken() {
     let server =
         TestServer::start(config("max_connections = 2\nmax_connections_per_peer = 2")).await;
-    let _held: Vec<TcpStream> = vec![
-        served_connection(&server).await,
-        served_connection(&server).await,
-    ];
-    let mut over = TcpStream::connect(server.addr).await.expect("connect");
-    assert!(closed_within(&mut over, Duration::from_secs(2)).await);
+    let mut oldest = served_connection(&server).await;
+    let _newer = served_connection(&server).await;
+    assert_eq!(server.send(&RawRequest::get("/healthz")).await.status, 200);
+    assert!(
+        closed_within(&mut oldest, Duration::from_secs(2)).await,
+        "the oldest idle connection made room"
+    );
     server.stop().await;
 }
 

@@ -189,6 +189,12 @@ async fn scenario(store: &str, kind: Kind) -> TestServer {
         "a dry run removes nothing"
     );
 
+    let archived_before = server
+        .gateway
+        .store
+        .list_archived(Some("whatsapp"), None)
+        .await
+        .expect("archive");
     let report = erase(&server, json!({ "phone": "+49 151 2345 6789" })).await;
     assert_eq!(report["erased"], expected, "{report}");
     let token = porter::privacy::token(KEY.as_bytes(), "+4915123456789");
@@ -271,6 +277,8 @@ async fn scenario(store: &str, kind: Kind) -> TestServer {
             .contains(ANNA)
     }));
 
+    stays_erased(&server, &archived_before).await;
+
     // A second run finds nothing and says so.
     let again = erase(&server, json!({ "phone": "4915123456789" })).await;
     assert_eq!(
@@ -278,6 +286,73 @@ async fn scenario(store: &str, kind: Kind) -> TestServer {
         json!({"events": 0, "scheduled": 0, "dead_letters": 0, "attempt_records": 0, "quarantined": 0, "archived": 0})
     );
     server
+}
+
+/// What was erased stays erased: the vendor's retry of each of her requests (identical bytes,
+/// signed as before) is answered as a duplicate and archived nowhere; her quarantined body sent
+/// again is refused as before and not kept; an archive write of one of her requests landing
+/// after the erasure (it runs after the answer) is dropped; and a reprocess afterwards stores
+/// nothing.
+async fn stays_erased(server: &TestServer, archived_before: &[porter::store::Archived]) {
+    for (id, text) in [
+        ("wamid.anna1", "hello"),
+        ("wamid.anna2", "call me on +49 (151) 2345-6789"),
+    ] {
+        let again = server.send(&message(id, ANNA, text)).await;
+        assert_eq!(again.status, 200, "{}", again.text());
+        assert_eq!(again.header("porter-duplicate"), Some("true"), "{id}");
+    }
+    let torn = format!(r#"{{"object":"whatsapp_business_account","entry":[{{"from":"{ANNA}""#);
+    assert_eq!(server.send(&signed(torn)).await.status, 400);
+    // A new request after those: once it is archived, theirs would have been too.
+    let later = server.send(&message("wamid.ben2", BEN, "thanks")).await;
+    assert_eq!(later.status, 200);
+    eventually("the later request archived", || async {
+        server
+            .gateway
+            .store
+            .list_archived(Some("whatsapp"), None)
+            .await
+            .expect("archive")
+            .iter()
+            .any(|item| String::from_utf8_lossy(&item.body).contains("wamid.ben2"))
+    })
+    .await;
+    let store = &server.gateway.store;
+    for item in archived_before
+        .iter()
+        .filter(|item| String::from_utf8_lossy(&item.body).contains(ANNA))
+    {
+        let late = store
+            .archive(item.clone(), Duration::from_secs(3600))
+            .await
+            .expect("the store answers");
+        assert_eq!(late, None, "a late archive write of her request is dropped");
+    }
+    let reprocessed = api(
+        server,
+        RawRequest::post(
+            "/api/reprocess",
+            json!({ "source": "whatsapp", "since": "1h" }).to_string(),
+        )
+        .header("Content-Type", "application/json"),
+    )
+    .await;
+    assert_eq!(reprocessed["stored"], 0, "{reprocessed}");
+    let archived = store.list_archived(None, None).await.expect("archive");
+    for item in &archived {
+        let body = String::from_utf8_lossy(&item.body);
+        assert!(!body.contains(ANNA), "archived again: {body}");
+    }
+    let events = api(server, RawRequest::get("/api/events?limit=100")).await;
+    let from_her: Vec<&Value> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] != "erasure.requested")
+        .filter(|e| e.to_string().contains(ANNA))
+        .collect();
+    assert!(from_her.is_empty(), "stored again: {from_her:?}");
 }
 
 #[tokio::test]
@@ -594,6 +669,7 @@ async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event()
     let erase = Erase {
         person: porter::privacy::Person::phone("+4915123456789").expect("phone"),
         source: None,
+        remember_for: std::time::Duration::from_secs(86_400),
     };
     let erased = Store::Redis(std::sync::Arc::clone(&store))
         .erase(&erase, &["frontdesk".to_owned()], false)

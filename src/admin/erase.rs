@@ -83,6 +83,7 @@ pub async fn erase(State(admin): State<Arc<Admin>>, body: Option<Json<EraseBody>
         person,
         source,
         dry_run: body.dry_run,
+        remember_for: crate::privacy::erase::remember_for(&admin.gateway.sources),
     };
     let destinations = admin.delivered_destinations();
     let now = admin.gateway.clock.now();

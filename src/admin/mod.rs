@@ -40,6 +40,8 @@ const ADMIN_CONNECTIONS: ConnectionLimits = ConnectionLimits {
     max_connections: 256,
     max_connections_per_peer: 64,
     idle_timeout: std::time::Duration::from_secs(60),
+    header_timeout: std::time::Duration::from_secs(10),
+    h2_max_streams: 16,
 };
 
 /// A destination as the operator sees it.

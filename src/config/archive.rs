@@ -22,6 +22,7 @@ pub const MAX_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 #[serde(deny_unknown_fields)]
 pub struct ArchiveTable {
     pub retention: Option<String>,
+    pub max_bytes: Option<u64>,
 }
 
 /// A checked `[archive]`.
@@ -29,6 +30,8 @@ pub struct ArchiveTable {
 pub struct ArchiveConfig {
     /// How long an archived request is kept after it was received.
     pub retention: Duration,
+    /// The most bytes (bodies, headers, paths, queries) kept; the oldest go first.
+    pub max_bytes: usize,
 }
 
 pub(super) fn archive_config(
@@ -61,7 +64,18 @@ pub(super) fn archive_config(
         ));
         return None;
     }
-    Some(ArchiveConfig { retention })
+    let max_bytes = match table.max_bytes {
+        None => crate::store::archive::DEFAULT_MAX_BYTES,
+        Some(0) => {
+            errors.push(ConfigError::new("archive.max_bytes", "must be more than 0"));
+            return None;
+        }
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    Some(ArchiveConfig {
+        retention,
+        max_bytes,
+    })
 }
 
 #[cfg(test)]
@@ -72,6 +86,7 @@ mod tests {
         let mut errors = Vec::new();
         let table = ArchiveTable {
             retention: retention.map(str::to_owned),
+            max_bytes: None,
         };
         archive_config(table, &mut errors).ok_or(errors)
     }

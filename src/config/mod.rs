@@ -58,6 +58,11 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_000;
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_H2_MAX_STREAMS: u32 = 64;
+/// Bytes of request bodies being read at once: enough for 85 bodies of Meta's largest
+/// (3 MiB), or tens of thousands of usual ones, on a machine of a few GB.
+const DEFAULT_MAX_BUFFERED_BYTES: u64 = 256 * 1024 * 1024;
 const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 const DEFAULT_STREAM: &str = "porter:events";
 const DEFAULT_MEMORY_CAPACITY: usize = 100_000;
@@ -97,8 +102,13 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
-    /// `max_connections`, `max_connections_per_peer`, `idle_timeout`.
+    /// `max_connections`, `max_connections_per_peer`, `idle_timeout`, `header_timeout`,
+    /// `h2_max_streams`.
     pub connections: ConnectionLimits,
+    /// Bytes of request bodies being read, all connections together.
+    pub max_buffered_bytes: usize,
+    /// Of those, the most one peer's requests may hold (a quarter by default).
+    pub max_buffered_bytes_per_peer: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -528,6 +538,33 @@ fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Opti
         DEFAULT_MAX_CONNECTIONS_PER_PEER.min(max_connections.unwrap_or(usize::MAX)),
         errors,
     );
+    // By default 10 s, or the idle timeout when that is shorter.
+    let header_timeout = duration(
+        "server.header_timeout",
+        table.header_timeout.as_deref(),
+        DEFAULT_HEADER_TIMEOUT.min(idle_timeout.unwrap_or(DEFAULT_HEADER_TIMEOUT)),
+        errors,
+    );
+    if let (Some(header), Some(idle)) = (header_timeout, idle_timeout)
+        && header > idle
+    {
+        errors.push(ConfigError::new(
+            "server.header_timeout",
+            "must not be longer than idle_timeout",
+        ));
+    }
+    let h2_max_streams = match table.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS) {
+        0 => {
+            errors.push(ConfigError::new(
+                "server.h2_max_streams",
+                "must be more than 0",
+            ));
+            None
+        }
+        n => Some(n),
+    };
+    let (max_buffered_bytes, max_buffered_bytes_per_peer) =
+        buffered_bytes(&table, max_body_bytes, errors);
     Some(ServerConfig {
         listen: listen?,
         public_url: table.public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -537,8 +574,60 @@ fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Opti
             max_connections: max_connections?,
             max_connections_per_peer: per_peer?,
             idle_timeout: idle_timeout?,
+            header_timeout: header_timeout?,
+            h2_max_streams: h2_max_streams?,
         },
+        max_buffered_bytes: max_buffered_bytes?,
+        max_buffered_bytes_per_peer: max_buffered_bytes_per_peer?,
     })
+}
+
+/// `max_buffered_bytes` and its per-peer share: each must hold at least one body of
+/// `max_body_bytes` (or a request of that size could never be read), and the share no more
+/// than the whole.
+fn buffered_bytes(
+    table: &raw::ServerTable,
+    max_body_bytes: Option<usize>,
+    errors: &mut Vec<ConfigError>,
+) -> (Option<usize>, Option<usize>) {
+    let body = max_body_bytes.unwrap_or(0);
+    let total = usize::try_from(
+        table
+            .max_buffered_bytes
+            .unwrap_or(DEFAULT_MAX_BUFFERED_BYTES),
+    )
+    .unwrap_or(usize::MAX);
+    let total = if total < body {
+        errors.push(ConfigError::new(
+            "server.max_buffered_bytes",
+            format!("must be at least max_body_bytes ({body})"),
+        ));
+        None
+    } else {
+        Some(total)
+    };
+    let per_peer = match table.max_buffered_bytes_per_peer {
+        None => total.map(|total| (total / 4).max(body).min(total)),
+        Some(n) => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            if n < body {
+                errors.push(ConfigError::new(
+                    "server.max_buffered_bytes_per_peer",
+                    format!("must be at least max_body_bytes ({body})"),
+                ));
+                None
+            } else if total.is_some_and(|total| n > total) {
+                errors.push(ConfigError::new(
+                    "server.max_buffered_bytes_per_peer",
+                    "must not be more than max_buffered_bytes",
+                ));
+                None
+            } else {
+                Some(n)
+            }
+        }
+    };
+    (total, per_peer)
 }
 
 fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {

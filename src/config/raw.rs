@@ -16,6 +16,10 @@ pub struct ServerTable {
     pub idle_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_peer: Option<usize>,
+    pub header_timeout: Option<String>,
+    pub h2_max_streams: Option<u32>,
+    pub max_buffered_bytes: Option<u64>,
+    pub max_buffered_bytes_per_peer: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

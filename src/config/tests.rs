@@ -640,6 +640,39 @@ fn connection_limits_are_read_and_checked() {
 }
 
 #[test]
+fn bounds_before_authentication_have_defaults_and_are_checked() {
+    let config = parse(GOOD).expect("valid");
+    let server = &config.server;
+    assert_eq!(server.connections.header_timeout, Duration::from_secs(10));
+    assert_eq!(server.connections.h2_max_streams, 64);
+    assert_eq!(server.max_buffered_bytes, 256 * 1024 * 1024);
+    assert_eq!(server.max_buffered_bytes_per_peer, 64 * 1024 * 1024);
+    let text = GOOD.replace(
+        "request_timeout = \"5s\"",
+        "request_timeout = \"5s\"\nmax_buffered_bytes = 500000\nh2_max_streams = 0\nheader_timeout = \"2m\"",
+    );
+    let problems = problems(&text);
+    for key in [
+        "server.max_buffered_bytes",
+        "server.h2_max_streams",
+        "server.header_timeout",
+    ] {
+        assert!(problems.iter().any(|p| p.starts_with(key)), "{problems:?}");
+    }
+    let text = GOOD.replace(
+        "request_timeout = \"5s\"",
+        "request_timeout = \"5s\"\nmax_buffered_bytes = 8388608\nmax_buffered_bytes_per_peer = 16777216",
+    );
+    let problems = self::problems(&text);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("server.max_buffered_bytes_per_peer")),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn telemetry_is_off_unless_an_endpoint_is_set() {
     assert_eq!(parse(GOOD).expect("valid").telemetry, None);
     let config = parse(&format!(

@@ -33,6 +33,21 @@ pub struct Request {
     pub person: Person,
     pub source: Option<String>,
     pub dry_run: bool,
+    /// How long what is erased is remembered so that it cannot come back
+    /// ([`remember_for`]).
+    pub remember_for: Duration,
+}
+
+/// How long an erasure remembers what it removed: the longest dedupe window among `sources`
+/// (a redelivery inside it is a duplicate; after it, a resend is a new request), and at least
+/// a day.
+pub fn remember_for(sources: &[crate::config::SourceConfig]) -> Duration {
+    sources
+        .iter()
+        .map(|s| s.dedupe_ttl)
+        .max()
+        .unwrap_or_default()
+        .max(Duration::from_secs(24 * 60 * 60))
 }
 
 /// What an erasure did.
@@ -72,6 +87,7 @@ pub async fn erase(
     let erase = Erase {
         person: request.person.clone(),
         source: request.source.clone(),
+        remember_for: request.remember_for,
     };
     let erased = store.erase(&erase, destinations, request.dry_run).await?;
     let mut report = Report {

@@ -10,15 +10,15 @@
 //! Where it lives:
 //!
 //! - **memory**: a queue beside the event log, oldest first, bounded by
-//!   [`MEMORY_MAX_ENTRIES`] and [`MEMORY_MAX_BYTES`] (bodies, headers, paths and queries),
-//!   each entry dropped once its
-//!   retention has passed (by the store's `Clock`).
-//! - **Redis** (single and Cluster): one stream, `<prefix>:archive` (one key, so one slot on a
-//!   cluster). Each append is one script call (`archive.lua`): `XADD … MINID <now − retention>
-//!   *` with Redis's own clock (the one its entry ids come from), then `PEXPIRE` of the
-//!   retention: older entries are trimmed by the append itself (no scan), and a stream nobody
-//!   appends to any more expires whole. Its size is request rate × request size × retention:
-//!   the Redis store bounds it by time only.
+//!   [`MEMORY_MAX_ENTRIES`] and `[archive] max_bytes` (bodies, headers, paths and queries;
+//!   [`DEFAULT_MAX_BYTES`]), each entry dropped once its retention has passed (by the store's
+//!   `Clock`).
+//! - **Redis** (single and Cluster): one stream, `<prefix>:archive` (on a cluster
+//!   `<prefix>:{archive}`, one slot) with its byte count beside it. Each append is one script
+//!   call (`archive.lua`): the append, then the oldest entries out while they are past the
+//!   retention (Redis's own clock, the one its entry ids come from) or the bytes are over
+//!   `max_bytes`, then `PEXPIRE` of the retention, so a stream nobody appends to any more
+//!   expires whole.
 //! - **local**: the memory store's queue, every append and removal a journal record first
 //!   (`archive` and `remove_archived`), the whole queue in each snapshot (`archived` frames),
 //!   so it survives restarts like the events do.
@@ -53,9 +53,9 @@ use super::{Store, StoreError};
 
 /// The most requests the memory store archives; the oldest go first.
 pub const MEMORY_MAX_ENTRIES: usize = 10_000;
-/// The most bytes (bodies, headers, paths, queries) the memory store archives; the oldest go
-/// first.
-pub const MEMORY_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// The most bytes (bodies, headers, paths, queries) a store archives unless `[archive]
+/// max_bytes` says otherwise; the oldest go first.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// One archived request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +87,8 @@ pub enum ArchivedOutcome {
 }
 
 impl Archived {
-    /// The bytes this entry holds (body, headers, path and query), for the memory bound.
-    fn size(&self) -> usize {
+    /// The bytes this entry holds (body, headers, path and query), for the bound.
+    pub fn size(&self) -> usize {
         self.body.len()
             + self.path.len()
             + self.query.as_ref().map_or(0, String::len)
@@ -101,9 +101,20 @@ impl Archived {
 }
 
 /// The memory store's archive.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryArchive {
     inner: Mutex<MemoryInner>,
+    /// `[archive] max_bytes`.
+    max_bytes: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for MemoryArchive {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::default(),
+            max_bytes: std::sync::atomic::AtomicUsize::new(DEFAULT_MAX_BYTES),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +144,12 @@ impl MemoryInner {
 }
 
 impl MemoryArchive {
+    /// Bounds the archive to `max_bytes` (from the next insert on).
+    pub fn set_max_bytes(&self, max_bytes: usize) {
+        self.max_bytes
+            .store(max_bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
         self.inner
             .lock()
@@ -140,6 +157,7 @@ impl MemoryArchive {
     }
 
     /// Appends `item` (its id assigned here), kept for `retention` after `now_ms`.
+    #[cfg(test)]
     pub fn append(&self, mut item: Archived, retention: Duration, now_ms: i64) -> String {
         item.id = self.reserve(now_ms);
         let id = item.id.clone();
@@ -174,8 +192,9 @@ impl MemoryArchive {
         }
         inner.bytes += item.size();
         inner.entries.push_back((expires, item));
+        let max_bytes = self.max_bytes.load(std::sync::atomic::Ordering::Relaxed);
         while inner.entries.len() > 1
-            && (inner.entries.len() > MEMORY_MAX_ENTRIES || inner.bytes > MEMORY_MAX_BYTES)
+            && (inner.entries.len() > MEMORY_MAX_ENTRIES || inner.bytes > max_bytes)
         {
             inner.pop_front();
         }
@@ -226,23 +245,38 @@ fn wanted(item: &Archived, source: Option<&str>, since: Option<Timestamp>) -> bo
 }
 
 impl Store {
-    /// Archives an authenticated request for `retention`; returns its id.
-    pub async fn archive(&self, item: Archived, retention: Duration) -> Result<String, StoreError> {
+    /// Archives an authenticated request for `retention`; returns its id, or `None` when an
+    /// erasure removed one of its events or its body (it is then not kept: see
+    /// [`super::erase`]).
+    pub async fn archive(
+        &self,
+        item: Archived,
+        retention: Duration,
+    ) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(memory) => {
+                let now = memory.now_ms();
+                let mut item = item;
+                item.id = memory.raw_archive().reserve(now);
+                let id = item.id.clone();
                 Ok(memory
-                    .raw_archive()
-                    .append(item, retention, memory.now_ms()))
+                    .archive_unless_erased(item, expiry(now, retention))
+                    .then_some(id))
             }
             Store::Local(local) => {
                 let memory = local.memory();
                 let now = memory.now_ms();
+                // Checked before the bytes reach the journal; applying checks again.
+                let tombstones = super::erase::archived_tombstones(&item);
+                if !memory.erased_among(&tombstones).is_empty() {
+                    return Ok(None);
+                }
                 let mut item = item;
                 item.id = memory.raw_archive().reserve(now);
                 let id = item.id.clone();
                 let expires = expiry(now, retention);
                 local.write(Record::Archive { expires, item }).await?;
-                Ok(id)
+                Ok(Some(id))
             }
             Store::Redis(redis) => redis_append(redis, &item, retention).await,
         }
@@ -305,12 +339,22 @@ async fn redis_append(
     redis: &RedisStore,
     item: &Archived,
     retention: Duration,
-) -> Result<String, StoreError> {
+) -> Result<Option<String>, StoreError> {
     let retention_ms = u64::try_from(retention.as_millis())
         .unwrap_or(u64::MAX)
         .max(1);
-    let mut call = ARCHIVE_SCRIPT.key(redis.layout().archive());
+    let layout = redis.layout();
+    let mut call = ARCHIVE_SCRIPT.key(layout.archive());
+    call.key(layout.archive_bytes());
+    call.key(layout.archive_tombstones());
     call.arg(retention_ms);
+    call.arg(redis.archive_max_bytes());
+    call.arg(item.size());
+    let tombstones = super::erase::archived_tombstones(item);
+    call.arg(tombstones.len());
+    for tombstone in &tombstones {
+        call.arg(tombstone);
+    }
     call.arg("source").arg(&item.source);
     call.arg("received_at")
         .arg(item.received_at.as_millisecond());
@@ -333,9 +377,11 @@ async fn redis_append(
             call.arg("quarantined").arg(reason);
         }
     }
+    call.arg("expires")
+        .arg(expiry(Timestamp::now().as_millisecond(), retention));
     call.arg("body").arg(item.body.as_ref());
     let mut connection = redis.connection().await?;
-    call.invoke_async::<String>(&mut connection)
+    call.invoke_async::<Option<String>>(&mut connection)
         .await
         .map_err(unavailable)
 }
@@ -347,7 +393,22 @@ async fn redis_list(
     source: Option<&str>,
     since: Option<Timestamp>,
 ) -> Result<Vec<Archived>, StoreError> {
-    let key = redis.layout().archive();
+    let mut found = Vec::new();
+    if let Some(legacy) = redis.layout().legacy_archive() {
+        found = redis_list_key(redis, &legacy, source, since).await?;
+    }
+    found.extend(redis_list_key(redis, &redis.layout().archive(), source, since).await?);
+    Ok(found)
+}
+
+/// The entries of one archive stream, leaving out those past the retention that a trim has
+/// not taken yet.
+async fn redis_list_key(
+    redis: &RedisStore,
+    key: &str,
+    source: Option<&str>,
+    since: Option<Timestamp>,
+) -> Result<Vec<Archived>, StoreError> {
     // Entry ids are Redis's clock at the append, received-at porter's: start a minute early
     // and filter by received-at.
     let first = since.map_or_else(
@@ -360,12 +421,13 @@ async fn redis_list(
                 .to_string()
         },
     );
+    let now_ms = Timestamp::now().as_millisecond();
     let mut connection = redis.connection().await?;
     let mut found = Vec::new();
     let mut cursor = first;
     loop {
         let page: Vec<RawEntry> = redis::cmd("XRANGE")
-            .arg(&key)
+            .arg(key)
             .arg(&cursor)
             .arg("+")
             .arg("COUNT")
@@ -377,7 +439,8 @@ async fn redis_list(
         cursor = format!("({last}");
         let full = page.len() == 500;
         for entry in page {
-            if let Some(item) = from_entry(entry).filter(|item| wanted(item, source, since)) {
+            if let Some(item) = from_entry(entry, now_ms).filter(|item| wanted(item, source, since))
+            {
                 found.push(item);
             }
         }
@@ -388,8 +451,9 @@ async fn redis_list(
     Ok(found)
 }
 
-/// An entry as stored; `None` for one that is not an archived request (never written so).
-fn from_entry((id, fields): RawEntry) -> Option<Archived> {
+/// An entry as stored; `None` for one that is not an archived request (never written so), or
+/// one past its expiry at `now_ms` that no append has trimmed yet.
+fn from_entry((id, fields): RawEntry, now_ms: i64) -> Option<Archived> {
     let mut item = Archived {
         id,
         source: String::new(),
@@ -427,6 +491,12 @@ fn from_entry((id, fields): RawEntry) -> Option<Archived> {
                 item.outcome = ArchivedOutcome::Events(events);
             }
             "quarantined" => item.outcome = ArchivedOutcome::Quarantined(text(value)?),
+            "expires" => {
+                let expires: i64 = text(value)?.parse().ok()?;
+                if expires <= now_ms {
+                    return None;
+                }
+            }
             "body" => item.body = Bytes::from(value),
             _ => {}
         }
@@ -434,17 +504,31 @@ fn from_entry((id, fields): RawEntry) -> Option<Archived> {
     Some(item)
 }
 
+/// `archive_remove.lua`, hashed once.
+static REMOVE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("archive_remove.lua")));
+
 async fn redis_remove(redis: &RedisStore, ids: &[String]) -> Result<usize, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
+    let layout = redis.layout();
     let mut connection = redis.connection().await?;
-    let removed: usize = redis::cmd("XDEL")
-        .arg(redis.layout().archive())
+    let mut removed: usize = REMOVE_SCRIPT
+        .key(layout.archive())
+        .key(layout.archive_bytes())
         .arg(ids)
-        .query_async(&mut connection)
+        .invoke_async(&mut connection)
         .await
         .map_err(unavailable)?;
+    if let Some(legacy) = layout.legacy_archive() {
+        removed += redis::cmd("XDEL")
+            .arg(legacy)
+            .arg(ids)
+            .query_async::<usize>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+    }
     Ok(removed)
 }
 
@@ -618,7 +702,7 @@ mod tests {
     #[test]
     fn memory_is_bounded_by_bytes() {
         let archive = MemoryArchive::default();
-        let big = vec![0u8; MEMORY_MAX_BYTES / 2];
+        let big = vec![0u8; DEFAULT_MAX_BYTES / 2];
         for _ in 0..3 {
             archive.append(item("s", 0, &big), Duration::from_secs(60), 0);
         }

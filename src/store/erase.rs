@@ -7,6 +7,20 @@
 //! second, so that the local store can journal the removal as ids (never the person's value)
 //! and replay it exactly, and a dry run is the first step and a count.
 //!
+//! **What was erased stays erased.** Besides removing, an erasure remembers what it removed
+//! as [`Tombstones`] for `remember_for` (the longest dedupe window of the configuration): the
+//! ids of the erased events and a digest of each erased body (quarantined, or archived). The
+//! stores consult them where erased data could come back:
+//!
+//! - a redelivery of an erased event inside the dedupe window is a duplicate (its dedupe key
+//!   is kept: it names no one), answered as ever, and duplicates are never archived;
+//! - an archive write for a request whose events or body were erased is dropped (an archive
+//!   write runs after the answer and may land after the erasure's search);
+//! - a redelivered body that was quarantined and erased is refused as before but not kept;
+//! - `porter reprocess` never stores an event whose original was erased.
+//!
+//! After the window, a vendor's resend is a new request, as it would be without an erasure.
+//!
 //! Erasure is idempotent (a second run finds nothing) and safe while porter serves: it takes
 //! the same locks, or on Redis the same keys, as any other change. What it cannot reach is
 //! said in README "Guest data": events already delivered downstream, lines already printed,
@@ -32,6 +46,91 @@ pub const ERASURE_EVENT_TYPE: &str = "erasure.requested";
 pub struct Erase {
     pub person: Person,
     pub source: Option<String>,
+    /// How long to remember what was erased ([`Tombstones`]): the longest dedupe window.
+    pub remember_for: std::time::Duration,
+}
+
+/// The tombstone of an erased event: its id.
+pub fn event_tombstone(event_id: &str) -> String {
+    event_id.to_owned()
+}
+
+/// The tombstone of an erased body (quarantined or archived) of `source`: a digest of its
+/// bytes, never the bytes.
+pub fn body_tombstone(source: &str, body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    format!("body:{source}:{}", hex::encode(&digest[..16]))
+}
+
+/// What erasures removed, remembered for a while so that it cannot come back: tombstone
+/// keys ([`event_tombstone`], [`body_tombstone`]) with the time (Unix ms) each is forgotten.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tombstones {
+    until: std::collections::HashMap<String, i64>,
+}
+
+impl Tombstones {
+    /// Remembers `keys` until `until`; what has expired by `now` is forgotten.
+    pub fn insert(&mut self, keys: impl IntoIterator<Item = String>, until: i64, now: i64) {
+        self.until.retain(|_, expires| *expires > now);
+        for key in keys {
+            let expires = self.until.entry(key).or_insert(until);
+            *expires = (*expires).max(until);
+        }
+    }
+
+    /// Remembers `key` until `until`, as a snapshot held it.
+    pub fn restore(&mut self, key: String, until: i64) {
+        let expires = self.until.entry(key).or_insert(until);
+        *expires = (*expires).max(until);
+    }
+
+    /// Whether `key` is remembered at `now`.
+    pub fn contains(&self, key: &str, now: i64) -> bool {
+        self.until.get(key).is_some_and(|expires| *expires > now)
+    }
+
+    /// Every key remembered at `now`, with its expiry (the local store's snapshot).
+    pub fn live(&self, now: i64) -> impl Iterator<Item = (&String, i64)> {
+        self.until
+            .iter()
+            .filter(move |(_, expires)| **expires > now)
+            .map(|(key, expires)| (key, *expires))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+}
+
+/// The tombstones of what `found` names: its events' ids and its quarantined bodies' digests
+/// (a [`quarantine_ref`] is `<ms>:<source>:<digest>`, and the tombstone `body:<source>:<digest>`).
+pub fn tombstones_of(found: &Found) -> Vec<String> {
+    found
+        .events
+        .iter()
+        .map(|id| event_tombstone(id))
+        .chain(
+            found
+                .quarantined
+                .iter()
+                .filter_map(|r| r.split_once(':').map(|(_, rest)| format!("body:{rest}"))),
+        )
+        .collect()
+}
+
+/// The tombstones an archived request would bring back: its events' ids, and its body's
+/// digest when it was quarantined.
+pub fn archived_tombstones(item: &super::Archived) -> Vec<String> {
+    let body = body_tombstone(&item.source, &item.body);
+    match &item.outcome {
+        super::archive::ArchivedOutcome::Events(events) => events
+            .iter()
+            .map(|(id, _)| event_tombstone(id))
+            .chain([body])
+            .collect(),
+        super::archive::ArchivedOutcome::Quarantined(_) => vec![body],
+    }
 }
 
 /// What an erasure found: event ids, and quarantined bodies by [`quarantine_ref`].
@@ -172,30 +271,56 @@ impl super::Store {
         destinations: &[String],
         dry_run: bool,
     ) -> Result<Erased, StoreError> {
-        // Listed before anything is removed: an archived request that produced an erased
-        // event goes too, whatever its body looks like.
-        let archived = self.list_archived(erase.source.as_deref(), None).await?;
         match self {
             super::Store::Memory(memory) => {
                 let found = memory.find_erasable(erase);
+                let until = memory.now_ms().saturating_add(millis(erase.remember_for));
+                if !dry_run {
+                    // Remembered before the archive is searched: an archive write landing
+                    // meanwhile is found, or refused.
+                    memory.remember_erased(tombstones_of(&found), until);
+                }
+                let archived =
+                    memory
+                        .raw_archive()
+                        .list(erase.source.as_deref(), None, memory.now_ms());
                 let ids = archived_holding(&archived, erase, &found.events);
                 let mut erased = memory.remove(&found, dry_run);
                 erased.archived = ids.len() as u64;
                 if !dry_run {
+                    memory.remember_erased(bodies_of(&archived, &ids), until);
                     memory.raw_archive().remove(&ids);
                 }
                 Ok(erased)
             }
-            super::Store::Local(local) => local.erase(erase, dry_run, &archived).await,
+            super::Store::Local(local) => local.erase(erase, dry_run).await,
             super::Store::Redis(redis) => {
+                // The Redis half remembers what it removes before it returns.
                 let (mut erased, events) = redis.erase(erase, destinations, dry_run).await?;
+                let archived = self.list_archived(erase.source.as_deref(), None).await?;
                 let ids = archived_holding(&archived, erase, &events);
                 erased.archived = ids.len() as u64;
                 if !dry_run && !ids.is_empty() {
+                    let until = jiff::Timestamp::now()
+                        .as_millisecond()
+                        .saturating_add(millis(erase.remember_for));
+                    redis
+                        .remember_erased(&bodies_of(&archived, &ids), until)
+                        .await?;
                     self.remove_archived(&ids).await?;
                 }
                 Ok(erased)
             }
+        }
+    }
+
+    /// Of `keys` (tombstones: event ids, body digests), those an erasure removed and still
+    /// remembers.
+    pub async fn erased_among(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        match self {
+            super::Store::Memory(memory) => Ok(memory.erased_among(keys)),
+            super::Store::Local(local) => Ok(local.memory().erased_among(keys)),
+            super::Store::Redis(redis) => redis.erased_among(keys).await,
         }
     }
 
@@ -224,4 +349,17 @@ impl super::Store {
             super::Store::Redis(redis) => redis.erasures(count).await,
         }
     }
+}
+
+/// The tombstones of the archived requests `ids` among `archived`.
+fn bodies_of(archived: &[super::Archived], ids: &[String]) -> Vec<String> {
+    archived
+        .iter()
+        .filter(|item| ids.contains(&item.id))
+        .flat_map(archived_tombstones)
+        .collect()
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

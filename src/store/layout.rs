@@ -166,9 +166,35 @@ impl Layout {
         }
     }
 
-    /// The stream of archived raw requests ([`super::archive`]): one key, so one slot.
+    /// The stream of archived raw requests ([`super::archive`]): one key, so one slot (on a
+    /// cluster hash-tagged, so that its byte count and tombstones share it).
     pub fn archive(&self) -> String {
-        format!("{}:archive", self.prefix)
+        match self.shards {
+            None => format!("{}:archive", self.prefix),
+            Some(_) => format!("{}:{{archive}}", self.prefix),
+        }
+    }
+
+    /// The bytes of the entries in [`Layout::archive`].
+    pub fn archive_bytes(&self) -> String {
+        format!("{}:bytes", self.archive())
+    }
+
+    /// The tombstones of erasures that archive writes check ([`super::erase`]): a sorted set
+    /// of event ids and body digests by the time (ms) each is forgotten.
+    pub fn archive_tombstones(&self) -> String {
+        format!("{}:erased", self.archive())
+    }
+
+    /// A cluster's archive before it was hash-tagged (`<prefix>:archive`): still listed and
+    /// erased until it expires (a retention after its last append).
+    pub fn legacy_archive(&self) -> Option<String> {
+        self.shards.map(|_| format!("{}:archive", self.prefix))
+    }
+
+    /// The tombstones of erasures that the quarantine checks (bodies' digests).
+    pub fn quarantine_tombstones(&self) -> String {
+        format!("{}:erased", self.quarantine())
     }
 
     /// The bytes of the bodies in [`Layout::quarantine`].

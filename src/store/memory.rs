@@ -69,6 +69,10 @@ pub struct MemoryStore {
     erasures: Mutex<VecDeque<super::erase::ErasureRecord>>,
     /// Raw requests kept for `porter reprocess` (empty unless `[archive]` is on).
     archive: super::archive::MemoryArchive,
+    /// What erasures removed, so that it cannot come back ([`super::erase`]). Held while an
+    /// archive write or a quarantine checks it and stores, so that an erasure that remembers
+    /// comes wholly before or after that write.
+    tombstones: Mutex<super::erase::Tombstones>,
 }
 
 /// Where new events go.
@@ -171,12 +175,54 @@ impl MemoryStore {
             erasures: Mutex::new(VecDeque::new()),
             clock: Clock::system(),
             archive: super::archive::MemoryArchive::default(),
+            tombstones: Mutex::default(),
         }
     }
 
     /// The raw archive ([`super::archive`]).
     pub(crate) fn raw_archive(&self) -> &super::archive::MemoryArchive {
         &self.archive
+    }
+
+    pub(crate) fn tombstones(&self) -> std::sync::MutexGuard<'_, super::erase::Tombstones> {
+        self.tombstones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers `keys` as erased until `until` (Unix ms).
+    pub(crate) fn remember_erased(&self, keys: Vec<String>, until: i64) {
+        if keys.is_empty() {
+            return;
+        }
+        let now = self.now_ms();
+        self.tombstones().insert(keys, until, now);
+    }
+
+    /// Of `keys`, those an erasure removed and still remembers.
+    pub(crate) fn erased_among(&self, keys: &[String]) -> std::collections::HashSet<String> {
+        let now = self.now_ms();
+        let tombstones = self.tombstones();
+        keys.iter()
+            .filter(|key| tombstones.contains(key, now))
+            .cloned()
+            .collect()
+    }
+
+    /// Archives `item` (its id assigned) until `expires`, unless an erasure removed one of its
+    /// events or its body: `false` then, and nothing is kept.
+    pub(crate) fn archive_unless_erased(&self, item: super::Archived, expires: i64) -> bool {
+        let now = self.now_ms();
+        let tombstones = self.tombstones();
+        if super::erase::archived_tombstones(&item)
+            .iter()
+            .any(|key| tombstones.contains(key, now))
+        {
+            return false;
+        }
+        self.archive.insert(item, expires, now);
+        drop(tombstones);
+        true
     }
 
     /// The store's clock, in Unix milliseconds.
@@ -344,7 +390,23 @@ impl MemoryStore {
 
     /// Keeps `item`, dropping the oldest bodies while more than [`QUARANTINE_CAPACITY`]
     /// entries or [`QUARANTINE_MAX_BYTES`] would be held (the newest is always kept).
+    /// Keeps an unparseable body, unless an erasure removed the same body (a redelivery):
+    /// then it is refused as before, but not kept.
     pub(super) fn quarantine(&self, item: Quarantined) {
+        let tombstones = self.tombstones();
+        if tombstones.contains(
+            &super::erase::body_tombstone(&item.source, &item.body),
+            self.now_ms(),
+        ) {
+            tracing::info!(source = %item.source, "an erased body came again: not kept");
+            return;
+        }
+        self.keep_quarantined(item);
+        drop(tombstones);
+    }
+
+    /// Keeps an unparseable body as it is (a replay of the local store's journal).
+    pub(super) fn keep_quarantined(&self, item: Quarantined) {
         let mut inner = self.lock();
         inner.quarantine_bytes += item.body.len();
         inner.quarantine.push_back(item);
@@ -446,7 +508,7 @@ impl MemoryStore {
             }
         }
         for item in contents.quarantine {
-            self.quarantine(item);
+            self.keep_quarantined(item);
         }
         for (source, offset) in contents.offsets {
             self.save_ohip_offset(&source, &offset);

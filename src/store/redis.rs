@@ -55,6 +55,8 @@ pub struct RedisSettings {
     pub shards: u16,
     /// Bounds each Redis call, so that a stalled Redis is a 503, never a hang.
     pub timeout: Duration,
+    /// `[archive] max_bytes`.
+    pub archive_max_bytes: usize,
 }
 
 /// The Redis store.
@@ -68,6 +70,8 @@ pub struct RedisStore {
     groups: SharedGroups,
     /// Started on first use, on the runtime that serves requests.
     batcher: OnceCell<Batcher>,
+    /// `[archive] max_bytes`.
+    archive_max_bytes: usize,
 }
 
 /// `enqueue.lua`, with the helpers of `groups.lua` it calls.
@@ -136,11 +140,17 @@ impl RedisStore {
             quarantine_script: Script::new(include_str!("quarantine.lua")),
             groups: SharedGroups::default(),
             batcher: OnceCell::new(),
+            archive_max_bytes: settings.archive_max_bytes,
         })
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The most bytes the raw archive keeps.
+    pub fn archive_max_bytes(&self) -> usize {
+        self.archive_max_bytes
     }
 
     /// Names the consumer groups (one per destination) that must exist on every stream before
@@ -266,9 +276,11 @@ impl RedisStore {
         self.quarantine_script
             .key(self.layout.quarantine())
             .key(self.layout.quarantine_bytes())
+            .key(self.layout.quarantine_tombstones())
             .arg(QUARANTINE_MAX_LEN)
             .arg(QUARANTINE_MAX_BYTES)
             .arg(item.body.len())
+            .arg(super::erase::body_tombstone(&item.source, &item.body))
             .arg("source")
             .arg(&item.source)
             .arg("reason")
@@ -281,7 +293,11 @@ impl RedisStore {
             .arg(item.body.as_ref())
             .invoke_async::<i64>(&mut connection)
             .await
-            .map(drop)
+            .map(|length| {
+                if length < 0 {
+                    tracing::info!(source = %item.source, "an erased body came again: not kept");
+                }
+            })
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 

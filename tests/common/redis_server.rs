@@ -124,6 +124,7 @@ pub fn store_on(redis: &RedisServer) -> porter::store::RedisStore {
         max_len: None,
         shards: 1,
         timeout: Duration::from_secs(5),
+        archive_max_bytes: porter::store::archive::DEFAULT_MAX_BYTES,
     })
     .expect("store")
 }

@@ -68,6 +68,7 @@ pub async fn submit(State(admin): State<Arc<Admin>>, Form(form): Form<EraseForm>
         person,
         source,
         dry_run,
+        remember_for: crate::privacy::erase::remember_for(&admin.gateway.sources),
     };
     let destinations = admin.delivered_destinations();
     let now = admin.gateway.clock.now();

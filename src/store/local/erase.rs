@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use super::LocalStore;
 use super::files::Generations;
 use super::record::Record;
-use crate::store::Archived;
 use crate::store::StoreError;
+use crate::store::erase::tombstones_of;
 use crate::store::erase::{Erase, Erased, ErasureRecord, archived_holding};
 
 /// How long an erasure waits for the snapshot that takes the person out of the files.
@@ -20,30 +20,45 @@ const KICK_EVERY: Duration = Duration::from_millis(100);
 
 impl LocalStore {
     /// Finds and (unless `dry_run`) removes everything that holds the person, from memory
-    /// and from the files.
-    /// `archived` is the raw archive as listed before the erasure.
-    pub async fn erase(
-        &self,
-        erase: &Erase,
-        dry_run: bool,
-        archived: &[Archived],
-    ) -> Result<Erased, StoreError> {
+    /// and from the files; remembers what it removed ([`crate::store::erase::Tombstones`])
+    /// before it searches the raw archive, so that an archive write landing meanwhile is
+    /// either found or refused.
+    pub async fn erase(&self, erase: &Erase, dry_run: bool) -> Result<Erased, StoreError> {
         let memory = self.memory();
         let found = memory.find_erasable(erase);
-        let requests = archived_holding(archived, erase, &found.events);
+        // Counted before the removal, which the journal applies.
         let mut erased = memory.remove(&found, true);
+        let until = memory.now_ms().saturating_add(millis(erase.remember_for));
+        if !dry_run && (!found.events.is_empty() || !found.quarantined.is_empty()) {
+            self.write(Record::Erase {
+                tombstones: tombstones_of(&found),
+                events: found.events.iter().cloned().collect(),
+                quarantined: found.quarantined.iter().cloned().collect(),
+                until,
+            })
+            .await?;
+        }
+        let archived = memory
+            .raw_archive()
+            .list(erase.source.as_deref(), None, memory.now_ms());
+        let requests = archived_holding(&archived, erase, &found.events);
         erased.archived = requests.len() as u64;
         if dry_run {
             return Ok(erased);
         }
-        if !found.events.is_empty() || !found.quarantined.is_empty() {
+        if !requests.is_empty() {
+            let bodies = archived
+                .iter()
+                .filter(|item| requests.contains(&item.id))
+                .flat_map(crate::store::erase::archived_tombstones)
+                .collect();
             self.write(Record::Erase {
-                events: found.events.into_iter().collect(),
-                quarantined: found.quarantined.into_iter().collect(),
+                events: Vec::new(),
+                quarantined: Vec::new(),
+                tombstones: bodies,
+                until,
             })
             .await?;
-        }
-        if !requests.is_empty() {
             self.write(Record::RemoveArchived(requests)).await?;
         }
         // Even when nothing is found: an earlier erasure cut short (a crash before its
@@ -90,4 +105,8 @@ impl LocalStore {
             )))
         }
     }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }

@@ -110,6 +110,11 @@ fn load_snapshot(dir: &Path, found: &Generations, memory: &MemoryStore) -> Resul
                 for (expires, item) in state.archive {
                     memory.raw_archive().insert(item, expires, now);
                 }
+                let mut tombstones = memory.tombstones();
+                for (key, until) in state.tombstones {
+                    tombstones.restore(key, until);
+                }
+                drop(tombstones);
                 if let Some(schedule) = memory.deliveries() {
                     let orphaned = schedule.restore(state.schedule);
                     if orphaned > 0 {

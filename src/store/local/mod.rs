@@ -83,6 +83,8 @@ pub struct LocalSettings {
     /// The journal grows to this many bytes (or the last snapshot's size, if larger) before
     /// a snapshot replaces it.
     pub snapshot_after: u64,
+    /// `[archive] max_bytes`.
+    pub archive_max_bytes: usize,
 }
 
 impl LocalSettings {
@@ -94,6 +96,7 @@ impl LocalSettings {
             capacity: 1_000_000,
             retain_events: 10_000,
             snapshot_after: SNAPSHOT_AFTER_BYTES,
+            archive_max_bytes: crate::store::archive::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -181,6 +184,9 @@ impl LocalStore {
         if let Some(schedule) = schedule {
             memory = memory.with_deliveries(schedule);
         }
+        memory
+            .raw_archive()
+            .set_max_bytes(settings.archive_max_bytes);
         let (mut recovery, base, current) = load(&dir, &memory, true)?;
         let path = journal_path(&dir, current);
         let mut file = OpenOptions::new()
@@ -362,7 +368,15 @@ impl LocalStore {
         self.shared.write(record).await
     }
 
+    /// Keeps an unparseable body on disk, unless an erasure removed the same body: then its
+    /// bytes are not even written to the journal.
     pub(super) async fn quarantine(&self, item: Quarantined) -> Result<(), StoreError> {
+        let memory = self.memory();
+        let tombstone = crate::store::erase::body_tombstone(&item.source, &item.body);
+        if memory.tombstones().contains(&tombstone, memory.now_ms()) {
+            tracing::info!(source = %item.source, "an erased body came again: not kept");
+            return Ok(());
+        }
         self.write(Record::Quarantine(item)).await
     }
 
@@ -446,7 +460,10 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         Record::Erase {
             events,
             quarantined,
+            tombstones,
+            until,
         } => {
+            memory.remember_erased(tombstones, until);
             let found = Found {
                 events: events.into_iter().collect(),
                 quarantined: quarantined.into_iter().collect(),
@@ -456,7 +473,8 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         Record::Erasure(record) => memory.record_erasure(record),
         Record::Compact => {}
         Record::Archive { expires, item } => {
-            memory.raw_archive().insert(item, expires, memory.now_ms());
+            // An erasure applied since this was written (or earlier in a replay) wins.
+            memory.archive_unless_erased(item, expires);
         }
         Record::RemoveArchived(ids) => {
             memory.raw_archive().remove(&ids);

@@ -63,9 +63,13 @@ pub enum Record {
     /// Removes the events with these ids (and their jobs, dead letters and attempts) and the
     /// quarantined bodies with these references: an erasure, by ids, never by the person's
     /// value. The writer then starts a new generation, so no file keeps what was erased.
+    /// `tombstones` (ids and body digests) are remembered until `until` (Unix ms) so that
+    /// what was erased cannot come back.
     Erase {
         events: Vec<String>,
         quarantined: Vec<String>,
+        tombstones: Vec<String>,
+        until: i64,
     },
     /// An erasure's audit record.
     Erasure(ErasureRecord),
@@ -139,6 +143,11 @@ enum Wire {
     Erase {
         events: Vec<String>,
         quarantined: Vec<String>,
+        /// Absent in journals written before tombstones were kept.
+        #[serde(default)]
+        tombstones: Vec<String>,
+        #[serde(default)]
+        until: i64,
     },
     Erasure(ErasureRecord),
     Compact {},
@@ -219,9 +228,13 @@ impl Record {
             Record::Erase {
                 events,
                 quarantined,
+                tombstones,
+                until,
             } => Wire::Erase {
                 events: events.clone(),
                 quarantined: quarantined.clone(),
+                tombstones: tombstones.clone(),
+                until: *until,
             },
             Record::Erasure(record) => Wire::Erasure(record.clone()),
             Record::Compact => Wire::Compact {},
@@ -302,9 +315,13 @@ impl Record {
             Wire::Erase {
                 events,
                 quarantined,
+                tombstones,
+                until,
             } => Record::Erase {
                 events,
                 quarantined,
+                tombstones,
+                until,
             },
             Wire::Erasure(record) => Record::Erasure(record),
             Wire::Compact {} => Record::Compact,

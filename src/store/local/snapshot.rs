@@ -86,6 +86,11 @@ enum Snap {
         id: u64,
     },
     Erasure(ErasureRecord),
+    /// What an erasure removed, remembered until `until` (Unix ms).
+    Tombstone {
+        key: String,
+        until: i64,
+    },
     End {
         frames: u64,
     },
@@ -139,6 +144,8 @@ pub struct State {
     pub schedule: ScheduleContents,
     /// The raw archive's entries with their expiry, oldest first.
     pub archive: Vec<(i64, crate::store::Archived)>,
+    /// Erasures' tombstones with the time each is forgotten.
+    pub tombstones: Vec<(String, i64)>,
 }
 
 /// Writes `state` as generation `generation`'s snapshot in `dir`; its size in bytes.
@@ -237,6 +244,15 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
     }
     for record in &state.store.erasures {
         put(&Snap::Erasure(record.clone()), &mut out)?;
+    }
+    for (key, until) in &state.tombstones {
+        put(
+            &Snap::Tombstone {
+                key: key.clone(),
+                until: *until,
+            },
+            &mut out,
+        )?;
     }
     put(
         &Snap::NextDead {
@@ -367,6 +383,7 @@ pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
             }
             Snap::NextDead { id } => state.schedule.next_dead = id,
             Snap::Erasure(record) => state.store.erasures.push(record),
+            Snap::Tombstone { key, until } => state.tombstones.push((key, until)),
             Snap::Destination {
                 name,
                 paused,

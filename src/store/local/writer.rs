@@ -180,6 +180,14 @@ impl Writer {
                 .map(|s| s.contents())
                 .unwrap_or_default(),
             archive: self.shared.memory.raw_archive().entries(),
+            tombstones: {
+                let now = self.clock.now_ms();
+                let tombstones = self.shared.memory.tombstones();
+                tombstones
+                    .live(now)
+                    .map(|(k, until)| (k.clone(), until))
+                    .collect()
+            },
         };
         self.file = file;
         self.generation = next;

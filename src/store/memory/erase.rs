@@ -136,6 +136,7 @@ mod tests {
         let by_id = Erase {
             person: Person::guest_id("G-1").expect("id"),
             source: Some("pms".to_owned()),
+            remember_for: std::time::Duration::from_secs(86_400),
         };
         let found = store.find_erasable(&by_id);
         assert_eq!(found.events.len(), 1, "only the pms source's");
@@ -145,6 +146,7 @@ mod tests {
         let by_email = Erase {
             person: Person::email("Anna@Example.com").expect("email"),
             source: None,
+            remember_for: std::time::Duration::from_secs(86_400),
         };
         assert_eq!(
             store.remove(&store.find_erasable(&by_email), false).events,

@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 
-use super::super::erase::{Erase, Erased, ErasureRecord};
+use super::super::erase::{Erase, Erased, ErasureRecord, body_tombstone, event_tombstone};
 use super::{RedisStore, StreamEntry};
 use crate::store::StoreError;
 
@@ -119,15 +119,24 @@ impl RedisStore {
         erased.events = events.len() as u64;
         let quarantine = self.layout.quarantine();
         let mut bodies = Vec::new();
+        let mut tombstones: Vec<String> = events.iter().map(|id| event_tombstone(id)).collect();
         self.each_entry(&quarantine, |entry| {
-            if erase.wants_body(
-                &text(entry, "source"),
-                entry.field("body").unwrap_or_default(),
-            ) {
+            let source = text(entry, "source");
+            let body = entry.field("body").unwrap_or_default();
+            if erase.wants_body(&source, body) {
+                tombstones.push(body_tombstone(&source, body));
                 bodies.push((entry.id.clone(), text(entry, "size")));
             }
         })
         .await?;
+        if !dry_run {
+            // Remembered before anything else is searched (the raw archive next): a write
+            // landing meanwhile is found, or refused.
+            let until = jiff::Timestamp::now()
+                .as_millisecond()
+                .saturating_add(i64::try_from(erase.remember_for.as_millis()).unwrap_or(i64::MAX));
+            self.remember_erased(&tombstones, until).await?;
+        }
         for (id, size) in bodies {
             if dry_run {
                 erased.quarantined += 1;
@@ -148,6 +157,44 @@ impl RedisStore {
             }
         }
         Ok((erased, events))
+    }
+
+    /// Remembers `keys` (tombstones) as erased until `until` (Unix ms), where the archive and
+    /// the quarantine check them.
+    pub async fn remember_erased(&self, keys: &[String], until: i64) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        for set in [
+            self.layout.archive_tombstones(),
+            self.layout.quarantine_tombstones(),
+        ] {
+            for chunk in keys.chunks(PAGE) {
+                let mut add = redis::cmd("ZADD");
+                add.arg(&set).arg("GT");
+                for key in chunk {
+                    add.arg(until).arg(key);
+                }
+                self.command::<u64>(&add).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Of `keys`, those an erasure removed and still remembers.
+    pub async fn erased_among(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let set = self.layout.archive_tombstones();
+        let mut erased = HashSet::new();
+        for key in keys {
+            let until: Option<f64> = self
+                .command(redis::cmd("ZSCORE").arg(&set).arg(key))
+                .await?;
+            if until.is_some_and(|until| until > now as f64) {
+                erased.insert(key.clone());
+            }
+        }
+        Ok(erased)
     }
 
     /// Keeps an erasure's audit record (a stream of its own, never trimmed).
