@@ -10,13 +10,15 @@ use super::{MemoryStore, Recovery, StoreError, apply, snapshot};
 /// Takes `dir/LOCK`, or says who has it.
 pub(super) fn take_lock(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join("LOCK");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let mut file = super::private::open(
+        &path,
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true),
+    )
+    .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -172,7 +174,7 @@ pub(super) fn load(
     let current = journals.last().copied().unwrap_or(base);
     for &generation in &journals {
         let path = journal_path(dir, generation);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match super::private::read(&path) {
             Ok(bytes) => bytes,
             // Read-only, the snapshot thread may have removed an old journal meanwhile.
             Err(e) if !repair && e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -189,9 +191,7 @@ pub(super) fn load(
             End::Torn(at) if generation == current => {
                 recovery.torn_bytes = bytes.len() as u64 - at;
                 if repair {
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&path)
+                    let file = super::private::open(&path, OpenOptions::new().write(true))
                         .map_err(|e| failed("cannot open", &e))?;
                     file.set_len(at).map_err(|e| failed("cannot repair", &e))?;
                     file.sync_all().map_err(|e| failed("cannot repair", &e))?;

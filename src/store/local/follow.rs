@@ -33,7 +33,7 @@ impl Follower {
         let mut events = Vec::new();
         loop {
             let path = journal_path(&self.dir, self.generation);
-            let bytes = match std::fs::read(&path) {
+            let bytes = match super::private::read(&path) {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                 Err(e) => return Err(e),

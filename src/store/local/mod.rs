@@ -30,6 +30,7 @@ mod erase;
 mod files;
 mod follow;
 mod journal;
+mod private;
 pub mod record;
 mod schedule;
 mod snapshot;
@@ -177,7 +178,7 @@ impl LocalStore {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
         };
-        std::fs::create_dir_all(&dir).map_err(|e| failed("cannot create", &e))?;
+        private::prepare_dir(&dir)?;
         let lock = take_lock(&dir)?;
         let mut memory =
             MemoryStore::for_schedules(settings.retain_events).with_clock(clock.clone());
@@ -189,10 +190,7 @@ impl LocalStore {
             .set_max_bytes(settings.archive_max_bytes);
         let (mut recovery, base, current) = load(&dir, &memory, true)?;
         let path = journal_path(&dir, current);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        let mut file = private::open(&path, OpenOptions::new().create(true).append(true))
             .map_err(|e| failed("cannot open", &e))?;
         let journal_len = file
             .seek(SeekFrom::End(0))

@@ -151,7 +151,15 @@ pub struct State {
 /// Writes `state` as generation `generation`'s snapshot in `dir`; its size in bytes.
 pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64> {
     let temporary = dir.join(format!("snapshot-{generation:08}.tmp"));
-    let file = File::create(&temporary)?;
+    // A leftover (or planted) `.tmp` goes first: a link is removed, never followed.
+    match std::fs::remove_file(&temporary) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = super::private::open(
+        &temporary,
+        std::fs::OpenOptions::new().write(true).create_new(true),
+    )?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let frames = std::cell::Cell::new(0u64);
     let buffer = std::cell::RefCell::new(Vec::new());
@@ -326,7 +334,7 @@ pub fn snapshot_path(dir: &Path, generation: u64) -> std::path::PathBuf {
 /// an older one, with its journals, holds the state).
 pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
     let path = snapshot_path(dir, generation);
-    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = super::private::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut state = State::default();
     let mut frames = 0u64;
     let mut ended = false;

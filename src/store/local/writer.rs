@@ -153,10 +153,7 @@ impl Writer {
         self.compact = false;
         let next = self.generation + 1;
         let path = journal_path(&self.shared.dir, next);
-        let opened = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
+        let opened = super::private::open(&path, OpenOptions::new().create_new(true).append(true))
             .and_then(|file| sync_dir(&self.shared.dir).map(|()| file));
         let file = match opened {
             Ok(file) => file,
