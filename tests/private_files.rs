@@ -88,7 +88,10 @@ fn a_planted_symlink_is_never_followed() {
         std::os::unix::fs::symlink(&victim, &link).expect("symlink");
         let error = LocalStore::open(&LocalSettings::new(&dir), None, Clock::system())
             .expect_err("refused");
-        assert!(error.to_string().contains("symbolic link"), "{name}: {error}");
+        assert!(
+            error.to_string().contains("symbolic link"),
+            "{name}: {error}"
+        );
         assert_eq!(std::fs::read(&victim).expect("read"), b"precious", "{name}");
         std::fs::remove_file(&link).expect("unlink");
     }
@@ -104,15 +107,23 @@ fn a_directory_others_control_is_refused() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
     let error =
         LocalStore::open(&LocalSettings::new(&dir), None, Clock::system()).expect_err("refused");
-    assert!(error.to_string().contains("writable by all users"), "{error}");
+    assert!(
+        error.to_string().contains("writable by all users"),
+        "{error}"
+    );
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     // Owned by another user (only root can give a directory away: the CI machine runs as root).
     if rustix::process::geteuid().is_root() {
         std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
         let error = LocalStore::open(&LocalSettings::new(&dir), None, Clock::system())
             .expect_err("refused");
-        assert!(error.to_string().contains("belongs to user 65534"), "{error}");
+        assert!(
+            error.to_string().contains("belongs to user 65534"),
+            "{error}"
+        );
     } else {
-        eprintln!("not root: a directory of another user cannot be made here; that half is skipped");
+        eprintln!(
+            "not root: a directory of another user cannot be made here; that half is skipped"
+        );
     }
 }

@@ -49,7 +49,11 @@ pub(super) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
             "{} is writable by {} (mode {mode:o}): anyone who can write there can plant or \
              swap the store's files; run `chmod 700 {}`",
             dir.display(),
-            if mode & 0o002 != 0 { "all users" } else { "its group" },
+            if mode & 0o002 != 0 {
+                "all users"
+            } else {
+                "its group"
+            },
             dir.display()
         )));
     }
@@ -122,7 +126,8 @@ mod tests {
         )
         .expect_err("refused");
         assert!(error.to_string().contains("symbolic link"), "{error}");
-        let error = open(&link, OpenOptions::new().write(true).truncate(true)).expect_err("refused");
+        let error =
+            open(&link, OpenOptions::new().write(true).truncate(true)).expect_err("refused");
         assert!(error.to_string().contains("symbolic link"), "{error}");
         assert!(read(&link).is_err());
         assert_eq!(std::fs::read(&target).expect("read"), b"keep me");
