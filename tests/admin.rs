@@ -222,6 +222,107 @@ async fn the_console_login_sets_a_session_and_state_changes_need_this_origin() {
     server.stop().await;
 }
 
+async fn log_in(server: &TestServer) -> String {
+    let login = server
+        .admin_raw(&RawRequest::get(&format!("/login?token={ADMIN_TOKEN}")))
+        .await;
+    assert_eq!(login.status, 303, "{}", login.text());
+    session_cookie(&login)
+}
+
+async fn with_cookie(server: &TestServer, cookie: &str) -> u16 {
+    server
+        .admin_raw(&RawRequest::get("/api/overview").header("Cookie", cookie))
+        .await
+        .status
+}
+
+/// Logging out ends that session (the same cookie is refused afterwards, where before it
+/// worked for 12 hours), and `POST /api/sessions/revoke` ends every session without changing
+/// the token.
+#[tokio::test]
+async fn sessions_end_at_logout_and_can_all_be_ended() {
+    let server = TestServer::start(config(MEMORY, "", ADMIN_TABLE)).await;
+    let cookie = log_in(&server).await;
+    let other = log_in(&server).await;
+    assert_ne!(cookie, other, "a session of its own per login");
+    assert_eq!(with_cookie(&server, &cookie).await, 200);
+    let logout = server
+        .admin_raw(&RawRequest::post("/logout", Vec::new()).header("Cookie", &cookie))
+        .await;
+    assert_eq!(logout.status, 303);
+    assert_eq!(with_cookie(&server, &cookie).await, 401, "ended at logout");
+    let page = server
+        .admin_raw(&RawRequest::get("/").header("Cookie", &cookie))
+        .await;
+    assert_eq!(page.status, 401);
+    assert_eq!(
+        with_cookie(&server, &other).await,
+        200,
+        "another session lives"
+    );
+
+    let third = log_in(&server).await;
+    // Revoking needs the token (or a session, from this origin), like any state change.
+    let anonymous = server
+        .admin_raw(&RawRequest::post("/api/sessions/revoke", Vec::new()))
+        .await;
+    assert_eq!(anonymous.status, 401);
+    let revoked = server
+        .admin(&RawRequest::post("/api/sessions/revoke", Vec::new()))
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text());
+    assert_eq!(json(&revoked)["ended"], 2);
+    for cookie in [&other, &third] {
+        assert_eq!(with_cookie(&server, cookie).await, 401, "ended by revoke");
+    }
+    assert_eq!(
+        server.admin(&RawRequest::get("/api/overview")).await.status,
+        200,
+        "the token is unchanged"
+    );
+    let again = log_in(&server).await;
+    assert_eq!(with_cookie(&server, &again).await, 200);
+    server.stop().await;
+}
+
+/// `[admin] metrics_token` opens `GET /metrics` and nothing else.
+#[tokio::test]
+async fn the_metrics_token_opens_metrics_only() {
+    const METRICS_TOKEN: &str = "a-scraper-token-of-24-chars-or-more";
+    let admin = format!("{ADMIN_TABLE}metrics_token = \"{METRICS_TOKEN}\"\n");
+    let server = TestServer::start(config(MEMORY, "", &admin)).await;
+    let bearer = format!("Bearer {METRICS_TOKEN}");
+    let metrics = server
+        .admin_raw(&RawRequest::get("/metrics").header("Authorization", &bearer))
+        .await;
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    for request in [
+        RawRequest::get("/api/overview"),
+        RawRequest::get("/api/events"),
+        RawRequest::get("/"),
+        RawRequest::post("/api/dlq/replay", Vec::new()),
+        RawRequest::post("/api/erase", r#"{"phone":"+4915123456789"}"#),
+        RawRequest::post("/api/destinations/x/pause", Vec::new()),
+        RawRequest::post("/api/sessions/revoke", Vec::new()),
+        RawRequest::post("/metrics", Vec::new()),
+    ] {
+        let refused = server
+            .admin_raw(&request.clone().header("Authorization", &bearer))
+            .await;
+        assert_eq!(
+            refused.status, 401,
+            "{} {} with the metrics token",
+            request.method, request.target
+        );
+    }
+    assert!(
+        !server.metrics().await.is_empty(),
+        "the admin token still reads them"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn requests_are_listed_with_their_outcome_reason_and_diagnosis() {
     let server = TestServer::start(config(MEMORY, "", ADMIN_TABLE)).await;

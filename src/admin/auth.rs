@@ -3,9 +3,11 @@
 //! - The API takes `Authorization: Bearer <token>`.
 //! - The console's login (`GET /login?token=…`, or the form at `/login`) sets a session cookie
 //!   (`HttpOnly`, `SameSite=Strict`) and redirects to `/`, so the token leaves the address bar
-//!   and the history at once. The cookie is `<expiry>.<HMAC-SHA256(token, expiry)>`: nothing
-//!   to store, valid on every instance that shares the token, void when the token changes,
-//!   and it never contains the token.
+//!   and the history at once. The cookie holds a random session id ([`super::sessions`]),
+//!   never the token; `POST /logout` ends that session and `POST /api/sessions/revoke` ends
+//!   every one.
+//! - `[admin] metrics_token`, when set, is accepted for `GET /metrics` and nothing else: a
+//!   Prometheus server holds a key that can read figures, not erase, replay or pause.
 //! - A state-changing request (anything but GET/HEAD) authenticated by the cookie must carry
 //!   an `Origin` that is this listener's own: another site cannot make a logged-in browser
 //!   replay dead letters. A bearer token cannot be sent by another site, so it needs none.
@@ -20,16 +22,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use porter_providers::signing::{Algorithm, ct_eq, hmac, tokens_match};
+use porter_providers::signing::tokens_match;
 use serde::Deserialize;
 
 use super::Admin;
 use super::console;
+use super::sessions::SESSION_SECONDS;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "porter_session";
-/// How long a console session lasts.
-const SESSION_SECONDS: i64 = 12 * 60 * 60;
 
 pub fn routes() -> axum::Router<Arc<Admin>> {
     axum::Router::new()
@@ -50,6 +51,9 @@ enum Credential {
 pub async fn require(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
     let now = admin.gateway.clock.now().as_second();
     let Some(credential) = credential(&admin, request.headers(), now) else {
+        if is_metrics_scrape(&admin, &request) {
+            return next.run(request).await;
+        }
         return unauthorized(request.uri().path());
     };
     let changes_state = !matches!(*request.method(), Method::GET | Method::HEAD);
@@ -66,15 +70,29 @@ pub async fn require(State(admin): State<Arc<Admin>>, request: Request, next: Ne
 
 fn credential(admin: &Admin, headers: &HeaderMap, now: i64) -> Option<Credential> {
     let token = admin.token.expose().as_bytes();
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    if let Some(given) = bearer {
+    if let Some(given) = bearer(headers) {
         return tokens_match(given, token).then_some(Credential::Bearer);
     }
     cookie_value(headers)
-        .filter(|value| session_valid(token, value, now))
+        .filter(|value| admin.sessions.valid(value, now))
         .map(|_| Credential::Cookie)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+}
+
+/// `GET /metrics` with `[admin] metrics_token`: the one thing that token opens.
+fn is_metrics_scrape(admin: &Admin, request: &Request) -> bool {
+    let Some(metrics_token) = &admin.metrics_token else {
+        return false;
+    };
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && request.uri().path() == "/metrics"
+        && bearer(request.headers())
+            .is_some_and(|given| tokens_match(given, metrics_token.expose().as_bytes()))
 }
 
 fn unauthorized(path: &str) -> Response {
@@ -123,31 +141,6 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// `<expiry>.<hex MAC>` for a session ending at `expiry` (Unix seconds).
-fn session(token: &[u8], expiry: i64) -> String {
-    let mac = hmac(
-        Algorithm::Sha256,
-        token,
-        &[b"porter-session:", expiry.to_string().as_bytes()],
-    );
-    format!("{expiry}.{}", hex::encode(mac))
-}
-
-fn session_valid(token: &[u8], value: &str, now: i64) -> bool {
-    let Some((expiry, mac)) = value.split_once('.') else {
-        return false;
-    };
-    let (Ok(expiry), Ok(mac)) = (expiry.parse::<i64>(), hex::decode(mac)) else {
-        return false;
-    };
-    let expected = hmac(
-        Algorithm::Sha256,
-        token,
-        &[b"porter-session:", expiry.to_string().as_bytes()],
-    );
-    ct_eq(&mac, &expected) && expiry > now
-}
-
 #[derive(Debug, Deserialize)]
 struct Login {
     token: Option<String>,
@@ -176,11 +169,9 @@ fn log_in(admin: &Admin, given: &str) -> Response {
         )
             .into_response();
     }
-    let expiry = admin.gateway.clock.now().as_second() + SESSION_SECONDS;
-    let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}",
-        session(token, expiry)
-    );
+    let session = admin.sessions.open(admin.gateway.clock.now().as_second());
+    let cookie =
+        format!("{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}");
     let mut response = Redirect::to("/").into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
@@ -188,7 +179,20 @@ fn log_in(admin: &Admin, given: &str) -> Response {
     response
 }
 
-async fn logout() -> Response {
+/// `POST /api/sessions/revoke`: ends every console session, without changing the token.
+pub async fn revoke_all(State(admin): State<Arc<Admin>>) -> Response {
+    let ended = admin
+        .sessions
+        .end_all(admin.gateway.clock.now().as_second());
+    tracing::info!(ended, "every console session ended from the admin API");
+    axum::Json(serde_json::json!({ "ended": ended })).into_response()
+}
+
+/// `POST /logout`: ends this session (its cookie is refused from now on) and clears the cookie.
+async fn logout(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    if let Some(session) = cookie_value(&headers) {
+        admin.sessions.end(session);
+    }
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -200,28 +204,6 @@ async fn logout() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_session_is_valid_until_it_expires_and_only_for_its_token() {
-        let token = b"a-token-of-at-least-24-characters";
-        let value = session(token, 1_000);
-        assert!(session_valid(token, &value, 999));
-        assert!(!session_valid(token, &value, 1_000), "expired");
-        assert!(!session_valid(
-            b"another-token-of-24-characters!",
-            &value,
-            999
-        ));
-        let forged = value.replacen("1000.", "9999.", 1);
-        assert!(!session_valid(token, &forged, 999), "the expiry is signed");
-        for bad in ["", ".", "1000", "1000.zz", "x.00"] {
-            assert!(!session_valid(token, bad, 0), "{bad}");
-        }
-        assert!(
-            !value.contains("a-token"),
-            "the cookie never holds the token"
-        );
-    }
 
     #[test]
     fn the_origin_must_be_this_listener() {

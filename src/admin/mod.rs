@@ -5,7 +5,8 @@
 //! instance (recent requests, time series) and the store (events, attempts, dead letters).
 //! Nothing here is on the ingest path.
 //!
-//! - `auth.rs`: the bearer token, the console's session cookie, the `Origin` rule.
+//! - `auth.rs`: the bearer token, the metrics-only token, the console's session cookie, the
+//!   `Origin` rule; `sessions.rs`: the open sessions (so that they can be ended).
 //! - `api.rs`: `/api/*`, JSON.
 //! - `views.rs`: what the API and the console both show (overview, series, an event's
 //!   deliveries), computed once.
@@ -18,6 +19,7 @@ mod api;
 mod auth;
 mod console;
 mod erase;
+mod sessions;
 mod views;
 
 use std::sync::Arc;
@@ -68,6 +70,10 @@ impl DestinationInfo {
 pub struct Admin {
     pub gateway: Arc<Gateway>,
     token: Secret,
+    /// `[admin] metrics_token`: `GET /metrics` only.
+    metrics_token: Option<Secret>,
+    /// The console's open sessions.
+    sessions: sessions::Sessions,
     pub destinations: Vec<DestinationInfo>,
     pub schedules: Option<Schedules>,
     pub started: Timestamp,
@@ -87,6 +93,8 @@ impl Admin {
             started: gateway.clock.now(),
             gateway,
             token: admin.token.clone(),
+            metrics_token: admin.metrics_token.clone(),
+            sessions: sessions::Sessions::default(),
             destinations,
             schedules,
             privacy_key: None,
@@ -180,6 +188,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/api/erase", post(erase::erase))
         .route("/api/erasures", get(erase::erasures))
         .route("/api/reprocess", post(crate::reprocess::api))
+        .route("/api/sessions/revoke", post(auth::revoke_all))
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

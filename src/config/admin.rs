@@ -32,6 +32,7 @@ pub const MIN_DIAGNOSES_PER_SECOND: u32 = 10;
 pub struct AdminTable {
     pub listen: Option<String>,
     pub token: Option<Secret>,
+    pub metrics_token: Option<Secret>,
     pub recent_requests: Option<usize>,
     pub diagnosis_share: Option<f64>,
 }
@@ -44,6 +45,8 @@ pub struct AdminConfig {
     pub token: Secret,
     /// Whether porter made the token up (the embedded default): then it prints the login URL.
     pub generated_token: bool,
+    /// Accepted for `GET /metrics` only (a scraper need not hold the admin token).
+    pub metrics_token: Option<Secret>,
     pub recent_requests: usize,
     /// At most this share of the requests of the last second are diagnosed when refused.
     pub diagnosis_share: f64,
@@ -121,10 +124,32 @@ pub fn admin_config(
             None
         }
     };
+    let metrics_token = match table.metrics_token {
+        Some(metrics) if metrics.expose().chars().count() < MIN_TOKEN_CHARS => {
+            errors.push(ConfigError::new(
+                "admin.metrics_token",
+                format!("must be at least {MIN_TOKEN_CHARS} characters"),
+            ));
+            return None;
+        }
+        Some(metrics)
+            if token
+                .as_ref()
+                .is_some_and(|token| token.expose() == metrics.expose()) =>
+        {
+            errors.push(ConfigError::new(
+                "admin.metrics_token",
+                "must differ from admin.token (it opens /metrics only)",
+            ));
+            return None;
+        }
+        metrics => metrics,
+    };
     Some(AdminConfig {
         listen: listen?,
         token: token?,
         generated_token,
+        metrics_token,
         recent_requests: recent_requests?,
         diagnosis_share: diagnosis_share?,
     })
