@@ -95,6 +95,15 @@ impl App {
                 );
             }
         }
+        for stream in self.streams.iter().filter(|s| s.insecure_http) {
+            tracing::warn!(
+                source = %stream.name,
+                gateway = %stream.gateway_url,
+                "INSECURE: this OHIP stream's gateway is plain http (insecure_allow_http = true): \
+                 the client secret and the tokens cross the network in clear; for a local test \
+                 gateway only"
+            );
+        }
         let deliveries = self.start_deliveries()?;
         let connectors = crate::ohip::Connectors::start(&self.streams, &self.gateway);
         // One shutdown for both listeners.

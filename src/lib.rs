@@ -45,6 +45,7 @@ pub mod inspect;
 pub mod ohip;
 pub mod pipeline;
 pub mod privacy;
+pub mod remote_text;
 pub mod reprocess;
 pub mod routes;
 pub mod send;

@@ -196,7 +196,7 @@ async fn stopped_reason(mock: &OhipMock) -> String {
     let (_gateway, connectors) = start(config);
     let reason = until(Duration::from_secs(20), || {
         match &connectors.statuses()[0].state {
-            State::Stopped { reason } => Some(reason.clone()),
+            State::Stopped { reason, .. } => Some(reason.clone()),
             _ => None,
         }
     })
@@ -648,4 +648,129 @@ async fn a_frame_that_is_not_an_event_is_quarantined_and_passed_over() {
     );
     assert_eq!(mock.state.connections().len(), 1, "no reconnect over it");
     connectors.stop().await;
+}
+
+/// The status of the connector of `mock` once `check` holds.
+async fn status_when(
+    mock: &OhipMock,
+    check: impl Fn(&porter::ohip::Status) -> bool,
+) -> porter::ohip::Status {
+    let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
+    let (_gateway, connectors) = start(config);
+    let status = until(Duration::from_secs(20), || {
+        let status = connectors.statuses().remove(0);
+        check(&status).then_some(status)
+    })
+    .await;
+    connectors.stop().await;
+    status
+}
+
+/// A broken or hostile gateway's token answer is not read past 64 KiB, with or without a
+/// declared length (before, a 400 MB answer took porter to 918 MB on every reconnect).
+#[tokio::test]
+async fn a_huge_token_answer_is_not_read() {
+    for chunked in [false, true] {
+        let mock = OhipMock::start().await;
+        mock.state.knobs().token_padding = Some((64 * 1024 * 1024, chunked));
+        let status = status_when(&mock, |s| s.last_error.is_some()).await;
+        let error = status.last_error.expect("an error");
+        assert!(
+            error.contains("larger than 64 KiB"),
+            "chunked {chunked}: {error}"
+        );
+        // What the client took before it hung up, socket buffers included.
+        assert!(
+            mock.state.padding_written() < 16 * 1024 * 1024,
+            "chunked {chunked}: {} bytes read",
+            mock.state.padding_written()
+        );
+    }
+}
+
+/// What the gateway writes reaches the status, the console and the logs bounded and with its
+/// control characters escaped: an `error` frame of 8 MiB, a close reason with a newline and an
+/// ANSI escape that would forge a log line.
+#[tokio::test]
+async fn a_gateways_words_are_bounded_and_escaped() {
+    let mock = OhipMock::start().await;
+    mock.state.knobs().error_payload = Some(8 * 1024 * 1024);
+    let status = status_when(&mock, |s| matches!(s.state, State::Stopped { .. })).await;
+    let State::Stopped { reason, code } = &status.state else {
+        unreachable!()
+    };
+    assert_eq!(code, "4400");
+    assert!(reason.len() < 1024, "{} bytes", reason.len());
+    assert!(reason.contains("bytes in all"), "{reason}");
+
+    let mock = OhipMock::start().await;
+    {
+        let mut knobs = mock.state.knobs();
+        knobs.refuse_subscription = Some(4403);
+        knobs.refusal_reason = "bye\n2026-12-06T00:00:00Z ERROR forged line\u{1b}[31m".to_owned();
+    }
+    let status = status_when(&mock, |s| matches!(s.state, State::Stopped { .. })).await;
+    let State::Stopped { reason, .. } = &status.state else {
+        unreachable!()
+    };
+    assert!(!reason.chars().any(char::is_control), "{reason:?}");
+    assert!(reason.contains("bye\\n2026"), "{reason}");
+    let last = status.last_error.expect("the last disconnect");
+    assert!(!last.chars().any(char::is_control), "{last:?}");
+}
+
+/// A plain-HTTP gateway would carry the client secret and the tokens in clear: refused unless
+/// explicitly allowed for a local test gateway.
+#[test]
+fn a_plain_http_gateway_needs_an_explicit_allowance() {
+    let source = |extra: &str| {
+        format!(
+            "{SERVER}[[sources]]\nname = \"opera\"\nprovider = \"oracle_ohip_stream\"\n\
+             gateway_url = \"http://ohip.example.com\"\napp_key = \"k\"\nclient_id = \"c\"\n\
+             client_secret = \"s\"\nchain_code = \"CHAIN1\"\n{extra}"
+        )
+    };
+    let errors = porter::config::Config::parse(
+        &source(""),
+        porter::config::ConfigOrigin::File("t.toml".into()),
+        &|_| None,
+    )
+    .expect_err("refused");
+    let text = errors.to_string();
+    assert!(
+        text.contains("gateway_url: must be https://") && text.contains("insecure_allow_http"),
+        "{text}"
+    );
+    let config = config_from(&source("insecure_allow_http = true"), &[]);
+    assert!(config.streams[0].insecure_http);
+}
+
+/// After OHIP closed with 4403, `porter ohip status` says the stream stopped for good, with the
+/// code and the reason, and exits 1 (before: "state: connecting (connected: false)", exit 0).
+#[test]
+fn ohip_status_says_stopped_and_fails_after_a_4403() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mock = runtime.block_on(OhipMock::start());
+    mock.state.knobs().refuse_subscription = Some(4403);
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = redis_config(dir.path(), &redis, &mock);
+    let config_arg = config.to_str().expect("utf-8");
+    let _served = Served::start(dir.path(), &["--config", config_arg]);
+    let started = Instant::now();
+    let (ok, status) = loop {
+        let output = common::served::porter()
+            .args(["ohip", "status", "--config", config_arg])
+            .output()
+            .expect("porter ohip runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        if text.contains("state: stopped") || started.elapsed() > Duration::from_secs(20) {
+            break (output.status.success(), text);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.contains("state: stopped (code 4403)"), "{status}");
+    assert!(status.contains("approved"), "{status}");
+    assert!(!ok, "exits non-zero: {status}");
 }

@@ -54,6 +54,10 @@ pub struct OhipStreamTable {
     /// another instance takes over within this after the holder dies.
     #[serde(default)]
     lease: Option<String>,
+    /// Accept an `http://` gateway (a local test gateway only): the client secret and every
+    /// token then cross the network in clear. Warned at every start.
+    #[serde(default)]
+    insecure_allow_http: bool,
 }
 
 /// A checked stream source.
@@ -79,6 +83,8 @@ pub struct OhipStreamConfig {
     pub liveness: Duration,
     pub lease: Duration,
     pub dedupe_ttl: Duration,
+    /// `insecure_allow_http`: the gateway is `http://` (warned at every start).
+    pub insecure_http: bool,
 }
 
 impl OhipStreamConfig {
@@ -116,6 +122,14 @@ pub fn ohip_stream_config(
         }
     };
     let gateway_url = match reqwest::Url::parse(&table.gateway_url) {
+        Ok(url) if url.scheme() == "http" && url.host().is_some() && !table.insecure_allow_http => {
+            errors.push(ConfigError::new(
+                format!("{key}.gateway_url"),
+                "must be https://: the client secret and the tokens cross it (for a local \
+                 test gateway only, set insecure_allow_http = true)",
+            ));
+            None
+        }
         Ok(url) if matches!(url.scheme(), "https" | "http") && url.host().is_some() => {
             Some(with_trailing_slash(url))
         }
@@ -224,6 +238,7 @@ pub fn ohip_stream_config(
         return None;
     }
     let gateway_url = gateway_url?;
+    let insecure_http = gateway_url.scheme() == "http";
     let mut ws_url = gateway_url.clone();
     let scheme = if gateway_url.scheme() == "https" {
         "wss"
@@ -253,6 +268,7 @@ pub fn ohip_stream_config(
         liveness: liveness?,
         lease: lease?,
         dedupe_ttl: dedupe_ttl.unwrap_or(DEFAULT_DEDUPE_TTL),
+        insecure_http,
     })
 }
 

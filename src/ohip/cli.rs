@@ -48,9 +48,11 @@ where
 }
 
 /// `porter ohip status [--source NAME]`: per stream, the lease holder, the stored offset and
-/// what its connector last published (state, last event, disconnects by close code).
+/// what its connector last published (state, last event, disconnects by close code). Exits 1
+/// when a stream is stopped for good (a 4403, a refused configuration).
 pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
     with_streams(path, source, Access::Read, |streams, store| async move {
+        let mut stopped = Vec::new();
         for stream in streams {
             let offset = store
                 .ohip_offset(&stream.name)
@@ -88,8 +90,12 @@ pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
                 other => other.to_string(),
             };
             let mut state = text("state");
+            if state == "stopped" {
+                stopped.push(stream.name.clone());
+                state = format!("{state} (code {})", text("code"));
+            }
             if published.get("reason").is_some() {
-                state = format!("{state}: {}", text("reason"));
+                state = format!("{state}: {}", crate::remote_text::quote(&text("reason")));
             }
             if published.get("until").is_some() {
                 state = format!("{state} until {} (after {})", text("until"), text("after"));
@@ -101,11 +107,22 @@ pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
                 text("events")
             );
             println!("  disconnects: {}", published["disconnects"]);
+            if let Some(last) = published["last_error"].as_str() {
+                println!("  last disconnect: {}", crate::remote_text::quote(last));
+            }
             if let Some(gap) = published["gap"].as_str() {
                 println!("  GAP: resumed past the stored offset ({gap}): events lost to retention");
             }
         }
-        Ok(())
+        if stopped.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "stopped for good until porter restarts: {} (fix the cause named above, then \
+                 restart porter serve)",
+                stopped.join(", ")
+            ))
+        }
     })
 }
 

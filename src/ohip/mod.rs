@@ -48,6 +48,8 @@ pub enum State {
     },
     /// A configuration or permission problem: no more attempts until porter restarts.
     Stopped {
+        /// The close code (`4403`), HTTP status (`http_400`) or token answer (`token_401`).
+        code: String,
         reason: String,
     },
 }
@@ -60,7 +62,7 @@ impl State {
             State::Streaming => "streaming".to_owned(),
             State::Completing => "completing".to_owned(),
             State::Waiting { until, after } => format!("waiting until {until} (after {after})"),
-            State::Stopped { reason } => format!("stopped: {reason}"),
+            State::Stopped { code, reason } => format!("stopped ({code}): {reason}"),
         }
     }
 }
@@ -86,6 +88,8 @@ pub struct Status {
     resumed_from: Option<String>,
     /// Connections ended, by close code (`1006`, `4409`, `http_400`, `rotated`…).
     pub disconnects: BTreeMap<String, u64>,
+    /// What ended the last connection (or attempt), in one line.
+    pub last_error: Option<String>,
 }
 
 /// A connector's status, shared with whoever reads it.
@@ -112,6 +116,7 @@ impl Shared {
                 gap: None,
                 resumed_from: None,
                 disconnects: BTreeMap::new(),
+                last_error: None,
             }),
         }
     }
@@ -179,6 +184,7 @@ impl Shared {
         metrics::counter!("porter_ohip_disconnects_total", "source" => status.source.clone(), "code" => code.clone())
             .increment(1);
         *status.disconnects.entry(code).or_default() += 1;
+        status.last_error = Some(ended.describe());
     }
 }
 
@@ -314,7 +320,12 @@ impl Connector {
                 Next::Stop(reason) => {
                     if !matches!(ended, Ended::Shutdown) {
                         tracing::error!(source = %name, code = %ended.code(), %reason, "OHIP stream stopped");
-                        self.shared.set_state(State::Stopped { reason });
+                        self.shared.set_state(State::Stopped {
+                            code: ended.code(),
+                            reason,
+                        });
+                        // What `porter ohip status` reads: stopped, not the connecting before.
+                        self.publish().await;
                     }
                     return;
                 }

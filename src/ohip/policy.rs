@@ -33,6 +33,25 @@ pub enum Ended {
 }
 
 impl Ended {
+    /// What happened, in one line for the status and the console. Text from the server (a
+    /// close reason, an error payload) arrives here already bounded and escaped
+    /// ([`crate::remote_text`]).
+    pub fn describe(&self) -> String {
+        match self {
+            Ended::Closed { code, reason } if reason.is_empty() => format!("closed with {code}"),
+            Ended::Closed { code, reason } => format!("closed with {code}: {reason}"),
+            Ended::Dropped(detail) => format!("dropped: {detail}"),
+            Ended::Refused { status } => format!("the upgrade was answered {status}"),
+            Ended::TokenRefused { status } => format!("the token endpoint answered {status}"),
+            Ended::Unreachable(detail) => format!("unreachable: {detail}"),
+            Ended::Rotated => "the token was rotated".to_owned(),
+            Ended::Shutdown => "porter shut down".to_owned(),
+            Ended::Protocol(detail) => format!("protocol: {detail}"),
+            Ended::Store(detail) => format!("the store: {detail}"),
+            Ended::LeaseLost => "another instance holds the stream".to_owned(),
+        }
+    }
+
     /// The label of the disconnect for metrics and status: the close code, `1006`, `http_400`…
     pub fn code(&self) -> String {
         match self {

@@ -31,6 +31,7 @@ use super::token::Token;
 use super::{Shared, State};
 use crate::clock::Clock;
 use crate::config::OhipStreamConfig;
+use crate::remote_text::quote;
 use crate::store::Store;
 use crate::trace::{self, Traceparent};
 
@@ -127,8 +128,8 @@ impl Session<'_> {
                     WsError::Http(response) => Ended::Refused {
                         status: response.status().as_u16(),
                     },
-                    WsError::Io(e) => Ended::Unreachable(e.to_string()),
-                    other => Ended::Dropped(other.to_string()),
+                    WsError::Io(e) => Ended::Unreachable(quote(&e.to_string())),
+                    other => Ended::Dropped(quote(&other.to_string())),
                 })?;
         let agreed = response
             .headers()
@@ -262,7 +263,7 @@ impl Session<'_> {
             Message::Text(text) => text,
             Message::Close(frame) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
+                    (u16::from(f.code), quote(&f.reason))
                 });
                 return Step::End(Ended::Closed { code, reason });
             }
@@ -288,7 +289,7 @@ impl Session<'_> {
                 code: 4400,
                 reason: value
                     .get("payload")
-                    .map(Value::to_string)
+                    .map(|payload| quote(&payload.to_string()))
                     .unwrap_or_default(),
             }),
             _ => Step::Continue,
@@ -301,7 +302,7 @@ impl Session<'_> {
         if payload.get("errors").is_some_and(|e| !e.is_null()) {
             return Step::End(Ended::Protocol(format!(
                 "OHIP sent errors: {}",
-                payload["errors"]
+                quote(&payload["errors"].to_string())
             )));
         }
         let event = &payload["data"]["newEvent"];
@@ -410,7 +411,7 @@ async fn acknowledged(socket: &mut Socket) -> Result<(), Ended> {
             Some(Err(e)) => return Err(dropped(e)),
             Some(Ok(Message::Close(frame))) => {
                 let (code, reason) = frame.map_or((1005, String::new()), |f| {
-                    (u16::from(f.code), f.reason.to_string())
+                    (u16::from(f.code), quote(&f.reason))
                 });
                 return Err(Ended::Closed { code, reason });
             }
@@ -440,7 +441,7 @@ fn dropped(error: WsError) -> Ended {
         WsError::ConnectionClosed | WsError::AlreadyClosed => {
             Ended::Dropped("the connection closed".to_owned())
         }
-        other => Ended::Dropped(other.to_string()),
+        other => Ended::Dropped(quote(&other.to_string())),
     }
 }
 

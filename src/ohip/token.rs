@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use crate::config::OhipStreamConfig;
+use crate::remote_text::quote;
+
+/// The largest token answer porter reads: an OAuth token answer is a few KiB; a gateway that
+/// sends more is broken or hostile, and is not read into memory.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// A bearer token and when porter should stop using it.
 #[derive(Clone)]
@@ -83,12 +88,13 @@ pub async fn fetch(http: &reqwest::Client, config: &OhipStreamConfig) -> Result<
             "the token endpoint answered {status}"
         )));
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| TokenError::Unavailable(without_url(&e)))?;
-    let answer: Answer = serde_json::from_slice(&body)
-        .map_err(|e| TokenError::Unavailable(format!("unreadable token answer: {e}")))?;
+    let body = bounded_body(response).await?;
+    let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
+        TokenError::Unavailable(format!(
+            "unreadable token answer: {}",
+            quote(&e.to_string())
+        ))
+    })?;
     if answer.access_token.is_empty() {
         return Err(TokenError::Unavailable("an empty access_token".to_owned()));
     }
@@ -105,6 +111,34 @@ pub async fn fetch(http: &reqwest::Client, config: &OhipStreamConfig) -> Result<
     })
 }
 
+/// The answer's body, read no further than [`MAX_ANSWER_BYTES`].
+async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, TokenError> {
+    let too_large = || {
+        TokenError::Unavailable(format!(
+            "the token answer is larger than {} KiB: not read",
+            MAX_ANSWER_BYTES / 1024
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| TokenError::Unavailable(without_url(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// reqwest's error text without the URL (which holds nothing secret here, but keeps log lines
 /// short and the same for every attempt).
 fn without_url(error: &reqwest::Error) -> String {
@@ -112,5 +146,5 @@ fn without_url(error: &reqwest::Error) -> String {
     if let Some(url) = error.url() {
         text = text.replace(url.as_str(), "the token endpoint");
     }
-    text
+    quote(&text)
 }

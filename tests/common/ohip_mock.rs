@@ -60,6 +60,13 @@ pub struct Knobs {
     pub withhold_pongs: bool,
     /// Close every `connection_init` with 4401, whatever its token.
     pub refuse_init: bool,
+    /// The reason of the close that `refuse_subscription` sends.
+    pub refusal_reason: String,
+    /// Answer a good token request with this many bytes of padding in the JSON (a broken or
+    /// hostile gateway); with `chunked`, without a `content-length`.
+    pub token_padding: Option<(usize, bool)>,
+    /// Answer every subscribe with an `error` frame whose payload is this many bytes.
+    pub error_payload: Option<usize>,
 }
 
 impl Default for Knobs {
@@ -75,6 +82,9 @@ impl Default for Knobs {
             server_ping: false,
             withhold_pongs: false,
             refuse_init: false,
+            refusal_reason: "Value for chainCode is invalid".to_owned(),
+            token_padding: None,
+            error_payload: None,
         }
     }
 }
@@ -108,6 +118,8 @@ struct Inner {
     last_complete: Option<Instant>,
     upgrades: usize,
     token_requests: usize,
+    /// Bytes of padded token answers the client took before it hung up.
+    pub padding_written: usize,
 }
 
 /// The mock's state, shared with the test.
@@ -176,6 +188,11 @@ impl MockState {
     pub fn upgrades(&self) -> usize {
         self.lock().upgrades
     }
+
+    /// Bytes of padded token answers written before the client stopped reading.
+    pub fn padding_written(&self) -> usize {
+        self.lock().padding_written
+    }
 }
 
 pub struct OhipMock {
@@ -229,6 +246,7 @@ client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
 chain_code = "{CHAIN}"
 reconnect_delay = "5s"
+insecure_allow_http = true
 {extra}
 "#,
             url = self.gateway_url()
@@ -285,9 +303,13 @@ async fn token(mut stream: TcpStream, state: &MockState) {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
     );
-    let (ttl, refuse) = {
+    let (ttl, refuse, padding) = {
         let knobs = state.knobs();
-        (knobs.token_ttl, knobs.refuse_credentials)
+        (
+            knobs.token_ttl,
+            knobs.refuse_credentials,
+            knobs.token_padding,
+        )
     };
     let good = !refuse
         && header(&head, "authorization").as_deref() == Some(basic.as_str())
@@ -312,11 +334,65 @@ async fn token(mut stream: TcpStream, state: &MockState) {
             json!({"error": "invalid_client"}).to_string(),
         )
     };
+    if let (Some((size, chunked)), true) = (padding, good) {
+        padded_token(stream, state, &answer, size, chunked).await;
+        return;
+    }
     let response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
         answer.len()
     );
     let _ = stream.write_all(response.as_bytes()).await;
+}
+
+/// A token answer with `size` bytes of padding in a JSON string before the token, written a
+/// piece at a time (counted) until the client stops reading.
+async fn padded_token(
+    mut stream: TcpStream,
+    state: &MockState,
+    answer: &str,
+    size: usize,
+    chunked: bool,
+) {
+    static PAD: [u8; 64 * 1024] = [b'p'; 64 * 1024];
+    let open = br#"{"padding":""#;
+    let close = format!(r#"",{}"#, &answer[1..]);
+    let length = open.len() + size + close.len();
+    let head = if chunked {
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n".to_owned()
+    } else {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+        )
+    };
+    let frame = |bytes: &[u8]| -> Vec<u8> {
+        if chunked {
+            let mut out = format!("{:x}\r\n", bytes.len()).into_bytes();
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(b"\r\n");
+            out
+        } else {
+            bytes.to_vec()
+        }
+    };
+    if stream.write_all(head.as_bytes()).await.is_err()
+        || stream.write_all(&frame(open)).await.is_err()
+    {
+        return;
+    }
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(PAD.len());
+        if stream.write_all(&frame(&PAD[..n])).await.is_err() {
+            return;
+        }
+        left -= n;
+        state.lock().padding_written += n;
+    }
+    let _ = stream.write_all(&frame(close.as_bytes())).await;
+    if chunked {
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+    }
 }
 
 fn header(head: &str, name: &str) -> Option<String> {
@@ -486,10 +562,19 @@ async fn subscriptions(stream: TcpStream, state: Arc<MockState>) {
                             c.subscribed_from.push(offset.clone());
                             c.subscribed_at.push(now);
                         });
-                        let refused = state.knobs().refuse_subscription;
+                        let (refused, reason, error_payload) = {
+                            let knobs = state.knobs();
+                            (knobs.refuse_subscription, knobs.refusal_reason.clone(), knobs.error_payload)
+                        };
                         if let Some(code) = refused {
-                            let _ = socket.send(close(code, "Value for chainCode is invalid")).await;
+                            let _ = socket.send(close(code, &reason)).await;
                             break Some(code);
+                        }
+                        if let Some(size) = error_payload {
+                            let id = frame["id"].clone();
+                            let error = json!({"id": id, "type": "error", "payload": [{"message": "x".repeat(size)}]});
+                            let _ = socket.send(Message::text(error.to_string())).await;
+                            continue;
                         }
                         let (busy, window) = {
                             let mut knobs = state.knobs();
