@@ -75,7 +75,9 @@ impl Answer {
                     StatusCode::UNAUTHORIZED
                 }
                 RejectionClass::Forbidden => StatusCode::FORBIDDEN,
-                RejectionClass::BadRequest => StatusCode::BAD_REQUEST,
+                RejectionClass::BadRequest | RejectionClass::InvalidHeader => {
+                    StatusCode::BAD_REQUEST
+                }
             },
             Answer::AddressNotAllowed => StatusCode::FORBIDDEN,
             Answer::NotFound => StatusCode::NOT_FOUND,
@@ -95,6 +97,7 @@ impl Answer {
                 RejectionClass::StaleTimestamp => "stale_timestamp",
                 RejectionClass::Forbidden => "forbidden",
                 RejectionClass::BadRequest => "bad_request",
+                RejectionClass::InvalidHeader => "invalid_header",
             },
             Answer::AddressNotAllowed => "forbidden",
             Answer::IncompleteBody => "bad_request",

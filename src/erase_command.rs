@@ -103,7 +103,7 @@ pub fn run(args: &EraseArgs) -> ExitCode {
     match runtime.block_on(report(&config, args, &request)) {
         Ok(report) => {
             if args.json {
-                println!("{report}");
+                crate::outln!("{report}");
             } else {
                 print_report(&report);
             }
@@ -196,7 +196,7 @@ async fn through_admin(config: &Config, args: &EraseArgs) -> Result<Value, Strin
 fn print_report(report: &Value) {
     let dry_run = report["dry_run"].as_bool().unwrap_or(false);
     let erased = &report["erased"];
-    println!(
+    crate::outln!(
         "{} {} {}",
         if dry_run { "would erase" } else { "erased" },
         report["kind"].as_str().unwrap_or("?"),
@@ -210,10 +210,10 @@ fn print_report(report: &Value) {
         ("quarantined", "quarantined bodies"),
         ("archived", "archived requests"),
     ] {
-        println!("  {label:<22}{}", erased[name].as_u64().unwrap_or(0));
+        crate::outln!("  {label:<22}{}", erased[name].as_u64().unwrap_or(0));
     }
     if let Some(record) = report.get("record").filter(|r| !r.is_null()) {
-        println!(
+        crate::outln!(
             "audit record {}; destinations are told by event {}",
             record["id"].as_str().unwrap_or("?"),
             record["event_id"].as_str().unwrap_or("?")

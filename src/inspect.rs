@@ -170,7 +170,7 @@ fn text(entry: &StreamEntry, name: &str) -> String {
 pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
     let local = move |_: Config, store: Store| async move {
         let Some(schedules) = store.schedules() else {
-            println!("no dead letters (no destinations configured)");
+            crate::outln!("no dead letters (no destinations configured)");
             return Ok(());
         };
         let mut dead = schedules
@@ -180,14 +180,14 @@ pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
         dead.reverse();
         dead.truncate(count);
         if dead.is_empty() {
-            println!("no dead letters");
+            crate::outln!("no dead letters");
         }
         for d in dead {
             let last = d
                 .attempts
                 .last()
                 .map_or_else(String::new, |a| a.outcome.to_string());
-            println!(
+            crate::outln!(
                 "{}  destination={}  event={}  attempts={}  last={}",
                 d.id,
                 d.destination,
@@ -206,7 +206,7 @@ pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
             .await
             .map_err(|e| e.to_string())?;
         if entries.is_empty() {
-            println!("no dead letters");
+            crate::outln!("no dead letters");
         }
         for entry in entries {
             let attempts: Vec<Attempt> =
@@ -215,7 +215,7 @@ pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
             let last = attempts
                 .last()
                 .map_or_else(String::new, |a| a.outcome.to_string());
-            println!(
+            crate::outln!(
                 "{}  destination={}  event={}  attempts={}  last={}",
                 entry.id,
                 text(&entry, "destination"),
@@ -239,12 +239,12 @@ pub fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
         let now = Timestamp::now().as_millisecond();
         if all {
             let replayed = schedules.replay_all(now).await.map_err(|e| e.to_string())?;
-            println!("replayed {replayed} dead letters");
+            crate::outln!("replayed {replayed} dead letters");
             return Ok(());
         }
         for id in &local_ids {
             match schedules.replay(id, now).await.map_err(|e| e.to_string())? {
-                Some(destination) => println!("replayed {id} to {destination}"),
+                Some(destination) => crate::outln!("replayed {id} to {destination}"),
                 None => return Err(format!("no dead letter {id}")),
             }
         }
@@ -294,7 +294,7 @@ pub fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
                 continue;
             }
             queue.replay(entry, now).await.map_err(|e| e.to_string())?;
-            println!(
+            crate::outln!(
                 "replayed {} to {destination} (event {})",
                 entry.id,
                 text(entry, "event_id")
@@ -314,8 +314,8 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no event {local_id} among those the store keeps"))?;
-        println!("{}", event.json);
-        println!();
+        crate::outln!("{}", event.json);
+        crate::outln!();
         let Some(schedules) = store.schedules() else {
             return Ok(());
         };
@@ -340,7 +340,7 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
                     Vec::new(),
                 ),
             };
-            println!("{}: {state}", destination.name);
+            crate::outln!("{}: {state}", destination.name);
             print_attempts(attempts);
         }
         Ok(())
@@ -350,8 +350,8 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("no event {event_id} in the stream"))?;
-        println!("{}", text(&entry, "event"));
-        println!();
+        crate::outln!("{}", text(&entry, "event"));
+        crate::outln!();
         for destination in &config.destinations {
             if !destination.kind.delivered_by_porter() {
                 continue;
@@ -366,7 +366,7 @@ pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
                     .await
                     .map_err(|e| e.to_string())?,
             };
-            println!("{}: {state}", destination.name);
+            crate::outln!("{}: {state}", destination.name);
             print_attempts(attempts);
         }
         Ok(())
@@ -378,9 +378,11 @@ fn print_attempts(attempts: Vec<Attempt>) {
         let status = attempt
             .status
             .map_or_else(|| "-".to_owned(), |s| s.to_string());
-        println!(
+        crate::outln!(
             "  {}  {status:>3}  {}  {} ms",
-            attempt.at, attempt.outcome, attempt.duration_ms
+            attempt.at,
+            attempt.outcome,
+            attempt.duration_ms
         );
     }
 }

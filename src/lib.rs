@@ -43,6 +43,7 @@ pub mod erase_command;
 pub mod events;
 pub mod inspect;
 pub mod ohip;
+pub mod output;
 pub mod pipeline;
 pub mod privacy;
 pub mod remote_text;

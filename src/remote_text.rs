@@ -6,22 +6,39 @@
 /// The most characters of remote text porter keeps.
 pub const MAX_CHARS: usize = 256;
 
-/// `text` bounded to [`MAX_CHARS`] characters and with control characters escaped; a cut is
-/// marked with the length of the whole.
+/// `text` with control characters (and the invisible ones that reorder or hide text: bidi
+/// overrides, zero-width marks) escaped, cut at [`MAX_CHARS`] characters of the result; a cut
+/// is marked with the length of the whole.
 pub fn quote(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len().min(MAX_CHARS * 2));
-    for (taken, c) in text.chars().enumerate() {
-        if taken == MAX_CHARS {
+    let mut shown = 0usize;
+    for c in text.chars() {
+        let escaped = c.is_control() || invisible(c);
+        let width = if escaped {
+            c.escape_default().count()
+        } else {
+            1
+        };
+        if shown + width > MAX_CHARS {
             quoted.push_str(&format!("… ({} bytes in all)", text.len()));
             return quoted;
         }
-        if c.is_control() {
+        shown += width;
+        if escaped {
             quoted.extend(c.escape_default());
         } else {
             quoted.push(c);
         }
     }
     quoted
+}
+
+/// Characters that change how the text around them reads without being seen.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}'
+    )
 }
 
 #[cfg(test)]
@@ -49,7 +66,7 @@ mod tests {
         #[test]
         fn nothing_quoted_holds_a_control_character(text in ".{0,600}") {
             let quoted = quote(&text);
-            proptest::prop_assert!(!quoted.chars().any(char::is_control));
+            proptest::prop_assert!(!quoted.chars().any(|c| c.is_control() || invisible(c)));
             proptest::prop_assert!(quoted.chars().count() <= MAX_CHARS + 40);
         }
     }

@@ -364,7 +364,7 @@ pub struct ReprocessArgs {
 pub fn command(args: &ReprocessArgs) -> ExitCode {
     match command_inner(args) {
         Ok(text) => {
-            print!("{text}");
+            crate::out!("{text}");
             ExitCode::SUCCESS
         }
         Err(message) => {

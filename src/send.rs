@@ -79,15 +79,15 @@ pub fn run(args: &SendArgs) -> ExitCode {
         }
         Ok(prepared) => match args.dry_run {
             Some(DryRun::Request) => {
-                println!("POST {}", prepared.url);
-                println!("Content-Type: {}", prepared.content_type);
+                crate::outln!("POST {}", prepared.url);
+                crate::outln!("Content-Type: {}", prepared.content_type);
                 for (name, value) in &prepared.headers {
-                    println!("{name}: {value}");
+                    crate::outln!("{name}: {value}");
                 }
                 ExitCode::SUCCESS
             }
             Some(DryRun::Curl) => {
-                println!("{}", curl_command(&prepared, &args.file));
+                crate::outln!("{}", curl_command(&prepared, &args.file));
                 ExitCode::SUCCESS
             }
             None => post(prepared),
@@ -354,13 +354,13 @@ fn post(prepared: Prepared) -> ExitCode {
             }
         };
         let status = response.status();
-        println!("HTTP {status}");
+        crate::outln!("HTTP {status}");
         for (name, value) in response.headers() {
-            println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
+            crate::outln!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
         }
-        println!();
+        crate::outln!();
         match response.text().await {
-            Ok(body) => println!("{body}"),
+            Ok(body) => crate::outln!("{body}"),
             Err(error) => eprintln!("porter send: reading the answer failed: {error}"),
         }
         if status.is_success() {

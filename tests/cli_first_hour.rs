@@ -342,3 +342,36 @@ fn check_config_summarises_destinations_too() {
     );
     assert!(stdout.contains("frontdesk"), "{stdout}");
 }
+
+/// Every command that prints stops quietly when its reader has gone (`porter send … | head
+/// -1`): before, `porter send` panicked with a backtrace. A real send to a live server, and the
+/// commands that print from the store.
+#[test]
+fn commands_stop_quietly_when_their_reader_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let served = common::served::Served::start(dir.path(), &[]);
+    let url = served.url();
+    let fixture = common::repo_path("fixtures/meta/text_message/body");
+    let fixture = fixture.to_str().expect("utf-8");
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["send", "whatsapp", fixture, "--url", &url],
+        vec!["send", "whatsapp", fixture, "--dry-run"],
+        vec!["send", "whatsapp", fixture, "--dry-run=request"],
+        vec!["events", "tail"],
+        vec!["dlq", "list"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = porter()
+            .args(&args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+    drop(served);
+}

@@ -233,6 +233,38 @@ async fn a_sender_clock_ten_minutes_ahead() {
     assert!((598..=602).contains(&seconds), "{seconds}");
 }
 
+/// A Stripe forgery with a `t=` a day ahead and a made-up signature: before, porter named a
+/// clock skew of 86 400 s ("check time synchronisation"), pushing the operator to widen the
+/// window for a forgery. The signature does not verify at the timestamp it sent: no skew.
+#[tokio::test]
+async fn a_stale_forgery_is_not_diagnosed_as_a_clock_skew() {
+    let server = TestServer::start_with(
+        server_config(
+            "[[sources]]\nname = \"stripe\"\nprovider = \"stripe\"\npath = \"/webhooks/stripe\"\nsecrets = [\"whsec_the-real-stripe-secret\"]\n",
+        ),
+        1_000,
+        porter::server::Clock::system(),
+    )
+    .await;
+    let body = r#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{}}}"#;
+    let ahead = jiff::Timestamp::now().as_second() + 86_400;
+    let mac = hmac_sha256(
+        b"whsec_a-forgers-guess",
+        &[ahead.to_string().as_bytes(), b".", body.as_bytes()],
+    );
+    let forged = RawRequest::post("/webhooks/stripe", body)
+        .header("Content-Type", "application/json")
+        .header(
+            "Stripe-Signature",
+            &format!("t={ahead},v1={}", hex::encode(mac)),
+        );
+    let answer = server.send(&forged).await;
+    refused_as(&answer, "stale_timestamp");
+    let diagnosis = last_diagnosis(&server).await;
+    assert_eq!(diagnosis["code"], "no_known_variant", "{diagnosis}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_signature_in_base64_where_hex_is_configured() {
     let server = TestServer::start(server_config(

@@ -386,3 +386,63 @@ async fn a_reshaped_twilio_replay_is_answered_as_a_duplicate() {
     assert_eq!(replay.body, first.body);
     assert_eq!(server.events().len(), 1);
 }
+
+/// A Standard Webhooks `webhook-id` that is not visible ASCII is refused with 400
+/// `invalid_header`, signed or not: before, `msg_\xff` verified and became the key `""`, and a
+/// second, different event with another such id was answered as its duplicate and lost.
+#[tokio::test]
+async fn standard_webhooks_ids_that_are_not_text_are_refused_and_never_collide() {
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let server = TestServer::start_with(
+        config_from(
+            &format!(
+                "[[sources]]\nname = \"std\"\nprovider = \"standard_webhooks\"\npath = \"/std\"\nsecrets = [\"{WHSEC}\"]\n"
+            ),
+            &[],
+        ),
+        1000,
+        Clock::system(),
+    )
+    .await;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&WHSEC["whsec_".len()..])
+        .expect("key");
+    let send = |id: Vec<u8>, body: String| {
+        let key = key.clone();
+        let addr = server.addr;
+        async move {
+            let timestamp = jiff::Timestamp::now().as_second().to_string();
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+            for part in [&id[..], b".", timestamp.as_bytes(), b".", body.as_bytes()] {
+                mac.update(part);
+            }
+            let signature =
+                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+            let mut raw = format!(
+                "POST /std HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: {}\r\nwebhook-timestamp: {timestamp}\r\nwebhook-signature: v1,{signature}\r\nwebhook-id: ",
+                body.len()
+            )
+            .into_bytes();
+            raw.extend_from_slice(&id);
+            raw.extend_from_slice(b"\r\n\r\n");
+            raw.extend_from_slice(body.as_bytes());
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream.write_all(&raw).await.expect("write");
+            common::read_response(&mut stream).await
+        }
+    };
+    for (id, body) in [
+        (b"msg_\xff".to_vec(), r#"{"type":"a","n":1}"#),
+        (b"msg_\xfe".to_vec(), r#"{"type":"b","n":2}"#),
+    ] {
+        let answer = send(id, body.to_owned()).await;
+        assert_eq!(answer.status, 400, "{}", answer.text());
+        assert_eq!(answer.text(), r#"{"error":"invalid_header"}"#);
+    }
+    let good = send(b"msg_ok".to_vec(), r#"{"type":"c"}"#.to_owned()).await;
+    assert_eq!(good.status, 200, "{}", good.text());
+    assert_eq!(server.events().len(), 1, "only the good one is stored");
+    server.stop().await;
+}

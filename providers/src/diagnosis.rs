@@ -313,13 +313,16 @@ pub(crate) fn diagnose<'a>(
     scheme: impl FnOnce() -> Option<Scheme<'a>>,
 ) -> Diagnosis {
     let found = match rejection {
-        Rejection::StaleTimestamp => {
-            scheme()
-                .and_then(|scheme| scheme.timestamp)
-                .map(|seconds| Diagnosis::ClockSkew {
-                    seconds: seconds.saturating_sub(now.as_second()),
-                })
-        }
+        // A clock skew only for a request whose signature verifies at the timestamp it sent:
+        // a forgery with any `t=` must never have the operator widen the window for it.
+        // Otherwise, the known mistakes, as for a signature that does not match.
+        Rejection::StaleTimestamp => scheme().and_then(|scheme| {
+            let seconds = scheme.timestamp?;
+            let skew = Diagnosis::ClockSkew {
+                seconds: seconds.saturating_sub(now.as_second()),
+            };
+            Search::new(&scheme).stale(skew)
+        }),
         // A signature in another encoding or of another length is malformed to `verify`:
         // those are two of the mistakes tried.
         Rejection::SignatureMismatch | Rejection::MalformedSignature(_) => {
@@ -398,6 +401,32 @@ impl<'s, 'a> Search<'s, 'a> {
             Err(Stop::Found(diagnosis)) => Some(diagnosis),
             Ok(()) | Err(Stop::Exhausted) => None,
         }
+    }
+
+    /// For a stale request: `skew` when the signature verifies as configured (one MAC per
+    /// secret), otherwise whichever known mistake does.
+    fn stale(mut self, skew: Diagnosis) -> Option<Diagnosis> {
+        let mut skew = Some(skew);
+        let as_configured = self.as_configured(&mut skew);
+        match as_configured.and_then(|()| self.steps()) {
+            Err(Stop::Found(diagnosis)) => Some(diagnosis),
+            Ok(()) | Err(Stop::Exhausted) => None,
+        }
+    }
+
+    /// The signature as `verify` checks it, with each configured secret: `found` when one
+    /// matches.
+    fn as_configured(&mut self, found: &mut Option<Diagnosis>) -> Step {
+        let scheme = self.scheme;
+        let tags = self.tags(scheme.encoding, scheme.algorithm);
+        let parts = scheme.parts(&self.url);
+        for (_, key) in &self.keys {
+            self.budget
+                .attempt(key, scheme.algorithm, &parts, &tags, || {
+                    found.take().unwrap_or(Diagnosis::NoKnownVariant)
+                })?;
+        }
+        Ok(())
     }
 
     /// Most common mistake first.

@@ -19,6 +19,11 @@ pub enum Rejection {
     MissingTimestamp(Cow<'static, str>),
     #[error("timestamp header `{0}` is not a number of seconds")]
     MalformedTimestamp(Cow<'static, str>),
+    /// A header the scheme takes an event's key from (Standard Webhooks' `webhook-id`) holds
+    /// something other than visible ASCII: refused before any key is taken or MAC computed,
+    /// so that two such ids can never both become the same key.
+    #[error("header `{0}` must be visible ASCII")]
+    InvalidHeader(Cow<'static, str>),
     #[error("signature matches no configured secret")]
     SignatureMismatch,
     #[error("body hash does not match the signed `bodySHA256`")]
@@ -62,6 +67,9 @@ pub enum RejectionClass {
     Forbidden,
     /// 400: authentic (or a handshake) but not understood; authentic bodies are quarantined.
     BadRequest,
+    /// 400 `{"error":"invalid_header"}`: a header the scheme needs is not what it must be,
+    /// seen before anything is verified (nothing is quarantined).
+    InvalidHeader,
 }
 
 impl Rejection {
@@ -80,6 +88,7 @@ impl Rejection {
             | Rejection::SignatureRequired(_)
             | Rejection::TooManyParameters(_) => RejectionClass::InvalidSignature,
             Rejection::StaleTimestamp => RejectionClass::StaleTimestamp,
+            Rejection::InvalidHeader(_) => RejectionClass::InvalidHeader,
             Rejection::VerifyTokenMismatch => RejectionClass::Forbidden,
             Rejection::MalformedHandshake(_) | Rejection::MalformedBody { .. } => {
                 RejectionClass::BadRequest
@@ -95,6 +104,7 @@ impl Rejection {
             Rejection::RepeatedSignature(_) => "repeated_signature",
             Rejection::MissingTimestamp(_) => "missing_timestamp",
             Rejection::MalformedTimestamp(_) => "malformed_timestamp",
+            Rejection::InvalidHeader(_) => "invalid_header",
             Rejection::SignatureMismatch => "signature_mismatch",
             Rejection::BodyHashMismatch => "body_hash_mismatch",
             Rejection::StaleTimestamp => "stale_timestamp",

@@ -110,6 +110,11 @@ impl WebhookProvider for StandardWebhooks {
     fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {
         let names = header_names(request);
         let id = required_header(request, names.id.into())?;
+        // The id is the event's key: only visible ASCII, so that no two ids can become one
+        // key (a lossy reading of `msg_\xff` and `msg_\xfe` would both be empty).
+        if !id.iter().all(|b| b.is_ascii_graphic()) {
+            return Err(Rejection::InvalidHeader(names.id.into()));
+        }
         if id.is_empty() || id.contains(&b'.') {
             return Err(Rejection::MalformedSignature(names.id.into()));
         }

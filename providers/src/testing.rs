@@ -45,6 +45,15 @@ impl OwnedRequest {
         self
     }
 
+    /// A header whose value is any bytes (HTTP allows obs-text, 0x80 to 0xff).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.headers.append(
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_bytes(value).expect("header value"),
+        );
+        self
+    }
+
     pub fn view(&self) -> Request<'_> {
         Request {
             method: &self.method,

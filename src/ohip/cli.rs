@@ -69,19 +69,21 @@ pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
             let published: serde_json::Value = published
                 .and_then(|text| serde_json::from_str(&text).ok())
                 .unwrap_or_default();
-            println!(
+            crate::outln!(
                 "{}  chain={}  gateway={}",
-                stream.name, stream.chain_code, stream.gateway_url
+                stream.name,
+                stream.chain_code,
+                stream.gateway_url
             );
-            println!("  offset: {}", offset.as_deref().unwrap_or("(none stored)"));
-            println!(
+            crate::outln!("  offset: {}", offset.as_deref().unwrap_or("(none stored)"));
+            crate::outln!(
                 "  holder: {}",
                 holder
                     .as_deref()
                     .unwrap_or("(nobody: no instance holds the stream)")
             );
             if published.is_null() {
-                println!("  state: (never published)");
+                crate::outln!("  state: (never published)");
                 continue;
             }
             let text = |key: &str| match &published[key] {
@@ -100,18 +102,20 @@ pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
             if published.get("until").is_some() {
                 state = format!("{state} until {} (after {})", text("until"), text("after"));
             }
-            println!("  state: {state} (connected: {})", text("connected"));
-            println!(
+            crate::outln!("  state: {state} (connected: {})", text("connected"));
+            crate::outln!(
                 "  last event: {}  events stored: {}",
                 text("last_event_at"),
                 text("events")
             );
-            println!("  disconnects: {}", published["disconnects"]);
+            crate::outln!("  disconnects: {}", published["disconnects"]);
             if let Some(last) = published["last_error"].as_str() {
-                println!("  last disconnect: {}", crate::remote_text::quote(last));
+                crate::outln!("  last disconnect: {}", crate::remote_text::quote(last));
             }
             if let Some(gap) = published["gap"].as_str() {
-                println!("  GAP: resumed past the stored offset ({gap}): events lost to retention");
+                crate::outln!(
+                    "  GAP: resumed past the stored offset ({gap}): events lost to retention"
+                );
             }
         }
         if stopped.is_empty() {
@@ -144,7 +148,7 @@ pub fn seek(path: Option<&Path>, source: &str, offset: &str) -> ExitCode {
                 .save_ohip_offset(&stream.name, &offset)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!(
+            crate::outln!(
                 "{}: the next subscribe replays from offset {offset} (inclusive); events already \
              stored within dedupe_ttl are duplicates, not stored again",
                 stream.name

@@ -536,12 +536,28 @@ fn a_twilio_signature_made_with_sha256() {
 fn clock_skew(source: &Source, request: &OwnedRequest) -> i64 {
     let (rejection, diagnosis, macs) = diagnosed(source, request);
     assert_eq!(rejection, Rejection::StaleTimestamp);
-    // The skew is read, not computed: no MAC.
-    assert_eq!(macs, 0);
+    // The signature is checked as configured at the sent timestamp: one MAC per secret.
+    assert_eq!(macs, 1);
     match diagnosis {
         Diagnosis::ClockSkew { seconds } => seconds,
         other => panic!("not a clock skew: {other:?}"),
     }
+}
+
+/// `source`'s own signature of `body` at `path`, as of `at` (Unix seconds).
+fn signed_at(source: &Source, path: &str, body: &str, at: i64) -> OwnedRequest {
+    let signed = source.sign(&crate::ToSign {
+        path,
+        query: None,
+        content_type: "application/json",
+        body: body.as_bytes(),
+        now: Timestamp::from_second(at).expect("time"),
+    });
+    let mut request = OwnedRequest::post(path, body.as_bytes());
+    for (name, value) in &signed.headers {
+        request = request.header(name, value);
+    }
+    request
 }
 
 #[test]
@@ -570,19 +586,43 @@ fn late_or_replayed_requests_are_behind() {
     );
 
     let oracle = source(Provider::OracleOhip, json!({"secrets": [STRIPE_SECRET]}));
-    let request = OwnedRequest::post("/ohip/reservations", JSON_BODY).header(
-        "x-oracle-timestamp",
-        &(now().as_second() - 3600).to_string(),
+    let request = signed_at(
+        &oracle,
+        "/ohip/reservations",
+        JSON_BODY,
+        now().as_second() - 3600,
     );
     assert_eq!(clock_skew(&oracle, &request), -3600);
 
     let settings = json!({"secrets": ["vendor-secret-0a9b8c7d6e5f"], "hmac": {
         "header": "X-Vendor-Signature", "signed": "{timestamp}.{body}",
         "timestamp_header": "X-Vendor-Timestamp"}});
-    let request = OwnedRequest::post("/vendor", JSON_BODY)
-        .header("x-vendor-timestamp", &(now().as_second() + 301).to_string())
-        .header("x-vendor-signature", "00");
-    assert_eq!(clock_skew(&source(Provider::Hmac, settings), &request), 301);
+    let hmac_source = source(Provider::Hmac, settings);
+    let request = signed_at(&hmac_source, "/vendor", JSON_BODY, now().as_second() + 301);
+    assert_eq!(clock_skew(&hmac_source, &request), 301);
+}
+
+/// A forgery with a timestamp a day ahead (or behind) is no clock skew: naming one would have
+/// the operator widen the window for it. Its signature does not verify at the timestamp it
+/// sent, so it is what any refused signature is: a known mistake, or none.
+#[test]
+fn a_stale_forgery_is_never_a_clock_skew() {
+    let source = source(Provider::Stripe, json!({"secrets": [STRIPE_SECRET]}));
+    for offset in [86_400, -86_400, 301] {
+        let at = now().as_second() + offset;
+        let forged = stripe_request(&stripe_header("whsec_a-forgers-guess-of-the-secret", at));
+        let (rejection, diagnosis, macs) = diagnosed(&source, &forged);
+        assert_eq!(rejection, Rejection::StaleTimestamp);
+        assert_eq!(diagnosis, Diagnosis::NoKnownVariant, "{offset}");
+        assert!(macs <= MAX_DIAGNOSIS_MACS);
+        let garbage = stripe_request(&format!("t={at},v1=00"));
+        assert_eq!(diagnosed(&source, &garbage).1, Diagnosis::NoKnownVariant);
+    }
+    // A stale request signed with a known mistake is named by that mistake.
+    let stripped = STRIPE_SECRET.strip_prefix("whsec_").expect("prefix");
+    let at = now().as_second() + 86_400;
+    let (_, diagnosis, _) = diagnosed(&source, &stripe_request(&stripe_header(stripped, at)));
+    assert_eq!(diagnosis.code(), "secret_encoding", "{diagnosis:?}");
 }
 
 // ---- nothing known: a wrong secret, and the bound ----

@@ -195,6 +195,48 @@ fn missing_and_malformed_headers_fail() {
     );
 }
 
+/// An id that is not visible ASCII is refused (400 `invalid_header`) before any MAC or key:
+/// read lossily, `msg_\xff` and `msg_\xfe` would both have become the key `""`, and the
+/// second, different event been answered as a duplicate of the first and lost.
+#[test]
+fn an_id_that_is_not_visible_ascii_is_refused_before_any_mac() {
+    for (name, id) in [
+        ("webhook-id", b"msg_\xff".as_slice()),
+        ("webhook-id", b"msg_\xfe"),
+        ("webhook-id", b"msg 1"),
+        ("webhook-id", b"msg_\t1"),
+        ("svix-id", b"msg_\xff"),
+    ] {
+        let prefix = name.trim_end_matches("id");
+        let timestamp = now().as_second().to_string();
+        let mac = hmac(
+            Algorithm::Sha256,
+            &BASE64.decode(&SECRET["whsec_".len()..]).expect("key"),
+            &[id, b".", timestamp.as_bytes(), b".", BODY.as_bytes()],
+        );
+        let request = OwnedRequest::post("/hooks", BODY.as_bytes())
+            .header_bytes(name, id)
+            .header(&format!("{prefix}timestamp"), &timestamp)
+            .header(
+                &format!("{prefix}signature"),
+                &format!("v1,{}", BASE64.encode(mac)),
+            );
+        let source = source(&[SECRET]);
+        let (refused, macs, _) =
+            crate::signing::work::measure(|| source.check(&request.view(), now()));
+        assert_eq!(
+            refused,
+            Err(Rejection::InvalidHeader(name.to_owned().into())),
+            "{id:?}"
+        );
+        assert_eq!(macs, 0, "no MAC for {id:?}");
+        assert_eq!(
+            Rejection::InvalidHeader(name.to_owned().into()).class(),
+            crate::rejection::RejectionClass::InvalidHeader
+        );
+    }
+}
+
 #[test]
 fn svix_header_names_are_accepted() {
     let good = signed(BODY, SECRET, now().as_second());
