@@ -39,7 +39,7 @@ pub use worker::Deliveries;
 use crate::config::{Config, DEFAULT_RETRY, DestinationKind, Filter};
 pub use crate::store::Schedules;
 use crate::store::Store;
-use crate::store::layout::fnv1a;
+use crate::store::redis::layout::fnv1a;
 
 /// What a destination answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

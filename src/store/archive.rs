@@ -330,7 +330,7 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
 
 /// `archive.lua`, hashed once.
 static ARCHIVE_SCRIPT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(include_str!("archive.lua")));
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("redis/archive.lua")));
 
 /// A header's field name in a stream entry.
 const HEADER_FIELD: &str = "h:";
@@ -506,7 +506,7 @@ fn from_entry((id, fields): RawEntry, now_ms: i64) -> Option<Archived> {
 
 /// `archive_remove.lua`, hashed once.
 static REMOVE_SCRIPT: std::sync::LazyLock<redis::Script> =
-    std::sync::LazyLock::new(|| redis::Script::new(include_str!("archive_remove.lua")));
+    std::sync::LazyLock::new(|| redis::Script::new(include_str!("redis/archive_remove.lua")));
 
 async fn redis_remove(redis: &RedisStore, ids: &[String]) -> Result<usize, StoreError> {
     if ids.is_empty() {

@@ -15,15 +15,11 @@ pub mod archive;
 mod dedupe;
 pub mod erase;
 pub mod inspect;
-pub mod layout;
 pub mod local;
 pub mod memory;
-pub mod memory_schedule;
 pub mod ohip;
 mod printer;
 pub mod redis;
-mod redis_batch;
-pub mod redis_schedule;
 pub mod schedule;
 
 use std::time::Duration;
@@ -35,9 +31,9 @@ use porter_providers::{Normalized, Reply};
 pub use self::archive::{Archived, ArchivedOutcome};
 pub use self::local::{LocalSchedule, LocalSettings, LocalStore};
 pub use self::memory::MemoryStore;
-pub use self::memory_schedule::MemorySchedule;
+pub use self::memory::schedule::MemorySchedule;
 pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
-pub use self::redis_schedule::RedisSchedule;
+pub use self::redis::schedule::RedisSchedule;
 pub use self::schedule::{Attempt, Job, JobState, Next, Outcome, Schedule};
 
 /// The schedules of a store, by kind: what the delivery workers run on and the admin API

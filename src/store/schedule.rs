@@ -4,7 +4,7 @@
 //! destination still has to get: due times, leases, the attempts made, dead letters. The
 //! workers (`crate::delivery`) run on the [`Schedule`] trait alone, so each store implements it
 //! once and gets the same delivery code and the same delivery tests: the memory store in
-//! `memory_schedule.rs`, Redis in `redis_schedule.rs`.
+//! `memory/schedule/`, Redis in `redis/schedule.rs`.
 //!
 //! **Invariant:** an event leaves a destination's schedule only delivered or dead-lettered
 //! ([`Next::Done`], [`Next::DeadLettered`]). A crash, a timeout or a store error leaves it

@@ -19,7 +19,7 @@ use super::record::{End, frame, read_frames};
 use crate::store::Quarantined;
 use crate::store::erase::ErasureRecord;
 use crate::store::memory::{Contents, Recent, RememberedKey};
-use crate::store::memory_schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
+use crate::store::memory::schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
 use crate::store::schedule::Attempt;
 
 const VERSION: u32 = 1;

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock};
 use redis::Script;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::StoreError;
-use super::redis::Handle;
+use crate::store::StoreError;
+use crate::store::redis::Handle;
 
 /// How many script calls may be in flight at once.
 pub(super) const IN_FLIGHT: usize = 4;
@@ -354,7 +354,7 @@ mod tests {
             .expect("pause");
         let batcher = Batcher::start(
             Handle::Single(manager),
-            super::super::redis::enqueue_script(),
+            crate::store::redis::enqueue_script(),
             0,
             SharedGroups::default(),
             2,

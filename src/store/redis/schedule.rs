@@ -22,9 +22,9 @@ use porter_providers::EventType;
 use redis::Script;
 use serde_json::Value;
 
-use super::redis::StreamEntry;
-use super::schedule::{Attempt, Job, Next, Outcome, Schedule, source_name};
-use super::{RedisStore, StoreError};
+use crate::store::redis::StreamEntry;
+use crate::store::schedule::{Attempt, Job, Next, Outcome, Schedule, source_name};
+use crate::store::{RedisStore, StoreError};
 use crate::config::Filter;
 
 /// A stream entry's field/value pairs, and the entry with its id.
@@ -89,7 +89,7 @@ impl RedisSchedule {
             )),
             lease: Script::new(include_str!("lease.lua")),
             complete: Script::new(include_str!("complete.lua")),
-            group: super::redis::group_script(),
+            group: crate::store::redis::group_script(),
             rate: Script::new(include_str!("rate.lua")),
             dead_letter: Script::new(include_str!("dead_letter.lua")),
         }

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::StoreError;
-use super::memory::Recent;
-use super::schedule::{Attempt, Job, JobState, Next, Schedule};
+use crate::store::StoreError;
+use crate::store::memory::Recent;
+use crate::store::schedule::{Attempt, Job, JobState, Next, Schedule};
 use crate::config::Filter;
 
 mod erase;

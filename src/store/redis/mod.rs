@@ -9,7 +9,7 @@
 //! away.
 //!
 //! The events of concurrent requests are batched into shared script calls (see
-//! [`redis_batch`](super::redis_batch)). A request is acknowledged only when the call holding
+//! [`batch`](self::batch)). A request is acknowledged only when the call holding
 //! its events answered; if it failed part-way, the retry finds the events that were stored as
 //! duplicates and enqueues only what is missing.
 //!
@@ -25,10 +25,13 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
+pub(crate) mod batch;
 mod erase;
+pub mod layout;
+pub mod schedule;
 
-use super::layout::Layout;
-use super::redis_batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
+use self::layout::Layout;
+use self::batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 
 /// How many quarantined bodies the quarantine stream keeps.

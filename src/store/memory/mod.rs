@@ -20,12 +20,13 @@ use std::time::Duration;
 use porter_providers::{Event, Normalized, Reply};
 
 use super::dedupe::Dedupe;
-use super::memory_schedule::MemorySchedule;
+use self::schedule::MemorySchedule;
 use super::printer::Printer;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 use crate::clock::Clock;
 
 mod erase;
+pub mod schedule;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;

@@ -166,7 +166,7 @@ impl Layout {
         }
     }
 
-    /// The stream of archived raw requests ([`super::archive`]): one key, so one slot (on a
+    /// The stream of archived raw requests ([`crate::store::archive`]): one key, so one slot (on a
     /// cluster hash-tagged, so that its byte count and tombstones share it).
     pub fn archive(&self) -> String {
         match self.shards {
@@ -180,7 +180,7 @@ impl Layout {
         format!("{}:bytes", self.archive())
     }
 
-    /// The tombstones of erasures that archive writes check ([`super::erase`]): a sorted set
+    /// The tombstones of erasures that archive writes check ([`crate::store::erase`]): a sorted set
     /// of event ids and body digests by the time (ms) each is forgotten.
     pub fn archive_tombstones(&self) -> String {
         format!("{}:erased", self.archive())

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::super::erase::{Erase, Erased};
+use crate::store::erase::{Erase, Erased};
 use super::{MemorySchedule, lock};
 
 impl MemorySchedule {
