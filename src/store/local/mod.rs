@@ -26,6 +26,7 @@
 //!
 //! One process per directory: `LOCK` is held with an exclusive `flock` for the store's life.
 
+pub(crate) mod archive;
 mod erase;
 mod files;
 mod follow;

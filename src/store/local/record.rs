@@ -151,7 +151,7 @@ enum Wire {
     },
     Erasure(ErasureRecord),
     Compact {},
-    Archive(crate::store::archive::ArchivedWire),
+    Archive(crate::store::local::archive::ArchivedWire),
     RemoveArchived {
         ids: Vec<String>,
     },
@@ -238,9 +238,9 @@ impl Record {
             },
             Record::Erasure(record) => Wire::Erasure(record.clone()),
             Record::Compact => Wire::Compact {},
-            Record::Archive { expires, item } => {
-                Wire::Archive(crate::store::archive::ArchivedWire::new(item, *expires))
-            }
+            Record::Archive { expires, item } => Wire::Archive(
+                crate::store::local::archive::ArchivedWire::new(item, *expires),
+            ),
             Record::RemoveArchived(ids) => Wire::RemoveArchived { ids: ids.clone() },
         }
     }

@@ -18,8 +18,8 @@ use serde_json::value::RawValue;
 use super::record::{End, frame, read_frames};
 use crate::store::Quarantined;
 use crate::store::erase::ErasureRecord;
-use crate::store::memory::{Contents, Recent, RememberedKey};
 use crate::store::memory::schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
+use crate::store::memory::{Contents, Recent, RememberedKey};
 use crate::store::schedule::Attempt;
 
 const VERSION: u32 = 1;
@@ -56,7 +56,7 @@ enum Snap {
         source: String,
         offset: String,
     },
-    Archived(crate::store::archive::ArchivedWire),
+    Archived(crate::store::local::archive::ArchivedWire),
     Destination {
         name: String,
         paused: bool,
@@ -237,7 +237,9 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
     }
     for (expires, item) in &state.archive {
         put(
-            &Snap::Archived(crate::store::archive::ArchivedWire::new(item, *expires)),
+            &Snap::Archived(crate::store::local::archive::ArchivedWire::new(
+                item, *expires,
+            )),
             &mut out,
         )?;
     }

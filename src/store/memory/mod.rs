@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use porter_providers::{Event, Normalized, Reply};
 
-use super::dedupe::Dedupe;
 use self::schedule::MemorySchedule;
+use super::dedupe::Dedupe;
 use super::printer::Printer;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 use crate::clock::Clock;
 
+pub mod archive;
 mod erase;
 pub mod schedule;
 
@@ -69,7 +70,7 @@ pub struct MemoryStore {
     /// Audit records of erasures.
     erasures: Mutex<VecDeque<super::erase::ErasureRecord>>,
     /// Raw requests kept for `porter reprocess` (empty unless `[archive]` is on).
-    archive: super::archive::MemoryArchive,
+    archive: self::archive::MemoryArchive,
     /// What erasures removed, so that it cannot come back ([`super::erase`]). Held while an
     /// archive write or a quarantine checks it and stores, so that an erasure that remembers
     /// comes wholly before or after that write.
@@ -175,13 +176,13 @@ impl MemoryStore {
             deliveries: None,
             erasures: Mutex::new(VecDeque::new()),
             clock: Clock::system(),
-            archive: super::archive::MemoryArchive::default(),
+            archive: self::archive::MemoryArchive::default(),
             tombstones: Mutex::default(),
         }
     }
 
     /// The raw archive ([`super::archive`]).
-    pub(crate) fn raw_archive(&self) -> &super::archive::MemoryArchive {
+    pub(crate) fn raw_archive(&self) -> &self::archive::MemoryArchive {
         &self.archive
     }
 

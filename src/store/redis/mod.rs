@@ -25,13 +25,14 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
+pub(crate) mod archive;
 pub(crate) mod batch;
 mod erase;
 pub mod layout;
 pub mod schedule;
 
-use self::layout::Layout;
 use self::batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
+use self::layout::Layout;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 
 /// How many quarantined bodies the quarantine stream keeps.

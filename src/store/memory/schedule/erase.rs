@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::store::erase::{Erase, Erased};
 use super::{MemorySchedule, lock};
+use crate::store::erase::{Erase, Erased};
 
 impl MemorySchedule {
     /// Adds the ids of the scheduled and dead-lettered events that hold the person.
