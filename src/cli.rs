@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
 use crate::delivery::Plan;
 use crate::events::{self, TailArgs};
 use crate::inspect;
-use crate::routes::{RESERVED_PATHS, RouteTable};
+use crate::routes::RESERVED_PATHS;
 use crate::send::{self, SendArgs};
 use crate::server;
 use crate::telemetry::{self, LogFormat};
@@ -412,7 +412,7 @@ fn print_routes(config: &Config, out: &mut impl std::io::Write) -> std::io::Resu
         "{:<10} {:<45} {:<16} PROVIDER",
         "METHODS", "ROUTE", "SOURCE"
     )?;
-    let routes = RouteTable::new(&config.sources);
+    let routes = crate::config::route_table(&config.sources);
     for (path, route) in routes.sorted() {
         let source = &config.sources[route.source].source;
         let methods: Vec<&str> = route.endpoint.methods.iter().map(|m| m.as_str()).collect();

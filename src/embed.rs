@@ -31,8 +31,9 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::clock::Clock;
-use crate::config::{Config, Filter};
+use crate::config::Config;
 use crate::delivery::{Handler, Plan};
+use crate::vocab::Filter;
 
 /// porter as a library: a configuration plus in-process handlers.
 pub struct Embedded {

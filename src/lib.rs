@@ -54,5 +54,6 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod trace;
+pub mod vocab;
 
 pub use porter_providers as providers;

@@ -7,9 +7,7 @@
 
 use std::collections::HashMap;
 
-use porter_providers::Endpoint;
-
-use crate::config::SourceConfig;
+use porter_providers::{Endpoint, Provider};
 
 /// Routes porter answers itself.
 pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
@@ -29,12 +27,14 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    pub fn new(sources: &[SourceConfig]) -> Self {
+    /// The routes of `sources` (each a base path and its provider), in order: a route leads
+    /// to its source's index.
+    pub fn new<'a>(sources: impl IntoIterator<Item = (&'a str, Provider)>) -> Self {
         let mut routes = HashMap::new();
-        for (index, config) in sources.iter().enumerate() {
-            for endpoint in config.source.provider().endpoints() {
+        for (index, (path, provider)) in sources.into_iter().enumerate() {
+            for endpoint in provider.endpoints() {
                 routes.insert(
-                    format!("{}{}", config.path, endpoint.suffix),
+                    format!("{path}{}", endpoint.suffix),
                     Route {
                         source: index,
                         endpoint,

@@ -82,7 +82,7 @@ impl Gateway {
 impl Gateway {
     /// Builds a gateway around a given store and clock (tests inspect the store).
     pub fn with_store(config: Config, store: Store, clock: Clock) -> Self {
-        let routes = RouteTable::new(&config.sources);
+        let routes = crate::config::route_table(&config.sources);
         let (recent, share) = config.admin.as_ref().map_or(
             (DEFAULT_RECENT_REQUESTS, DEFAULT_DIAGNOSIS_SHARE),
             |admin| (admin.recent_requests, admin.diagnosis_share),
@@ -132,7 +132,7 @@ impl Gateway {
 pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, StoreError> {
     let archive_max_bytes = config
         .archive
-        .map_or(crate::store::archive::DEFAULT_MAX_BYTES, |a| a.max_bytes);
+        .map_or(crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES, |a| a.max_bytes);
     Ok(match &config.store.kind {
         StoreKind::Memory {
             print_events,

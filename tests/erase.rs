@@ -667,7 +667,9 @@ async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event()
     assert_eq!(jobs.len(), 2);
 
     let erase = Erase {
-        person: porter::privacy::Person::phone("+4915123456789").expect("phone"),
+        person: std::sync::Arc::new(
+            porter::privacy::Person::phone("+4915123456789").expect("phone"),
+        ),
         source: None,
         remember_for: std::time::Duration::from_secs(86_400),
     };

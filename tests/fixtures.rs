@@ -181,7 +181,7 @@ fn normalized(
 
 #[tokio::test]
 async fn every_fixture_verifies_normalizes_and_replays_as_expected() {
-    let routes = RouteTable::new(&fixture_config().sources);
+    let routes = porter::config::route_table(&fixture_config().sources);
     let direct_config = fixture_config();
     let mut failures = Vec::new();
     for case in cases() {
@@ -270,7 +270,7 @@ proptest::proptest! {
         noise in "[A-Za-z0-9._-]{1,40}",
     ) {
         let config = fixture_config();
-        let routes = RouteTable::new(&config.sources);
+        let routes = porter::config::route_table(&config.sources);
         let accepted: Vec<Case> = cases()
             .into_iter()
             .filter(|case| matches!(expected(case), Some(e) if e.status == 200 && !e.events.is_empty()))

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use common::{RawRequest, TestServer};
 use porter::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
-use porter::routes::RouteTable;
 use porter::server::Clock;
 use porter::store::{MemoryStore, Store};
 use porter_providers::ToSign;
@@ -34,7 +33,7 @@ async fn server() -> TestServer {
 /// Every (route, source index) of the embedded default, POST routes only.
 fn routes() -> Vec<(String, usize)> {
     let config = default_config();
-    RouteTable::new(&config.sources)
+    porter::config::route_table(&config.sources)
         .sorted()
         .into_iter()
         .filter(|(_, route)| route.endpoint.methods.contains(&http::Method::POST))

@@ -18,30 +18,12 @@ use crate::diagnosis::{Part, Scheme, SecretFormat};
 use crate::provider::{Signed, ToSign};
 use crate::request::HeaderValue;
 use crate::settings::{SettingError, require_url_token};
+pub use crate::signing::Encoding;
 use crate::signing::{Algorithm, decode_hex, hmac_matches, tokens_match};
 use crate::{Rejection, Request, Secret, form};
 
 /// The timestamp window when a source configures none.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
-
-/// How a MAC is written in a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// Hexadecimal, either case.
-    Hex,
-    /// Standard base64 with padding.
-    Base64,
-}
-
-impl Encoding {
-    /// The name configuration uses (`hmac.encoding`), also the one diagnoses show.
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Hex => "hex",
-            Encoding::Base64 => "base64",
-        }
-    }
-}
 
 /// A header carrying `prefix` + the encoded MAC.
 #[derive(Debug, Clone)]

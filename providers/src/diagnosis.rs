@@ -42,8 +42,7 @@ use http::HeaderMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::auth::Encoding;
-use crate::signing::{Algorithm, MAX_CANDIDATES, decode_hex, hmac, matches_any};
+use crate::signing::{Algorithm, Encoding, MAX_CANDIDATES, decode_hex, hmac, matches_any};
 use crate::{Rejection, Request, Secret};
 
 mod urls;
@@ -157,9 +156,7 @@ impl SecretFormat {
     fn key(self, text: &str) -> Option<Cow<'_, [u8]>> {
         match self {
             SecretFormat::Text | SecretFormat::WhsecText => Some(Cow::Borrowed(text.as_bytes())),
-            SecretFormat::WhsecBase64 => {
-                crate::standard_webhooks::decode_secret(text).map(Cow::Owned)
-            }
+            SecretFormat::WhsecBase64 => crate::secret::decode_whsec(text).map(Cow::Owned),
         }
     }
 }

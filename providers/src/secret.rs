@@ -45,3 +45,16 @@ mod tests {
         assert_eq!(format!("{:?}", vec![secret]), "[Secret(***)]");
     }
 }
+
+/// The key bytes of a `whsec_<base64>` secret (Standard Webhooks; padding optional, as in the
+/// Python library); `None` when it is not base64 or empty.
+pub(crate) fn decode_whsec(secret: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+    let key = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .ok()?;
+    (!key.is_empty()).then_some(key)
+}

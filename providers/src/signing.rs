@@ -14,6 +14,25 @@ use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
+/// How a MAC is written in a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// Hexadecimal, either case.
+    Hex,
+    /// Standard base64 with padding.
+    Base64,
+}
+
+impl Encoding {
+    /// The name configuration uses (`hmac.encoding`), also the one diagnoses show.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Hex => "hex",
+            Encoding::Base64 => "base64",
+        }
+    }
+}
+
 /// The most signatures one request may offer (Standard Webhooks and Stripe list one per active
 /// secret of the sender: two during a rotation). More is refused as a malformed header before
 /// any MAC is computed.

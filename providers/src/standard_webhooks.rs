@@ -20,7 +20,7 @@
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD as BASE64, STANDARD_NO_PAD as BASE64_NO_PAD};
+use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
@@ -263,14 +263,9 @@ fn v1_entries(list: &str) -> impl Iterator<Item = &str> {
         .filter_map(|entry| entry.strip_prefix("v1,"))
 }
 
-/// The key bytes of a `whsec_<base64>` secret (padding optional, as in the Python library).
+/// The key bytes of a `whsec_<base64>` secret ([`crate::secret::decode_whsec`]).
 pub(crate) fn decode_secret(secret: &str) -> Option<Vec<u8>> {
-    let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
-    let key = BASE64
-        .decode(encoded)
-        .or_else(|_| BASE64_NO_PAD.decode(encoded))
-        .ok()?;
-    (!key.is_empty()).then_some(key)
+    crate::secret::decode_whsec(secret)
 }
 
 #[cfg(test)]

@@ -31,11 +31,12 @@ use jiff::Timestamp;
 use porter_providers::Secret;
 use tokio::net::TcpListener;
 
-use crate::config::{AdminConfig, Config, DestinationKind, Filter};
+use crate::config::{AdminConfig, Config, DestinationKind};
 use crate::connections::ConnectionLimits;
 use crate::delivery::Plan;
 use crate::server::{self, Gateway};
 use crate::store::Schedules;
+use crate::vocab::Filter;
 
 /// Connections the admin listener takes: a few operators and a metrics scraper.
 const ADMIN_CONNECTIONS: ConnectionLimits = ConnectionLimits {

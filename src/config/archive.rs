@@ -65,7 +65,7 @@ pub(super) fn archive_config(
         return None;
     }
     let max_bytes = match table.max_bytes {
-        None => crate::store::archive::DEFAULT_MAX_BYTES,
+        None => crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES,
         Some(0) => {
             errors.push(ConfigError::new("archive.max_bytes", "must be more than 0"));
             return None;

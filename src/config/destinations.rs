@@ -8,6 +8,7 @@
 //! a service that reads the stream itself: porter creates its consumer group on every stream
 //! shard and reports how far behind it is.
 
+use crate::vocab::{Filter, glob_matches};
 use std::time::Duration;
 
 use base64::Engine;
@@ -82,7 +83,7 @@ pub struct Delivery {
     /// At most this many attempts per second (a token bucket holding at most `max(rate, 1)`).
     pub rate: Option<f64>,
     /// What leaves porter of the fields the schema marks personal.
-    pub pii: crate::privacy::Pii,
+    pub pii: crate::vocab::Pii,
 }
 
 impl Default for Delivery {
@@ -93,7 +94,7 @@ impl Default for Delivery {
             concurrency: DEFAULT_CONCURRENCY,
             ordered: false,
             rate: None,
-            pii: crate::privacy::Pii::Keep,
+            pii: crate::vocab::Pii::Keep,
         }
     }
 }
@@ -149,57 +150,6 @@ impl Template {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// Which events a destination wants.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    /// Type globs (`room.*`); empty means every type.
-    pub events: Vec<String>,
-    /// Source names; empty means every source.
-    pub sources: Vec<String>,
-}
-
-impl Filter {
-    /// Whether an event of `event_type` from the source named `source` is wanted.
-    pub fn matches(&self, event_type: &str, source: &str) -> bool {
-        let type_ok = self.events.is_empty()
-            || self
-                .events
-                .iter()
-                .any(|glob| glob_matches(glob, event_type));
-        let source_ok = self.sources.is_empty() || self.sources.iter().any(|s| s == source);
-        type_ok && source_ok
-    }
-}
-
-/// `room.*, reservation.checked_out (sources: oracle)`, or `all`.
-impl std::fmt::Display for Filter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.events.as_slice() {
-            [] => f.write_str("all")?,
-            events => f.write_str(&events.join(", "))?,
-        }
-        if !self.sources.is_empty() {
-            write!(f, " (sources: {})", self.sources.join(", "))?;
-        }
-        Ok(())
-    }
-}
-
-/// `*` matches any run of characters (dots included); everything else matches itself.
-pub fn glob_matches(glob: &str, text: &str) -> bool {
-    match glob.split_once('*') {
-        None => glob == text,
-        Some((head, tail)) => {
-            let Some(rest) = text.strip_prefix(head) else {
-                return false;
-            };
-            (0..=rest.len())
-                .filter(|&at| rest.is_char_boundary(at))
-                .any(|at| glob_matches(tail, &rest[at..]))
-        }
     }
 }
 
@@ -375,9 +325,9 @@ fn delivery(
         ));
     }
     let pii = match table.pii.as_deref() {
-        None => Some(crate::privacy::Pii::Keep),
+        None => Some(crate::vocab::Pii::Keep),
         Some(text) => {
-            let pii = crate::privacy::Pii::parse(text);
+            let pii = crate::vocab::Pii::parse(text);
             if pii.is_none() {
                 errors.push(ConfigError::new(
                     format!("{key}.pii"),

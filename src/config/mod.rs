@@ -23,13 +23,14 @@ pub use admin::{
 };
 pub use archive::ArchiveConfig;
 pub use destinations::{
-    AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, DestinationKind, Filter,
-    HttpDestination, NatsDestination, Template,
+    AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, DestinationKind, HttpDestination,
+    NatsDestination, Template,
 };
 pub use ohip::{DEFAULT_DEDUPE_TTL as OHIP_DEFAULT_DEDUPE_TTL, OhipStreamConfig};
 pub use privacy::PrivacyConfig;
 pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetryConfig};
 
+pub use crate::vocab::Filter;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -41,7 +42,7 @@ use porter_providers::{Context, Provider, Source};
 
 use crate::connections::ConnectionLimits;
 use crate::routes::RESERVED_PATHS;
-use crate::store::RedisTarget;
+use crate::vocab::RedisTarget;
 
 /// The configuration `porter serve` uses when given no file and no `porter.toml` exists.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -223,6 +224,15 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+/// The route table of `sources` (in order: a route leads to its source's index).
+pub fn route_table(sources: &[SourceConfig]) -> crate::routes::RouteTable {
+    crate::routes::RouteTable::new(
+        sources
+            .iter()
+            .map(|s| (s.path.as_str(), s.source.provider())),
+    )
+}
+
 impl Config {
     /// Reads `--config FILE`, else `porter.toml` if present, else the embedded default.
     pub fn resolve(path: Option<&Path>) -> Result<Self, ConfigErrors> {
@@ -391,7 +401,7 @@ impl Config {
         }
         check_destinations(&destination_list, store.as_ref(), errors);
         for (key, destination) in &destination_list {
-            if destination.delivery.pii == crate::privacy::Pii::Hash && privacy.is_none() {
+            if destination.delivery.pii == crate::vocab::Pii::Hash && privacy.is_none() {
                 errors.push(ConfigError::new(
                     format!("{key}.pii"),
                     "\"hash\" needs [privacy] key (the secret personal values are hashed under)",
@@ -999,7 +1009,7 @@ fn check_sources(sources: &[SourceConfig], errors: &mut Vec<ConfigError>) {
         .collect();
     for (i, config) in sources.iter().enumerate() {
         let name = config.source.name();
-        if name == crate::privacy::erase::PORTER_SOURCE {
+        if name == crate::vocab::PORTER_SOURCE {
             errors.push(ConfigError::new(
                 format!("sources[{i}].name"),
                 "`porter` is the source name of porter's own events (`erasure.requested`)",

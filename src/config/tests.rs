@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::RedisTarget;
+use crate::vocab::RedisTarget;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -439,10 +439,7 @@ fn pii_settings_are_checked() {
         destination("hash")
     )))
     .expect("valid");
-    assert_eq!(
-        config.destinations[0].delivery.pii,
-        crate::privacy::Pii::Hash
-    );
+    assert_eq!(config.destinations[0].delivery.pii, crate::vocab::Pii::Hash);
     assert!(!format!("{:?}", config.privacy).contains("0123456789abcdef"));
     assert_eq!(
         problems(&with(

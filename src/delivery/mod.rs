@@ -36,10 +36,11 @@ use std::time::Duration;
 pub use handler::{Handler, HandlerError};
 pub use worker::Deliveries;
 
-use crate::config::{Config, DEFAULT_RETRY, DestinationKind, Filter};
+use crate::config::{Config, DEFAULT_RETRY, DestinationKind};
 pub use crate::store::Schedules;
 use crate::store::Store;
 use crate::store::redis::layout::fnv1a;
+use crate::vocab::Filter;
 
 /// What a destination answered.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use crate::store::erase::{Erase, Erased, ErasureRecord};
 use crate::store::{Store, StoreError};
 
 /// The source name of porter's own events.
-pub const PORTER_SOURCE: &str = "porter";
+pub use crate::vocab::PORTER_SOURCE;
 /// How long the `erasure.requested` event's dedupe key is kept (it is never sent twice).
 const EVENT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -85,7 +85,7 @@ pub async fn erase(
     let key = key.ok_or(EraseError::NoKey)?;
     let token = request.person.token(key);
     let erase = Erase {
-        person: request.person.clone(),
+        person: std::sync::Arc::new(request.person.clone()),
         source: request.source.clone(),
         remember_for: request.remember_for,
     };

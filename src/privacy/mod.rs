@@ -17,5 +17,6 @@ pub mod erase;
 mod person;
 mod redact;
 
+pub use crate::vocab::Pii;
 pub use person::{Person, PersonError, PersonKind};
-pub use redact::{Pii, Redaction, canonical_phone, token};
+pub use redact::{Redaction, canonical_phone, token};

@@ -22,37 +22,10 @@
 use serde_json::Value;
 
 use super::redact::{canonical_phone, token};
+pub use crate::vocab::PersonKind;
 
 /// The longest guest id or email accepted.
 const MAX_VALUE: usize = 320;
-
-/// What kind of value an erasure names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PersonKind {
-    Phone,
-    Email,
-    GuestId,
-}
-
-impl PersonKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PersonKind::Phone => "phone",
-            PersonKind::Email => "email",
-            PersonKind::GuestId => "guest_id",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "phone" => Some(PersonKind::Phone),
-            "email" => Some(PersonKind::Email),
-            "guest_id" | "guest-id" => Some(PersonKind::GuestId),
-            _ => None,
-        }
-    }
-}
 
 /// The person an erasure is about, in canonical form.
 #[derive(Clone, PartialEq, Eq)]
@@ -352,6 +325,16 @@ fn equals_id(value: &Value, id: &str) -> bool {
         Value::String(text) => text.trim() == id,
         Value::Number(number) => number.to_string() == id,
         _ => false,
+    }
+}
+
+impl crate::store::erase::Subject for Person {
+    fn in_event(&self, json: &str) -> bool {
+        Person::in_event(self, json)
+    }
+
+    fn in_body(&self, body: &[u8]) -> bool {
+        Person::in_body(self, body)
     }
 }
 

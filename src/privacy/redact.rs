@@ -1,31 +1,12 @@
 //! Redaction by the schema's `x-pii` marks (see the module above).
 
+use crate::vocab::Pii;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use hmac::{KeyInit, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
-
-/// A destination's `pii` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pii {
-    #[default]
-    Keep,
-    Hash,
-    Drop,
-}
-
-impl Pii {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "keep" => Some(Self::Keep),
-            "hash" => Some(Self::Hash),
-            "drop" => Some(Self::Drop),
-            _ => None,
-        }
-    }
-}
 
 /// What to do with one part of an event.
 #[derive(Debug, Clone, PartialEq)]

@@ -51,7 +51,7 @@ use super::{Store, StoreError};
 pub const MEMORY_MAX_ENTRIES: usize = 10_000;
 /// The most bytes (bodies, headers, paths, queries) a store archives unless `[archive]
 /// max_bytes` says otherwise; the oldest go first.
-pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
+pub use crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES as DEFAULT_MAX_BYTES;
 
 /// One archived request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -36,15 +36,22 @@ use sha2::{Digest, Sha256};
 
 use super::schedule::source_name;
 use super::{Quarantined, StoreError};
-use crate::privacy::Person;
 
 /// The `type` of the events that carry an erasure request to destinations.
 pub const ERASURE_EVENT_TYPE: &str = "erasure.requested";
 
+/// Whom an erasure is about, as the stores search for it: whether a stored event (its JSON)
+/// or a body holds them. The privacy module's `Person` is the one implementation; the stores
+/// only ask.
+pub trait Subject: Send + Sync + std::fmt::Debug {
+    fn in_event(&self, json: &str) -> bool;
+    fn in_body(&self, body: &[u8]) -> bool;
+}
+
 /// What to erase: a person, optionally only what one source received.
 #[derive(Debug, Clone)]
 pub struct Erase {
-    pub person: Person,
+    pub person: std::sync::Arc<dyn Subject>,
     pub source: Option<String>,
     /// How long to remember what was erased ([`Tombstones`]): the longest dedupe window.
     pub remember_for: std::time::Duration,
@@ -246,7 +253,7 @@ pub struct ErasureRecord {
     /// `era_` + 32 hex digits.
     pub id: String,
     pub at: jiff::Timestamp,
-    pub kind: crate::privacy::PersonKind,
+    pub kind: crate::vocab::PersonKind,
     /// `pii_` + 32 hex digits: HMAC-SHA256 under `[privacy] key` of the value's canonical
     /// form, the token `pii = "hash"` destinations see for it.
     pub token: String,

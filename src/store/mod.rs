@@ -33,8 +33,9 @@ pub use self::local::{LocalSchedule, LocalSettings, LocalStore};
 pub use self::memory::MemoryStore;
 pub use self::memory::schedule::MemorySchedule;
 pub use self::redis::schedule::RedisSchedule;
-pub use self::redis::{RedisSettings, RedisStore, RedisTarget};
+pub use self::redis::{RedisSettings, RedisStore};
 pub use self::schedule::{Attempt, Job, JobState, Next, Outcome, Schedule};
+pub use crate::vocab::RedisTarget;
 
 /// The schedules of a store, by kind: what the delivery workers run on and the admin API
 /// reads.

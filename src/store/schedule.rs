@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::StoreError;
-use crate::config::Filter;
+use crate::vocab::Filter;
 
 /// One attempt to deliver an event to a destination, as kept in the attempt log and the
 /// dead-letter entry.

@@ -98,7 +98,7 @@ impl LocalSettings {
             capacity: 1_000_000,
             retain_events: 10_000,
             snapshot_after: SNAPSHOT_AFTER_BYTES,
-            archive_max_bytes: crate::store::archive::DEFAULT_MAX_BYTES,
+            archive_max_bytes: crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES,
         }
     }
 }

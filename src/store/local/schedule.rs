@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use super::Shared;
 use super::record::Record;
-use crate::config::Filter;
 use crate::store::schedule::{Attempt, Job, Next, Schedule};
 use crate::store::{MemorySchedule, StoreError};
+use crate::vocab::Filter;
 
 /// Every destination's schedule in a local store.
 #[derive(Debug, Clone)]

@@ -134,7 +134,7 @@ mod tests {
             .enqueue(&events, &Reply::json(&json!({})), Duration::from_secs(60))
             .expect("stored");
         let by_id = Erase {
-            person: Person::guest_id("G-1").expect("id"),
+            person: std::sync::Arc::new(Person::guest_id("G-1").expect("id")),
             source: Some("pms".to_owned()),
             remember_for: std::time::Duration::from_secs(86_400),
         };
@@ -144,7 +144,7 @@ mod tests {
         assert_eq!(store.events().len(), 3, "a dry run removes nothing");
         assert_eq!(store.remove(&found, false).events, 1);
         let by_email = Erase {
-            person: Person::email("Anna@Example.com").expect("email"),
+            person: std::sync::Arc::new(Person::email("Anna@Example.com").expect("email")),
             source: None,
             remember_for: std::time::Duration::from_secs(86_400),
         };

@@ -16,6 +16,7 @@
 //! The connection is established lazily and re-established after failures, so porter starts
 //! while Redis is down and recovers when it returns, answering 503 in between.
 
+use crate::vocab::RedisTarget;
 use std::time::Duration;
 
 use porter_providers::{Normalized, Reply};
@@ -37,15 +38,6 @@ use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 
 /// How many quarantined bodies the quarantine stream keeps.
 const QUARANTINE_MAX_LEN: u64 = 10_000;
-
-/// Where to find Redis.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RedisTarget {
-    /// `store.url`: one Redis (or a primary behind a proxy).
-    Single(String),
-    /// `store.urls`: Redis Cluster seed nodes.
-    Cluster(Vec<String>),
-}
 
 /// The settings of a Redis store.
 #[derive(Debug, Clone, PartialEq, Eq)]

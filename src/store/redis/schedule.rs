@@ -22,10 +22,10 @@ use porter_providers::EventType;
 use redis::Script;
 use serde_json::Value;
 
-use crate::config::Filter;
 use crate::store::redis::StreamEntry;
 use crate::store::schedule::{Attempt, Job, Next, Outcome, Schedule, source_name};
 use crate::store::{RedisStore, StoreError};
+use crate::vocab::Filter;
 
 /// A stream entry's field/value pairs, and the entry with its id.
 type Fields = Vec<(String, Vec<u8>)>;

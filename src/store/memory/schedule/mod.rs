@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::config::Filter;
 use crate::store::StoreError;
 use crate::store::memory::Recent;
 use crate::store::schedule::{Attempt, Job, JobState, Next, Schedule};
+use crate::vocab::Filter;
 
 mod erase;
 

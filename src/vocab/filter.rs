@@ -1,0 +1,52 @@
+//! Which events a destination wants: type globs and source names.
+
+/// Which events a destination wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Type globs (`room.*`); empty means every type.
+    pub events: Vec<String>,
+    /// Source names; empty means every source.
+    pub sources: Vec<String>,
+}
+
+impl Filter {
+    /// Whether an event of `event_type` from the source named `source` is wanted.
+    pub fn matches(&self, event_type: &str, source: &str) -> bool {
+        let type_ok = self.events.is_empty()
+            || self
+                .events
+                .iter()
+                .any(|glob| glob_matches(glob, event_type));
+        let source_ok = self.sources.is_empty() || self.sources.iter().any(|s| s == source);
+        type_ok && source_ok
+    }
+}
+
+/// `room.*, reservation.checked_out (sources: oracle)`, or `all`.
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.events.as_slice() {
+            [] => f.write_str("all")?,
+            events => f.write_str(&events.join(", "))?,
+        }
+        if !self.sources.is_empty() {
+            write!(f, " (sources: {})", self.sources.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `*` matches any run of characters (dots included); everything else matches itself.
+pub fn glob_matches(glob: &str, text: &str) -> bool {
+    match glob.split_once('*') {
+        None => glob == text,
+        Some((head, tail)) => {
+            let Some(rest) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=rest.len())
+                .filter(|&at| rest.is_char_boundary(at))
+                .any(|at| glob_matches(tail, &rest[at..]))
+        }
+    }
+}
