@@ -34,18 +34,6 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Secret;
-
-    #[test]
-    fn debug_never_shows_the_value() {
-        let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret:?}"), "Secret(***)");
-        assert_eq!(format!("{:?}", vec![secret]), "[Secret(***)]");
-    }
-}
-
 /// The key bytes of a `whsec_<base64>` secret (Standard Webhooks; padding optional, as in the
 /// Python library); `None` when it is not base64 or empty.
 pub(crate) fn decode_whsec(secret: &str) -> Option<Vec<u8>> {
@@ -57,4 +45,16 @@ pub(crate) fn decode_whsec(secret: &str) -> Option<Vec<u8>> {
         .or_else(|_| STANDARD_NO_PAD.decode(encoded))
         .ok()?;
     (!key.is_empty()).then_some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Secret;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+        assert_eq!(format!("{:?}", vec![secret]), "[Secret(***)]");
+    }
 }
