@@ -84,7 +84,7 @@ enum Stream {
     /// The server reset the stream with REFUSED_STREAM: HTTP/2's "not processed, retry" (a
     /// client that opens streams before the server's SETTINGS reach it may exceed the
     /// advertised bound).
-    RefusedStream,
+    ResetRefused,
     /// The stream or the connection failed.
     Failed(String),
 }
@@ -92,7 +92,7 @@ enum Stream {
 impl Stream {
     fn failed(error: h2::Error) -> Self {
         if error.reason() == Some(h2::Reason::REFUSED_STREAM) {
-            Stream::RefusedStream
+            Stream::ResetRefused
         } else {
             Stream::Failed(error.to_string())
         }
@@ -221,7 +221,7 @@ async fn half_sent_http2_bodies_hold_no_more_than_the_budget() {
                 assert!(answer.headers().contains_key("retry-after"));
                 refused += 1;
             }
-            Stream::RefusedStream => refused += 1,
+            Stream::ResetRefused => refused += 1,
             Stream::Failed(error) => {
                 eprintln!("a stream failed: {error}");
                 failed += 1;
@@ -404,7 +404,7 @@ async fn streams_in_flight_are_bounded_per_peer() {
                 assert!(answer.headers().contains_key("retry-after"));
                 refused += 1;
             }
-            Stream::RefusedStream | Stream::Failed(_) => panic!("a stream failed"),
+            Stream::ResetRefused | Stream::Failed(_) => panic!("a stream failed"),
         }
     }
     assert_eq!((held.len(), refused), (4, 2), "4 in flight from one peer");
