@@ -15,9 +15,14 @@ use std::net::SocketAddr;
 use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::config::StoreKind;
 use crate::delivery::{self, Deliveries, Plan};
-use crate::server::{self, Gateway, store_for};
-use crate::store::Store;
+use crate::gateway::Gateway;
+use crate::server;
+use crate::store::{
+    LocalSettings, LocalStore, MemorySchedule, MemoryStore, RedisSettings, RedisStore, Store,
+    StoreError,
+};
 
 /// A gateway and the delivery it needs, ready to serve.
 #[derive(Debug)]
@@ -105,7 +110,9 @@ impl App {
             );
         }
         let deliveries = self.start_deliveries()?;
-        let connectors = crate::ohip::Connectors::start(&self.streams, &self.gateway);
+        let connectors =
+            crate::ohip::Connectors::start(&self.streams, &self.gateway.store, &self.gateway.clock);
+        let _ = self.gateway.streams.set(connectors.shared());
         // One shutdown for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let admin = match self.admin {
@@ -178,6 +185,70 @@ impl App {
             Arc::clone(&self.gateway.activity),
         )))
     }
+}
+
+/// The store a configuration describes; a memory store schedules deliveries for `plan`'s
+/// destinations. Redis calls are bounded by the request timeout.
+pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, StoreError> {
+    let archive_max_bytes = config
+        .archive
+        .map_or(crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES, |a| a.max_bytes);
+    Ok(match &config.store.kind {
+        StoreKind::Memory {
+            print_events,
+            capacity,
+        } => {
+            let store = MemoryStore::new(*print_events, *capacity).with_clock(clock.clone());
+            store.raw_archive().set_max_bytes(archive_max_bytes);
+            let destinations = plan.memory_destinations();
+            if destinations.is_empty() {
+                Store::Memory(Arc::new(store))
+            } else {
+                let schedule = MemorySchedule::new(&destinations, *capacity);
+                Store::Memory(Arc::new(store.with_deliveries(Arc::new(schedule))))
+            }
+        }
+        StoreKind::Local {
+            path,
+            print_events,
+            capacity,
+            retain_events,
+        } => {
+            let destinations = plan.memory_destinations();
+            let schedule = (!destinations.is_empty())
+                .then(|| Arc::new(MemorySchedule::new(&destinations, *capacity)));
+            let settings = LocalSettings {
+                print_events: *print_events,
+                capacity: *capacity,
+                retain_events: *retain_events,
+                archive_max_bytes,
+                ..LocalSettings::new(path.clone())
+            };
+            let (store, recovery) = LocalStore::open(&settings, schedule, clock.clone())?;
+            tracing::info!(
+                path = %path.display(),
+                records = recovery.records,
+                torn_bytes = recovery.torn_bytes,
+                ms = recovery.elapsed.as_millis() as u64,
+                "local store opened"
+            );
+            Store::Local(Arc::new(store))
+        }
+        StoreKind::Redis {
+            target,
+            key_prefix,
+            max_len,
+            shards,
+        } => Store::Redis(Arc::new(RedisStore::new(&RedisSettings {
+            target: target.clone(),
+            stream: config.store.stream.clone(),
+            key_prefix: key_prefix.clone(),
+            max_len: *max_len,
+            shards: *shards,
+            timeout: config.server.request_timeout,
+            archive_max_bytes,
+        })?)),
+    })
 }
 
 /// Says, at start-up, what the store's persistence means for acknowledged events.

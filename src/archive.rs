@@ -32,8 +32,7 @@ use porter_providers::{Request, ToSign};
 use tokio::sync::Semaphore;
 
 use crate::config::{ArchiveConfig, SourceConfig};
-use crate::server::Gateway;
-use crate::store::{Archived, ArchivedOutcome};
+use crate::store::{Archived, ArchivedOutcome, Store};
 
 /// Archive writes running at once; beyond this, requests are not archived (and counted).
 pub const MAX_IN_FLIGHT: usize = 256;
@@ -127,9 +126,9 @@ impl Archiver {
         }
     }
 
-    /// Writes `item` to the gateway's store in a task of its own; see the module doc for
+    /// Writes `item` to `store` in a task of its own; see the module doc for
     /// failures.
-    pub fn keep(&self, gateway: Arc<Gateway>, item: Archived) {
+    pub fn keep(&self, store: Store, item: Archived) {
         let source = item.source.clone();
         let Ok(permit) = Arc::clone(&self.in_flight).try_acquire_owned() else {
             failed(&source, "busy");
@@ -138,7 +137,7 @@ impl Archiver {
         };
         let retention = self.retention;
         tokio::spawn(async move {
-            let result = gateway.store.archive(item, retention).await;
+            let result = store.archive(item, retention).await;
             drop(permit);
             match result {
                 Ok(Some(_)) => {}

@@ -34,8 +34,8 @@ use crate::activity::{Diagnosed, EventId, RequestEntry, Routed};
 use crate::answer::Answer;
 use crate::config::SourceConfig;
 use crate::connections::{OverBudget, Peer, Reservation};
+use crate::gateway::Gateway;
 use crate::routes::Route;
-use crate::server::Gateway;
 use crate::store::{Archived, ArchivedOutcome, Quarantined};
 use crate::telemetry::RequestRecord;
 use crate::trace::{self, Step, Traceparent};
@@ -76,7 +76,7 @@ pub async fn handle(
     );
     let mut outcome = process(&gateway, route, config, &parts, body, started, &span).await;
     if let (Some(item), Some(archiver)) = (outcome.archive.take(), &gateway.archive) {
-        archiver.keep(Arc::clone(&gateway), item);
+        archiver.keep(gateway.store.clone(), item);
     }
     let reason = match &outcome.answer {
         Answer::Rejected(rejection) => Some(rejection.reason()),
@@ -323,7 +323,7 @@ fn diagnose(
 async fn read_body(
     parts: &Parts,
     body: Body,
-    limits: &crate::server::Limits,
+    limits: &crate::gateway::Limits,
     deadline: tokio::time::Instant,
 ) -> Result<(Bytes, Reservation), Answer> {
     let limit = limits.max_body_bytes;

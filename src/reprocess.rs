@@ -26,27 +26,18 @@
 //!
 //! It runs where the store is: inside `porter serve` (the memory store lives there, and the
 //! server's code and secrets are what "today" means), reached through the admin API
-//! (`POST /api/reprocess`); the command is a client of that endpoint.
+//! (`POST /api/reprocess`, `admin/reprocess.rs`); the command (`commands/reprocess.rs`) is a
+//! client of that endpoint.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use jiff::Timestamp;
 use porter_providers::event::event_id;
 use porter_providers::{Normalized, Reply, Request};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::admin::Admin;
-use crate::config::{Config, SourceConfig};
-use crate::server::Gateway;
+use crate::config::SourceConfig;
+use crate::gateway::Gateway;
 use crate::store::{Archived, ArchivedOutcome, StoreError};
 
 /// What to reprocess.
@@ -239,195 +230,4 @@ fn renamed(mut event: Normalized, original: &str) -> Normalized {
     event.event.reprocessedfrom = Some(original.to_owned());
     event.dedupe_key = id;
     event
-}
-
-/// The summary as the command prints it.
-pub fn describe(summary: &Summary, dry_run: bool) -> String {
-    let mut text = String::new();
-    for change in &summary.changes {
-        let _ = writeln!(
-            text,
-            "{} {} from {} (archived request {})",
-            change.event_type, change.id, change.reprocessed_from, change.archived
-        );
-    }
-    let _ = writeln!(
-        text,
-        "read {}, re-verified {}, failed verification {}, unchanged {}, changed {} → {} new events{}",
-        summary.read,
-        summary.reverified,
-        summary.failed_verification,
-        summary.unchanged,
-        summary.changed,
-        if dry_run {
-            summary.changes.len()
-        } else {
-            summary.stored
-        },
-        if dry_run {
-            " (dry run: nothing stored)".to_owned()
-        } else {
-            format!(", {} already stored", summary.already_stored)
-        },
-    );
-    if summary.erased > 0 {
-        let _ = writeln!(
-            text,
-            "{} archived requests skipped: an erasure removed what they held",
-            summary.erased
-        );
-    }
-    text
-}
-
-/// The body of `POST /api/reprocess`.
-#[derive(Debug, Deserialize)]
-pub struct ApiRequest {
-    pub source: String,
-    /// How far back, like `"1h"` or `"7d"`.
-    pub since: String,
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-/// `POST /api/reprocess`: runs a reprocess inside this server and answers its [`Summary`].
-pub async fn api(State(admin): State<Arc<Admin>>, Json(asked): Json<ApiRequest>) -> Response {
-    let problem = |status: StatusCode, code: &str, message: &str| {
-        (
-            status,
-            Json(serde_json::json!({ "error": code, "message": message })),
-        )
-            .into_response()
-    };
-    let since = match porter_providers::settings::parse_duration(&asked.since) {
-        Ok(back) => back,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, "bad_since", &message),
-    };
-    let now = admin.gateway.clock.now();
-    let since = jiff::SignedDuration::try_from(since)
-        .ok()
-        .and_then(|back| now.checked_sub(back).ok())
-        .unwrap_or(Timestamp::MIN);
-    let options = Options {
-        source: asked.source,
-        since,
-        dry_run: asked.dry_run,
-    };
-    match run(&admin.gateway, &options).await {
-        Ok(summary) => {
-            tracing::info!(
-                source = options.source,
-                dry_run = options.dry_run,
-                read = summary.read,
-                failed_verification = summary.failed_verification,
-                stored = summary.stored,
-                "reprocessed from the admin API"
-            );
-            Json(summary).into_response()
-        }
-        Err(error @ ReprocessError::ArchiveOff) => {
-            problem(StatusCode::CONFLICT, "archive_off", &error.to_string())
-        }
-        Err(error @ ReprocessError::UnknownSource(_)) => {
-            problem(StatusCode::NOT_FOUND, "unknown_source", &error.to_string())
-        }
-        Err(ReprocessError::Store(error)) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            &error.to_string(),
-        ),
-    }
-}
-
-/// `porter reprocess`.
-#[derive(Debug, clap::Args)]
-pub struct ReprocessArgs {
-    /// The source whose archived requests to reprocess.
-    #[arg(long)]
-    pub source: String,
-    /// How far back: requests received in the last `1h`, `7d`, ...
-    #[arg(long)]
-    pub since: String,
-    /// Print what would change; store nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// The configuration of the running `porter serve` (its `[admin]` table says where to
-    /// ask, and with which token).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// The admin listener to ask instead of `[admin] listen` (`host:port`).
-    #[arg(long, value_name = "ADDR")]
-    pub admin: Option<String>,
-}
-
-/// Asks the running server's admin API to reprocess, and prints its summary.
-pub fn command(args: &ReprocessArgs) -> ExitCode {
-    match command_inner(args) {
-        Ok(text) => {
-            crate::out!("{text}");
-            ExitCode::SUCCESS
-        }
-        Err(message) => {
-            eprintln!("porter reprocess: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn command_inner(args: &ReprocessArgs) -> Result<String, String> {
-    let config = Config::resolve(args.config.as_deref()).map_err(|errors| errors.to_string())?;
-    if config.archive.is_none() {
-        return Err(ReprocessError::ArchiveOff.to_string());
-    }
-    if config.source(&args.source).is_none() {
-        return Err(ReprocessError::UnknownSource(args.source.clone()).to_string());
-    }
-    let Some(admin) = &config.admin else {
-        return Err(
-            "the configuration has no [admin] table: reprocessing runs inside `porter serve` and \
-             is asked for through its admin API"
-                .to_owned(),
-        );
-    };
-    let address = args
-        .admin
-        .clone()
-        .unwrap_or_else(|| admin.listen.to_string());
-    let body = serde_json::json!({
-        "source": args.source,
-        "since": args.since,
-        "dry_run": args.dry_run,
-    });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let token = admin.token.expose().to_owned();
-    let (status, text) = runtime.block_on(async move {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(600))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let response = client
-            .post(format!("http://{address}/api/reprocess"))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the admin API at {address}: {e}"))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((status, text))
-    })?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("the admin API answered {status}"));
-        return Err(message);
-    }
-    let summary: Summary = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    Ok(describe(&summary, args.dry_run))
 }

@@ -1,5 +1,5 @@
-//! The HTTP server: the gateway's shared state, the router, and serving with a graceful
-//! shutdown.
+//! The HTTP server: the providers' router, serving a listener within the connection bounds,
+//! and a graceful shutdown.
 //!
 //! Source routes are not axum routes: one fallback handler looks the raw path up in the
 //! [`RouteTable`], so matching stays exact and the same table prints in `check-config`.
@@ -8,7 +8,6 @@
 //! its request in gets its answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,171 +24,11 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::activity::{Activity, SourceInfo};
 pub use crate::clock::Clock;
-use crate::config::{
-    Config, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, SourceConfig, StoreKind,
-};
-use crate::connections::{self, Admissions, BodyBudget, Bounded, ConnectionLimits};
-use crate::delivery::Plan;
+use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
+pub use crate::gateway::{Gateway, Limits};
 use crate::pipeline;
-use crate::routes::RouteTable;
-use crate::store::{
-    LocalSettings, LocalStore, MemorySchedule, MemoryStore, RedisSettings, RedisStore, Store,
-    StoreError,
-};
 use crate::telemetry;
-
-/// Per-request and per-connection limits.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_body_bytes: usize,
-    pub request_timeout: Duration,
-    pub connections: ConnectionLimits,
-    /// The bytes of request bodies being read, in all and per peer.
-    pub body_budget: Arc<BodyBudget>,
-}
-
-/// Everything a request needs, shared by all requests.
-#[derive(Debug)]
-pub struct Gateway {
-    pub sources: Vec<SourceConfig>,
-    pub routes: RouteTable,
-    pub store: Store,
-    pub limits: Limits,
-    pub clock: Clock,
-    /// Whether events may be stored. Closed until every destination's consumer group exists:
-    /// a group created after an event was stored would never deliver that event.
-    pub intake: Arc<AtomicBool>,
-    /// What this instance did: recent requests and time series for the admin listener.
-    pub activity: Arc<Activity>,
-    /// The OHIP stream connectors' statuses, once they run (`/readyz`, the console).
-    pub streams: std::sync::OnceLock<Vec<Arc<crate::ohip::Shared>>>,
-    /// The raw archive, when `[archive]` is on.
-    pub archive: Option<crate::archive::Archiver>,
-}
-
-impl Gateway {
-    /// Every OHIP stream connector's status (none before they start).
-    pub fn stream_statuses(&self) -> Vec<crate::ohip::Status> {
-        self.streams
-            .get()
-            .map(|streams| streams.iter().map(|s| s.status()).collect())
-            .unwrap_or_default()
-    }
-}
-
-impl Gateway {
-    /// Builds a gateway around a given store and clock (tests inspect the store).
-    pub fn with_store(config: Config, store: Store, clock: Clock) -> Self {
-        let routes = crate::config::route_table(&config.sources);
-        let (recent, share) = config.admin.as_ref().map_or(
-            (DEFAULT_RECENT_REQUESTS, DEFAULT_DIAGNOSIS_SHARE),
-            |admin| (admin.recent_requests, admin.diagnosis_share),
-        );
-        let infos = config
-            .sources
-            .iter()
-            .map(|s| SourceInfo {
-                name: s.source.name().to_owned(),
-                provider: s.source.provider().id(),
-                path: s.path.clone(),
-            })
-            .collect();
-        let activity = Arc::new(Activity::new(infos, recent, share, clock.clone()));
-        let archive = config
-            .archive
-            .map(|archive| crate::archive::Archiver::new(archive, &config.sources));
-        Self {
-            sources: config.sources,
-            routes,
-            store,
-            limits: Limits {
-                max_body_bytes: config.server.max_body_bytes,
-                request_timeout: config.server.request_timeout,
-                connections: config.server.connections,
-                body_budget: BodyBudget::new(
-                    config.server.max_buffered_bytes,
-                    config.server.max_buffered_bytes_per_peer,
-                ),
-            },
-            clock,
-            intake: Arc::new(AtomicBool::new(true)),
-            activity,
-            streams: std::sync::OnceLock::new(),
-            archive,
-        }
-    }
-
-    /// Whether events may be stored now.
-    pub fn intake_open(&self) -> bool {
-        self.intake.load(Ordering::Acquire)
-    }
-}
-
-/// The store a configuration describes; a memory store schedules deliveries for `plan`'s
-/// destinations. Redis calls are bounded by the request timeout.
-pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, StoreError> {
-    let archive_max_bytes = config
-        .archive
-        .map_or(crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES, |a| a.max_bytes);
-    Ok(match &config.store.kind {
-        StoreKind::Memory {
-            print_events,
-            capacity,
-        } => {
-            let store = MemoryStore::new(*print_events, *capacity).with_clock(clock.clone());
-            store.raw_archive().set_max_bytes(archive_max_bytes);
-            let destinations = plan.memory_destinations();
-            if destinations.is_empty() {
-                Store::Memory(store)
-            } else {
-                let schedule = MemorySchedule::new(&destinations, *capacity);
-                Store::Memory(store.with_deliveries(Arc::new(schedule)))
-            }
-        }
-        StoreKind::Local {
-            path,
-            print_events,
-            capacity,
-            retain_events,
-        } => {
-            let destinations = plan.memory_destinations();
-            let schedule = (!destinations.is_empty())
-                .then(|| Arc::new(MemorySchedule::new(&destinations, *capacity)));
-            let settings = LocalSettings {
-                print_events: *print_events,
-                capacity: *capacity,
-                retain_events: *retain_events,
-                archive_max_bytes,
-                ..LocalSettings::new(path.clone())
-            };
-            let (store, recovery) = LocalStore::open(&settings, schedule, clock.clone())?;
-            tracing::info!(
-                path = %path.display(),
-                records = recovery.records,
-                torn_bytes = recovery.torn_bytes,
-                ms = recovery.elapsed.as_millis() as u64,
-                "local store opened"
-            );
-            Store::Local(Arc::new(store))
-        }
-        StoreKind::Redis {
-            target,
-            key_prefix,
-            max_len,
-            shards,
-        } => Store::Redis(Arc::new(RedisStore::new(&RedisSettings {
-            target: target.clone(),
-            stream: config.store.stream.clone(),
-            key_prefix: key_prefix.clone(),
-            max_len: *max_len,
-            shards: *shards,
-            timeout: config.server.request_timeout,
-            archive_max_bytes,
-        })?)),
-    })
-}
 
 /// The providers' router: health, readiness and every source route (metrics are on the
 /// admin listener).

@@ -107,8 +107,7 @@ async fn mapping_change_on(store: &str) {
     let (clock, _hand) = Clock::manual(then);
     let before = config(store, &[NEW_SECRET, OLD_SECRET], "", "7d");
     let store_before =
-        porter::server::store_for(&before, &porter::delivery::Plan::default(), &clock)
-            .expect("store");
+        porter::app::store_for(&before, &porter::delivery::Plan::default(), &clock).expect("store");
     let server = TestServer::start_store(before, store_before, clock.clone()).await;
     let booking = json!({"id": "b-1", "type": "booking.made", "reservation_id": "R-1"});
     let other = json!({"id": "b-2", "type": "noise.other"});
@@ -154,7 +153,7 @@ async fn mapping_change_on(store: &str) {
     // A local store is free once the first server has let go of it.
     let mut store_after = None;
     for _ in 0..250 {
-        match porter::server::store_for(&after, &porter::delivery::Plan::default(), &later) {
+        match porter::app::store_for(&after, &porter::delivery::Plan::default(), &later) {
             Ok(store) => {
                 store_after = Some(store);
                 break;
@@ -283,8 +282,8 @@ async fn erased_requests_are_not_reprocessed_on(store: &str) {
     let (clock, _hand) = Clock::manual(then);
     let text = config_text(store, &[NEW_SECRET], "", "7d") + PRIVACY;
     let before = config_from(&text, &[]);
-    let opened = porter::server::store_for(&before, &porter::delivery::Plan::default(), &clock)
-        .expect("store");
+    let opened =
+        porter::app::store_for(&before, &porter::delivery::Plan::default(), &clock).expect("store");
     let server = TestServer::start_store(before, opened, clock.clone()).await;
     let hers = json!({"id": "g-1", "type": "booking.made", "guest": {"email": "anna@example.com"}});
     let other = json!({"id": "g-2", "type": "booking.made", "guest": {"email": "ben@example.com"}});
@@ -336,7 +335,7 @@ async fn erased_requests_are_not_reprocessed_on(store: &str) {
     let after = config_from(&text, &[]);
     let mut reopened = None;
     for _ in 0..250 {
-        match porter::server::store_for(&after, &porter::delivery::Plan::default(), &later_clock) {
+        match porter::app::store_for(&after, &porter::delivery::Plan::default(), &later_clock) {
             Ok(store) => {
                 reopened = Some(store);
                 break;
@@ -634,9 +633,9 @@ async fn a_tampered_archive_entry_fails_verification_and_is_skipped() {
 async fn memory_archive_entries_expire_with_the_retention() {
     let at = Timestamp::now();
     let (clock, hand) = Clock::manual(at);
-    let store = porter::store::Store::Memory(
+    let store = porter::store::Store::Memory(std::sync::Arc::new(
         porter::store::MemoryStore::new(false, 1000).with_clock(clock.clone()),
-    );
+    ));
     let server =
         TestServer::start_store(config(MEMORY, &[NEW_SECRET], "", "10m"), store, clock).await;
     let body = json!({"id": "e-1", "type": "x"});
@@ -846,8 +845,8 @@ async fn a_failing_archive_write_never_changes_the_answer() {
     let at = Timestamp::now();
     let (clock, _hand) = Clock::manual(at);
     let config = config(&store, &[NEW_SECRET], "", "1h");
-    let built = porter::server::store_for(&config, &porter::delivery::Plan::default(), &clock)
-        .expect("store");
+    let built =
+        porter::app::store_for(&config, &porter::delivery::Plan::default(), &clock).expect("store");
     let server = TestServer::start_store(config, built, clock).await;
     let response = server
         .send(&signed(NEW_SECRET, at, &json!({"id": "f-1", "type": "x"})))

@@ -544,7 +544,7 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
     );
     let plan = porter::delivery::Plan::of(&config).expect("plan");
     let clock = porter::server::Clock::system();
-    let store = porter::server::store_for(&config, &plan, &clock).expect("store");
+    let store = porter::app::store_for(&config, &plan, &clock).expect("store");
     let server = TestServer::start_store(config, store, clock.clone()).await;
     let schedules = porter::delivery::schedules_for(&server.gateway.store).expect("schedules");
     let deliveries = porter::delivery::Deliveries::start(

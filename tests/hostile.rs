@@ -24,7 +24,7 @@ fn default_config() -> Config {
 async fn server() -> TestServer {
     TestServer::start_store(
         default_config(),
-        Store::Memory(MemoryStore::new(false, 100_000)),
+        Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 100_000))),
         Clock::system(),
     )
     .await

@@ -65,7 +65,7 @@ secrets = ["whsec_replays_stripe"]
 async fn server() -> TestServer {
     TestServer::start_store(
         config(),
-        Store::Memory(MemoryStore::new(false, 100_000)),
+        Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 100_000))),
         Clock::system(),
     )
     .await

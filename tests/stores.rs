@@ -79,7 +79,7 @@ fn open(kind: &'static str) -> Subject {
     };
     let config = config(&table);
     let plan = Plan::of(&config).expect("plan");
-    let store = porter::server::store_for(&config, &plan, &Clock::system()).expect("store");
+    let store = porter::app::store_for(&config, &plan, &Clock::system()).expect("store");
     Subject {
         name: kind,
         store,

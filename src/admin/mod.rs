@@ -19,6 +19,7 @@ mod api;
 mod auth;
 mod console;
 mod erase;
+mod reprocess;
 mod sessions;
 mod views;
 
@@ -34,7 +35,8 @@ use tokio::net::TcpListener;
 use crate::config::{AdminConfig, Config, DestinationKind};
 use crate::connections::ConnectionLimits;
 use crate::delivery::Plan;
-use crate::server::{self, Gateway};
+use crate::gateway::Gateway;
+use crate::server;
 use crate::store::Schedules;
 use crate::vocab::Filter;
 
@@ -188,7 +190,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/erase", post(erase::erase))
         .route("/api/erasures", get(erase::erasures))
-        .route("/api/reprocess", post(crate::reprocess::api))
+        .route("/api/reprocess", post(reprocess::reprocess))
         .route("/api/sessions/revoke", post(auth::revoke_all))
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(

@@ -16,7 +16,6 @@
 //! What the pure parts (normalization, the query, the key hash) are lives in
 //! `porter_providers::oracle_ohip_stream`.
 
-pub mod cli;
 pub mod policy;
 pub mod session;
 pub mod token;
@@ -29,8 +28,9 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::clock::Clock;
 use crate::config::OhipStreamConfig;
-use crate::server::Gateway;
+use crate::store::Store;
 use policy::{Ended, Next};
 use session::Session;
 
@@ -196,8 +196,8 @@ pub struct Connectors {
 }
 
 impl Connectors {
-    /// Starts one connector per stream source, storing into `gateway`'s store.
-    pub fn start(streams: &[OhipStreamConfig], gateway: &Arc<Gateway>) -> Self {
+    /// Starts one connector per stream source, storing into `store` with `clock`'s time.
+    pub fn start(streams: &[OhipStreamConfig], store: &Store, clock: &Clock) -> Self {
         if streams.is_empty() {
             return Self::default();
         }
@@ -216,7 +216,8 @@ impl Connectors {
                 let shared = Arc::new(Shared::new(&config.name));
                 let connector = Connector {
                     config: config.clone(),
-                    gateway: Arc::clone(gateway),
+                    store: store.clone(),
+                    clock: clock.clone(),
                     holder: holder.clone(),
                     shared: Arc::clone(&shared),
                     http: http.clone(),
@@ -225,16 +226,19 @@ impl Connectors {
                 (shared, task)
             })
             .collect();
-        let _ = gateway.streams.set(
-            running
-                .iter()
-                .map(|(shared, _)| Arc::clone(shared))
-                .collect(),
-        );
         Self {
             running,
             stop: Some(stop),
         }
+    }
+
+    /// Each connector's shared status, for whoever shows it (the gateway's `/readyz`, the
+    /// console).
+    pub fn shared(&self) -> Vec<Arc<Shared>> {
+        self.running
+            .iter()
+            .map(|(shared, _)| Arc::clone(shared))
+            .collect()
     }
 
     /// Every connector's status.
@@ -256,7 +260,8 @@ impl Connectors {
 /// One stream source's connector.
 struct Connector {
     config: OhipStreamConfig,
-    gateway: Arc<Gateway>,
+    store: Store,
+    clock: Clock,
     /// This process's id in the stream's lease.
     holder: String,
     shared: Arc<Shared>,
@@ -282,8 +287,8 @@ impl Connector {
                 Ok(current) => {
                     let session = Session {
                         config: &self.config,
-                        store: &self.gateway.store,
-                        clock: &self.gateway.clock,
+                        store: &self.store,
+                        clock: &self.clock,
                         shared: &self.shared,
                         lease: (&lease_key, &self.holder),
                     };
@@ -304,7 +309,6 @@ impl Connector {
             };
             if matches!(ended, Ended::Shutdown) {
                 let _ = self
-                    .gateway
                     .store
                     .release_ohip_lease(&lease_key, &self.holder)
                     .await;
@@ -341,7 +345,7 @@ impl Connector {
                     after.max(self.config.reconnect_delay) + jitter(self.config.reconnect_delay / 4)
                 }
             };
-            let until = self.gateway.clock.now() + wait;
+            let until = self.clock.now() + wait;
             self.shared.set_state(State::Waiting {
                 until,
                 after: ended.code(),
@@ -355,7 +359,7 @@ impl Connector {
 
     /// Publishes the status in the store for `porter ohip status` (best effort).
     async fn publish(&self) {
-        publish(&self.gateway.store, &self.shared).await;
+        publish(&self.store, &self.shared).await;
     }
 
     /// Waits until this instance holds the stream's lease (at once on a memory store);
@@ -364,7 +368,6 @@ impl Connector {
         let mut said = false;
         loop {
             match self
-                .gateway
                 .store
                 .ohip_lease(key, &self.holder, self.config.lease)
                 .await
@@ -386,7 +389,7 @@ impl Connector {
             self.shared.holding(None);
             let wait = self.config.lease / 3;
             self.shared.set_state(State::Waiting {
-                until: self.gateway.clock.now() + wait,
+                until: self.clock.now() + wait,
                 after: "standby".to_owned(),
             });
             tokio::select! {

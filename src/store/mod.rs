@@ -53,12 +53,11 @@ fn consumer_name() -> String {
     format!("{host}-{}-{started}", std::process::id())
 }
 
-/// Where events go.
-#[derive(Debug)]
-// One store per process, held by the gateway: its size does not matter.
-#[allow(clippy::large_enum_variant)]
+/// Where events go. Cheap to clone: every variant is shared (the gateway, the archive writer,
+/// the OHIP connectors and the delivery schedules hold the same store).
+#[derive(Debug, Clone)]
 pub enum Store {
-    Memory(MemoryStore),
+    Memory(std::sync::Arc<MemoryStore>),
     /// On disk in one directory; shared with its schedules.
     Local(std::sync::Arc<LocalStore>),
     /// Shared with the delivery queue, which works on the same connection.

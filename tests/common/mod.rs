@@ -95,13 +95,13 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config, capacity: usize, clock: Clock) -> Self {
-        let store = Store::Memory(MemoryStore::new(false, capacity));
+        let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(false, capacity)));
         Self::start_store(config, store, clock).await
     }
 
     /// Starts a server with the store its configuration describes (Redis included).
     pub async fn start_configured(config: Config) -> Self {
-        let store = porter::server::store_for(
+        let store = porter::app::store_for(
             &config,
             &porter::delivery::Plan::default(),
             &Clock::system(),

@@ -11,12 +11,12 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::Value;
 
+use crate::app::store_for;
 use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
 use crate::delivery::Plan;
 use crate::privacy::erase::{Request, erase};
 use crate::privacy::{Person, PersonKind};
-use crate::server::store_for;
 use crate::store::StoreError;
 
 #[derive(Debug, Args)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::inspect::Access;
 use crate::config::{Config, StoreKind};
-use crate::inspect::Access;
 use crate::store::Store;
 use crate::store::inspect::EventQuery;
 use crate::store::local::Follower;
@@ -44,7 +44,7 @@ pub fn tail(args: &TailArgs) -> ExitCode {
     };
     let count = args.count;
     let follow = args.follow;
-    crate::inspect::on_store(config, Access::Read, move |config, store| async move {
+    super::inspect::on_store(config, Access::Read, move |config, store| async move {
         match (store, &config.store.kind) {
             (Store::Redis(store), _) => run(&store, count, follow).await.map_err(|e| e.to_string()),
             (store, StoreKind::Local { path, .. }) => run_local(&store, path, count, follow).await,

@@ -1,5 +1,21 @@
 //! The `porter` command line: `serve`, `check-config`, `send`, `events`, `dlq`, `ohip`,
-//! `erase`.
+//! `erase`, `reprocess`. The top layer: each command builds what it needs through the
+//! composition root ([`crate::app`]), and nothing below imports a command.
+//!
+//! - `send.rs`: signing and POSTing a file, or printing it as a `curl` command;
+//! - `events.rs`: `porter events tail`;
+//! - `inspect.rs`: `porter dlq list|replay`, `porter events show`, and how every command opens
+//!   a store ([`inspect::on_store`]);
+//! - `erase.rs`: `porter erase`, on the store itself or through the admin API;
+//! - `ohip.rs`: `porter ohip status|seek`;
+//! - `reprocess.rs`: `porter reprocess`, a client of the admin API.
+
+mod erase;
+mod events;
+mod inspect;
+mod ohip;
+mod reprocess;
+pub mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,13 +27,12 @@ use crate::app::App;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
 use crate::delivery::Plan;
-use crate::events::{self, TailArgs};
-use crate::inspect;
 use crate::routes::RESERVED_PATHS;
-use crate::send::{self, SendArgs};
 use crate::server;
 use crate::telemetry::{self, LogFormat};
 use crate::trace::Tracing;
+use events::TailArgs;
+use send::SendArgs;
 
 /// porter: an inbound webhook gateway. Verifies provider webhooks, normalizes them into
 /// CloudEvents, deduplicates and durably enqueues them.
@@ -59,7 +74,7 @@ enum Command {
     /// Erase one person (by phone, email or guest id) from every stored event, quarantined
     /// body, archived request, dead letter and attempt record; record the erasure and tell
     /// destinations.
-    Erase(crate::erase_command::EraseArgs),
+    Erase(erase::EraseArgs),
     /// Inspect the event stream(s) of the configured store.
     Events {
         #[command(subcommand)]
@@ -72,7 +87,7 @@ enum Command {
     },
     /// Verify and normalize a source's archived requests again with today's code and
     /// secrets; store what now maps as new events (asks the running `porter serve`).
-    Reprocess(crate::reprocess::ReprocessArgs),
+    Reprocess(reprocess::ReprocessArgs),
     /// OHIP Streaming sources: their state, and where the next subscribe starts.
     Ohip {
         #[command(subcommand)]
@@ -159,8 +174,8 @@ pub fn run() -> ExitCode {
         } => serve(config, listen, admin_listen, cli.log_format),
         Command::CheckConfig { config } => check_config(config),
         Command::Send(args) => send::run(&args),
-        Command::Erase(args) => crate::erase_command::run(&args),
-        Command::Reprocess(args) => crate::reprocess::command(&args),
+        Command::Erase(args) => erase::run(&args),
+        Command::Reprocess(args) => reprocess::command(&args),
         Command::Events {
             command: EventsCommand::Tail(args),
         } => events::tail(&args),
@@ -169,7 +184,7 @@ pub fn run() -> ExitCode {
         } => inspect::events_show(config.as_deref(), &id),
         Command::Ohip {
             command: OhipCommand::Status { source, config },
-        } => crate::ohip::cli::status(config.as_deref(), source.as_deref()),
+        } => ohip::status(config.as_deref(), source.as_deref()),
         Command::Ohip {
             command:
                 OhipCommand::Seek {
@@ -177,7 +192,7 @@ pub fn run() -> ExitCode {
                     offset,
                     config,
                 },
-        } => crate::ohip::cli::seek(config.as_deref(), &source, &offset),
+        } => ohip::seek(config.as_deref(), &source, &offset),
         Command::Dlq {
             command: DlqCommand::List { config, count },
         } => inspect::dlq_list(config.as_deref(), count),

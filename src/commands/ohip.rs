@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use porter_providers::oracle_ohip_stream::is_offset;
 
+use super::inspect::Access;
 use crate::config::{Config, OhipStreamConfig};
-use crate::inspect::Access;
 use crate::store::Store;
 
 /// Runs `work` with the configuration's stream sources (all, or `source`) and its Redis store.
@@ -44,7 +44,7 @@ where
         );
         return ExitCode::FAILURE;
     }
-    crate::inspect::on_store(config, access, |_, store| work(streams, store))
+    super::inspect::on_store(config, access, |_, store| work(streams, store))
 }
 
 /// `porter ohip status [--source NAME]`: per stream, the lease holder, the stored offset and

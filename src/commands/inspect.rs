@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
+use crate::app::store_for;
 use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
 use crate::delivery::Plan;
-use crate::server::store_for;
 use crate::store::redis::StreamEntry;
 use crate::store::{
     Attempt, JobState, LocalSettings, LocalStore, MemorySchedule, RedisSchedule, RedisStore, Store,
@@ -147,7 +147,7 @@ fn open_for_cli(config: &Config, access: Access) -> Result<Store, String> {
                     ..LocalSettings::new(path.clone())
                 };
                 LocalStore::read_only(&settings, schedule)
-                    .map(Store::Memory)
+                    .map(|memory| Store::Memory(Arc::new(memory)))
                     .map_err(|e| e.to_string())
             }
             (StoreKind::Local { .. }, Access::Write) => Err(format!(

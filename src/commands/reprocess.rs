@@ -1,0 +1,142 @@
+//! `porter reprocess`: asks the running `porter serve` to reprocess, through its admin API, and
+//! prints the summary ([`crate::reprocess`]).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::reprocess::{ReprocessError, Summary};
+
+/// The summary as the command prints it.
+pub fn describe(summary: &Summary, dry_run: bool) -> String {
+    let mut text = String::new();
+    for change in &summary.changes {
+        let _ = writeln!(
+            text,
+            "{} {} from {} (archived request {})",
+            change.event_type, change.id, change.reprocessed_from, change.archived
+        );
+    }
+    let _ = writeln!(
+        text,
+        "read {}, re-verified {}, failed verification {}, unchanged {}, changed {} → {} new events{}",
+        summary.read,
+        summary.reverified,
+        summary.failed_verification,
+        summary.unchanged,
+        summary.changed,
+        if dry_run {
+            summary.changes.len()
+        } else {
+            summary.stored
+        },
+        if dry_run {
+            " (dry run: nothing stored)".to_owned()
+        } else {
+            format!(", {} already stored", summary.already_stored)
+        },
+    );
+    if summary.erased > 0 {
+        let _ = writeln!(
+            text,
+            "{} archived requests skipped: an erasure removed what they held",
+            summary.erased
+        );
+    }
+    text
+}
+
+/// `porter reprocess`.
+#[derive(Debug, clap::Args)]
+pub struct ReprocessArgs {
+    /// The source whose archived requests to reprocess.
+    #[arg(long)]
+    pub source: String,
+    /// How far back: requests received in the last `1h`, `7d`, ...
+    #[arg(long)]
+    pub since: String,
+    /// Print what would change; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The configuration of the running `porter serve` (its `[admin]` table says where to
+    /// ask, and with which token).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The admin listener to ask instead of `[admin] listen` (`host:port`).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+}
+
+/// Asks the running server's admin API to reprocess, and prints its summary.
+pub fn command(args: &ReprocessArgs) -> ExitCode {
+    match command_inner(args) {
+        Ok(text) => {
+            crate::out!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("porter reprocess: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn command_inner(args: &ReprocessArgs) -> Result<String, String> {
+    let config = Config::resolve(args.config.as_deref()).map_err(|errors| errors.to_string())?;
+    if config.archive.is_none() {
+        return Err(ReprocessError::ArchiveOff.to_string());
+    }
+    if config.source(&args.source).is_none() {
+        return Err(ReprocessError::UnknownSource(args.source.clone()).to_string());
+    }
+    let Some(admin) = &config.admin else {
+        return Err(
+            "the configuration has no [admin] table: reprocessing runs inside `porter serve` and \
+             is asked for through its admin API"
+                .to_owned(),
+        );
+    };
+    let address = args
+        .admin
+        .clone()
+        .unwrap_or_else(|| admin.listen.to_string());
+    let body = serde_json::json!({
+        "source": args.source,
+        "since": args.since,
+        "dry_run": args.dry_run,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let token = admin.token.expose().to_owned();
+    let (status, text) = runtime.block_on(async move {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(600))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let response = client
+            .post(format!("http://{address}/api/reprocess"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the admin API at {address}: {e}"))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, text))
+    })?;
+    if !status.is_success() {
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("the admin API answered {status}"));
+        return Err(message);
+    }
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(describe(&summary, args.dry_run))
+}

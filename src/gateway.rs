@@ -1,0 +1,102 @@
+//! The gateway: what every request on a source route shares (the sources and their routes,
+//! the store, the limits, the clock, this instance's activity, the OHIP streams' statuses, the
+//! raw archive's writer). Built once by the composition root ([`crate::app`]) and handed to
+//! the pipeline, the server and the admin listener; it reaches up to none of them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::activity::{Activity, SourceInfo};
+use crate::clock::Clock;
+use crate::config::{Config, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, SourceConfig};
+use crate::connections::{BodyBudget, ConnectionLimits};
+use crate::routes::RouteTable;
+use crate::store::Store;
+
+/// Per-request and per-connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
+    /// The bytes of request bodies being read, in all and per peer.
+    pub body_budget: Arc<BodyBudget>,
+}
+
+/// Everything a request needs, shared by all requests.
+#[derive(Debug)]
+pub struct Gateway {
+    pub sources: Vec<SourceConfig>,
+    pub routes: RouteTable,
+    pub store: Store,
+    pub limits: Limits,
+    pub clock: Clock,
+    /// Whether events may be stored. Closed until every destination's consumer group exists:
+    /// a group created after an event was stored would never deliver that event.
+    pub intake: Arc<AtomicBool>,
+    /// What this instance did: recent requests and time series for the admin listener.
+    pub activity: Arc<Activity>,
+    /// The OHIP stream connectors' statuses, once they run (`/readyz`, the console).
+    pub streams: std::sync::OnceLock<Vec<Arc<crate::ohip::Shared>>>,
+    /// The raw archive, when `[archive]` is on.
+    pub archive: Option<crate::archive::Archiver>,
+}
+
+impl Gateway {
+    /// Every OHIP stream connector's status (none before they start).
+    pub fn stream_statuses(&self) -> Vec<crate::ohip::Status> {
+        self.streams
+            .get()
+            .map(|streams| streams.iter().map(|s| s.status()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Gateway {
+    /// Builds a gateway around a given store and clock (tests inspect the store).
+    pub fn with_store(config: Config, store: Store, clock: Clock) -> Self {
+        let routes = crate::config::route_table(&config.sources);
+        let (recent, share) = config.admin.as_ref().map_or(
+            (DEFAULT_RECENT_REQUESTS, DEFAULT_DIAGNOSIS_SHARE),
+            |admin| (admin.recent_requests, admin.diagnosis_share),
+        );
+        let infos = config
+            .sources
+            .iter()
+            .map(|s| SourceInfo {
+                name: s.source.name().to_owned(),
+                provider: s.source.provider().id(),
+                path: s.path.clone(),
+            })
+            .collect();
+        let activity = Arc::new(Activity::new(infos, recent, share, clock.clone()));
+        let archive = config
+            .archive
+            .map(|archive| crate::archive::Archiver::new(archive, &config.sources));
+        Self {
+            sources: config.sources,
+            routes,
+            store,
+            limits: Limits {
+                max_body_bytes: config.server.max_body_bytes,
+                request_timeout: config.server.request_timeout,
+                connections: config.server.connections,
+                body_budget: BodyBudget::new(
+                    config.server.max_buffered_bytes,
+                    config.server.max_buffered_bytes_per_peer,
+                ),
+            },
+            clock,
+            intake: Arc::new(AtomicBool::new(true)),
+            activity,
+            streams: std::sync::OnceLock::new(),
+            archive,
+        }
+    }
+
+    /// Whether events may be stored now.
+    pub fn intake_open(&self) -> bool {
+        self.intake.load(Ordering::Acquire)
+    }
+}
