@@ -11,11 +11,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use porter::config::{Config, Filter};
-use porter::delivery::{Handler, HandlerError};
 use porter::embed::Embedded;
 use porter::providers::Event;
 use porter::providers::event::EventBody;
+use porter::testing::config::{Config, Filter};
+use porter::testing::delivery::{Handler, HandlerError};
 
 /// Marks the room dirty when a guest checks out.
 struct MarkRoomDirty;
@@ -43,7 +43,7 @@ impl Handler for MarkRoomDirty {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    porter::telemetry::init_logging(porter::telemetry::LogFormat::Text, None);
+    porter::testing::telemetry::init_logging(porter::testing::telemetry::LogFormat::Text, None);
     let config = Config::resolve(None).map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     println!("listening on {}", listener.local_addr()?);
@@ -53,6 +53,6 @@ async fn main() -> std::io::Result<()> {
     };
     Embedded::new(config)
         .handler("mark-room-dirty", checkouts, Arc::new(MarkRoomDirty))
-        .serve(listener, porter::server::shutdown_signal())
+        .serve(listener, porter::testing::server::shutdown_signal())
         .await
 }

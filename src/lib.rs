@@ -5,52 +5,70 @@
 //! CloudEvents, deduplicate and durably enqueue in one atomic step, and only then answer the
 //! provider in the form it expects.
 //!
+//! # Using porter as a library
+//!
+//! The one supported API is [`embed`]: porter inside another program, with in-process
+//! handlers as destinations (and [`providers`], the provider knowledge, which is its own
+//! crate). Everything else is internal and may change in any release. [`testing`] exposes, for
+//! porter's own tests, load generator and binary, what they reach inside; it is not an API.
+//!
 //! # Layout
 //!
-//! - [`cli`]: the `porter` command line (`serve`, `check-config`, `send`, `events tail`).
-//! - [`config`]: TOML configuration, `${ENV}` expansion, every problem named by its key.
-//! - [`server`]: shared gateway state, the router, graceful shutdown.
-//! - [`routes`]: exact path → source lookup.
-//! - [`pipeline`]: the order of the steps, in one place.
-//! - [`answer`]: every answer on a source route and its HTTP form (the README's "What providers get back").
-//! - [`store`]: atomic dedupe-and-enqueue: the in-process [`store::MemoryStore`] and the
-//!   [`store::RedisStore`] (single Redis or Redis Cluster).
-//! - [`delivery`]: carrying stored events to destinations: schedules, leases, signed HTTP,
-//!   retries, dead letters; in memory or in Redis.
-//! - [`embed`]: porter inside another program, with in-process handlers as destinations.
-//! - [`send`]: `porter send`, the vendors' "test webhook" button for the command line.
-//! - [`events`]: `porter events tail`, the store's streams as JSON lines.
-//! - [`inspect`]: `porter dlq list|replay` and `porter events show`.
-//! - [`telemetry`]: log lines and Prometheus metrics.
-//! - [`trace`]: OpenTelemetry spans of ingest and delivery (off unless `[telemetry]` is set)
-//!   and the `traceparent` that joins them.
+//! From the leaves up (no module imports one above it; `scripts/structure` checks it):
+//!
+//! - `vocab`: the words modules share (filters, Redis targets, redaction modes, person kinds).
+//! - `clock`, `remote_text` (text a remote party wrote, bounded and escaped), `output` (what
+//!   commands print), `answer` (every answer on a source route and its HTTP form), `routes`
+//!   (exact path → source).
+//! - `config`: TOML configuration, `${ENV}` expansion, every problem named by its key.
+//! - `connections`: every bound on what a sender holds before it is authenticated.
+//! - `store`: atomic dedupe-and-enqueue and what rides on it (schedules, quarantine, the raw
+//!   archive, erasure, OHIP offsets): memory, local and Redis, one folder each.
+//! - `privacy`: redaction per destination, whom an erasure is about, the erasure's steps.
+//! - `activity`, `telemetry`, `trace`: what the console shows, logs and metrics, spans.
+//! - `delivery`: carrying stored events to destinations (HTTP, NATS, AMQP, handlers).
+//! - `archive` (the pipeline's side of `[archive]`), `reprocess`, `ohip` (the OHIP Streaming
+//!   connector).
+//! - `gateway`: what every request shares; `pipeline`: the order of the steps, in one place;
+//!   `server`: the providers' listener.
+//! - `admin`: the console, the admin API and `/metrics`.
+//! - `app`: the composition root (the store factory, the gateway, delivery, both listeners);
+//!   `embed`: porter inside another program.
+//! - `commands`: the `porter` command line.
 //!
 //! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
 //! `porter-providers` crate, which does no I/O.
 
-pub mod activity;
-pub mod admin;
-pub mod answer;
-pub mod app;
-pub mod archive;
-pub mod clock;
-pub mod commands;
-pub mod config;
-pub mod connections;
-pub mod delivery;
+mod activity;
+mod admin;
+mod answer;
+mod app;
+mod archive;
+mod clock;
+mod commands;
+mod config;
+mod connections;
+mod delivery;
 pub mod embed;
-pub mod gateway;
-pub mod ohip;
-pub mod output;
-pub mod pipeline;
-pub mod privacy;
-pub mod remote_text;
-pub mod reprocess;
-pub mod routes;
-pub mod server;
-pub mod store;
-pub mod telemetry;
-pub mod trace;
-pub mod vocab;
+mod gateway;
+mod ohip;
+mod output;
+mod pipeline;
+mod privacy;
+mod remote_text;
+mod reprocess;
+mod routes;
+mod server;
+mod store;
+mod telemetry;
+mod trace;
+mod vocab;
+
+#[doc(hidden)]
+pub mod testing;
 
 pub use porter_providers as providers;
+
+/// The `porter` command line (what the binary runs).
+#[doc(hidden)]
+pub use commands::run;

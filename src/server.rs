@@ -26,7 +26,7 @@ use tower::ServiceExt;
 
 pub use crate::clock::Clock;
 use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
-pub use crate::gateway::{Gateway, Limits};
+pub use crate::gateway::Gateway;
 use crate::pipeline;
 use crate::telemetry;
 

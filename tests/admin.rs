@@ -15,7 +15,7 @@ use serde_json::Value;
 const SECRET: &str = "admin-test-meta-secret";
 const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-fn config(store: &str, destinations: &str, admin: &str) -> porter::config::Config {
+fn config(store: &str, destinations: &str, admin: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -650,11 +650,11 @@ async fn a_configuration_without_admin_runs_no_admin_listener_and_check_config_s
     let server = TestServer::start(config(MEMORY, "", "")).await;
     assert!(server.admin_addr.is_none());
     server.stop().await;
-    let problems = porter::config::Config::parse(
+    let problems = porter::testing::config::Config::parse(
         &format!(
             "[[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/w\"\nsecrets = [\"{SECRET}\"]\n[admin]\ntoken = \"short\"\n"
         ),
-        porter::config::ConfigOrigin::File("porter.toml".into()),
+        porter::testing::config::ConfigOrigin::File("porter.toml".into()),
         &|_| None,
     )
     .expect_err("a short token is refused");
@@ -664,11 +664,11 @@ async fn a_configuration_without_admin_runs_no_admin_listener_and_check_config_s
         "{text}"
     );
     assert!(!text.contains("short\""), "the token is not quoted: {text}");
-    let missing = porter::config::Config::parse(
+    let missing = porter::testing::config::Config::parse(
         &format!(
             "[[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/w\"\nsecrets = [\"{SECRET}\"]\n[admin]\n"
         ),
-        porter::config::ConfigOrigin::File("porter.toml".into()),
+        porter::testing::config::ConfigOrigin::File("porter.toml".into()),
         &|_| None,
     )
     .expect_err("a file must set a token");

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use common::rabbitmq::{self, OwnBroker, SHARED, unique};
 use common::{RawRequest, TestServer, config_from};
 use lapin::types::{AMQPValue, FieldTable};
-use porter::store::Outcome;
+use porter::testing::store::Outcome;
 
 const SECRET: &str = "amqp-test-meta-secret";
 
-fn config(url: &str, exchange: &str, extra: &str) -> porter::config::Config {
+fn config(url: &str, exchange: &str, extra: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -253,10 +253,10 @@ async fn an_events_traceparent_travels_as_a_header() {
     rabbitmq::exchange_and_queue(&channel, &exchange, &queue, FieldTable::default()).await;
     let config = config(SHARED, &exchange, "");
     let destination = &config.destinations[0];
-    let porter::config::DestinationKind::Amqp(amqp) = &destination.kind else {
+    let porter::testing::config::DestinationKind::Amqp(amqp) = &destination.kind else {
         panic!("amqp")
     };
-    let sender = porter::delivery::amqp::AmqpSender::new(amqp, &destination.delivery);
+    let sender = porter::testing::delivery::amqp::AmqpSender::new(amqp, &destination.delivery);
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let event = format!(
         r#"{{"specversion":"1.0","id":"evt_t","source":"/sources/whatsapp","type":"message.received","traceparent":"{traceparent}","data":{{}}}}"#
@@ -264,7 +264,7 @@ async fn an_events_traceparent_travels_as_a_header() {
     let (response, _) = sender.send("evt_t", &event).await;
     assert_eq!(
         response,
-        porter::delivery::Response::Delivered { status: None }
+        porter::testing::delivery::Response::Delivered { status: None }
     );
     let messages = rabbitmq::wait_for(&channel, &queue, 1, Duration::from_secs(5)).await;
     let headers = messages[0]

@@ -10,9 +10,9 @@ use common::redis_server::{RedisCluster, RedisServer};
 use common::{ADMIN_TABLE, RawRequest, TestServer, config_from, repo_path};
 use hmac::{Hmac, KeyInit, Mac};
 use jiff::Timestamp;
-use porter::clock::Clock;
-use porter::reprocess::{Options, Summary};
-use porter::store::{Archived, ArchivedOutcome};
+use porter::testing::clock::Clock;
+use porter::testing::reprocess::{Options, Summary};
+use porter::testing::store::{Archived, ArchivedOutcome};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -21,7 +21,12 @@ const OLD_SECRET: &str = "vendor-secret-rotated-away";
 
 /// A generic `hmac` vendor that signs `{timestamp}.{body}` (a 5-minute window), names its
 /// events by `/id` and types by `/type`; `mapping` is its `event_types` table.
-fn config(store: &str, secrets: &[&str], mapping: &str, retention: &str) -> porter::config::Config {
+fn config(
+    store: &str,
+    secrets: &[&str],
+    mapping: &str,
+    retention: &str,
+) -> porter::testing::config::Config {
     config_from(&config_text(store, secrets, mapping, retention), &[])
 }
 
@@ -106,8 +111,12 @@ async fn mapping_change_on(store: &str) {
     let then = Timestamp::now();
     let (clock, _hand) = Clock::manual(then);
     let before = config(store, &[NEW_SECRET, OLD_SECRET], "", "7d");
-    let store_before =
-        porter::app::store_for(&before, &porter::delivery::Plan::default(), &clock).expect("store");
+    let store_before = porter::testing::app::store_for(
+        &before,
+        &porter::testing::delivery::Plan::default(),
+        &clock,
+    )
+    .expect("store");
     let server = TestServer::start_store(before, store_before, clock.clone()).await;
     let booking = json!({"id": "b-1", "type": "booking.made", "reservation_id": "R-1"});
     let other = json!({"id": "b-2", "type": "noise.other"});
@@ -153,7 +162,11 @@ async fn mapping_change_on(store: &str) {
     // A local store is free once the first server has let go of it.
     let mut store_after = None;
     for _ in 0..250 {
-        match porter::app::store_for(&after, &porter::delivery::Plan::default(), &later) {
+        match porter::testing::app::store_for(
+            &after,
+            &porter::testing::delivery::Plan::default(),
+            &later,
+        ) {
             Ok(store) => {
                 store_after = Some(store);
                 break;
@@ -282,8 +295,12 @@ async fn erased_requests_are_not_reprocessed_on(store: &str) {
     let (clock, _hand) = Clock::manual(then);
     let text = config_text(store, &[NEW_SECRET], "", "7d") + PRIVACY;
     let before = config_from(&text, &[]);
-    let opened =
-        porter::app::store_for(&before, &porter::delivery::Plan::default(), &clock).expect("store");
+    let opened = porter::testing::app::store_for(
+        &before,
+        &porter::testing::delivery::Plan::default(),
+        &clock,
+    )
+    .expect("store");
     let server = TestServer::start_store(before, opened, clock.clone()).await;
     let hers = json!({"id": "g-1", "type": "booking.made", "guest": {"email": "anna@example.com"}});
     let other = json!({"id": "g-2", "type": "booking.made", "guest": {"email": "ben@example.com"}});
@@ -335,7 +352,11 @@ async fn erased_requests_are_not_reprocessed_on(store: &str) {
     let after = config_from(&text, &[]);
     let mut reopened = None;
     for _ in 0..250 {
-        match porter::app::store_for(&after, &porter::delivery::Plan::default(), &later_clock) {
+        match porter::testing::app::store_for(
+            &after,
+            &porter::testing::delivery::Plan::default(),
+            &later_clock,
+        ) {
             Ok(store) => {
                 reopened = Some(store);
                 break;
@@ -437,7 +458,10 @@ async fn replays_add_nothing_and_the_redis_archive_is_bounded_in_bytes() {
             .iter()
             .any(|i| String::from_utf8_lossy(&i.body).contains("\"r-31\""))
         {
-            let total: usize = items.iter().map(porter::store::Archived::size).sum();
+            let total: usize = items
+                .iter()
+                .map(porter::testing::store::Archived::size)
+                .sum();
             assert!(total <= max_bytes, "{total} bytes archived");
             assert!(items.len() >= 9, "the newest are kept: {}", items.len());
             assert_eq!(used(&redis) as usize, total, "the byte count is exact");
@@ -456,7 +480,7 @@ async fn replays_add_nothing_and_the_redis_archive_is_bounded_in_bytes() {
 /// appends and a removal, a restart finds exactly what was kept.
 #[tokio::test]
 async fn the_local_archive_survives_snapshots_and_restarts() {
-    use porter::store::{LocalSettings, LocalStore, Store};
+    use porter::testing::store::{LocalSettings, LocalStore, Store};
     let dir = tempfile::tempdir().expect("dir");
     let settings = LocalSettings {
         snapshot_after: 16 * 1024,
@@ -633,8 +657,8 @@ async fn a_tampered_archive_entry_fails_verification_and_is_skipped() {
 async fn memory_archive_entries_expire_with_the_retention() {
     let at = Timestamp::now();
     let (clock, hand) = Clock::manual(at);
-    let store = porter::store::Store::Memory(std::sync::Arc::new(
-        porter::store::MemoryStore::new(false, 1000).with_clock(clock.clone()),
+    let store = porter::testing::store::Store::Memory(std::sync::Arc::new(
+        porter::testing::store::MemoryStore::new(false, 1000).with_clock(clock.clone()),
     ));
     let server =
         TestServer::start_store(config(MEMORY, &[NEW_SECRET], "", "10m"), store, clock).await;
@@ -655,8 +679,9 @@ async fn memory_archive_entries_expire_with_the_retention() {
 #[tokio::test]
 async fn redis_appends_trim_entries_past_the_retention() {
     let redis = RedisServer::start();
-    let store =
-        porter::store::Store::Redis(std::sync::Arc::new(common::redis_server::store_on(&redis)));
+    let store = porter::testing::store::Store::Redis(std::sync::Arc::new(
+        common::redis_server::store_on(&redis),
+    ));
     // The archive keeps received-at to the millisecond, as the system clock reads it.
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).expect("now");
     let item = |at: Timestamp| Archived {
@@ -744,7 +769,7 @@ async fn every_provider_verifies_again_from_what_the_archive_keeps() {
             since: Timestamp::UNIX_EPOCH,
             dry_run: true,
         };
-        let summary = porter::reprocess::run(&server.gateway, &options)
+        let summary = porter::testing::reprocess::run(&server.gateway, &options)
             .await
             .expect("reprocess");
         assert_eq!(summary.failed_verification, 0, "{name}: {summary:?}");
@@ -845,8 +870,12 @@ async fn a_failing_archive_write_never_changes_the_answer() {
     let at = Timestamp::now();
     let (clock, _hand) = Clock::manual(at);
     let config = config(&store, &[NEW_SECRET], "", "1h");
-    let built =
-        porter::app::store_for(&config, &porter::delivery::Plan::default(), &clock).expect("store");
+    let built = porter::testing::app::store_for(
+        &config,
+        &porter::testing::delivery::Plan::default(),
+        &clock,
+    )
+    .expect("store");
     let server = TestServer::start_store(config, built, clock).await;
     let response = server
         .send(&signed(NEW_SECRET, at, &json!({"id": "f-1", "type": "x"})))

@@ -135,9 +135,9 @@ fn readme_send_table() -> Vec<(String, String, Option<String>)> {
 #[test]
 fn every_test_webhook_of_the_readme_is_accepted_by_the_embedded_default() {
     let rows = readme_send_table();
-    let embedded = porter::config::Config::parse(
-        porter::config::EMBEDDED_DEFAULT,
-        porter::config::ConfigOrigin::EmbeddedDefault,
+    let embedded = porter::testing::config::Config::parse(
+        porter::testing::config::EMBEDDED_DEFAULT,
+        porter::testing::config::ConfigOrigin::EmbeddedDefault,
         &|_| None,
     )
     .expect("embedded default");

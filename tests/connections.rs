@@ -9,7 +9,7 @@ use common::{ADMIN_TABLE, RawRequest, TestServer, config_from};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-fn config(server: &str) -> porter::config::Config {
+fn config(server: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use common::receiver::{Answer, Receiver, verify_standard_webhooks};
 use common::redis_server::RedisServer;
 use common::{RawRequest, TestServer, config_from};
-use porter::store::Store;
+use porter::testing::store::Store;
 use porter_providers::Secret;
 
 const SECRET: &str = "delivery-test-meta-secret";
 const WHSEC: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==";
 
-fn config(store: &str, destination: &str) -> porter::config::Config {
+fn config(store: &str, destination: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -42,7 +42,7 @@ secret = "{WHSEC}"
     )
 }
 
-fn memory(destination: &str) -> porter::config::Config {
+fn memory(destination: &str) -> porter::testing::config::Config {
     config("kind = \"memory\"\nprint_events = false", destination)
 }
 
@@ -204,7 +204,7 @@ async fn after_the_last_attempt_the_event_is_dead_lettered_with_every_attempt() 
         "the first attempt and the two retries"
     );
     assert!(dead[0].attempts.iter().all(|a| a.status == Some(503)
-        && a.outcome == porter::store::Outcome::Failed("status 503".into())));
+        && a.outcome == porter::testing::store::Outcome::Failed("status 503".into())));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 3, "nothing after dead-lettering");
     server.stop().await;
@@ -239,7 +239,7 @@ async fn filters_decide_what_a_destination_gets() {
 }
 
 /// The memory store's delivery schedules.
-fn memory_schedule(server: &TestServer) -> &porter::store::MemorySchedule {
+fn memory_schedule(server: &TestServer) -> &porter::testing::store::MemorySchedule {
     let Store::Memory(memory) = &server.gateway.store else {
         panic!("memory")
     };
@@ -507,7 +507,7 @@ retry = ["50ms"]
         assert!(read.contains(id), "{read}");
     }
     receiver.wait_for(4, Duration::from_secs(5)).await;
-    let metrics = porter::telemetry::metrics_handle().render();
+    let metrics = porter::testing::telemetry::metrics_handle().render();
     assert!(
         metrics.contains(r#"porter_delivery_attempts_total{destination="metrics-probe"}"#),
         "{metrics}"
@@ -542,12 +542,13 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
         &format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\""),
         &format!("url = \"{}\"", receiver.url()),
     );
-    let plan = porter::delivery::Plan::of(&config).expect("plan");
-    let clock = porter::server::Clock::system();
-    let store = porter::app::store_for(&config, &plan, &clock).expect("store");
+    let plan = porter::testing::delivery::Plan::of(&config).expect("plan");
+    let clock = porter::testing::server::Clock::system();
+    let store = porter::testing::app::store_for(&config, &plan, &clock).expect("store");
     let server = TestServer::start_store(config, store, clock.clone()).await;
-    let schedules = porter::delivery::schedules_for(&server.gateway.store).expect("schedules");
-    let deliveries = porter::delivery::Deliveries::start(
+    let schedules =
+        porter::testing::delivery::schedules_for(&server.gateway.store).expect("schedules");
+    let deliveries = porter::testing::delivery::Deliveries::start(
         schedules,
         plan,
         Arc::clone(&server.gateway.intake),
@@ -579,7 +580,7 @@ async fn nothing_is_stored_before_the_destination_groups_exist() {
 /// removes an entry whose due time is still the end of its own lease.
 #[tokio::test]
 async fn a_replay_in_the_middle_of_dead_lettering_is_not_undone() {
-    use porter::store::{RedisSchedule, Schedule};
+    use porter::testing::store::{RedisSchedule, Schedule};
 
     let redis = RedisServer::start();
     let store = common::redis_server::store_on(&redis);

@@ -16,7 +16,7 @@ use serde_json::Value;
 const TWILIO_TOKEN: &str = "diagnosis-test-twilio-auth-token";
 const FORM: &str = "AccountSid=AC00000000000000000000000000000000&Body=Late+checkout%3F&From=%2B15551230000&MessageSid=SM11111111111111111111111111111111&To=%2B15559870000";
 
-fn server_config(sources: &str) -> porter::config::Config {
+fn server_config(sources: &str) -> porter::testing::config::Config {
     config_from(
         &format!("[store]\nkind = \"memory\"\nprint_events = false\n\n{sources}\n{ADMIN_TABLE}"),
         &[],
@@ -209,7 +209,7 @@ async fn a_sender_clock_ten_minutes_ahead() {
             "[[sources]]\nname = \"std\"\nprovider = \"standard_webhooks\"\npath = \"/webhooks/standard\"\nsecrets = [\"{secret}\"]\n"
         )),
         1_000,
-        porter::server::Clock::system(),
+        porter::testing::server::Clock::system(),
     )
     .await;
     let body =
@@ -243,7 +243,7 @@ async fn a_stale_forgery_is_not_diagnosed_as_a_clock_skew() {
             "[[sources]]\nname = \"stripe\"\nprovider = \"stripe\"\npath = \"/webhooks/stripe\"\nsecrets = [\"whsec_the-real-stripe-secret\"]\n",
         ),
         1_000,
-        porter::server::Clock::system(),
+        porter::testing::server::Clock::system(),
     )
     .await;
     let body = r#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{}}}"#;

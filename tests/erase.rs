@@ -24,7 +24,12 @@ const ANNA: &str = "4915123456789";
 const BEN: &str = "4915111111111";
 const CARA: &str = "447700900123";
 
-fn config(store: &str, crm: &str, billing: &str, warehouse: &str) -> porter::config::Config {
+fn config(
+    store: &str,
+    crm: &str,
+    billing: &str,
+    warehouse: &str,
+) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -197,7 +202,7 @@ async fn scenario(store: &str, kind: Kind) -> TestServer {
         .expect("archive");
     let report = erase(&server, json!({ "phone": "+49 151 2345 6789" })).await;
     assert_eq!(report["erased"], expected, "{report}");
-    let token = porter::privacy::token(KEY.as_bytes(), "+4915123456789");
+    let token = porter::testing::privacy::token(KEY.as_bytes(), "+4915123456789");
     assert_eq!(report["token"], token);
     let record = &report["record"];
     assert!(record["id"].as_str().unwrap().starts_with("era_"));
@@ -293,7 +298,7 @@ async fn scenario(store: &str, kind: Kind) -> TestServer {
 /// again is refused as before and not kept; an archive write of one of her requests landing
 /// after the erasure (it runs after the answer) is dropped; and a reprocess afterwards stores
 /// nothing.
-async fn stays_erased(server: &TestServer, archived_before: &[porter::store::Archived]) {
+async fn stays_erased(server: &TestServer, archived_before: &[porter::testing::store::Archived]) {
     for (id, text) in [
         ("wamid.anna1", "hello"),
         ("wamid.anna2", "call me on +49 (151) 2345-6789"),
@@ -628,8 +633,8 @@ fn the_command_erases_through_porter_serve_or_on_the_store_itself() {
 /// written. Another entry's last attempt, in the same moment, is dead-lettered as ever.
 #[tokio::test]
 async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event() {
-    use porter::store::erase::Erase;
-    use porter::store::{Attempt, Next, RedisSchedule, Schedule, Store};
+    use porter::testing::store::erase::Erase;
+    use porter::testing::store::{Attempt, Next, RedisSchedule, Schedule, Store};
 
     let redis = tokio::task::spawn_blocking(RedisServer::start)
         .await
@@ -668,7 +673,7 @@ async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event()
 
     let erase = Erase {
         person: std::sync::Arc::new(
-            porter::privacy::Person::phone("+4915123456789").expect("phone"),
+            porter::testing::privacy::Person::phone("+4915123456789").expect("phone"),
         ),
         source: None,
         remember_for: std::time::Duration::from_secs(86_400),

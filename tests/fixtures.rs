@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use common::{FIXTURE_TIME, RawRequest, TestServer, config_from, repo_path};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use porter::config::Config;
-use porter::routes::RouteTable;
+use porter::testing::config::Config;
+use porter::testing::routes::RouteTable;
 use porter_providers::Request;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -181,7 +181,7 @@ fn normalized(
 
 #[tokio::test]
 async fn every_fixture_verifies_normalizes_and_replays_as_expected() {
-    let routes = porter::config::route_table(&fixture_config().sources);
+    let routes = porter::testing::config::route_table(&fixture_config().sources);
     let direct_config = fixture_config();
     let mut failures = Vec::new();
     for case in cases() {
@@ -270,7 +270,7 @@ proptest::proptest! {
         noise in "[A-Za-z0-9._-]{1,40}",
     ) {
         let config = fixture_config();
-        let routes = porter::config::route_table(&config.sources);
+        let routes = porter::testing::config::route_table(&config.sources);
         let accepted: Vec<Case> = cases()
             .into_iter()
             .filter(|case| matches!(expected(case), Some(e) if e.status == 200 && !e.events.is_empty()))

@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::{RawRequest, TestServer};
-use porter::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
-use porter::server::Clock;
-use porter::store::{MemoryStore, Store};
+use porter::testing::config::{Config, ConfigOrigin, EMBEDDED_DEFAULT};
+use porter::testing::server::Clock;
+use porter::testing::store::{MemoryStore, Store};
 use porter_providers::ToSign;
 use tokio::io::AsyncWriteExt;
 
@@ -33,7 +33,7 @@ async fn server() -> TestServer {
 /// Every (route, source index) of the embedded default, POST routes only.
 fn routes() -> Vec<(String, usize)> {
     let config = default_config();
-    porter::config::route_table(&config.sources)
+    porter::testing::config::route_table(&config.sources)
         .sorted()
         .into_iter()
         .filter(|(_, route)| route.endpoint.methods.contains(&http::Method::POST))

@@ -9,10 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use porter::config::Filter;
-use porter::server::Clock;
-use porter::store::inspect::EventQuery;
-use porter::store::{
+use porter::testing::config::Filter;
+use porter::testing::server::Clock;
+use porter::testing::store::inspect::EventQuery;
+use porter::testing::store::{
     Attempt, LocalSettings, LocalStore, MemorySchedule, Next, Outcome, Quarantined, Schedule,
     Schedules, Store,
 };
@@ -47,9 +47,9 @@ fn local(store: &Store) -> &LocalStore {
     }
 }
 
-fn schedule(store: &Store) -> porter::store::LocalSchedule {
+fn schedule(store: &Store) -> porter::testing::store::LocalSchedule {
     match store.schedules() {
-        Some(Schedules::Local(schedule)) => porter::store::LocalSchedule::clone(&schedule),
+        Some(Schedules::Local(schedule)) => porter::testing::store::LocalSchedule::clone(&schedule),
         _ => unreachable!("local schedules"),
     }
 }
@@ -181,7 +181,7 @@ async fn everything_is_there_after_a_restart() {
         .expect("state");
     assert_eq!(
         state.map(|(s, _)| s),
-        Some(porter::store::JobState::Delivered)
+        Some(porter::testing::store::JobState::Delivered)
     );
     assert_eq!(
         store.ohip_offset("opera").await.expect("offset").as_deref(),

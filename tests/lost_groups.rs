@@ -14,7 +14,7 @@ use porter_providers::Secret;
 const SECRET: &str = "lost-groups-meta-secret";
 const WHSEC: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==";
 
-fn config(redis: &RedisServer, receiver: &Receiver) -> porter::config::Config {
+fn config(redis: &RedisServer, receiver: &Receiver) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -202,7 +202,7 @@ async fn the_append_recreates_missing_groups_before_the_event() {
             raw: serde_json::json!({}),
         }),
     );
-    let store = porter::store::Store::Redis(std::sync::Arc::new(store));
+    let store = porter::testing::store::Store::Redis(std::sync::Arc::new(store));
     let stored = store
         .enqueue(
             &[Normalized::from(event)],

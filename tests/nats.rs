@@ -12,7 +12,7 @@ use common::{RawRequest, TestServer, config_from};
 
 const SECRET: &str = "nats-test-meta-secret";
 
-fn config(nats: &NatsServer, extra: &str) -> porter::config::Config {
+fn config(nats: &NatsServer, extra: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -103,10 +103,10 @@ async fn events_are_published_once_even_when_delivered_again() {
     // the same event again: JetStream's duplicate window absorbs it, and it counts as
     // delivered.
     let destination = &server_config(&nats).destinations[0];
-    let porter::config::DestinationKind::Nats(nats_destination) = &destination.kind else {
+    let porter::testing::config::DestinationKind::Nats(nats_destination) = &destination.kind else {
         panic!("nats")
     };
-    let sender = porter::delivery::nats::NatsSender::new(
+    let sender = porter::testing::delivery::nats::NatsSender::new(
         "pms-sync",
         nats_destination,
         &destination.delivery,
@@ -120,14 +120,14 @@ async fn events_are_published_once_even_when_delivered_again() {
         .await;
     assert_eq!(
         response,
-        porter::delivery::Response::Delivered { status: None }
+        porter::testing::delivery::Response::Delivered { status: None }
     );
     let again = read_stream(&nats.url(), "pms-sync").await;
     assert_eq!(again.len(), 3, "a consumer reads each event exactly once");
     server.stop().await;
 }
 
-fn server_config(nats: &NatsServer) -> porter::config::Config {
+fn server_config(nats: &NatsServer) -> porter::testing::config::Config {
     config(nats, "")
 }
 
@@ -172,8 +172,8 @@ async fn without_a_stream_attempts_fail_and_say_why() {
             .unwrap_or_default()
             .into_iter()
             .find_map(|a| match a.outcome {
-                porter::store::Outcome::Failed(reason) => Some(reason),
-                porter::store::Outcome::Delivered => None,
+                porter::testing::store::Outcome::Failed(reason) => Some(reason),
+                porter::testing::store::Outcome::Delivered => None,
             });
         if let Some(reason) = found {
             break reason;
@@ -196,10 +196,11 @@ trait NoStream {
     fn tap_no_stream(self) -> Self;
 }
 
-impl NoStream for porter::config::Config {
+impl NoStream for porter::testing::config::Config {
     /// The same destination, without `create_stream`: nothing captures the subject.
     fn tap_no_stream(mut self) -> Self {
-        if let porter::config::DestinationKind::Nats(nats) = &mut self.destinations[0].kind {
+        if let porter::testing::config::DestinationKind::Nats(nats) = &mut self.destinations[0].kind
+        {
             nats.create_stream = None;
         }
         self
@@ -251,8 +252,8 @@ async fn a_server_killed_mid_run_loses_nothing_porter_acknowledged() {
         .filter_map(|event| schedule.find("pms-sync", event["id"].as_str()?))
         .flat_map(|(_, attempts)| attempts)
         .filter_map(|attempt| match attempt.outcome {
-            porter::store::Outcome::Failed(reason) => Some(reason),
-            porter::store::Outcome::Delivered => None,
+            porter::testing::store::Outcome::Failed(reason) => Some(reason),
+            porter::testing::store::Outcome::Delivered => None,
         })
         .collect();
     assert!(!retried.is_empty(), "the outage made attempts fail");
@@ -265,10 +266,10 @@ async fn an_events_traceparent_travels_as_a_header() {
     let nats = NatsServer::start();
     let config = config(&nats, "");
     let destination = &config.destinations[0];
-    let porter::config::DestinationKind::Nats(nats_destination) = &destination.kind else {
+    let porter::testing::config::DestinationKind::Nats(nats_destination) = &destination.kind else {
         panic!("nats")
     };
-    let sender = porter::delivery::nats::NatsSender::new(
+    let sender = porter::testing::delivery::nats::NatsSender::new(
         "pms-sync",
         nats_destination,
         &destination.delivery,
@@ -280,7 +281,7 @@ async fn an_events_traceparent_travels_as_a_header() {
     let (response, _) = sender.send("evt_t", &event).await;
     assert_eq!(
         response,
-        porter::delivery::Response::Delivered { status: None }
+        porter::testing::delivery::Response::Delivered { status: None }
     );
     let messages = read_stream(&nats.url(), "pms-sync").await;
     assert_eq!(header(&messages[0].0, "traceparent"), traceparent);

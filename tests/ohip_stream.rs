@@ -13,15 +13,15 @@ use common::redis_server::RedisServer;
 use common::served::{Served, signal, wait};
 use std::sync::Arc;
 
-use porter::ohip::{Connectors, State};
-use porter::server::{Clock, Gateway};
-use porter::store::{MemoryStore, Store};
+use porter::testing::ohip::{Connectors, State};
+use porter::testing::server::{Clock, Gateway};
+use porter::testing::store::{MemoryStore, Store};
 use serde_json::Value;
 
 const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"memory\"\n";
 
 /// A gateway on a memory store, and the connectors of `config`'s stream sources on it.
-fn start(config: porter::config::Config) -> (Arc<Gateway>, Connectors) {
+fn start(config: porter::testing::config::Config) -> (Arc<Gateway>, Connectors) {
     let streams = config.streams.clone();
     let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 10_000)));
     let gateway = Arc::new(Gateway::with_store(config, store, Clock::system()));
@@ -654,8 +654,8 @@ async fn a_frame_that_is_not_an_event_is_quarantined_and_passed_over() {
 /// The status of the connector of `mock` once `check` holds.
 async fn status_when(
     mock: &OhipMock,
-    check: impl Fn(&porter::ohip::Status) -> bool,
-) -> porter::ohip::Status {
+    check: impl Fn(&porter::testing::ohip::Status) -> bool,
+) -> porter::testing::ohip::Status {
     let config = config_from(&format!("{SERVER}{}", mock.source_toml("opera", "")), &[]);
     let (_gateway, connectors) = start(config);
     let status = until(Duration::from_secs(20), || {
@@ -731,9 +731,9 @@ fn a_plain_http_gateway_needs_an_explicit_allowance() {
              client_secret = \"s\"\nchain_code = \"CHAIN1\"\n{extra}"
         )
     };
-    let errors = porter::config::Config::parse(
+    let errors = porter::testing::config::Config::parse(
         &source(""),
-        porter::config::ConfigOrigin::File("t.toml".into()),
+        porter::testing::config::ConfigOrigin::File("t.toml".into()),
         &|_| None,
     )
     .expect_err("refused");

@@ -15,7 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 const SECRET: &str = "pre-auth-test-secret";
 
-fn config(server: &str) -> porter::config::Config {
+fn config(server: &str) -> porter::testing::config::Config {
     config_from(&config_text(server), &[])
 }
 

@@ -72,7 +72,7 @@ pii = "drop"
     let to_analytics = hashed.wait_for(2, Duration::from_secs(10)).await;
     let to_reporting = dropped.wait_for(2, Duration::from_secs(10)).await;
 
-    let expected = porter::privacy::token(KEY.as_bytes(), "+4915123456789");
+    let expected = porter::testing::privacy::token(KEY.as_bytes(), "+4915123456789");
     for request in &to_analytics {
         assert!(
             verify_standard_webhooks(WHSEC, request),

@@ -8,8 +8,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use porter::clock::Clock;
-use porter::store::{LocalSettings, LocalStore, Store};
+use porter::testing::clock::Clock;
+use porter::testing::store::{LocalSettings, LocalStore, Store};
 use porter_providers::Reply;
 
 fn modes(dir: &Path) -> Vec<(String, u32)> {

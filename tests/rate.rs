@@ -13,7 +13,7 @@ const SECRET: &str = "rate-test-meta-secret";
 const WHSEC: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==";
 const RATE: f64 = 20.0;
 
-fn config(store: &str, receiver: &Receiver) -> porter::config::Config {
+fn config(store: &str, receiver: &Receiver) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer};
 use common::{RawRequest, TestServer, config_from};
-use porter::store::Store;
+use porter::testing::store::Store;
 use porter_providers::Secret;
 use serde_json::Value;
 
 const SECRET: &str = "redis-test-meta-secret";
 
-fn config(store: &str, request_timeout: &str, dedupe_ttl: &str) -> porter::config::Config {
+fn config(store: &str, request_timeout: &str, dedupe_ttl: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"
@@ -39,7 +39,7 @@ dedupe_ttl = "{dedupe_ttl}"
     )
 }
 
-fn single(redis: &RedisServer) -> porter::config::Config {
+fn single(redis: &RedisServer) -> porter::testing::config::Config {
     config(&format!("url = \"{}\"", redis.url()), "2s", "24h")
 }
 
@@ -341,7 +341,7 @@ async fn authentic_unparseable_bodies_are_quarantined_in_redis() {
 
 #[tokio::test]
 async fn the_quarantine_is_bounded_by_bytes() {
-    use porter::store::{QUARANTINE_MAX_BYTES, Quarantined};
+    use porter::testing::store::{QUARANTINE_MAX_BYTES, Quarantined};
     let redis = RedisServer::start();
     let server = TestServer::start_configured(single(&redis)).await;
     let body = bytes::Bytes::from(vec![b'{'; 3 * 1024 * 1024]);

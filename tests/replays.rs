@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{RawRequest, TestServer, config_from};
-use porter::server::Clock;
-use porter::store::{MemoryStore, Store};
+use porter::testing::server::Clock;
+use porter::testing::store::{MemoryStore, Store};
 use porter_providers::Secret;
 
 const GITHUB_SECRET: &str = "replays-github-secret";
@@ -17,7 +17,7 @@ const MEWS_TOKEN: &str = "replays-mews-token-0123456789";
 const MEWS_POS_SECRET: &str = "replays-mews-pos-secret";
 const TWILIO_TOKEN: &str = "replays-twilio-token";
 
-fn config() -> porter::config::Config {
+fn config() -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"

@@ -6,14 +6,14 @@ mod common;
 use std::time::Duration;
 
 use common::{ADMIN_TABLE, RawRequest, TestServer, config_from};
-use porter::server::Clock;
+use porter::testing::server::Clock;
 use porter_providers::Secret;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const SECRET: &str = "server-test-meta-secret";
 
-fn config(extra_server: &str, extra_source: &str) -> porter::config::Config {
+fn config(extra_server: &str, extra_source: &str) -> porter::testing::config::Config {
     config_from(
         &format!(
             r#"

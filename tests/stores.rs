@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use common::config_from;
 use common::redis_server::RedisServer;
-use porter::config::Config;
-use porter::delivery::Plan;
-use porter::server::Clock;
-use porter::store::inspect::EventQuery;
-use porter::store::{Attempt, Job, JobState, Next, Outcome, Schedule, Schedules, Store};
+use porter::testing::config::Config;
+use porter::testing::delivery::Plan;
+use porter::testing::server::Clock;
+use porter::testing::store::inspect::EventQuery;
+use porter::testing::store::{Attempt, Job, JobState, Next, Outcome, Schedule, Schedules, Store};
 use porter_providers::{Normalized, Reply};
 
 /// A store under test, with what keeps it alive.
@@ -79,7 +79,7 @@ fn open(kind: &'static str) -> Subject {
     };
     let config = config(&table);
     let plan = Plan::of(&config).expect("plan");
-    let store = porter::app::store_for(&config, &plan, &Clock::system()).expect("store");
+    let store = porter::testing::app::store_for(&config, &plan, &Clock::system()).expect("store");
     Subject {
         name: kind,
         store,

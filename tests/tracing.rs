@@ -24,8 +24,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
-use porter::telemetry::LogFormat;
-use porter::trace::{Traceparent, Tracing};
+use porter::testing::telemetry::LogFormat;
+use porter::testing::trace::{Traceparent, Tracing};
 use porter_providers::Secret;
 use prost::Message;
 
@@ -175,8 +175,8 @@ service_name = "porter-tracing-test"
     // As `porter serve` does.
     let tracing = Tracing::start(config.telemetry.as_ref().expect("tracing is configured"))
         .expect("the exporter starts");
-    porter::telemetry::init_logging(LogFormat::Text, Some(&tracing));
-    assert!(porter::trace::enabled(), "the layer is installed");
+    porter::testing::telemetry::init_logging(LogFormat::Text, Some(&tracing));
+    assert!(porter::testing::trace::enabled(), "the layer is installed");
 
     let server = TestServer::start_delivering(config).await;
     let answer = server.send(&whatsapp()).await;

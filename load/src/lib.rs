@@ -3,7 +3,7 @@
 //! forged requests for any provider, and one request on the wire.
 //!
 //! Template mode reads the same configuration file the server runs with. Each request renders
-//! the template with a fresh key and is signed by [`porter::commands::send::prepare`] at the moment it is
+//! the template with a fresh key and is signed by [`porter::testing::commands::send::prepare`] at the moment it is
 //! sent, so schemes with a timestamp (Stripe, Standard Webhooks, Oracle, generic HMAC) stay
 //! inside their freshness window. A forged request is rendered and signed the same way, but
 //! from a copy of the configuration in which the source's secrets and URL token were each
@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use jiff::Timestamp;
-use porter::config::{Config, ConfigOrigin, SourceConfig};
+use porter::testing::config::{Config, ConfigOrigin, SourceConfig};
 use porter_providers::Provider;
 use tokio::net::TcpStream;
 
@@ -229,7 +229,7 @@ impl TemplateSigner {
         };
         let content_type = match content_type {
             Some(content_type) => content_type.to_owned(),
-            None => porter::commands::send::default_content_type(found, template),
+            None => porter::testing::commands::send::default_content_type(found, template),
         };
         let mut signer = Self {
             genuine,
@@ -289,12 +289,12 @@ impl TemplateSigner {
         key: &str,
         now: Timestamp,
         forged: bool,
-    ) -> Result<porter::commands::send::Prepared, String> {
+    ) -> Result<porter::testing::commands::send::Prepared, String> {
         let config = if forged { &self.forged } else { &self.genuine };
         let source = config
             .source(&self.source)
             .ok_or_else(|| format!("no source named `{}` in the configuration", self.source))?;
-        porter::commands::send::prepare(
+        porter::testing::commands::send::prepare(
             source,
             "",
             self.route.as_deref(),

@@ -11,9 +11,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use porter::config::Config;
-use porter::server::{self, Clock, Gateway};
-use porter::store::{MemoryStore, Store};
+use porter::testing::config::Config;
+use porter::testing::server::{self, Clock, Gateway};
+use porter::testing::store::{MemoryStore, Store};
 use porter_load::{Outgoing, TemplateSigner};
 use porter_providers::Provider;
 use tokio::net::TcpListener;

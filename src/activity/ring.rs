@@ -39,10 +39,6 @@ impl Ring {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     pub fn capacity(&self) -> usize {
         self.capacity
     }

@@ -18,17 +18,16 @@ mod redact;
 mod telemetry;
 
 pub use admin::{
-    AdminConfig, DEFAULT_ADMIN_LISTEN, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS,
-    MIN_DIAGNOSES_PER_SECOND,
+    AdminConfig, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, MIN_DIAGNOSES_PER_SECOND,
 };
 pub use archive::ArchiveConfig;
 pub use destinations::{
     AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, DestinationKind, HttpDestination,
-    NatsDestination, Template,
+    NatsDestination,
 };
-pub use ohip::{DEFAULT_DEDUPE_TTL as OHIP_DEFAULT_DEDUPE_TTL, OhipStreamConfig};
+pub use ohip::OhipStreamConfig;
 pub use privacy::PrivacyConfig;
-pub use telemetry::{DEFAULT_SERVICE_NAME, TelemetryConfig};
+pub use telemetry::TelemetryConfig;
 
 pub use crate::vocab::Filter;
 use std::collections::HashMap;

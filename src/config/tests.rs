@@ -687,7 +687,10 @@ fn telemetry_is_read_with_its_defaults() {
     .expect("valid");
     let telemetry = config.telemetry.expect("on");
     assert_eq!(telemetry.otlp_endpoint, "http://127.0.0.1:4318");
-    assert_eq!(telemetry.service_name, DEFAULT_SERVICE_NAME);
+    assert_eq!(
+        telemetry.service_name,
+        super::telemetry::DEFAULT_SERVICE_NAME
+    );
     assert_eq!(telemetry.traces_url(), "http://127.0.0.1:4318/v1/traces");
 
     let config = parse(&format!(

@@ -200,6 +200,7 @@ impl Admissions {
     }
 
     /// How many connections are open.
+    #[cfg(test)]
     pub fn open(&self) -> usize {
         self.lock().total
     }

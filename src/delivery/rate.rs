@@ -12,7 +12,7 @@
 //! memory and local stores, one instance delivers, and its bucket lives in memory.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::store::RedisSchedule;
 
@@ -124,8 +124,9 @@ impl Limiter {
     }
 
     /// How long until the bucket holds another token (from empty).
-    pub fn refill_time(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / self.rate)
+    #[cfg(test)]
+    pub fn refill_time(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(1.0 / self.rate)
     }
 
     fn refill(&self, tokens: &mut Tokens) {
@@ -138,6 +139,8 @@ impl Limiter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[tokio::test]

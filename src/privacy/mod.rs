@@ -17,6 +17,5 @@ pub mod erase;
 mod person;
 mod redact;
 
-pub use crate::vocab::Pii;
-pub use person::{Person, PersonError, PersonKind};
-pub use redact::{Redaction, canonical_phone, token};
+pub use person::{Person, PersonKind};
+pub use redact::{Redaction, token};

@@ -104,10 +104,6 @@ impl Tombstones {
             .filter(move |(_, expires)| **expires > now)
             .map(|(key, expires)| (key, *expires))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.until.is_empty()
-    }
 }
 
 /// The tombstones of what `found` names: its events' ids and its quarantined bodies' digests

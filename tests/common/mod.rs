@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use porter::config::{Config, ConfigOrigin};
-use porter::server::{self, Clock, Gateway};
-use porter::store::{MemoryStore, Store};
+use porter::testing::config::{Config, ConfigOrigin};
+use porter::testing::server::{self, Clock, Gateway};
+use porter::testing::store::{MemoryStore, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -77,7 +77,7 @@ pub struct TestServer {
     pub gateway: Arc<Gateway>,
     /// The admin listener, when the configuration has `[admin]`.
     pub admin_addr: Option<SocketAddr>,
-    deliveries: Option<porter::delivery::Deliveries>,
+    deliveries: Option<porter::testing::delivery::Deliveries>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     admin_stop: Option<oneshot::Sender<()>>,
@@ -101,9 +101,9 @@ impl TestServer {
 
     /// Starts a server with the store its configuration describes (Redis included).
     pub async fn start_configured(config: Config) -> Self {
-        let store = porter::app::store_for(
+        let store = porter::testing::app::store_for(
             &config,
-            &porter::delivery::Plan::default(),
+            &porter::testing::delivery::Plan::default(),
             &Clock::system(),
         )
         .expect("store");
@@ -118,14 +118,14 @@ impl TestServer {
     pub async fn start_store(config: Config, store: Store, clock: Clock) -> Self {
         let admin = config.admin.clone();
         let privacy_key = config.privacy.as_ref().map(|p| p.key.clone());
-        let destinations = porter::admin::Admin::destinations_of(
+        let destinations = porter::testing::admin::Admin::destinations_of(
             &config,
-            &porter::delivery::Plan::of(&config).expect("plan"),
+            &porter::testing::delivery::Plan::of(&config).expect("plan"),
         );
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
         let mut server = Self::serve(Arc::clone(&gateway)).await;
         if let Some(settings) = admin {
-            let admin = porter::admin::Admin::new(gateway, &settings, destinations)
+            let admin = porter::testing::admin::Admin::new(gateway, &settings, destinations)
                 .with_privacy_key(privacy_key.as_deref());
             server.serve_admin(Arc::new(admin)).await;
         }
@@ -133,11 +133,11 @@ impl TestServer {
     }
 
     /// Serves the admin listener on a loopback port.
-    pub async fn serve_admin(&mut self, admin: Arc<porter::admin::Admin>) {
+    pub async fn serve_admin(&mut self, admin: Arc<porter::testing::admin::Admin>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         self.admin_addr = Some(listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(porter::admin::serve(listener, admin, async {
+        tokio::spawn(porter::testing::admin::serve(listener, admin, async {
             let _ = stopped.await;
         }));
         self.admin_stop = Some(stop);
@@ -187,9 +187,12 @@ impl TestServer {
     /// Starts a server with the store its configuration describes, delivering to its
     /// destinations, with the system clock (deliveries are timed for real).
     pub async fn start_delivering(config: Config) -> Self {
-        let app =
-            porter::app::App::build(config, porter::delivery::Plan::default(), Clock::system())
-                .expect("app");
+        let app = porter::testing::app::App::build(
+            config,
+            porter::testing::delivery::Plan::default(),
+            Clock::system(),
+        )
+        .expect("app");
         let gateway = Arc::clone(app.gateway());
         let deliveries = app.start_deliveries().expect("deliveries");
         let mut server = Self::serve(gateway).await;

@@ -116,15 +116,15 @@ impl RedisServer {
 }
 
 /// porter's Redis store on `redis`, with the default names (`porter:events`, prefix `porter`).
-pub fn store_on(redis: &RedisServer) -> porter::store::RedisStore {
-    porter::store::RedisStore::new(&porter::store::RedisSettings {
-        target: porter::store::RedisTarget::Single(redis.url()),
+pub fn store_on(redis: &RedisServer) -> porter::testing::store::RedisStore {
+    porter::testing::store::RedisStore::new(&porter::testing::store::RedisSettings {
+        target: porter::testing::store::RedisTarget::Single(redis.url()),
         stream: "porter:events".to_owned(),
         key_prefix: "porter".to_owned(),
         max_len: None,
         shards: 1,
         timeout: Duration::from_secs(5),
-        archive_max_bytes: porter::store::archive::DEFAULT_MAX_BYTES,
+        archive_max_bytes: porter::testing::store::archive::DEFAULT_MAX_BYTES,
     })
     .expect("store")
 }
