@@ -11,11 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use porter::embed::Embedded;
-use porter::providers::Event;
+use porter::embed::{Config, Embedded, Event, Filter, Handler, HandlerError};
 use porter::providers::event::EventBody;
-use porter::testing::config::{Config, Filter};
-use porter::testing::delivery::{Handler, HandlerError};
 
 /// Marks the room dirty when a guest checks out.
 struct MarkRoomDirty;

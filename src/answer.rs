@@ -11,14 +11,14 @@ use porter_providers::rejection::RejectionClass;
 use porter_providers::{Rejection, Reply};
 
 /// Seconds a provider is asked to wait when porter cannot take events.
-pub const RETRY_AFTER_SECONDS: u64 = 5;
+pub(crate) const RETRY_AFTER_SECONDS: u64 = 5;
 
 /// The header that marks the repeat of an original answer.
-pub const DUPLICATE_HEADER: &str = "porter-duplicate";
+pub(crate) const DUPLICATE_HEADER: &str = "porter-duplicate";
 
 /// An answer on a source route.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// All events are durably stored: the provider's expected success answer.
     Accepted(Reply),
     /// Every event was already stored: the original answer, marked.
@@ -47,7 +47,7 @@ pub enum Answer {
 
 impl Answer {
     /// A stable label for logs and metrics.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Answer::Accepted(_) => "accepted",
             Answer::Duplicate(_) => "duplicate",
@@ -65,7 +65,7 @@ impl Answer {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Answer::Accepted(reply) | Answer::Duplicate(reply) | Answer::Handshake(reply) => {
                 StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK)

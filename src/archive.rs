@@ -35,7 +35,7 @@ use crate::config::{ArchiveConfig, SourceConfig};
 use crate::store::{Archived, ArchivedOutcome, Store};
 
 /// Archive writes running at once; beyond this, requests are not archived (and counted).
-pub const MAX_IN_FLIGHT: usize = 256;
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
 
 /// Headers some provider reads that its `sign` does not set.
 fn also_read(provider: &str) -> &'static [&'static str] {
@@ -51,7 +51,7 @@ fn also_read(provider: &str) -> &'static [&'static str] {
 }
 
 /// The headers archived for `source`: what its provider signs and reads, lower case.
-pub fn kept_headers(source: &SourceConfig) -> Vec<HeaderName> {
+pub(crate) fn kept_headers(source: &SourceConfig) -> Vec<HeaderName> {
     let signed = source.source.sign(&ToSign {
         path: &source.path,
         query: None,

@@ -1,11 +1,17 @@
-//! Running porter inside another program, with in-process handlers as destinations.
+//! porter inside another program: the one supported library API.
+//!
+//! A program embedding porter gives it a [`Config`] (from TOML, as `porter serve` reads it)
+//! and in-process [`Handler`]s, each a destination like any other: filtered by a [`Filter`],
+//! retried on its schedule and dead-lettered when it keeps failing, delivered at least once
+//! (an event's `id` lets a handler deduplicate). Then [`Embedded::serve`] runs the gateway on
+//! a listener the program bound, until the program says stop.
+//!
+//! Everything this module names is the API; the rest of the crate is porter's own and may
+//! change in any release.
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use porter::config::{Config, ConfigOrigin, Filter};
-//! use porter::delivery::{Handler, HandlerError};
-//! use porter::embed::Embedded;
-//! use porter::providers::Event;
+//! use porter::embed::{Config, Embedded, Event, Filter, Handler, HandlerError};
 //!
 //! struct Print;
 //! impl Handler for Print {
@@ -15,6 +21,7 @@
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
+//! // `porter.toml` in the working directory, or the embedded development default.
 //! let config = Config::resolve(None).expect("configuration");
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! Embedded::new(config)
@@ -31,9 +38,11 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::delivery::{Handler, Plan};
-use crate::vocab::Filter;
+pub use crate::config::{Config, ConfigErrors, ConfigOrigin};
+use crate::delivery::Plan;
+pub use crate::delivery::{Handler, HandlerError};
+pub use crate::vocab::Filter;
+pub use porter_providers::Event;
 
 /// porter as a library: a configuration plus in-process handlers.
 pub struct Embedded {

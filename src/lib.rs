@@ -39,6 +39,9 @@
 //! Provider knowledge (signatures, payload shapes, the canonical event) lives in the
 //! `porter-providers` crate, which does no I/O.
 
+// Everything not exported through `embed` or `testing` is the crate's own.
+#![warn(unreachable_pub)]
+
 mod activity;
 mod admin;
 mod answer;

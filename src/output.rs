@@ -9,7 +9,7 @@
 use std::io::Write;
 
 /// Writes `args` to stdout; see the module doc for a closed stdout.
-pub fn write(args: std::fmt::Arguments<'_>, newline: bool) {
+pub(crate) fn write(args: std::fmt::Arguments<'_>, newline: bool) {
     let mut out = std::io::stdout().lock();
     let written = out
         .write_fmt(args)
@@ -27,7 +27,7 @@ pub fn write(args: std::fmt::Arguments<'_>, newline: bool) {
 }
 
 /// Ends the process after a failed write to stdout.
-pub fn finish(error: &std::io::Error) -> ! {
+pub(crate) fn finish(error: &std::io::Error) -> ! {
     if error.kind() == std::io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }

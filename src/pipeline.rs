@@ -44,7 +44,7 @@ use crate::trace::{self, Step, Traceparent};
 const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// The handler behind every source route (the router's fallback).
-pub async fn handle(
+pub(crate) async fn handle(
     State(gateway): State<Arc<Gateway>>,
     request: axum::extract::Request,
 ) -> Response {

@@ -4,12 +4,12 @@
 //! fill a log with megabytes or reach the console whole.
 
 /// The most characters of remote text porter keeps.
-pub const MAX_CHARS: usize = 256;
+pub(crate) const MAX_CHARS: usize = 256;
 
 /// `text` with control characters (and the invisible ones that reorder or hide text: bidi
 /// overrides, zero-width marks) escaped, cut at [`MAX_CHARS`] characters of the result; a cut
 /// is marked with the length of the whole.
-pub fn quote(text: &str) -> String {
+pub(crate) fn quote(text: &str) -> String {
     let mut quoted = String::with_capacity(text.len().min(MAX_CHARS * 2));
     let mut shown = 0usize;
     for c in text.chars() {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use porter_providers::{Endpoint, Provider};
 
 /// Routes porter answers itself.
-pub const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
+pub(crate) const RESERVED_PATHS: &[&str] = &["/healthz", "/readyz"];
 
 /// Where a route leads.
 #[derive(Debug, Clone, Copy)]

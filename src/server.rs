@@ -32,7 +32,7 @@ use crate::telemetry;
 
 /// The providers' router: health, readiness and every source route (metrics are on the
 /// admin listener).
-pub fn app(gateway: Arc<Gateway>) -> Router {
+pub(crate) fn app(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -95,7 +95,7 @@ pub async fn serve(
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then drains
 /// requests in flight (the providers' listener and the admin listener both run this loop).
-pub async fn serve_router(
+pub(crate) async fn serve_router(
     listener: TcpListener,
     router: Router,
     name: &'static str,

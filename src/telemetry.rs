@@ -165,7 +165,7 @@ fn describe_metrics() {
 
 /// What one request on a source route did, for the log line and the metrics.
 #[derive(Debug)]
-pub struct RequestRecord<'a> {
+pub(crate) struct RequestRecord<'a> {
     pub source: &'a str,
     pub provider: &'static str,
     pub method: &'a str,
@@ -182,7 +182,7 @@ pub struct RequestRecord<'a> {
 }
 
 impl RequestRecord<'_> {
-    pub fn emit(&self) {
+    pub(crate) fn emit(&self) {
         let latency_ms = self.latency.as_secs_f64() * 1000.0;
         if let Some(diagnosis) = self.diagnosis {
             tracing::info!(

@@ -63,7 +63,7 @@ use crate::config::TelemetryConfig;
 
 /// The `tracing` target of porter's spans: what the OpenTelemetry layer exports, and what the
 /// log lines leave out.
-pub const TARGET: &str = "porter::trace";
+pub(crate) const TARGET: &str = "porter::trace";
 
 /// How long a graceful stop waits for the last spans to be exported.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
@@ -277,7 +277,7 @@ impl Tracing {
 
 /// The steps of ingest that get a span of their own under the request's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     Verify,
     Normalize,
     Store,
@@ -291,7 +291,7 @@ pub enum Step {
 /// The root span of a request on a source route (`route` is the matched route: a configured
 /// path, never a query).
 #[inline]
-pub fn request(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
+pub(crate) fn request(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
     if enabled() {
         request_span(source, provider, method, route)
     } else {
@@ -320,7 +320,7 @@ fn request_span(source: &str, provider: &'static str, method: &str, route: &str)
 }
 
 /// The root span of one event from an OHIP stream.
-pub fn ohip_event(source: &str, provider: &'static str) -> Span {
+pub(crate) fn ohip_event(source: &str, provider: &'static str) -> Span {
     if !enabled() {
         return Span::none();
     }
@@ -337,7 +337,7 @@ pub fn ohip_event(source: &str, provider: &'static str) -> Span {
 
 /// A step's span under `parent` (none when `parent` is not exported).
 #[inline]
-pub fn step(parent: &Span, step: Step) -> Span {
+pub(crate) fn step(parent: &Span, step: Step) -> Span {
     if parent.is_disabled() {
         Span::none()
     } else {
@@ -384,7 +384,7 @@ fn step_span(parent: &Span, step: Step) -> Span {
 
 /// Records how a step or a request ended: `outcome`, and `reason` when refused.
 #[inline]
-pub fn outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>) {
+pub(crate) fn outcome(span: &Span, outcome: &'static str, reason: Option<&'static str>) {
     if !span.is_disabled() {
         record_outcome(span, outcome, reason);
     }
@@ -400,7 +400,7 @@ fn record_outcome(span: &Span, outcome: &'static str, reason: Option<&'static st
 
 /// Ends a step that either passes (`ok`) or refuses the request with a rejection.
 #[inline]
-pub fn finish<T>(span: Span, result: &Result<T, Rejection>, ok: &'static str) {
+pub(crate) fn finish<T>(span: Span, result: &Result<T, Rejection>, ok: &'static str) {
     if !span.is_disabled() {
         let reason = result.as_ref().err().map(Rejection::reason);
         record_outcome(
@@ -413,7 +413,7 @@ pub fn finish<T>(span: Span, result: &Result<T, Rejection>, ok: &'static str) {
 
 /// Ends the normalize step, with the number of events when it passed.
 #[inline]
-pub fn normalized(span: Span, result: &Result<Normalization, Rejection>) {
+pub(crate) fn normalized(span: Span, result: &Result<Normalization, Rejection>) {
     if !span.is_disabled() {
         if let Ok(normalization) = result {
             span.record("porter.events", int(normalization.events.len()));
@@ -424,7 +424,7 @@ pub fn normalized(span: Span, result: &Result<Normalization, Rejection>) {
 
 /// Records what dedupe-and-enqueue did.
 #[inline]
-pub fn stored(span: &Span, new: usize, duplicates: usize) {
+pub(crate) fn stored(span: &Span, new: usize, duplicates: usize) {
     if !span.is_disabled() {
         record_stored(span, new, duplicates);
     }
@@ -439,7 +439,7 @@ fn record_stored(span: &Span, new: usize, duplicates: usize) {
 
 /// Marks a span as failed (ours, not the caller's: a 5xx, a store that did not answer).
 #[inline]
-pub fn failed(span: &Span) {
+pub(crate) fn failed(span: &Span) {
     if !span.is_disabled() {
         span.record("otel.status_code", "error");
     }
@@ -447,7 +447,7 @@ pub fn failed(span: &Span) {
 
 /// Records the answer of a request: its status, outcome, reason and event counts.
 #[inline]
-pub fn answered(
+pub(crate) fn answered(
     span: &Span,
     status: u16,
     outcome: &'static str,
@@ -481,7 +481,7 @@ fn record_answer(
 /// The span of one delivery attempt: the root of its own trace, linked to the span the
 /// event's `traceparent` names (when it carries a valid one).
 #[inline]
-pub fn attempt(
+pub(crate) fn attempt(
     destination: &str,
     kind: &'static str,
     event_id: &str,
@@ -529,7 +529,7 @@ fn attempt_span(
 
 /// Records how a delivery attempt ended.
 #[inline]
-pub fn attempted(span: &Span, outcome: &'static str, status: Option<u16>) {
+pub(crate) fn attempted(span: &Span, outcome: &'static str, status: Option<u16>) {
     if !span.is_disabled() {
         record_attempt(span, outcome, status);
     }

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{RawRequest, config_from};
-use porter::embed::Embedded;
-use porter::testing::config::Filter;
-use porter::testing::delivery::{Handler, HandlerError};
+use porter::embed::{Embedded, Filter, Handler, HandlerError};
 use porter_providers::Event;
 
 /// Fails the first `failures` calls, then records every event it is given.

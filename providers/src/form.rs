@@ -5,13 +5,13 @@
 //! alike. This decoder yields raw bytes; callers decide whether they need text.
 
 /// Decoded `(name, value)` byte pairs, in the order they appear.
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Decodes a form body into `(name, value)` byte pairs, in the order they appear.
 ///
 /// `+` means a space; `%XX` escapes are decoded; a malformed escape is kept literally (as every
 /// browser and Twilio's SDKs do). Empty segments (`a=1&&b=2`) are skipped.
-pub fn decode(body: &[u8]) -> Pairs {
+pub(crate) fn decode(body: &[u8]) -> Pairs {
     #[cfg(test)]
     work::count(count(body));
     body.split(|&b| b == b'&')
@@ -28,7 +28,7 @@ pub fn decode(body: &[u8]) -> Pairs {
 
 /// How many parameters [`decode`] would return, without decoding or allocating: one scan for
 /// `&`, counting only non-empty segments (as `decode` skips empty ones).
-pub fn count(body: &[u8]) -> usize {
+pub(crate) fn count(body: &[u8]) -> usize {
     let mut count = 0;
     let mut start = 0;
     for at in memchr::memchr_iter(b'&', body).chain(std::iter::once(body.len())) {

@@ -8,8 +8,8 @@
 //! and counts it (`dropped`): losing a line of the console beats slowing a provider down.
 //! Delivery workers record their attempts directly: they are not on the ingest path.
 
-pub mod ring;
-pub mod series;
+pub(crate) mod ring;
+pub(crate) mod series;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,8 +18,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 
-pub use ring::{RequestQuery, Ring};
-pub use series::{BUCKET_SECONDS, BUCKETS, DestinationBucket, OUTCOMES, Series, SourceBucket};
+pub(crate) use ring::{RequestQuery, Ring};
+pub(crate) use series::{
+    BUCKET_SECONDS, BUCKETS, DestinationBucket, OUTCOMES, Series, SourceBucket,
+};
 
 use crate::clock::Clock;
 use crate::config::MIN_DIAGNOSES_PER_SECOND;
@@ -50,7 +52,7 @@ pub enum Routed {
 }
 
 /// The longest path kept of a request on no route.
-pub const MAX_RECORDED_PATH: usize = 256;
+pub(crate) const MAX_RECORDED_PATH: usize = 256;
 
 impl Routed {
     /// `path`, cut to [`MAX_RECORDED_PATH`] bytes on a character boundary.

@@ -14,13 +14,13 @@ pub struct RequestQuery {
 
 /// A bounded ring: pushing into a full ring drops the oldest entry.
 #[derive(Debug)]
-pub struct Ring {
+pub(crate) struct Ring {
     entries: VecDeque<RequestEntry>,
     capacity: usize,
 }
 
 impl Ring {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Self {
             // Grows as requests arrive: an idle instance does not hold the whole ring.
             entries: VecDeque::with_capacity(capacity.min(1024)),
@@ -28,24 +28,24 @@ impl Ring {
         }
     }
 
-    pub fn push(&mut self, entry: RequestEntry) {
+    pub(crate) fn push(&mut self, entry: RequestEntry) {
         if self.entries.len() == self.capacity {
             self.entries.pop_front();
         }
         self.entries.push_back(entry);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
     /// The newest entries of source `source` (every one when `None`) with outcome `outcome`,
     /// newest first.
-    pub fn query(
+    pub(crate) fn query(
         &self,
         source: Option<u32>,
         outcome: Option<&str>,

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 
 /// Seconds per bucket.
-pub const BUCKET_SECONDS: i64 = 10;
+pub(crate) const BUCKET_SECONDS: i64 = 10;
 /// Buckets kept: one hour.
-pub const BUCKETS: usize = 360;
+pub(crate) const BUCKETS: usize = 360;
 
 /// The outcomes of a request, in a fixed order (the labels of `Answer::outcome`).
-pub const OUTCOMES: [&str; 12] = [
+pub(crate) const OUTCOMES: [&str; 12] = [
     "accepted",
     "duplicate",
     "handshake",
@@ -169,7 +169,7 @@ impl<B: Default + Clone> Buckets<B> {
 }
 
 /// The bucket number of a Unix second.
-pub fn bucket_of(unix_seconds: i64) -> i64 {
+pub(crate) fn bucket_of(unix_seconds: i64) -> i64 {
     unix_seconds.div_euclid(BUCKET_SECONDS)
 }
 

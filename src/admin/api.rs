@@ -23,7 +23,7 @@ fn limit(asked: Option<usize>) -> usize {
 }
 
 /// A JSON error answer.
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
         Json(serde_json::json!({ "error": code, "message": message })),
@@ -44,7 +44,7 @@ fn error_response_for_store(store_error: &StoreError) -> Response {
     )
 }
 
-pub async fn metrics() -> Response {
+pub(super) async fn metrics() -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -53,18 +53,18 @@ pub async fn metrics() -> Response {
         .into_response()
 }
 
-pub async fn overview(State(admin): State<Arc<Admin>>) -> Response {
+pub(super) async fn overview(State(admin): State<Arc<Admin>>) -> Response {
     Json(views::overview(&admin).await).into_response()
 }
 
 #[derive(Debug, Deserialize)]
-pub struct RequestsParams {
+pub(super) struct RequestsParams {
     source: Option<String>,
     outcome: Option<String>,
     limit: Option<usize>,
 }
 
-pub fn request_query(
+pub(super) fn request_query(
     source: Option<String>,
     outcome: Option<String>,
     limit_asked: Option<usize>,
@@ -76,7 +76,7 @@ pub fn request_query(
     }
 }
 
-pub async fn requests(
+pub(super) async fn requests(
     State(admin): State<Arc<Admin>>,
     Query(params): Query<RequestsParams>,
 ) -> Response {
@@ -86,14 +86,14 @@ pub async fn requests(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct EventsParams {
+pub(super) struct EventsParams {
     source: Option<String>,
     #[serde(rename = "type")]
     event_type: Option<String>,
     limit: Option<usize>,
 }
 
-pub fn event_query(
+pub(super) fn event_query(
     source: Option<String>,
     event_type: Option<String>,
     limit_asked: Option<usize>,
@@ -111,7 +111,7 @@ fn raw(json: &str) -> Box<RawValue> {
         .unwrap_or_else(|_| RawValue::from_string("null".to_owned()).expect("null is JSON"))
 }
 
-pub async fn events(
+pub(super) async fn events(
     State(admin): State<Arc<Admin>>,
     Query(params): Query<EventsParams>,
 ) -> Response {
@@ -126,7 +126,7 @@ pub async fn events(
 }
 
 /// The event with `id` and where it stands with every destination.
-pub async fn find(
+pub(super) async fn find(
     admin: &Admin,
     id: &str,
 ) -> Result<Option<(StoredEvent, Vec<views::Delivery>)>, StoreError> {
@@ -137,7 +137,7 @@ pub async fn find(
     Ok(Some((event, deliveries)))
 }
 
-pub async fn event(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Response {
+pub(super) async fn event(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> Response {
     match find(&admin, &id).await {
         Ok(Some((event, deliveries))) => Json(serde_json::json!({
             "event": raw(&event.json),
@@ -154,12 +154,12 @@ pub async fn event(State(admin): State<Arc<Admin>>, Path(id): Path<String>) -> R
 }
 
 #[derive(Debug, Deserialize)]
-pub struct LimitParams {
+pub(super) struct LimitParams {
     limit: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct DeadLetterJson {
+pub(super) struct DeadLetterJson {
     pub id: String,
     pub destination: String,
     pub event_id: String,
@@ -185,7 +185,7 @@ impl From<&DeadLetterView> for DeadLetterJson {
     }
 }
 
-pub async fn dead_letters(
+pub(super) async fn dead_letters(
     State(admin): State<Arc<Admin>>,
     Query(params): Query<LimitParams>,
 ) -> Response {
@@ -201,7 +201,7 @@ pub async fn dead_letters(
     }
 }
 
-pub async fn replay(State(admin): State<Arc<Admin>>, Path(entry): Path<String>) -> Response {
+pub(super) async fn replay(State(admin): State<Arc<Admin>>, Path(entry): Path<String>) -> Response {
     let Some(schedules) = &admin.schedules else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such dead letter");
     };
@@ -217,7 +217,7 @@ pub async fn replay(State(admin): State<Arc<Admin>>, Path(entry): Path<String>) 
     }
 }
 
-pub async fn replay_all(State(admin): State<Arc<Admin>>) -> Response {
+pub(super) async fn replay_all(State(admin): State<Arc<Admin>>) -> Response {
     let Some(schedules) = &admin.schedules else {
         return Json(serde_json::json!({ "replayed": 0 })).into_response();
     };
@@ -233,7 +233,7 @@ pub async fn replay_all(State(admin): State<Arc<Admin>>) -> Response {
 
 /// Holds or releases a destination: 404 for an unknown one, 409 for one porter does not
 /// deliver to (a `redis_stream` group is read by its service).
-pub async fn hold(admin: &Admin, name: &str, paused: bool) -> Result<(), Response> {
+pub(super) async fn hold(admin: &Admin, name: &str, paused: bool) -> Result<(), Response> {
     let Some(destination) = admin.destination(name) else {
         return Err(error(
             StatusCode::NOT_FOUND,
@@ -267,14 +267,14 @@ pub async fn hold(admin: &Admin, name: &str, paused: bool) -> Result<(), Respons
     Ok(())
 }
 
-pub async fn pause(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
+pub(super) async fn pause(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
     match hold(&admin, &name, true).await {
         Ok(()) => Json(serde_json::json!({ "destination": name, "paused": true })).into_response(),
         Err(response) => response,
     }
 }
 
-pub async fn resume(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
+pub(super) async fn resume(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Response {
     match hold(&admin, &name, false).await {
         Ok(()) => Json(serde_json::json!({ "destination": name, "paused": false })).into_response(),
         Err(response) => response,
@@ -282,13 +282,13 @@ pub async fn resume(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -
 }
 
 #[derive(Debug, Deserialize)]
-pub struct StatsParams {
+pub(super) struct StatsParams {
     window: Option<String>,
     source: Option<String>,
 }
 
 /// `5m`, `15m`, `1h`, `600s`…: a window of at most an hour.
-pub fn window_seconds(text: Option<&str>) -> Result<i64, String> {
+pub(super) fn window_seconds(text: Option<&str>) -> Result<i64, String> {
     let Some(text) = text else {
         return Ok(3600);
     };
@@ -301,7 +301,10 @@ pub fn window_seconds(text: Option<&str>) -> Result<i64, String> {
     }
 }
 
-pub async fn stats(State(admin): State<Arc<Admin>>, Query(params): Query<StatsParams>) -> Response {
+pub(super) async fn stats(
+    State(admin): State<Arc<Admin>>,
+    Query(params): Query<StatsParams>,
+) -> Response {
     match window_seconds(params.window.as_deref()) {
         Ok(seconds) => Json(views::stats(
             &admin,

@@ -30,9 +30,9 @@ use super::console;
 use super::sessions::SESSION_SECONDS;
 
 /// The session cookie's name.
-pub const COOKIE: &str = "porter_session";
+pub(super) const COOKIE: &str = "porter_session";
 
-pub fn routes() -> axum::Router<Arc<Admin>> {
+pub(super) fn routes() -> axum::Router<Arc<Admin>> {
     axum::Router::new()
         .route("/login", get(login_page).post(login_form))
         .route("/logout", axum::routing::post(logout))
@@ -48,7 +48,11 @@ enum Credential {
 /// Lets through requests with the token or a valid session; anything else is 401 (the login
 /// page for the console, JSON for the API), and a cookie-authenticated state change from
 /// another origin is 403.
-pub async fn require(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+pub(super) async fn require(
+    State(admin): State<Arc<Admin>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let now = admin.gateway.clock.now().as_second();
     let Some(credential) = credential(&admin, request.headers(), now) else {
         if is_metrics_scrape(&admin, &request) {
@@ -180,7 +184,7 @@ fn log_in(admin: &Admin, given: &str) -> Response {
 }
 
 /// `POST /api/sessions/revoke`: ends every console session, without changing the token.
-pub async fn revoke_all(State(admin): State<Arc<Admin>>) -> Response {
+pub(super) async fn revoke_all(State(admin): State<Arc<Admin>>) -> Response {
     let ended = admin
         .sessions
         .end_all(admin.gateway.clock.now().as_second());

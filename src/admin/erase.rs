@@ -22,7 +22,7 @@ use crate::privacy::{Person, PersonKind};
 /// What `POST /api/erase` takes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EraseBody {
+pub(super) struct EraseBody {
     phone: Option<String>,
     email: Option<String>,
     guest_id: Option<String>,
@@ -33,7 +33,7 @@ pub struct EraseBody {
 
 impl EraseBody {
     /// The one person named, or why not.
-    pub fn person(&self) -> Result<Person, String> {
+    pub(super) fn person(&self) -> Result<Person, String> {
         let named: Vec<(PersonKind, &String)> = [
             (PersonKind::Phone, &self.phone),
             (PersonKind::Email, &self.email),
@@ -52,7 +52,10 @@ impl EraseBody {
     }
 }
 
-pub async fn erase(State(admin): State<Arc<Admin>>, body: Option<Json<EraseBody>>) -> Response {
+pub(super) async fn erase(
+    State(admin): State<Arc<Admin>>,
+    body: Option<Json<EraseBody>>,
+) -> Response {
     let Some(Json(body)) = body else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -116,11 +119,11 @@ pub async fn erase(State(admin): State<Arc<Admin>>, body: Option<Json<EraseBody>
 }
 
 #[derive(Debug, Deserialize)]
-pub struct ErasuresParams {
+pub(super) struct ErasuresParams {
     limit: Option<usize>,
 }
 
-pub async fn erasures(
+pub(super) async fn erasures(
     State(admin): State<Arc<Admin>>,
     Query(params): Query<ErasuresParams>,
 ) -> Response {

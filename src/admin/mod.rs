@@ -175,7 +175,7 @@ fn display_url(url: &reqwest::Url) -> String {
 }
 
 /// Every route of the admin listener.
-pub fn router(admin: Arc<Admin>) -> Router {
+pub(crate) fn router(admin: Arc<Admin>) -> Router {
     let protected = Router::new()
         .route("/metrics", get(api::metrics))
         .route("/api/overview", get(api::overview))

@@ -14,7 +14,7 @@ use crate::reprocess::{Options, ReprocessError, run};
 
 /// The body of `POST /api/reprocess`.
 #[derive(Debug, Deserialize)]
-pub struct ApiRequest {
+pub(super) struct ApiRequest {
     pub source: String,
     /// How far back, like `"1h"` or `"7d"`.
     pub since: String,
@@ -23,7 +23,10 @@ pub struct ApiRequest {
 }
 
 /// `POST /api/reprocess`: runs a reprocess inside this server and answers its [`Summary`].
-pub async fn reprocess(State(admin): State<Arc<Admin>>, Json(asked): Json<ApiRequest>) -> Response {
+pub(super) async fn reprocess(
+    State(admin): State<Arc<Admin>>,
+    Json(asked): Json<ApiRequest>,
+) -> Response {
     let problem = |status: StatusCode, code: &str, message: &str| {
         (
             status,

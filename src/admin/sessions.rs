@@ -15,13 +15,13 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use sha2::{Digest, Sha256};
 
 /// How long a console session lasts.
-pub const SESSION_SECONDS: i64 = 12 * 60 * 60;
+pub(super) const SESSION_SECONDS: i64 = 12 * 60 * 60;
 /// The most sessions kept at once.
-pub const MAX_SESSIONS: usize = 1_000;
+pub(super) const MAX_SESSIONS: usize = 1_000;
 
 /// Open sessions: the digest of each id and when it expires (Unix seconds).
 #[derive(Debug, Default)]
-pub struct Sessions {
+pub(super) struct Sessions {
     open: Mutex<HashMap<[u8; 32], i64>>,
 }
 
@@ -31,7 +31,7 @@ impl Sessions {
     }
 
     /// Opens a session at `now`; the id for the cookie (64 hex digits).
-    pub fn open(&self, now: i64) -> String {
+    pub(super) fn open(&self, now: i64) -> String {
         let mut id = [0u8; 32];
         getrandom::fill(&mut id).expect("the operating system's random source");
         let id = hex::encode(id);
@@ -50,19 +50,19 @@ impl Sessions {
     }
 
     /// Whether `id` is an open session at `now`.
-    pub fn valid(&self, id: &str, now: i64) -> bool {
+    pub(super) fn valid(&self, id: &str, now: i64) -> bool {
         self.lock()
             .get(&digest(id))
             .is_some_and(|expires| *expires > now)
     }
 
     /// Ends session `id`; whether it was open.
-    pub fn end(&self, id: &str) -> bool {
+    pub(super) fn end(&self, id: &str) -> bool {
         self.lock().remove(&digest(id)).is_some()
     }
 
     /// Ends every session; how many were open.
-    pub fn end_all(&self, now: i64) -> usize {
+    pub(super) fn end_all(&self, now: i64) -> usize {
         let mut open = self.lock();
         let live = open.values().filter(|expires| **expires > now).count();
         open.clear();

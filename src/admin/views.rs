@@ -17,7 +17,7 @@ const ONE_HOUR: i64 = 60 * 60;
 
 /// One source's figures over a window.
 #[derive(Debug, Clone, Serialize)]
-pub struct SourceFigures {
+pub(super) struct SourceFigures {
     pub requests: u64,
     pub accepted: u64,
     pub duplicates: u64,
@@ -53,7 +53,7 @@ impl SourceFigures {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct SourceOverview {
+pub(super) struct SourceOverview {
     pub name: String,
     pub provider: &'static str,
     pub path: String,
@@ -62,7 +62,7 @@ pub struct SourceOverview {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DestinationFigures {
+pub(super) struct DestinationFigures {
     pub delivered: u64,
     pub failed: u64,
     pub dead_lettered: u64,
@@ -79,7 +79,7 @@ impl DestinationFigures {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct DestinationOverview {
+pub(super) struct DestinationOverview {
     pub name: String,
     pub kind: &'static str,
     pub target: Option<String>,
@@ -91,7 +91,7 @@ pub struct DestinationOverview {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct StoreHealth {
+pub(super) struct StoreHealth {
     pub kind: &'static str,
     pub ready: bool,
     /// Why not, when not.
@@ -101,7 +101,7 @@ pub struct StoreHealth {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Overview {
+pub(super) struct Overview {
     pub now: Timestamp,
     pub started_at: Timestamp,
     pub version: &'static str,
@@ -115,7 +115,7 @@ pub struct Overview {
 }
 
 /// The overview: every source and destination over the last 5 minutes and hour.
-pub async fn overview(admin: &Admin) -> Overview {
+pub(super) async fn overview(admin: &Admin) -> Overview {
     let activity = &admin.gateway.activity;
     let now_bucket = activity.current_bucket();
     let first = |seconds: i64| now_bucket - seconds / BUCKET_SECONDS + 1;
@@ -197,7 +197,10 @@ pub async fn overview(admin: &Admin) -> Overview {
     }
 }
 
-pub async fn is_paused(schedules: &Schedules, destination: &str) -> Result<bool, StoreError> {
+pub(super) async fn is_paused(
+    schedules: &Schedules,
+    destination: &str,
+) -> Result<bool, StoreError> {
     match schedules {
         Schedules::Memory(memory) => memory.is_paused(destination).await,
         Schedules::Local(local) => local.is_paused(destination).await,
@@ -205,7 +208,7 @@ pub async fn is_paused(schedules: &Schedules, destination: &str) -> Result<bool,
     }
 }
 
-pub async fn set_paused(
+pub(super) async fn set_paused(
     schedules: &Schedules,
     destination: &str,
     paused: bool,
@@ -219,7 +222,7 @@ pub async fn set_paused(
 
 /// One point of the charts: ten seconds.
 #[derive(Debug, Clone, Serialize)]
-pub struct Point {
+pub(super) struct Point {
     pub time: Timestamp,
     /// Requests per second, by outcome (outcomes with none left out).
     pub requests_per_second: BTreeMap<&'static str, f64>,
@@ -230,7 +233,7 @@ pub struct Point {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Stats {
+pub(super) struct Stats {
     pub bucket_seconds: i64,
     pub window_seconds: i64,
     pub source: Option<String>,
@@ -238,7 +241,7 @@ pub struct Stats {
 }
 
 /// The series of the last `window_seconds` (at most an hour), oldest point first.
-pub fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) -> Stats {
+pub(super) fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) -> Stats {
     let activity = &admin.gateway.activity;
     let now_bucket = activity.current_bucket();
     let count = (window_seconds / BUCKET_SECONDS).clamp(1, crate::activity::BUCKETS as i64);
@@ -283,7 +286,7 @@ pub fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) -> Stats 
 
 /// Where an event stands with one destination.
 #[derive(Debug, Clone, Serialize)]
-pub struct Delivery {
+pub(super) struct Delivery {
     pub destination: String,
     pub kind: &'static str,
     /// `delivered`, `scheduled`, `dead_lettered`, `waiting` (stored, not taken in yet),
@@ -295,7 +298,10 @@ pub struct Delivery {
 }
 
 /// An event's deliveries, per destination.
-pub async fn deliveries(admin: &Admin, event: &StoredEvent) -> Result<Vec<Delivery>, StoreError> {
+pub(super) async fn deliveries(
+    admin: &Admin,
+    event: &StoredEvent,
+) -> Result<Vec<Delivery>, StoreError> {
     let mut deliveries = Vec::new();
     for destination in &admin.destinations {
         let wanted = destination.filter.matches(&event.event_type, &event.source);

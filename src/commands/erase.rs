@@ -21,7 +21,7 @@ use crate::store::StoreError;
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("person").required(true).args(["phone", "email", "guest_id"])))]
-pub struct EraseArgs {
+pub(super) struct EraseArgs {
     /// A phone number, in international form (+49 151 2345 6789, 004915123456789).
     #[arg(long, value_name = "NUMBER")]
     phone: Option<String>,
@@ -62,7 +62,7 @@ impl EraseArgs {
     }
 }
 
-pub fn run(args: &EraseArgs) -> ExitCode {
+pub(super) fn run(args: &EraseArgs) -> ExitCode {
     let config = match Config::resolve(args.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {

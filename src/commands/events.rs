@@ -21,7 +21,7 @@ use crate::store::redis::{RedisStore, StreamEntry};
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Args)]
-pub struct TailArgs {
+pub(super) struct TailArgs {
     /// The configuration naming the store (default: ./porter.toml if present, else the
     /// embedded default, whose local store is `porter-data/`).
     #[arg(long, value_name = "FILE")]
@@ -34,7 +34,7 @@ pub struct TailArgs {
     follow: bool,
 }
 
-pub fn tail(args: &TailArgs) -> ExitCode {
+pub(super) fn tail(args: &TailArgs) -> ExitCode {
     let config = match Config::resolve(args.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {

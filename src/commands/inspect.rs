@@ -167,7 +167,7 @@ fn text(entry: &StreamEntry, name: &str) -> String {
 }
 
 /// `porter dlq list`: one line per dead letter, oldest first.
-pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
+pub(super) fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
     let local = move |_: Config, store: Store| async move {
         let Some(schedules) = store.schedules() else {
             crate::outln!("no dead letters (no destinations configured)");
@@ -229,7 +229,7 @@ pub fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
 }
 
 /// `porter dlq replay ID… | --all`: back into the destinations' schedules, due now.
-pub fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
+pub(super) fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
     let ids = ids.to_vec();
     let local_ids = ids.clone();
     let local = move |_: Config, store: Store| async move {
@@ -305,7 +305,7 @@ pub fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
 }
 
 /// `porter events show EVENT_ID`: the event, and per destination its attempts and where it is.
-pub fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
+pub(super) fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
     let event_id = event_id.to_owned();
     let local_id = event_id.clone();
     let local = move |config: Config, store: Store| async move {

@@ -15,7 +15,7 @@ mod events;
 mod inspect;
 mod ohip;
 mod reprocess;
-pub mod send;
+pub(crate) mod send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +38,7 @@ use send::SendArgs;
 /// CloudEvents, deduplicates and durably enqueues them.
 #[derive(Debug, Parser)]
 #[command(name = "porter", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Log line format (logs go to stderr; filter with RUST_LOG).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,

@@ -50,7 +50,7 @@ where
 /// `porter ohip status [--source NAME]`: per stream, the lease holder, the stored offset and
 /// what its connector last published (state, last event, disconnects by close code). Exits 1
 /// when a stream is stopped for good (a 4403, a refused configuration).
-pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
+pub(super) fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
     with_streams(path, source, Access::Read, |streams, store| async move {
         let mut stopped = Vec::new();
         for stream in streams {
@@ -132,7 +132,7 @@ pub fn status(path: Option<&Path>, source: Option<&str>) -> ExitCode {
 
 /// `porter ohip seek --source NAME --offset N`: the next subscribe replays from N (inclusive).
 /// Running connectors use it at their next (re)connection; restart them to apply it now.
-pub fn seek(path: Option<&Path>, source: &str, offset: &str) -> ExitCode {
+pub(super) fn seek(path: Option<&Path>, source: &str, offset: &str) -> ExitCode {
     if !is_offset(offset) {
         eprintln!("porter ohip seek: --offset must be 1 to 20 decimal digits, like 1827");
         return ExitCode::FAILURE;

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::reprocess::{ReprocessError, Summary};
 
 /// The summary as the command prints it.
-pub fn describe(summary: &Summary, dry_run: bool) -> String {
+pub(super) fn describe(summary: &Summary, dry_run: bool) -> String {
     let mut text = String::new();
     for change in &summary.changes {
         let _ = writeln!(
@@ -50,7 +50,7 @@ pub fn describe(summary: &Summary, dry_run: bool) -> String {
 
 /// `porter reprocess`.
 #[derive(Debug, clap::Args)]
-pub struct ReprocessArgs {
+pub(super) struct ReprocessArgs {
     /// The source whose archived requests to reprocess.
     #[arg(long)]
     pub source: String,
@@ -70,7 +70,7 @@ pub struct ReprocessArgs {
 }
 
 /// Asks the running server's admin API to reprocess, and prints its summary.
-pub fn command(args: &ReprocessArgs) -> ExitCode {
+pub(super) fn command(args: &ReprocessArgs) -> ExitCode {
     match command_inner(args) {
         Ok(text) => {
             crate::out!("{text}");

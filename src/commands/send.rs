@@ -19,7 +19,7 @@ use crate::config::{Config, SourceConfig};
 
 /// What `--dry-run` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum DryRun {
+pub(crate) enum DryRun {
     /// A `curl` command line that sends the signed request exactly.
     Curl,
     /// The request line and headers (the format of a fixture's `request` file).
@@ -27,7 +27,7 @@ pub enum DryRun {
 }
 
 #[derive(Debug, Args)]
-pub struct SendArgs {
+pub(crate) struct SendArgs {
     /// A source name of the configuration (`porter check-config` lists them; the embedded
     /// default has one per provider: whatsapp, sms, oracle, mews, cloudbeds, pms, pms_web_api,
     /// roostsync, reservekit, standard, stripe, hmac).
@@ -71,7 +71,7 @@ pub struct Prepared {
     pub body: Vec<u8>,
 }
 
-pub fn run(args: &SendArgs) -> ExitCode {
+pub(crate) fn run(args: &SendArgs) -> ExitCode {
     match prepare_from_args(args) {
         Err(message) => {
             eprintln!("porter send: {message}");
@@ -97,7 +97,7 @@ pub fn run(args: &SendArgs) -> ExitCode {
 
 /// A `curl` command line that sends `prepared` exactly: the body from FILE when it is sent as
 /// it is in the file, else inline (a form whose trailing newline was dropped).
-pub fn curl_command(prepared: &Prepared, file: &std::path::Path) -> String {
+pub(crate) fn curl_command(prepared: &Prepared, file: &std::path::Path) -> String {
     let mut words = vec![
         "curl".to_owned(),
         "-sS".to_owned(),
@@ -128,7 +128,7 @@ fn shell_quote(text: &str) -> String {
 
 /// The `--url` as given, with `http://` added when it has no scheme; anything else that is not
 /// an http(s) URL is refused with a message that says so.
-pub fn base_url(given: &str) -> Result<String, String> {
+pub(crate) fn base_url(given: &str) -> Result<String, String> {
     let given = given.trim().trim_end_matches('/');
     if given.is_empty() {
         // Paths only: what `--dry-run=request` prints for a fixture's `request` file.
@@ -292,7 +292,7 @@ pub fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> St
 }
 
 /// `http://` + a listen address, with an unspecified address replaced by loopback.
-pub fn local_url(mut address: std::net::SocketAddr) -> String {
+pub(crate) fn local_url(mut address: std::net::SocketAddr) -> String {
     if address.ip().is_unspecified() {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }

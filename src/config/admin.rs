@@ -14,22 +14,22 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// Where the admin listener binds when `[admin]` does not say.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+pub(super) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// The shortest token accepted: 24 characters.
-pub const MIN_TOKEN_CHARS: usize = 24;
+pub(super) const MIN_TOKEN_CHARS: usize = 24;
 /// Requests kept in the recent-requests ring, per instance.
-pub const DEFAULT_RECENT_REQUESTS: usize = 10_000;
+pub(crate) const DEFAULT_RECENT_REQUESTS: usize = 10_000;
 /// The most requests the ring may keep (about 300 bytes each).
 const MAX_RECENT_REQUESTS: usize = 1_000_000;
 /// The share of the last second's requests that may be diagnosed (a floor of
 /// [`MIN_DIAGNOSES_PER_SECOND`] keeps a quiet source diagnosable).
-pub const DEFAULT_DIAGNOSIS_SHARE: f64 = 0.1;
-pub const MIN_DIAGNOSES_PER_SECOND: u32 = 10;
+pub(crate) const DEFAULT_DIAGNOSIS_SHARE: f64 = 0.1;
+pub(crate) const MIN_DIAGNOSES_PER_SECOND: u32 = 10;
 
 /// The `[admin]` table as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AdminTable {
+pub(super) struct AdminTable {
     pub listen: Option<String>,
     pub token: Option<Secret>,
     pub metrics_token: Option<Secret>,
@@ -54,7 +54,7 @@ pub struct AdminConfig {
 
 /// Checks `[admin]`; `generate` makes a random token when none is configured (the embedded
 /// default only: a file must set one).
-pub fn admin_config(
+pub(super) fn admin_config(
     table: AdminTable,
     server_listen: Option<SocketAddr>,
     generate: bool,

@@ -13,14 +13,14 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// The shortest retention accepted.
-pub const MIN_RETENTION: Duration = Duration::from_secs(60);
+pub(super) const MIN_RETENTION: Duration = Duration::from_secs(60);
 /// The longest retention accepted: raw bodies are personal data.
-pub const MAX_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+pub(super) const MAX_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 /// The `[archive]` table as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ArchiveTable {
+pub(super) struct ArchiveTable {
     pub retention: Option<String>,
     pub max_bytes: Option<u64>,
 }

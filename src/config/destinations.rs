@@ -20,7 +20,7 @@ use super::{ConfigError, duration};
 
 /// The retry schedule when a destination names none: about a day in all, front-loaded so that
 /// a blip is retried within seconds.
-pub const DEFAULT_RETRY: &[Duration] = &[
+pub(crate) const DEFAULT_RETRY: &[Duration] = &[
     Duration::from_secs(5),
     Duration::from_secs(60),
     Duration::from_secs(5 * 60),

@@ -10,7 +10,7 @@ use super::ConfigError;
 /// Expands `${NAME}` in every string of `value`, collecting one error per missing variable;
 /// returns every value substituted (for scrubbing error messages: porter cannot know which
 /// environment variables hold secrets).
-pub fn expand(
+pub(super) fn expand(
     value: &mut toml::Value,
     path: &str,
     lookup: &dyn Fn(&str) -> Option<String>,

@@ -17,17 +17,17 @@ mod raw;
 mod redact;
 mod telemetry;
 
-pub use admin::{
+pub(crate) use admin::{
     AdminConfig, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, MIN_DIAGNOSES_PER_SECOND,
 };
-pub use archive::ArchiveConfig;
-pub use destinations::{
-    AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, DestinationKind, HttpDestination,
-    NatsDestination,
+pub(crate) use archive::ArchiveConfig;
+pub use destinations::DestinationKind;
+pub(crate) use destinations::{
+    AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, HttpDestination, NatsDestination,
 };
-pub use ohip::OhipStreamConfig;
-pub use privacy::PrivacyConfig;
-pub use telemetry::TelemetryConfig;
+pub(crate) use ohip::OhipStreamConfig;
+pub(crate) use privacy::PrivacyConfig;
+pub(crate) use telemetry::TelemetryConfig;
 
 pub use crate::vocab::Filter;
 use std::collections::HashMap;
@@ -47,11 +47,11 @@ use crate::vocab::RedisTarget;
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
 /// The file `porter serve` reads when given no `--config`.
-pub const DEFAULT_FILE: &str = "porter.toml";
+pub(crate) const DEFAULT_FILE: &str = "porter.toml";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Where porter listens when the configuration does not say.
-pub const DEFAULT_LISTEN_ADDR: SocketAddr =
+pub(crate) const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_MAX_BODY_BYTES: u64 = 3 * 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +71,7 @@ const DEFAULT_LOCAL_CAPACITY: usize = 1_000_000;
 /// The newest events a local store keeps for inspection, delivered or not.
 const DEFAULT_RETAIN_EVENTS: usize = 10_000;
 /// The local store's directory, relative to the working directory.
-pub const DEFAULT_LOCAL_PATH: &str = "porter-data";
+pub(crate) const DEFAULT_LOCAL_PATH: &str = "porter-data";
 const DEFAULT_KEY_PREFIX: &str = "porter";
 const DEFAULT_SHARDS: u16 = 16;
 

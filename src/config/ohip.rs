@@ -11,14 +11,14 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// Oracle's scope for client-credentials tokens in OCIM environments.
-pub const DEFAULT_SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
+pub(super) const DEFAULT_SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
 /// OHIP keeps 7 days of events: a replay can reach that far back, so keys are kept as long.
-pub const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(super) const DEFAULT_DEDUPE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The keys of a stream source besides `name`, `provider` and `dedupe_ttl`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OhipStreamTable {
+pub(super) struct OhipStreamTable {
     gateway_url: String,
     app_key: Secret,
     client_id: String,
@@ -103,7 +103,7 @@ impl OhipStreamConfig {
 
 /// Checks a stream source's table (`settings` = every key but `name`, `provider`, `path`,
 /// `dedupe_ttl`, `allow_ips`).
-pub fn ohip_stream_config(
+pub(super) fn ohip_stream_config(
     key: &str,
     name: String,
     settings: toml::Table,

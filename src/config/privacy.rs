@@ -11,7 +11,7 @@ use super::ConfigError;
 /// The `[privacy]` table as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PrivacyTable {
+pub(super) struct PrivacyTable {
     pub key: Option<String>,
 }
 

@@ -8,13 +8,13 @@ use super::redact::Redactor;
 
 /// The `name` of every `[[sources]]` and `[[destinations]]` table, as written.
 #[derive(Debug, Default)]
-pub struct TableNames {
+pub(super) struct TableNames {
     sources: Vec<Option<String>>,
     destinations: Vec<Option<String>>,
 }
 
 impl TableNames {
-    pub fn of(value: &toml::Value) -> Self {
+    pub(super) fn of(value: &toml::Value) -> Self {
         let names = |key: &str| -> Vec<Option<String>> {
             value
                 .get(key)
@@ -69,7 +69,7 @@ impl TableNames {
 /// The problems as reported: `unset` are the problems of `${NAME}` expansion (reported first),
 /// `checks` those found afterwards, a check on a key whose value could not be expanded is left
 /// out (it only repeats the first problem in other words), and keys get their table's name.
-pub fn report(
+pub(super) fn report(
     unset: Vec<ConfigError>,
     checks: Vec<ConfigError>,
     names: &TableNames,

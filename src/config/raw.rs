@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServerTable {
+pub(super) struct ServerTable {
     pub listen: Option<String>,
     pub public_url: Option<String>,
     pub max_body_bytes: Option<u64>,
@@ -24,7 +24,7 @@ pub struct ServerTable {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreTable {
+pub(super) struct StoreTable {
     pub kind: Option<String>,
     pub url: Option<String>,
     pub urls: Option<Vec<String>>,
@@ -50,7 +50,7 @@ pub struct StoreTable {
 /// A `[[sources]]` table: the keys every source has, and the rest, which belong to the source's
 /// provider (whose `Settings` struct refuses any it does not read).
 #[derive(Debug, Deserialize)]
-pub struct SourceTable {
+pub(super) struct SourceTable {
     pub name: String,
     pub provider: String,
     /// Absent for a source porter connects out to (`oracle_ohip_stream`).

@@ -31,14 +31,14 @@ const MIN_SCRUBBED: usize = 6;
 
 /// What to scrub from configuration error messages.
 #[derive(Debug, Default)]
-pub struct Redactor {
+pub(super) struct Redactor {
     needles: Vec<String>,
 }
 
 impl Redactor {
     /// Collects the secret values of `value` (the configuration after `${ENV}` expansion) and
     /// the `expanded` values that came from the environment.
-    pub fn new(value: &toml::Value, expanded: Vec<String>) -> Self {
+    pub(super) fn new(value: &toml::Value, expanded: Vec<String>) -> Self {
         let mut needles = expanded;
         collect(value, false, &mut needles);
         needles.retain(|needle| needle.len() >= MIN_SCRUBBED);
@@ -49,7 +49,7 @@ impl Redactor {
     }
 
     /// `text` with every collected value replaced by `***`.
-    pub fn redact(&self, text: &str) -> String {
+    pub(super) fn redact(&self, text: &str) -> String {
         let mut text = text.to_owned();
         for needle in &self.needles {
             if text.contains(needle.as_str()) {
@@ -96,7 +96,7 @@ fn url_userinfo(text: &str) -> Option<&str> {
 /// serde's message for a value of the wrong type or shape, without the value: `invalid type:
 /// string "hunter2", expected a sequence` becomes `invalid type: string, expected a
 /// sequence`. Other messages (unknown or missing fields) name keys only and pass unchanged.
-pub fn serde_message(message: &str) -> String {
+pub(super) fn serde_message(message: &str) -> String {
     for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
         let Some(rest) = message.strip_prefix(prefix) else {
             continue;
@@ -120,7 +120,7 @@ pub fn serde_message(message: &str) -> String {
 
 /// The TOML parser's message without the snippet of the file it quotes (the line may hold a
 /// secret written in the file): the problem and where it is.
-pub fn toml_syntax_message(error: &toml::de::Error, text: &str) -> String {
+pub(super) fn toml_syntax_message(error: &toml::de::Error, text: &str) -> String {
     let problem = error
         .message()
         .lines()

@@ -11,14 +11,14 @@ use serde::Deserialize;
 use super::ConfigError;
 
 /// The `service.name` of porter's spans when `service_name` does not say.
-pub const DEFAULT_SERVICE_NAME: &str = "porter";
+pub(super) const DEFAULT_SERVICE_NAME: &str = "porter";
 /// The path OTLP/HTTP receives spans on, under the endpoint.
-pub const TRACES_PATH: &str = "/v1/traces";
+pub(super) const TRACES_PATH: &str = "/v1/traces";
 
 /// The `[telemetry]` table as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TelemetryTable {
+pub(super) struct TelemetryTable {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
 }
@@ -41,7 +41,7 @@ impl TelemetryConfig {
 
 /// Checks `[telemetry]`; `None` when nothing turns tracing on (no `otlp_endpoint`) or a key
 /// is wrong (then `errors` says which).
-pub fn telemetry_config(
+pub(super) fn telemetry_config(
     table: TelemetryTable,
     errors: &mut Vec<ConfigError>,
 ) -> Option<TelemetryConfig> {

@@ -17,7 +17,7 @@ use super::Conn;
 /// `timeout`, and holds its [`Conn`] (counted out of the admissions when the last holder
 /// drops it).
 #[derive(Debug)]
-pub struct Bounded {
+pub(crate) struct Bounded {
     stream: TcpStream,
     timeout: Duration,
     /// When a byte last moved.
@@ -29,7 +29,7 @@ pub struct Bounded {
 }
 
 impl Bounded {
-    pub fn new(stream: TcpStream, timeout: Duration, conn: Arc<Conn>) -> Self {
+    pub(crate) fn new(stream: TcpStream, timeout: Duration, conn: Arc<Conn>) -> Self {
         let now = Instant::now();
         Self {
             stream,

@@ -23,7 +23,7 @@
 //!   being processed (which reads nothing while it waits for the store) is never cut off by it.
 
 mod bounded;
-pub mod budget;
+pub(crate) mod budget;
 mod peer;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,9 +35,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use bounded::Bounded;
-pub use budget::{BodyBudget, OverBudget, Reservation};
-pub use peer::Peer;
+pub(crate) use bounded::Bounded;
+pub(crate) use budget::{BodyBudget, OverBudget, Reservation};
+pub(crate) use peer::Peer;
 
 /// The bounds on connections and requests in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub struct ConnectionLimits {
 
 /// Open connections of one listener, in all and per peer, and which of them may make room.
 #[derive(Debug)]
-pub struct Admissions {
+pub(crate) struct Admissions {
     open: Mutex<Open>,
     /// The listener's name in metrics (`providers`, `admin`).
     listener: &'static str,
@@ -100,7 +100,7 @@ struct IdleKey {
 
 /// Why a connection or a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     /// `max_connections` are open and every one has a request in flight.
     Full,
     /// `max_connections_per_peer` are open from this peer.
@@ -110,7 +110,7 @@ pub enum Refused {
 }
 
 impl Refused {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Refused::Full => "max_connections",
             Refused::PeerFull => "max_connections_per_peer",
@@ -121,7 +121,7 @@ impl Refused {
 
 impl Admissions {
     /// The admissions of the listener named `listener` in metrics.
-    pub fn new(listener: &'static str) -> Arc<Self> {
+    pub(crate) fn new(listener: &'static str) -> Arc<Self> {
         Arc::new(Self {
             open: Mutex::default(),
             listener,
@@ -129,7 +129,7 @@ impl Admissions {
     }
 
     /// Counts a new connection from `ip` in (making room if all are taken), or refuses it.
-    pub fn admit(
+    pub(crate) fn admit(
         self: &Arc<Self>,
         ip: IpAddr,
         limits: &ConnectionLimits,
@@ -201,7 +201,7 @@ impl Admissions {
 
     /// How many connections are open.
     #[cfg(test)]
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.lock().total
     }
 
@@ -243,7 +243,7 @@ impl Open {
 
 /// One admitted connection. The last holder to drop it counts it out of the admissions.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     admissions: Arc<Admissions>,
     id: u64,
     peer: Peer,
@@ -253,23 +253,26 @@ pub struct Conn {
 
 impl Conn {
     /// The peer this connection counts against.
-    pub fn peer(&self) -> Peer {
+    pub(crate) fn peer(&self) -> Peer {
         self.peer
     }
 
     /// Resolves when the connection must go to make room for another.
-    pub async fn evicted(&self) {
+    pub(crate) async fn evicted(&self) {
         self.evict.notified().await;
     }
 
     /// Whether a request head has been completed on this connection.
-    pub fn served(&self) -> bool {
+    pub(crate) fn served(&self) -> bool {
         self.served.load(Ordering::Acquire)
     }
 
     /// A request (an HTTP/1 request or an HTTP/2 stream) has arrived: counts it in flight, or
     /// refuses it when its peer has `max_connections_per_peer` in flight already.
-    pub fn begin_request(self: &Arc<Self>, limits: &ConnectionLimits) -> Result<InFlight, Refused> {
+    pub(crate) fn begin_request(
+        self: &Arc<Self>,
+        limits: &ConnectionLimits,
+    ) -> Result<InFlight, Refused> {
         self.served.store(true, Ordering::Release);
         let mut open = self.admissions.lock();
         let open = &mut *open;
@@ -332,7 +335,7 @@ impl Drop for Conn {
 
 /// A request in flight on a connection; dropping it (when its answer is ready) counts it out.
 #[derive(Debug)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     conn: Arc<Conn>,
 }
 
@@ -343,7 +346,7 @@ impl Drop for InFlight {
 }
 
 /// Whether an accept error concerns only the one connection (the listener is fine).
-pub fn is_connection_error(error: &io::Error) -> bool {
+pub(crate) fn is_connection_error(error: &io::Error) -> bool {
     matches!(
         error.kind(),
         io::ErrorKind::ConnectionRefused

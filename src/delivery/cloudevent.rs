@@ -9,12 +9,12 @@ use serde_json::value::RawValue;
 
 /// A stored event's top-level attributes, borrowed from its JSON.
 #[derive(Debug)]
-pub struct StoredEvent<'a> {
+pub(super) struct StoredEvent<'a> {
     attributes: Vec<(String, &'a RawValue)>,
 }
 
 impl<'a> StoredEvent<'a> {
-    pub fn parse(json: &'a str) -> Result<Self, String> {
+    pub(super) fn parse(json: &'a str) -> Result<Self, String> {
         let map: std::collections::BTreeMap<String, &'a RawValue> = serde_json::from_str(json)
             .map_err(|e| format!("the stored event does not parse: {e}"))?;
         Ok(Self {
@@ -30,12 +30,12 @@ impl<'a> StoredEvent<'a> {
     }
 
     /// A string attribute (`None` when absent or not a string).
-    pub fn text(&self, name: &str) -> Option<String> {
+    pub(super) fn text(&self, name: &str) -> Option<String> {
         serde_json::from_str(self.raw(name)?.get()).ok()
     }
 
     /// The configured source's name (`whatsapp` of `/sources/whatsapp`).
-    pub fn source_name(&self) -> String {
+    pub(super) fn source_name(&self) -> String {
         let source = self.text("source").unwrap_or_default();
         source
             .strip_prefix("/sources/")
@@ -43,20 +43,20 @@ impl<'a> StoredEvent<'a> {
             .to_owned()
     }
 
-    pub fn event_type(&self) -> String {
+    pub(super) fn event_type(&self) -> String {
         self.text("type").unwrap_or_else(|| "unknown".to_owned())
     }
 
     /// The CloudEvents distributed-tracing extension, when the event was stored under a trace
     /// and it is a valid W3C `traceparent` (anything else is left out, as over HTTP).
-    pub fn traceparent(&self) -> Option<String> {
+    pub(super) fn traceparent(&self) -> Option<String> {
         crate::trace::Traceparent::parse(&self.text("traceparent")?).map(|t| t.to_string())
     }
 
     /// Binary mode: every attribute but `data` and `datacontenttype` as a `ce-` header
     /// (strings as they are, anything else as its JSON), control characters replaced so that
     /// no value can break a header line.
-    pub fn binary_headers(&self) -> Vec<(String, String)> {
+    pub(super) fn binary_headers(&self) -> Vec<(String, String)> {
         self.attributes
             .iter()
             .filter(|(name, _)| {
@@ -71,7 +71,7 @@ impl<'a> StoredEvent<'a> {
     }
 
     /// Binary mode's body and its content type: `data` as JSON (empty when there is none).
-    pub fn data(&self) -> (&'a str, String) {
+    pub(super) fn data(&self) -> (&'a str, String) {
         let body = self.raw("data").map_or("", RawValue::get);
         let content_type = self
             .text("datacontenttype")

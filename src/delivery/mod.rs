@@ -22,13 +22,13 @@
 //! delivery is at least once; a redelivery carries the same `webhook-id` (the event id), for
 //! the receiver to deduplicate.
 
-pub mod amqp;
+pub(crate) mod amqp;
 mod cloudevent;
-pub mod handler;
-pub mod http;
-pub mod nats;
-pub mod rate;
-pub mod worker;
+pub(crate) mod handler;
+pub(crate) mod http;
+pub(crate) mod nats;
+pub(crate) mod rate;
+pub(crate) mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub use handler::{Handler, HandlerError};
 pub use worker::Deliveries;
 
 use crate::config::{Config, DEFAULT_RETRY, DestinationKind};
-pub use crate::store::Schedules;
+pub(crate) use crate::store::Schedules;
 use crate::store::Store;
 use crate::store::redis::layout::fnv1a;
 use crate::vocab::Filter;
@@ -61,7 +61,7 @@ pub enum Response {
 /// The destination's delay for this step, spread by ±20 % so that a thousand events that failed
 /// together are not retried together; the spread is derived from the entry, so it is the same
 /// on every instance. A `Retry-After` longer than that wins.
-pub fn next_delay(
+pub(crate) fn next_delay(
     schedule: &[Duration],
     failures: usize,
     entry: &str,
@@ -82,7 +82,7 @@ fn jitter(entry: &str, failures: usize) -> f64 {
 
 /// The lease on a job being attempted: long enough for the attempt to finish, after which
 /// another instance may take the job over.
-pub fn lease_for(timeout: Duration) -> Duration {
+pub(crate) fn lease_for(timeout: Duration) -> Duration {
     timeout * 2 + Duration::from_secs(1)
 }
 

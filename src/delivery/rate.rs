@@ -18,7 +18,7 @@ use crate::store::RedisSchedule;
 
 /// One destination's bucket.
 #[derive(Debug)]
-pub struct Limiter {
+pub(crate) struct Limiter {
     rate: f64,
     burst: f64,
     bucket: Bucket,
@@ -41,7 +41,7 @@ struct Tokens {
 
 impl Limiter {
     /// A bucket in this process, full at the start.
-    pub fn local(rate: f64) -> Self {
+    pub(crate) fn local(rate: f64) -> Self {
         let burst = rate.max(1.0);
         Self {
             rate,
@@ -54,7 +54,7 @@ impl Limiter {
     }
 
     /// The destination's bucket in Redis, shared by every instance.
-    pub fn shared(rate: f64, schedule: Arc<RedisSchedule>, destination: &str) -> Self {
+    pub(crate) fn shared(rate: f64, schedule: Arc<RedisSchedule>, destination: &str) -> Self {
         Self {
             rate,
             burst: rate.max(1.0),
@@ -66,7 +66,7 @@ impl Limiter {
     }
 
     /// Takes up to `wanted` tokens; returns how many it got (possibly none).
-    pub async fn take(&self, wanted: usize) -> usize {
+    pub(crate) async fn take(&self, wanted: usize) -> usize {
         if wanted == 0 {
             return 0;
         }
@@ -98,7 +98,7 @@ impl Limiter {
     }
 
     /// Gives back tokens taken but not used.
-    pub async fn give_back(&self, unused: usize) {
+    pub(crate) async fn give_back(&self, unused: usize) {
         if unused == 0 {
             return;
         }
@@ -125,7 +125,7 @@ impl Limiter {
 
     /// How long until the bucket holds another token (from empty).
     #[cfg(test)]
-    pub fn refill_time(&self) -> std::time::Duration {
+    pub(crate) fn refill_time(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(1.0 / self.rate)
     }
 

@@ -16,9 +16,9 @@
 //! What the pure parts (normalization, the query, the key hash) are lives in
 //! `porter_providers::oracle_ohip_stream`.
 
-pub mod policy;
-pub mod session;
-pub mod token;
+pub(crate) mod policy;
+pub(crate) mod session;
+pub(crate) mod token;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The server closed the socket with this code and reason.
     Closed { code: u16, reason: String },
     /// The TCP connection broke, or nothing arrived within the liveness window (1006).
@@ -36,7 +36,7 @@ impl Ended {
     /// What happened, in one line for the status and the console. Text from the server (a
     /// close reason, an error payload) arrives here already bounded and escaped
     /// ([`crate::remote_text`]).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Ended::Closed { code, reason } if reason.is_empty() => format!("closed with {code}"),
             Ended::Closed { code, reason } => format!("closed with {code}: {reason}"),
@@ -53,7 +53,7 @@ impl Ended {
     }
 
     /// The label of the disconnect for metrics and status: the close code, `1006`, `http_400`…
-    pub fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         match self {
             Ended::Closed { code, .. } => code.to_string(),
             Ended::Dropped(_) => "1006".to_owned(),
@@ -71,7 +71,7 @@ impl Ended {
 
 /// What to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Next {
+pub(crate) enum Next {
     /// Connect again after at least this long (plus jitter); `fresh_token` forces a new token.
     Reconnect { after: Duration, fresh_token: bool },
     /// Another consumer holds the stream, or the last one did not `complete`: wait the lockout.
@@ -82,7 +82,7 @@ pub enum Next {
 
 /// The reaction to `ended`, given how many attempts in a row failed before this one and the
 /// base of the backoff (`reconnect_delay`, 10 s by default).
-pub fn next(ended: &Ended, failures: u32, base: Duration) -> Next {
+pub(crate) fn next(ended: &Ended, failures: u32, base: Duration) -> Next {
     let backoff = backoff(failures, base);
     match ended {
         Ended::Rotated | Ended::LeaseLost => Next::Reconnect {

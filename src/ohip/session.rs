@@ -36,7 +36,7 @@ use crate::store::Store;
 use crate::trace::{self, Traceparent};
 
 /// The WebSocket subprotocol OHIP speaks.
-pub const SUBPROTOCOL: &str = "graphql-transport-ws";
+pub(crate) const SUBPROTOCOL: &str = "graphql-transport-ws";
 /// OHIP bursts up to ~1.8 MB of queued events; one frame is far smaller, but allow room.
 const MAX_FRAME_BYTES: usize = 16 << 20;
 /// How long the upgrade and the `connection_ack` may take.
@@ -46,7 +46,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one connection needs.
 #[derive(Debug)]
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     pub config: &'a OhipStreamConfig,
     pub store: &'a Store,
     pub clock: &'a Clock,
@@ -60,7 +60,7 @@ type Socket =
 
 impl Session<'_> {
     /// Connects, subscribes from `offset`, and stores events until the connection ends.
-    pub async fn run(&self, token: &Token, shutdown: &mut watch::Receiver<bool>) -> Ended {
+    pub(crate) async fn run(&self, token: &Token, shutdown: &mut watch::Receiver<bool>) -> Ended {
         let mut socket = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.connect(token)).await {
             Ok(Ok(socket)) => socket,
             Ok(Err(ended)) => return ended,

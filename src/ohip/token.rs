@@ -14,11 +14,11 @@ use crate::remote_text::quote;
 
 /// The largest token answer porter reads: an OAuth token answer is a few KiB; a gateway that
 /// sends more is broken or hostile, and is not read into memory.
-pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// A bearer token and when porter should stop using it.
 #[derive(Clone)]
-pub struct Token {
+pub(crate) struct Token {
     pub access: String,
     /// When the connector rotates: `rotate_every` after it was issued, or earlier when
     /// `expires_in` says so (five minutes before the expiry).
@@ -36,7 +36,7 @@ impl std::fmt::Debug for Token {
 
 /// Why no token came.
 #[derive(Debug)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// 400, 401 or 403: the credentials, app key or scope are wrong.
     Refused(u16),
     /// The endpoint failed or could not be reached.
@@ -51,7 +51,10 @@ struct Answer {
 }
 
 /// Fetches a token with the source's credentials.
-pub async fn fetch(http: &reqwest::Client, config: &OhipStreamConfig) -> Result<Token, TokenError> {
+pub(crate) async fn fetch(
+    http: &reqwest::Client,
+    config: &OhipStreamConfig,
+) -> Result<Token, TokenError> {
     let url = config
         .gateway_url
         .join("oauth/v1/tokens")

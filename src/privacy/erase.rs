@@ -23,13 +23,13 @@ use crate::store::erase::{Erase, Erased, ErasureRecord};
 use crate::store::{Store, StoreError};
 
 /// The source name of porter's own events.
-pub use crate::vocab::PORTER_SOURCE;
+pub(crate) use crate::vocab::PORTER_SOURCE;
 /// How long the `erasure.requested` event's dedupe key is kept (it is never sent twice).
 const EVENT_KEY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What an operator asks to erase.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     pub person: Person,
     pub source: Option<String>,
     pub dry_run: bool,
@@ -41,7 +41,7 @@ pub struct Request {
 /// How long an erasure remembers what it removed: the longest dedupe window among `sources`
 /// (a redelivery inside it is a duplicate; after it, a resend is a new request), and at least
 /// a day.
-pub fn remember_for(sources: &[crate::config::SourceConfig]) -> Duration {
+pub(crate) fn remember_for(sources: &[crate::config::SourceConfig]) -> Duration {
     sources
         .iter()
         .map(|s| s.dedupe_ttl)
@@ -52,7 +52,7 @@ pub fn remember_for(sources: &[crate::config::SourceConfig]) -> Duration {
 
 /// What an erasure did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub dry_run: bool,
     pub kind: PersonKind,
     /// The value's keyed hash (`pii_…`).
@@ -65,7 +65,7 @@ pub struct Report {
 
 /// Why an erasure did not complete.
 #[derive(Debug, thiserror::Error)]
-pub enum EraseError {
+pub(crate) enum EraseError {
     #[error(
         "erasure needs [privacy] key: the audit record keeps the value's keyed hash, never the value"
     )]
@@ -75,7 +75,7 @@ pub enum EraseError {
 }
 
 /// Erases `request.person` from `store`; `destinations` names those porter delivers to.
-pub async fn erase(
+pub(crate) async fn erase(
     store: &Store,
     destinations: &[String],
     key: Option<&[u8]>,

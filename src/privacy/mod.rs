@@ -13,9 +13,11 @@
 //!   payload, a contact card) is removed, since porter cannot know what is in it;
 //! - `drop`: each marked member is removed.
 
-pub mod erase;
+pub(crate) mod erase;
 mod person;
 mod redact;
 
-pub use person::{Person, PersonKind};
-pub use redact::{Redaction, token};
+pub use person::Person;
+pub(crate) use person::PersonKind;
+pub(crate) use redact::Redaction;
+pub use redact::token;

@@ -22,7 +22,7 @@
 use serde_json::Value;
 
 use super::redact::{canonical_phone, token};
-pub use crate::vocab::PersonKind;
+pub(crate) use crate::vocab::PersonKind;
 
 /// The longest guest id or email accepted.
 const MAX_VALUE: usize = 320;

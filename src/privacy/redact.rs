@@ -174,7 +174,7 @@ fn canonical(field: &str, text: &str) -> String {
 /// A phone number in E.164 form (`+4915112345678`) from the ways people and providers write
 /// it (`+49 151 1234 5678`, `004915112345678`, `4915112345678`, `(0049) 151-1234-5678`);
 /// `None` when it is not a phone number (a WhatsApp username, a PMS id).
-pub fn canonical_phone(text: &str) -> Option<String> {
+pub(super) fn canonical_phone(text: &str) -> Option<String> {
     let text = text.trim();
     let text = text.strip_prefix("whatsapp:").unwrap_or(text);
     if !text

@@ -48,7 +48,7 @@ use super::redis::archive::{redis_append, redis_list, redis_remove};
 use super::{Store, StoreError};
 
 /// The most requests the memory store archives; the oldest go first.
-pub const MEMORY_MAX_ENTRIES: usize = 10_000;
+pub(crate) const MEMORY_MAX_ENTRIES: usize = 10_000;
 /// The most bytes (bodies, headers, paths, queries) a store archives unless `[archive]
 /// max_bytes` says otherwise; the oldest go first.
 pub use crate::vocab::DEFAULT_ARCHIVE_MAX_BYTES as DEFAULT_MAX_BYTES;

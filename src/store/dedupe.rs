@@ -22,24 +22,24 @@ use std::sync::Arc;
 use porter_providers::Reply;
 
 /// How many maps the keys are split into.
-pub const SHARDS: usize = 64;
+pub(super) const SHARDS: usize = 64;
 /// Entries per chunk of an expiry queue.
 const CHUNK: usize = 4_096;
 /// The most expired keys one call forgets (the rest go on the next calls).
-pub const FORGET_PER_CALL: usize = 1_024;
+pub(super) const FORGET_PER_CALL: usize = 1_024;
 /// The queue of keys restored from a snapshot, whose TTLs are not known (sorted by expiry).
 const RESTORED: i64 = i64::MIN;
 
 /// A remembered key.
 #[derive(Debug)]
-pub struct Remembered {
+pub(super) struct Remembered {
     /// Unix milliseconds.
     pub expires: i64,
     pub reply: Arc<Reply>,
 }
 
 #[derive(Debug)]
-pub struct Dedupe {
+pub(super) struct Dedupe {
     shards: Box<[HashMap<Arc<str>, Remembered>]>,
     hasher: std::collections::hash_map::RandomState,
     /// Per TTL in milliseconds: the keys in the order they expire.
@@ -62,14 +62,14 @@ impl Dedupe {
     }
 
     /// The key's entry if it is remembered at `now`.
-    pub fn get(&self, key: &str, now: i64) -> Option<&Remembered> {
+    pub(super) fn get(&self, key: &str, now: i64) -> Option<&Remembered> {
         self.shards[self.shard(key)]
             .get(key)
             .filter(|remembered| remembered.expires > now)
     }
 
     /// Remembers `key` until `expires`; `ttl` (milliseconds) picks its expiry queue.
-    pub fn remember(&mut self, key: Arc<str>, expires: i64, ttl: i64, reply: Arc<Reply>) {
+    pub(super) fn remember(&mut self, key: Arc<str>, expires: i64, ttl: i64, reply: Arc<Reply>) {
         let queue = match self.queues.iter_mut().position(|(t, _)| *t == ttl) {
             Some(at) => at,
             None => {
@@ -83,7 +83,7 @@ impl Dedupe {
     }
 
     /// Remembers keys whose TTLs are unknown (a snapshot's), in any order.
-    pub fn restore(&mut self, mut keys: Vec<(Arc<str>, i64, Arc<Reply>)>) {
+    pub(super) fn restore(&mut self, mut keys: Vec<(Arc<str>, i64, Arc<Reply>)>) {
         keys.sort_by_key(|(_, expires, _)| *expires);
         for (key, expires, reply) in keys {
             self.remember(key, expires, RESTORED, reply);
@@ -91,7 +91,7 @@ impl Dedupe {
     }
 
     /// Forgets up to [`FORGET_PER_CALL`] keys whose time is up.
-    pub fn forget_expired(&mut self, now: i64) {
+    pub(super) fn forget_expired(&mut self, now: i64) {
         let mut budget = FORGET_PER_CALL;
         for index in 0..self.queues.len() {
             while budget > 0 {
@@ -119,12 +119,12 @@ impl Dedupe {
     }
 
     /// Keys in the map (some may be expired and not yet forgotten).
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.shards.iter().map(HashMap::len).sum()
     }
 
     /// Every key remembered at `now`.
-    pub fn live(&self, now: i64) -> impl Iterator<Item = (&Arc<str>, &Remembered)> {
+    pub(super) fn live(&self, now: i64) -> impl Iterator<Item = (&Arc<str>, &Remembered)> {
         self.shards
             .iter()
             .flat_map(|shard| shard.iter())

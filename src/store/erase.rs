@@ -38,7 +38,7 @@ use super::schedule::source_name;
 use super::{Quarantined, StoreError};
 
 /// The `type` of the events that carry an erasure request to destinations.
-pub const ERASURE_EVENT_TYPE: &str = "erasure.requested";
+pub(crate) const ERASURE_EVENT_TYPE: &str = "erasure.requested";
 
 /// Whom an erasure is about, as the stores search for it: whether a stored event (its JSON)
 /// or a body holds them. The privacy module's `Person` is the one implementation; the stores
@@ -58,13 +58,13 @@ pub struct Erase {
 }
 
 /// The tombstone of an erased event: its id.
-pub fn event_tombstone(event_id: &str) -> String {
+pub(crate) fn event_tombstone(event_id: &str) -> String {
     event_id.to_owned()
 }
 
 /// The tombstone of an erased body (quarantined or archived) of `source`: a digest of its
 /// bytes, never the bytes.
-pub fn body_tombstone(source: &str, body: &[u8]) -> String {
+pub(crate) fn body_tombstone(source: &str, body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("body:{source}:{}", hex::encode(&digest[..16]))
 }
@@ -72,13 +72,13 @@ pub fn body_tombstone(source: &str, body: &[u8]) -> String {
 /// What erasures removed, remembered for a while so that it cannot come back: tombstone
 /// keys ([`event_tombstone`], [`body_tombstone`]) with the time (Unix ms) each is forgotten.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Tombstones {
+pub(crate) struct Tombstones {
     until: std::collections::HashMap<String, i64>,
 }
 
 impl Tombstones {
     /// Remembers `keys` until `until`; what has expired by `now` is forgotten.
-    pub fn insert(&mut self, keys: impl IntoIterator<Item = String>, until: i64, now: i64) {
+    pub(crate) fn insert(&mut self, keys: impl IntoIterator<Item = String>, until: i64, now: i64) {
         self.until.retain(|_, expires| *expires > now);
         for key in keys {
             let expires = self.until.entry(key).or_insert(until);
@@ -87,18 +87,18 @@ impl Tombstones {
     }
 
     /// Remembers `key` until `until`, as a snapshot held it.
-    pub fn restore(&mut self, key: String, until: i64) {
+    pub(crate) fn restore(&mut self, key: String, until: i64) {
         let expires = self.until.entry(key).or_insert(until);
         *expires = (*expires).max(until);
     }
 
     /// Whether `key` is remembered at `now`.
-    pub fn contains(&self, key: &str, now: i64) -> bool {
+    pub(crate) fn contains(&self, key: &str, now: i64) -> bool {
         self.until.get(key).is_some_and(|expires| *expires > now)
     }
 
     /// Every key remembered at `now`, with its expiry (the local store's snapshot).
-    pub fn live(&self, now: i64) -> impl Iterator<Item = (&String, i64)> {
+    pub(crate) fn live(&self, now: i64) -> impl Iterator<Item = (&String, i64)> {
         self.until
             .iter()
             .filter(move |(_, expires)| **expires > now)
@@ -108,7 +108,7 @@ impl Tombstones {
 
 /// The tombstones of what `found` names: its events' ids and its quarantined bodies' digests
 /// (a [`quarantine_ref`] is `<ms>:<source>:<digest>`, and the tombstone `body:<source>:<digest>`).
-pub fn tombstones_of(found: &Found) -> Vec<String> {
+pub(crate) fn tombstones_of(found: &Found) -> Vec<String> {
     found
         .events
         .iter()
@@ -124,7 +124,7 @@ pub fn tombstones_of(found: &Found) -> Vec<String> {
 
 /// The tombstones an archived request would bring back: its events' ids, and its body's
 /// digest when it was quarantined.
-pub fn archived_tombstones(item: &super::Archived) -> Vec<String> {
+pub(crate) fn archived_tombstones(item: &super::Archived) -> Vec<String> {
     let body = body_tombstone(&item.source, &item.body);
     match &item.outcome {
         super::archive::ArchivedOutcome::Events(events) => events
@@ -206,7 +206,7 @@ impl Erase {
 
 /// The ids of the archived requests that hold the person (in their body or query, as
 /// written or percent-decoded) or produced one of `events`.
-pub fn archived_holding(
+pub(crate) fn archived_holding(
     archived: &[super::Archived],
     erase: &Erase,
     events: &HashSet<String>,
@@ -232,7 +232,7 @@ pub fn archived_holding(
 }
 
 /// A quarantined body's identity (it has no id): when it arrived and a digest of its bytes.
-pub fn quarantine_ref(item: &Quarantined) -> String {
+pub(crate) fn quarantine_ref(item: &Quarantined) -> String {
     let digest = Sha256::digest(&item.body);
     format!(
         "{}:{}:{}",
@@ -262,7 +262,7 @@ pub struct ErasureRecord {
 }
 
 /// How many erasure records the memory and local stores keep (the Redis store keeps all).
-pub const ERASURE_RECORDS: usize = 10_000;
+pub(crate) const ERASURE_RECORDS: usize = 10_000;
 
 impl super::Store {
     /// Finds and (unless `dry_run`) removes every stored thing that holds the person;

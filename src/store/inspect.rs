@@ -16,7 +16,7 @@ use super::schedule::{Attempt, JobState};
 use super::{RedisSchedule, Schedules, Store, StoreError};
 
 /// The most stream entries one lookup reads, per stream.
-pub const SCAN_LIMIT: usize = 10_000;
+pub(crate) const SCAN_LIMIT: usize = 10_000;
 /// Entries read per Redis call while scanning.
 const PAGE: usize = 500;
 

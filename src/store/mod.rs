@@ -11,16 +11,16 @@
 //! A closed enum rather than a trait object: the set of stores is small and known, and a
 //! `match` keeps every implementation one jump away.
 
-pub mod archive;
+pub(crate) mod archive;
 mod dedupe;
-pub mod erase;
-pub mod inspect;
-pub mod local;
-pub mod memory;
-pub mod ohip;
+pub(crate) mod erase;
+pub(crate) mod inspect;
+pub(crate) mod local;
+pub(crate) mod memory;
+pub(crate) mod ohip;
 mod printer;
-pub mod redis;
-pub mod schedule;
+pub(crate) mod redis;
+pub(crate) mod schedule;
 
 use std::time::Duration;
 

@@ -14,13 +14,13 @@ use std::time::Duration;
 use super::StoreError;
 
 /// Lines waiting for the writer before [`Printer::offer`] answers `Full`.
-pub const QUEUE: usize = 65_536;
+pub(super) const QUEUE: usize = 65_536;
 /// How long the thread lets lines gather after a write.
 const GATHER: Duration = Duration::from_millis(1);
 
 /// The sending side; the thread owns the writer.
 #[derive(Debug, Clone)]
-pub struct Printer {
+pub(super) struct Printer {
     shared: Arc<Shared>,
 }
 
@@ -47,7 +47,7 @@ impl Shared {
 
 impl Printer {
     /// Starts the thread writing to `writer`.
-    pub fn spawn(mut writer: Box<dyn Write + Send>) -> Self {
+    pub(super) fn spawn(mut writer: Box<dyn Write + Send>) -> Self {
         let shared = Arc::new(Shared::default());
         let thread = Arc::clone(&shared);
         let spawned = std::thread::Builder::new()
@@ -87,7 +87,7 @@ impl Printer {
     }
 
     /// Queues `lines`, or says why not: the queue is full (`Full`), or writing has failed.
-    pub fn offer(&self, lines: Vec<Arc<str>>) -> Result<(), StoreError> {
+    pub(super) fn offer(&self, lines: Vec<Arc<str>>) -> Result<(), StoreError> {
         if let Some(reason) = self.shared.failed.get() {
             return Err(StoreError::Unavailable(reason.clone()));
         }

@@ -174,7 +174,7 @@ pub trait Schedule: Send + Sync + 'static {
 }
 
 /// The name of the source behind a CloudEvents `source` (`/sources/<name>`).
-pub fn source_name(source_uri: &str) -> &str {
+pub(crate) fn source_name(source_uri: &str) -> &str {
     source_uri.strip_prefix("/sources/").unwrap_or(source_uri)
 }
 

@@ -37,7 +37,7 @@ impl std::fmt::Display for Filter {
 }
 
 /// `*` matches any run of characters (dots included); everything else matches itself.
-pub fn glob_matches(glob: &str, text: &str) -> bool {
+pub(crate) fn glob_matches(glob: &str, text: &str) -> bool {
     match glob.split_once('*') {
         None => glob == text,
         Some((head, tail)) => {

@@ -10,14 +10,15 @@ mod person;
 mod pii;
 mod redis;
 
-pub use filter::{Filter, glob_matches};
-pub use person::PersonKind;
-pub use pii::Pii;
+pub use filter::Filter;
+pub(crate) use filter::glob_matches;
+pub(crate) use person::PersonKind;
+pub(crate) use pii::Pii;
 pub use redis::RedisTarget;
 
 /// The source name of porter's own events (`erasure.requested`): no configured source may
 /// take it.
-pub const PORTER_SOURCE: &str = "porter";
+pub(crate) const PORTER_SOURCE: &str = "porter";
 
 /// The most bytes the raw archive keeps unless `[archive] max_bytes` says otherwise.
 pub const DEFAULT_ARCHIVE_MAX_BYTES: usize = 64 * 1024 * 1024;

@@ -9,13 +9,13 @@ const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
 
 /// Colours for series, in order; the first three are the outcomes that matter most.
-pub const PALETTE: [&str; 8] = [
+pub(super) const PALETTE: [&str; 8] = [
     "#2e7d32", "#9e9e9e", "#c62828", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037",
 ];
 
 /// One line of a chart.
 #[derive(Debug, Clone)]
-pub struct Line {
+pub(super) struct Line {
     pub label: String,
     pub colour: &'static str,
     /// One value per point; `None` where there is nothing to draw.
@@ -24,7 +24,7 @@ pub struct Line {
 
 /// A line chart over `points` equally spaced points, with a legend, its y-axis scaled to the
 /// largest value.
-pub fn lines(title: &str, unit: &str, lines: &[Line], first: &str, last: &str) -> Markup {
+pub(super) fn lines(title: &str, unit: &str, lines: &[Line], first: &str, last: &str) -> Markup {
     let points = lines.iter().map(|l| l.values.len()).max().unwrap_or(0);
     let top = nice_ceiling(
         lines
@@ -70,7 +70,7 @@ pub fn lines(title: &str, unit: &str, lines: &[Line], first: &str, last: &str) -
 }
 
 /// Horizontal bars, one per labelled count, in the order given.
-pub fn bars(title: &str, counts: &[(String, u64)]) -> Markup {
+pub(super) fn bars(title: &str, counts: &[(String, u64)]) -> Markup {
     let largest = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let row = 22.0;
     let label_width = 200.0;
@@ -96,7 +96,7 @@ pub fn bars(title: &str, counts: &[(String, u64)]) -> Markup {
 }
 
 /// A small coloured square (an SVG, since the console's policy allows no inline style).
-pub fn swatch(colour: &str) -> Markup {
+pub(super) fn swatch(colour: &str) -> Markup {
     html! {
         svg.swatch viewBox="0 0 10 10" width="10" height="10" aria-hidden="true" {
             rect width="10" height="10" fill=(colour) {}

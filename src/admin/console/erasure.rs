@@ -25,7 +25,7 @@ use crate::store::erase::{Erased, ErasureRecord};
 const RECORDS: usize = 50;
 
 #[derive(Debug, Deserialize)]
-pub struct EraseForm {
+pub(super) struct EraseForm {
     kind: String,
     value: String,
     #[serde(default)]
@@ -34,7 +34,7 @@ pub struct EraseForm {
     action: String,
 }
 
-pub async fn show(State(admin): State<Arc<Admin>>, Query(done): Query<Done>) -> Response {
+pub(super) async fn show(State(admin): State<Arc<Admin>>, Query(done): Query<Done>) -> Response {
     let records = admin.gateway.store.erasures(RECORDS).await;
     let notice = match done.done.as_deref() {
         Some("erased") => Some("Erased. Destinations are told by an erasure.requested event."),
@@ -54,7 +54,10 @@ pub async fn show(State(admin): State<Arc<Admin>>, Query(done): Query<Done>) -> 
     ))
 }
 
-pub async fn submit(State(admin): State<Arc<Admin>>, Form(form): Form<EraseForm>) -> Response {
+pub(super) async fn submit(
+    State(admin): State<Arc<Admin>>,
+    Form(form): Form<EraseForm>,
+) -> Response {
     let person = PersonKind::parse(&form.kind)
         .ok_or_else(|| "choose phone, email or guest id".to_owned())
         .and_then(|kind| Person::new(kind, &form.value).map_err(|e| e.to_string()));

@@ -4,7 +4,7 @@ use maud::{DOCTYPE, Markup, html};
 
 /// The console's sections, for the navigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
+pub(super) enum Section {
     Overview,
     Requests,
     Events,
@@ -23,7 +23,7 @@ const SECTIONS: [(Section, &str, &str); 6] = [
 ];
 
 /// A whole page; `refresh` reloads it every so many seconds (the overview's charts).
-pub fn page(title: &str, current: Section, refresh: Option<u32>, body: Markup) -> Markup {
+pub(super) fn page(title: &str, current: Section, refresh: Option<u32>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -53,7 +53,7 @@ pub fn page(title: &str, current: Section, refresh: Option<u32>, body: Markup) -
 }
 
 /// The login page, with a problem to show when the last attempt failed.
-pub fn login(problem: Option<&str>) -> Markup {
+pub(super) fn login(problem: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

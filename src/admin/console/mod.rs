@@ -22,7 +22,7 @@ use super::{Admin, views};
 /// How many rows a console list shows.
 const ROWS: usize = 200;
 
-pub fn routes() -> axum::Router<Arc<Admin>> {
+pub(super) fn routes() -> axum::Router<Arc<Admin>> {
     axum::Router::new()
         .route("/", get(overview))
         .route("/requests", get(requests))
@@ -37,7 +37,7 @@ pub fn routes() -> axum::Router<Arc<Admin>> {
         .route("/guest-data", get(erasure::show).post(erasure::submit))
 }
 
-pub async fn stylesheet() -> Response {
+pub(super) async fn stylesheet() -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/css; charset=utf-8"),
@@ -49,7 +49,7 @@ pub async fn stylesheet() -> Response {
 }
 
 /// The login page (its body; the caller picks the status).
-pub fn login(problem: Option<&str>) -> Html<String> {
+pub(super) fn login(problem: Option<&str>) -> Html<String> {
     Html(layout::login(problem).into_string())
 }
 

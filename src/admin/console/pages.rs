@@ -32,7 +32,7 @@ fn segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, UNRESERVED).to_string()
 }
 
-pub fn notice(done: Option<&str>) -> Markup {
+pub(super) fn notice(done: Option<&str>) -> Markup {
     let text = match done {
         Some("replayed") => "Dead letter replayed: it is due for delivery now.",
         Some("replayed_all") => "Every dead letter was replayed.",
@@ -44,7 +44,7 @@ pub fn notice(done: Option<&str>) -> Markup {
     html! { p.notice { (text) } }
 }
 
-pub fn overview(overview: &Overview, stats: &Stats) -> Markup {
+pub(super) fn overview(overview: &Overview, stats: &Stats) -> Markup {
     let first = stats
         .points
         .first()
@@ -212,7 +212,7 @@ fn store_line(overview: &Overview) -> Markup {
     }
 }
 
-pub fn destinations_table(
+pub(super) fn destinations_table(
     destinations: &[DestinationOverview],
     infos: Option<&[DestinationInfo]>,
 ) -> Markup {
@@ -264,7 +264,7 @@ pub fn destinations_table(
     }
 }
 
-pub fn requests(
+pub(super) fn requests(
     requests: &[RecentRequest],
     sources: &[String],
     source: Option<&str>,
@@ -331,7 +331,7 @@ pub fn requests(
 
 /// What the events list shows of an event: never its data (guest data stays on its page).
 #[derive(Debug, Deserialize)]
-pub struct EventSummary {
+pub(super) struct EventSummary {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
@@ -340,7 +340,7 @@ pub struct EventSummary {
     pub providereventtype: Option<String>,
 }
 
-pub fn events(
+pub(super) fn events(
     events: &[EventSummary],
     sources: &[String],
     source: Option<&str>,
@@ -383,7 +383,7 @@ pub fn events(
     }
 }
 
-pub fn event(id: &str, pretty: &str, deliveries: &[Delivery]) -> Markup {
+pub(super) fn event(id: &str, pretty: &str, deliveries: &[Delivery]) -> Markup {
     html! {
         h1 { "Event " code { (id) } }
         h2 { "Deliveries" }
@@ -432,7 +432,7 @@ fn attempts(attempts: &[Attempt]) -> Markup {
     }
 }
 
-pub fn dead_letters(dead: &[DeadLetterJson]) -> Markup {
+pub(super) fn dead_letters(dead: &[DeadLetterJson]) -> Markup {
     html! {
         h1 { "Dead letters" }
         p.muted {
@@ -468,14 +468,14 @@ pub fn dead_letters(dead: &[DeadLetterJson]) -> Markup {
     }
 }
 
-pub fn not_found(what: &str) -> Markup {
+pub(super) fn not_found(what: &str) -> Markup {
     html! {
         h1 { "Not found" }
         p { (what) }
     }
 }
 
-pub fn store_problem(error: &str) -> Markup {
+pub(super) fn store_problem(error: &str) -> Markup {
     html! {
         h1 { "The store is unavailable" }
         p.problem { (error) }

@@ -9,7 +9,7 @@ use crate::store::archive::{Archived, ArchivedOutcome};
 
 /// An archived request as the local store writes it: a journal record and a snapshot frame.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ArchivedWire {
+pub(crate) struct ArchivedWire {
     id: String,
     source: String,
     /// Unix milliseconds.
@@ -32,7 +32,7 @@ pub struct ArchivedWire {
 }
 
 impl ArchivedWire {
-    pub fn new(item: &Archived, expires: i64) -> Self {
+    pub(crate) fn new(item: &Archived, expires: i64) -> Self {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
         let (events, quarantined) = match &item.outcome {
@@ -60,7 +60,7 @@ impl ArchivedWire {
     }
 
     /// The entry and its expiry.
-    pub fn into_parts(self) -> Result<(Archived, i64), String> {
+    pub(crate) fn into_parts(self) -> Result<(Archived, i64), String> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
         let decode = |text: &str| b64.decode(text).map(Bytes::from).map_err(|e| e.to_string());

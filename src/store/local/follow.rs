@@ -9,7 +9,7 @@ use super::record::{self, Record};
 /// Reads the events appended to a local store's journal from now on, for `porter events tail
 /// --follow` (which may run while `porter serve` writes).
 #[derive(Debug)]
-pub struct Follower {
+pub(crate) struct Follower {
     dir: PathBuf,
     generation: u64,
     offset: u64,
@@ -17,7 +17,7 @@ pub struct Follower {
 
 impl Follower {
     /// Starts at the end of the newest journal.
-    pub fn at_end(dir: &Path) -> std::io::Result<Self> {
+    pub(crate) fn at_end(dir: &Path) -> std::io::Result<Self> {
         let found = Generations::list(dir)?;
         let generation = found.journals.last().copied().unwrap_or(0);
         let offset = std::fs::metadata(journal_path(dir, generation)).map_or(0, |m| m.len());
@@ -29,7 +29,7 @@ impl Follower {
     }
 
     /// The JSON of the events whose records became whole since the last call, oldest first.
-    pub fn poll(&mut self) -> std::io::Result<Vec<Arc<str>>> {
+    pub(crate) fn poll(&mut self) -> std::io::Result<Vec<Arc<str>>> {
         let mut events = Vec::new();
         loop {
             let path = journal_path(&self.dir, self.generation);

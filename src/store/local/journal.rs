@@ -20,19 +20,19 @@ use crate::store::StoreError;
 
 /// The outcome of one batch, which every caller of that batch waits for.
 #[derive(Debug, Default)]
-pub struct Signal {
+pub(super) struct Signal {
     outcome: OnceLock<Result<(), Arc<str>>>,
     fired: tokio::sync::Notify,
 }
 
 impl Signal {
-    pub fn fire(&self, outcome: Result<(), Arc<str>>) {
+    pub(super) fn fire(&self, outcome: Result<(), Arc<str>>) {
         let _ = self.outcome.set(outcome);
         self.fired.notify_waiters();
     }
 
     /// Waits until the batch is on disk (`Ok`) or failed.
-    pub async fn wait(&self) -> Result<(), StoreError> {
+    pub(super) async fn wait(&self) -> Result<(), StoreError> {
         loop {
             let fired = self.fired.notified();
             tokio::pin!(fired);
@@ -63,14 +63,14 @@ struct Open {
 
 /// The appending side, shared by every caller.
 #[derive(Debug, Default)]
-pub struct Journal {
+pub(super) struct Journal {
     open: Mutex<Open>,
     wake: Condvar,
 }
 
 /// What the writer takes at once.
 #[derive(Debug)]
-pub struct Batch {
+pub(super) struct Batch {
     pub bytes: Vec<u8>,
     pub records: Vec<Record>,
     pub signal: Arc<Signal>,
@@ -82,7 +82,7 @@ impl Journal {
     }
 
     /// Adds `record` to the open batch; the signal fires once it is on disk and applied.
-    pub fn append(&self, record: Record) -> Result<Arc<Signal>, StoreError> {
+    pub(super) fn append(&self, record: Record) -> Result<Arc<Signal>, StoreError> {
         let mut open = self.lock();
         if let Some(reason) = &open.broken {
             return Err(StoreError::Unavailable(reason.to_string()));
@@ -102,13 +102,13 @@ impl Journal {
     }
 
     /// Why appends are refused, if they are.
-    pub fn broken(&self) -> Option<Arc<str>> {
+    pub(super) fn broken(&self) -> Option<Arc<str>> {
         self.lock().broken.clone()
     }
 
     /// Blocks the writer until there is a batch (or, closing, returns `None`). With
     /// `timeout`, returns an empty batch when it passes (the writer's chance to repair).
-    pub fn take(&self, timeout: Option<Duration>) -> Option<Batch> {
+    pub(super) fn take(&self, timeout: Option<Duration>) -> Option<Batch> {
         let mut open = self.lock();
         while open.records.is_empty() {
             if open.closing {
@@ -146,16 +146,16 @@ impl Journal {
     }
 
     /// Refuses appends with `reason` until [`Journal::mend`].
-    pub fn set_broken(&self, reason: Arc<str>) {
+    pub(super) fn set_broken(&self, reason: Arc<str>) {
         self.lock().broken = Some(reason);
     }
 
-    pub fn mend(&self) {
+    pub(super) fn mend(&self) {
         self.lock().broken = None;
     }
 
     /// Refuses further appends and lets the writer finish what it has.
-    pub fn close(&self) {
+    pub(super) fn close(&self) {
         self.lock().closing = true;
         self.wake.notify_all();
     }
@@ -166,7 +166,7 @@ impl Journal {
 /// leaves on disk (a torn tail whose requests were never answered). Unit tests can also hold
 /// the writer before a write and fail it.
 #[derive(Debug, Clone, Default)]
-pub struct Fault {
+pub(super) struct Fault {
     torn_after: Option<u64>,
     #[cfg(test)]
     pub failing: Arc<Failing>,
@@ -175,7 +175,7 @@ pub struct Fault {
 /// A write the unit tests fail on purpose, after holding it until released.
 #[cfg(test)]
 #[derive(Debug, Default)]
-pub struct Failing {
+pub(super) struct Failing {
     /// `Some(released)` while armed.
     state: Mutex<Option<bool>>,
     changed: Condvar,
@@ -185,11 +185,11 @@ pub struct Failing {
 #[cfg(test)]
 impl Failing {
     /// Fails the next write, holding it until [`Failing::release`].
-    pub fn arm(&self) {
+    pub(super) fn arm(&self) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(false);
     }
 
-    pub fn release(&self) {
+    pub(super) fn release(&self) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.is_some() {
             *state = Some(true);
@@ -198,7 +198,7 @@ impl Failing {
     }
 
     /// Whether the writer is holding a write (its batch is in flight).
-    pub fn holding(&self) -> bool {
+    pub(super) fn holding(&self) -> bool {
         self.held.load(std::sync::atomic::Ordering::Acquire)
     }
 
@@ -233,7 +233,7 @@ fn tear_point(bytes: &[u8]) -> usize {
 }
 
 impl Fault {
-    pub fn from_env() -> Self {
+    pub(super) fn from_env() -> Self {
         let torn_after = std::env::var("PORTER_LOCAL_FAULT")
             .ok()
             .and_then(|v| v.strip_prefix("torn_write_after:")?.parse().ok());
@@ -249,7 +249,12 @@ impl Fault {
 
     /// Before writing batch number `batch` (from 0): tears it and aborts if asked to; an
     /// error fails the write.
-    pub fn before_write(&self, file: &mut File, batch: u64, bytes: &[u8]) -> std::io::Result<()> {
+    pub(super) fn before_write(
+        &self,
+        file: &mut File,
+        batch: u64,
+        bytes: &[u8],
+    ) -> std::io::Result<()> {
         if self.torn_after == Some(batch) {
             let _ = file.write_all(&bytes[..tear_point(bytes)]);
             std::process::abort();

@@ -32,12 +32,12 @@ mod files;
 mod follow;
 mod journal;
 mod private;
-pub mod record;
+pub(crate) mod record;
 mod schedule;
 mod snapshot;
 mod writer;
 
-pub use self::follow::Follower;
+pub(crate) use self::follow::Follower;
 pub use self::schedule::LocalSchedule;
 
 #[cfg(test)]

@@ -23,13 +23,13 @@ use crate::store::memory::{Item, Recent};
 use crate::store::schedule::{Attempt, Job, Next};
 
 /// The largest frame read back: anything longer is a torn or corrupt length.
-pub const MAX_FRAME: usize = 256 * 1024 * 1024;
+pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
 /// Length and CRC.
-pub const HEADER: usize = 8;
+pub(crate) const HEADER: usize = 8;
 
 /// One change of the local store's state, in the order it was made.
 #[derive(Debug, Clone)]
-pub enum Record {
+pub(crate) enum Record {
     /// New events and their dedupe keys, remembered until `expires` with `reply`: one
     /// request's worth, all or nothing.
     Enqueue {
@@ -158,7 +158,7 @@ enum Wire {
 }
 
 /// Appends `payload`'s frame to `out`; `payload` writes the JSON.
-pub fn frame(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn frame(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0; HEADER]);
     payload(out);
@@ -171,7 +171,7 @@ pub fn frame(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
 
 impl Record {
     /// Appends this record's frame to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         frame(out, |out| match self {
             Record::Enqueue {
                 now,
@@ -246,7 +246,7 @@ impl Record {
     }
 
     /// The record in one frame's payload.
-    pub fn decode(payload: &[u8]) -> Result<Record, String> {
+    pub(crate) fn decode(payload: &[u8]) -> Result<Record, String> {
         use base64::Engine as _;
         let wire: Wire = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
         Ok(match wire {
@@ -335,7 +335,7 @@ impl Record {
 
     /// A job handle for [`crate::store::MemorySchedule::finish_now`] (which reads only the
     /// entry).
-    pub fn job(entry: &str) -> Job {
+    pub(crate) fn job(entry: &str) -> Job {
         Job {
             entry: entry.to_owned(),
             shard: 0,
@@ -377,7 +377,7 @@ fn encode_enqueue(out: &mut Vec<u8>, now: i64, expires: i64, reply: &Reply, item
 
 /// How reading a file of frames ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// Every byte was a whole frame.
     Clean,
     /// A torn write at this offset, with nothing whole after it: the bytes from here on were
@@ -388,7 +388,7 @@ pub enum End {
 }
 
 /// Calls `visit` with each whole frame's payload, in order, and says how the file ended.
-pub fn read_frames(
+pub(crate) fn read_frames(
     bytes: &[u8],
     mut visit: impl FnMut(&[u8]) -> Result<(), String>,
 ) -> Result<End, String> {

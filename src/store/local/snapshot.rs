@@ -124,7 +124,7 @@ struct DeadFields<'a> {
 
 mod erased {
     /// A serialisable set of fields, behind a reference of one type.
-    pub trait Fields {
+    pub(super) trait Fields {
         /// Writes the fields as one JSON object.
         fn write(&self, out: &mut Vec<u8>);
     }
@@ -139,7 +139,7 @@ mod erased {
 
 /// The state a snapshot holds.
 #[derive(Debug, Default)]
-pub struct State {
+pub(super) struct State {
     pub store: Contents,
     pub schedule: ScheduleContents,
     /// The raw archive's entries with their expiry, oldest first.
@@ -149,7 +149,7 @@ pub struct State {
 }
 
 /// Writes `state` as generation `generation`'s snapshot in `dir`; its size in bytes.
-pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64> {
+pub(super) fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64> {
     let temporary = dir.join(format!("snapshot-{generation:08}.tmp"));
     // A leftover (or planted) `.tmp` goes first: a link is removed, never followed.
     match std::fs::remove_file(&temporary) {
@@ -328,13 +328,13 @@ pub fn write(dir: &Path, generation: u64, state: &State) -> std::io::Result<u64>
     Ok(size)
 }
 
-pub fn snapshot_path(dir: &Path, generation: u64) -> std::path::PathBuf {
+pub(super) fn snapshot_path(dir: &Path, generation: u64) -> std::path::PathBuf {
     dir.join(format!("snapshot-{generation:08}.snap"))
 }
 
 /// Reads generation `generation`'s snapshot; `None` when it is incomplete or damaged (then
 /// an older one, with its journals, holds the state).
-pub fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
+pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
     let path = snapshot_path(dir, generation);
     let bytes = super::private::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut state = State::default();

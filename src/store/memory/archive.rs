@@ -11,7 +11,7 @@ use crate::store::archive::{Archived, DEFAULT_MAX_BYTES, MEMORY_MAX_ENTRIES, wan
 
 /// The memory store's archive.
 #[derive(Debug)]
-pub struct MemoryArchive {
+pub(crate) struct MemoryArchive {
     inner: Mutex<MemoryInner>,
     /// `[archive] max_bytes`.
     max_bytes: std::sync::atomic::AtomicUsize,
@@ -54,7 +54,7 @@ impl MemoryInner {
 
 impl MemoryArchive {
     /// Bounds the archive to `max_bytes` (from the next insert on).
-    pub fn set_max_bytes(&self, max_bytes: usize) {
+    pub(crate) fn set_max_bytes(&self, max_bytes: usize) {
         self.max_bytes
             .store(max_bytes, std::sync::atomic::Ordering::Relaxed);
     }
@@ -67,7 +67,7 @@ impl MemoryArchive {
 
     /// Appends `item` (its id assigned here), kept for `retention` after `now_ms`.
     #[cfg(test)]
-    pub fn append(
+    pub(crate) fn append(
         &self,
         mut item: Archived,
         retention: std::time::Duration,
@@ -81,7 +81,7 @@ impl MemoryArchive {
     }
 
     /// The next id, at `now_ms` (the local store writes it to its journal before applying).
-    pub fn reserve(&self, now_ms: i64) -> String {
+    pub(crate) fn reserve(&self, now_ms: i64) -> String {
         let mut inner = self.lock();
         let ms = now_ms.max(inner.last.0);
         let seq = if ms == inner.last.0 {
@@ -95,7 +95,7 @@ impl MemoryArchive {
 
     /// Keeps `item`, whose id is assigned, until `expires`; the oldest go first beyond the
     /// bounds.
-    pub fn insert(&self, item: Archived, expires: i64, now_ms: i64) {
+    pub(crate) fn insert(&self, item: Archived, expires: i64, now_ms: i64) {
         let mut inner = self.lock();
         inner.expire(now_ms);
         if let Some((Ok(ms), Ok(seq))) = item
@@ -116,11 +116,11 @@ impl MemoryArchive {
     }
 
     /// Every entry with its expiry, oldest first (the local store's snapshot).
-    pub fn entries(&self) -> Vec<(i64, Archived)> {
+    pub(crate) fn entries(&self) -> Vec<(i64, Archived)> {
         self.lock().entries.iter().cloned().collect()
     }
 
-    pub fn list(
+    pub(crate) fn list(
         &self,
         source: Option<&str>,
         since: Option<Timestamp>,
@@ -141,7 +141,7 @@ impl MemoryArchive {
     }
 
     /// Those of `ids` still kept.
-    pub fn present(&self, ids: &[String]) -> Vec<String> {
+    pub(crate) fn present(&self, ids: &[String]) -> Vec<String> {
         let inner = self.lock();
         ids.iter()
             .filter(|id| inner.entries.iter().any(|(_, item)| &item.id == *id))
@@ -149,7 +149,7 @@ impl MemoryArchive {
             .collect()
     }
 
-    pub fn remove(&self, ids: &[String]) -> usize {
+    pub(crate) fn remove(&self, ids: &[String]) -> usize {
         let mut inner = self.lock();
         let before = inner.entries.len();
         inner.entries.retain(|(_, item)| !ids.contains(&item.id));

@@ -25,14 +25,14 @@ use super::printer::Printer;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 use crate::clock::Clock;
 
-pub mod archive;
+pub(crate) mod archive;
 mod erase;
-pub mod schedule;
+pub(crate) mod schedule;
 
 /// How many quarantined bodies are kept; older ones are dropped first.
 const QUARANTINE_CAPACITY: usize = 1_000;
 /// How many of the newest events are kept for inspection (`GET /api/events`).
-pub const RECENT_EVENTS: usize = 1_000;
+pub(crate) const RECENT_EVENTS: usize = 1_000;
 
 /// A recently stored event, for inspection: its JSON shared with the schedules (not copied).
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ pub struct Recent {
 /// recent events need, nothing that must be parsed again (the local store replays these from
 /// disk).
 #[derive(Debug, Clone)]
-pub struct Item {
+pub(crate) struct Item {
     pub key: String,
     pub event: Recent,
 }
@@ -112,7 +112,7 @@ struct Inner {
 
 /// Which of a request's events are new, and the answer remembered with the first duplicate.
 #[derive(Debug, Default)]
-pub struct Classified {
+pub(crate) struct Classified {
     /// Indexes of the events to store (a key repeated within the request counts once).
     pub fresh: Vec<usize>,
     pub original: Option<Reply>,

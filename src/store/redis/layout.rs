@@ -209,7 +209,7 @@ impl Layout {
 
 /// FNV-1a (64 bit): a stable hash, the same across versions and platforms (the shard
 /// function, and delivery's retry jitter).
-pub fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(*byte);

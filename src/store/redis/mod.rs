@@ -29,8 +29,8 @@ use tokio::sync::OnceCell;
 pub(crate) mod archive;
 pub(crate) mod batch;
 mod erase;
-pub mod layout;
-pub mod schedule;
+pub(crate) mod layout;
+pub(crate) mod schedule;
 
 use self::batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
 use self::layout::Layout;
@@ -436,7 +436,7 @@ impl StreamEntry {
 }
 
 /// The warnings for a Redis persistence configuration (`None` = could not be read).
-pub fn durability_warnings(
+pub(crate) fn durability_warnings(
     appendonly: Option<&str>,
     appendfsync: Option<&str>,
     save: Option<&str>,
