@@ -5,6 +5,7 @@
 //! allocated them, which is how request buffers travel between tokio workers). Embedders
 //! choose their own allocator.
 
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

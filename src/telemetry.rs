@@ -26,18 +26,30 @@ pub enum LogFormat {
 /// is the log lines alone and no span is ever created (see [`crate::trace`]).
 pub fn init_logging(format: LogFormat, tracing: Option<&crate::trace::Tracing>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let Some(tracing) = tracing else {
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal());
-        // A second initialisation (tests) keeps the first subscriber.
-        let _ = match format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        };
-        return;
+    match tracing {
+        #[cfg(feature = "otel")]
+        Some(tracing) => with_spans(format, filter, tracing),
+        // Without the `otel` feature there is no exporter (`Tracing::start` refuses).
+        _ => lines_only(format, filter),
+    }
+}
+
+/// The log lines alone.
+fn lines_only(format: LogFormat, filter: EnvFilter) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// The log lines, and porter's spans exported through `tracing`'s layer.
+#[cfg(feature = "otel")]
+fn with_spans(format: LogFormat, filter: EnvFilter, tracing: &crate::trace::Tracing) {
     use tracing_subscriber::Layer;
     use tracing_subscriber::filter::{FilterExt, filter_fn};
     use tracing_subscriber::layer::SubscriberExt;

@@ -34,10 +34,12 @@ pub mod config {
 pub mod delivery {
     pub use crate::delivery::{Deliveries, Handler, HandlerError, Plan, Response, schedules_for};
 
+    #[cfg(feature = "amqp")]
     pub mod amqp {
         pub use crate::delivery::amqp::AmqpSender;
     }
 
+    #[cfg(feature = "nats")]
     pub mod nats {
         pub use crate::delivery::nats::NatsSender;
     }

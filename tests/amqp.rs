@@ -1,6 +1,7 @@
 //! Delivery to RabbitMQ (AMQP 0-9-1): publisher confirms, persistent messages with the event id,
 //! a nack from a full queue, an unroutable event returned under `mandatory`, and a broker node
 //! killed and restarted, with nothing acknowledged by porter's ingest missing afterwards.
+#![cfg(feature = "amqp")]
 
 mod common;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::redis_server::{RedisCluster, RedisServer};
 use common::{ADMIN_TABLE, RawRequest, TestServer, config_from, repo_path};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use porter::testing::clock::Clock;
 use porter::testing::reprocess::{Options, Summary};

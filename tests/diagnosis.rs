@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use common::tls_proxy::{Rewrite, TlsProxy};
 use common::{ADMIN_TABLE, RawRequest, RawResponse, TestServer, config_from};
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use porter_providers::Secret;
 use serde_json::Value;
 

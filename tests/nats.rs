@@ -1,6 +1,7 @@
 //! Delivery to NATS JetStream, on a real `nats-server -js` each test starts on a free port:
 //! structured and binary CloudEvents, `Nats-Msg-Id` deduplication of a redelivery, and a
 //! server killed mid-run and restarted with nothing acknowledged missing downstream.
+#![cfg(feature = "nats")]
 
 mod common;
 

@@ -393,7 +393,7 @@ async fn a_reshaped_twilio_replay_is_answered_as_a_duplicate() {
 #[tokio::test]
 async fn standard_webhooks_ids_that_are_not_text_are_refused_and_never_collide() {
     use base64::Engine as _;
-    use hmac::{Hmac, KeyInit, Mac};
+    use hmac::{Hmac, Mac};
     const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let server = TestServer::start_with(
         config_from(

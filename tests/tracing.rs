@@ -5,6 +5,7 @@
 //!
 //! The subscriber is process-wide, so this file is a test binary of its own and installs it
 //! once, as `porter serve` does (`Tracing::start`, then `init_logging`).
+#![cfg(feature = "otel")]
 
 mod common;
 
@@ -197,7 +198,7 @@ service_name = "porter-tracing-test"
         .to_owned();
     let traceparent = Traceparent::parse(&in_body).expect("a W3C traceparent");
     assert_eq!(traceparent.to_string(), in_body, "in canonical form");
-    assert!(traceparent.flags.is_sampled());
+    assert!(traceparent.is_sampled());
     for attempt in &received {
         assert_eq!(
             attempt.header("traceparent"),
@@ -207,7 +208,7 @@ service_name = "porter-tracing-test"
         assert_eq!(attempt.event()["traceparent"], in_body.as_str());
     }
     assert_ne!(
-        format!("{:032x}", traceparent.trace_id),
+        hex::encode(traceparent.trace_id),
         "99999999999999999999999999999999",
         "the provider's unsigned traceparent is not continued"
     );
@@ -231,8 +232,8 @@ service_name = "porter-tracing-test"
     let requests = named("porter.request");
     assert_eq!(requests.len(), 1, "one request span: {names:?}");
     let request = requests[0];
-    let trace_id = traceparent.trace_id.to_bytes().to_vec();
-    let span_id = traceparent.span_id.to_bytes().to_vec();
+    let trace_id = traceparent.trace_id.to_vec();
+    let span_id = traceparent.span_id.to_vec();
     assert_eq!(
         request.trace_id, trace_id,
         "the event names the request's trace"

@@ -153,6 +153,21 @@ impl Template {
     }
 }
 
+/// A destination kind this build of porter was compiled without.
+fn without_feature(
+    key: &str,
+    kind: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<DestinationKind> {
+    errors.push(ConfigError::new(
+        format!("{key}.kind"),
+        format!(
+            "this porter was built without the `{kind}` feature (cargo build --features {kind})"
+        ),
+    ));
+    None
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DestinationTable {
@@ -211,6 +226,8 @@ pub(super) fn destination(
     unused_keys(key, &table, errors);
     let kind = match table.kind.as_str() {
         "http" => http(key, &table, errors).map(DestinationKind::Http),
+        "nats" if !cfg!(feature = "nats") => without_feature(key, "nats", errors),
+        "amqp" if !cfg!(feature = "amqp") => without_feature(key, "amqp", errors),
         "nats" => nats(key, &table, errors).map(DestinationKind::Nats),
         "amqp" => amqp(key, &table, errors).map(DestinationKind::Amqp),
         "redis_stream" => {

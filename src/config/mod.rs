@@ -21,10 +21,12 @@ pub(crate) use admin::{
     AdminConfig, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, MIN_DIAGNOSES_PER_SECOND,
 };
 pub(crate) use archive::ArchiveConfig;
+#[cfg(feature = "amqp")]
+pub(crate) use destinations::AmqpDestination;
 pub use destinations::DestinationKind;
-pub(crate) use destinations::{
-    AmqpDestination, DEFAULT_RETRY, Delivery, DestinationConfig, HttpDestination, NatsDestination,
-};
+#[cfg(feature = "nats")]
+pub(crate) use destinations::NatsDestination;
+pub(crate) use destinations::{DEFAULT_RETRY, Delivery, DestinationConfig, HttpDestination};
 pub(crate) use ohip::OhipStreamConfig;
 pub(crate) use privacy::PrivacyConfig;
 pub(crate) use telemetry::TelemetryConfig;

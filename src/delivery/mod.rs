@@ -22,10 +22,13 @@
 //! delivery is at least once; a redelivery carries the same `webhook-id` (the event id), for
 //! the receiver to deduplicate.
 
+#[cfg(feature = "amqp")]
 pub(crate) mod amqp;
+#[cfg(any(feature = "nats", feature = "amqp"))]
 mod cloudevent;
 pub(crate) mod handler;
 pub(crate) mod http;
+#[cfg(feature = "nats")]
 pub(crate) mod nats;
 pub(crate) mod rate;
 pub(crate) mod worker;
@@ -114,7 +117,9 @@ impl std::fmt::Debug for Route {
 #[derive(Clone)]
 pub enum Target {
     Http(Arc<http::HttpSender>),
+    #[cfg(feature = "nats")]
     Nats(Arc<nats::NatsSender>),
+    #[cfg(feature = "amqp")]
     Amqp(Arc<amqp::AmqpSender>),
     Handler(Arc<dyn Handler>),
 }
@@ -124,7 +129,9 @@ impl Target {
     pub fn kind(&self) -> &'static str {
         match self {
             Target::Http(_) => "http",
+            #[cfg(feature = "nats")]
             Target::Nats(_) => "nats",
+            #[cfg(feature = "amqp")]
             Target::Amqp(_) => "amqp",
             Target::Handler(_) => "handler",
         }
@@ -135,7 +142,9 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Http(sender) => sender.fmt(f),
+            #[cfg(feature = "nats")]
             Target::Nats(sender) => sender.fmt(f),
+            #[cfg(feature = "amqp")]
             Target::Amqp(sender) => sender.fmt(f),
             Target::Handler(_) => f.write_str("Handler"),
         }
@@ -162,13 +171,24 @@ impl Plan {
                     http::HttpSender::new(http, delivery)
                         .map_err(|e| format!("destination `{}`: {e}", destination.name))?,
                 )),
+                #[cfg(feature = "nats")]
                 DestinationKind::Nats(nats) => Target::Nats(Arc::new(nats::NatsSender::new(
                     &destination.name,
                     nats,
                     delivery,
                 ))),
+                #[cfg(feature = "amqp")]
                 DestinationKind::Amqp(amqp) => {
                     Target::Amqp(Arc::new(amqp::AmqpSender::new(amqp, delivery)))
+                }
+                // Refused when the configuration was read; a guard for a hand-built one.
+                #[cfg(not(all(feature = "nats", feature = "amqp")))]
+                #[allow(unreachable_patterns)]
+                DestinationKind::Nats(_) | DestinationKind::Amqp(_) => {
+                    return Err(format!(
+                        "destination `{}`: this porter was built without its kind's feature",
+                        destination.name
+                    ));
                 }
                 DestinationKind::RedisStream => {
                     plan.stream_groups.push(destination.name.clone());

@@ -318,7 +318,9 @@ async fn attempt<S: Schedule>(schedule: &S, route: &Route, job: Job, crew: &Crew
             Err(response) => (response, Duration::ZERO),
             Ok(event) => match &route.target {
                 Target::Http(sender) => sender.send(&job.event_id, &event, now).await,
+                #[cfg(feature = "nats")]
                 Target::Nats(sender) => sender.send(&job.event_id, &event).await,
+                #[cfg(feature = "amqp")]
                 Target::Amqp(sender) => sender.send(&job.event_id, &event).await,
                 Target::Handler(handler) => call_handler(handler.as_ref(), &event).await,
             },

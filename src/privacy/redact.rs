@@ -4,7 +4,7 @@ use crate::vocab::Pii;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
@@ -196,7 +196,8 @@ pub(super) fn canonical_phone(text: &str) -> Option<String> {
 
 /// `pii_` + the first 32 hex digits of HMAC-SHA256(key, value).
 pub fn token(key: &[u8], value: &str) -> String {
-    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+    let mut mac =
+        <hmac::Hmac<Sha256> as hmac::digest::KeyInit>::new_from_slice(key).expect("any key length");
     mac.update(value.as_bytes());
     let digest = mac.finalize().into_bytes();
     format!("pii_{}", &hex::encode(digest)[..32])

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 
 /// One scripted answer.
 #[derive(Debug, Clone)]

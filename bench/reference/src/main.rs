@@ -21,7 +21,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::Parser;
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;

@@ -233,10 +233,15 @@ fn tear_point(bytes: &[u8]) -> usize {
 }
 
 impl Fault {
+    /// `PORTER_LOCAL_FAULT`, read only in a build with the `failpoints` feature: a release
+    /// build cannot be told to tear a write.
     pub(super) fn from_env() -> Self {
+        #[cfg(feature = "failpoints")]
         let torn_after = std::env::var("PORTER_LOCAL_FAULT")
             .ok()
             .and_then(|v| v.strip_prefix("torn_write_after:")?.parse().ok());
+        #[cfg(not(feature = "failpoints"))]
+        let torn_after = None;
         if torn_after.is_some() {
             tracing::warn!("PORTER_LOCAL_FAULT is set: this process will abort on purpose");
         }

@@ -41,32 +41,22 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
-};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use tracing::Span;
 use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::Layer;
-use tracing_subscriber::registry::LookupSpan;
 
 use porter_providers::{Normalization, Rejection};
 
-use crate::config::TelemetryConfig;
+#[cfg(feature = "otel")]
+mod otel;
+#[cfg(feature = "otel")]
+pub use otel::Tracing;
+#[cfg(not(feature = "otel"))]
+pub use without_otel::Tracing;
 
 /// The `tracing` target of porter's spans: what the OpenTelemetry layer exports, and what the
 /// log lines leave out.
 pub(crate) const TARGET: &str = "porter::trace";
-
-/// How long a graceful stop waits for the last spans to be exported.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// Whether the process-wide subscriber exports porter's spans.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -79,6 +69,7 @@ pub fn enabled() -> bool {
 }
 
 /// Called once the layer is installed in the process-wide subscriber.
+#[cfg(feature = "otel")]
 pub(crate) fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
@@ -86,9 +77,9 @@ pub(crate) fn enable() {
 /// A W3C trace context (`traceparent`): `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Traceparent {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub flags: TraceFlags,
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub flags: u8,
 }
 
 impl Traceparent {
@@ -122,11 +113,11 @@ impl Traceparent {
         hex::decode_to_slice(span, &mut span_id).ok()?;
         hex::decode_to_slice(flags, &mut flag).ok()?;
         let parsed = Self {
-            trace_id: TraceId::from_bytes(trace_id),
-            span_id: SpanId::from_bytes(span_id),
-            flags: TraceFlags::new(flag[0]),
+            trace_id,
+            span_id,
+            flags: flag[0],
         };
-        (parsed.trace_id != TraceId::INVALID && parsed.span_id != SpanId::INVALID).then_some(parsed)
+        (trace_id != [0; 16] && span_id != [0; 8]).then_some(parsed)
     }
 
     /// The `traceparent` attribute of a stored event (its JSON exactly as stored): the
@@ -157,30 +148,18 @@ impl Traceparent {
 
     #[inline(never)]
     fn of_exported(span: &Span) -> Option<Self> {
-        let context = span.context();
-        let span_context = context.span().span_context().clone();
-        span_context.is_valid().then(|| Self::from(&span_context))
-    }
-
-    /// The span context it names, as received from elsewhere (remote).
-    pub fn span_context(&self) -> SpanContext {
-        SpanContext::new(
-            self.trace_id,
-            self.span_id,
-            self.flags,
-            true,
-            TraceState::default(),
-        )
-    }
-}
-
-impl From<&SpanContext> for Traceparent {
-    fn from(context: &SpanContext) -> Self {
-        Self {
-            trace_id: context.trace_id(),
-            span_id: context.span_id(),
-            flags: context.trace_flags(),
+        #[cfg(feature = "otel")]
+        return otel::context_of(span);
+        #[cfg(not(feature = "otel"))]
+        {
+            let _ = span;
+            None
         }
+    }
+
+    /// Whether the sender asked for the trace to be recorded (the `sampled` flag).
+    pub fn is_sampled(&self) -> bool {
+        self.flags & 1 == 1
     }
 }
 
@@ -188,10 +167,10 @@ impl fmt::Display for Traceparent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "00-{:032x}-{:016x}-{:02x}",
-            self.trace_id,
-            self.span_id,
-            self.flags.to_u8()
+            "00-{}-{}-{:02x}",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id),
+            self.flags
         )
     }
 }
@@ -203,76 +182,6 @@ fn int(count: usize) -> i64 {
 
 fn is_lower_hex(text: &[u8]) -> bool {
     text.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// The exporter: a tracer provider whose batch processor runs on the tokio runtime and
-/// POSTs OTLP/HTTP protobuf to `<otlp_endpoint>/v1/traces`.
-#[derive(Debug)]
-pub struct Tracing {
-    provider: SdkTracerProvider,
-}
-
-impl Tracing {
-    /// Sets up the exporter for `config`. Must run inside the tokio runtime, which runs the
-    /// batch processor's task. The exporter also reads the standard `OTEL_EXPORTER_OTLP_HEADERS`
-    /// (a collector's token) and `OTEL_EXPORTER_OTLP_TIMEOUT` variables.
-    pub fn start(config: &TelemetryConfig) -> Result<Self, String> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err("tracing needs the tokio runtime to export from".to_owned());
-        }
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(config.traces_url())
-            .build()
-            .map_err(|error| format!("cannot set up the OTLP exporter: {error}"))?;
-        let processor =
-            BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
-        let resource = Resource::builder()
-            .with_service_name(config.service_name.clone())
-            .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-            .build();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_resource(resource)
-            .build();
-        Ok(Self { provider })
-    }
-
-    /// The `tracing` layer exporting porter's spans (target [`TARGET`]) and nothing else.
-    pub fn layer<S>(&self) -> impl Layer<S> + use<S>
-    where
-        S: tracing::Subscriber + for<'span> LookupSpan<'span>,
-    {
-        let tracer = self.provider.tracer("porter");
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_location(false)
-            .with_target(false)
-            .with_threads(false)
-            .with_tracked_inactivity(false)
-            .with_filter(
-                tracing_subscriber::filter::filter_fn(|meta| meta.target() == TARGET)
-                    .with_max_level_hint(tracing::Level::INFO),
-            )
-    }
-
-    /// Exports what is still queued and stops the exporter, waiting at most 5 s (a collector
-    /// that does not answer must not hold up a graceful stop).
-    pub async fn shutdown(self) {
-        let provider = self.provider;
-        // The processor's shutdown blocks until its task has exported the last batch; that
-        // task runs on this runtime, so block elsewhere.
-        let stopped = tokio::task::spawn_blocking(move || provider.shutdown());
-        match tokio::time::timeout(SHUTDOWN_WAIT, stopped).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => tracing::warn!(%error, "the last spans may not be exported"),
-            Ok(Err(error)) => tracing::warn!(%error, "the last spans may not be exported"),
-            Err(_) => tracing::warn!(
-                "the collector did not take the last spans within 5 s; stopping without them"
-            ),
-        }
-    }
 }
 
 /// The steps of ingest that get a span of their own under the request's.
@@ -521,9 +430,12 @@ fn attempt_span(
         http.response.status_code = Empty,
         otel.status_code = Empty,
     );
+    #[cfg(feature = "otel")]
     if let Some(ingest) = event.and_then(Traceparent::of_event) {
-        span.add_link(ingest.span_context());
+        otel::link(&span, &ingest);
     }
+    #[cfg(not(feature = "otel"))]
+    let _ = event;
     span
 }
 
@@ -556,23 +468,23 @@ mod tests {
     fn a_traceparent_is_parsed_and_formatted_back_exactly() {
         let parsed = Traceparent::parse(VALID).expect("valid");
         assert_eq!(
-            parsed.trace_id,
-            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").expect("hex")
+            hex::encode(parsed.trace_id),
+            "0af7651916cd43dd8448eb211c80319c"
         );
-        assert_eq!(
-            parsed.span_id,
-            SpanId::from_hex("b7ad6b7169203331").expect("hex")
-        );
-        assert!(parsed.flags.is_sampled());
+        assert_eq!(hex::encode(parsed.span_id), "b7ad6b7169203331");
+        assert!(parsed.is_sampled());
         assert_eq!(parsed.to_string(), VALID);
         let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
         assert_eq!(
             Traceparent::parse(unsampled).expect("valid").to_string(),
             unsampled
         );
-        let context = parsed.span_context();
-        assert!(context.is_valid() && context.is_remote());
-        assert_eq!(Traceparent::from(&context), parsed);
+        #[cfg(feature = "otel")]
+        {
+            let context = otel::span_context(&parsed);
+            assert!(context.is_valid() && context.is_remote());
+            assert_eq!(otel::traceparent(&context), parsed);
+        }
     }
 
     #[test]
@@ -679,5 +591,27 @@ mod tests {
         assert!(step(&span, Step::Verify).is_none());
         assert!(attempt("d", "http", "evt_1", 1, Some("{}")).is_none());
         assert_eq!(Traceparent::of_span(&span), None);
+    }
+}
+
+/// A build without the `otel` feature: `[telemetry] otlp_endpoint` is refused at start.
+#[cfg(not(feature = "otel"))]
+mod without_otel {
+    use crate::config::TelemetryConfig;
+
+    /// The exporter this build does not have.
+    #[derive(Debug)]
+    pub struct Tracing;
+
+    impl Tracing {
+        pub fn start(_: &TelemetryConfig) -> Result<Self, String> {
+            Err(
+                "[telemetry] otlp_endpoint is set, and this porter was built without the `otel` \
+                 feature (cargo build --features otel)"
+                    .to_owned(),
+            )
+        }
+
+        pub async fn shutdown(self) {}
     }
 }
