@@ -198,7 +198,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
             print_events,
             capacity,
         } => {
-            let store = MemoryStore::new(*print_events, *capacity).with_clock(clock.clone());
+            let store = MemoryStore::new(*print_events, *capacity, clock.clone());
             store.raw_archive().set_max_bytes(archive_max_bytes);
             let destinations = plan.memory_destinations();
             if destinations.is_empty() {
@@ -239,15 +239,18 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
             key_prefix,
             max_len,
             shards,
-        } => Store::Redis(Arc::new(RedisStore::new(&RedisSettings {
-            target: target.clone(),
-            stream: config.store.stream.clone(),
-            key_prefix: key_prefix.clone(),
-            max_len: *max_len,
-            shards: *shards,
-            timeout: config.server.request_timeout,
-            archive_max_bytes,
-        })?)),
+        } => Store::Redis(Arc::new(RedisStore::new(
+            &RedisSettings {
+                target: target.clone(),
+                stream: config.store.stream.clone(),
+                key_prefix: key_prefix.clone(),
+                max_len: *max_len,
+                shards: *shards,
+                timeout: config.server.request_timeout,
+                archive_max_bytes,
+            },
+            clock.clone(),
+        )?)),
     })
 }
 

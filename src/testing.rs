@@ -67,7 +67,7 @@ pub mod server {
 
 pub mod store {
     pub use crate::store::{
-        Archived, ArchivedOutcome, Attempt, Job, JobState, LocalSchedule, LocalSettings,
+        Archived, ArchivedOutcome, Attempt, Job, JobState, Lease, LocalSchedule, LocalSettings,
         LocalStore, MemorySchedule, MemoryStore, Next, Outcome, QUARANTINE_MAX_BYTES, Quarantined,
         RedisSchedule, RedisSettings, RedisStore, RedisTarget, Schedule, Schedules, Store,
     };

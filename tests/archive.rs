@@ -658,7 +658,7 @@ async fn memory_archive_entries_expire_with_the_retention() {
     let at = Timestamp::now();
     let (clock, hand) = Clock::manual(at);
     let store = porter::testing::store::Store::Memory(std::sync::Arc::new(
-        porter::testing::store::MemoryStore::new(false, 1000).with_clock(clock.clone()),
+        porter::testing::store::MemoryStore::new(false, 1000, clock.clone()),
     ));
     let server =
         TestServer::start_store(config(MEMORY, &[NEW_SECRET], "", "10m"), store, clock).await;

@@ -592,7 +592,7 @@ async fn a_replay_in_the_middle_of_dead_lettering_is_not_undone() {
     cli(&["ZADD", &schedule, "0", &entry]);
     let now = jiff::Timestamp::now().as_millisecond();
     let jobs = queue
-        .lease("frontdesk", 0, 10, false, now, now + 60_000)
+        .lease("frontdesk", 0, common::lease(10, false, now, now + 60_000))
         .await
         .expect("lease");
     assert_eq!(jobs.len(), 1);
@@ -628,7 +628,7 @@ async fn a_replay_in_the_middle_of_dead_lettering_is_not_undone() {
 
     // Without a replay, completing takes the entry out.
     let jobs = queue
-        .lease("frontdesk", 0, 10, false, now, now + 30_000)
+        .lease("frontdesk", 0, common::lease(10, false, now, now + 30_000))
         .await
         .expect("lease");
     queue

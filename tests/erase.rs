@@ -666,7 +666,7 @@ async fn an_attempt_in_flight_during_an_erasure_does_not_dead_letter_the_event()
     }
     let now = jiff::Timestamp::now().as_millisecond();
     let jobs = queue
-        .lease("frontdesk", 0, 10, false, now, now + 60_000)
+        .lease("frontdesk", 0, common::lease(10, false, now, now + 60_000))
         .await
         .expect("lease");
     assert_eq!(jobs.len(), 2);

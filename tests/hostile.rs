@@ -24,7 +24,11 @@ fn default_config() -> Config {
 async fn server() -> TestServer {
     TestServer::start_store(
         default_config(),
-        Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 100_000))),
+        Store::Memory(std::sync::Arc::new(MemoryStore::new(
+            false,
+            100_000,
+            porter::testing::clock::Clock::system(),
+        ))),
         Clock::system(),
     )
     .await

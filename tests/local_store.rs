@@ -84,7 +84,7 @@ async fn everything_is_there_after_a_restart() {
         let now = Clock::system().now_ms();
         let schedule = schedule(&store);
         let jobs = schedule
-            .lease("crm", 0, 10, false, now + 1, now + 30_000)
+            .lease("crm", 0, common::lease(10, false, now + 1, now + 30_000))
             .await
             .expect("lease");
         assert_eq!(jobs.len(), 3);
@@ -169,7 +169,7 @@ async fn everything_is_there_after_a_restart() {
     schedule.set_paused("crm", false).await.expect("resume");
     let now = Clock::system().now_ms();
     let jobs = schedule
-        .lease("crm", 0, 10, false, now + 10, now + 30_000)
+        .lease("crm", 0, common::lease(10, false, now + 10, now + 30_000))
         .await
         .expect("lease");
     assert_eq!(jobs.len(), 1);
@@ -205,7 +205,7 @@ async fn a_second_process_on_the_directory_is_refused_and_can_still_read() {
             && message.contains(&format!("pid {}", std::process::id())),
         "{message}"
     );
-    let read = LocalStore::read_only(&settings, None).expect("read-only");
+    let read = LocalStore::read_only(&settings, None, Clock::system()).expect("read-only");
     assert_eq!(
         read.recent().len(),
         1,

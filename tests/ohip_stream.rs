@@ -23,7 +23,11 @@ const SERVER: &str = "[server]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"memo
 /// A gateway on a memory store, and the connectors of `config`'s stream sources on it.
 fn start(config: porter::testing::config::Config) -> (Arc<Gateway>, Connectors) {
     let streams = config.streams.clone();
-    let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 10_000)));
+    let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(
+        false,
+        10_000,
+        porter::testing::clock::Clock::system(),
+    )));
     let gateway = Arc::new(Gateway::with_store(config, store, Clock::system()));
     let connectors = Connectors::start(&streams, &gateway.store, &gateway.clock);
     let _ = gateway.streams.set(connectors.shared());

@@ -65,7 +65,11 @@ secrets = ["whsec_replays_stripe"]
 async fn server() -> TestServer {
     TestServer::start_store(
         config(),
-        Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 100_000))),
+        Store::Memory(std::sync::Arc::new(MemoryStore::new(
+            false,
+            100_000,
+            porter::testing::clock::Clock::system(),
+        ))),
         Clock::system(),
     )
     .await

@@ -115,11 +115,11 @@ async fn schedules(subject: &Subject) -> Schedules {
 async fn lease_due(subject: &Subject, schedules: &Schedules, now_ms: i64) -> Vec<Job> {
     let filter = subject.config.destinations[0].filter.clone();
     on!(schedules, |s| s
-        .intake("crm", &filter, 0, now_ms, None)
+        .intake("crm", &filter, 0, common::at(now_ms), None)
         .await)
     .expect("intake");
     on!(schedules, |s| s
-        .lease("crm", 0, 10, false, now_ms, now_ms + 30_000)
+        .lease("crm", 0, common::lease(10, false, now_ms, now_ms + 30_000))
         .await)
     .expect("lease")
 }

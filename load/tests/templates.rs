@@ -114,7 +114,11 @@ fn the_table_covers_every_provider_and_every_template_file() {
 /// events for the test to read, and the system clock (the signer's).
 async fn start_porter() -> (String, Arc<Gateway>) {
     let config = Config::load(&repo("fixtures/porter.toml")).expect("fixtures/porter.toml");
-    let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(false, 10_000)));
+    let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(
+        false,
+        10_000,
+        porter::testing::clock::Clock::system(),
+    )));
     let gateway = Arc::new(Gateway::with_store(config, store, Clock::system()));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let authority = listener.local_addr().expect("address").to_string();

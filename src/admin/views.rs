@@ -201,11 +201,7 @@ pub(super) async fn is_paused(
     schedules: &Schedules,
     destination: &str,
 ) -> Result<bool, StoreError> {
-    match schedules {
-        Schedules::Memory(memory) => memory.is_paused(destination).await,
-        Schedules::Local(local) => local.is_paused(destination).await,
-        Schedules::Redis(redis) => redis.is_paused(destination).await,
-    }
+    schedules.is_paused(destination).await
 }
 
 pub(super) async fn set_paused(
@@ -213,11 +209,7 @@ pub(super) async fn set_paused(
     destination: &str,
     paused: bool,
 ) -> Result<(), StoreError> {
-    match schedules {
-        Schedules::Memory(memory) => memory.set_paused(destination, paused).await,
-        Schedules::Local(local) => local.set_paused(destination, paused).await,
-        Schedules::Redis(redis) => redis.set_paused(destination, paused).await,
-    }
+    schedules.set_paused(destination, paused).await
 }
 
 /// One point of the charts: ten seconds.

@@ -146,7 +146,7 @@ fn open_for_cli(config: &Config, access: Access) -> Result<Store, String> {
                     retain_events: *retain_events,
                     ..LocalSettings::new(path.clone())
                 };
-                LocalStore::read_only(&settings, schedule)
+                LocalStore::read_only(&settings, schedule, Clock::system())
                     .map(|memory| Store::Memory(Arc::new(memory)))
                     .map_err(|e| e.to_string())
             }

@@ -49,7 +49,8 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway. Without --config: porter.toml if present, else the embedded default
-    /// (development only: memory store, events on stdout, public development secrets).
+    /// (development only: the local store in ./porter-data, events also on stdout, public
+    /// development secrets).
     Serve {
         /// The configuration (default: ./porter.toml if present, else the embedded default).
         #[arg(long, value_name = "FILE")]
@@ -127,7 +128,7 @@ enum EventsCommand {
         /// The event id (`evt_…`).
         id: String,
         /// The configuration naming the store (default: ./porter.toml if present, else the
-        /// embedded default, whose memory store cannot be read from outside `porter serve`).
+        /// embedded default, whose local store is ./porter-data).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },

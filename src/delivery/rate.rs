@@ -12,7 +12,8 @@
 //! memory and local stores, one instance delivers, and its bucket lives in memory.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+// tokio's clock, so that a test can move it (paused time) instead of sleeping.
+use tokio::time::Instant;
 
 use crate::store::RedisSchedule;
 
@@ -143,19 +144,18 @@ mod tests {
 
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_full_bucket_gives_its_burst_then_refills_at_the_rate() {
         let limiter = Limiter::local(20.0);
         assert_eq!(limiter.take(100).await, 20, "the burst: one second's worth");
         assert_eq!(limiter.take(100).await, 0, "empty");
-        tokio::time::sleep(Duration::from_millis(260)).await;
-        let refilled = limiter.take(100).await;
-        assert!(
-            (5..=6).contains(&refilled),
-            "{refilled} after 260 ms at 20/s"
-        );
+        tokio::time::advance(Duration::from_millis(260)).await;
+        assert_eq!(limiter.take(100).await, 5, "after 260 ms at 20/s");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(limiter.take(100).await, 20, "never more than the burst");
         limiter.give_back(3).await;
         assert_eq!(limiter.take(3).await, 3, "given back");
+        assert_eq!(limiter.take(1).await, 0, "and no more");
     }
 
     #[tokio::test]

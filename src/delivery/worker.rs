@@ -15,6 +15,7 @@ use super::rate::Limiter;
 use super::{Plan, Response, Route, Schedules, Target, next_delay};
 use crate::activity::{Activity, AttemptResult};
 use crate::clock::Clock;
+use crate::store::schedule::Lease;
 use crate::store::{Attempt, Job, Next, Outcome, RedisSchedule, Schedule};
 use crate::trace;
 
@@ -249,9 +250,11 @@ async fn cycle<S: Schedule>(
     crew: &Crew,
     reclaim: bool,
 ) -> Result<usize, crate::store::StoreError> {
-    let now_ms = crew.clock.now_ms();
-    let until_ms =
-        now_ms.saturating_add(i64::try_from(route.lease.as_millis()).unwrap_or(i64::MAX));
+    let now = crew.clock.now();
+    let until = jiff::SignedDuration::try_from(route.lease)
+        .ok()
+        .and_then(|lease| now.checked_add(lease).ok())
+        .unwrap_or(jiff::Timestamp::MAX);
     let mut found = 0;
     for shard in 0..schedule.shards() {
         found += schedule
@@ -259,7 +262,7 @@ async fn cycle<S: Schedule>(
                 &route.name,
                 &route.filter,
                 shard,
-                now_ms,
+                now,
                 reclaim.then_some(route.lease),
             )
             .await?;
@@ -270,9 +273,13 @@ async fn cycle<S: Schedule>(
         if free == 0 {
             continue;
         }
-        let leased = schedule
-            .lease(&route.name, shard, free, route.ordered, now_ms, until_ms)
-            .await;
+        let lease = Lease {
+            limit: free,
+            ordered: route.ordered,
+            now,
+            until,
+        };
+        let leased = schedule.lease(&route.name, shard, lease).await;
         if let Some(limiter) = limiter {
             let used = leased.as_ref().map_or(0, Vec::len);
             limiter.give_back(free - used).await;

@@ -304,9 +304,7 @@ impl super::Store {
                 let ids = archived_holding(&archived, erase, &events);
                 erased.archived = ids.len() as u64;
                 if !dry_run && !ids.is_empty() {
-                    let until = jiff::Timestamp::now()
-                        .as_millisecond()
-                        .saturating_add(millis(erase.remember_for));
+                    let until = redis.now_ms().saturating_add(millis(erase.remember_for));
                     redis
                         .remember_erased(&bodies_of(&archived, &ids), until)
                         .await?;

@@ -34,7 +34,7 @@ pub use self::memory::MemoryStore;
 pub use self::memory::schedule::MemorySchedule;
 pub use self::redis::schedule::RedisSchedule;
 pub use self::redis::{RedisSettings, RedisStore};
-pub use self::schedule::{Attempt, Job, JobState, Next, Outcome, Schedule};
+pub use self::schedule::{Attempt, Job, JobState, Lease, Next, Outcome, Schedule};
 pub use crate::vocab::RedisTarget;
 
 /// The schedules of a store, by kind: what the delivery workers run on and the admin API
@@ -44,6 +44,92 @@ pub enum Schedules {
     Memory(std::sync::Arc<MemorySchedule>),
     Local(std::sync::Arc<LocalSchedule>),
     Redis(std::sync::Arc<RedisSchedule>),
+}
+
+/// The dispatch over the schedules, written once: the admin API, the console, the operator
+/// commands and the tests hold a `Schedules` and call the trait on it.
+impl Schedule for Schedules {
+    fn shards(&self) -> usize {
+        match self {
+            Schedules::Memory(s) => s.shards(),
+            Schedules::Local(s) => s.shards(),
+            Schedules::Redis(s) => s.shards(),
+        }
+    }
+
+    async fn prepare(&self, destination: &str) -> Result<(), StoreError> {
+        match self {
+            Schedules::Memory(s) => s.prepare(destination).await,
+            Schedules::Local(s) => s.prepare(destination).await,
+            Schedules::Redis(s) => s.prepare(destination).await,
+        }
+    }
+
+    async fn intake(
+        &self,
+        destination: &str,
+        filter: &crate::vocab::Filter,
+        shard: usize,
+        now: Timestamp,
+        reclaim: Option<Duration>,
+    ) -> Result<usize, StoreError> {
+        match self {
+            Schedules::Memory(s) => s.intake(destination, filter, shard, now, reclaim).await,
+            Schedules::Local(s) => s.intake(destination, filter, shard, now, reclaim).await,
+            Schedules::Redis(s) => s.intake(destination, filter, shard, now, reclaim).await,
+        }
+    }
+
+    async fn lease(
+        &self,
+        destination: &str,
+        shard: usize,
+        lease: Lease,
+    ) -> Result<Vec<Job>, StoreError> {
+        match self {
+            Schedules::Memory(s) => s.lease(destination, shard, lease).await,
+            Schedules::Local(s) => s.lease(destination, shard, lease).await,
+            Schedules::Redis(s) => s.lease(destination, shard, lease).await,
+        }
+    }
+
+    async fn finish(
+        &self,
+        destination: &str,
+        job: &Job,
+        attempt: Attempt,
+        next: Next,
+    ) -> Result<(), StoreError> {
+        match self {
+            Schedules::Memory(s) => s.finish(destination, job, attempt, next).await,
+            Schedules::Local(s) => s.finish(destination, job, attempt, next).await,
+            Schedules::Redis(s) => s.finish(destination, job, attempt, next).await,
+        }
+    }
+
+    async fn backlog(&self, destination: &str) -> Result<u64, StoreError> {
+        match self {
+            Schedules::Memory(s) => s.backlog(destination).await,
+            Schedules::Local(s) => s.backlog(destination).await,
+            Schedules::Redis(s) => s.backlog(destination).await,
+        }
+    }
+
+    async fn set_paused(&self, destination: &str, paused: bool) -> Result<(), StoreError> {
+        match self {
+            Schedules::Memory(s) => s.set_paused(destination, paused).await,
+            Schedules::Local(s) => s.set_paused(destination, paused).await,
+            Schedules::Redis(s) => s.set_paused(destination, paused).await,
+        }
+    }
+
+    async fn is_paused(&self, destination: &str) -> Result<bool, StoreError> {
+        match self {
+            Schedules::Memory(s) => s.is_paused(destination).await,
+            Schedules::Local(s) => s.is_paused(destination).await,
+            Schedules::Redis(s) => s.is_paused(destination).await,
+        }
+    }
 }
 
 /// This instance's name in the consumer groups: host and process, unique per run.

@@ -112,6 +112,19 @@ pub enum Next {
     DeadLettered,
 }
 
+/// What a worker asks of a destination's schedule in one round: up to `limit` due jobs,
+/// leased until `until`; an ordered destination gets only its oldest job, and only when it is
+/// due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub limit: usize,
+    pub ordered: bool,
+    /// Porter's time now: what is due by then is handed out.
+    pub now: Timestamp,
+    /// When the lease runs out and an unfinished job is due again.
+    pub until: Timestamp,
+}
+
 /// A store's delivery schedules, per destination and stream shard.
 pub trait Schedule: Send + Sync + 'static {
     /// How many stream shards there are (1 but on Redis Cluster).
@@ -131,20 +144,16 @@ pub trait Schedule: Send + Sync + 'static {
         destination: &str,
         filter: &Filter,
         shard: usize,
-        now_ms: i64,
+        now: Timestamp,
         reclaim: Option<Duration>,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// Up to `limit` due jobs of one shard, leased until `until_ms`; an ordered destination
-    /// gets only its oldest job, and only when it is due.
+    /// The due jobs of one shard, as `lease` asks.
     fn lease(
         &self,
         destination: &str,
         shard: usize,
-        limit: usize,
-        ordered: bool,
-        now_ms: i64,
-        until_ms: i64,
+        lease: Lease,
     ) -> impl Future<Output = Result<Vec<Job>, StoreError>> + Send;
 
     /// Records an attempt and moves the job on as `next` says.

@@ -15,6 +15,26 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// A lease of up to `limit` jobs at `now_ms` until `until_ms` (Unix milliseconds).
+pub fn lease(
+    limit: usize,
+    ordered: bool,
+    now_ms: i64,
+    until_ms: i64,
+) -> porter::testing::store::Lease {
+    porter::testing::store::Lease {
+        limit,
+        ordered,
+        now: at(now_ms),
+        until: at(until_ms),
+    }
+}
+
+/// A Unix millisecond as a time.
+pub fn at(ms: i64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms).expect("a time")
+}
+
 /// The clock fixtures are recorded with.
 pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 
@@ -95,24 +115,24 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config, capacity: usize, clock: Clock) -> Self {
-        let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(false, capacity)));
+        let store = Store::Memory(std::sync::Arc::new(MemoryStore::new(
+            false,
+            capacity,
+            clock.clone(),
+        )));
         Self::start_store(config, store, clock).await
     }
 
     /// Starts a server with the store its configuration describes (Redis included).
     pub async fn start_configured(config: Config) -> Self {
+        let clock = Clock::fixed(FIXTURE_TIME.parse().expect("time"));
         let store = porter::testing::app::store_for(
             &config,
             &porter::testing::delivery::Plan::default(),
-            &Clock::system(),
+            &clock,
         )
         .expect("store");
-        Self::start_store(
-            config,
-            store,
-            Clock::fixed(FIXTURE_TIME.parse().expect("time")),
-        )
-        .await
+        Self::start_store(config, store, clock).await
     }
 
     pub async fn start_store(config: Config, store: Store, clock: Clock) -> Self {

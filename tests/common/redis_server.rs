@@ -117,15 +117,18 @@ impl RedisServer {
 
 /// porter's Redis store on `redis`, with the default names (`porter:events`, prefix `porter`).
 pub fn store_on(redis: &RedisServer) -> porter::testing::store::RedisStore {
-    porter::testing::store::RedisStore::new(&porter::testing::store::RedisSettings {
-        target: porter::testing::store::RedisTarget::Single(redis.url()),
-        stream: "porter:events".to_owned(),
-        key_prefix: "porter".to_owned(),
-        max_len: None,
-        shards: 1,
-        timeout: Duration::from_secs(5),
-        archive_max_bytes: porter::testing::store::archive::DEFAULT_MAX_BYTES,
-    })
+    porter::testing::store::RedisStore::new(
+        &porter::testing::store::RedisSettings {
+            target: porter::testing::store::RedisTarget::Single(redis.url()),
+            stream: "porter:events".to_owned(),
+            key_prefix: "porter".to_owned(),
+            max_len: None,
+            shards: 1,
+            timeout: Duration::from_secs(5),
+            archive_max_bytes: porter::testing::store::archive::DEFAULT_MAX_BYTES,
+        },
+        porter::testing::clock::Clock::system(),
+    )
     .expect("store")
 }
 

@@ -181,8 +181,7 @@ impl LocalStore {
         };
         private::prepare_dir(&dir)?;
         let lock = take_lock(&dir)?;
-        let mut memory =
-            MemoryStore::for_schedules(settings.retain_events).with_clock(clock.clone());
+        let mut memory = MemoryStore::for_schedules(settings.retain_events, clock.clone());
         if let Some(schedule) = schedule {
             memory = memory.with_deliveries(schedule);
         }
@@ -253,6 +252,7 @@ impl LocalStore {
     pub fn read_only(
         settings: &LocalSettings,
         schedule: Option<Arc<MemorySchedule>>,
+        clock: Clock,
     ) -> Result<MemoryStore, StoreError> {
         if !settings.path.is_dir() {
             return Err(StoreError::Unavailable(format!(
@@ -260,7 +260,7 @@ impl LocalStore {
                 settings.path.display()
             )));
         }
-        let mut memory = MemoryStore::for_schedules(settings.retain_events);
+        let mut memory = MemoryStore::for_schedules(settings.retain_events, clock);
         if let Some(schedule) = schedule {
             memory = memory.with_deliveries(schedule);
         }

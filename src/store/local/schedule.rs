@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use super::Shared;
 use super::record::Record;
-use crate::store::schedule::{Attempt, Job, Next, Schedule};
+use crate::store::schedule::{Attempt, Job, Lease, Next, Schedule};
 use crate::store::{MemorySchedule, StoreError};
 use crate::vocab::Filter;
+use jiff::Timestamp;
 
 /// Every destination's schedule in a local store.
 #[derive(Debug, Clone)]
@@ -54,11 +55,11 @@ impl Schedule for LocalSchedule {
         destination: &str,
         filter: &Filter,
         shard: usize,
-        now_ms: i64,
+        now: Timestamp,
         reclaim: Option<Duration>,
     ) -> Result<usize, StoreError> {
         self.schedule
-            .intake(destination, filter, shard, now_ms, reclaim)
+            .intake(destination, filter, shard, now, reclaim)
             .await
     }
 
@@ -68,14 +69,9 @@ impl Schedule for LocalSchedule {
         &self,
         destination: &str,
         shard: usize,
-        limit: usize,
-        ordered: bool,
-        now_ms: i64,
-        until_ms: i64,
+        lease: Lease,
     ) -> Result<Vec<Job>, StoreError> {
-        self.schedule
-            .lease(destination, shard, limit, ordered, now_ms, until_ms)
-            .await
+        self.schedule.lease(destination, shard, lease).await
     }
 
     async fn finish(

@@ -124,7 +124,7 @@ mod tests {
 
     #[test]
     fn by_guest_id_or_email_and_within_one_source() {
-        let store = MemoryStore::new(false, 100);
+        let store = MemoryStore::new(false, 100, crate::clock::Clock::system());
         let events = [
             guest("pms", "k1", "G-1", "anna@example.com"),
             guest("pms", "k2", "G-2", "ben@example.com"),

@@ -138,29 +138,31 @@ pub struct Contents {
 }
 
 impl MemoryStore {
-    pub fn new(print_events: bool, capacity: usize) -> Self {
+    /// A store of `capacity` events, reading time from `clock` (dedupe expiry, the archive's
+    /// retention, tombstones), and with `print_events` writing each new event on stdout.
+    pub fn new(print_events: bool, capacity: usize, clock: Clock) -> Self {
         let output = if print_events {
             Output::Lines(Printer::spawn(Box::new(std::io::stdout())))
         } else {
             Output::Keep
         };
-        Self::with_output(output, capacity)
+        Self::with_output(output, capacity, clock)
     }
 
     /// A store that writes every new event as a JSON line to `writer` and keeps none.
-    pub fn writing_to(writer: Box<dyn Write + Send>) -> Self {
-        Self::with_output(Output::Lines(Printer::spawn(writer)), 0)
+    pub fn writing_to(writer: Box<dyn Write + Send>, clock: Clock) -> Self {
+        Self::with_output(Output::Lines(Printer::spawn(writer)), 0, clock)
     }
 
     /// A store that keeps new events only in its schedules and its `recent` newest (the
     /// local store's state in memory).
-    pub fn for_schedules(recent: usize) -> Self {
-        let mut store = Self::with_output(Output::Schedules, 0);
+    pub fn for_schedules(recent: usize, clock: Clock) -> Self {
+        let mut store = Self::with_output(Output::Schedules, 0, clock);
         store.recent_capacity = recent;
         store
     }
 
-    fn with_output(output: Output, capacity: usize) -> Self {
+    fn with_output(output: Output, capacity: usize, clock: Clock) -> Self {
         Self {
             offsets: Mutex::new(HashMap::new()),
             inner: Mutex::new(Inner {
@@ -175,7 +177,7 @@ impl MemoryStore {
             recent_capacity: RECENT_EVENTS,
             deliveries: None,
             erasures: Mutex::new(VecDeque::new()),
-            clock: Clock::system(),
+            clock,
             archive: self::archive::MemoryArchive::default(),
             tombstones: Mutex::default(),
         }
@@ -230,12 +232,6 @@ impl MemoryStore {
     /// The store's clock, in Unix milliseconds.
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    /// Reads time from `clock` (tests move it instead of sleeping).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
-        self
     }
 
     /// Also schedules every new event for delivery (the destinations of the configuration).
@@ -564,7 +560,7 @@ mod tests {
 
     #[test]
     fn second_delivery_is_a_duplicate_with_the_first_answer() {
-        let store = MemoryStore::new(false, 10);
+        let store = MemoryStore::new(false, 10, Clock::system());
         let first = store
             .enqueue(&[event("a")], &Reply::text("first"), TTL)
             .expect("enqueued");
@@ -580,7 +576,7 @@ mod tests {
 
     #[test]
     fn a_partly_new_batch_enqueues_only_what_is_missing() {
-        let store = MemoryStore::new(false, 10);
+        let store = MemoryStore::new(false, 10, Clock::system());
         store
             .enqueue(&[event("a")], &Reply::text("1"), TTL)
             .expect("enqueued");
@@ -598,7 +594,7 @@ mod tests {
 
     #[test]
     fn a_full_store_refuses_the_whole_batch_and_remembers_nothing() {
-        let store = MemoryStore::new(false, 2);
+        let store = MemoryStore::new(false, 2, Clock::system());
         store
             .enqueue(&[event("a")], &Reply::text("1"), TTL)
             .expect("enqueued");
@@ -619,7 +615,7 @@ mod tests {
     #[test]
     fn keys_expire_after_the_ttl() {
         let (clock, hand) = manual_clock();
-        let store = MemoryStore::new(false, 10).with_clock(clock);
+        let store = MemoryStore::new(false, 10, clock);
         let ttl = Duration::from_secs(60);
         store
             .enqueue(&[event("a")], &Reply::text("1"), ttl)
@@ -639,7 +635,7 @@ mod tests {
     #[test]
     fn expired_keys_are_forgotten_and_a_key_remembered_again_outlives_its_first_expiry() {
         let (clock, hand) = manual_clock();
-        let store = MemoryStore::new(false, 100).with_clock(clock);
+        let store = MemoryStore::new(false, 100, clock);
         let short = Duration::from_secs(30);
         let keys: Vec<Normalized> = (0..20).map(|i| event(&format!("k{i}"))).collect();
         store
@@ -682,7 +678,7 @@ mod tests {
 
     #[test]
     fn once_writing_fails_events_are_refused_and_nothing_is_remembered() {
-        let store = MemoryStore::writing_to(Box::new(Broken));
+        let store = MemoryStore::writing_to(Box::new(Broken), Clock::system());
         // The first batch is queued; the printing thread then finds stdout closed.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let mut n = 0;
@@ -723,7 +719,7 @@ mod tests {
 
     #[test]
     fn a_stdout_nobody_reads_fills_a_queue_and_then_refuses_without_blocking() {
-        let store = MemoryStore::writing_to(Box::new(Stuck));
+        let store = MemoryStore::writing_to(Box::new(Stuck), Clock::system());
         let mut full = None;
         let mut slowest = Duration::ZERO;
         // The printer takes everything queued when it wakes (up to a queue's worth) and then
@@ -761,7 +757,7 @@ mod tests {
     #[test]
     fn written_events_are_lines_and_duplicates_are_not_written_again() {
         let out = Shared::default();
-        let store = MemoryStore::writing_to(Box::new(out.clone()));
+        let store = MemoryStore::writing_to(Box::new(out.clone()), Clock::system());
         store
             .enqueue(&[event("a"), event("b")], &Reply::text("1"), TTL)
             .expect("written");
@@ -786,14 +782,14 @@ mod tests {
 
     #[test]
     fn an_enormous_ttl_does_not_overflow() {
-        let store = MemoryStore::new(false, 10);
+        let store = MemoryStore::new(false, 10, Clock::system());
         let outcome = store.enqueue(&[event("a")], &Reply::text("1"), Duration::MAX);
         assert_eq!(outcome.map(|o| o.new), Ok(1));
     }
 
     #[test]
     fn quarantine_is_bounded() {
-        let store = MemoryStore::new(false, 10);
+        let store = MemoryStore::new(false, 10, Clock::system());
         for i in 0..(QUARANTINE_CAPACITY + 5) {
             store.quarantine(Quarantined {
                 source: "s".into(),
@@ -810,7 +806,7 @@ mod tests {
 
     #[test]
     fn quarantine_is_bounded_by_bytes() {
-        let store = MemoryStore::new(false, 10);
+        let store = MemoryStore::new(false, 10, Clock::system());
         let body = bytes::Bytes::from(vec![b'x'; 3 * 1024 * 1024]);
         for i in 0..40 {
             store.quarantine(Quarantined {

@@ -8,9 +8,10 @@
 -- ARGV[1]  the retention in milliseconds
 -- ARGV[2]  the most bytes to keep
 -- ARGV[3]  this entry's size in bytes
--- ARGV[4]  how many tombstone keys follow (n)
--- ARGV[5 .. 4+n]   the entry's tombstone keys: its events' ids, its body's digest
--- ARGV[5+n ..]     the entry's field/value pairs
+-- ARGV[4]  porter's time in milliseconds (tombstones are forgotten by porter's clock)
+-- ARGV[5]  how many tombstone keys follow (n)
+-- ARGV[6 .. 5+n]   the entry's tombstone keys: its events' ids, its body's digest
+-- ARGV[6+n ..]     the entry's field/value pairs
 --
 -- Returns the new entry's id, or false when a tombstone refused it.
 --
@@ -25,18 +26,19 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local retention = tonumber(ARGV[1])
 local max_bytes = tonumber(ARGV[2])
 local size = tonumber(ARGV[3])
-local tombstones = tonumber(ARGV[4])
+local porter_now = tonumber(ARGV[4])
+local tombstones = tonumber(ARGV[5])
 
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-for i = 5, 4 + tombstones do
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', porter_now)
+for i = 6, 5 + tombstones do
   local forgotten_at = redis.call('ZSCORE', KEYS[3], ARGV[i])
-  if forgotten_at and tonumber(forgotten_at) > now then
+  if forgotten_at and tonumber(forgotten_at) > porter_now then
     return false
   end
 end
 
 local fields = {'size', ARGV[3]}
-for i = 5 + tombstones, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6 + tombstones, #ARGV do fields[#fields + 1] = ARGV[i] end
 local id = redis.call('XADD', KEYS[1], '*', unpack(fields))
 local bytes = redis.call('INCRBY', KEYS[2], size)
 

@@ -39,6 +39,7 @@ pub(crate) async fn redis_append(
     call.arg(retention_ms);
     call.arg(redis.archive_max_bytes());
     call.arg(item.size());
+    call.arg(redis.now_ms());
     let tombstones = crate::store::erase::archived_tombstones(item);
     call.arg(tombstones.len());
     for tombstone in &tombstones {
@@ -66,8 +67,7 @@ pub(crate) async fn redis_append(
             call.arg("quarantined").arg(reason);
         }
     }
-    call.arg("expires")
-        .arg(expiry(Timestamp::now().as_millisecond(), retention));
+    call.arg("expires").arg(expiry(redis.now_ms(), retention));
     call.arg("body").arg(item.body.as_ref());
     let mut connection = redis.connection().await?;
     call.invoke_async::<Option<String>>(&mut connection)
@@ -110,7 +110,7 @@ async fn redis_list_key(
                 .to_string()
         },
     );
-    let now_ms = Timestamp::now().as_millisecond();
+    let now_ms = redis.now_ms();
     let mut connection = redis.connection().await?;
     let mut found = Vec::new();
     let mut cursor = first;

@@ -41,7 +41,7 @@ impl RedisStore {
         let mut erased = Erased::default();
         if !dry_run {
             // Marks live as long as a lease could: a day is far longer.
-            let day_ago = jiff::Timestamp::now().as_millisecond() - ERASED_MARKS_MS;
+            let day_ago = self.now_ms() - ERASED_MARKS_MS;
             self.command::<u64>(
                 redis::cmd("ZREMRANGEBYSCORE")
                     .arg(self.layout.erased())
@@ -66,7 +66,7 @@ impl RedisStore {
             if !dry_run && !matched.is_empty() {
                 // Marked before the dead letters are searched: an attempt in flight now will
                 // not dead-letter the entry afterwards.
-                let now = jiff::Timestamp::now().as_millisecond();
+                let now = self.now_ms();
                 let mut mark = redis::cmd("ZADD");
                 mark.arg(self.layout.erased());
                 for entry in &matched {
@@ -132,8 +132,8 @@ impl RedisStore {
         if !dry_run {
             // Remembered before anything else is searched (the raw archive next): a write
             // landing meanwhile is found, or refused.
-            let until = jiff::Timestamp::now()
-                .as_millisecond()
+            let until = self
+                .now_ms()
                 .saturating_add(i64::try_from(erase.remember_for.as_millis()).unwrap_or(i64::MAX));
             self.remember_erased(&tombstones, until).await?;
         }
@@ -183,7 +183,7 @@ impl RedisStore {
 
     /// Of `keys`, those an erasure removed and still remembers.
     pub async fn erased_among(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
-        let now = jiff::Timestamp::now().as_millisecond();
+        let now = self.now_ms();
         let set = self.layout.archive_tombstones();
         let mut erased = HashSet::new();
         for key in keys {

@@ -16,6 +16,7 @@
 //! The connection is established lazily and re-established after failures, so porter starts
 //! while Redis is down and recovers when it returns, answering 503 in between.
 
+use crate::clock::Clock;
 use crate::vocab::RedisTarget;
 use std::time::Duration;
 
@@ -68,6 +69,8 @@ pub struct RedisStore {
     batcher: OnceCell<Batcher>,
     /// `[archive] max_bytes`.
     archive_max_bytes: usize,
+    /// porter's time, where the store keeps it (not Redis's TTLs).
+    clock: Clock,
 }
 
 /// `enqueue.lua`, with the helpers of `groups.lua` it calls.
@@ -97,7 +100,9 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Prepares the store; connects lazily (on first use), so Redis may be down at start.
-    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+    /// A store on `settings`' Redis, reading porter's time (archive expiry, erasure marks and
+    /// tombstones) from `clock`; Redis's own TTLs and stream ids keep Redis's time.
+    pub fn new(settings: &RedisSettings, clock: Clock) -> Result<Self, StoreError> {
         let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
         let (connection, layout) = match &settings.target {
             RedisTarget::Single(url) => {
@@ -137,11 +142,17 @@ impl RedisStore {
             groups: SharedGroups::default(),
             batcher: OnceCell::new(),
             archive_max_bytes: settings.archive_max_bytes,
+            clock,
         })
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// porter's time, in Unix milliseconds.
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The most bytes the raw archive keeps.
@@ -277,6 +288,7 @@ impl RedisStore {
             .arg(QUARANTINE_MAX_BYTES)
             .arg(item.body.len())
             .arg(super::erase::body_tombstone(&item.source, &item.body))
+            .arg(self.now_ms())
             .arg("source")
             .arg(&item.source)
             .arg("reason")

@@ -9,19 +9,18 @@
 -- ARGV[2]  the most body bytes to keep
 -- ARGV[3]  this body's size in bytes
 -- ARGV[4]  this body's tombstone key
--- ARGV[5…] the entry's field/value pairs
+-- ARGV[5]  porter's time in milliseconds (tombstones are forgotten by porter's clock)
+-- ARGV[6…] the entry's field/value pairs
 --
 -- Returns the stream's length, or -1 when a tombstone refused the body. The oldest entries go
 -- first; the newest is always kept. Each entry records its `size`, so the byte count can be
 -- taken down as entries leave.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local forgotten_at = redis.call('ZSCORE', KEYS[3], ARGV[4])
-if forgotten_at and tonumber(forgotten_at) > now then
+if forgotten_at and tonumber(forgotten_at) > tonumber(ARGV[5]) then
   return -1
 end
 local fields = {'size', ARGV[3]}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('XADD', KEYS[1], '*', unpack(fields))
 local bytes = redis.call('INCRBY', KEYS[2], ARGV[3])
 local max_entries, max_bytes = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -23,9 +23,10 @@ use redis::Script;
 use serde_json::Value;
 
 use crate::store::redis::StreamEntry;
-use crate::store::schedule::{Attempt, Job, Next, Outcome, Schedule, source_name};
+use crate::store::schedule::{Attempt, Job, Lease, Next, Outcome, Schedule, source_name};
 use crate::store::{RedisStore, StoreError};
 use crate::vocab::Filter;
+use jiff::Timestamp;
 
 /// A stream entry's field/value pairs, and the entry with its id.
 type Fields = Vec<(String, Vec<u8>)>;
@@ -305,11 +306,15 @@ impl RedisSchedule {
         &self,
         destination: &str,
         shard: usize,
-        limit: usize,
-        ordered: bool,
-        now_ms: i64,
-        until_ms: i64,
+        lease: Lease,
     ) -> Result<Vec<Job>, StoreError> {
+        let Lease {
+            limit,
+            ordered,
+            now,
+            until,
+        } = lease;
+        let (now_ms, until_ms) = (now.as_millisecond(), until.as_millisecond());
         let layout = self.store.layout();
         let mut connection = self.store.connection().await?;
         let ids: Vec<String> = self
@@ -596,9 +601,10 @@ impl Schedule for RedisSchedule {
         destination: &str,
         filter: &Filter,
         shard: usize,
-        now_ms: i64,
+        now: Timestamp,
         reclaim: Option<Duration>,
     ) -> Result<usize, StoreError> {
+        let now_ms = now.as_millisecond();
         let mut found = self.intake_new(destination, filter, shard, now_ms).await?;
         if let Some(idle) = reclaim {
             found += self
@@ -612,13 +618,9 @@ impl Schedule for RedisSchedule {
         &self,
         destination: &str,
         shard: usize,
-        limit: usize,
-        ordered: bool,
-        now_ms: i64,
-        until_ms: i64,
+        lease: Lease,
     ) -> Result<Vec<Job>, StoreError> {
-        self.lease_due(destination, shard, limit, ordered, now_ms, until_ms)
-            .await
+        self.lease_due(destination, shard, lease).await
     }
 
     async fn finish(

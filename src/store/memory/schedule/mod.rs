@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use crate::store::StoreError;
 use crate::store::memory::Recent;
-use crate::store::schedule::{Attempt, Job, JobState, Next, Schedule};
+use crate::store::schedule::{Attempt, Job, JobState, Lease, Next, Schedule};
 use crate::vocab::Filter;
+use jiff::Timestamp;
 
 mod erase;
 
@@ -250,14 +251,14 @@ impl MemorySchedule {
 
     /// Up to `limit` due jobs, leased until `until_ms`. Ordered destinations get only their
     /// oldest job, and only when it is due.
-    fn lease_now(
-        &self,
-        name: &str,
-        limit: usize,
-        ordered: bool,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Vec<Job> {
+    fn lease_now(&self, name: &str, lease: Lease) -> Vec<Job> {
+        let Lease {
+            limit,
+            ordered,
+            now,
+            until,
+        } = lease;
+        let (now_ms, until_ms) = (now.as_millisecond(), until.as_millisecond());
         let Some(destination) = self.destination(name) else {
             return Vec::new();
         };
@@ -430,7 +431,7 @@ impl Schedule for MemorySchedule {
         _destination: &str,
         _filter: &Filter,
         _shard: usize,
-        _now_ms: i64,
+        _now: Timestamp,
         _reclaim: Option<Duration>,
     ) -> Result<usize, StoreError> {
         Ok(0)
@@ -440,12 +441,9 @@ impl Schedule for MemorySchedule {
         &self,
         destination: &str,
         _shard: usize,
-        limit: usize,
-        ordered: bool,
-        now_ms: i64,
-        until_ms: i64,
+        lease: Lease,
     ) -> Result<Vec<Job>, StoreError> {
-        Ok(self.lease_now(destination, limit, ordered, now_ms, until_ms))
+        Ok(self.lease_now(destination, lease))
     }
 
     async fn finish(
