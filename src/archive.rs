@@ -126,6 +126,11 @@ impl Archiver {
         }
     }
 
+    /// Archive writes under way (a test waits for none before it reads the archive).
+    pub fn writing(&self) -> usize {
+        MAX_IN_FLIGHT - self.in_flight.available_permits()
+    }
+
     /// Writes `item` to `store` in a task of its own; see the module doc for
     /// failures.
     pub fn keep(&self, store: Store, item: Archived) {

@@ -14,7 +14,7 @@ pub mod app {
 }
 
 pub mod clock {
-    pub use crate::clock::Clock;
+    pub use crate::clock::{Clock, Hand};
 }
 
 pub mod commands {

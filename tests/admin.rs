@@ -534,8 +534,8 @@ async fn pause_holds_deliveries_and_resume_releases_them(store: &str, redis: Opt
     }
     let overview = json(&server.admin(&RawRequest::get("/api/overview")).await);
     assert_eq!(overview["destinations"][0]["paused"], true);
-    // Held: the workers poll every 10 to 200 ms, so a second is many chances to deliver.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Held: three rounds of the worker were three chances to deliver.
+    server.after_rounds("hooks", 3).await;
     assert_eq!(
         receiver.received().len(),
         0,

@@ -211,6 +211,8 @@ async fn a_broker_killed_and_restarted_loses_nothing_porter_acknowledged() {
             "ingest does not depend on the broker"
         );
         acknowledged.extend(batch);
+        // Pacing only: the batches spread over the run (the test asserts on what arrives,
+        // and that some attempts failed, which the outage makes certain).
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_connection, channel) = rabbitmq::channel(&broker.url()).await;

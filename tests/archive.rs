@@ -714,8 +714,28 @@ async fn redis_appends_trim_entries_past_the_retention() {
         },
         "round trip"
     );
-    // Appended after the 1 s retention of the first two: they are trimmed by this append.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Appended once Redis's clock (the one the entry ids and the trim read) is past the 1 s
+    // retention of the first two: they are trimmed by this append.
+    let second_ms: i64 = {
+        let last = redis.cli(&["XREVRANGE", "porter:archive", "+", "-", "COUNT", "1"]);
+        let last = last.expect("xrevrange");
+        let id = last.lines().next().expect("an entry").trim().to_owned();
+        id.split('-')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .expect("ms")
+    };
+    let redis_ms = || -> i64 {
+        let time = redis.cli(&["TIME"]).expect("time");
+        let mut parts = time
+            .lines()
+            .map(|l| l.trim().parse::<i64>().expect("a number"));
+        let (seconds, micros) = (parts.next().expect("s"), parts.next().expect("us"));
+        seconds * 1000 + micros / 1000
+    };
+    while redis_ms() <= second_ms + 1000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     store.archive(item(now), retention).await.expect("third");
     assert_eq!(
         redis.cli(&["XLEN", "porter:archive"]).expect("xlen").trim(),
@@ -760,7 +780,11 @@ async fn every_provider_verifies_again_from_what_the_archive_keeps() {
         }
     }
     assert!(sent >= 30, "{sent}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The archive is written after each answer: wait until no write is under way.
+    let archiver = server.gateway.archive.as_ref().expect("archive on");
+    while archiver.writing() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut read = 0;
     let mut providers = std::collections::BTreeSet::new();
     for name in names {

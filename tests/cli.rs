@@ -256,10 +256,30 @@ fn sigterm_drains_a_request_in_flight() {
     stream
         .write_all(&body[..10])
         .expect("write part of the body");
-    std::thread::sleep(Duration::from_millis(200));
+    // The request is in flight once porter has reserved its body's bytes.
+    let admin = server
+        .admin_addr
+        .expect("the embedded default's admin listener");
+    let token = server
+        .login_url
+        .as_deref()
+        .and_then(|url| url.split("token=").nth(1))
+        .expect("the printed login URL")
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !common::served::metric(admin, &token, "porter_buffered_bytes")
+        .is_some_and(|bytes| bytes > 0.0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never began"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     signal(&server.child, "TERM");
-    std::thread::sleep(Duration::from_millis(300));
+    // Draining: the listener has stopped accepting, and the request is still in flight.
+    server.wait_for_log("SIGTERM received", 1, Duration::from_secs(10));
     stream
         .write_all(&body[10..])
         .expect("the connection is still open after SIGTERM");

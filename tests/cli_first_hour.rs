@@ -65,7 +65,8 @@ fn failed_deliveries_are_logged_with_their_cause_and_dead_letters_as_errors() {
         &body,
     );
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Two failed attempts, then the third dead-letters the event.
+    server.wait_for_log("dead-lettered", 1, std::time::Duration::from_secs(20));
     let (_, _, stderr) = server.terminate();
     let lines: Vec<serde_json::Value> = stderr
         .lines()

@@ -194,7 +194,8 @@ retry = ["50ms"]
     assert!(browser.text("main table").await.contains("paused"));
     browser.screenshot("destinations").await;
     assert_eq!(server.send(&whatsapp("wamid.held")).await.status, 200);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Three rounds of the worker were three chances to deliver.
+    server.after_rounds("housekeeping", 3).await;
     assert_eq!(receiver.received().len(), 3, "held while paused");
     browser
         .click("form[action='/destinations/housekeeping/resume'] button")

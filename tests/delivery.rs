@@ -117,7 +117,8 @@ async fn a_500_is_retried_and_then_delivered() {
         received[1].at - received[0].at >= Duration::from_millis(80),
         "the schedule's delay was kept"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Delivered: out of the schedule, so no attempt can follow.
+    server.settled("guest-messaging").await;
     assert_eq!(receiver.received().len(), 3, "no attempt after the 200");
     let Store::Memory(memory) = &server.gateway.store else {
         panic!("memory")
@@ -205,7 +206,8 @@ async fn after_the_last_attempt_the_event_is_dead_lettered_with_every_attempt() 
     );
     assert!(dead[0].attempts.iter().all(|a| a.status == Some(503)
         && a.outcome == porter::testing::store::Outcome::Failed("status 503".into())));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Dead-lettered: out of the schedule, so no attempt can follow.
+    server.settled("guest-messaging").await;
     assert_eq!(receiver.received().len(), 3, "nothing after dead-lettering");
     server.stop().await;
 }
@@ -415,8 +417,19 @@ async fn two_instances_share_the_work_and_a_killed_one_loses_nothing() {
         "every acknowledged event was delivered"
     );
     // The killed instance's attempts reached the receiver but were never recorded as done:
-    // when their leases (2 × 2 s + 1 s) run out, the other instance delivers them again.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // when their leases (2 × 2 s + 1 s) run out, the other instance delivers them again, and
+    // the schedule empties.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while redis
+        .cli(&["ZCARD", "porter:schedule:guest-messaging"])
+        .is_none_or(|n| n.trim() != "0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "leases left behind were never taken over"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let received = receiver.received();
     let duplicates = received.len() - distinct.len();
     // Any event delivered twice (the killed instance's in-flight ones) carried one webhook-id.

@@ -99,7 +99,9 @@ secrets = ["embed-test-secret"]
     while recorder.seen.lock().expect("lock").len() < 2 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stopped, delivery has drained: no call can follow the ones counted.
+    let _ = stop.send(());
+    serving.await.expect("task").expect("served");
     let seen = recorder.seen.lock().expect("lock").clone();
     assert_eq!(
         seen.len(),
@@ -111,6 +113,4 @@ secrets = ["embed-test-secret"]
         seen[1].0 - seen[0].0 >= Duration::from_millis(80),
         "retried after the schedule's delay"
     );
-    let _ = stop.send(());
-    serving.await.expect("task").expect("served");
 }

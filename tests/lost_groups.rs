@@ -129,7 +129,8 @@ async fn events_acknowledged_after_redis_restarts_empty_are_delivered() {
         read.contains("wamid.after1") && read.contains("wamid.after2"),
         "{read}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nothing left to deliver: no attempt can follow.
+    server.settled("guest-messaging").await;
     assert_eq!(receiver.received().len(), 3, "each delivered once");
     server.stop().await;
 }
@@ -145,8 +146,15 @@ async fn events_acknowledged_after_a_flushall_are_delivered() {
         redis.cli(&["FLUSHALL"]).map(|s| s.trim().to_owned()),
         Some("OK".into())
     );
-    // Nothing is sent for a while: the worker meets NOGROUP and recreates its group itself.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing is sent: the worker meets NOGROUP and recreates its group itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !groups(&redis).contains("guest-messaging") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group was never recreated"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     send(&server, "wamid.f1").await;
     let received = receiver.wait_for(2, Duration::from_secs(10)).await;
     assert_eq!(ids(&received), ["wamid.f0", "wamid.f1"]);
@@ -170,7 +178,9 @@ async fn a_deleted_group_is_recreated_where_porter_had_got_to() {
     );
     send(&server, "wamid.d3").await;
     let received = receiver.wait_for(3, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Nothing left to deliver (a group recreated at the stream's start would have d1 and d2
+    // to deliver again, and this would wait for them): no attempt can follow.
+    server.settled("guest-messaging").await;
     // The group came back at its cursor: d3 is delivered, d1 and d2 are not delivered again.
     assert_eq!(ids(&received), ["wamid.d1", "wamid.d2", "wamid.d3"]);
     assert_eq!(receiver.received().len(), 3);

@@ -208,6 +208,21 @@ impl NoStream for porter::testing::config::Config {
     }
 }
 
+/// The reasons of the failed delivery attempts so far.
+fn failed_attempts(server: &TestServer) -> Vec<String> {
+    let schedule = server.memory().deliveries().expect("schedules");
+    server
+        .events()
+        .iter()
+        .filter_map(|event| schedule.find("pms-sync", event["id"].as_str()?))
+        .flat_map(|(_, attempts)| attempts)
+        .filter_map(|attempt| match attempt.outcome {
+            porter::testing::store::Outcome::Failed(reason) => Some(reason),
+            porter::testing::store::Outcome::Delivered => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn a_server_killed_mid_run_loses_nothing_porter_acknowledged() {
     let mut nats = NatsServer::start();
@@ -218,15 +233,21 @@ async fn a_server_killed_mid_run_loses_nothing_porter_acknowledged() {
             nats.kill();
         }
         if round == 20 {
+            // The outage lasts until attempts have failed (and are to be retried).
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while failed_attempts(&server).is_empty() {
+                assert!(std::time::Instant::now() < deadline, "no attempt failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
             nats.restart();
         }
         let batch = ids(&format!("k{round}-"), 5);
         let answer = server.send(&whatsapp(&batch)).await;
         assert_eq!(answer.status, 200, "ingest does not depend on the broker");
         acknowledged.extend(batch);
-        // The outage outlasts the 2 s timeout: attempts fail and are retried.
-        let pause = if (10..20).contains(&round) { 300 } else { 50 };
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+        // Pacing only: the batches spread over the run, so that some are in flight when the
+        // server dies and some while it is away.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let messages = wait_for_messages(&nats, acknowledged.len(), Duration::from_secs(30)).await;
     let delivered: Vec<String> = messages
@@ -246,17 +267,7 @@ async fn a_server_killed_mid_run_loses_nothing_porter_acknowledged() {
         unique.len(),
         "each exactly once in the stream"
     );
-    let schedule = server.memory().deliveries().expect("schedules");
-    let retried: Vec<String> = server
-        .events()
-        .iter()
-        .filter_map(|event| schedule.find("pms-sync", event["id"].as_str()?))
-        .flat_map(|(_, attempts)| attempts)
-        .filter_map(|attempt| match attempt.outcome {
-            porter::testing::store::Outcome::Failed(reason) => Some(reason),
-            porter::testing::store::Outcome::Delivered => None,
-        })
-        .collect();
+    let retried = failed_attempts(&server);
     assert!(!retried.is_empty(), "the outage made attempts fail");
     eprintln!("{} failed attempts, e.g. {}", retried.len(), retried[0]);
     server.stop().await;

@@ -251,8 +251,8 @@ async fn an_invalid_subscription_or_a_forbidden_stream_stops_with_the_reason() {
     mock.state.knobs().refuse_credentials = true;
     let reason = stopped_reason(&mock).await;
     assert!(reason.contains("client_secret"), "{reason}");
-    // One refused token request, not a loop of them.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // One refused token request, not a loop of them (the connector has stopped for good, and
+    // its task has ended: nothing more can be asked).
     assert_eq!(mock.state.token_requests(), 1);
 }
 
@@ -296,6 +296,28 @@ fn redis_config(dir: &std::path::Path, redis: &RedisServer, mock: &OhipMock) -> 
     config
 }
 
+/// The offset the connector saved in Redis for `opera`.
+fn saved_offset(redis: &RedisServer) -> Option<String> {
+    redis
+        .cli(&["GET", "porter:ohip:opera:offset"])
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+}
+
+/// Waits until the connector has saved `offset`: every event up to it is stored, and with
+/// no later event at the mock, nothing more can be.
+fn wait_for_offset(redis: &RedisServer, offset: &str) {
+    let started = Instant::now();
+    while saved_offset(redis).as_deref() != Some(offset) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "offset {offset} never saved: {:?}",
+            saved_offset(redis)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Events in the Redis store's stream.
 fn stored(redis: &RedisServer) -> usize {
     redis
@@ -330,20 +352,14 @@ fn porter_killed_mid_stream_resumes_from_the_stored_offset_and_stores_nothing_tw
     signal(&served.child, "KILL");
     wait(&mut served.child, Duration::from_secs(5)).expect("killed");
     drop(served);
+    let mut last_offset = String::new();
     for i in 5..8 {
-        mock.state
+        last_offset = mock
+            .state
             .push("RESERVATION", "UPDATE RESERVATION", &i.to_string());
     }
     let restarted = Served::start(dir.path(), &["--config", config_arg]);
-    let started = Instant::now();
-    while stream_len() < 8 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "events not stored after restart"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_offset(&redis, &last_offset);
     assert_eq!(stream_len(), 8, "an event was stored twice");
     let connections = mock.state.connections();
     let last = connections.last().expect("a connection");
@@ -369,7 +385,30 @@ fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies(
         std::thread::sleep(Duration::from_millis(50));
     }
     let second = Served::start(dir.path(), &["--config", config_arg]);
-    std::thread::sleep(Duration::from_secs(4));
+    second.wait_for_log("standing by", 1, Duration::from_secs(10));
+    // Two renewals of the first one's lease (every second) while the second stands by.
+    let lease_ttl = || -> i64 {
+        let key = redis
+            .cli(&["--scan", "--pattern", "porter:ohip:lease:*"])
+            .and_then(|keys| keys.lines().next().map(str::to_owned))
+            .expect("the lease key");
+        redis
+            .cli(&["PTTL", &key])
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(-2)
+    };
+    let mut renewals = 0;
+    let mut last = lease_ttl();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while renewals < 2 {
+        assert!(Instant::now() < deadline, "the lease was not renewed");
+        let now = lease_ttl();
+        if now > last {
+            renewals += 1;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The second instance stands by: OHIP saw one consumer only.
     assert_eq!(mock.state.connections().len(), 1);
     assert_eq!(mock.state.upgrades(), 1);
@@ -378,7 +417,7 @@ fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies(
     wait(&mut first.child, Duration::from_secs(5)).expect("killed");
     let killed = Instant::now();
     drop(first);
-    mock.state.push("RESERVATION", "CHECK IN", "1");
+    let second_offset = mock.state.push("RESERVATION", "CHECK IN", "1");
     while stream_len() < 2 {
         assert!(killed.elapsed() < Duration::from_secs(15), "no takeover");
         std::thread::sleep(Duration::from_millis(50));
@@ -390,8 +429,12 @@ fn two_instances_on_one_redis_one_streams_and_the_other_takes_over_when_it_dies(
         connections[1].opened.expect("opened") - killed.min(connections[1].opened.expect("opened"));
     assert!(takeover <= Duration::from_secs(6), "{takeover:?}");
     assert_eq!(connections[1].subscribed_from, [Some("100".to_owned())]);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(stream_len(), 2);
+    wait_for_offset(&redis, &second_offset);
+    assert_eq!(
+        stream_len(),
+        2,
+        "the replayed first event was not stored again"
+    );
 
     // /readyz says how the stream is doing; the admin API and the console's overview too.
     let get = |addr: std::net::SocketAddr, path: &str, token: bool| {
@@ -578,9 +621,14 @@ async fn porter_pings_answers_pings_and_a_stream_without_pongs_stays_up_while_fr
         (events(&store).len() == 1).then_some(())
     })
     .await;
-    // Events keep coming while OHIP answers no ping: any frame is proof of life.
+    // Events keep coming while OHIP answers no ping (one after each of porter's pings, a
+    // second apart: six seconds in all, past the five of `liveness`): any frame is proof of life.
     for key in 2..=7 {
-        tokio::time::sleep(Duration::from_millis(700)).await;
+        let pings = mock.state.connections()[0].pings;
+        until(Duration::from_secs(10), || {
+            (mock.state.connections()[0].pings > pings).then_some(())
+        })
+        .await;
         mock.state.push("RESERVATION", "CHECK IN", &key.to_string());
     }
     until(Duration::from_secs(10), || {

@@ -72,9 +72,11 @@ async fn check_the_bucket(servers: &[&TestServer], receiver: &Receiver) {
     eprintln!(
         "200 events over {span:?} (the tightest window: {tightest:.2} events under the limit)"
     );
-    // 20 at once, then 180 at 20 per second.
+    // 20 at once, then 180 at 20 per second: 9 s. The lower bound is the limit; the upper
+    // one only catches a bucket that refills far too slowly (5/s would take 36 s), with room
+    // for a machine busy with a parallel test run.
     assert!(
-        span >= Duration::from_millis(8_500) && span <= Duration::from_secs(12),
+        span >= Duration::from_millis(8_500) && span <= Duration::from_secs(25),
         "200 events at 20/s took {span:?}"
     );
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisCluster, RedisServer};
@@ -264,39 +265,51 @@ async fn no_event_is_acknowledged_unless_it_is_in_the_stream_even_across_a_crash
     // fsync on every write: an acknowledged event must survive SIGKILL of Redis.
     let mut redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
     let server = TestServer::start_configured(single(&redis)).await;
+    // What the sender has seen so far: (200s, 503s, 200s after the first 503).
+    let seen = std::sync::Arc::new([(); 3].map(|()| AtomicUsize::new(0)));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sender = {
         let addr = server.addr;
-        let stop = std::sync::Arc::clone(&stop);
+        let (stop, seen) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&seen));
         tokio::spawn(async move {
-            // (acknowledged ids, 503s, 200s after the first 503)
             let mut acknowledged = Vec::new();
-            let (mut refused, mut recovered) = (0, 0);
             let mut i = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let id = format!("wamid.crash{i}");
                 let answer = whatsapp(&[&id]).send(addr).await;
                 if answer.status == 200 {
                     acknowledged.push(id);
-                    if refused > 0 {
-                        recovered += 1;
+                    seen[0].fetch_add(1, Ordering::Relaxed);
+                    if seen[1].load(Ordering::Relaxed) > 0 {
+                        seen[2].fetch_add(1, Ordering::Relaxed);
                     }
                 } else {
                     assert_eq!(answer.status, 503, "only 200 or 503: {answer:?}");
-                    refused += 1;
+                    seen[1].fetch_add(1, Ordering::Relaxed);
                 }
             }
-            (acknowledged, refused, recovered)
+            acknowledged
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill Redis under load, bring it back once porter refuses, stop once it accepts again.
+    let until = |which: usize, at_least: usize| {
+        let seen = std::sync::Arc::clone(&seen);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while seen[which].load(Ordering::Relaxed) < at_least && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    until(0, 20).await;
     redis.kill();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until(1, 5).await;
     redis.restart();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (acknowledged, refused, recovered) = sender.await.expect("sender");
+    until(2, 20).await;
+    stop.store(true, Ordering::Relaxed);
+    let acknowledged = sender.await.expect("sender");
+    let [_, refused, recovered] = seen.as_ref().each_ref().map(|n| n.load(Ordering::Relaxed));
     eprintln!(
         "acknowledged {}, refused {refused}, acknowledged after recovery {recovered}",
         acknowledged.len()

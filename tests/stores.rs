@@ -21,8 +21,32 @@ struct Subject {
     name: &'static str,
     store: Store,
     config: Config,
+    /// Moves the store's clock (Redis's own TTLs keep Redis's time).
+    hand: porter::testing::clock::Hand,
     _dir: Option<tempfile::TempDir>,
-    _redis: Option<RedisServer>,
+    redis: Option<RedisServer>,
+}
+
+impl Subject {
+    /// Lets `by` pass for the store: its clock moves; Redis's TTLs are waited for on Redis's
+    /// own clock.
+    async fn pass(&self, by: Duration) {
+        self.hand.advance(by);
+        if let Some(redis) = &self.redis {
+            let redis_ms = || -> i64 {
+                let time = redis.cli(&["TIME"]).expect("time");
+                let mut parts = time
+                    .lines()
+                    .map(|l| l.trim().parse::<i64>().expect("a number"));
+                let (seconds, micros) = (parts.next().expect("s"), parts.next().expect("us"));
+                seconds * 1000 + micros / 1000
+            };
+            let until = redis_ms() + i64::try_from(by.as_millis()).expect("ms");
+            while redis_ms() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
 }
 
 const KINDS: [&str; 3] = ["memory", "local", "redis"];
@@ -79,13 +103,15 @@ fn open(kind: &'static str) -> Subject {
     };
     let config = config(&table);
     let plan = Plan::of(&config).expect("plan");
-    let store = porter::testing::app::store_for(&config, &plan, &Clock::system()).expect("store");
+    let (clock, hand) = Clock::manual(jiff::Timestamp::now());
+    let store = porter::testing::app::store_for(&config, &plan, &clock).expect("store");
     Subject {
         name: kind,
         store,
         config,
+        hand,
         _dir: dir,
-        _redis: redis,
+        redis,
     }
 }
 
@@ -221,7 +247,7 @@ async fn keys_are_forgotten_after_their_ttl() {
             .await
             .expect("enqueued");
         assert!(within.is_duplicate(), "{}", subject.name);
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        subject.pass(Duration::from_millis(701)).await;
         let later = subject
             .store
             .enqueue(&[event("a")], &Reply::text("3"), ttl)

@@ -196,6 +196,8 @@ async fn run<S: Schedule>(
         if reclaim {
             last_reclaim = Instant::now();
         }
+        metrics::counter!("porter_delivery_rounds_total", "destination" => route.name.clone())
+            .increment(1);
         let found = match cycle(
             &schedule,
             &route,

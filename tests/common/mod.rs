@@ -233,6 +233,53 @@ impl TestServer {
         server
     }
 
+    /// Waits until `destination` has nothing left to deliver: every event delivered or
+    /// dead-lettered, none scheduled or in flight. After it, no attempt can follow.
+    pub async fn settled(&self, destination: &str) {
+        use porter::testing::store::Schedule;
+        let schedules = self
+            .gateway
+            .store
+            .schedules()
+            .expect("a store with schedules");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting = schedules.backlog(destination).await.expect("backlog");
+            if waiting == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{destination} still has {waiting} to deliver"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Delivery rounds `destination`'s worker has run (`porter_delivery_rounds_total`).
+    pub async fn rounds(&self, destination: &str) -> u64 {
+        let metrics = self.metrics().await;
+        let prefix = format!("porter_delivery_rounds_total{{destination=\"{destination}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `destination`'s worker has run `more` rounds from now: each was a chance to
+    /// deliver (a way to see that something did not happen, without sleeping).
+    pub async fn after_rounds(&self, destination: &str, more: u64) {
+        let from = self.rounds(destination).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.rounds(destination).await < from + more {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{destination}'s worker is stuck"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn memory(&self) -> &MemoryStore {
         match &self.gateway.store {
             Store::Memory(memory) => memory,

@@ -22,6 +22,8 @@ pub struct Served {
     pub login_url: Option<String>,
     /// Lines of stderr after the "listening" line.
     stderr: mpsc::Receiver<String>,
+    /// Lines already read by [`Served::wait_for_log`], kept for [`Served::terminate`].
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl Served {
@@ -74,6 +76,31 @@ impl Served {
             admin_addr,
             login_url,
             stderr: receiver,
+            seen: std::cell::RefCell::default(),
+        }
+    }
+
+    /// Waits until `count` lines of stderr contain `needle` (within `limit`); the lines so far.
+    pub fn wait_for_log(&self, needle: &str, count: usize, limit: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let matching = self
+                .seen
+                .borrow()
+                .iter()
+                .filter(|line| line.contains(needle))
+                .count();
+            if matching >= count {
+                return self.seen.borrow().clone();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => self.seen.borrow_mut().push(line),
+                Err(_) => panic!(
+                    "{matching} of {count} log lines with {needle:?} within {limit:?}: {:?}",
+                    self.seen.borrow()
+                ),
+            }
         }
     }
 
@@ -90,7 +117,8 @@ impl Served {
         if let Some(mut out) = self.child.stdout.take() {
             let _ = out.read_to_string(&mut stdout);
         }
-        let stderr: Vec<String> = self.stderr.try_iter().collect();
+        let mut stderr = self.seen.take();
+        stderr.extend(self.stderr.try_iter());
         (status.success(), stdout, stderr.join("\n"))
     }
 }
@@ -158,4 +186,19 @@ fn ready(addr: SocketAddr) -> bool {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.1 200")
+}
+
+/// The value of `name` (without labels) in the Prometheus text of the admin listener at `admin`.
+pub fn metric(admin: SocketAddr, token: &str, name: &str) -> Option<f64> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(admin).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} "))?.trim().parse().ok())
 }

@@ -23,6 +23,9 @@ use crate::store::StoreError;
 pub(super) struct Signal {
     outcome: OnceLock<Result<(), Arc<str>>>,
     fired: tokio::sync::Notify,
+    /// Callers that have started waiting (what a test waits for before it lets a write end).
+    #[cfg(test)]
+    pub(super) waiters: std::sync::atomic::AtomicUsize,
 }
 
 impl Signal {
@@ -33,6 +36,9 @@ impl Signal {
 
     /// Waits until the batch is on disk (`Ok`) or failed.
     pub(super) async fn wait(&self) -> Result<(), StoreError> {
+        #[cfg(test)]
+        self.waiters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         loop {
             let fired = self.fired.notified();
             tokio::pin!(fired);

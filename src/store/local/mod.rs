@@ -389,6 +389,20 @@ impl LocalStore {
 }
 
 impl Shared {
+    /// The events appended and not yet on disk, and the callers waiting for their batches.
+    #[cfg(test)]
+    pub(super) fn in_flight(&self) -> (usize, usize) {
+        let pending = self.pending();
+        let mut signals: Vec<&Arc<Signal>> = pending.keys.values().map(|(_, s)| s).collect();
+        signals.sort_by_key(|s| Arc::as_ptr(s));
+        signals.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        let waiting = signals
+            .iter()
+            .map(|s| s.waiters.load(std::sync::atomic::Ordering::SeqCst))
+            .sum();
+        (pending.events, waiting)
+    }
+
     fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -55,7 +55,11 @@ async fn a_duplicate_of_a_failed_write_is_refused_and_a_later_batch_is_not_mista
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Both are waiting (the duplicate on the first batch, the other on its own) before the
+    // first write is let fail.
+    while store.shared.in_flight() != (2, 3) {
+        tokio::task::yield_now().await;
+    }
     failing.release();
     let first = first.await.expect("task");
     assert!(
