@@ -40,6 +40,9 @@ pub(crate) enum Answer {
     IncompleteBody,
     /// The store could not take the events (down, slow or full): retry later.
     Unavailable,
+    /// A defect on porter's side that waiting will not mend (an event that does not encode):
+    /// 500, so that the provider still retries, and an error in porter's log.
+    Internal,
     /// Over a bound on what is held before authentication (body bytes being read, requests in
     /// flight from one peer): retry later.
     Busy,
@@ -62,6 +65,7 @@ impl Answer {
             Answer::IncompleteBody => "incomplete_body",
             Answer::Unavailable => "unavailable",
             Answer::Busy => "busy",
+            Answer::Internal => "internal",
         }
     }
 
@@ -87,6 +91,7 @@ impl Answer {
             Answer::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Answer::IncompleteBody => StatusCode::BAD_REQUEST,
             Answer::Unavailable | Answer::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Answer::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -146,5 +151,70 @@ impl IntoResponse for Answer {
             _ => {}
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    async fn body(answer: Answer) -> (StatusCode, Option<String>, String) {
+        let response = answer.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        (
+            status,
+            retry_after,
+            String::from_utf8(bytes.to_vec()).expect("utf-8"),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_outage_asks_for_a_retry_later_and_a_defect_is_a_500() {
+        assert_eq!(
+            body(Answer::Unavailable).await,
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("5".to_owned()),
+                r#"{"error":"unavailable"}"#.to_owned()
+            )
+        );
+        assert_eq!(
+            body(Answer::Internal).await,
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                r#"{"error":"internal"}"#.to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn which_store_errors_are_outages() {
+        let encoding = serde_json::from_str::<u8>("x").expect_err("not a number");
+        assert!(!StoreError::from(encoding).is_outage());
+        assert!(!StoreError::Damaged("journal 3 is damaged".into()).is_outage());
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(StoreError::from(refused).is_outage());
+        assert!(StoreError::Full.is_outage());
+        let io = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let error = StoreError::io("cannot open /var/lib/porter/journal-1", io);
+        assert!(error.is_outage());
+        assert_eq!(
+            error.to_string(),
+            "cannot open /var/lib/porter/journal-1: permission denied"
+        );
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the cause is kept"
+        );
     }
 }

@@ -5,18 +5,17 @@
 //! plan), the [`Gateway`], and starts the delivery workers on the store's schedules. Both
 //! `porter serve` and [`Embedded`](crate::embed::Embedded) serve through [`App`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use std::net::SocketAddr;
-
 use crate::admin::{self, Admin};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::StoreKind;
-use crate::delivery::{self, Deliveries, Plan};
+use crate::delivery::{self, Deliveries, Plan, PlanError};
 use crate::gateway::Gateway;
 use crate::server;
 use crate::store::{
@@ -37,16 +36,24 @@ pub struct App {
     streams: Vec<crate::config::OhipStreamConfig>,
 }
 
+/// Why porter cannot start serving a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("cannot set up the store: {0}")]
+    Store(#[from] StoreError),
+}
+
 impl App {
     /// Builds the gateway and the delivery plan of `config` plus `plan`'s own destinations (in-
     /// process handlers). Must run inside the tokio runtime (the Redis store spawns its
     /// connection task there); it does not wait for Redis, which may come up later.
-    pub fn build(config: Config, mut plan: Plan, clock: Clock) -> Result<Self, String> {
+    pub fn build(config: Config, mut plan: Plan, clock: Clock) -> Result<Self, StartError> {
         let configured = Plan::of(&config)?;
         plan.routes.extend(configured.routes);
         plan.stream_groups.extend(configured.stream_groups);
-        let store = store_for(&config, &plan, &clock)
-            .map_err(|error| format!("cannot set up the store: {error}"))?;
+        let store = store_for(&config, &plan, &clock)?;
         let admin_config = config.admin.clone();
         let streams = config.streams.clone();
         let destinations = Admin::destinations_of(&config, &plan);

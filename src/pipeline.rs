@@ -410,6 +410,10 @@ async fn store(
     let enqueued = timeout_at(deadline, enqueue).await;
     match &enqueued {
         Ok(Ok(enqueued)) => trace::stored(&step, enqueued.new, enqueued.duplicates),
+        Ok(Err(error)) if !error.is_outage() => {
+            trace::outcome(&step, "internal", None);
+            trace::failed(&step);
+        }
         Ok(Err(_)) | Err(_) => {
             trace::outcome(&step, "unavailable", None);
             trace::failed(&step);
@@ -432,9 +436,13 @@ async fn store(
                 archive: None,
             }
         }
-        Ok(Err(error)) => {
+        Ok(Err(error)) if error.is_outage() => {
             tracing::warn!(source = config.source.name(), %error, "store refused events");
             Answer::Unavailable.into()
+        }
+        Ok(Err(error)) => {
+            tracing::error!(source = config.source.name(), %error, "events could not be stored");
+            Answer::Internal.into()
         }
         Err(_elapsed) => {
             tracing::warn!(
@@ -473,6 +481,12 @@ async fn quarantine(
         Ok(Ok(())) => {
             trace::outcome(&step, "quarantined", None);
             Answer::Rejected(rejection).into()
+        }
+        Ok(Err(error)) if !error.is_outage() => {
+            trace::outcome(&step, "internal", None);
+            trace::failed(&step);
+            tracing::error!(source = config.source.name(), %error, "a body could not be quarantined");
+            Answer::Internal.into()
         }
         Ok(Err(_)) | Err(_) => {
             trace::outcome(&step, "unavailable", None);

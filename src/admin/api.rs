@@ -31,17 +31,23 @@ pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
-/// 503 `store_unavailable`, with the store's reason.
-pub(super) fn store_error(error: &StoreError) -> Response {
-    error_response_for_store(error)
-}
-
-fn error_response_for_store(store_error: &StoreError) -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        &store_error.to_string(),
-    )
+/// 503 `store_unavailable` (down, slow or full: try again), or 500 `store_error` (a defect
+/// or damaged data), with the store's reason.
+pub(super) fn store_error(failure: &StoreError) -> Response {
+    if failure.is_outage() {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            &failure.to_string(),
+        )
+    } else {
+        tracing::error!(error = %failure, "the store could not answer");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            &failure.to_string(),
+        )
+    }
 }
 
 pub(super) async fn metrics() -> Response {

@@ -66,10 +66,6 @@ pub(super) async fn reprocess(
         Err(error @ ReprocessError::UnknownSource(_)) => {
             problem(StatusCode::NOT_FOUND, "unknown_source", &error.to_string())
         }
-        Err(ReprocessError::Store(error)) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            &error.to_string(),
-        ),
+        Err(ReprocessError::Store(error)) => super::api::store_error(&error),
     }
 }

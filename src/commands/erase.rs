@@ -120,7 +120,7 @@ pub(super) fn run(args: &EraseArgs) -> ExitCode {
 async fn report(config: &Config, args: &EraseArgs, request: &Request) -> Result<Value, String> {
     let plan = match &config.store.kind {
         StoreKind::Memory { .. } => return through_admin(config, args).await,
-        StoreKind::Local { .. } => Plan::of(config)?,
+        StoreKind::Local { .. } => Plan::of(config).map_err(|e| e.to_string())?,
         StoreKind::Redis { .. } => Plan::default(),
     };
     let store = match store_for(config, &plan, &Clock::system()) {

@@ -122,7 +122,7 @@ fn open_for_cli(config: &Config, access: Access) -> Result<Store, String> {
                     path.display()
                 ));
             }
-            Plan::of(config)?
+            Plan::of(config).map_err(|e| e.to_string())?
         }
         _ => Plan::default(),
     };

@@ -148,7 +148,8 @@ impl AmqpSender {
     }
 
     async fn publish(&self, event_id: &str, json: &str) -> Result<(), String> {
-        let event = StoredEvent::parse(json)?;
+        let event = StoredEvent::parse(json)
+            .map_err(|e| format!("the stored event does not parse: {e}"))?;
         let routing_key = self
             .destination
             .routing_key

@@ -14,9 +14,8 @@ pub(super) struct StoredEvent<'a> {
 }
 
 impl<'a> StoredEvent<'a> {
-    pub(super) fn parse(json: &'a str) -> Result<Self, String> {
-        let map: std::collections::BTreeMap<String, &'a RawValue> = serde_json::from_str(json)
-            .map_err(|e| format!("the stored event does not parse: {e}"))?;
+    pub(super) fn parse(json: &'a str) -> Result<Self, serde_json::Error> {
+        let map: std::collections::BTreeMap<String, &'a RawValue> = serde_json::from_str(json)?;
         Ok(Self {
             attributes: map.into_iter().collect(),
         })

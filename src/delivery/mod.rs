@@ -160,16 +160,34 @@ pub struct Plan {
     pub stream_groups: Vec<String>,
 }
 
+/// Why a configuration's destinations cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The HTTP client of a destination could not be built (its TLS setup, most likely).
+    #[error("destination `{destination}`: {source}")]
+    Client {
+        destination: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A destination of a kind this build left out (refused when the configuration is read;
+    /// this guards a configuration built by hand).
+    #[error("destination `{0}`: this porter was built without its kind's feature")]
+    NotBuiltIn(String),
+}
+
 impl Plan {
     /// The destinations of a configuration.
-    pub fn of(config: &Config) -> Result<Self, String> {
+    pub fn of(config: &Config) -> Result<Self, PlanError> {
         let mut plan = Self::default();
         for destination in &config.destinations {
             let delivery = &destination.delivery;
             let target = match &destination.kind {
                 DestinationKind::Http(http) => Target::Http(Arc::new(
-                    http::HttpSender::new(http, delivery)
-                        .map_err(|e| format!("destination `{}`: {e}", destination.name))?,
+                    http::HttpSender::new(http, delivery).map_err(|source| PlanError::Client {
+                        destination: destination.name.clone(),
+                        source,
+                    })?,
                 )),
                 #[cfg(feature = "nats")]
                 DestinationKind::Nats(nats) => Target::Nats(Arc::new(nats::NatsSender::new(
@@ -185,10 +203,7 @@ impl Plan {
                 #[cfg(not(all(feature = "nats", feature = "amqp")))]
                 #[allow(unreachable_patterns)]
                 DestinationKind::Nats(_) | DestinationKind::Amqp(_) => {
-                    return Err(format!(
-                        "destination `{}`: this porter was built without its kind's feature",
-                        destination.name
-                    ));
+                    return Err(PlanError::NotBuiltIn(destination.name.clone()));
                 }
                 DestinationKind::RedisStream => {
                     plan.stream_groups.push(destination.name.clone());

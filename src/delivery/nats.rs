@@ -118,7 +118,8 @@ impl NatsSender {
     }
 
     async fn publish(&self, event_id: &str, json: &str) -> Result<(), String> {
-        let event = StoredEvent::parse(json)?;
+        let event = StoredEvent::parse(json)
+            .map_err(|e| format!("the stored event does not parse: {e}"))?;
         let subject = self
             .destination
             .subject

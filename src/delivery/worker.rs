@@ -430,9 +430,9 @@ fn redacted<'a>(route: &Route, stored: &'a str) -> Result<std::borrow::Cow<'a, s
         Some(redaction) => redaction
             .apply(stored)
             .map(std::borrow::Cow::Owned)
-            .map_err(|reason| Response::Failed {
+            .map_err(|error| Response::Failed {
                 status: None,
-                reason,
+                reason: format!("the stored event does not parse: {error}"),
                 retry_after: None,
             }),
     }

@@ -98,10 +98,10 @@ impl Redaction {
         })
     }
 
-    /// The stored event `json` with its personal values hashed or removed.
-    pub fn apply(&self, json: &str) -> Result<String, String> {
-        let mut event: Value = serde_json::from_str(json)
-            .map_err(|e| format!("the stored event does not parse: {e}"))?;
+    /// The stored event `json` with its personal values hashed or removed; an error when
+    /// it does not parse (a store tampered with: a failed attempt, never a panic).
+    pub fn apply(&self, json: &str) -> Result<String, serde_json::Error> {
+        let mut event: Value = serde_json::from_str(json)?;
         let event_type = event["type"].as_str().unwrap_or("unknown").to_owned();
         let remove = match (plans().get(&event_type), event.get_mut("data")) {
             (Some(plan), Some(data)) => self.redact(data, plan, ""),
@@ -110,7 +110,7 @@ impl Redaction {
         if remove && let Some(object) = event.as_object_mut() {
             object.remove("data");
         }
-        serde_json::to_string(&event).map_err(|e| e.to_string())
+        serde_json::to_string(&event)
     }
 
     /// Applies `node` to `value` (named `name` in its parent); true when it must be removed.

@@ -22,6 +22,7 @@ mod printer;
 pub(crate) mod redis;
 pub(crate) mod schedule;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -168,17 +169,65 @@ impl Enqueued {
     }
 }
 
-/// Why the store could not take the events. Either way nothing was enqueued and the provider
-/// must retry, so both become 503.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the store could not do what it was asked. Nothing was written; on a source route the
+/// provider must retry, so every kind becomes a 5xx (see [`StoreError::is_outage`]).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("the store is full, or too busy to queue more")]
     Full,
+    /// Redis could not be reached, timed out or refused a command.
+    #[error("Redis: {0}")]
+    Redis(#[source] Arc<::redis::RedisError>),
+    /// A file of the local store could not be opened, read or written.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The store takes nothing in its present state: a failed write not yet mended, closing,
+    /// its writer stopped, an answer it did not expect.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The local store's files are damaged or not porter's to open (what to do is in the
+    /// message): porter will not guess.
+    #[error("{0}")]
+    Damaged(String),
+    /// A value could not be encoded, or one read back decoded: a defect or damaged data, not
+    /// an outage (the store itself answers).
+    #[error("cannot encode or decode a stored value: {0}")]
+    Encoding(#[source] Arc<serde_json::Error>),
     /// The local store's directory is held by another porter process (only when opening).
     #[error("{0}")]
     InUse(String),
+}
+
+impl StoreError {
+    /// A file operation on `context` (a path and what was being done) that failed.
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// Whether the store is down, slow or full (a 503 with `Retry-After`, and not ready), as
+    /// opposed to a defect that waiting will not mend (a 500, logged as an error).
+    pub(crate) fn is_outage(&self) -> bool {
+        !matches!(self, Self::Encoding(_) | Self::Damaged(_))
+    }
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(error: ::redis::RedisError) -> Self {
+        Self::Redis(Arc::new(error))
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(error: serde_json::Error) -> Self {
+        Self::Encoding(Arc::new(error))
+    }
 }
 
 /// A request's event of unknown type with dedupe key `key`, for the stores' unit tests.

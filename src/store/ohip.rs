@@ -76,8 +76,7 @@ impl Store {
                     .arg(holder)
                     .arg(ttl_ms)
                     .invoke_async(&mut connection)
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .await?;
                 Ok(taken == 1)
             }
         }
@@ -93,8 +92,7 @@ impl Store {
                     .key(store.layout().ohip_lease(key))
                     .arg(holder)
                     .invoke_async::<i64>(&mut connection)
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                    .await?;
                 Ok(())
             }
         }
@@ -110,7 +108,7 @@ impl Store {
                     .arg(store.layout().ohip_lease(key))
                     .query_async(&mut connection)
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+                    .map_err(StoreError::from)
             }
         }
     }
@@ -129,7 +127,7 @@ impl Store {
                     .arg(status)
                     .query_async::<()>(&mut connection)
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+                    .map_err(StoreError::from)
             }
         }
     }
@@ -144,7 +142,7 @@ impl Store {
                     .arg(store.layout().ohip_status(source))
                     .query_async(&mut connection)
                     .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))
+                    .map_err(StoreError::from)
             }
         }
     }

@@ -54,6 +54,21 @@ pub use otel::Tracing;
 #[cfg(not(feature = "otel"))]
 pub use without_otel::Tracing;
 
+/// Why spans cannot be exported as configured (`[telemetry]`).
+#[derive(Debug, thiserror::Error)]
+pub enum TracingError {
+    #[error("tracing needs the tokio runtime to export from")]
+    NoRuntime,
+    #[cfg(feature = "otel")]
+    #[error("cannot set up the OTLP exporter: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+    #[error(
+        "[telemetry] otlp_endpoint is set, and this porter was built without the `otel` \
+         feature (cargo build --features otel)"
+    )]
+    NotBuiltIn,
+}
+
 /// The `tracing` target of porter's spans: what the OpenTelemetry layer exports, and what the
 /// log lines leave out.
 pub(crate) const TARGET: &str = "porter::trace";
@@ -604,12 +619,8 @@ mod without_otel {
     pub struct Tracing;
 
     impl Tracing {
-        pub fn start(_: &TelemetryConfig) -> Result<Self, String> {
-            Err(
-                "[telemetry] otlp_endpoint is set, and this porter was built without the `otel` \
-                 feature (cargo build --features otel)"
-                    .to_owned(),
-            )
+        pub fn start(_: &TelemetryConfig) -> Result<Self, super::TracingError> {
+            Err(super::TracingError::NotBuiltIn)
         }
 
         pub async fn shutdown(self) {}

@@ -17,7 +17,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
 use tracing_subscriber::registry::LookupSpan;
 
-use super::{TARGET, Traceparent};
+use super::{TARGET, Traceparent, TracingError};
 use crate::config::TelemetryConfig;
 
 /// How long a graceful stop waits for the last spans to be exported.
@@ -65,16 +65,15 @@ impl Tracing {
     /// Sets up the exporter for `config`. Must run inside the tokio runtime, which runs the
     /// batch processor's task. The exporter also reads the standard `OTEL_EXPORTER_OTLP_HEADERS`
     /// (a collector's token) and `OTEL_EXPORTER_OTLP_TIMEOUT` variables.
-    pub fn start(config: &TelemetryConfig) -> Result<Self, String> {
+    pub fn start(config: &TelemetryConfig) -> Result<Self, TracingError> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err("tracing needs the tokio runtime to export from".to_owned());
+            return Err(TracingError::NoRuntime);
         }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(config.traces_url())
-            .build()
-            .map_err(|error| format!("cannot set up the OTLP exporter: {error}"))?;
+            .build()?;
         let processor =
             BatchSpanProcessor::builder(exporter, opentelemetry_sdk::runtime::Tokio).build();
         let resource = Resource::builder()

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::store::archive::{Archived, ArchivedOutcome};
+use crate::store::local::record::Unreadable;
 
 /// An archived request as the local store writes it: a journal record and a snapshot frame.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,22 +61,21 @@ impl ArchivedWire {
     }
 
     /// The entry and its expiry.
-    pub(crate) fn into_parts(self) -> Result<(Archived, i64), String> {
+    pub(crate) fn into_parts(self) -> Result<(Archived, i64), Unreadable> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
-        let decode = |text: &str| b64.decode(text).map(Bytes::from).map_err(|e| e.to_string());
+        let decode = |text: &str| b64.decode(text).map(Bytes::from);
         let headers = self
             .headers
             .iter()
             .map(|(name, value)| Ok((name.clone(), decode(value)?)))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, Unreadable>>()?;
         let outcome = match (self.events, self.quarantined) {
             (_, Some(reason)) => ArchivedOutcome::Quarantined(reason),
             (events, None) => ArchivedOutcome::Events(events.unwrap_or_default()),
         };
         let item = Archived {
-            received_at: Timestamp::from_millisecond(self.received_at)
-                .map_err(|e| e.to_string())?,
+            received_at: Timestamp::from_millisecond(self.received_at)?,
             body: decode(&self.body)?,
             id: self.id,
             source: self.source,

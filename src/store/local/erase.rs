@@ -94,7 +94,7 @@ impl LocalStore {
         }
         let base = shared.snapshot_generation.load(Ordering::Acquire);
         let left = Generations::list(&shared.dir)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+            .map_err(|e| StoreError::io(format!("cannot list {}", shared.dir.display()), e))?
             .older_than(base);
         if left.is_empty() {
             Ok(())

@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::record::{self, End, Record};
+use super::record::{self, End, Record, Unreadable};
 use super::{MemoryStore, Recovery, StoreError, apply, snapshot};
 
 /// Takes `dir/LOCK`, or says who has it.
@@ -18,7 +18,7 @@ pub(super) fn take_lock(dir: &Path) -> Result<File, StoreError> {
             .read(true)
             .write(true),
     )
-    .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    .map_err(|e| StoreError::io(format!("cannot open {}", path.display()), e))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -33,10 +33,7 @@ pub(super) fn take_lock(dir: &Path) -> Result<File, StoreError> {
             )));
         }
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(StoreError::Unavailable(format!(
-                "cannot lock {}: {e}",
-                path.display()
-            )));
+            return Err(StoreError::io(format!("cannot lock {}", path.display()), e));
         }
     }
     let _ = file.set_len(0);
@@ -131,12 +128,7 @@ fn load_snapshot(dir: &Path, found: &Generations, memory: &MemoryStore) -> Resul
             Ok(None) => {
                 tracing::warn!(generation, "an incomplete snapshot was passed over");
             }
-            Err(error) => {
-                return Err(StoreError::Unavailable(format!(
-                    "snapshot {generation} in {} cannot be read: {error}",
-                    dir.display()
-                )));
-            }
+            Err(error) => return Err(error),
         }
     }
     Ok(found.journals.first().copied().unwrap_or(0))
@@ -159,10 +151,8 @@ pub(super) fn load(
     memory: &MemoryStore,
     repair: bool,
 ) -> Result<(Recovery, u64, u64), StoreError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
-    };
-    let found = Generations::list(dir).map_err(|e| failed("cannot read", &e))?;
+    let failed = |what: &str, e| StoreError::io(format!("{what} {}", dir.display()), e);
+    let found = Generations::list(dir).map_err(|e| failed("cannot read", e))?;
     let mut recovery = Recovery::default();
     let base = load_snapshot(dir, &found, memory)?;
     let journals: Vec<u64> = found
@@ -178,28 +168,28 @@ pub(super) fn load(
             Ok(bytes) => bytes,
             // Read-only, the snapshot thread may have removed an old journal meanwhile.
             Err(e) if !repair && e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(failed("cannot read", &e)),
+            Err(e) => return Err(failed("cannot read", e)),
         };
         let end = record::read_frames(&bytes, |payload| {
             apply(memory, None, Record::decode(payload)?);
             recovery.records += 1;
             Ok(())
         })
-        .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+        .map_err(|e: Unreadable| StoreError::Damaged(format!("{}: {e}", path.display())))?;
         match end {
             End::Clean => {}
             End::Torn(at) if generation == current => {
                 recovery.torn_bytes = bytes.len() as u64 - at;
                 if repair {
                     let file = super::private::open(&path, OpenOptions::new().write(true))
-                        .map_err(|e| failed("cannot open", &e))?;
-                    file.set_len(at).map_err(|e| failed("cannot repair", &e))?;
-                    file.sync_all().map_err(|e| failed("cannot repair", &e))?;
+                        .map_err(|e| failed("cannot open", e))?;
+                    file.set_len(at).map_err(|e| failed("cannot repair", e))?;
+                    file.sync_all().map_err(|e| failed("cannot repair", e))?;
                 }
             }
             End::Torn(_) if !repair => {}
             End::Torn(at) | End::Corrupt(at) => {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::Damaged(format!(
                     "{} is damaged at byte {at} (whole records follow, or a later journal \
                      exists): porter will not guess; move the directory aside and restore \
                      it, or remove that file to start from its snapshot",

@@ -47,7 +47,7 @@ impl Follower {
                 if let Ok(Record::Enqueue { items, .. }) = Record::decode(payload) {
                     events.extend(items.into_iter().map(|i| i.event.json));
                 }
-                Ok(())
+                Ok::<(), std::convert::Infallible>(())
             });
             self.offset = (from + read) as u64;
             // A newer journal means this one is finished: move on once it is read.

@@ -176,9 +176,7 @@ impl LocalStore {
     ) -> Result<(Self, Recovery), StoreError> {
         let started = Instant::now();
         let dir = settings.path.clone();
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
-        };
+        let failed = |what: &str, e| StoreError::io(format!("{what} {}", dir.display()), e);
         private::prepare_dir(&dir)?;
         let lock = take_lock(&dir)?;
         let mut memory = MemoryStore::for_schedules(settings.retain_events, clock.clone());
@@ -191,11 +189,11 @@ impl LocalStore {
         let (mut recovery, base, current) = load(&dir, &memory, true)?;
         let path = journal_path(&dir, current);
         let mut file = private::open(&path, OpenOptions::new().create(true).append(true))
-            .map_err(|e| failed("cannot open", &e))?;
+            .map_err(|e| failed("cannot open", e))?;
         let journal_len = file
             .seek(SeekFrom::End(0))
-            .map_err(|e| failed("cannot open", &e))?;
-        sync_dir(&dir).map_err(|e| failed("cannot sync", &e))?;
+            .map_err(|e| failed("cannot open", e))?;
+        sync_dir(&dir).map_err(|e| failed("cannot sync", e))?;
         let snapshot_bytes = std::fs::metadata(snapshot::snapshot_path(&dir, base))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -233,7 +231,7 @@ impl LocalStore {
         let handle = std::thread::Builder::new()
             .name("porter-journal".into())
             .spawn(move || writer.run())
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the journal: {e}")))?;
+            .map_err(|e| StoreError::io("cannot start the journal's thread", e))?;
         recovery.elapsed = started.elapsed();
         Ok((
             Self {
@@ -309,8 +307,7 @@ impl LocalStore {
         let mut jsons: Vec<String> = events
             .iter()
             .map(|event| serde_json::to_string(&event.event))
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .collect::<Result<_, _>>()?;
         let now = self.clock.now_ms();
         let shared = &self.shared;
         // The batches to wait for: this request's own, and those holding the originals of

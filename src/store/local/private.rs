@@ -25,18 +25,16 @@ const FILE_MODE: u32 = 0o600;
 /// Creates `dir` (`0700`) or checks an existing one: owned by this process's user, writable by
 /// no one else.
 pub(super) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Unavailable(format!("{what} {}: {e}", dir.display()))
-    };
+    let failed = |what: &str, e| StoreError::io(format!("{what} {}", dir.display()), e);
     DirBuilder::new()
         .recursive(true)
         .mode(DIR_MODE)
         .create(dir)
-        .map_err(|e| failed("cannot create", &e))?;
-    let metadata = std::fs::metadata(dir).map_err(|e| failed("cannot read", &e))?;
+        .map_err(|e| failed("cannot create", e))?;
+    let metadata = std::fs::metadata(dir).map_err(|e| failed("cannot read", e))?;
     let me = rustix::process::geteuid().as_raw();
     if metadata.uid() != me {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::Damaged(format!(
             "{} belongs to user {}, and porter runs as user {me}: the store's directory must \
              be porter's own (its files hold secrets and guests' data)",
             dir.display(),
@@ -45,7 +43,7 @@ pub(super) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     }
     let mode = metadata.mode() & 0o777;
     if mode & 0o022 != 0 {
-        return Err(StoreError::Unavailable(format!(
+        return Err(StoreError::Damaged(format!(
             "{} is writable by {} (mode {mode:o}): anyone who can write there can plant or \
              swap the store's files; run `chmod 700 {}`",
             dir.display(),
@@ -59,7 +57,7 @@ pub(super) fn prepare_dir(dir: &Path) -> Result<(), StoreError> {
     }
     if mode != DIR_MODE {
         std::fs::set_permissions(dir, Permissions::from_mode(DIR_MODE))
-            .map_err(|e| failed("cannot make private", &e))?;
+            .map_err(|e| failed("cannot make private", e))?;
         tracing::info!(dir = %dir.display(), was = format!("{mode:o}"), "the store's directory is now 700");
     }
     Ok(())

@@ -27,6 +27,23 @@ pub(crate) const MAX_FRAME: usize = 256 * 1024 * 1024;
 /// Length and CRC.
 pub(crate) const HEADER: usize = 8;
 
+/// Why a whole frame (its checksum matches) cannot be read back: written by a porter of
+/// another version, or damaged in a way its checksum did not catch.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Unreadable {
+    #[error("a frame is not the JSON expected: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("a body is not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("a time is out of range: {0}")]
+    Time(#[from] jiff::Error),
+    #[error("snapshot version {found}, this porter reads {reads}")]
+    Version { found: u32, reads: u32 },
+    /// Frames in an order porter never writes.
+    #[error("{0}")]
+    Order(String),
+}
+
 /// One change of the local store's state, in the order it was made.
 #[derive(Debug, Clone)]
 pub(crate) enum Record {
@@ -246,9 +263,9 @@ impl Record {
     }
 
     /// The record in one frame's payload.
-    pub(crate) fn decode(payload: &[u8]) -> Result<Record, String> {
+    pub(crate) fn decode(payload: &[u8]) -> Result<Record, Unreadable> {
         use base64::Engine as _;
-        let wire: Wire = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let wire: Wire = serde_json::from_slice(payload)?;
         Ok(match wire {
             Wire::Enqueue {
                 now,
@@ -308,8 +325,7 @@ impl Record {
                 received_at,
                 content_type,
                 body: base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .map_err(|e| e.to_string())?
+                    .decode(body)?
                     .into(),
             }),
             Wire::Erase {
@@ -388,10 +404,10 @@ pub(crate) enum End {
 }
 
 /// Calls `visit` with each whole frame's payload, in order, and says how the file ended.
-pub(crate) fn read_frames(
+pub(crate) fn read_frames<E>(
     bytes: &[u8],
-    mut visit: impl FnMut(&[u8]) -> Result<(), String>,
-) -> Result<End, String> {
+    mut visit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<End, E> {
     let mut at = 0usize;
     while at < bytes.len() {
         match whole_frame(bytes, at) {
@@ -458,7 +474,7 @@ mod tests {
         let mut read = Vec::new();
         let end = read_frames(&out, |p| {
             read.push(Record::decode(p)?);
-            Ok(())
+            Ok::<(), Unreadable>(())
         })
         .expect("read");
         assert_eq!(end, End::Clean);
@@ -480,12 +496,12 @@ mod tests {
         let first = out.len();
         enqueue().encode(&mut out);
         for cut in first + 1..out.len() {
-            let end = read_frames(&out[..cut], |_| Ok(())).expect("read");
+            let end = read_frames(&out[..cut], |_| Ok::<(), Unreadable>(())).expect("read");
             assert_eq!(end, End::Torn(first as u64), "cut at {cut}");
         }
         let mut damaged = out.clone();
         damaged[10] ^= 0xff;
-        let end = read_frames(&damaged, |_| Ok(())).expect("read");
+        let end = read_frames(&damaged, |_| Ok::<(), Unreadable>(())).expect("read");
         assert_eq!(end, End::Corrupt(0));
     }
 }

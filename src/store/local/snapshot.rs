@@ -15,12 +15,12 @@ use porter_providers::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::record::{End, frame, read_frames};
-use crate::store::Quarantined;
+use super::record::{End, Unreadable, frame, read_frames};
 use crate::store::erase::ErasureRecord;
 use crate::store::memory::schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
 use crate::store::memory::{Contents, Recent, RememberedKey};
 use crate::store::schedule::Attempt;
+use crate::store::{Quarantined, StoreError};
 
 const VERSION: u32 = 1;
 
@@ -334,23 +334,25 @@ pub(super) fn snapshot_path(dir: &Path, generation: u64) -> std::path::PathBuf {
 
 /// Reads generation `generation`'s snapshot; `None` when it is incomplete or damaged (then
 /// an older one, with its journals, holds the state).
-pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, String> {
+pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, StoreError> {
     let path = snapshot_path(dir, generation);
-    let bytes = super::private::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = super::private::read(&path)
+        .map_err(|e| StoreError::io(format!("cannot read {}", path.display()), e))?;
     let mut state = State::default();
     let mut frames = 0u64;
     let mut ended = false;
     let mut destinations: Vec<DestinationContents> = Vec::new();
     let end = read_frames(&bytes, |payload| {
         if ended {
-            return Err("frames after the end".into());
+            return Err(Unreadable::Order("frames after the end".into()));
         }
-        let snap: Snap = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let snap: Snap = serde_json::from_slice(payload)?;
         match snap {
             Snap::Header { version, .. } if version != VERSION => {
-                return Err(format!(
-                    "snapshot version {version}, this porter reads {VERSION}"
-                ));
+                return Err(Unreadable::Version {
+                    found: version,
+                    reads: VERSION,
+                });
             }
             Snap::Header { .. } => {}
             Snap::Key {
@@ -446,14 +448,17 @@ pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, String>
                 .push((event_id, attempts)),
             Snap::End { frames: counted } => {
                 if counted != frames {
-                    return Err(format!("{counted} frames announced, {frames} read"));
+                    return Err(Unreadable::Order(format!(
+                        "{counted} frames announced, {frames} read"
+                    )));
                 }
                 ended = true;
             }
         }
         frames += 1;
         Ok(())
-    })?;
+    })
+    .map_err(|e| StoreError::Damaged(format!("snapshot {}: {e}", path.display())))?;
     if end != End::Clean || !ended {
         return Ok(None);
     }
@@ -464,10 +469,10 @@ pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, String>
 fn in_destination<'a>(
     destinations: &'a mut [DestinationContents],
     name: &str,
-) -> Result<&'a mut DestinationContents, String> {
+) -> Result<&'a mut DestinationContents, Unreadable> {
     destinations
         .iter_mut()
         .rev()
         .find(|d| d.name == name)
-        .ok_or_else(|| format!("a job of {name} before its destination"))
+        .ok_or_else(|| Unreadable::Order(format!("a job of {name} before its destination")))
 }

@@ -13,10 +13,6 @@ use super::RedisStore;
 use crate::store::StoreError;
 use crate::store::archive::{Archived, ArchivedOutcome, expiry, wanted};
 
-fn unavailable(error: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
 /// `archive.lua`, hashed once.
 static ARCHIVE_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(include_str!("archive.lua")));
@@ -72,7 +68,7 @@ pub(crate) async fn redis_append(
     let mut connection = redis.connection().await?;
     call.invoke_async::<Option<String>>(&mut connection)
         .await
-        .map_err(unavailable)
+        .map_err(StoreError::from)
 }
 
 type RawEntry = (String, Vec<(String, Vec<u8>)>);
@@ -122,8 +118,7 @@ async fn redis_list_key(
             .arg("COUNT")
             .arg(500)
             .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let Some((last, _)) = page.last() else { break };
         cursor = format!("({last}");
         let full = page.len() == 500;
@@ -208,15 +203,13 @@ pub(crate) async fn redis_remove(redis: &RedisStore, ids: &[String]) -> Result<u
         .key(layout.archive_bytes())
         .arg(ids)
         .invoke_async(&mut connection)
-        .await
-        .map_err(unavailable)?;
+        .await?;
     if let Some(legacy) = layout.legacy_archive() {
         removed += redis::cmd("XDEL")
             .arg(legacy)
             .arg(ids)
             .query_async::<usize>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
     }
     Ok(removed)
 }

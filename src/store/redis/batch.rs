@@ -223,8 +223,7 @@ async fn run(batch: Vec<Submission>, connection: Handle, call: &Call) {
         async move {
             let (created, outcomes) = invocation
                 .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                .await?;
             if !created.is_empty() {
                 tracing::warn!(
                     stream = *stream,

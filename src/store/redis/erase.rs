@@ -21,10 +21,6 @@ const PAGE: usize = 500;
 /// How long an erased entry stays marked against dead-lettering (Unix milliseconds).
 const ERASED_MARKS_MS: i64 = 24 * 60 * 60 * 1000;
 
-fn unavailable(error: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
 fn text(entry: &StreamEntry, name: &str) -> String {
     String::from_utf8_lossy(entry.field(name).unwrap_or_default()).into_owned()
 }
@@ -199,8 +195,7 @@ impl RedisStore {
 
     /// Keeps an erasure's audit record (a stream of its own, never trimmed).
     pub async fn record_erasure(&self, record: &ErasureRecord) -> Result<(), StoreError> {
-        let json =
-            serde_json::to_string(record).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let json = serde_json::to_string(record).map_err(StoreError::from)?;
         self.command::<String>(
             redis::cmd("XADD")
                 .arg(self.layout.erasures())
@@ -270,6 +265,6 @@ impl RedisStore {
         command
             .query_async(&mut connection)
             .await
-            .map_err(unavailable)
+            .map_err(StoreError::from)
     }
 }

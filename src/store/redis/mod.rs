@@ -103,17 +103,15 @@ impl RedisStore {
     /// A store on `settings`' Redis, reading porter's time (archive expiry, erasure marks and
     /// tombstones) from `clock`; Redis's own TTLs and stream ids keep Redis's time.
     pub fn new(settings: &RedisSettings, clock: Clock) -> Result<Self, StoreError> {
-        let unavailable = |e: redis::RedisError| StoreError::Unavailable(e.to_string());
         let (connection, layout) = match &settings.target {
             RedisTarget::Single(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(unavailable)?;
+                let client = redis::Client::open(url.as_str())?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(settings.timeout))
                     .set_response_timeout(Some(settings.timeout))
                     .set_number_of_retries(2)
                     .set_max_delay(Duration::from_millis(500));
-                let manager =
-                    ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+                let manager = ConnectionManager::new_lazy_with_config(client, config)?;
                 let layout = Layout::single(&settings.key_prefix, &settings.stream);
                 (Connection::Single(manager), layout)
             }
@@ -122,8 +120,7 @@ impl RedisStore {
                     .connection_timeout(settings.timeout)
                     .response_timeout(settings.timeout)
                     .retries(2)
-                    .build()
-                    .map_err(unavailable)?;
+                    .build()?;
                 let layout =
                     Layout::cluster(&settings.key_prefix, &settings.stream, settings.shards);
                 let lazy = LazyCluster {
@@ -185,7 +182,7 @@ impl RedisStore {
             .arg(self.layout.ohip_offset(source))
             .query_async(&mut connection)
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(StoreError::from)
     }
 
     /// Saves the offset of OHIP stream source `source`.
@@ -196,7 +193,7 @@ impl RedisStore {
             .arg(offset)
             .query_async::<()>(&mut connection)
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(StoreError::from)
     }
 
     /// A handle on the connection, for the delivery queue that shares it.
@@ -226,8 +223,7 @@ impl RedisStore {
         reply: &Reply,
         ttl: Duration,
     ) -> Result<Enqueued, StoreError> {
-        let answer =
-            serde_json::to_string(reply).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let answer = serde_json::to_string(reply).map_err(StoreError::from)?;
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         // An event repeated inside one request is stored once.
         let mut unique: Vec<&Normalized> = Vec::with_capacity(events.len());
@@ -241,8 +237,7 @@ impl RedisStore {
             .iter()
             .map(|event| {
                 let placement = self.layout.place(&event.dedupe_key);
-                let json = serde_json::to_string(&event.event)
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let json = serde_json::to_string(&event.event)?;
                 Ok(Item {
                     dedupe_key: placement.dedupe_key,
                     stream: placement.stream,
@@ -306,7 +301,7 @@ impl RedisStore {
                     tracing::info!(source = %item.source, "an erased body came again: not kept");
                 }
             })
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(StoreError::from)
     }
 
     pub(super) async fn ready(&self) -> Result<(), StoreError> {
@@ -315,7 +310,7 @@ impl RedisStore {
             .query_async::<String>(&mut connection)
             .await
             .map(drop)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(StoreError::from)
     }
 
     /// What Redis's persistence settings mean for acknowledged events, as warnings.
@@ -362,8 +357,7 @@ impl RedisStore {
             .arg("COUNT")
             .arg(count)
             .query_async(&mut connection)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .await?;
         Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
     }
 
@@ -380,8 +374,7 @@ impl RedisStore {
             .arg(first)
             .arg(last)
             .query_async(&mut connection)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .await?;
         Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
     }
 
@@ -401,8 +394,7 @@ impl RedisStore {
             .arg("COUNT")
             .arg(count)
             .query_async(&mut connection)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .await?;
         Ok(reply.into_iter().map(StreamEntry::from_pair).collect())
     }
 
@@ -416,8 +408,7 @@ impl RedisStore {
             .arg("COUNT")
             .arg(count)
             .query_async(&mut connection)
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .await?;
         let mut entries: Vec<StreamEntry> = reply.into_iter().map(StreamEntry::from_pair).collect();
         entries.reverse();
         Ok(entries)
@@ -510,7 +501,7 @@ impl Connection {
                 .get_or_try_init(|| lazy.client.get_async_connection())
                 .await
                 .map(|c| Handle::Cluster(c.clone()))
-                .map_err(|e| StoreError::Unavailable(e.to_string())),
+                .map_err(StoreError::from),
         }
     }
 }

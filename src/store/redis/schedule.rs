@@ -61,10 +61,6 @@ impl std::fmt::Debug for RedisSchedule {
     }
 }
 
-fn unavailable(error: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(error.to_string())
-}
-
 /// Redis's answer when the consumer group (or its stream) does not exist.
 fn is_nogroup(error: &redis::RedisError) -> bool {
     error.code() == Some("NOGROUP")
@@ -113,7 +109,7 @@ impl RedisSchedule {
             .arg(wanted)
             .invoke_async(&mut connection)
             .await
-            .map_err(unavailable)
+            .map_err(StoreError::from)
     }
 
     pub fn store(&self) -> &RedisStore {
@@ -171,8 +167,7 @@ impl RedisSchedule {
             .arg(start)
             .arg(if follow { "1" } else { "0" })
             .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(created > 0)
     }
 
@@ -202,7 +197,7 @@ impl RedisSchedule {
                 self.recover_group(destination, shard).await?;
                 return Ok(0);
             }
-            reply => reply.map_err(unavailable)?,
+            reply => reply.map_err(StoreError::from)?,
         };
         let entries: Vec<Entry> = reply
             .into_iter()
@@ -240,7 +235,7 @@ impl RedisSchedule {
                 self.recover_group(destination, shard).await?;
                 return Ok(0);
             }
-            reply => reply.map_err(unavailable)?,
+            reply => reply.map_err(StoreError::from)?,
         };
         let entries: Vec<Entry> = reply
             .1
@@ -294,10 +289,7 @@ impl RedisSchedule {
         for id in wanted.iter().chain(skipped.iter()) {
             invocation.arg(id.as_str());
         }
-        invocation
-            .invoke_async::<i64>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+        invocation.invoke_async::<i64>(&mut connection).await?;
         Ok(())
     }
 
@@ -326,8 +318,7 @@ impl RedisSchedule {
             .arg(limit)
             .arg(if ordered { "1" } else { "0" })
             .invoke_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
             let entries = self
@@ -337,8 +328,7 @@ impl RedisSchedule {
             let attempts: usize = redis::cmd("LLEN")
                 .arg(layout.attempts(destination, shard, &id))
                 .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+                .await?;
             match entries.into_iter().next() {
                 Some(entry) => jobs.push(Job {
                     entry: id,
@@ -377,8 +367,7 @@ impl RedisSchedule {
             .store
             .layout()
             .attempts(destination, job.shard, &job.entry);
-        let json =
-            serde_json::to_string(attempt).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let json = serde_json::to_string(attempt).map_err(StoreError::from)?;
         let mut connection = self.store.connection().await?;
         redis::pipe()
             .cmd("RPUSH")
@@ -391,7 +380,7 @@ impl RedisSchedule {
             .ignore()
             .query_async::<()>(&mut connection)
             .await
-            .map_err(unavailable)
+            .map_err(StoreError::from)
     }
 
     /// Takes the job out of the schedule, unless it was rescheduled since it was leased.
@@ -404,7 +393,7 @@ impl RedisSchedule {
             .invoke_async::<i64>(&mut connection)
             .await
             .map(drop)
-            .map_err(unavailable)
+            .map_err(StoreError::from)
     }
 
     async fn reschedule(
@@ -422,7 +411,7 @@ impl RedisSchedule {
             .query_async::<i64>(&mut connection)
             .await
             .map(drop)
-            .map_err(unavailable)
+            .map_err(StoreError::from)
     }
 
     /// When an entry is next due for a destination, if it is scheduled (Unix milliseconds).
@@ -437,8 +426,7 @@ impl RedisSchedule {
             .arg(self.store.layout().schedule(destination, shard))
             .arg(entry)
             .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(score.map(|s| s as i64))
     }
 
@@ -455,8 +443,7 @@ impl RedisSchedule {
             .arg(0)
             .arg(-1)
             .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(items
             .iter()
             .filter_map(|item| serde_json::from_str(item).ok())
@@ -473,8 +460,7 @@ impl RedisSchedule {
         reason: &str,
     ) -> Result<(), StoreError> {
         let attempts = self.attempts(destination, job.shard, &job.entry).await?;
-        let attempts =
-            serde_json::to_string(&attempts).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let attempts = serde_json::to_string(&attempts).map_err(StoreError::from)?;
         let mut connection = self.store.connection().await?;
         let layout = self.store.layout();
         self.dead_letter
@@ -496,8 +482,7 @@ impl RedisSchedule {
             .arg("attempts")
             .arg(attempts)
             .invoke_async::<i64>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         self.complete(destination, job).await
     }
 
@@ -528,14 +513,12 @@ impl RedisSchedule {
             .arg(now_ms)
             .arg(&entry)
             .query_async::<i64>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         redis::cmd("XDEL")
             .arg(self.store.layout().dead_letters())
             .arg(&dead_letter.id)
             .query_async::<i64>(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(destination)
     }
 
@@ -547,8 +530,7 @@ impl RedisSchedule {
             let scheduled: u64 = redis::cmd("ZCARD")
                 .arg(self.store.layout().schedule(destination, shard))
                 .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+                .await?;
             total += scheduled + self.unread(destination, shard).await?;
         }
         Ok(total)
@@ -562,7 +544,7 @@ impl RedisSchedule {
             .arg(self.store.layout().stream(shard))
             .query_async::<redis::Value>(&mut connection)
             .await
-            .map_err(unavailable)
+            .map_err(StoreError::from)
             .map(|value| {
                 value_to_json(&value)
                     .as_array()
@@ -659,10 +641,7 @@ impl Schedule for RedisSchedule {
             } else {
                 redis::cmd("DEL").arg(key).clone()
             };
-            command
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(unavailable)?;
+            command.query_async::<()>(&mut connection).await?;
         }
         Ok(())
     }
@@ -672,8 +651,7 @@ impl Schedule for RedisSchedule {
         let held: i64 = redis::cmd("EXISTS")
             .arg(self.store.layout().paused(destination, 0))
             .query_async(&mut connection)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(held == 1)
     }
 }
