@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use jiff::Timestamp;
 
 use crate::diagnosis::{Part, Scheme, SecretFormat};
-use crate::provider::{Signed, ToSign};
+use crate::provider::{Guard, Signed, ToSign};
 use crate::request::HeaderValue;
 use crate::settings::{SettingError, require_url_token};
 pub use crate::signing::Encoding;
@@ -119,25 +119,28 @@ impl BodyMac {
     pub fn new(header: MacHeader, secrets: Vec<Secret>) -> Self {
         Self { header, secrets }
     }
+}
 
-    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+impl Guard for BodyMac {
+    /// No timestamp is signed: `now` is not read.
+    fn check(&self, request: &Request<'_>, _now: Timestamp) -> Result<(), Rejection> {
         self.header.verify(request, &self.secrets, &[request.body])
     }
 
-    /// The raw body signed with the secrets' text, for a diagnosis.
-    pub fn scheme<'a>(&'a self, request: &Request<'a>) -> Scheme<'a> {
-        self.header.scheme(
+    /// The request signed with the first secret.
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let value = self.header.sign(&self.secrets[0], &[request.body]);
+        Signed::headers(request, vec![(self.header.name.to_string(), value)])
+    }
+
+    /// The raw body signed with the secrets' text.
+    fn scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        Some(self.header.scheme(
             request,
             &self.secrets,
             SecretFormat::Text,
             vec![request.body.into()],
-        )
-    }
-
-    /// The request signed with the first secret.
-    pub fn sign(&self, request: &ToSign<'_>) -> Signed {
-        let value = self.header.sign(&self.secrets[0], &[request.body]);
-        Signed::headers(request, vec![(self.header.name.to_string(), value)])
+        ))
     }
 }
 
@@ -151,14 +154,17 @@ impl UrlToken {
     pub fn from_setting(token: Option<Secret>) -> Result<Self, SettingError> {
         require_url_token(token).map(Self)
     }
+}
 
-    pub fn verify(&self, request: &Request<'_>) -> Result<(), Rejection> {
+/// Nothing is signed: a diagnosis has no scheme to offer.
+impl Guard for UrlToken {
+    fn check(&self, request: &Request<'_>, _now: Timestamp) -> Result<(), Rejection> {
         check_url_token(request, &self.0)
     }
 
     /// What a vendor that cannot sign sends: the request, with `token=<url token>` added to the
     /// query.
-    pub fn sign(&self, request: &ToSign<'_>) -> Signed {
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
         // Everything but RFC 3986's unreserved characters is escaped.
         const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
             .remove(b'-')

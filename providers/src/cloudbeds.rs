@@ -18,7 +18,6 @@
 //! under the app's OAuth scopes. Its retry policy, timeout and the authoritative list of events
 //! are not published; the payload is a hint, and consumers fetch the entity with the API.
 
-use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -28,9 +27,7 @@ use crate::event::{
     UnknownData, hashed_key,
 };
 use crate::json::{field_ci, time};
-use crate::provider::{
-    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
-};
+use crate::provider::{Checked, GuardedProvider, Normalization, Normalized};
 use crate::settings::{Context, SettingError};
 use crate::{Rejection, Request, Secret};
 
@@ -48,33 +45,23 @@ pub struct Cloudbeds {
     token: UrlToken,
 }
 
-impl WebhookProvider for Cloudbeds {
+impl GuardedProvider for Cloudbeds {
     const ID: &'static str = "cloudbeds";
-    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
     type Settings = Settings;
-    type Verified<'a> = Checked<'a>;
+    type Guard = UrlToken;
 
-    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+    fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
             token: UrlToken::from_setting(settings.url_token).map_err(|e| vec![e])?,
         })
     }
 
-    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
-        self.token.verify(request)?;
-        Ok(Checked::new(request))
+    fn guard(&self) -> &UrlToken {
+        &self.token
     }
 
-    fn normalize(
-        &self,
-        verified: Checked<'_>,
-        origin: &Origin<'_>,
-    ) -> Result<Normalization, Rejection> {
-        normalize(verified.request(), origin).map(Normalization::accepted)
-    }
-
-    fn sign(&self, request: &ToSign<'_>) -> Signed {
-        self.token.sign(request)
+    fn read(&self, checked: Checked<'_>, origin: &Origin<'_>) -> Result<Normalization, Rejection> {
+        normalize(checked.request(), origin).map(Normalization::accepted)
     }
 }
 

@@ -20,16 +20,13 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::auth::{BodyMac, MacHeader};
-use crate::diagnosis::Scheme;
 use crate::event::{
     Attributes, Channel, Contact, ContactPhone, DeliveryStatus, EventBody, Location, Media,
     MessageData, MessageKind, MessageStatusData, Origin, ProviderError, Reaction, RepliedTo,
     Selection, SelectionKind, UnknownData, hashed_key,
 };
 use crate::json::Scalar;
-use crate::provider::{
-    Checked, Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider,
-};
+use crate::provider::{Checked, Endpoint, GuardedProvider, Normalization, Normalized};
 use crate::settings::{Context, SettingError, require_secrets};
 use crate::signing::tokens_match;
 use crate::{Rejection, Reply, Request, Secret, form};
@@ -65,13 +62,13 @@ pub struct Meta {
     verify_token: Option<Secret>,
 }
 
-impl WebhookProvider for Meta {
+impl GuardedProvider for Meta {
     const ID: &'static str = "meta";
     const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
     type Settings = Settings;
-    type Verified<'a> = Checked<'a>;
+    type Guard = BodyMac;
 
-    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+    fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         let secrets = require_secrets(settings.secrets).map_err(|e| vec![e])?;
         if let Some(token) = &settings.verify_token
             && token.expose().is_empty()
@@ -87,8 +84,12 @@ impl WebhookProvider for Meta {
         })
     }
 
+    fn guard(&self) -> &BodyMac {
+        &self.mac
+    }
+
     /// The GET subscription handshake.
-    fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+    fn handshake_answer(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
         if request.method != http::Method::GET {
             return None;
         }
@@ -126,28 +127,8 @@ impl WebhookProvider for Meta {
         Some(Ok(Reply::text(challenge)))
     }
 
-    /// `X-Hub-Signature-256` over the raw body, against every configured secret.
-    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
-        self.mac.verify(request)?;
-        Ok(Checked::new(request))
-    }
-
-    fn normalize(
-        &self,
-        verified: Checked<'_>,
-        origin: &Origin<'_>,
-    ) -> Result<Normalization, Rejection> {
-        normalize(verified.request(), origin).map(Normalization::accepted)
-    }
-
-    /// Signs a body as Meta does, with the first secret.
-    fn sign(&self, request: &ToSign<'_>) -> Signed {
-        self.mac.sign(request)
-    }
-
-    /// The body MAC, for a diagnosis of a refusal.
-    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
-        Some(self.mac.scheme(request))
+    fn read(&self, checked: Checked<'_>, origin: &Origin<'_>) -> Result<Normalization, Rejection> {
+        normalize(checked.request(), origin).map(Normalization::accepted)
     }
 }
 

@@ -43,7 +43,7 @@ use crate::diagnosis::Scheme;
 use crate::event::{Attributes, EventBody, Origin, UnknownData, hashed_key};
 use crate::json::{field, strip_credentials};
 use crate::provider::{
-    Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
+    Endpoint, Guard, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
 };
 use crate::request::HeaderValue;
 use crate::settings::{Context, SettingError, require_secrets};
@@ -127,18 +127,14 @@ impl WebhookProvider for Mews {
         }
     }
 
-    fn verify<'a>(
-        &self,
-        request: &Request<'a>,
-        _now: Timestamp,
-    ) -> Result<Verified<'a>, Rejection> {
+    fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Verified<'a>, Rejection> {
         let signed = match (
             request.single_header(POS_SIGNATURE_NAME),
             &self.token,
             &self.pos,
         ) {
             (HeaderValue::Missing, Some(token), _) => {
-                token.verify(request)?;
+                token.check(request, now)?;
                 false
             }
             (HeaderValue::Missing, None, _) => {
@@ -148,7 +144,7 @@ impl WebhookProvider for Mews {
             // is no substitute for it.
             (_, _, None) => return Err(Rejection::SignatureMismatch),
             (_, _, Some(pos)) => {
-                pos.verify(request)?;
+                pos.check(request, now)?;
                 true
             }
         };
@@ -183,7 +179,7 @@ impl WebhookProvider for Mews {
 
     /// The POS signature, where this source has POS secrets (the URL token is no scheme).
     fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
-        self.pos.as_ref().map(|pos| pos.scheme(request))
+        self.pos.as_ref().and_then(|pos| pos.scheme(request))
     }
 }
 

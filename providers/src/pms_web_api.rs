@@ -11,20 +11,16 @@
 //! `integration.changed`. The seed names no event id ("use event ID or timestamp"), so the key
 //! is a hash of the event name, its timestamp and its data.
 
-use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::{BodyMac, MacHeader};
-use crate::diagnosis::Scheme;
 use crate::event::{
     Attributes, EventBody, GuestData, IntegrationData, Origin, ReservationData, UnknownData,
     hashed_key,
 };
 use crate::json::{canonical, field, time};
-use crate::provider::{
-    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
-};
+use crate::provider::{Checked, GuardedProvider, Normalization, Normalized};
 use crate::settings::{Context, SettingError, require_secrets};
 use crate::{Rejection, Request, Secret};
 
@@ -45,13 +41,12 @@ pub struct PmsWebApi {
     mac: BodyMac,
 }
 
-impl WebhookProvider for PmsWebApi {
+impl GuardedProvider for PmsWebApi {
     const ID: &'static str = "pms_web_api";
-    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
     type Settings = Settings;
-    type Verified<'a> = Checked<'a>;
+    type Guard = BodyMac;
 
-    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+    fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
             mac: BodyMac::new(
                 SIGNATURE,
@@ -60,26 +55,12 @@ impl WebhookProvider for PmsWebApi {
         })
     }
 
-    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
-        self.mac.verify(request)?;
-        Ok(Checked::new(request))
+    fn guard(&self) -> &BodyMac {
+        &self.mac
     }
 
-    fn normalize(
-        &self,
-        verified: Checked<'_>,
-        origin: &Origin<'_>,
-    ) -> Result<Normalization, Rejection> {
-        normalize(verified.request(), origin).map(Normalization::accepted)
-    }
-
-    fn sign(&self, request: &ToSign<'_>) -> Signed {
-        self.mac.sign(request)
-    }
-
-    /// The body MAC, for a diagnosis of a refusal.
-    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
-        Some(self.mac.scheme(request))
+    fn read(&self, checked: Checked<'_>, origin: &Origin<'_>) -> Result<Normalization, Rejection> {
+        normalize(checked.request(), origin).map(Normalization::accepted)
     }
 }
 

@@ -6,6 +6,11 @@
 //! over the raw bytes, how it turns a verified request into events and the answer its vendor
 //! expects, and how it signs a request as its vendor would (for `porter send` and the tests).
 //!
+//! Most vendors authenticate with one shared piece (a MAC of the body in a header, a token in
+//! the URL) and need nothing parsed to do it: such a provider implements [`GuardedProvider`]
+//! instead, naming its [`Guard`] and how to read a checked request, and gets
+//! [`WebhookProvider`] written once, here.
+//!
 //! **Only a verified request can be normalized**: `verify` returns the provider's `Verified`
 //! value, which `normalize` consumes. Its constructors are private to this crate, so the server
 //! cannot normalize a request it has not verified, and what verification already parsed (a
@@ -15,6 +20,8 @@ use std::time::Duration;
 
 use http::Method;
 use jiff::Timestamp;
+
+use serde::de::DeserializeOwned;
 
 use crate::diagnosis::Scheme;
 use crate::event::{Event, Origin};
@@ -177,5 +184,92 @@ pub trait WebhookProvider: Sized + std::fmt::Debug {
     /// tokens, shared secrets), or the request lacks what the scheme signs.
     fn signing_scheme<'a>(&'a self, _request: &Request<'a>) -> Option<Scheme<'a>> {
         None
+    }
+}
+
+/// How a provider checks a request without parsing it: [`auth`](crate::auth)'s shared pieces
+/// (a body MAC in a header, a URL token) implement it.
+pub trait Guard: std::fmt::Debug {
+    /// Refuses what does not come from the provider: over the raw bytes, in constant time,
+    /// against every secret; where a timestamp is signed, its window first.
+    fn check(&self, request: &Request<'_>, now: Timestamp) -> Result<(), Rejection>;
+
+    /// Signs a request as the provider would, with the first secret.
+    fn sign(&self, request: &ToSign<'_>) -> Signed;
+
+    /// How `request` is signed, for a diagnosis of a refusal (`None`: no secret signs it).
+    fn scheme<'a>(&'a self, _request: &Request<'a>) -> Option<Scheme<'a>> {
+        None
+    }
+}
+
+/// A provider whose authentication is one [`Guard`] and whose verification parses nothing:
+/// it says how it is configured, which guard it has, and how a checked request reads; its
+/// [`WebhookProvider`] implementation follows from that.
+pub trait GuardedProvider: Sized + std::fmt::Debug {
+    /// See [`WebhookProvider::ID`].
+    const ID: &'static str;
+    /// See [`WebhookProvider::ENDPOINTS`].
+    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    /// See [`WebhookProvider::DEFAULT_DEDUPE_TTL`].
+    const DEFAULT_DEDUPE_TTL: Option<Duration> = None;
+
+    /// The keys of a source's table the provider reads.
+    type Settings: DeserializeOwned + std::fmt::Debug;
+    /// What authenticates its requests.
+    type Guard: Guard;
+
+    /// Builds the provider from its settings, refusing bad ones by key.
+    fn configure(settings: Self::Settings, context: &Context) -> Result<Self, Vec<SettingError>>;
+
+    fn guard(&self) -> &Self::Guard;
+
+    /// See [`WebhookProvider::handshake`] (named apart, so that calls are never ambiguous).
+    fn handshake_answer(&self, _request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+        None
+    }
+
+    /// The events of a request the guard passed, and the provider's expected answer. A body
+    /// that does not parse is `Rejection::MalformedBody`.
+    fn read(&self, checked: Checked<'_>, origin: &Origin<'_>) -> Result<Normalization, Rejection>;
+}
+
+impl<P: GuardedProvider> WebhookProvider for P {
+    const ID: &'static str = P::ID;
+    const ENDPOINTS: &'static [Endpoint] = P::ENDPOINTS;
+    const DEFAULT_DEDUPE_TTL: Option<Duration> = P::DEFAULT_DEDUPE_TTL;
+    type Settings = P::Settings;
+    type Verified<'a> = Checked<'a>;
+
+    fn from_settings(
+        settings: Self::Settings,
+        context: &Context,
+    ) -> Result<Self, Vec<SettingError>> {
+        P::configure(settings, context)
+    }
+
+    fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+        P::handshake_answer(self, request)
+    }
+
+    fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {
+        self.guard().check(request, now)?;
+        Ok(Checked::new(request))
+    }
+
+    fn normalize(
+        &self,
+        verified: Checked<'_>,
+        origin: &Origin<'_>,
+    ) -> Result<Normalization, Rejection> {
+        self.read(verified, origin)
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        self.guard().sign(request)
+    }
+
+    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
+        self.guard().scheme(request)
     }
 }

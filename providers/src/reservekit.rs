@@ -16,7 +16,6 @@
 //! the portal. The portal's test button sends sample payloads, which porter stores like any
 //! other delivery.
 
-use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,9 +24,7 @@ use crate::event::{
     Attributes, EventBody, GuestRef, Origin, ReservationData, UnknownData, hashed_key,
 };
 use crate::json::{field, time};
-use crate::provider::{
-    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
-};
+use crate::provider::{Checked, GuardedProvider, Normalization, Normalized};
 use crate::settings::{Context, SettingError};
 use crate::{Rejection, Request, Secret};
 
@@ -45,33 +42,23 @@ pub struct Reservekit {
     token: UrlToken,
 }
 
-impl WebhookProvider for Reservekit {
+impl GuardedProvider for Reservekit {
     const ID: &'static str = "reservekit";
-    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
     type Settings = Settings;
-    type Verified<'a> = Checked<'a>;
+    type Guard = UrlToken;
 
-    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+    fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
             token: UrlToken::from_setting(settings.url_token).map_err(|e| vec![e])?,
         })
     }
 
-    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
-        self.token.verify(request)?;
-        Ok(Checked::new(request))
+    fn guard(&self) -> &UrlToken {
+        &self.token
     }
 
-    fn normalize(
-        &self,
-        verified: Checked<'_>,
-        origin: &Origin<'_>,
-    ) -> Result<Normalization, Rejection> {
-        normalize(verified.request(), origin).map(Normalization::accepted)
-    }
-
-    fn sign(&self, request: &ToSign<'_>) -> Signed {
-        self.token.sign(request)
+    fn read(&self, checked: Checked<'_>, origin: &Origin<'_>) -> Result<Normalization, Rejection> {
+        normalize(checked.request(), origin).map(Normalization::accepted)
     }
 }
 

@@ -13,21 +13,17 @@
 //! is kept digit for digit, never through a float, and never rescaled: the preview does not say
 //! whether it counts major or minor units, so `minor_units` stays false.
 
-use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::auth::{BodyMac, MacHeader};
-use crate::diagnosis::Scheme;
 use crate::event::{
     Attributes, EventBody, GuestRef, InventoryData, Money, OrderData, OrderItem, Origin,
     PaymentData, ReservationData, UnknownData, hashed_key,
 };
 use crate::json::{canonical, count, field, money, raw_member, time};
-use crate::provider::{
-    Checked, Endpoint, Normalization, Normalized, POST_ONLY, Signed, ToSign, WebhookProvider,
-};
+use crate::provider::{Checked, GuardedProvider, Normalization, Normalized};
 use crate::settings::{Context, SettingError, require_secrets};
 use crate::{Rejection, Request, Secret};
 
@@ -48,13 +44,12 @@ pub struct Roostsync {
     mac: BodyMac,
 }
 
-impl WebhookProvider for Roostsync {
+impl GuardedProvider for Roostsync {
     const ID: &'static str = "roostsync";
-    const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
     type Settings = Settings;
-    type Verified<'a> = Checked<'a>;
+    type Guard = BodyMac;
 
-    fn from_settings(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
+    fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
         Ok(Self {
             mac: BodyMac::new(
                 SIGNATURE,
@@ -63,26 +58,12 @@ impl WebhookProvider for Roostsync {
         })
     }
 
-    fn verify<'a>(&self, request: &Request<'a>, _now: Timestamp) -> Result<Checked<'a>, Rejection> {
-        self.mac.verify(request)?;
-        Ok(Checked::new(request))
+    fn guard(&self) -> &BodyMac {
+        &self.mac
     }
 
-    fn normalize(
-        &self,
-        verified: Checked<'_>,
-        origin: &Origin<'_>,
-    ) -> Result<Normalization, Rejection> {
-        normalize(verified.request(), origin).map(Normalization::accepted)
-    }
-
-    fn sign(&self, request: &ToSign<'_>) -> Signed {
-        self.mac.sign(request)
-    }
-
-    /// The body MAC, for a diagnosis of a refusal.
-    fn signing_scheme<'a>(&'a self, request: &Request<'a>) -> Option<Scheme<'a>> {
-        Some(self.mac.scheme(request))
+    fn read(&self, checked: Checked<'_>, origin: &Origin<'_>) -> Result<Normalization, Rejection> {
+        normalize(checked.request(), origin).map(Normalization::accepted)
     }
 }
 

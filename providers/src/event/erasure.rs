@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// `data` of `erasure.requested`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErasureData {
     /// The id of porter's audit record of the erasure (`era_…`).
@@ -21,6 +22,5 @@ pub struct ErasureData {
     /// value (HMAC-SHA256 under `[privacy] key`).
     pub token: String,
     /// The source the erasure was limited to; absent when it covered every source.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
 }

@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An amount of money, exactly as the vendor wrote it.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Money {
     /// The amount as a decimal string (`"599.00"`), copied digit for digit from the vendor's
@@ -25,28 +26,22 @@ pub struct Money {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub minor_units: bool,
     /// ISO 4217 code, where the vendor says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
 }
 
 /// A guest as referred to from another entity.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct GuestRef {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub first_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub last_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub phone: Option<String>,
 }
@@ -59,94 +54,64 @@ pub struct Preference {
 }
 
 /// `data` of the `reservation.*` events.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ReservationData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation_number: Option<String>,
     /// The vendor's status word, as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_type: Option<String>,
     /// `YYYY-MM-DD`, as the vendor wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival_date: Option<String>,
     /// `YYYY-MM-DD`, as the vendor wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub departure_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nights: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adults: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub children: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_code: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
     /// Where the booking came from (`direct`, a channel manager), as the vendor says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub booking_source: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-pii" = true))]
     pub special_requests: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub notes: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_in_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checked_out_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of the `guest.*` events.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct GuestData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salutation: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub first_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub last_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub email: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub phone: Option<String>,
     /// `YYYY-MM-DD`, as the vendor wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub date_of_birth: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loyalty_tier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vip_status: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preferences: Vec<Preference>,
     /// The reservation the vendor sent the guest with, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
@@ -190,150 +155,112 @@ impl RoomStatus {
 }
 
 /// `data` of `room.status_changed`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct RoomData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RoomStatus>,
     /// The vendor's status word, as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `housekeeping.status_changed`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct HousekeepingData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RoomStatus>,
     /// The vendor's status word, as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub assigned_to: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `room.maintenance_required`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct MaintenanceData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `guest_request.created`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct GuestRequestData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// One line of an order.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct OrderItem {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A decimal string, as the vendor wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<Money>,
 }
 
 /// `data` of the `order.*` events.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct OrderData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
     /// The vendor's status word, as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<OrderItem>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `payment.received`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Money>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
 
 /// `data` of `inventory.low`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryData {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A decimal string, as the vendor wrote it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantity: Option<String>,
     /// The reorder level, as a decimal string.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }
@@ -341,24 +268,18 @@ pub struct InventoryData {
 /// `data` of `integration.changed`: the connection between a vendor and this deployment
 /// changed (created, disabled, token expired). Credentials the vendor sends along (Mews
 /// `AccessToken`, `ApiKey`) are removed before the event is built, never carried.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct IntegrationData {
     /// The vendor's action word (`IntegrationDisabled`, `service.token_expired`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enterprise_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// Free text the vendor sends (an expiry notice, the revoked operation).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The vendor's payload with every credential removed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub raw: Option<serde_json::Value>,
 }

@@ -37,6 +37,7 @@ pub enum MessageKind {
 }
 
 /// `data` of `message.received`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MessageData {
     pub channel: Channel,
@@ -44,83 +45,66 @@ pub struct MessageData {
     pub message_id: String,
     /// The sender's address: a phone number or WhatsApp id, without any `whatsapp:` prefix.
     /// Absent only where the provider sends no more than an id (Mews).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub from: Option<String>,
     /// The business address the message was sent to, where the provider says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// The sender's display name, where the provider shares it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub profile_name: Option<String>,
     /// Absent only where the provider sends no more than an id (Mews).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<MessageKind>,
     /// The text of a text message, or the body sent along with media (Twilio MMS).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<Media>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contacts: Vec<Contact>,
     /// The button or list row the guest picked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selection>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reaction: Option<Reaction>,
     /// The message this one replies to, where the provider says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replied_to: Option<RepliedTo>,
     /// The provider account (WhatsApp Business Account id, Twilio `AccountSid`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }
 
 /// An attachment. WhatsApp sends a media id to fetch; Twilio sends a URL.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Media {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mime_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub caption: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub filename: Option<String>,
 }
 
 /// A shared location. Coordinates are kept as the provider wrote them.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Location {
     #[schemars(extend("x-pii" = true))]
     pub latitude: f64,
     #[schemars(extend("x-pii" = true))]
     pub longitude: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub address: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub url: Option<String>,
 }
 
 /// A shared contact card.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct Contact {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,14 +116,14 @@ pub struct Contact {
 }
 
 /// A phone number on a contact card.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ContactPhone {
     #[schemars(extend("x-pii" = true))]
     pub phone: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub wa_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
 }
 
@@ -156,16 +140,14 @@ pub enum SelectionKind {
 }
 
 /// The button or row a guest picked.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Selection {
     pub kind: SelectionKind,
     /// The id or payload the business attached to the button or row.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// The text the guest saw.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
@@ -177,10 +159,10 @@ pub struct Reaction {
 }
 
 /// The message a reply refers to.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RepliedTo {
     pub message_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub from: Option<String>,
 }
@@ -237,6 +219,7 @@ impl DeliveryStatus {
 }
 
 /// `data` of `message.status_changed`: what happened to a message the business sent.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct MessageStatusData {
     pub channel: Channel,
@@ -246,36 +229,28 @@ pub struct MessageStatusData {
     /// The status word exactly as the provider sent it.
     pub provider_status: String,
     /// The guest the message was sent to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub recipient: Option<String>,
     /// The business address that sent it, where the provider says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("x-pii" = true))]
     pub from: Option<String>,
     /// Why delivery failed, when it did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<ProviderError>,
     /// The WhatsApp conversation the message was billed to, where sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_id: Option<String>,
 }
 
 /// An error a provider reported about a message.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderError {
     /// The provider's numeric error code (Meta `131047`, Twilio `30003`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
     /// A documentation link for the code.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub href: Option<String>,
 }

@@ -9,6 +9,9 @@
 //! Ids are deterministic: [`event_id`] hashes the CloudEvents `source` and the provider event
 //! key, so a redelivery after the dedupe window still carries the same id and consumers can
 //! deduplicate too.
+//!
+//! What a vendor did not send is left out of the JSON, never written as `null`: every struct
+//! with optional fields carries `#[serde_with::skip_serializing_none]`, and a new one must too.
 
 mod erasure;
 mod hospitality;
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// A canonical event, serialised as a CloudEvents 1.0 structured-mode JSON object.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "porter canonical event (CloudEvents 1.0)")]
 pub struct Event {
@@ -41,10 +45,8 @@ pub struct Event {
     /// `/sources/<source name>`: the configured source that received the request.
     pub source: String,
     /// The thing the event is about: a message id, a reservation id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// When the provider says the occurrence happened; absent when the provider does not say.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<Timestamp>,
     /// Always `"application/json"`.
     pub datacontenttype: DataContentType,
@@ -54,16 +56,13 @@ pub struct Event {
     /// one, otherwise `sha256:` and a hash of the fields that identify the occurrence.
     pub providereventid: String,
     /// The provider's own name for what happened (`messages`, `statuses`, `RESERVATION_CREATED`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub providereventtype: Option<String>,
     /// The property, account or phone number the event belongs to, in the provider's terms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub propertyid: Option<String>,
     /// The delivery id the provider sent in a header it does not sign (Twilio's
     /// `I-Twilio-Idempotency-Token`, a generic `hmac` source's `id_header` when the id is not in
     /// the signed template). **Not authenticated**: a label for tracing a delivery in the
     /// provider's console, never what porter names or deduplicates the event by.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub providerdeliveryid: Option<String>,
     /// When porter received the request.
     pub receivedat: Timestamp,
@@ -72,16 +71,14 @@ pub struct Event {
     /// this event was stored under. Present only when porter exports traces (`[telemetry]`);
     /// each delivery attempt's span links to it, and deliveries pass it on as a
     /// `traceparent` header.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
     /// Present only on an event `porter reprocess` made from an archived request: the id of
     /// the event it replaces (an `unknown` one), or of the archived request whose body was
     /// quarantined then. The event's own id is new.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reprocessedfrom: Option<String>,
     /// An OHIP Streaming event's own words (`ohipoffset`, `ohipmodule`, `ohipevent`,
     /// `ohiptimestamp`); absent on every other provider's events.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    #[serde(flatten, default)]
     pub ohip: Option<OhipExtensions>,
     /// `type` and `data`.
     #[serde(flatten)]
@@ -89,6 +86,7 @@ pub struct Event {
 }
 
 /// The CloudEvents extensions of an event from the OHIP Streaming API.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct OhipExtensions {
     /// The stream offset the event was delivered at: decimal digits, exactly as sent.
@@ -98,7 +96,6 @@ pub struct OhipExtensions {
     /// OPERA's action (`CHECK IN`, `UPDATE PROFILE`, ...), as sent.
     pub ohipevent: String,
     /// OPERA's timestamp text (`28-APR-24 06.18.59.028027 AM`), as sent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ohiptimestamp: Option<String>,
 }
 

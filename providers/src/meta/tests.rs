@@ -1,9 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::Secret;
 use crate::event::{EventType, MessageKind};
 use crate::testing::{Check, OwnedRequest, origin};
+use crate::{Secret, WebhookProvider};
 
 const SECRET: &str = "meta-app-secret";
 const PATH: &str = "/webhooks/whatsapp";

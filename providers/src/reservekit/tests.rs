@@ -1,9 +1,9 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::Secret;
 use crate::event::EventType;
 use crate::testing::{Check, OwnedRequest, origin};
+use crate::{Secret, ToSign, WebhookProvider};
 
 const TOKEN: &str = "rk-url-token-0123456789abcdef";
 
