@@ -90,7 +90,7 @@ secret = "{DESTINATION_SECRET}"
         """Starts porter; the seconds until /readyz answers 200."""
         started = time.monotonic()
         process = subprocess.Popen([porter_bin, "serve", "--config", config],
-                                   env=dict(os.environ, RUST_LOG="warn,porter::server=info"),
+                                   env=dict(os.environ, RUST_LOG="warn,porter::server=info,porter::app=info"),
                                    stdout=subprocess.DEVNULL, stderr=log)
         wait_for(port, process, "porter")
         while True:
