@@ -9,8 +9,10 @@ medians. The scenario is the benchmark's first: the memory store (events to stdo
       --rounds 6 --seconds 10
 
 `--pinned` puts porter on core 0 and the load generator on core 1 (steadier figures).
+`--store local` runs both on the local store (a fresh directory per run) instead of memory.
 `--b-telemetry URL` runs B with `[telemetry] otlp_endpoint = URL`; `--b-telemetry sink` starts
-a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it.
+a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it;
+`--b-sample-ratio R` sets B's `[telemetry] sample_ratio`.
 Only processes started here are stopped, by their pid.
 """
 
@@ -46,13 +48,15 @@ def start_sink():
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def run(binary, telemetry, args, work):
+def run(binary, telemetry, args, work, ratio=None):
     port = free_port()
     config = os.path.join(work, f"porter-{port}.toml")
     with open(config, "w") as f:
-        f.write(bench.porter_config(port, "memory", work))
+        f.write(bench.porter_config(port, args.store, work))
         if telemetry:
             f.write(f'\n[telemetry]\notlp_endpoint = "{telemetry}"\n')
+            if ratio is not None:
+                f.write(f"sample_ratio = {ratio}\n")
     server_core, load_core = (0, 1) if args.pinned else (None, None)
     process = subprocess.Popen(bench.taskset(server_core) + [binary, "serve", "--config", config],
                                env=dict(os.environ, RUST_LOG="warn"),
@@ -82,10 +86,12 @@ def main():
     parser.add_argument("--a", required=True, help="porter binary A (the baseline)")
     parser.add_argument("--b", required=True, help="porter binary B")
     parser.add_argument("--b-telemetry", help="B's [telemetry] otlp_endpoint, or `sink`")
+    parser.add_argument("--b-sample-ratio", type=float, help="B's [telemetry] sample_ratio")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--store", choices=("memory", "local"), default="memory")
     parser.add_argument("--pinned", action="store_true",
                         help="porter on core 0, the load generator on core 1")
     args = parser.parse_args()
@@ -98,7 +104,7 @@ def main():
             if round % 2:
                 order.reverse()
             for name, binary, tel in order:
-                r = run(binary, tel, args, work)
+                r = run(binary, tel, args, work, args.b_sample_ratio if name == "B" else None)
                 results[name].append(r)
                 print(f"round {round + 1} {name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
                       f"p99 {r['p99']:.2f} ms, {r['cpu_us']:.1f} µs CPU/request, {r['statuses']}",

@@ -260,7 +260,7 @@ async fn process(
     };
     // The events name the request's trace (CloudEvents distributed tracing), so that their
     // deliveries can link to it.
-    if let Some(traceparent) = Traceparent::of_span(span) {
+    if let Some(traceparent) = Traceparent::for_events(span) {
         let traceparent = traceparent.to_string();
         for normalized in &mut normalization.events {
             normalized.event.traceparent = Some(traceparent.clone());

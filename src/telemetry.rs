@@ -69,7 +69,7 @@ fn with_spans(format: LogFormat, filter: EnvFilter, tracing: &crate::trace::Trac
         .with(tracing.layer())
         .try_init();
     if installed.is_ok() {
-        crate::trace::enable();
+        crate::trace::enable(tracing.sample_ratio());
     }
 }
 

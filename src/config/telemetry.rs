@@ -21,15 +21,19 @@ pub(super) const TRACES_PATH: &str = "/v1/traces";
 pub(super) struct TelemetryTable {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
 }
 
 /// A checked `[telemetry]` whose tracing is on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// The collector's base URL, without a trailing slash.
     pub otlp_endpoint: String,
     /// The `service.name` resource attribute of every span.
     pub service_name: String,
+    /// The share of traces kept (0 to 1, default 1): each request's trace is kept or not
+    /// as a whole, and a delivery follows the trace its event came in on.
+    pub sample_ratio: f64,
 }
 
 impl TelemetryConfig {
@@ -56,6 +60,18 @@ pub(super) fn telemetry_config(
             None
         }
     };
+    let sample_ratio = match table.sample_ratio {
+        None => Some(1.0),
+        Some(ratio) if (0.0..=1.0).contains(&ratio) => Some(ratio),
+        Some(_) => {
+            errors.push(ConfigError::new(
+                "telemetry.sample_ratio",
+                "must be a share from 0.0 to 1.0 (0.1 keeps one trace in ten; the default, \
+                 1.0, keeps every one)",
+            ));
+            None
+        }
+    };
     let endpoint = table.otlp_endpoint?;
     let endpoint = match check_endpoint(&endpoint) {
         Ok(endpoint) => Some(endpoint),
@@ -67,6 +83,7 @@ pub(super) fn telemetry_config(
     Some(TelemetryConfig {
         otlp_endpoint: endpoint?,
         service_name: service_name?,
+        sample_ratio: sample_ratio?,
     })
 }
 

@@ -692,6 +692,7 @@ fn telemetry_is_read_with_its_defaults() {
         super::telemetry::DEFAULT_SERVICE_NAME
     );
     assert_eq!(telemetry.traces_url(), "http://127.0.0.1:4318/v1/traces");
+    assert_eq!(telemetry.sample_ratio, 1.0, "every trace unless told");
 
     let config = parse(&format!(
         "{GOOD}\n[telemetry]\notlp_endpoint = \"https://otel.example.com/otlp\"\nservice_name = \"porter-eu\"\n"
@@ -703,6 +704,12 @@ fn telemetry_is_read_with_its_defaults() {
         "https://otel.example.com/otlp/v1/traces"
     );
     assert_eq!(telemetry.service_name, "porter-eu");
+
+    let config = parse(&format!(
+        "{GOOD}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = 0.1\n"
+    ))
+    .expect("valid");
+    assert_eq!(config.telemetry.expect("on").sample_ratio, 0.1);
 }
 
 #[test]
@@ -734,6 +741,16 @@ fn telemetry_settings_are_checked_by_key_without_echoing_them() {
         assert_eq!(found.len(), 1, "{name:?}: {found:?}");
         assert!(
             found[0].starts_with("telemetry.service_name: "),
+            "{found:?}"
+        );
+    }
+    for ratio in ["-0.1", "1.5", "nan", "inf"] {
+        let found = problems(&format!(
+            "{GOOD}\n[telemetry]\notlp_endpoint = \"http://127.0.0.1:4318\"\nsample_ratio = {ratio}\n"
+        ));
+        assert_eq!(found.len(), 1, "{ratio}: {found:?}");
+        assert!(
+            found[0].starts_with("telemetry.sample_ratio: must be a share from 0.0 to 1.0"),
             "{found:?}"
         );
     }

@@ -325,7 +325,7 @@ impl Session<'_> {
                 return self.quarantine(frame, event, &rejection.to_string()).await;
             }
         };
-        if let Some(traceparent) = Traceparent::of_span(&span) {
+        if let Some(traceparent) = Traceparent::for_events(&span) {
             stream.normalized.event.traceparent = Some(traceparent.to_string());
         }
         let type_name = stream.normalized.event.event_type().as_str();

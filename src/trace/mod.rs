@@ -39,8 +39,9 @@
 //!
 //! The event's `traceparent` names the `porter.request` (or `porter.ohip.event`) span.
 
+use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::Span;
 use tracing::field::Empty;
@@ -83,10 +84,59 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// Called once the layer is installed in the process-wide subscriber.
+/// Called once the layer is installed in the process-wide subscriber, with the share of
+/// traces to keep (`[telemetry] sample_ratio`).
 #[cfg(feature = "otel")]
-pub(crate) fn enable() {
+pub(crate) fn enable(sample_ratio: f64) {
+    KEEP_BELOW.store(threshold(sample_ratio), Ordering::Relaxed);
     ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// A new trace is kept when a random `u64` falls below this: `u64::MAX` keeps every one.
+///
+/// **Why porter samples, not the exporter's sampler:** a trace porter drops is never built.
+/// The request's spans are `Span::none()` from the root down, as with tracing off, so an
+/// unkept request pays one random number; a sampler in the OpenTelemetry SDK would decide
+/// only after `tracing` had built every span. The decision is parent-based: the steps under a
+/// request follow it, and a delivery attempt follows the trace its event came in on (its
+/// `traceparent`, which only a kept request writes); an event without one (stored while
+/// tracing was off, or unkept) is a new trace and drawn for.
+static KEEP_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn threshold(ratio: f64) -> u64 {
+    if ratio >= 1.0 {
+        u64::MAX
+    } else if ratio > 0.0 {
+        // Exact enough: 2^64 × ratio, below u64::MAX for any ratio < 1.
+        (ratio * 18_446_744_073_709_551_616.0) as u64
+    } else {
+        0
+    }
+}
+
+/// Whether a new trace is kept (see [`KEEP_BELOW`]).
+#[inline]
+fn keep_new_trace() -> bool {
+    match KEEP_BELOW.load(Ordering::Relaxed) {
+        u64::MAX => true,
+        0 => false,
+        below => random() < below,
+    }
+}
+
+/// A per-thread SplitMix64 stream seeded from the OS: not for secrets, only for sampling.
+fn random() -> u64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(getrandom::u64().unwrap_or(0x9E37_79B9_7F4A_7C15));
+    }
+    STATE.with(|state| {
+        let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
 }
 
 /// A W3C trace context (`traceparent`): `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
@@ -133,6 +183,27 @@ impl Traceparent {
             flags: flag[0],
         };
         (trace_id != [0; 16] && span_id != [0; 8]).then_some(parsed)
+    }
+
+    /// What the events of a request (or OHIP event) traced by `span` carry: the span's own
+    /// context; for a trace not kept (`sample_ratio`), fresh ids with the sampled flag off, so
+    /// that the delivery and the receivers follow the decision and logs can still be joined
+    /// by trace id; nothing with tracing off.
+    pub(crate) fn for_events(span: &Span) -> Option<Self> {
+        if !enabled() {
+            return None;
+        }
+        Self::of_span(span).or_else(|| {
+            let (high, low, span) = (random() | 1, random(), random() | 1);
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&high.to_be_bytes());
+            trace_id[8..].copy_from_slice(&low.to_be_bytes());
+            Some(Self {
+                trace_id,
+                span_id: span.to_be_bytes(),
+                flags: 0,
+            })
+        })
     }
 
     /// The `traceparent` attribute of a stored event (its JSON exactly as stored): the
@@ -216,7 +287,7 @@ pub(crate) enum Step {
 /// path, never a query).
 #[inline]
 pub(crate) fn request(source: &str, provider: &'static str, method: &str, route: &str) -> Span {
-    if enabled() {
+    if enabled() && keep_new_trace() {
         request_span(source, provider, method, route)
     } else {
         Span::none()
@@ -245,7 +316,7 @@ fn request_span(source: &str, provider: &'static str, method: &str, route: &str)
 
 /// The root span of one event from an OHIP stream.
 pub(crate) fn ohip_event(source: &str, provider: &'static str) -> Span {
-    if !enabled() {
+    if !enabled() || !keep_new_trace() {
         return Span::none();
     }
     tracing::info_span!(
@@ -412,8 +483,16 @@ pub(crate) fn attempt(
     attempt: usize,
     event: Option<&str>,
 ) -> Span {
-    if enabled() {
-        attempt_span(destination, kind, event_id, attempt, event)
+    if !enabled() {
+        return Span::none();
+    }
+    let ingest = event.and_then(Traceparent::of_event);
+    let keep = match ingest {
+        Some(ingest) => ingest.is_sampled(),
+        None => keep_new_trace(),
+    };
+    if keep {
+        attempt_span(destination, kind, event_id, attempt, ingest)
     } else {
         Span::none()
     }
@@ -425,7 +504,7 @@ fn attempt_span(
     kind: &'static str,
     event_id: &str,
     attempt: usize,
-    event: Option<&str>,
+    ingest: Option<Traceparent>,
 ) -> Span {
     let span_kind = match kind {
         "http" => "client",
@@ -446,11 +525,11 @@ fn attempt_span(
         otel.status_code = Empty,
     );
     #[cfg(feature = "otel")]
-    if let Some(ingest) = event.and_then(Traceparent::of_event) {
+    if let Some(ingest) = ingest {
         otel::link(&span, &ingest);
     }
     #[cfg(not(feature = "otel"))]
-    let _ = event;
+    let _ = ingest;
     span
 }
 
@@ -478,6 +557,28 @@ mod tests {
     use super::*;
 
     const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn the_sample_ratio_keeps_its_share_of_new_traces() {
+        assert_eq!(threshold(1.0), u64::MAX);
+        assert_eq!(threshold(0.0), 0);
+        assert_eq!(threshold(0.5), 1 << 63);
+        for ratio in [0.01, 0.1, 0.25, 0.9] {
+            let below = threshold(ratio);
+            let draws = 200_000;
+            let kept = (0..draws).filter(|_| random() < below).count();
+            let share = kept as f64 / draws as f64;
+            // Five standard deviations of a binomial share either side.
+            let slack = 5.0 * (ratio * (1.0 - ratio) / draws as f64).sqrt();
+            assert!((share - ratio).abs() < slack, "{ratio}: kept {share}");
+        }
+    }
+
+    #[test]
+    fn with_tracing_off_events_carry_no_traceparent() {
+        assert!(!enabled());
+        assert_eq!(Traceparent::for_events(&Span::none()), None);
+    }
 
     #[test]
     fn a_traceparent_is_parsed_and_formatted_back_exactly() {

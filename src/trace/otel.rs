@@ -59,9 +59,15 @@ pub(super) fn traceparent(context: &SpanContext) -> Traceparent {
 #[derive(Debug)]
 pub struct Tracing {
     provider: SdkTracerProvider,
+    sample_ratio: f64,
 }
 
 impl Tracing {
+    /// The share of traces kept (`[telemetry] sample_ratio`).
+    pub fn sample_ratio(&self) -> f64 {
+        self.sample_ratio
+    }
+
     /// Sets up the exporter for `config`. Must run inside the tokio runtime, which runs the
     /// batch processor's task. The exporter also reads the standard `OTEL_EXPORTER_OTLP_HEADERS`
     /// (a collector's token) and `OTEL_EXPORTER_OTLP_TIMEOUT` variables.
@@ -84,7 +90,10 @@ impl Tracing {
             .with_span_processor(processor)
             .with_resource(resource)
             .build();
-        Ok(Self { provider })
+        Ok(Self {
+            provider,
+            sample_ratio: config.sample_ratio,
+        })
     }
 
     /// The `tracing` layer exporting porter's spans (target [`TARGET`]) and nothing else.

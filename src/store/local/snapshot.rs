@@ -204,9 +204,9 @@ pub(super) fn write(dir: &Path, generation: u64, state: &State) -> std::io::Resu
     for key in &state.store.keys {
         put(
             &Snap::Key {
-                key: key.key.clone(),
+                key: key.key.to_string(),
                 expires: key.expires,
-                reply: key.reply.clone(),
+                reply: Reply::clone(&key.reply),
             },
             &mut out,
         )?;
@@ -360,9 +360,9 @@ pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, StoreEr
                 expires,
                 reply,
             } => state.store.keys.push(RememberedKey {
-                key,
+                key: Arc::from(key),
                 expires,
-                reply,
+                reply: Arc::new(reply),
             }),
             Snap::Recent {
                 id,

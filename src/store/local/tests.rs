@@ -109,3 +109,57 @@ async fn a_duplicate_of_a_failed_write_is_refused_and_a_later_batch_is_not_mista
         1
     );
 }
+
+/// `porter events tail --follow` on a local store: it starts after what is there (not after
+/// the zeros written ahead) and goes on into the next journal when a snapshot starts one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_reads_new_events_across_journals_and_not_the_zeros_ahead() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = LocalSettings::new(dir.path().join("data"));
+    settings.snapshot_after = 4096;
+    let (store, _) = LocalStore::open(&settings, None, Clock::system()).expect("open");
+    store
+        .enqueue(&[event("before")], &Reply::text("ok"), TTL)
+        .await
+        .expect("enqueue");
+    let mut follower = super::Follower::at_end(&settings.path).expect("follow");
+    assert!(follower.poll().expect("poll").is_empty(), "nothing new yet");
+    let generation = store
+        .shared
+        .generation
+        .load(std::sync::atomic::Ordering::Acquire);
+    let mut keys = Vec::new();
+    let mut seen = Vec::new();
+    let mut n = 0;
+    // Until a new journal has started and holds an event of its own, polling as the command
+    // does (a journal is removed once the snapshot after it is written).
+    while store
+        .shared
+        .generation
+        .load(std::sync::atomic::Ordering::Acquire)
+        < generation + 2
+    {
+        let key = format!("after-{n}");
+        store
+            .enqueue(&[event(&key)], &Reply::text("ok"), TTL)
+            .await
+            .expect("enqueue");
+        keys.push(key);
+        seen.extend(follower.poll().expect("poll"));
+        n += 1;
+        assert!(n < 10_000, "no new journal was started");
+    }
+    seen.extend(follower.poll().expect("poll"));
+    let ids: Vec<String> = seen
+        .iter()
+        .map(|json| {
+            let value: serde_json::Value = serde_json::from_str(json).expect("json");
+            value["id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = keys.iter().map(|k| event(k).event.id.clone()).collect();
+    assert_eq!(
+        ids, expected,
+        "every new event once, in order, none from before"
+    );
+}

@@ -118,12 +118,14 @@ pub(crate) struct Classified {
     pub original: Option<Reply>,
 }
 
-/// A remembered dedupe key, as a snapshot holds it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// A remembered dedupe key, as a snapshot holds it: shared with the live map, so that
+/// capturing a million keys for a snapshot copies pointers, not strings (the capture holds
+/// the store's lock, and the journal waits for it).
+#[derive(Debug, Clone)]
 pub struct RememberedKey {
-    pub key: String,
+    pub key: Arc<str>,
     pub expires: i64,
-    pub reply: Reply,
+    pub reply: Arc<Reply>,
 }
 
 /// Everything a memory store holds that a restart must bring back (the local store's
@@ -468,9 +470,9 @@ impl MemoryStore {
                 .dedupe
                 .live(now)
                 .map(|(key, r)| RememberedKey {
-                    key: key.to_string(),
+                    key: Arc::clone(key),
                     expires: r.expires,
-                    reply: Reply::clone(&r.reply),
+                    reply: Arc::clone(&r.reply),
                 })
                 .collect(),
             recent: inner.recent.iter().cloned().collect(),
@@ -494,7 +496,7 @@ impl MemoryStore {
                 contents
                     .keys
                     .into_iter()
-                    .map(|k| (Arc::from(k.key), k.expires, Arc::new(k.reply)))
+                    .map(|k| (k.key, k.expires, k.reply))
                     .collect(),
             );
             for recent in contents.recent {
