@@ -309,6 +309,38 @@ async fn snapshots_replace_old_journals_and_restore_the_same_state() {
     }
     let schedule = schedule(&store);
     assert_eq!(schedule.backlog("crm").await.expect("backlog"), 301);
+
+    // Keys known at start-up stay in the snapshots written later (the writer lists the keys
+    // it applies; what it found at start-up is where that list begins).
+    let more: Vec<String> = (0..600).map(|i| format!("m{i}")).collect();
+    let before = local(&store).snapshots();
+    for chunk in more.chunks(3) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        enqueue(&store, &chunk).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while local(&store).snapshots() < before + 1 {
+        assert!(std::time::Instant::now() < deadline, "no snapshot written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(schedule);
+    drop(store);
+    let store = open_with(&settings);
+    for key in keys
+        .iter()
+        .chain(&more)
+        .map(String::as_str)
+        .chain(["after"])
+    {
+        let again = store
+            .enqueue(&[event(key)], &Reply::text("x"), TTL)
+            .await
+            .expect("enqueued");
+        assert!(
+            again.is_duplicate(),
+            "{key} remembered after a second restart"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

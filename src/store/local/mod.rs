@@ -31,6 +31,7 @@ mod erase;
 mod files;
 mod follow;
 mod journal;
+mod keys;
 mod private;
 pub(crate) mod record;
 mod schedule;
@@ -142,7 +143,7 @@ pub(crate) struct Shared {
 #[derive(Debug, Default)]
 struct Pending {
     /// Each with its answer and the batch its record is in.
-    keys: HashMap<String, (Arc<Reply>, Arc<Signal>)>,
+    keys: HashMap<Arc<str>, (Arc<Reply>, Arc<Signal>)>,
     /// Events appended and not yet applied (they count against the capacity).
     events: usize,
 }
@@ -222,6 +223,7 @@ impl LocalStore {
             generation: current,
             synced_len: journal_len,
             batches: 0,
+            keys: keys::KeyList::new(shared.memory.keys(clock.now_ms())),
             fault,
             snapshotting: Arc::clone(&snapshotting),
             compact: false,
@@ -330,7 +332,7 @@ impl LocalStore {
                     .iter()
                     .map(|&i| item(&events[i], std::mem::take(&mut jsons[i])))
                     .collect();
-                let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+                let keys: Vec<Arc<str>> = items.iter().map(|i| Arc::clone(&i.key)).collect();
                 let record = Record::Enqueue {
                     now,
                     expires: expiry(now, ttl),
@@ -436,7 +438,7 @@ fn apply(memory: &MemoryStore, pending: Option<&mut Pending>, record: Record) {
         } => {
             if let Some(pending) = pending {
                 for item in &items {
-                    pending.keys.remove(&item.key);
+                    pending.keys.remove(&*item.key);
                 }
                 pending.events = pending.events.saturating_sub(items.len());
             }

@@ -279,7 +279,7 @@ impl Record {
                 items: events
                     .into_iter()
                     .map(|e| Item {
-                        key: e.key,
+                        key: Arc::from(e.key),
                         event: Recent {
                             id: e.id,
                             source: e.source,
@@ -377,7 +377,7 @@ fn encode_enqueue(out: &mut Vec<u8>, now: i64, expires: i64, reply: &Reply, item
             out.push(b',');
         }
         out.extend_from_slice(b"{\"key\":");
-        let _ = serde_json::to_writer(&mut *out, &item.key);
+        let _ = serde_json::to_writer(&mut *out, &*item.key);
         out.extend_from_slice(b",\"id\":");
         let _ = serde_json::to_writer(&mut *out, &item.event.id);
         out.extend_from_slice(b",\"source\":");
@@ -481,7 +481,7 @@ mod tests {
         let Record::Enqueue { items, .. } = &read[0] else {
             panic!("{read:?}")
         };
-        assert_eq!(items[0].key, "k\"1");
+        assert_eq!(&*items[0].key, "k\"1");
         assert_eq!(
             &*items[0].event.json,
             r#"{"id":"e1","data":{"text":"héllo \"x\""}}"#

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::files::{Generations, journal_path, sync_dir};
 use super::journal::Fault;
+use super::keys::KeyList;
 use super::record::Record;
 use super::{MEND_EVERY, Shared, apply, snapshot};
 use crate::clock::Clock;
@@ -21,6 +22,8 @@ pub(super) struct Writer {
     /// The journal's length up to the last sync that succeeded.
     pub(super) synced_len: u64,
     pub(super) batches: u64,
+    /// The dedupe keys the snapshots write.
+    pub(super) keys: KeyList,
     pub(super) fault: Fault,
     pub(super) snapshotting: Arc<AtomicBool>,
     /// An erasure waits for a snapshot: start one whatever the journal's size.
@@ -90,6 +93,7 @@ impl Writer {
                             {
                                 lines.extend(items.iter().map(|i| Arc::clone(&i.event.json)));
                             }
+                            self.keys.applied(&record);
                             apply(&self.shared.memory, Some(&mut pending), record);
                         }
                     }
@@ -112,7 +116,7 @@ impl Writer {
                         for record in &batch.records {
                             if let Record::Enqueue { items, .. } = record {
                                 for item in items {
-                                    pending.keys.remove(&item.key);
+                                    pending.keys.remove(&*item.key);
                                 }
                                 pending.events = pending.events.saturating_sub(items.len());
                             }
@@ -174,8 +178,8 @@ impl Writer {
         // Every record of the old generation is applied and nothing of the new one is: the
         // state now is exactly what the snapshot must hold.
         let captured = Instant::now();
-        let state = snapshot::State {
-            store: self.shared.memory.contents(self.clock.now_ms()),
+        let mut state = snapshot::State {
+            store: self.shared.memory.contents_but_keys(),
             schedule: self
                 .shared
                 .memory
@@ -192,6 +196,8 @@ impl Writer {
                     .collect()
             },
         };
+        // The keys are not copied here (see `keys`): this generation's are handed over.
+        let keys = self.keys.switch();
         // The requests' batches wait while the state is copied: the log says how long.
         let capture_us = captured.elapsed().as_micros() as u64;
         self.file = file;
@@ -201,12 +207,14 @@ impl Writer {
         self.snapshotting.store(true, Ordering::Release);
         let shared = Arc::clone(&self.shared);
         let snapshotting = Arc::clone(&self.snapshotting);
+        let clock = self.clock.clone();
         let spawned = std::thread::Builder::new()
             .name("porter-snapshot".into())
             .spawn(move || {
                 // Below the request path's threads: on a busy core, requests first.
                 let _ = rustix::process::setpriority_process(None, SNAPSHOT_NICE);
                 let started = Instant::now();
+                state.store.keys = keys.live(clock.now_ms());
                 match snapshot::write(&shared.dir, next, &state) {
                     Ok(size) => {
                         shared.snapshot_bytes.store(size, Ordering::Relaxed);

@@ -50,7 +50,8 @@ pub struct Recent {
 /// disk).
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    pub key: String,
+    /// Shared with the dedupe map, the journal's pending keys and the snapshot's key list.
+    pub key: Arc<str>,
     pub event: Recent,
 }
 
@@ -374,7 +375,7 @@ impl MemoryStore {
         for Item { key, event } in items {
             inner
                 .dedupe
-                .remember(Arc::from(key), expires, expires - now, Arc::clone(&reply));
+                .remember(key, expires, expires - now, Arc::clone(&reply));
             if let Some(deliveries) = &self.deliveries {
                 deliveries.push(&event, now);
             }
@@ -464,17 +465,31 @@ impl MemoryStore {
 
     /// A copy of what a restart must bring back, for a snapshot; expired keys left out.
     pub fn contents(&self, now: i64) -> Contents {
+        let mut contents = self.contents_but_keys();
+        contents.keys = self.keys(now);
+        contents
+    }
+
+    /// The dedupe keys remembered at `now`.
+    pub fn keys(&self, now: i64) -> Vec<RememberedKey> {
+        self.lock()
+            .dedupe
+            .live(now)
+            .map(|(key, r)| RememberedKey {
+                key: Arc::clone(key),
+                expires: r.expires,
+                reply: Arc::clone(&r.reply),
+            })
+            .collect()
+    }
+
+    /// [`MemoryStore::contents`] without the dedupe keys: what the local store's snapshot
+    /// copies at a generation's switch (it keeps its own list of the keys, see
+    /// `store::local::keys`).
+    pub fn contents_but_keys(&self) -> Contents {
         let inner = self.lock();
         Contents {
-            keys: inner
-                .dedupe
-                .live(now)
-                .map(|(key, r)| RememberedKey {
-                    key: Arc::clone(key),
-                    expires: r.expires,
-                    reply: Arc::clone(&r.reply),
-                })
-                .collect(),
+            keys: Vec::new(),
             recent: inner.recent.iter().cloned().collect(),
             quarantine: inner.quarantine.iter().cloned().collect(),
             offsets: self
@@ -535,7 +550,7 @@ pub(crate) fn expiry(now: i64, ttl: Duration) -> i64 {
 /// The item of a new event whose JSON is `json`.
 pub(crate) fn item(event: &Normalized, json: String) -> Item {
     Item {
-        key: event.dedupe_key.clone(),
+        key: Arc::from(event.dedupe_key.as_str()),
         event: Recent {
             id: event.event.id.clone(),
             source: super::schedule::source_name(&event.event.source).to_owned(),
