@@ -3,8 +3,9 @@
 //! Callers append a record (encoded on the spot into the open batch) and get the batch's
 //! [`Signal`]; the writer thread takes the whole open batch, writes it, calls `fdatasync`
 //! once, applies its records to the state in memory, and only then fires the signal. While it
-//! syncs, new records gather in the next batch: one sync per batch, no timer, and a lone
-//! request waits for exactly one write and one sync.
+//! syncs, new records gather in the next batch: one sync per batch, and a lone request waits
+//! for exactly one write and one sync. Under concurrent load the writer starts syncs at most
+//! every 2 ms (the writer's `PACE`), so that batches are larger and syncs fewer.
 //!
 //! A failed write or sync fails the whole batch (every caller answers 503, nothing of it is
 //! applied) and cuts the file back to its last synced length; until that succeeds the journal

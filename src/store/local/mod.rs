@@ -223,6 +223,7 @@ impl LocalStore {
             generation: current,
             synced_len: journal_len,
             batches: 0,
+            paced: (Instant::now(), 0),
             keys: keys::KeyList::new(shared.memory.keys(clock.now_ms())),
             fault,
             snapshotting: Arc::clone(&snapshotting),

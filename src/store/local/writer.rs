@@ -22,6 +22,8 @@ pub(super) struct Writer {
     /// The journal's length up to the last sync that succeeded.
     pub(super) synced_len: u64,
     pub(super) batches: u64,
+    /// When the last batch's write began, and how many records it had.
+    pub(super) paced: (Instant, usize),
     /// The dedupe keys the snapshots write.
     pub(super) keys: KeyList,
     pub(super) fault: Fault,
@@ -37,6 +39,18 @@ pub(super) struct Writer {
 /// a tenth of what a request-path thread gets, so a snapshot stretches out instead of
 /// stalling requests; on an idle core it runs at full speed.
 const SNAPSHOT_NICE: i32 = 10;
+
+/// The least time between the starts of two syncs while requests arrive together.
+///
+/// **Why.** A sync costs about the same kernel CPU whatever it carries (150 µs here), and at
+/// moderate rates the batches are small: at 9 000 req/s, pinned to one core, syncs as fast
+/// as the disk allowed took 23 µs of the journal thread's CPU per request. Waiting until
+/// 2 ms have passed since the last sync began lets the next batch gather more: 9 µs per
+/// request, and 11 % more throughput flat out (`bench/ab.py --store local --pinned`). The
+/// wait only applies when the last batch held two records or more (requests are arriving
+/// together): a lone request still waits for exactly one write and one sync. PostgreSQL's
+/// `commit_delay` is the same idea.
+const PACE: Duration = Duration::from_millis(2);
 
 /// How often the writer sets the store's metrics (not on every batch: thousands a second).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
@@ -54,11 +68,24 @@ impl Writer {
         self.reported = (Instant::now(), syncs);
     }
 
+    /// Under concurrent load, waits until [`PACE`] has passed since the last sync began, so
+    /// that the next batch gathers what arrives meanwhile.
+    fn pace(&self, broken: bool) {
+        let (last, records) = self.paced;
+        if broken || records < 2 {
+            return;
+        }
+        if let Some(rest) = PACE.checked_sub(last.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+
     pub(super) fn run(mut self) {
         self.report(true);
         loop {
             self.report(false);
             let broken = self.shared.journal.broken().is_some();
+            self.pace(broken);
             let Some(batch) = self.shared.journal.take(broken.then_some(MEND_EVERY)) else {
                 return;
             };
@@ -68,12 +95,14 @@ impl Writer {
             if batch.records.is_empty() {
                 continue;
             }
+            let began = Instant::now();
             let written = self
                 .fault
                 .before_write(&mut self.file, self.batches, &batch.bytes)
                 .and_then(|()| self.file.write_all(&batch.bytes))
                 .and_then(|()| self.file.sync_data());
             self.batches += 1;
+            self.paced = (began, batch.records.len());
             match written {
                 Ok(()) => {
                     self.synced_len += batch.bytes.len() as u64;
