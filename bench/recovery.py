@@ -33,10 +33,10 @@ TOKEN = "recovery-admin-token-0123456789abcdef"
 DESTINATION_SECRET = "whsec_cmVjb3ZlcnktZGVzdGluYXRpb24ta2V5"
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS:"):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -135,6 +135,7 @@ secret = "{DESTINATION_SECRET}"
         opened = opened[-1]
         replay = dict(re.findall(r"(records|torn_bytes|ms)=(\d+)", opened))
         after = rss_mib(process.pid)
+        peak = rss_mib(process.pid, "VmHWM:")
         waiting = 0
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and waiting < len(acked):
@@ -149,7 +150,8 @@ secret = "{DESTINATION_SECRET}"
         print(f"on disk at the kill: {size:.0f} MiB; porter's RSS before the kill {before:.0f} MiB")
         print(f"restart after SIGKILL: ready (/readyz 200) after {elapsed:.2f} s; replay: "
               f"{replay.get('records')} records in {replay.get('ms')} ms "
-              f"(torn bytes cut: {replay.get('torn_bytes')}); RSS {after:.0f} MiB")
+              f"(torn bytes cut: {replay.get('torn_bytes')}); RSS {after:.0f} MiB "
+              f"(peak {peak:.0f} MiB)")
         print(f"events waiting for the paused destination after the restart: {waiting}")
         if waiting < len(acked):
             print(f"FAIL: {len(acked) - waiting} acknowledged events are not scheduled")

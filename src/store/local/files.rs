@@ -134,6 +134,27 @@ fn load_snapshot(dir: &Path, found: &Generations, memory: &MemoryStore) -> Resul
     Ok(found.journals.first().copied().unwrap_or(0))
 }
 
+/// How much of a journal is read at a time.
+const READ_BUFFER: usize = 1024 * 1024;
+
+/// What follows the first frame at `at` that is not whole: [`End::Torn`] when no whole frame
+/// follows it (a write cut short), [`End::Corrupt`] when one does (damage). The rest of the
+/// file is read for this, which is short unless the file is damaged.
+fn tail_of(path: &Path, at: u64) -> std::io::Result<End> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = super::private::open_to_read(path)?;
+    file.seek(SeekFrom::Start(at))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)?;
+    // The frame at `at` is not whole, so nothing is visited: the answer is how it ends.
+    let end = record::read_frames(&rest, |_| Ok::<(), std::convert::Infallible>(()));
+    Ok(match end {
+        Ok(End::Torn(offset)) => End::Torn(at + offset),
+        Ok(End::Corrupt(offset)) => End::Corrupt(at + offset),
+        Ok(End::Clean) | Err(_) => End::Torn(at),
+    })
+}
+
 pub(super) fn journal_path(dir: &Path, generation: u64) -> PathBuf {
     dir.join(format!("journal-{generation:08}.log"))
 }
@@ -164,22 +185,30 @@ pub(super) fn load(
     let current = journals.last().copied().unwrap_or(base);
     for &generation in &journals {
         let path = journal_path(dir, generation);
-        let bytes = match super::private::read(&path) {
-            Ok(bytes) => bytes,
+        let file = match super::private::open_to_read(&path) {
+            Ok(file) => file,
             // Read-only, the snapshot thread may have removed an old journal meanwhile.
             Err(e) if !repair && e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(failed("cannot read", e)),
         };
-        let end = record::read_frames(&bytes, |payload| {
+        let length = file.metadata().map_err(|e| failed("cannot read", e))?.len();
+        // Frame by frame: a journal as large as its snapshot is not read into one buffer.
+        let reader = std::io::BufReader::with_capacity(READ_BUFFER, file);
+        let end = record::read_frames_from(reader, |payload| {
             apply(memory, None, Record::decode(payload)?);
             recovery.records += 1;
             Ok(())
         })
+        .map_err(|e| failed("cannot read", e))?
         .map_err(|e: Unreadable| StoreError::Damaged(format!("{}: {e}", path.display())))?;
+        let end = match end {
+            End::Torn(at) => tail_of(&path, at).map_err(|e| failed("cannot read", e))?,
+            clean => clean,
+        };
         match end {
             End::Clean => {}
             End::Torn(at) if generation == current => {
-                recovery.torn_bytes = bytes.len() as u64 - at;
+                recovery.torn_bytes = length - at;
                 if repair {
                     let file = super::private::open(&path, OpenOptions::new().write(true))
                         .map_err(|e| failed("cannot open", e))?;

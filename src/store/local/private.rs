@@ -78,13 +78,18 @@ pub(super) fn open(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
     Ok(file)
 }
 
-/// Reads `path` whole, never through a symbolic link.
-pub(super) fn read(path: &Path) -> io::Result<Vec<u8>> {
-    let mut file = OpenOptions::new()
+/// Opens `path` for reading, never through a symbolic link.
+pub(super) fn open_to_read(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .read(true)
         .custom_flags(no_follow())
         .open(path)
-        .map_err(|e| explain(path, e))?;
+        .map_err(|e| explain(path, e))
+}
+
+/// Reads `path` whole, never through a symbolic link.
+pub(super) fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let mut file = open_to_read(path)?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
     Ok(bytes)

@@ -429,6 +429,59 @@ pub(crate) fn read_frames<E>(
     Ok(End::Clean)
 }
 
+/// Like [`read_frames`], from `reader`, holding one frame in memory at a time (a snapshot of
+/// 2 GB is not read into a 2 GB buffer). Stops at the first frame that is not whole
+/// ([`End::Torn`] with its offset); whether whole frames follow is not looked for, so a
+/// damaged frame is reported as torn: for snapshots, which count only when they end with
+/// their `end` frame, either is "incomplete". An error reading is the outer one.
+pub(crate) fn read_frames_from<E>(
+    mut reader: impl std::io::Read,
+    mut visit: impl FnMut(&[u8]) -> Result<(), E>,
+) -> std::io::Result<Result<End, E>> {
+    let mut offset = 0u64;
+    // Grown to the largest frame so far and reused: no allocation or zeroing per frame.
+    let mut buffer = Vec::new();
+    loop {
+        let mut header = [0u8; HEADER];
+        match read_full(&mut reader, &mut header)? {
+            0 => return Ok(Ok(End::Clean)),
+            HEADER => {}
+            _ => return Ok(Ok(End::Torn(offset))),
+        }
+        let [a, b, c, d, e, f, g, h] = header;
+        let length = u32::from_le_bytes([a, b, c, d]) as usize;
+        let crc = u32::from_le_bytes([e, f, g, h]);
+        if length == 0 || length > MAX_FRAME {
+            return Ok(Ok(End::Torn(offset)));
+        }
+        if buffer.len() < length {
+            buffer.resize(length, 0);
+        }
+        let payload = &mut buffer[..length];
+        if read_full(&mut reader, payload)? < length || crc32fast::hash(payload) != crc {
+            return Ok(Ok(End::Torn(offset)));
+        }
+        if let Err(error) = visit(payload) {
+            return Ok(Err(error));
+        }
+        offset += (HEADER + length) as u64;
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; how many bytes were read.
+fn read_full(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// The payload of the frame at `at`, if a whole one starts there.
 fn whole_frame(bytes: &[u8], at: usize) -> Option<&[u8]> {
     let header = bytes.get(at..at + HEADER)?;
@@ -460,6 +513,47 @@ mod tests {
                 },
             }],
         }
+    }
+
+    /// The streaming reader agrees with the one over a buffer, frame by frame, on whole,
+    /// cut and damaged input, read a few bytes at a time.
+    #[test]
+    fn frames_read_from_a_stream_as_from_a_buffer() {
+        let mut whole = Vec::new();
+        for _ in 0..3 {
+            enqueue().encode(&mut whole);
+        }
+        let first = whole.len() / 3;
+        let mut damaged = whole.clone();
+        damaged[first + 12] ^= 1;
+        let cases: [(&[u8], End); 5] = [
+            (&whole, End::Clean),
+            (&whole[..whole.len() - 1], End::Torn(2 * first as u64)),
+            (&whole[..first + 3], End::Torn(first as u64)),
+            (&damaged, End::Torn(first as u64)),
+            (&[], End::Clean),
+        ];
+        for (bytes, expected) in cases {
+            let mut buffered = Vec::new();
+            let _ = read_frames(bytes, |p| {
+                buffered.push(p.to_vec());
+                Ok::<(), Unreadable>(())
+            });
+            let mut streamed = Vec::new();
+            // Three bytes per read: frames and headers straddle reads.
+            let reader = std::io::BufReader::with_capacity(3, bytes);
+            let end = read_frames_from(reader, |p| {
+                streamed.push(p.to_vec());
+                Ok::<(), Unreadable>(())
+            })
+            .expect("no read error")
+            .expect("every frame decodes");
+            assert_eq!(end, expected);
+            assert_eq!(streamed, buffered);
+        }
+        // What the visitor refuses is its error, not the reader's.
+        let refused = read_frames_from(&whole[..], |_| Err("no")).expect("no read error");
+        assert_eq!(refused, Err("no"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use porter_providers::Reply;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::record::{End, Unreadable, frame, read_frames};
+use super::record::{End, Unreadable, frame, read_frames_from};
 use crate::store::erase::ErasureRecord;
 use crate::store::memory::schedule::{DeadLetter, DestinationContents, SavedJob, ScheduleContents};
 use crate::store::memory::{Contents, Recent, RememberedKey};
@@ -23,6 +23,9 @@ use crate::store::schedule::Attempt;
 use crate::store::{Quarantined, StoreError};
 
 const VERSION: u32 = 1;
+/// How much of a snapshot is read at a time: frames are decoded as they come, so start-up
+/// holds the state, not the file as well.
+const READ_BUFFER: usize = 1024 * 1024;
 
 /// A snapshot frame. Events are written as they are (not as escaped strings): writing and
 /// reading them then costs a copy, not an escape and an unescape of every quote.
@@ -336,13 +339,14 @@ pub(super) fn snapshot_path(dir: &Path, generation: u64) -> std::path::PathBuf {
 /// an older one, with its journals, holds the state).
 pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, StoreError> {
     let path = snapshot_path(dir, generation);
-    let bytes = super::private::read(&path)
-        .map_err(|e| StoreError::io(format!("cannot read {}", path.display()), e))?;
+    let failed = |e| StoreError::io(format!("cannot read {}", path.display()), e);
+    let file = super::private::open_to_read(&path).map_err(failed)?;
+    let reader = std::io::BufReader::with_capacity(READ_BUFFER, file);
     let mut state = State::default();
     let mut frames = 0u64;
     let mut ended = false;
     let mut destinations: Vec<DestinationContents> = Vec::new();
-    let end = read_frames(&bytes, |payload| {
+    let end = read_frames_from(reader, |payload| {
         if ended {
             return Err(Unreadable::Order("frames after the end".into()));
         }
@@ -458,6 +462,7 @@ pub(super) fn read(dir: &Path, generation: u64) -> Result<Option<State>, StoreEr
         frames += 1;
         Ok(())
     })
+    .map_err(failed)?
     .map_err(|e| StoreError::Damaged(format!("snapshot {}: {e}", path.display())))?;
     if end != End::Clean || !ended {
         return Ok(None);
