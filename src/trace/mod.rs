@@ -103,6 +103,7 @@ pub(crate) fn enable(sample_ratio: f64) {
 /// tracing was off, or unkept) is a new trace and drawn for.
 static KEEP_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
 
+#[cfg(any(feature = "otel", test))]
 fn threshold(ratio: f64) -> u64 {
     if ratio >= 1.0 {
         u64::MAX
