@@ -8,40 +8,19 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
+use common::collector::Collector;
 use common::receiver::{Receiver, verify_standard_webhooks};
 use common::{RawRequest, TestServer, config_from};
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::Span;
 use porter::testing::telemetry::LogFormat;
 use porter::testing::trace::{Traceparent, Tracing};
 use porter_providers::Secret;
-use prost::Message;
 
 const SECRET: &str = "sampled-test-meta-secret";
 const WHSEC: &str = "whsec_ZGVsaXZlcnktdGVzdC1zaWduaW5nLWtleQ==";
 const REQUESTS: usize = 200;
 const RATIO: f64 = 0.25;
-
-async fn collect(
-    State(received): State<Arc<Mutex<Vec<Span>>>>,
-    body: Bytes,
-) -> axum::http::StatusCode {
-    let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
-    let mut received = received.lock().expect("lock");
-    for resource in request.resource_spans {
-        for scope in resource.scope_spans {
-            received.extend(scope.spans);
-        }
-    }
-    axum::http::StatusCode::OK
-}
 
 fn message(n: usize) -> RawRequest {
     let body = format!(
@@ -53,15 +32,7 @@ fn message(n: usize) -> RawRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sample_ratio_keeps_whole_traces_and_deliveries_follow_them() {
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route("/v1/traces", post(collect))
-        .with_state(Arc::clone(&spans));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let collector = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let collector = Collector::start().await;
     let receiver = Receiver::start(Vec::new()).await;
     let config = config_from(
         &format!(
@@ -87,6 +58,7 @@ otlp_endpoint = "http://{collector}"
 sample_ratio = {RATIO}
 "#,
             url = receiver.url(),
+            collector = collector.addr,
         ),
         &[],
     );
@@ -102,8 +74,14 @@ sample_ratio = {RATIO}
     server.stop().await;
     tracing.shutdown().await;
 
-    let spans = spans.lock().expect("lock").clone();
-    let named = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let spans = collector.spans();
+    let named = |name: &str| {
+        spans
+            .iter()
+            .map(|(_, span)| span)
+            .filter(|s| s.name == name)
+            .collect::<Vec<_>>()
+    };
     let requests = named("porter.request");
     let kept: HashSet<Vec<u8>> = requests.iter().map(|s| s.trace_id.clone()).collect();
     // Binomial(200, 0.25): mean 50, standard deviation 6.1; five of them either side.

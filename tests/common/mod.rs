@@ -39,6 +39,8 @@ pub fn at(ms: i64) -> jiff::Timestamp {
 pub const FIXTURE_TIME: &str = "2024-03-15T14:00:01.123Z";
 
 pub mod browser;
+#[cfg(feature = "otel")]
+pub mod collector;
 pub mod nats_server;
 pub mod ohip_mock;
 pub mod rabbitmq;

@@ -52,6 +52,15 @@ const SNAPSHOT_NICE: i32 = 10;
 /// `commit_delay` is the same idea.
 const PACE: Duration = Duration::from_millis(2);
 
+/// How long to wait before the next sync, when the last one began `since` ago carrying
+/// `records` records: none for a lone request or a journal being mended.
+fn wait_before_sync(broken: bool, records: usize, since: Duration) -> Option<Duration> {
+    if broken || records < 2 {
+        return None;
+    }
+    PACE.checked_sub(since).filter(|rest| !rest.is_zero())
+}
+
 /// How often the writer sets the store's metrics (not on every batch: thousands a second).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -71,11 +80,8 @@ impl Writer {
     /// Under concurrent load, waits until [`PACE`] has passed since the last sync began, so
     /// that the next batch gathers what arrives meanwhile.
     fn pace(&self, broken: bool) {
-        let (last, records) = self.paced;
-        if broken || records < 2 {
-            return;
-        }
-        if let Some(rest) = PACE.checked_sub(last.elapsed()) {
+        let (began, records) = self.paced;
+        if let Some(rest) = wait_before_sync(broken, records, began.elapsed()) {
             std::thread::sleep(rest);
         }
     }
@@ -265,5 +271,29 @@ impl Writer {
         if spawned.is_err() {
             self.snapshotting.store(false, Ordering::Release);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncs_are_paced_only_while_requests_arrive_together() {
+        let ms = Duration::from_millis;
+        assert_eq!(
+            wait_before_sync(false, 1, ms(0)),
+            None,
+            "a lone request: at once"
+        );
+        assert_eq!(wait_before_sync(false, 0, ms(0)), None);
+        assert_eq!(
+            wait_before_sync(false, 5, Duration::from_micros(500)),
+            Some(Duration::from_micros(1500)),
+            "after a batch of five, the rest of the 2 ms"
+        );
+        assert_eq!(wait_before_sync(false, 5, ms(2)), None, "2 ms have passed");
+        assert_eq!(wait_before_sync(false, 5, ms(7)), None);
+        assert_eq!(wait_before_sync(true, 5, ms(0)), None, "mending: at once");
     }
 }

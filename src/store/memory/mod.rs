@@ -463,13 +463,6 @@ impl MemoryStore {
         self.lock().dedupe.len()
     }
 
-    /// A copy of what a restart must bring back, for a snapshot; expired keys left out.
-    pub fn contents(&self, now: i64) -> Contents {
-        let mut contents = self.contents_but_keys();
-        contents.keys = self.keys(now);
-        contents
-    }
-
     /// The dedupe keys remembered at `now`.
     pub fn keys(&self, now: i64) -> Vec<RememberedKey> {
         self.lock()
@@ -483,9 +476,9 @@ impl MemoryStore {
             .collect()
     }
 
-    /// [`MemoryStore::contents`] without the dedupe keys: what the local store's snapshot
-    /// copies at a generation's switch (it keeps its own list of the keys, see
-    /// `store::local::keys`).
+    /// A copy of what a restart must bring back but the dedupe keys ([`MemoryStore::keys`]):
+    /// what the local store's snapshot copies at a generation's switch (it keeps its own
+    /// list of the keys, see `store::local::keys`).
     pub fn contents_but_keys(&self) -> Contents {
         let inner = self.lock();
         Contents {
@@ -503,7 +496,8 @@ impl MemoryStore {
         }
     }
 
-    /// Takes back what [`MemoryStore::contents`] gave (on an empty store).
+    /// Takes back what [`MemoryStore::contents_but_keys`] and [`MemoryStore::keys`] gave
+    /// (on an empty store).
     pub fn restore(&self, contents: Contents) {
         {
             let mut inner = self.lock();
