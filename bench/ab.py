@@ -9,7 +9,9 @@ medians. The scenario is the benchmark's first: the memory store (events to stdo
       --rounds 6 --seconds 10
 
 `--pinned` puts porter on core 0 and the load generator on core 1 (steadier figures).
-`--store local` runs both on the local store (a fresh directory per run) instead of memory.
+`--store local` runs both on the local store (a fresh directory per run) instead of memory;
+`--store redis` on a fresh redis-server per run (no persistence, on porter's core when
+pinned), whose CPU per request is reported beside porter's.
 `--b-telemetry URL` runs B with `[telemetry] otlp_endpoint = URL`; `--b-telemetry sink` starts
 a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it;
 `--b-sample-ratio R` sets B's `[telemetry] sample_ratio`.
@@ -27,7 +29,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
-from procs import cpu_seconds, free_port, ready, stop, wait_for  # noqa: E402
+from procs import Redis, cpu_seconds, free_port, ready, stop, wait_for  # noqa: E402
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -51,8 +53,16 @@ def start_sink():
 def run(binary, telemetry, args, work, ratio=None):
     port = free_port()
     config = os.path.join(work, f"porter-{port}.toml")
+    redis = None
+    store = args.store
+    if store == "redis":
+        redis = Redis(work, ["--appendonly", "no"])
+        if args.pinned:
+            subprocess.run(["taskset", "-p", "-c", "0", str(redis.process.pid)], check=True,
+                           stdout=subprocess.DEVNULL)
+        store = redis.url()
     with open(config, "w") as f:
-        f.write(bench.porter_config(port, args.store, work))
+        f.write(bench.porter_config(port, store, work))
         if telemetry:
             f.write(f'\n[telemetry]\notlp_endpoint = "{telemetry}"\n')
             if ratio is not None:
@@ -67,16 +77,21 @@ def run(binary, telemetry, args, work, ratio=None):
         ready(port)
         bench.load(port, bench.META, args.warmup, args.connections, core=load_core)
         before = cpu_seconds(process.pid)
+        redis_before = cpu_seconds(redis.process.pid) if redis else 0.0
         result = bench.load(port, bench.META, args.seconds, args.connections, core=load_core)
         after = cpu_seconds(process.pid)
+        redis_after = cpu_seconds(redis.process.pid) if redis else 0.0
     finally:
         stop(process)
+        if redis:
+            redis.close()
     requests = max(1, sum(result["statuses"].values()))
     return {
         "rps": result["requests_per_second"],
         "p50": result["p50_ms"],
         "p99": result["p99_ms"],
         "cpu_us": 1e6 * (after - before) / requests,
+        "redis_us": 1e6 * (redis_after - redis_before) / requests,
         "statuses": result["statuses"],
     }
 
@@ -91,7 +106,7 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--store", choices=("memory", "local"), default="memory")
+    parser.add_argument("--store", choices=("memory", "local", "redis"), default="memory")
     parser.add_argument("--pinned", action="store_true",
                         help="porter on core 0, the load generator on core 1")
     args = parser.parse_args()
@@ -107,16 +122,19 @@ def main():
                 r = run(binary, tel, args, work, args.b_sample_ratio if name == "B" else None)
                 results[name].append(r)
                 print(f"round {round + 1} {name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
-                      f"p99 {r['p99']:.2f} ms, {r['cpu_us']:.1f} µs CPU/request, {r['statuses']}",
+                      f"p99 {r['p99']:.2f} ms, {r['cpu_us']:.1f} µs CPU/request"
+                      + (f" + Redis {r['redis_us']:.1f}" if args.store == "redis" else "")
+                      + f", {r['statuses']}",
                       flush=True)
     print()
-    print("| binary | median req/s | median p50 ms | median p99 ms | median µs CPU/request |")
-    print("|---|---:|---:|---:|---:|")
+    print("| binary | median req/s | median p50 ms | median p99 ms | median µs CPU/request "
+          "| median Redis µs CPU/request |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name in ("A", "B"):
         rs = results[name]
         med = lambda key: statistics.median(r[key] for r in rs)  # noqa: E731
         print(f"| {name} | {med('rps'):.0f} | {med('p50'):.2f} | {med('p99'):.2f} | "
-              f"{med('cpu_us'):.1f} |")
+              f"{med('cpu_us'):.1f} | {med('redis_us'):.1f} |")
     a = statistics.median(r["rps"] for r in results["A"])
     b = statistics.median(r["rps"] for r in results["B"])
     print(f"\nB/A throughput: {b / a:.3f}")

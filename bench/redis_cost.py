@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """What dedupe-and-enqueue costs Redis itself, per event, done three ways.
 
-  script       porter's src/store/enqueue.lua through EVALSHA, N events per call (atomic)
+  script       porter's src/store/redis/enqueue.lua (with groups.lua) through EVALSHA, N
+               events per call, with one consumer group on the stream (atomic)
+  script-no-groups  the same script told the stream needs no group (no XINFO GROUPS): what
+               the group check costs
+  function     the same Lua loaded as a function library and run with FCALL (atomic)
   watch-multi  WATCH the dedupe keys, MGET them, then MULTI, XADD and SET PX per event, EXEC
                (atomic too, optimistically: EXEC fails if another writer touched a key)
+  watch-multi-groups  the same, with XINFO GROUPS read beside the MGET (the check the script
+               makes that the stream's groups exist)
   set-nx-xadd  SET NX PX then XADD per event, as bench/reference does (not atomic: a crash
                between the two loses the event, and its retry is taken for a duplicate)
 
@@ -18,6 +24,7 @@ costs latency, not Redis CPU.
 """
 
 import argparse
+import hashlib
 import os
 import socket
 import sys
@@ -31,6 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TTL_MS = b"86400000"
 ANSWER = b'{"status":"accepted","events":1}'
 STREAM = b"porter:events"
+GROUP = b"http-receiver"
+CURSOR = b"porter:cursor:http-receiver"
 
 
 # A few lines of RESP rather than a Python Redis client: nothing to install, and nothing
@@ -69,8 +78,13 @@ class Connection:
 
 
 def event(i, size):
+    """An event of `size` bytes whose text differs all along (as guests' messages do): Lua
+    hashes only a sample of a long string's bytes, so events that differ only in their id
+    would all fall in one bucket of its string table and make Lua look slower than it is."""
     head = b'{"specversion":"1.0","id":"evt_%032x","type":"message.received","data":{"text":"' % i
-    return head + b"x" * max(0, size - len(head) - 3) + b'"}}'
+    body = hashlib.sha256(b"%d" % i).hexdigest().encode()
+    text = (body * (size // len(body) + 1))[: max(0, size - len(head) - 3)]
+    return head + text + b'"}}'
 
 
 def batches(way, count, size, per_call, sha):
@@ -78,24 +92,28 @@ def batches(way, count, size, per_call, sha):
     for start in range(0, count, per_call):
         ids = range(start, min(count, start + per_call))
         keys = [b"porter:dedupe:%d" % i for i in ids]
-        if way == "script":
-            args = [b"EVALSHA", sha, 2 * len(keys)]
-            for key in keys:
-                args += [key, STREAM]
-            args.append(b"0")
+        if way in ("script", "function", "script-no-groups"):
+            args = ([b"FCALL", b"porter_enqueue"] if way == "function" else [b"EVALSHA", sha])
+            if way == "script-no-groups":
+                args += [1 + len(keys), STREAM, *keys, b"0", b"0"]
+            else:
+                args += [2 + len(keys), STREAM, CURSOR, *keys, b"0", b"1", GROUP]
             for i in ids:
                 args += [TTL_MS, ANSWER, event(i, size), b"message.received", b"whatsapp",
                          b"evt_%032x" % i]
             yield command(*args), 1
-        elif way == "watch-multi":
-            wire = [command(b"WATCH", *keys), command(b"MGET", *keys), command(b"MULTI")]
+        elif way in ("watch-multi", "watch-multi-groups"):
+            wire = [command(b"WATCH", *keys), command(b"MGET", *keys)]
+            if way == "watch-multi-groups":
+                wire.append(command(b"XINFO", b"GROUPS", STREAM))
+            wire.append(command(b"MULTI"))
             for i, key in zip(ids, keys):
                 wire.append(command(b"XADD", STREAM, b"*", b"event", event(i, size),
                                     b"type", b"message.received", b"source", b"whatsapp",
                                     b"id", b"evt_%032x" % i))
                 wire.append(command(b"SET", key, ANSWER, b"PX", TTL_MS))
             wire.append(command(b"EXEC"))
-            yield b"".join(wire), 4 + 2 * len(keys)
+            yield b"".join(wire), 4 + 2 * len(keys) + (way == "watch-multi-groups")
         else:
             wire = []
             for i, key in zip(ids, keys):
@@ -106,13 +124,27 @@ def batches(way, count, size, per_call, sha):
             yield b"".join(wire), 2 * len(keys)
 
 
+WAYS = ("script", "script-no-groups", "function", "watch-multi", "watch-multi-groups",
+        "set-nx-xadd")
+
+
 def measure(way, count, size, per_call, work):
     redis = Redis(work, ["--appendonly", "no"])
     try:
         connection = Connection(redis.port)
-        with open(os.path.join(ROOT, "src", "store", "enqueue.lua"), "rb") as f:
-            connection.send(command(b"SCRIPT", b"LOAD", f.read()))
+        lua = b"".join(
+            open(os.path.join(ROOT, "src", "store", "redis", name), "rb").read()
+            for name in ("groups.lua", "enqueue.lua"))
+        connection.send(command(b"SCRIPT", b"LOAD", lua))
         sha = connection.read()
+        # The same code as a function library: its body becomes a function of KEYS and ARGV.
+        library = (b"#!lua name=porter\nlocal function enqueue(KEYS, ARGV)\n" + lua
+                   + b"\nend\nredis.register_function('porter_enqueue', enqueue)\n")
+        connection.send(command(b"FUNCTION", b"LOAD", b"REPLACE", library))
+        connection.read()
+        # Porter's streams always have their destinations' groups before anything is appended.
+        connection.send(command(b"XGROUP", b"CREATE", STREAM, GROUP, b"0", b"MKSTREAM"))
+        connection.read()
         # Everything is built before the clock starts, then written by one thread while
         # this one reads the replies: Redis always has a full input buffer.
         work_items = list(batches(way, count, size, per_call, sha))
@@ -146,7 +178,7 @@ def main():
               "median of 3 runs)\n")
         print("| way | " + " | ".join(f"{n} per call" for n in sizes) + " |")
         print("|---|" + "---:|" * len(sizes))
-        for way in ("script", "watch-multi", "set-nx-xadd"):
+        for way in WAYS:
             figures = []
             for n in sizes:
                 runs = sorted(measure(way, args.events, args.size, n, work) for _ in range(3))

@@ -24,6 +24,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::store::StoreError;
 use crate::store::redis::Handle;
+use crate::store::redis::transaction::Connections;
 
 /// How many script calls may be in flight at once.
 pub(super) const IN_FLIGHT: usize = 4;
@@ -48,7 +49,7 @@ pub(super) type SharedGroups = Arc<OnceLock<Groups>>;
 
 /// One event's part of a script call.
 #[derive(Debug)]
-pub(super) struct Item {
+pub(crate) struct Item {
     pub dedupe_key: String,
     pub stream: String,
     pub shard: usize,
@@ -68,7 +69,7 @@ impl Item {
 
 /// What Redis said for one event: `None` when it was appended, the stored answer when it was
 /// already there.
-pub(super) type Outcome = Option<String>;
+pub(crate) type Outcome = Option<String>;
 
 /// One request's events, and where to send their outcomes (in the same order).
 struct Submission {
@@ -99,6 +100,7 @@ impl Batcher {
         script: Script,
         max_len: u64,
         groups: SharedGroups,
+        transactions: Option<Arc<Connections>>,
         queue: usize,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(queue);
@@ -106,6 +108,7 @@ impl Batcher {
             script: Arc::new(script),
             max_len,
             groups,
+            transactions,
         };
         tokio::spawn(collect(receiver, connection, call));
         Self { queue }
@@ -135,6 +138,8 @@ struct Call {
     script: Arc<Script>,
     max_len: u64,
     groups: SharedGroups,
+    /// Single Redis: connections of their own for `WATCH`/`MULTI` (see `transaction.rs`).
+    transactions: Option<Arc<Connections>>,
 }
 
 /// The collector: waits for work and a free slot, then takes everything queued (up to the
@@ -193,56 +198,10 @@ async fn run(batch: Vec<Submission>, connection: Handle, call: &Call) {
             }
         }
     }
-    let groups = call.groups.get();
     let calls = streams.iter().map(|(stream, shard, positions)| {
-        let mut invocation = call.script.prepare_invoke();
-        invocation.key(*stream).arg(call.max_len);
-        match groups {
-            Some(groups) => {
-                invocation.arg(groups.names.len());
-                for (name, cursor) in groups.names.iter().zip(&groups.cursors[*shard]) {
-                    invocation.key(cursor).arg(name);
-                }
-            }
-            None => {
-                invocation.arg(0);
-            }
-        }
-        for &(s, i) in positions {
-            let item = &batch[s].items[i];
-            invocation
-                .key(&item.dedupe_key)
-                .arg(item.ttl_ms)
-                .arg(&*item.answer)
-                .arg(&item.json)
-                .arg(item.event_type)
-                .arg(&item.source)
-                .arg(&item.id);
-        }
-        let mut connection = connection.clone();
-        async move {
-            let (created, outcomes) = invocation
-                .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
-                .await?;
-            if !created.is_empty() {
-                tracing::warn!(
-                    stream = *stream,
-                    groups = ?created,
-                    "consumer groups were missing (Redis lost its data, or they were deleted): \
-                     recreated before storing, from the last entry porter scheduled for each, \
-                     or from the stream's start"
-                );
-            }
-            if outcomes.len() == positions.len() {
-                Ok(outcomes)
-            } else {
-                Err(StoreError::Unavailable(format!(
-                    "the enqueue script answered {} outcomes for {} events",
-                    outcomes.len(),
-                    positions.len()
-                )))
-            }
-        }
+        let items: Vec<&Item> = positions.iter().map(|&(s, i)| &batch[s].items[i]).collect();
+        let connection = connection.clone();
+        async move { store_stream(call, connection, stream, *shard, &items).await }
     });
     let results = futures_util::future::join_all(calls).await;
     let mut answers: Vec<Result<Vec<Outcome>, StoreError>> = batch
@@ -267,6 +226,71 @@ async fn run(batch: Vec<Submission>, connection: Handle, call: &Call) {
     }
     for (submission, answer) in batch.into_iter().zip(answers) {
         let _ = submission.reply.send(answer);
+    }
+}
+
+/// Stores one stream's events: as a transaction where that is possible, else by the script.
+async fn store_stream(
+    call: &Call,
+    connection: Handle,
+    stream: &str,
+    shard: usize,
+    items: &[&Item],
+) -> Result<Vec<Outcome>, StoreError> {
+    let groups = call.groups.get();
+    if let Some(transactions) = &call.transactions {
+        let names = groups.map(|g| g.names.as_slice()).unwrap_or_default();
+        if let Some(outcomes) = transactions
+            .store(stream, items, call.max_len, names)
+            .await?
+        {
+            return Ok(outcomes);
+        }
+    }
+    let mut invocation = call.script.prepare_invoke();
+    invocation.key(stream).arg(call.max_len);
+    match groups {
+        Some(groups) => {
+            invocation.arg(groups.names.len());
+            for (name, cursor) in groups.names.iter().zip(&groups.cursors[shard]) {
+                invocation.key(cursor).arg(name);
+            }
+        }
+        None => {
+            invocation.arg(0);
+        }
+    }
+    for item in items {
+        invocation
+            .key(&item.dedupe_key)
+            .arg(item.ttl_ms)
+            .arg(&*item.answer)
+            .arg(&item.json)
+            .arg(item.event_type)
+            .arg(&item.source)
+            .arg(&item.id);
+    }
+    let mut connection = connection;
+    let (created, outcomes) = invocation
+        .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
+        .await?;
+    if !created.is_empty() {
+        tracing::warn!(
+            stream,
+            groups = ?created,
+            "consumer groups were missing (Redis lost its data, or they were deleted): \
+             recreated before storing, from the last entry porter scheduled for each, \
+             or from the stream's start"
+        );
+    }
+    if outcomes.len() == items.len() {
+        Ok(outcomes)
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "the enqueue script answered {} outcomes for {} events",
+            outcomes.len(),
+            items.len()
+        )))
     }
 }
 
@@ -327,6 +351,201 @@ mod tests {
         }
     }
 
+    async fn admin(server: &Server) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", server.port))
+            .expect("client")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect")
+    }
+
+    /// A batcher as porter starts it on a single Redis: transactions on connections of their
+    /// own, the script behind them.
+    async fn transacting(server: &Server, groups: SharedGroups) -> (Batcher, Arc<Connections>) {
+        let client =
+            redis::Client::open(format!("redis://127.0.0.1:{}", server.port)).expect("client");
+        let manager = ConnectionManager::new(client.clone())
+            .await
+            .expect("connect");
+        let connections = Arc::new(Connections::new(client, Duration::from_secs(5), IN_FLIGHT));
+        let batcher = Batcher::start(
+            Handle::Single(manager),
+            crate::store::redis::enqueue_script(),
+            0,
+            groups,
+            Some(Arc::clone(&connections)),
+            QUEUE,
+        );
+        (batcher, connections)
+    }
+
+    fn answered(n: usize, answer: &str) -> Item {
+        Item {
+            answer: Arc::from(answer),
+            ..item(n)
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_transaction_stores_new_events_once_and_answers_repeats_with_the_first_answer() {
+        let server = Server::start();
+        let mut admin = admin(&server).await;
+        let (batcher, _) = transacting(&server, SharedGroups::default()).await;
+        // One request carrying the same event twice, then a request repeating it.
+        let first = batcher
+            .submit(vec![
+                answered(1, "first"),
+                answered(2, "first"),
+                answered(1, "x"),
+            ])
+            .await
+            .expect("stored");
+        assert_eq!(first, vec![None, None, Some("first".to_owned())]);
+        let again = batcher
+            .submit(vec![answered(2, "later"), answered(3, "later")])
+            .await
+            .expect("stored");
+        assert_eq!(again, vec![Some("first".to_owned()), None]);
+        let length: usize = redis::cmd("XLEN")
+            .arg("test:events")
+            .query_async(&mut admin)
+            .await
+            .expect("XLEN");
+        assert_eq!(length, 3);
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg("test:dedupe:3")
+            .query_async(&mut admin)
+            .await
+            .expect("PTTL");
+        assert!((1..=60_000).contains(&ttl), "{ttl}");
+        let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg("test:events")
+            .arg("-")
+            .arg("+")
+            .query_async(&mut admin)
+            .await
+            .expect("XRANGE");
+        let fields: Vec<&str> = entries[2].1.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["event", "type", "source", "id"]);
+        assert_eq!(entries[2].1[0].1, "{\"n\":3}");
+        assert_eq!(entries[2].1[3].1, "evt_3");
+    }
+
+    /// Two instances racing to store the same events: every event is stored exactly once and
+    /// exactly one of them is told it stored it, whether or not a transaction was aborted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn racing_writers_store_each_event_once() {
+        let server = Server::start();
+        let mut admin = admin(&server).await;
+        let (a, a_connections) = transacting(&server, SharedGroups::default()).await;
+        let (b, b_connections) = transacting(&server, SharedGroups::default()).await;
+        let events = 400;
+        let send = |batcher: Batcher| {
+            tokio::spawn(async move {
+                let requests = (0..events).map(|n| {
+                    let batcher = batcher.clone();
+                    async move { batcher.submit(vec![item(n), item(n + 1)]).await }
+                });
+                futures_util::future::join_all(requests).await
+            })
+        };
+        let (from_a, from_b) = tokio::join!(send(a), send(b));
+        let (from_a, from_b) = (from_a.expect("a"), from_b.expect("b"));
+        let mut stored = vec![0; events + 1];
+        for (n, (ra, rb)) in from_a.iter().zip(&from_b).enumerate() {
+            let (ra, rb) = (ra.as_ref().expect("a"), rb.as_ref().expect("b"));
+            for k in 0..2 {
+                if ra[k].is_none() {
+                    stored[n + k] += 1;
+                }
+                if rb[k].is_none() {
+                    stored[n + k] += 1;
+                }
+            }
+        }
+        assert!(stored.iter().all(|&s| s == 1), "{stored:?}");
+        let length: usize = redis::cmd("XLEN")
+            .arg("test:events")
+            .query_async(&mut admin)
+            .await
+            .expect("XLEN");
+        assert_eq!(length, events + 1);
+        eprintln!(
+            "transactions aborted by the other writer: {} and {}",
+            a_connections.contended(),
+            b_connections.contended()
+        );
+    }
+
+    /// A missing consumer group sends the batch to the script, which creates the group at its
+    /// cursor in the same step as it appends.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_missing_group_is_created_before_the_append() {
+        let server = Server::start();
+        let mut admin = admin(&server).await;
+        let groups = SharedGroups::default();
+        let _ = groups.set(Groups {
+            names: vec!["receiver".to_owned()],
+            cursors: vec![vec!["test:cursor:receiver".to_owned()]],
+        });
+        let (batcher, _) = transacting(&server, groups).await;
+        assert_eq!(
+            batcher.submit(vec![item(1)]).await.expect("stored"),
+            vec![None]
+        );
+        // Group present now: the next batch is a transaction, and the group reads both.
+        assert_eq!(
+            batcher.submit(vec![item(2)]).await.expect("stored"),
+            vec![None]
+        );
+        let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("receiver")
+            .arg("c")
+            .arg("STREAMS")
+            .arg("test:events")
+            .arg(">")
+            .query_async(&mut admin)
+            .await
+            .expect("XREADGROUP");
+        assert_eq!(read.keys[0].ids.len(), 2);
+    }
+
+    /// An append Redis refuses (the stream's key holds something else) fails the request and
+    /// leaves no dedupe key behind: the provider's retry is stored, not taken for a duplicate.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_refused_append_leaves_no_dedupe_key() {
+        let server = Server::start();
+        let mut admin = admin(&server).await;
+        let (batcher, _) = transacting(&server, SharedGroups::default()).await;
+        redis::cmd("SET")
+            .arg("test:events")
+            .arg("not a stream")
+            .query_async::<()>(&mut admin)
+            .await
+            .expect("SET");
+        let refused = batcher.submit(vec![item(7)]).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Unavailable(m)) if m.contains("WRONGTYPE")),
+            "{refused:?}"
+        );
+        let exists: bool = redis::cmd("EXISTS")
+            .arg("test:dedupe:7")
+            .query_async(&mut admin)
+            .await
+            .expect("EXISTS");
+        assert!(!exists);
+        redis::cmd("DEL")
+            .arg("test:events")
+            .query_async::<()>(&mut admin)
+            .await
+            .expect("DEL");
+        assert_eq!(
+            batcher.submit(vec![item(7)]).await.expect("stored"),
+            vec![None]
+        );
+    }
+
     /// With Redis stalled, a full queue refuses new requests at once (the pipeline answers 503
     /// with `Retry-After`) instead of letting them pile up; what was accepted completes when
     /// Redis answers again.
@@ -356,6 +575,7 @@ mod tests {
             crate::store::redis::enqueue_script(),
             0,
             SharedGroups::default(),
+            None,
             2,
         );
         let started = Instant::now();

@@ -1,14 +1,17 @@
-//! The Redis store: dedupe-and-enqueue as one Lua script call, on a single Redis or on Redis
+//! The Redis store: dedupe-and-enqueue as one atomic step, on a single Redis or on Redis
 //! Cluster.
 //!
-//! The script (`enqueue.lua`) runs atomically inside Redis: for each event, if its dedupe key
+//! On a single Redis the step is a transaction (`WATCH`, `MGET`, then `MULTI` … `EXEC`, see
+//! [`transaction`](self::transaction)), which costs Redis about half the CPU of the script;
+//! on a cluster, or when the transaction cannot be used, the script. The script
+//! (`enqueue.lua`) runs atomically inside Redis: for each event, if its dedupe key
 //! exists it returns the stored answer (a duplicate); otherwise it appends the event to its
 //! stream and sets the dedupe key, holding the answer, with the TTL. Nothing can interleave
 //! between the check and the write, so 50 concurrent deliveries of one event append it once, and a failure
 //! before the script ran leaves nothing behind, so the provider's retry is not deduplicated
 //! away.
 //!
-//! The events of concurrent requests are batched into shared script calls (see
+//! The events of concurrent requests are batched into shared calls (see
 //! [`batch`](self::batch)). A request is acknowledged only when the call holding
 //! its events answered; if it failed part-way, the retry finds the events that were stored as
 //! duplicates and enqueues only what is missing.
@@ -32,9 +35,11 @@ pub(crate) mod batch;
 mod erase;
 pub(crate) mod layout;
 pub(crate) mod schedule;
+mod transaction;
 
 use self::batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
 use self::layout::Layout;
+use self::transaction::Connections;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
 
 /// How many quarantined bodies the quarantine stream keeps.
@@ -67,6 +72,8 @@ pub struct RedisStore {
     groups: SharedGroups,
     /// Started on first use, on the runtime that serves requests.
     batcher: OnceCell<Batcher>,
+    /// Single Redis: the client and timeout the enqueue transactions connect with.
+    transactions: Option<(redis::Client, Duration)>,
     /// `[archive] max_bytes`.
     archive_max_bytes: usize,
     /// porter's time, where the store keeps it (not Redis's TTLs).
@@ -103,9 +110,11 @@ impl RedisStore {
     /// A store on `settings`' Redis, reading porter's time (archive expiry, erasure marks and
     /// tombstones) from `clock`; Redis's own TTLs and stream ids keep Redis's time.
     pub fn new(settings: &RedisSettings, clock: Clock) -> Result<Self, StoreError> {
+        let mut transactions = None;
         let (connection, layout) = match &settings.target {
             RedisTarget::Single(url) => {
                 let client = redis::Client::open(url.as_str())?;
+                transactions = Some((client.clone(), settings.timeout));
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(settings.timeout))
                     .set_response_timeout(Some(settings.timeout))
@@ -138,6 +147,7 @@ impl RedisStore {
             quarantine_script: Script::new(include_str!("quarantine.lua")),
             groups: SharedGroups::default(),
             batcher: OnceCell::new(),
+            transactions,
             archive_max_bytes: settings.archive_max_bytes,
             clock,
         })
@@ -211,6 +221,13 @@ impl RedisStore {
                     self.script.clone(),
                     self.max_len.unwrap_or(0),
                     std::sync::Arc::clone(&self.groups),
+                    self.transactions.as_ref().map(|(client, timeout)| {
+                        std::sync::Arc::new(Connections::new(
+                            client.clone(),
+                            *timeout,
+                            batch::IN_FLIGHT,
+                        ))
+                    }),
                     QUEUE,
                 ))
             })
