@@ -202,14 +202,14 @@ async fn process(
         body: &body,
     };
     let source = &config.source;
-    if let Some(handshake) = source.handshake(&request) {
+    let now = gateway.clock.now();
+    if let Some(handshake) = source.handshake(&request, now) {
         return match handshake {
             Ok(reply) => Answer::Handshake(reply),
             Err(rejection) => Answer::Rejected(rejection),
         }
         .into();
     }
-    let now = gateway.clock.now();
     let step = trace::step(span, Step::Verify);
     let verified = source.verify(&request, now);
     trace::finish(step, &verified, "verified");

@@ -167,7 +167,7 @@ fn normalized(
     };
     let source = &config.sources[route.source].source;
     let now = FIXTURE_TIME.parse().expect("time");
-    if let Some(handshake) = source.handshake(&request) {
+    if let Some(handshake) = source.handshake(&request, now) {
         return handshake
             .map(|_| Vec::new())
             .map_err(|r| r.reason().to_owned());

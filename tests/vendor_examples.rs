@@ -39,6 +39,10 @@
 //!   (docs.stripe.com/api/events/object); providers.md §7.
 //! - `hmac_github_delivery`: providers.md §7 "GitHub" (the documented signature vector);
 //!   GitHub's "Example delivery" (its delivery GUID and abridged `issues` payload).
+//! - `slack_event_callback`: Slack's Events API guide, the `event_callback` example
+//!   (`reaction_added`); providers-more.md §13.
+//! - `zoom_meeting_started`: Zoom's "Using webhooks" guide, the `meeting.started` example;
+//!   providers-more.md §14.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -1157,6 +1161,86 @@ fn hmac_github_delivery() {
             "providerdeliveryid": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
             "subject": null,
             "time": null,
+            "data": {"raw": payload}
+        }),
+    );
+}
+
+// Slack, "Events API", the `event_callback` example, verbatim. README: the key is `event_id`,
+// the type `event.type` through `event_types` (none here: `unknown`, with the payload), the
+// property `team_id`, the time `event_time` (Unix seconds); the app's verification `token` is
+// not kept.
+#[test]
+fn slack_event_callback() {
+    let body = r#"{"token":"z26uFbvR1xHJEdHE1OQiO6t8","team_id":"T061EG9RZ","api_app_id":"A0FFV41KK","event":{"type":"reaction_added","user":"U061F1EUR","item":{"type":"message","channel":"C061EG9SL","ts":"1464196127.000002"},"reaction":"slightly_smiling_face","item_user":"U0M4RL1NY","event_ts":"1465244570.336841"},"type":"event_callback","authed_users":["U061F7AUR"],"event_id":"Ev9UQ52YNA","event_time":1234567890}"#;
+    let source = source(
+        Provider::Slack,
+        json!({"secrets": ["slack-signing-secret"]}),
+    );
+    let (events, reply) = sign_and_receive(
+        &source,
+        &Delivery {
+            endpoint: "",
+            path: "/webhooks/slack",
+            content_type: JSON,
+            body,
+            now: "2024-03-15T14:00:01Z",
+        },
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(events.len(), 1);
+    let mut event = events[0].clone();
+    leave_out(&mut event, "reason");
+    let mut payload: Value = serde_json::from_str(body).expect("JSON");
+    payload.as_object_mut().expect("object").remove("token");
+    assert_event(
+        &event,
+        json!({
+            "type": "unknown",
+            "provider": "slack",
+            "providereventid": "Ev9UQ52YNA",
+            "providereventtype": "reaction_added",
+            "propertyid": "T061EG9RZ",
+            "time": "2009-02-13T23:31:30Z",
+            "data": {"raw": payload}
+        }),
+    );
+}
+
+// Zoom, "Using webhooks", the `meeting.started` example, verbatim. README: Zoom events carry
+// no id, so the key is a hash of event, `event_ts` and payload; the type is `event` through
+// `event_types` (none: `unknown`); the subject the meeting's `uuid`; the time `event_ts` (Unix
+// milliseconds, 2021-07-14T02:44:51.572Z by Python's `datetime`); the property
+// `payload.account_id`.
+#[test]
+fn zoom_meeting_started() {
+    let body = r#"{"event":"meeting.started","event_ts":1626230691572,"payload":{"account_id":"AAAAAABBBB","object":{"id":"1234567890","uuid":"4444AAAiAAAAAiAiAiiAii==","host_id":"x1yCzABCDEfg23HiJKl4mN","topic":"My Meeting","type":3,"start_time":"2021-07-13T21:44:51Z","timezone":"America/Los_Angeles","duration":60}}}"#;
+    let source = source(Provider::Zoom, json!({"secrets": ["zoom-secret-token"]}));
+    let (events, reply) = sign_and_receive(
+        &source,
+        &Delivery {
+            endpoint: "",
+            path: "/webhooks/zoom",
+            content_type: JSON,
+            body,
+            now: "2021-07-14T02:44:52Z",
+        },
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(events.len(), 1);
+    let mut event = events[0].clone();
+    leave_out(&mut event, "reason");
+    assert_hashed_key(&event);
+    let payload: Value = serde_json::from_str(body).expect("JSON");
+    assert_event(
+        &event,
+        json!({
+            "type": "unknown",
+            "provider": "zoom",
+            "providereventtype": "meeting.started",
+            "subject": "4444AAAiAAAAAiAiAiiAii==",
+            "propertyid": "AAAAAABBBB",
+            "time": "2021-07-14T02:44:51.572Z",
             "data": {"raw": payload}
         }),
     );

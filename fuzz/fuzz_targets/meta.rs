@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
             headers: &headers,
             body,
         };
-        let _ = source.handshake(&request);
+        let _ = source.handshake(&request, jiff::Timestamp::UNIX_EPOCH);
         exercise(&source, &request);
     }
 });

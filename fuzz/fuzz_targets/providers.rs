@@ -27,6 +27,10 @@ const SIGNATURE_HEADERS: &[&str] = &[
     "x-webhook-secret",
     "authorization",
     "x-roostsync-signature",
+    "x-slack-signature",
+    "x-slack-request-timestamp",
+    "x-zm-signature",
+    "x-zm-request-timestamp",
     // What a diagnosis reads to rebuild the URL a sender signed.
     "host",
     "x-forwarded-proto",
@@ -60,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
                     headers: &headers,
                     body,
                 };
-                let _ = source.handshake(&request);
+                let _ = source.handshake(&request, jiff::Timestamp::UNIX_EPOCH);
                 exercise(&source, &request);
             }
         }

@@ -113,6 +113,17 @@ pub fn time(value: &Value) -> Option<Timestamp> {
     }
 }
 
+/// A time written as Unix milliseconds (an integer, or its digits as a string), as Zoom and
+/// Meta's Messenger write them.
+pub fn time_ms(value: &Value) -> Option<Timestamp> {
+    let millis = match value {
+        Value::Number(number) => number.as_i64()?,
+        Value::String(text) if text.bytes().all(|b| b.is_ascii_digit()) => text.parse().ok()?,
+        _ => return None,
+    };
+    Timestamp::from_millisecond(millis).ok()
+}
+
 /// Unix seconds in plain decimal (`1710511200.431234`), read digit for digit: through an `f64`
 /// the microseconds would come out as `.431233883`. Digits beyond nanoseconds are dropped.
 fn decimal_seconds(text: &str) -> Option<Timestamp> {

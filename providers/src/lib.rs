@@ -58,10 +58,12 @@ pub mod roostsync;
 pub mod secret;
 pub mod settings;
 pub mod signing;
+pub mod slack;
 pub mod source;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod twilio;
+pub mod zoom;
 
 mod form;
 #[cfg(test)]

@@ -89,7 +89,11 @@ impl GuardedProvider for Meta {
     }
 
     /// The GET subscription handshake.
-    fn handshake_answer(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+    fn handshake_answer(
+        &self,
+        request: &Request<'_>,
+        _now: Timestamp,
+    ) -> Option<Result<Reply, Rejection>> {
         if request.method != http::Method::GET {
             return None;
         }

@@ -148,9 +148,14 @@ pub trait WebhookProvider: Sized + std::fmt::Debug {
         context: &Context,
     ) -> Result<Self, Vec<SettingError>>;
 
-    /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`), or `None`
-    /// when the request is an ordinary delivery.
-    fn handshake(&self, _request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+    /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`, Slack's and
+    /// Zoom's signed URL checks), or `None` when the request is an ordinary delivery. A signed
+    /// handshake is verified here, its timestamp against `now`.
+    fn handshake(
+        &self,
+        _request: &Request<'_>,
+        _now: Timestamp,
+    ) -> Option<Result<Reply, Rejection>> {
         None
     }
 
@@ -225,7 +230,11 @@ pub trait GuardedProvider: Sized + std::fmt::Debug {
     fn guard(&self) -> &Self::Guard;
 
     /// See [`WebhookProvider::handshake`] (named apart, so that calls are never ambiguous).
-    fn handshake_answer(&self, _request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+    fn handshake_answer(
+        &self,
+        _request: &Request<'_>,
+        _now: Timestamp,
+    ) -> Option<Result<Reply, Rejection>> {
         None
     }
 
@@ -248,8 +257,8 @@ impl<P: GuardedProvider> WebhookProvider for P {
         P::configure(settings, context)
     }
 
-    fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
-        P::handshake_answer(self, request)
+    fn handshake(&self, request: &Request<'_>, now: Timestamp) -> Option<Result<Reply, Rejection>> {
+        P::handshake_answer(self, request, now)
     }
 
     fn verify<'a>(&self, request: &Request<'a>, now: Timestamp) -> Result<Checked<'a>, Rejection> {

@@ -83,9 +83,9 @@ macro_rules! providers {
                 }
             }
 
-            fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
+            fn handshake(&self, request: &Request<'_>, now: Timestamp) -> Option<Result<Reply, Rejection>> {
                 match self {
-                    $(Configured::$variant(p) => p.handshake(request),)*
+                    $(Configured::$variant(p) => p.handshake(request, now),)*
                 }
             }
 
@@ -157,6 +157,10 @@ providers! {
     Stripe => stripe::Stripe,
     /// A vendor described entirely by configuration (the `hmac` table).
     Hmac => generic_hmac::GenericHmac,
+    /// Slack's Events API, interactivity and slash commands.
+    Slack => slack::Slack,
+    /// Zoom webhooks, with their URL validation.
+    Zoom => zoom::Zoom,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key
@@ -238,8 +242,12 @@ impl Source {
 
     /// Answers protocol requests that carry no events (Meta's GET `hub.challenge`), or `None`
     /// when the request is an ordinary delivery.
-    pub fn handshake(&self, request: &Request<'_>) -> Option<Result<Reply, Rejection>> {
-        self.configured.handshake(request)
+    pub fn handshake(
+        &self,
+        request: &Request<'_>,
+        now: Timestamp,
+    ) -> Option<Result<Reply, Rejection>> {
+        self.configured.handshake(request, now)
     }
 
     /// Checks that the request comes from the provider, over the raw bytes.

@@ -5,7 +5,7 @@
 
 use http::{HeaderMap, HeaderValue};
 use jiff::Timestamp;
-use porter_providers::{Context, Provider, Rejection, Request, Source};
+use porter_providers::{Context, Provider, Rejection, Request, Source, ToSign};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -60,6 +60,11 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
         "\\{\"data\":(\\{\"id\":(\"o\"|1|null),\"attributes\":(\\{\"status\":\"paid\",\"updatedAt\":(\"t\"|1)\\}|\\[\\]|null)\\}|\\[\\]|null),\"meta\":\\{\"(eventType|event_type)\":(\"(order|booking)\\.status\\.updated\"|1)\\}\\}"
             .prop_map(String::into_bytes),
         "\\{\"event\":\"(reservation/(created|status_changed)|guest/created|housekeeping/room_condition_changed|x)\",\"(propertyID|propertyId_str|reservationId|guestID|roomID|status|timestamp|roomCondition)\":(\"[a-z_0-9.]{0,8}\"|-?[0-9]{0,25}(\\.[0-9]{0,9})?|1e400|null|\\{\\})\\}"
+            .prop_map(String::into_bytes),
+        // Slack (events, URL verification) and Zoom (events, URL validation).
+        "\\{\"type\":\"(event_callback|url_verification)\",\"(event_id|challenge|team_id)\":(\"e\"|1|null),\"event\":(\\{\"type\":(\"message\"|1)\\}|null|\\[\\])\\}"
+            .prop_map(String::into_bytes),
+        "\\{\"event\":\"(endpoint\\.url_validation|meeting\\.started)\",\"event_ts\":(1|\"1\"|-1|1e400|null),\"payload\":(\\{\"plainToken\":(\"p\"|1|null),\"object\":(\\{\"id\":1\\}|null)\\}|null|\\[\\])\\}"
             .prop_map(String::into_bytes),
         "\\{\"event_type\":\"bookings\\.(create|update|delete|x)\",\"bookings\":\\[((\\{\"id\":(7|\"7\"|null),\"updated_at\":(\"t\"|1),\"customer\":(\\{\"name\":\"n\"\\}|\\{\\}|1|null)\\}|1|null),?){0,3}\\]\\}"
             .prop_map(String::into_bytes),
@@ -132,7 +137,7 @@ proptest! {
                         headers: &headers,
                         body: &body,
                     };
-                    let _ = source.handshake(&request);
+                    let _ = source.handshake(&request, jiff::Timestamp::UNIX_EPOCH);
                     let verified = source.verify(&request, Timestamp::UNIX_EPOCH);
                     if let Err(rejection) = &verified {
                         diagnose_any(&source, &request, rejection)?;
@@ -144,6 +149,52 @@ proptest! {
                         for event in &normalization.events {
                             prop_assert!(serde_json::to_vec(&event.event).is_ok());
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bodies signed as each provider signs them: the handshakes and the normalizers read
+    /// them (arbitrary bytes alone never get past a signature).
+    #[test]
+    fn signed_bodies_never_panic(body in payload(), form in any::<bool>()) {
+        let content_type = if form { "application/x-www-form-urlencoded" } else { "application/json" };
+        for source in sources() {
+            for endpoint in source.provider().endpoints() {
+                let path = format!("/hook{}", endpoint.suffix);
+                let signed = source.sign(&ToSign {
+                    path: &path,
+                    query: None,
+                    content_type,
+                    body: &body,
+                    now: Timestamp::UNIX_EPOCH,
+                });
+                let mut headers = HeaderMap::new();
+                headers.insert("content-type", HeaderValue::from_static(content_type));
+                for (name, value) in &signed.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(value),
+                    ) {
+                        headers.append(name, value);
+                    }
+                }
+                for method in endpoint.methods {
+                    let request = Request {
+                        method,
+                        endpoint: endpoint.suffix,
+                        path: &path,
+                        query: signed.query.as_deref(),
+                        headers: &headers,
+                        body: &body,
+                    };
+                    let _ = source.handshake(&request, Timestamp::UNIX_EPOCH);
+                    if let Ok(Ok(normalization)) = source
+                        .verify(&request, Timestamp::UNIX_EPOCH)
+                        .map(|v| source.normalize(v, Timestamp::UNIX_EPOCH))
+                    {
+                        prop_assert!(!normalization.events.is_empty());
                     }
                 }
             }

@@ -172,3 +172,44 @@ fn pms_shared_secret_is_the_secret_itself() {
         r#"{"guestId":"G1"}"#,
     );
 }
+
+#[test]
+fn slack_signature() {
+    // python3 -c 'import hmac,hashlib; print(hmac.new(b"slack-kat-secret",
+    //   b"v0:1710511201:" + BODY, hashlib.sha256).hexdigest())'
+    // (Slack's own published vector, at its 2018 timestamp, is in providers/src/slack/tests.rs.)
+    let body = r#"{"type":"event_callback","team_id":"T1","event_id":"EvKAT","event":{"type":"app_mention","text":"hi"}}"#;
+    check(
+        &source(Provider::Slack, json!({"secrets": ["slack-kat-secret"]})),
+        "/webhooks/slack",
+        None,
+        &[
+            (
+                "x-slack-signature",
+                "v0=0591a958e79db372445dfd646ef19e5cf192dd14896deeb577edd80647b4a7a8",
+            ),
+            ("x-slack-request-timestamp", "1710511201"),
+        ],
+        body,
+    );
+}
+
+#[test]
+fn zoom_signature() {
+    // python3 -c 'import hmac,hashlib; print(hmac.new(b"zoom-kat-secret",
+    //   b"v0:1710511201:" + BODY, hashlib.sha256).hexdigest())'
+    let body = r#"{"event":"meeting.started","event_ts":1710511200000,"payload":{"account_id":"A1","object":{"id":"1"}}}"#;
+    check(
+        &source(Provider::Zoom, json!({"secrets": ["zoom-kat-secret"]})),
+        "/webhooks/zoom",
+        None,
+        &[
+            (
+                "x-zm-signature",
+                "v0=9293074f169a4ccad3feeb570d98e1c4af9655a8b3dfdc2347aba56d2d656684",
+            ),
+            ("x-zm-request-timestamp", "1710511201"),
+        ],
+        body,
+    );
+}

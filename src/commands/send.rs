@@ -30,7 +30,7 @@ pub(crate) enum DryRun {
 pub(crate) struct SendArgs {
     /// A source name of the configuration (`porter check-config` lists them; the embedded
     /// default has one per provider: whatsapp, sms, oracle, mews, cloudbeds, pms, pms_web_api,
-    /// roostsync, reservekit, standard, stripe, hmac).
+    /// roostsync, reservekit, standard, stripe, hmac, slack, zoom).
     source: String,
     /// The body to send, byte for byte (a trailing newline is dropped from form bodies).
     file: PathBuf,

@@ -2,7 +2,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::event::{EventType, MessageKind};
-use crate::testing::{Check, OwnedRequest, origin};
+use crate::testing::{Check, OwnedRequest, now, origin};
 use crate::{Secret, WebhookProvider};
 
 const SECRET: &str = "meta-app-secret";
@@ -202,7 +202,7 @@ fn unicode_escaped_body_verifies_over_the_raw_bytes() {
 // ---- handshake ----
 
 fn handshake(query: &str) -> Option<Result<Reply, Rejection>> {
-    meta(&[SECRET]).handshake(&OwnedRequest::get(PATH, query).view())
+    meta(&[SECRET]).handshake(&OwnedRequest::get(PATH, query).view(), now())
 }
 
 #[test]
@@ -251,7 +251,7 @@ fn handshake_without_a_configured_token_is_forbidden() {
         .expect("valid");
     let request = OwnedRequest::get(PATH, "hub.mode=subscribe&hub.challenge=1&hub.verify_token=");
     assert_eq!(
-        meta.handshake(&request.view()),
+        meta.handshake(&request.view(), now()),
         Some(Err(Rejection::VerifyTokenMismatch))
     );
 }
@@ -273,7 +273,7 @@ fn handshake_refuses_to_echo_an_unsafe_challenge() {
 fn post_is_not_a_handshake() {
     assert!(
         meta(&[SECRET])
-            .handshake(&OwnedRequest::post(PATH, b"{}".to_vec()).view())
+            .handshake(&OwnedRequest::post(PATH, b"{}".to_vec()).view(), now())
             .is_none()
     );
 }
