@@ -1,4 +1,5 @@
-//! Meta WhatsApp Cloud API webhooks (Graph API webhooks).
+//! Meta WhatsApp Cloud API webhooks (Graph API webhooks), and Messenger and Instagram
+//! messaging through the same app (`object` `page` or `instagram`: see [`messaging`]).
 //!
 //! Scheme (developers.facebook.com/docs/graph-api/webhooks/getting-started, "Validating
 //! Payloads"; the WhatsApp webhooks overview):
@@ -151,8 +152,13 @@ pub(crate) fn normalize(
     let mut events = Vec::new();
     match serde_json::from_str::<WirePayload<'_>>(whole.get()) {
         Ok(payload) => {
+            let channel = match payload.object.as_deref() {
+                Some("page") => Some(Channel::Messenger),
+                Some("instagram") => Some(Channel::Instagram),
+                _ => None,
+            };
             for entry in &payload.entry {
-                normalize_entry(entry, origin, &mut events);
+                normalize_entry(entry, origin, channel, &mut events);
             }
         }
         Err(e) => events.push(unknown(
@@ -175,7 +181,12 @@ pub(crate) fn normalize(
     Ok(events)
 }
 
-fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<Normalized>) {
+fn normalize_entry(
+    entry: &WireEntry<'_>,
+    origin: &Origin<'_>,
+    channel: Option<Channel>,
+    events: &mut Vec<Normalized>,
+) {
     let account_id = entry.id.as_ref().map(Scalar::text);
     // What identifies an id-less occurrence besides its own bytes: the account and the time.
     let scope = format!(
@@ -184,6 +195,33 @@ fn normalize_entry(entry: &WireEntry<'_>, origin: &Origin<'_>, events: &mut Vec<
         entry.time.as_ref().map(Scalar::text).unwrap_or_default()
     )
     .into_bytes();
+    match channel {
+        Some(channel) => {
+            let messaging = messaging::Entry {
+                origin,
+                channel,
+                account_id: account_id.clone(),
+                scope: &scope,
+            };
+            for item in &entry.messaging {
+                messaging.item(item, events);
+            }
+            for item in &entry.standby {
+                messaging.standby(item, events);
+            }
+        }
+        None => {
+            for item in entry.messaging.iter().chain(&entry.standby) {
+                events.push(unknown(
+                    origin,
+                    &scope,
+                    item,
+                    Some("messaging".into()),
+                    "a messaging item outside a `page` or `instagram` payload".into(),
+                ));
+            }
+        }
+    }
     for change_raw in &entry.changes {
         let change = match serde_json::from_str::<WireChange<'_>>(change_raw.get()) {
             Ok(change) => change,
@@ -353,6 +391,7 @@ impl ChangeContext<'_, '_> {
             errors: wire.errors.iter().map(WireError::to_error).collect(),
             conversation_id: wire.conversation.as_ref().and_then(|c| c.id.clone()),
             account_id: self.account_id.clone(),
+            watermark: None,
         };
         self.origin
             .event(attributes, EventBody::MessageStatusChanged(data))
@@ -481,6 +520,9 @@ fn parse_unix_seconds(text: &str) -> Option<Timestamp> {
 
 #[derive(Deserialize)]
 struct WirePayload<'a> {
+    /// `whatsapp_business_account`, `page` (Messenger) or `instagram`.
+    #[serde(default)]
+    object: Option<String>,
     #[serde(borrow, default)]
     entry: Vec<WireEntry<'a>>,
 }
@@ -493,6 +535,12 @@ struct WireEntry<'a> {
     time: Option<Scalar>,
     #[serde(borrow, default)]
     changes: Vec<&'a RawValue>,
+    /// Messenger and Instagram.
+    #[serde(borrow, default)]
+    messaging: Vec<&'a RawValue>,
+    /// Messenger and Instagram, while another app owns the thread.
+    #[serde(borrow, default)]
+    standby: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -709,6 +757,8 @@ impl WireError {
 struct WireErrorData {
     details: Option<String>,
 }
+
+mod messaging;
 
 #[cfg(test)]
 mod tests;

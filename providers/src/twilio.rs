@@ -533,6 +533,7 @@ fn status_event(params: &Params, content_key: &str) -> Option<(Attributes, Event
         errors,
         conversation_id: None,
         account_id: params.owned("AccountSid"),
+        watermark: None,
     };
     let attributes = Attributes {
         key: if is_sid(sid) {

@@ -15,6 +15,10 @@ pub enum Channel {
     Sms,
     /// A message in a PMS's own guest messaging (Mews): the PMS holds the content.
     Pms,
+    /// Facebook Messenger (Meta's `page` webhooks).
+    Messenger,
+    /// Instagram direct messages (Meta's `instagram` webhooks).
+    Instagram,
 }
 
 /// What kind of message a guest sent.
@@ -135,8 +139,11 @@ pub enum SelectionKind {
     ButtonReply,
     /// An interactive list row (`list_reply`).
     ListReply,
-    /// A template quick-reply button (`button`; Twilio `ButtonPayload`).
+    /// A template quick-reply button (`button`; Twilio `ButtonPayload`; Messenger's
+    /// `quick_reply`).
     QuickReply,
+    /// A postback button of Messenger or Instagram (`messaging_postbacks`).
+    Postback,
 }
 
 /// The button or row a guest picked.
@@ -240,6 +247,10 @@ pub struct MessageStatusData {
     /// The WhatsApp conversation the message was billed to, where sent.
     pub conversation_id: Option<String>,
     pub account_id: Option<String>,
+    /// Messenger and Instagram: the status holds for every message the business sent before
+    /// this time (Meta's `watermark`); `message_id` is then empty unless Meta named the
+    /// message.
+    pub watermark: Option<jiff::Timestamp>,
 }
 
 /// An error a provider reported about a message.
