@@ -31,6 +31,8 @@ const SIGNATURE_HEADERS: &[&str] = &[
     "x-slack-request-timestamp",
     "x-zm-signature",
     "x-zm-request-timestamp",
+    "telnyx-signature-ed25519",
+    "telnyx-timestamp",
     // What a diagnosis reads to rebuild the URL a sender signed.
     "host",
     "x-forwarded-proto",
@@ -143,6 +145,10 @@ fn settings_for(provider: Provider) -> serde_json::Value {
         Provider::Meta => json!({"secrets": secrets, "verify_token": "token"}),
         Provider::Cloudbeds | Provider::Reservekit => json!({"url_token": token}),
         Provider::Mews => json!({"secrets": secrets, "url_token": token}),
+        Provider::Telnyx => json!({
+            "public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
+            "signing_key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+        }),
         Provider::StandardWebhooks | Provider::Stripe => {
             json!({"secrets": secrets, "event_types": {"a": "reservation.created"}})
         }

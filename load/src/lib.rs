@@ -174,6 +174,17 @@ pub fn forged_config_text(text: &str, name: &str) -> Result<String, String> {
     {
         secrets.iter_mut().for_each(forge);
     }
+    // An Ed25519 seed (Telnyx) must stay 32 bytes to load: another seed, not an edited one.
+    if let Some(seed) = source.get_mut("signing_key") {
+        const OTHER: &str = "Zm9yZ2VkLXNlZWQtb2YtdGhpcnR5LXR3by1ieXRlcyE=";
+        const ANOTHER: &str = "YW5vdGhlci1mb3JnZWQtc2VlZC0zMi1ieXRlcy1sbyE=";
+        let forged = if seed.as_str() == Some(OTHER) {
+            ANOTHER
+        } else {
+            OTHER
+        };
+        *seed = toml::Value::String(forged.to_owned());
+    }
     if let Some(token) = source.get_mut("url_token") {
         forge(token);
     }

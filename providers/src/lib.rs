@@ -62,6 +62,7 @@ pub mod slack;
 pub mod source;
 pub mod standard_webhooks;
 pub mod stripe;
+pub mod telnyx;
 pub mod twilio;
 pub mod zoom;
 

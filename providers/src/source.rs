@@ -161,6 +161,8 @@ providers! {
     Slack => slack::Slack,
     /// Zoom webhooks, with their URL validation.
     Zoom => zoom::Zoom,
+    /// Telnyx API v2 webhooks, signed with Ed25519.
+    Telnyx => telnyx::Telnyx,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key
