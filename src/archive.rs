@@ -20,7 +20,8 @@
 //! method, path and raw query, since Twilio signs the URL and URL-token vendors (Cloudbeds,
 //! ReserveKit, Mews Connector) carry their token in the query: for those sources the archive
 //! holds that credential, as the request did; so it does for shared-secret vendors (PMS's
-//! `x-webhook-secret` or `authorization`), whose "signature" is the secret itself. Never
+//! `x-webhook-secret` or `authorization`), whose "signature" is the secret itself, and for
+//! vendors with Basic authentication in front (Adyen). Never
 //! cookies or proxies' headers.
 
 use std::sync::Arc;

@@ -71,6 +71,13 @@ fn signed(
     request
 }
 
+/// Whether the route's provider signs inside the body (Adyen: an HMAC per item). There a body
+/// is authentic only as a signed batch: arbitrary bytes carry no signature and get 401, which
+/// `providers/src/adyen` tests; the tests below that sign arbitrary bodies skip it.
+fn signs_inside_the_body(config: &Config, source: usize) -> bool {
+    config.sources[source].source.provider() == porter_providers::Provider::Adyen
+}
+
 fn content_type(path: &str) -> &'static str {
     if path.starts_with("/webhooks/sms") {
         "application/x-www-form-urlencoded"
@@ -145,6 +152,9 @@ async fn authentic_but_unparseable_bodies_are_400_and_parseable_strangers_are_ke
     let server = server().await;
     let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
     for (path, source) in routes() {
+        if signs_inside_the_body(&config, source) {
+            continue;
+        }
         let form = path.starts_with("/webhooks/sms");
         for body in [
             deep.as_bytes(),
@@ -294,6 +304,9 @@ async fn authentic_requests_with_odd_content_types_and_empty_bodies_get_their_do
     let server = server().await;
     let mut accepted = 0;
     for (path, source) in routes() {
+        if signs_inside_the_body(&config, source) {
+            continue;
+        }
         let form = path.starts_with("/webhooks/sms");
         let body: &[u8] = if form {
             b"MessageSid=SM0123456789abcdef0123456789abcdef&From=%2B15550001111&Body=hi"

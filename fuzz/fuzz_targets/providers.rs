@@ -145,6 +145,9 @@ fn settings_for(provider: Provider) -> serde_json::Value {
         Provider::Meta => json!({"secrets": secrets, "verify_token": "token"}),
         Provider::Cloudbeds | Provider::Reservekit => json!({"url_token": token}),
         Provider::Mews => json!({"secrets": secrets, "url_token": token}),
+        Provider::Adyen => json!({
+            "hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],
+        }),
         Provider::Telnyx => json!({
             "public_keys": ["A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="],
             "signing_key": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",

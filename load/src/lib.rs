@@ -174,6 +174,24 @@ pub fn forged_config_text(text: &str, name: &str) -> Result<String, String> {
     {
         secrets.iter_mut().for_each(forge);
     }
+    // Adyen's HMAC keys must stay hex to load: each digit moved to the next one.
+    if let Some(keys) = source
+        .get_mut("hmac_keys")
+        .and_then(toml::Value::as_array_mut)
+    {
+        for key in keys.iter_mut() {
+            if let Some(text) = key.as_str() {
+                let shifted: String = text
+                    .chars()
+                    .map(|c| match c.to_digit(16) {
+                        Some(d) => std::char::from_digit((d + 1) % 16, 16).unwrap_or(c),
+                        None => c,
+                    })
+                    .collect();
+                *key = toml::Value::String(shifted);
+            }
+        }
+    }
     // An Ed25519 seed (Telnyx) must stay 32 bytes to load: another seed, not an edited one.
     if let Some(seed) = source.get_mut("signing_key") {
         const OTHER: &str = "Zm9yZ2VkLXNlZWQtb2YtdGhpcnR5LXR3by1ieXRlcyE=";
@@ -254,7 +272,9 @@ impl TemplateSigner {
         let now = Timestamp::now();
         let probe = signer.sign("probe", now, false)?;
         let forged_probe = signer.sign("probe", now, true)?;
-        signer.can_forge = probe.url != forged_probe.url || probe.headers != forged_probe.headers;
+        signer.can_forge = probe.url != forged_probe.url
+            || probe.headers != forged_probe.headers
+            || probe.body != forged_probe.body;
         Ok(signer)
     }
 

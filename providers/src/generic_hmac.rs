@@ -331,6 +331,7 @@ impl WebhookProvider for GenericHmac {
         Signed {
             query: request.query.map(str::to_owned),
             headers,
+            body: None,
         }
     }
 }

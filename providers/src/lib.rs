@@ -36,6 +36,7 @@
 //! When `verify` refuses, the server may ask [`Source::diagnose`] which known mistake the
 //! request makes, for its operator; that never changes the answer.
 
+pub mod adyen;
 pub mod auth;
 pub mod cloudbeds;
 pub mod diagnosis;

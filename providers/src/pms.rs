@@ -133,6 +133,7 @@ impl WebhookProvider for Pms {
                 .first()
                 .map(|secret| vec![("X-Webhook-Secret".into(), secret.expose().to_owned())])
                 .unwrap_or_default(),
+            body: None,
         }
     }
 }

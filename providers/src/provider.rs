@@ -61,6 +61,8 @@ pub struct Signed {
     /// The query string to send, when signing changes it.
     pub query: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The body to send, when signing changes it (Adyen signs each item inside the body).
+    pub body: Option<Vec<u8>>,
 }
 
 impl Signed {
@@ -69,6 +71,7 @@ impl Signed {
         Self {
             query: request.query.map(str::to_owned),
             headers,
+            body: None,
         }
     }
 }

@@ -163,6 +163,8 @@ providers! {
     Zoom => zoom::Zoom,
     /// Telnyx API v2 webhooks, signed with Ed25519.
     Telnyx => telnyx::Telnyx,
+    /// Adyen standard webhooks: an HMAC per notification item, inside the body.
+    Adyen => adyen::Adyen,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key

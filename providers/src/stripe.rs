@@ -139,6 +139,7 @@ impl WebhookProvider for Stripe {
                 "Stripe-Signature".into(),
                 format!("t={timestamp},v1={}", hex::encode(mac)),
             )],
+            body: None,
         }
     }
 

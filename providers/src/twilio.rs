@@ -231,6 +231,7 @@ impl WebhookProvider for Twilio {
         Signed {
             query,
             headers: vec![("X-Twilio-Signature".into(), BASE64.encode(mac))],
+            body: None,
         }
     }
 }

@@ -276,7 +276,8 @@ pub fn prepare(
         url,
         content_type: content_type.to_owned(),
         headers: signed.headers,
-        body,
+        // Adyen signs inside the body: the signed body is what is sent.
+        body: signed.body.unwrap_or(body),
     })
 }
 

@@ -182,6 +182,8 @@ event_types! {
     OrderUpdated(OrderData) => "order.updated",
     OrderCompleted(OrderData) => "order.completed",
     PaymentReceived(PaymentData) => "payment.received",
+    /// Money given back to a guest (Adyen `REFUND`).
+    PaymentRefunded(PaymentData) => "payment.refunded",
     InventoryLow(InventoryData) => "inventory.low",
     IntegrationChanged(IntegrationData) => "integration.changed",
     /// porter's own: an operator erased a person; destinations should erase them too.
@@ -210,7 +212,7 @@ impl EventBody {
             EventBody::OrderCreated(d)
             | EventBody::OrderUpdated(d)
             | EventBody::OrderCompleted(d) => &mut d.raw,
-            EventBody::PaymentReceived(d) => &mut d.raw,
+            EventBody::PaymentReceived(d) | EventBody::PaymentRefunded(d) => &mut d.raw,
             EventBody::InventoryLow(d) => &mut d.raw,
             EventBody::IntegrationChanged(d) => &mut d.raw,
             EventBody::MessageReceived(_)
@@ -378,6 +380,6 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), EventType::ALL.len());
-        assert_eq!(EventType::ALL.len(), 22);
+        assert_eq!(EventType::ALL.len(), 23);
     }
 }
