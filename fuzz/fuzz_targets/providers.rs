@@ -145,6 +145,10 @@ fn settings_for(provider: Provider) -> serde_json::Value {
         Provider::Meta => json!({"secrets": secrets, "verify_token": "token"}),
         Provider::Cloudbeds | Provider::Reservekit => json!({"url_token": token}),
         Provider::Mews => json!({"secrets": secrets, "url_token": token}),
+        Provider::Apaleo => json!({"url_token": "a-url-token-of-some-length"}),
+        Provider::Hostaway => json!({
+            "basic": {"username": "hostaway", "password": "a-basic-password"},
+        }),
         Provider::Adyen => json!({
             "hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],
         }),

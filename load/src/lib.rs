@@ -174,6 +174,14 @@ pub fn forged_config_text(text: &str, name: &str) -> Result<String, String> {
     {
         secrets.iter_mut().for_each(forge);
     }
+    // Basic authentication (Adyen, Apaleo, Hostaway): a wrong password.
+    if let Some(password) = source
+        .get_mut("basic")
+        .and_then(toml::Value::as_table_mut)
+        .and_then(|basic| basic.get_mut("password"))
+    {
+        forge(password);
+    }
     // Adyen's HMAC keys must stay hex to load: each digit moved to the next one.
     if let Some(keys) = source
         .get_mut("hmac_keys")

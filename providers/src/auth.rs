@@ -307,6 +307,76 @@ impl BasicAuth {
     }
 }
 
+/// A URL token, HTTP Basic credentials, or both: what authenticates vendors that cannot sign
+/// (Apaleo, Hostaway). Every configured piece must match.
+#[derive(Debug)]
+pub struct Credentials {
+    token: Option<Secret>,
+    basic: Option<BasicAuth>,
+}
+
+impl Credentials {
+    /// At least one of `url_token` (checked by `settings::require_url_token`) and `basic`.
+    pub fn new(
+        token: Option<Secret>,
+        basic: Option<BasicSettings>,
+    ) -> Result<Self, Vec<SettingError>> {
+        let mut problems = Vec::new();
+        if token.is_none() && basic.is_none() {
+            problems.push(SettingError::new(
+                "url_token",
+                "this vendor cannot sign: set `url_token` (in the URL you give the vendor), \
+                 `basic = { username, password }`, or both",
+            ));
+        }
+        let token = match token.map(|t| require_url_token(Some(t))).transpose() {
+            Ok(token) => token,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        let basic = match basic.map(BasicAuth::new).transpose() {
+            Ok(basic) => basic,
+            Err(problem) => {
+                problems.push(problem);
+                None
+            }
+        };
+        if problems.is_empty() {
+            Ok(Self { token, basic })
+        } else {
+            Err(problems)
+        }
+    }
+}
+
+/// Nothing is signed: a diagnosis has no scheme to offer.
+impl Guard for Credentials {
+    fn check(&self, request: &Request<'_>, _now: Timestamp) -> Result<(), Rejection> {
+        if let Some(token) = &self.token {
+            check_url_token(request, token)?;
+        }
+        if let Some(basic) = &self.basic {
+            basic.check(request)?;
+        }
+        Ok(())
+    }
+
+    fn sign(&self, request: &ToSign<'_>) -> Signed {
+        let mut signed = match &self.token {
+            Some(token) => UrlToken(token.clone()).sign(request),
+            None => Signed::headers(request, Vec::new()),
+        };
+        if let Some(basic) = &self.basic {
+            signed
+                .headers
+                .push(("Authorization".to_owned(), basic.header()));
+        }
+        signed
+    }
+}
+
 /// A token in the URL (`?token=` or `?Token=`), the whole authentication of vendors that cannot
 /// sign (Mews Connector, Cloudbeds, ReserveKit).
 #[derive(Debug)]

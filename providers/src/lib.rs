@@ -37,12 +37,14 @@
 //! request makes, for its operator; that never changes the answer.
 
 pub mod adyen;
+pub mod apaleo;
 pub mod auth;
 pub mod cloudbeds;
 pub mod diagnosis;
 pub mod event;
 pub mod generic;
 pub mod generic_hmac;
+pub mod hostaway;
 pub mod json;
 pub mod meta;
 pub mod mews;

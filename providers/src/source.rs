@@ -165,6 +165,10 @@ providers! {
     Telnyx => telnyx::Telnyx,
     /// Adyen standard webhooks: an HMAC per notification item, inside the body.
     Adyen => adyen::Adyen,
+    /// Apaleo webhooks: unsigned; a URL token and/or Basic authentication.
+    Apaleo => apaleo::Apaleo,
+    /// Hostaway unified webhooks: unsigned; Basic authentication.
+    Hostaway => hostaway::Hostaway,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key
