@@ -44,6 +44,7 @@ pub mod diagnosis;
 pub mod event;
 pub mod generic;
 pub mod generic_hmac;
+pub mod guesty;
 pub mod hostaway;
 pub mod json;
 pub mod meta;

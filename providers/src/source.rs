@@ -169,6 +169,8 @@ providers! {
     Apaleo => apaleo::Apaleo,
     /// Hostaway unified webhooks: unsigned; Basic authentication.
     Hostaway => hostaway::Hostaway,
+    /// Guesty Open API webhooks: Svix signatures, or `X-Guesty-Signature-V2`.
+    Guesty => guesty::Guesty,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key
