@@ -286,8 +286,8 @@ proptest::proptest! {
         mutated.headers.push(("X-Porter-Noise".into(), noise.clone()));
         mutated.headers.push(("User-Agent".into(), noise.clone()));
         mutated.headers.push(("I-Twilio-Idempotency-Token".into(), noise.clone()));
-        // Twilio signs the URL, query included; nobody else does.
-        if provider_of(case, &config, &routes) != "twilio" {
+        // Twilio and Bird sign the URL, query included; nobody else does.
+        if !matches!(provider_of(case, &config, &routes), "twilio" | "bird") {
             let separator = if mutated.target.contains('?') { '&' } else { '?' };
             mutated.target = format!("{}{separator}noise={noise}", mutated.target);
         }

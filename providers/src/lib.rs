@@ -39,6 +39,7 @@
 pub mod adyen;
 pub mod apaleo;
 pub mod auth;
+pub mod bird;
 pub mod cloudbeds;
 pub mod diagnosis;
 pub mod event;

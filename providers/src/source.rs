@@ -171,6 +171,8 @@ providers! {
     Hostaway => hostaway::Hostaway,
     /// Guesty Open API webhooks: Svix signatures, or `X-Guesty-Signature-V2`.
     Guesty => guesty::Guesty,
+    /// Bird (MessageBird) notifications, signed over timestamp, URL and body digest.
+    Bird => bird::Bird,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key

@@ -247,7 +247,7 @@ pub fn signature(secret: &Secret, url: &str, form_body: &[u8]) -> String {
 }
 
 /// `public_url` as the two bases Twilio may have signed: with and without the port.
-fn url_bases(public_url: &str) -> Result<[String; 2], String> {
+pub(crate) fn url_bases(public_url: &str) -> Result<[String; 2], String> {
     let uri: Uri = public_url
         .parse()
         .map_err(|_| "is not a URL (the value is not shown: it may hold credentials)".to_owned())?;

@@ -851,3 +851,32 @@ fn url_candidates_come_in_a_fixed_order_without_repeats() {
                 || c.shown.starts_with("https://hooks.example.com"))
     );
 }
+
+#[test]
+fn bird_behind_a_tls_terminating_proxy() {
+    // Bird signs the https URL it called; porter's public_url says http.
+    let body = br#"{"service":"channels","event":"sms.inbound","payload":{"id":"m1"}}"#;
+    let at = now().as_second().to_string();
+    let signature = crate::bird::signature(
+        &crate::Secret::new("bird-key"),
+        &at,
+        "https://hooks.example.com/webhooks/bird",
+        body,
+    );
+    let request = OwnedRequest::post("/webhooks/bird", body.to_vec())
+        .header("messagebird-signature", &signature)
+        .header("messagebird-request-timestamp", &at)
+        .header("host", "hooks.example.com")
+        .header("x-forwarded-proto", "https");
+    let source = source(
+        Provider::Bird,
+        json!({"secrets": ["bird-key"], "public_url": "http://hooks.example.com"}),
+    );
+    let (rejection, diagnosis, _) = diagnosed(&source, &request);
+    assert_eq!(rejection, Rejection::SignatureMismatch);
+    assert_eq!(
+        diagnosis,
+        url_mismatch("https://hooks.example.com/webhooks/bird")
+    );
+    assert_reveals_nothing(&diagnosis, &[b"bird-key"], &[]);
+}
