@@ -69,6 +69,7 @@ pub mod standard_webhooks;
 pub mod stripe;
 pub mod telnyx;
 pub mod twilio;
+pub mod vonage;
 pub mod zoom;
 
 mod form;

@@ -173,6 +173,8 @@ providers! {
     Guesty => guesty::Guesty,
     /// Bird (MessageBird) notifications, signed over timestamp, URL and body digest.
     Bird => bird::Bird,
+    /// Vonage Messages API: an HS256 JWT binding the body's SHA-256.
+    Vonage => vonage::Vonage,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key
