@@ -71,11 +71,15 @@ fn signed(
     request
 }
 
-/// Whether the route's provider signs inside the body (Adyen: an HMAC per item). There a body
-/// is authentic only as a signed batch: arbitrary bytes carry no signature and get 401, which
-/// `providers/src/adyen` tests; the tests below that sign arbitrary bodies skip it.
+/// Whether the route's provider authenticates inside the body (Adyen: an HMAC per item;
+/// SiteMinder: a WS-Security token in the SOAP envelope). There a body is authentic only as
+/// the vendor's own document: arbitrary bytes carry no credentials and get 401, which their
+/// modules test; the tests below that sign arbitrary bodies skip them.
 fn signs_inside_the_body(config: &Config, source: usize) -> bool {
-    config.sources[source].source.provider() == porter_providers::Provider::Adyen
+    matches!(
+        config.sources[source].source.provider(),
+        porter_providers::Provider::Adyen | porter_providers::Provider::Siteminder
+    )
 }
 
 fn content_type(path: &str) -> &'static str {

@@ -149,6 +149,7 @@ fn settings_for(provider: Provider) -> serde_json::Value {
         Provider::Hostaway => json!({
             "basic": {"username": "hostaway", "password": "a-basic-password"},
         }),
+        Provider::Siteminder => json!({"username": "pmsuser", "password": "a-password-of-length"}),
         Provider::Adyen => json!({
             "hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],
         }),

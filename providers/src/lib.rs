@@ -63,6 +63,7 @@ pub mod roostsync;
 pub mod secret;
 pub mod settings;
 pub mod signing;
+pub mod siteminder;
 pub mod slack;
 pub mod source;
 pub mod standard_webhooks;

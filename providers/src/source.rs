@@ -175,6 +175,8 @@ providers! {
     Bird => bird::Bird,
     /// Vonage Messages API: an HS256 JWT binding the body's SHA-256.
     Vonage => vonage::Vonage,
+    /// SiteMinder pmsXchange Reservations PUSH: SOAP with a WS-Security UsernameToken.
+    Siteminder => siteminder::Siteminder,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key

@@ -24,6 +24,7 @@ fn settings_for(provider: Provider) -> serde_json::Value {
         Provider::Hostaway => json!({
             "basic": {"username": "hostaway", "password": "a-basic-password"},
         }),
+        Provider::Siteminder => json!({"username": "pmsuser", "password": "a-password-of-length"}),
         Provider::Adyen => json!({
             "hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],
         }),
@@ -71,6 +72,9 @@ fn payload() -> impl Strategy<Value = Vec<u8>> {
         "\\{\"data\":(\\{\"id\":(\"o\"|1|null),\"attributes\":(\\{\"status\":\"paid\",\"updatedAt\":(\"t\"|1)\\}|\\[\\]|null)\\}|\\[\\]|null),\"meta\":\\{\"(eventType|event_type)\":(\"(order|booking)\\.status\\.updated\"|1)\\}\\}"
             .prop_map(String::into_bytes),
         "\\{\"event\":\"(reservation/(created|status_changed)|guest/created|housekeeping/room_condition_changed|x)\",\"(propertyID|propertyId_str|reservationId|guestID|roomID|status|timestamp|roomCondition)\":(\"[a-z_0-9.]{0,8}\"|-?[0-9]{0,25}(\\.[0-9]{0,9})?|1e400|null|\\{\\})\\}"
+            .prop_map(String::into_bytes),
+        // SiteMinder envelopes, DTDs and entities included.
+        "(<!DOCTYPE x>)?<Envelope><Header><Security><UsernameToken><Username>(pmsuser|&amp;|&x;)</Username><Password>a-password-of-length</Password></UsernameToken></Security></Header><Body><OTA_HotelResNotifRQ EchoToken=\"(e|&#0;|&#x110000;)\"><HotelReservations>(<HotelReservation ResStatus=\"(Commit|Cancel|x)\"><UniqueID ID=\"(b|&lt;)\"/>(<Total AmountAfterTax=\"1\"/>)?</HotelReservation>){0,2}</HotelReservations></OTA_HotelResNotifRQ></Body></Envelope>"
             .prop_map(String::into_bytes),
         // Adyen notification batches.
         "\\{\"live\":\"false\",\"notificationItems\":\\[(\\{\"NotificationRequestItem\":(\\{\"pspReference\":(\"p\"|1|null),\"eventCode\":\"(AUTHORISATION|REFUND|X)\",\"success\":(\"true\"|true|1),\"amount\":(\\{\"value\":(1|1.5|\"1\"|1e400),\"currency\":\"EUR\"\\}|null|1),\"additionalData\":(\\{\\}|null|1)\\}|null|1)\\},?){0,3}\\]\\}"

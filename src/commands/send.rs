@@ -288,6 +288,8 @@ pub fn default_content_type(source: &SourceConfig, file: &std::path::Path) -> St
     match source.source.provider() {
         // Twilio posts forms; its JSON variant is opted into by the file name.
         Provider::Twilio if !is_json_file => "application/x-www-form-urlencoded".to_owned(),
+        // SiteMinder posts SOAP.
+        Provider::Siteminder => "text/xml; charset=utf-8".to_owned(),
         _ => "application/json".to_owned(),
     }
 }
