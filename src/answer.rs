@@ -131,6 +131,17 @@ impl IntoResponse for Answer {
             }
         };
         let headers = response.headers_mut();
+        if let Answer::Accepted(reply) | Answer::Duplicate(reply) | Answer::Handshake(reply) = &self
+        {
+            for (name, value) in &reply.headers {
+                if let (Ok(name), Ok(value)) = (
+                    header::HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    headers.insert(name, value);
+                }
+            }
+        }
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -369,3 +369,33 @@ async fn authentic_requests_with_odd_content_types_and_empty_bodies_get_their_do
     assert!(accepted > 0);
     assert_eq!(server.send(&RawRequest::get("/healthz")).await.status, 200);
 }
+
+/// The CloudEvents webhook handshake through the real listener: consent is given in headers
+/// (the spec says status codes are not consent), and an `OPTIONS` to a route that does not
+/// take one is 405.
+#[tokio::test]
+async fn the_cloudevents_handshake_answers_with_its_consent_headers() {
+    let server = server().await;
+    let handshake = RawRequest {
+        method: "OPTIONS".into(),
+        ..RawRequest::post("/webhooks/cloudevents", Vec::new())
+    }
+    .header("WebHook-Request-Origin", "eventemitter.example.com");
+    let answer = server.send(&handshake).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(
+        answer.header("webhook-allowed-origin"),
+        Some("eventemitter.example.com")
+    );
+    assert_eq!(answer.header("webhook-allowed-rate"), Some("*"));
+    assert_eq!(answer.header("allow"), Some("POST"));
+    let elsewhere = RawRequest {
+        method: "OPTIONS".into(),
+        ..RawRequest::post("/webhooks/stripe", Vec::new())
+    }
+    .header("WebHook-Request-Origin", "eventemitter.example.com");
+    let answer = server.send(&elsewhere).await;
+    assert_eq!(answer.status, 405, "{answer:?}");
+    assert_eq!(answer.header("webhook-allowed-origin"), None);
+    assert!(server.events().is_empty());
+}

@@ -174,6 +174,10 @@ pub fn forged_config_text(text: &str, name: &str) -> Result<String, String> {
     {
         secrets.iter_mut().for_each(forge);
     }
+    // CloudEvents access tokens.
+    if let Some(tokens) = source.get_mut("tokens").and_then(toml::Value::as_array_mut) {
+        tokens.iter_mut().for_each(forge);
+    }
     // SiteMinder's WS-Security password (at least 12 characters either way).
     if let Some(password) = source.get_mut("password") {
         forge(password);

@@ -41,6 +41,7 @@ pub mod apaleo;
 pub mod auth;
 pub mod bird;
 pub mod cloudbeds;
+pub mod cloudevents;
 pub mod diagnosis;
 pub mod event;
 pub mod generic;

@@ -162,6 +162,7 @@ fn reply(payload: &Value) -> Reply {
             pick("eventId"),
             pick("eventType")
         ),
+        headers: Vec::new(),
     }
 }
 

@@ -47,6 +47,9 @@ pub enum Rejection {
     TooManyParameters(usize),
     #[error("verification token does not match")]
     VerifyTokenMismatch,
+    /// A CloudEvents webhook handshake from an origin the source does not allow.
+    #[error("the origin asking to deliver is not in `allowed_origins`")]
+    OriginNotAllowed,
     #[error("handshake request is malformed: {0}")]
     MalformedHandshake(&'static str),
     #[error("body is not valid {format}: {detail}")]
@@ -89,7 +92,9 @@ impl Rejection {
             | Rejection::TooManyParameters(_) => RejectionClass::InvalidSignature,
             Rejection::StaleTimestamp => RejectionClass::StaleTimestamp,
             Rejection::InvalidHeader(_) => RejectionClass::InvalidHeader,
-            Rejection::VerifyTokenMismatch => RejectionClass::Forbidden,
+            Rejection::VerifyTokenMismatch | Rejection::OriginNotAllowed => {
+                RejectionClass::Forbidden
+            }
             Rejection::MalformedHandshake(_) | Rejection::MalformedBody { .. } => {
                 RejectionClass::BadRequest
             }
@@ -113,6 +118,7 @@ impl Rejection {
             Rejection::SignatureRequired(_) => "signature_required",
             Rejection::TooManyParameters(_) => "too_many_parameters",
             Rejection::VerifyTokenMismatch => "verify_token_mismatch",
+            Rejection::OriginNotAllowed => "origin_not_allowed",
             Rejection::MalformedHandshake(_) => "malformed_handshake",
             Rejection::MalformedBody { .. } => "malformed_body",
         }

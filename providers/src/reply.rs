@@ -11,6 +11,10 @@ pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// Headers the answer must carry besides `Content-Type` (the CloudEvents webhook
+    /// handshake's `WebHook-Allowed-Origin`); none for almost every provider.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
@@ -20,6 +24,7 @@ impl Reply {
             status: 200,
             content_type: "application/json".to_owned(),
             body: body.to_string(),
+            headers: Vec::new(),
         }
     }
 
@@ -29,6 +34,7 @@ impl Reply {
             status: 200,
             content_type: "text/plain; charset=utf-8".to_owned(),
             body: body.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -38,6 +44,7 @@ impl Reply {
             status: 200,
             content_type: "text/xml; charset=utf-8".to_owned(),
             body: body.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -47,6 +54,7 @@ impl Reply {
             status: 200,
             content_type: "application/json".to_owned(),
             body: format!(r#"{{"status":"accepted","events":{events}}}"#),
+            headers: Vec::new(),
         }
     }
 }

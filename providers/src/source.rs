@@ -177,6 +177,8 @@ providers! {
     Vonage => vonage::Vonage,
     /// SiteMinder pmsXchange Reservations PUSH: SOAP with a WS-Security UsernameToken.
     Siteminder => siteminder::Siteminder,
+    /// CloudEvents webhook senders (the CNCF HTTP webhook spec).
+    CloudEvents => cloudevents::CloudEvents,
 }
 
 /// A problem serde found in a source's table, named by its key where serde names one: a key

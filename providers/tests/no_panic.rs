@@ -25,6 +25,10 @@ fn settings_for(provider: Provider) -> serde_json::Value {
             "basic": {"username": "hostaway", "password": "a-basic-password"},
         }),
         Provider::Siteminder => json!({"username": "pmsuser", "password": "a-password-of-length"}),
+        Provider::CloudEvents => json!({
+            "tokens": ["a-cloudevents-token"],
+            "allowed_origins": ["*"],
+        }),
         Provider::Adyen => json!({
             "hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"],
         }),
