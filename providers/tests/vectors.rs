@@ -177,6 +177,8 @@ fn pms_shared_secret_is_the_secret_itself() {
 fn slack_signature() {
     // python3 -c 'import hmac,hashlib; print(hmac.new(b"slack-kat-secret",
     //   b"v0:1710511201:" + BODY, hashlib.sha256).hexdigest())'
+    // Slack's own SDK agrees: slack_sdk 3.48.0 (pip),
+    //   SignatureVerifier("slack-kat-secret").generate_signature(timestamp="1710511201", body=BODY)
     // (Slack's own published vector, at its 2018 timestamp, is in providers/src/slack/tests.rs.)
     let body = r#"{"type":"event_callback","team_id":"T1","event_id":"EvKAT","event":{"type":"app_mention","text":"hi"}}"#;
     check(
@@ -211,5 +213,70 @@ fn zoom_signature() {
             ("x-zm-request-timestamp", "1710511201"),
         ],
         body,
+    );
+}
+
+/// Vectors computed by the vendors' own SDKs, installed from PyPI:
+/// - Adyen 16.0.0: `Adyen.util.generate_notification_sig(item, key)` for the refund item below;
+/// - svix 2.9.1 (Guesty's default scheme): `Webhook(secret).sign("msg_svixkat0001",
+///   datetime(1710511201, UTC), BODY)`.
+#[test]
+fn adyen_signature_made_by_adyens_sdk() {
+    let item = json!({"additionalData": {"hmacSignature": "pXYKJG01GRkD6AKVThA6htAFR3RTZCOvxXq6nAfhvdE="}, "amount": {"value": 24900, "currency": "EUR"}, "pspReference": "8825408195409505", "eventCode": "REFUND", "eventDate": "2024-03-15T13:59:00+01:00", "merchantAccountCode": "TestMerchant", "merchantReference": "RES-2024-0315-412", "originalReference": "7914073381342284", "paymentMethod": "visa", "reason": "033899:1111:03/2030", "success": "true"});
+    let body = json!({"live": "false", "notificationItems": [{"NotificationRequestItem": item}]})
+        .to_string();
+    let source = source(
+        Provider::Adyen,
+        json!({"hmac_keys": ["44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"]}),
+    );
+    let headers = HeaderMap::new();
+    let request = Request {
+        method: &Method::POST,
+        endpoint: "",
+        path: "/webhooks/adyen",
+        query: None,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let now = Timestamp::from_second(AT).expect("time");
+    assert!(
+        source.verify(&request, now).is_ok(),
+        "Adyen's SDK's signature verifies"
+    );
+}
+
+#[test]
+fn guesty_svix_signature_made_by_svixs_sdk() {
+    let body = r#"{"event":"reservation.new","reservation":{"_id":"r1","status":"confirmed"},"meta":{"eventId":"e-svix-1"}}"#;
+    let source = source(
+        Provider::Guesty,
+        json!({"secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}),
+    );
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("svix-id", "msg_svixkat0001"),
+        ("svix-timestamp", "1710511201"),
+        (
+            "svix-signature",
+            "v1,ymXY7CV9kPbXleVJlewkplDwIBU4Ty3YguQqlTLLAmY=",
+        ),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    let request = Request {
+        method: &Method::POST,
+        endpoint: "",
+        path: "/webhooks/guesty",
+        query: None,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    let now = Timestamp::from_second(AT).expect("time");
+    assert!(
+        source.verify(&request, now).is_ok(),
+        "svix's signature verifies"
     );
 }
