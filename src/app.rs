@@ -246,6 +246,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
             key_prefix,
             max_len,
             shards,
+            transactions,
         } => Store::Redis(Arc::new(RedisStore::new(
             &RedisSettings {
                 target: target.clone(),
@@ -253,6 +254,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
                 key_prefix: key_prefix.clone(),
                 max_len: *max_len,
                 shards: *shards,
+                transactions: *transactions,
                 timeout: config.server.request_timeout,
                 archive_max_bytes,
             },

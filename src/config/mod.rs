@@ -150,6 +150,8 @@ pub enum StoreKind {
         max_len: Option<u64>,
         /// Cluster only.
         shards: u16,
+        /// Single Redis only: `WATCH`/`MULTI` instead of the Lua script.
+        transactions: bool,
     },
 }
 
@@ -658,6 +660,7 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
             only_for("max_len", table.max_len.is_some(), "redis", errors);
             only_for("shards", table.shards.is_some(), "redis", errors);
+            only_for("enqueue", table.enqueue.is_some(), "redis", errors);
             only_for("path", table.path.is_some(), "local", errors);
             only_for(
                 "retain_events",
@@ -681,6 +684,7 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
             only_for("max_len", table.max_len.is_some(), "redis", errors);
             only_for("shards", table.shards.is_some(), "redis", errors);
+            only_for("enqueue", table.enqueue.is_some(), "redis", errors);
             let capacity = table.capacity.unwrap_or(DEFAULT_LOCAL_CAPACITY);
             if capacity == 0 {
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
@@ -795,11 +799,30 @@ fn redis_kind(table: &raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<
     if let Err(problem) = check_key_name(&key_prefix) {
         errors.push(ConfigError::new("store.key_prefix", problem));
     }
+    let transactions = match table.enqueue.as_deref() {
+        None | Some("script") => false,
+        Some("transaction") if matches!(target, RedisTarget::Single(_)) => true,
+        Some("transaction") => {
+            errors.push(ConfigError::new(
+                "store.enqueue",
+                "`transaction` needs a single Redis (`url`): Redis Cluster uses the script",
+            ));
+            false
+        }
+        Some(other) => {
+            errors.push(ConfigError::new(
+                "store.enqueue",
+                format!("`{other}`: expected `script` or `transaction`"),
+            ));
+            false
+        }
+    };
     Some(StoreKind::Redis {
         target,
         key_prefix,
         max_len: table.max_len,
         shards,
+        transactions,
     })
 }
 

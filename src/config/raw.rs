@@ -36,6 +36,8 @@ pub(super) struct StoreTable {
     pub max_len: Option<u64>,
     /// Redis Cluster: how many stream shards.
     pub shards: Option<u16>,
+    /// Single Redis: `script` (default) or `transaction`, how dedupe-and-enqueue is done.
+    pub enqueue: Option<String>,
     /// Memory store: also write each new event as a JSON line on stdout.
     pub print_events: Option<bool>,
     /// Memory and local stores: how many events (memory) or scheduled jobs (local) they hold

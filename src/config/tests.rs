@@ -477,6 +477,7 @@ fn a_redis_store_is_read_with_its_defaults() {
             key_prefix: "porter".into(),
             max_len: None,
             shards: 16,
+            transactions: false,
         }
     );
     let cluster = parse(&GOOD.replace(
@@ -488,6 +489,40 @@ fn a_redis_store_is_read_with_its_defaults() {
         cluster.store.kind,
         StoreKind::Redis { target: RedisTarget::Cluster(ref urls), shards: 4, max_len: Some(1_000_000), .. } if urls.len() == 2
     ));
+}
+
+#[test]
+fn the_redis_enqueue_is_the_script_unless_a_single_redis_asks_for_transactions() {
+    let kind = |store: &str| parse(&GOOD.replace("kind = \"memory\"", store)).map(|c| c.store.kind);
+    assert!(matches!(
+        kind("kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\""),
+        Ok(StoreKind::Redis {
+            transactions: false,
+            ..
+        })
+    ));
+    assert!(matches!(
+        kind("kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nenqueue = \"transaction\""),
+        Ok(StoreKind::Redis {
+            transactions: true,
+            ..
+        })
+    ));
+    let with = |store: &str| problems(&GOOD.replace("kind = \"memory\"", store));
+    assert_eq!(
+        with("kind = \"redis\"\nurls = [\"redis://10.0.0.1:7000\"]\nenqueue = \"transaction\""),
+        [
+            "store.enqueue: `transaction` needs a single Redis (`url`): Redis Cluster uses the script"
+        ]
+    );
+    assert_eq!(
+        with("kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nenqueue = \"lua\""),
+        ["store.enqueue: `lua`: expected `script` or `transaction`"]
+    );
+    assert_eq!(
+        with("kind = \"local\"\nenqueue = \"transaction\""),
+        ["store.enqueue: only used with kind = \"redis\""]
+    );
 }
 
 #[test]

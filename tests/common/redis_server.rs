@@ -124,6 +124,7 @@ pub fn store_on(redis: &RedisServer) -> porter::testing::store::RedisStore {
             key_prefix: "porter".to_owned(),
             max_len: None,
             shards: 1,
+            transactions: false,
             timeout: Duration::from_secs(5),
             archive_max_bytes: porter::testing::store::archive::DEFAULT_MAX_BYTES,
         },

@@ -1,10 +1,14 @@
-//! Dedupe-and-enqueue on a single Redis without Lua: `WATCH` and `MGET` the dedupe keys, then
-//! `MULTI`, `XADD` and `SET` for the new events, `EXEC`.
+//! Dedupe-and-enqueue on a single Redis without Lua (`[store] enqueue = "transaction"`):
+//! `WATCH` and `MGET` the dedupe keys, then `MULTI`, `XADD` and `SET` for the new events,
+//! `EXEC`.
 //!
 //! `enqueue.lua` does the same work in one atomic step, but Redis copies every argument of a
 //! script into Lua's string table first, and with 1.5 KB events that copy is most of the cost:
 //! `bench/redis_cost.py` measured 14 to 21 µs of Redis CPU per event for the script and 9 to
-//! 10 µs this way, about the 7.5 µs of a plain, non-atomic `SET NX` + `XADD`.
+//! 10 µs this way, about the 7.5 µs of a plain, non-atomic `SET NX` + `XADD`. It costs porter
+//! a second round trip per batch, though: `bench/ab.py --store redis` gave 7 % more requests a
+//! second with Redis on porter's core and 8 % fewer with Redis on the other core, which is why
+//! the script stays the default.
 //!
 //! It stays atomic by optimism: `WATCH` makes `EXEC` do nothing when another writer (another
 //! batch of this instance, another instance) set one of the keys between the `MGET` and the
