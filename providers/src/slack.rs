@@ -37,17 +37,17 @@ const TIMESTAMP: &str = "x-slack-request-timestamp";
 /// The longest challenge echoed back (Slack's are about 50 characters).
 const MAX_CHALLENGE_LEN: usize = 1024;
 
-/// The keys a `slack` source reads.
+/// The keys a `slack` source reads (and a `zoom` one: the same scheme).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// The app's signing secrets; several during rotation.
+    /// Signing secrets (Slack) or secret tokens (Zoom); several during rotation.
     #[serde(default)]
     pub secrets: Vec<Secret>,
     /// The timestamp window (default 5 minutes).
     #[serde(default, deserialize_with = "duration")]
     pub tolerance: Option<Duration>,
-    /// Slack event types → canonical types.
+    /// The vendor's event types → canonical types.
     #[serde(default)]
     pub event_types: EventTypes,
 }
@@ -65,25 +65,8 @@ impl GuardedProvider for Slack {
     type Guard = V0Mac;
 
     fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
-        let secrets = require_secrets(settings.secrets).map_err(|e| vec![e]);
-        let event_types = settings.event_types.resolve();
-        match (secrets, event_types) {
-            (Ok(secrets), Ok(event_types)) => Ok(Self {
-                mac: V0Mac::new(
-                    SIGNATURE,
-                    TIMESTAMP,
-                    secrets,
-                    settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
-                ),
-                event_types,
-            }),
-            (secrets, event_types) => Err(secrets
-                .err()
-                .into_iter()
-                .chain(event_types.err())
-                .flatten()
-                .collect()),
-        }
+        let V0Source { mac, event_types } = v0_source(settings, SIGNATURE, TIMESTAMP)?;
+        Ok(Self { mac, event_types })
     }
 
     fn guard(&self) -> &V0Mac {
@@ -228,11 +211,41 @@ fn is_form(request: &Request<'_>) -> bool {
     }
 }
 
+/// What a source signed with `v0:{ts}:{body}` (Slack, Zoom) is configured as.
+pub(crate) struct V0Source {
+    pub mac: V0Mac,
+    pub event_types: Vec<(String, EventType)>,
+}
+
+/// A `v0` source with its signature and timestamp in the named headers; every problem of the
+/// settings at once.
+pub(crate) fn v0_source(
+    settings: Settings,
+    signature: &'static str,
+    timestamp: &'static str,
+) -> Result<V0Source, Vec<SettingError>> {
+    let secrets = require_secrets(settings.secrets).map_err(|e| vec![e]);
+    let event_types = settings.event_types.resolve();
+    match (secrets, event_types) {
+        (Ok(secrets), Ok(event_types)) => {
+            let tolerance = settings.tolerance.unwrap_or(DEFAULT_TOLERANCE);
+            Ok(V0Source {
+                mac: V0Mac::new(signature, timestamp, secrets, tolerance),
+                event_types,
+            })
+        }
+        (secrets, event_types) => Err(secrets
+            .err()
+            .into_iter()
+            .chain(event_types.err())
+            .flatten()
+            .collect()),
+    }
+}
+
 /// Whether `needle` occurs in `haystack` (a cheap filter before any parsing).
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 #[cfg(test)]

@@ -18,17 +18,14 @@
 //!   through `event_types`; the data is `payload.object`; the property is
 //!   `payload.account_id`.
 
-use std::time::Duration;
-
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::auth::{DEFAULT_TOLERANCE, V0Mac};
+use crate::auth::V0Mac;
 use crate::event::{Attributes, EventType, Origin, hashed_key};
 use crate::json::{canonical, field, time_ms};
 use crate::provider::{Checked, GuardedProvider, Normalization};
-use crate::settings::{Context, EventTypes, SettingError, duration, require_secrets};
+use crate::settings::{Context, SettingError};
 use crate::signing::{Algorithm, hmac};
 use crate::slack::contains;
 use crate::{Rejection, Reply, Request, Secret, generic};
@@ -38,20 +35,8 @@ const TIMESTAMP: &str = "x-zm-request-timestamp";
 /// The longest `plainToken` answered (Zoom's are 22 characters).
 const MAX_PLAIN_TOKEN_LEN: usize = 256;
 
-/// The keys a `zoom` source reads.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// The app's secret tokens; several during rotation.
-    #[serde(default)]
-    pub secrets: Vec<Secret>,
-    /// The timestamp window (default 5 minutes).
-    #[serde(default, deserialize_with = "duration")]
-    pub tolerance: Option<Duration>,
-    /// Zoom event names → canonical types.
-    #[serde(default)]
-    pub event_types: EventTypes,
-}
+/// The keys a `zoom` source reads: those of a `slack` source (the same scheme).
+pub use crate::slack::Settings;
 
 /// A configured Zoom source.
 #[derive(Debug)]
@@ -66,25 +51,9 @@ impl GuardedProvider for Zoom {
     type Guard = V0Mac;
 
     fn configure(settings: Settings, _context: &Context) -> Result<Self, Vec<SettingError>> {
-        let secrets = require_secrets(settings.secrets).map_err(|e| vec![e]);
-        let event_types = settings.event_types.resolve();
-        match (secrets, event_types) {
-            (Ok(secrets), Ok(event_types)) => Ok(Self {
-                mac: V0Mac::new(
-                    SIGNATURE,
-                    TIMESTAMP,
-                    secrets,
-                    settings.tolerance.unwrap_or(DEFAULT_TOLERANCE),
-                ),
-                event_types,
-            }),
-            (secrets, event_types) => Err(secrets
-                .err()
-                .into_iter()
-                .chain(event_types.err())
-                .flatten()
-                .collect()),
-        }
+        let crate::slack::V0Source { mac, event_types } =
+            crate::slack::v0_source(settings, SIGNATURE, TIMESTAMP)?;
+        Ok(Self { mac, event_types })
     }
 
     fn guard(&self) -> &V0Mac {
