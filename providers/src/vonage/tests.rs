@@ -166,6 +166,14 @@ fn missing_and_malformed_headers_fail() {
             "{bad}"
         );
     }
+    // A token longer than any Vonage sends is refused before it is decoded.
+    let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+    assert_eq!(
+        check(
+            OwnedRequest::post("/webhooks/vonage", BODY.as_bytes()).header("authorization", &long)
+        ),
+        Err(Rejection::MalformedSignature("authorization".into()))
+    );
     // What porter signs, it accepts.
     let signed = provider.sign(&ToSign {
         path: "/webhooks/vonage",
