@@ -193,13 +193,21 @@ pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, crate::Re
 /// The body as raw JSON, refusing nesting deeper than [`MAX_DEPTH`] (which a `RawValue` does
 /// not check).
 pub fn parse_raw(body: &[u8]) -> Result<&RawValue, crate::Rejection> {
-    if !depth_within(body, MAX_DEPTH) {
-        return Err(crate::Rejection::malformed(
+    check_depth(body)?;
+    serde_json::from_slice(body).map_err(|e| crate::Rejection::malformed("JSON", e))
+}
+
+/// Refuses a body whose brackets nest deeper than [`MAX_DEPTH`], as [`parse_raw`] does, for
+/// a reader that goes on to parse it some other way.
+pub fn check_depth(body: &[u8]) -> Result<(), crate::Rejection> {
+    if depth_within(body, MAX_DEPTH) {
+        Ok(())
+    } else {
+        Err(crate::Rejection::malformed(
             "JSON",
             format!("nested deeper than {MAX_DEPTH}"),
-        ));
+        ))
     }
-    serde_json::from_slice(body).map_err(|e| crate::Rejection::malformed("JSON", e))
 }
 
 /// Whether brackets outside strings nest at most `limit` deep (a single pass, no allocation;

@@ -143,12 +143,23 @@ pub fn signature(secret: &Secret, body: &[u8]) -> String {
 }
 
 /// Splits a verified delivery into one event per message, per status, and per change that
-/// carries neither.
+/// carries neither: in one typed pass when the delivery has the common shape (see [`typed`]),
+/// else part by part, keeping what porter does not model as exact bytes.
 pub(crate) fn normalize(
     request: &Request<'_>,
     origin: &Origin<'_>,
 ) -> Result<Vec<Normalized>, Rejection> {
-    let whole: &RawValue = crate::json::parse_raw(request.body)?;
+    crate::json::check_depth(request.body)?;
+    match typed::normalize(request.body, origin) {
+        Some(events) => Ok(events),
+        None => normalize_leniently(request.body, origin),
+    }
+}
+
+/// The reading of any delivery: each part is kept as exact bytes before it is read, so that
+/// a part porter does not model becomes an `unknown` event carrying them.
+fn normalize_leniently(body: &[u8], origin: &Origin<'_>) -> Result<Vec<Normalized>, Rejection> {
+    let whole: &RawValue = crate::json::parse_raw(body)?;
     let mut events = Vec::new();
     match serde_json::from_str::<WirePayload<'_>>(whole.get()) {
         Ok(payload) => {
@@ -181,6 +192,17 @@ pub(crate) fn normalize(
     Ok(events)
 }
 
+/// What identifies an id-less occurrence of an entry besides its own bytes: the account and
+/// the time.
+fn entry_scope(account_id: Option<&str>, time: Option<&Scalar>) -> Vec<u8> {
+    format!(
+        "{}\u{0}{}\u{0}",
+        account_id.unwrap_or(""),
+        time.map(Scalar::text).unwrap_or_default()
+    )
+    .into_bytes()
+}
+
 fn normalize_entry(
     entry: &WireEntry<'_>,
     origin: &Origin<'_>,
@@ -188,13 +210,7 @@ fn normalize_entry(
     events: &mut Vec<Normalized>,
 ) {
     let account_id = entry.id.as_ref().map(Scalar::text);
-    // What identifies an id-less occurrence besides its own bytes: the account and the time.
-    let scope = format!(
-        "{}\u{0}{}\u{0}",
-        account_id.as_deref().unwrap_or(""),
-        entry.time.as_ref().map(Scalar::text).unwrap_or_default()
-    )
-    .into_bytes();
+    let scope = entry_scope(account_id.as_deref(), entry.time.as_ref());
     match channel {
         Some(channel) => {
             let messaging = messaging::Entry {
@@ -319,51 +335,62 @@ impl ChangeContext<'_, '_> {
                 );
             }
         };
-        let attributes = self.attributes(
+        self.message_event(&wire).unwrap_or_else(|| {
+            let attributes = self.message_attributes(&wire);
+            let reason = format!("message type `{}` is not modelled", wire.kind);
+            self.origin
+                .event(attributes, EventBody::Unknown(unknown_data(raw, reason)))
+                .into()
+        })
+    }
+
+    fn message_attributes(&self, wire: &WireMessage) -> Attributes {
+        self.attributes(
             wire.id.clone(),
             &wire.id,
             wire.timestamp.as_deref(),
             "messages",
-        );
-        match message_data(&wire) {
-            Some((kind, fill)) => {
-                let mut data = MessageData {
-                    channel: Channel::Whatsapp,
-                    message_id: wire.id.clone(),
-                    from: Some(wire.from.clone()),
-                    to: self.metadata.and_then(|m| m.display_phone_number.clone()),
-                    profile_name: self
-                        .contacts
-                        .iter()
-                        .find(|c| c.wa_id.as_deref() == Some(wire.from.as_str()))
-                        .and_then(|c| c.profile.as_ref()?.name.clone()),
-                    kind: Some(kind),
-                    text: None,
-                    media: Vec::new(),
-                    location: None,
-                    contacts: Vec::new(),
-                    selection: None,
-                    reaction: None,
-                    replied_to: wire.context.as_ref().and_then(|c| {
-                        Some(RepliedTo {
-                            message_id: c.id.clone()?,
-                            from: c.from.clone(),
-                        })
-                    }),
-                    account_id: self.account_id.clone(),
-                };
-                fill(&wire, &mut data);
-                self.origin
-                    .event(attributes, EventBody::MessageReceived(data))
-                    .into()
-            }
-            None => {
-                let reason = format!("message type `{}` is not modelled", wire.kind);
-                self.origin
-                    .event(attributes, EventBody::Unknown(unknown_data(raw, reason)))
-                    .into()
-            }
-        }
+        )
+    }
+
+    /// The event of a message whose type porter models; `None` for the rest, whose event
+    /// carries the message's exact bytes.
+    fn message_event(&self, wire: &WireMessage) -> Option<Normalized> {
+        let (kind, fill) = message_data(wire)?;
+        let mut data = MessageData {
+            channel: Channel::Whatsapp,
+            message_id: wire.id.clone(),
+            from: Some(wire.from.clone()),
+            to: self.metadata.and_then(|m| m.display_phone_number.clone()),
+            profile_name: self
+                .contacts
+                .iter()
+                .find(|c| c.wa_id.as_deref() == Some(wire.from.as_str()))
+                .and_then(|c| c.profile.as_ref()?.name.clone()),
+            kind: Some(kind),
+            text: None,
+            media: Vec::new(),
+            location: None,
+            contacts: Vec::new(),
+            selection: None,
+            reaction: None,
+            replied_to: wire.context.as_ref().and_then(|c| {
+                Some(RepliedTo {
+                    message_id: c.id.clone()?,
+                    from: c.from.clone(),
+                })
+            }),
+            account_id: self.account_id.clone(),
+        };
+        fill(wire, &mut data);
+        Some(
+            self.origin
+                .event(
+                    self.message_attributes(wire),
+                    EventBody::MessageReceived(data),
+                )
+                .into(),
+        )
     }
 
     fn status(&self, raw: &RawValue) -> Normalized {
@@ -379,6 +406,10 @@ impl ChangeContext<'_, '_> {
                 );
             }
         };
+        self.status_event(&wire)
+    }
+
+    fn status_event(&self, wire: &WireStatus) -> Normalized {
         let key = format!("{}:{}", wire.id, wire.status);
         let attributes = self.attributes(key, &wire.id, wire.timestamp.as_deref(), "statuses");
         let data = MessageStatusData {
@@ -759,6 +790,7 @@ struct WireErrorData {
 }
 
 mod messaging;
+mod typed;
 
 #[cfg(test)]
 mod tests;
