@@ -14,7 +14,8 @@ medians. The scenario is the benchmark's first: the memory store (events to stdo
 pinned), whose CPU per request is reported beside porter's.
 `--b-telemetry URL` runs B with `[telemetry] otlp_endpoint = URL`; `--b-telemetry sink` starts
 a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it;
-`--b-sample-ratio R` sets B's `[telemetry] sample_ratio`.
+`--b-sample-ratio R` sets B's `[telemetry] sample_ratio`. `--rust-log info` runs both with
+porter's own default (a log line per request, written to a file) instead of `warn`.
 Only processes started here are stopped, by their pid.
 """
 
@@ -69,7 +70,7 @@ def run(binary, telemetry, args, work, ratio=None):
                 f.write(f"sample_ratio = {ratio}\n")
     server_core, load_core = (0, 1) if args.pinned else (None, None)
     process = subprocess.Popen(bench.taskset(server_core) + [binary, "serve", "--config", config],
-                               env=dict(os.environ, RUST_LOG="warn"),
+                               env=dict(os.environ, RUST_LOG=args.rust_log),
                                stdout=subprocess.DEVNULL,
                                stderr=open(os.path.join(work, "porter.log"), "a"))
     try:
@@ -106,6 +107,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rust-log", default="warn",
+                        help="porter's RUST_LOG (porter's own default is info: a line per request)")
     parser.add_argument("--store", choices=("memory", "local", "redis"), default="memory")
     parser.add_argument("--pinned", action="store_true",
                         help="porter on core 0, the load generator on core 1")
