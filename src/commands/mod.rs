@@ -1,5 +1,5 @@
 //! The `porter` command line: `serve`, `check-config`, `send`, `events`, `dlq`, `ohip`,
-//! `erase`, `reprocess`. The top layer: each command builds what it needs through the
+//! `erase`, `reprocess`, `probe`. The top layer: each command builds what it needs through the
 //! composition root ([`crate::app`]), and nothing below imports a command.
 //!
 //! - `send.rs`: signing and POSTing a file, or printing it as a `curl` command;
@@ -8,12 +8,14 @@
 //!   a store ([`inspect::on_store`]);
 //! - `erase.rs`: `porter erase`, on the store itself or through the admin API;
 //! - `ohip.rs`: `porter ohip status|seek`;
-//! - `reprocess.rs`: `porter reprocess`, a client of the admin API.
+//! - `reprocess.rs`: `porter reprocess`, a client of the admin API;
+//! - `probe.rs`: `porter probe`, the container image's health check.
 
 mod erase;
 mod events;
 mod inspect;
 mod ohip;
+mod probe;
 mod reprocess;
 pub(crate) mod send;
 
@@ -89,6 +91,9 @@ enum Command {
     /// Verify and normalize a source's archived requests again with today's code and
     /// secrets; store what now maps as new events (asks the running `porter serve`).
     Reprocess(reprocess::ReprocessArgs),
+    /// Exit 0 when URL (such as http://127.0.0.1:8080/healthz) answers 200: a health check
+    /// for images without a shell.
+    Probe(probe::ProbeArgs),
     /// OHIP Streaming sources: their state, and where the next subscribe starts.
     Ohip {
         #[command(subcommand)]
@@ -194,6 +199,7 @@ pub fn run() -> ExitCode {
                     config,
                 },
         } => ohip::seek(config.as_deref(), &source, &offset),
+        Command::Probe(args) => probe::probe(&args),
         Command::Dlq {
             command: DlqCommand::List { config, count },
         } => inspect::dlq_list(config.as_deref(), count),
