@@ -155,6 +155,18 @@ impl App {
             },
         ));
         shutdown.await;
+        let delay = self.gateway.limits.drain_delay;
+        if !delay.is_zero() {
+            self.gateway
+                .draining
+                .store(true, std::sync::atomic::Ordering::Release);
+            tracing::info!(
+                drain_delay_ms = delay.as_millis() as u64,
+                "draining: /readyz answers 503 and answers close their connections; \
+                 still serving until the delay ends"
+            );
+            tokio::time::sleep(delay).await;
+        }
         let _ = stop.send(true);
         let served = providers
             .await

@@ -19,6 +19,8 @@ use crate::store::Store;
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// See [`crate::config::ServerConfig::drain_delay`].
+    pub drain_delay: Duration,
     pub connections: ConnectionLimits,
     /// The bytes of request bodies being read, in all and per peer.
     pub body_budget: Arc<BodyBudget>,
@@ -41,6 +43,10 @@ pub struct Gateway {
     pub streams: std::sync::OnceLock<Vec<Arc<crate::ohip::Shared>>>,
     /// The raw archive, when `[archive]` is on.
     pub archive: Option<crate::archive::Archiver>,
+    /// Set at SIGTERM or SIGINT while `drain_delay` runs: `/readyz` answers 503 so that load
+    /// balancers stop sending, and HTTP/1.1 answers close their connections so that clients
+    /// reconnect elsewhere.
+    pub draining: AtomicBool,
 }
 
 impl Gateway {
@@ -81,6 +87,7 @@ impl Gateway {
             limits: Limits {
                 max_body_bytes: config.server.max_body_bytes,
                 request_timeout: config.server.request_timeout,
+                drain_delay: config.server.drain_delay,
                 connections: config.server.connections,
                 body_budget: BodyBudget::new(
                     config.server.max_buffered_bytes,
@@ -92,7 +99,13 @@ impl Gateway {
             activity,
             streams: std::sync::OnceLock::new(),
             archive,
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// Whether porter is draining before it stops (see [`Gateway::draining`]).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Whether events may be stored now.

@@ -37,7 +37,30 @@ pub(crate) fn app(gateway: Arc<Gateway>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(pipeline::handle)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            close_while_draining,
+        ))
         .with_state(gateway)
+}
+
+/// While porter drains, each HTTP/1.1 answer says `Connection: close`: the client gets its
+/// answer and opens its next connection, which the load balancer sends to another instance.
+/// (HTTP/2 has no such header; its connections get a GOAWAY when porter stops accepting.)
+async fn close_while_draining(
+    State(gateway): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let http1 = request.version() <= axum::http::Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http1 && gateway.is_draining() {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -51,7 +74,9 @@ async fn healthz() -> impl IntoResponse {
 /// Ready when the store takes events. OHIP stream sources add a line each with their state
 /// (detail only: a stopped stream does not make the webhook sources unready).
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    let (status, mut body) = if !gateway.intake_open() {
+    let (status, mut body) = if gateway.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned())
+    } else if !gateway.intake_open() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "preparing delivery\n".to_owned(),

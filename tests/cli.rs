@@ -558,3 +558,93 @@ insecure_allow_unsigned = true
     assert!(stderr.contains("INSECURE"), "{stderr}");
     assert!(stderr.contains("legacy-pms"), "{stderr}");
 }
+
+/// One HTTP/1.1 request on `stream` (kept alive unless porter says otherwise); the answer's
+/// head, lowercased.
+fn exchange(stream: &mut std::net::TcpStream, request: &[u8]) -> String {
+    use std::io::Write;
+    stream.write_all(request).expect("write");
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut head = String::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read");
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().expect("length");
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        head.push_str(&line.to_ascii_lowercase());
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    head
+}
+
+#[test]
+fn with_a_drain_delay_porter_serves_on_unready_and_closes_each_connection_after_its_answer() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        r#"
+[server]
+drain_delay = "3s"
+[store]
+kind = "memory"
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["drain-test-app-secret"]
+"#,
+    )
+    .expect("write");
+    let server = Served::start(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    let signed = |id: &str| {
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"messages":[{{"from":"1","id":"{id}","type":"text","text":{{"body":"hi"}}}}]}}}}]}}]}}"#
+        );
+        let signature = porter_providers::meta::signature(
+            &porter_providers::Secret::new("drain-test-app-secret"),
+            body.as_bytes(),
+        );
+        format!(
+            "POST /webhooks/whatsapp HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nX-Hub-Signature-256: {signature}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let readyz = b"GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n";
+    let mut kept = std::net::TcpStream::connect(server.addr).expect("connect");
+    let before = exchange(&mut kept, &signed("wamid.BEFORE"));
+    assert!(before.starts_with("http/1.1 200"), "{before}");
+    assert!(!before.contains("connection: close"), "{before}");
+
+    signal(&server.child, "TERM");
+    server.wait_for_log("draining: /readyz answers 503", 1, Duration::from_secs(10));
+    // The kept-alive connection gets its answer, then is closed.
+    let during = exchange(&mut kept, &signed("wamid.DURING"));
+    assert!(during.starts_with("http/1.1 200"), "{during}");
+    assert!(during.contains("connection: close"), "{during}");
+    let mut rest = Vec::new();
+    kept.read_to_end(&mut rest)
+        .expect("porter closes the connection");
+    assert!(rest.is_empty());
+    // New connections are still served, and told porter is not ready.
+    let mut fresh = std::net::TcpStream::connect(server.addr).expect("still accepting");
+    let unready = exchange(&mut fresh, readyz);
+    assert!(unready.starts_with("http/1.1 503"), "{unready}");
+    let mut fresh = std::net::TcpStream::connect(server.addr).expect("still accepting");
+    let late = exchange(&mut fresh, &signed("wamid.LATE"));
+    assert!(late.starts_with("http/1.1 200"), "{late}");
+    drop(fresh);
+    let _ = kept.flush();
+
+    let (stopped_cleanly, stdout, _) = server.terminate();
+    assert!(stopped_cleanly);
+    assert_eq!(stdout.lines().count(), 3, "every answered event was stored");
+}

@@ -412,13 +412,36 @@ pub fn events_in_answer(body: &[u8]) -> Option<u64> {
     value.get("events")?.as_u64()
 }
 
+/// One HTTP/1.1 connection's request side.
+pub type Sender = http1::SendRequest<Full<Bytes>>;
+
 /// Opens one keep-alive HTTP/1.1 connection.
-pub async fn connect(authority: &str) -> Option<http1::SendRequest<Full<Bytes>>> {
+pub async fn connect(authority: &str) -> Option<Sender> {
     let stream = TcpStream::connect(authority).await.ok()?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
     tokio::spawn(connection);
     Some(sender)
+}
+
+/// Why a request got no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// The connection was closed before the request was written (the server said
+    /// `Connection: close`, or closed an idle connection): nothing was sent, so sending it on
+    /// a new connection is not a retry.
+    NotSent(String),
+    /// The request was (or may have been) written and no whole answer came: a reset.
+    NoAnswer(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::NotSent(cause) => write!(f, "not sent: {cause}"),
+            SendError::NoAnswer(cause) => write!(f, "no answer: {cause}"),
+        }
+    }
 }
 
 /// Sends `request` on `sender` and reads the whole answer (parsed for its event count only
@@ -427,7 +450,7 @@ pub async fn send(
     sender: &mut http1::SendRequest<Full<Bytes>>,
     authority: &str,
     request: &Outgoing,
-) -> Result<Answer, String> {
+) -> Result<Answer, SendError> {
     let mut builder = http::Request::post(request.target.as_str())
         .header(http::header::HOST, authority)
         .header(http::header::CONTENT_TYPE, request.content_type.as_str());
@@ -436,21 +459,28 @@ pub async fn send(
     }
     let http_request = builder
         .body(Full::new(request.body.clone()))
-        .map_err(|e| format!("cannot build the request: {e}"))?;
+        .map_err(|e| SendError::NotSent(format!("cannot build the request: {e}")))?;
     // The connection takes the next request only once it has finished with the last one,
     // which happens in its own task after the answer was read.
-    sender.ready().await.map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(http_request)
+    sender
+        .ready()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SendError::NotSent(e.to_string()))?;
+    let response = sender.send_request(http_request).await.map_err(|e| {
+        // hyper cancels a request it never dispatched when the connection closes first.
+        if e.is_canceled() {
+            SendError::NotSent(e.to_string())
+        } else {
+            SendError::NoAnswer(e.to_string())
+        }
+    })?;
     let status = response.status().as_u16();
     let duplicate = response.headers().contains_key(DUPLICATE_HEADER);
     let body = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| SendError::NoAnswer(e.to_string()))?
         .to_bytes();
     let events = if request.events_from_answer && status == 200 {
         events_in_answer(&body)

@@ -115,7 +115,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 struct Tally {
     latency: Histogram<u64>,
     statuses: std::collections::BTreeMap<u16, u64>,
+    /// Requests that got no answer: refused connections, and resets after a request was
+    /// written.
     errors: u64,
+    /// Requests sent again on a new connection because the old one closed before they were
+    /// written (not errors: nothing reached the server).
+    resent: u64,
     events: u64,
     /// Forged requests answered 200: porter accepted what it should have refused.
     forged_accepted: u64,
@@ -128,6 +133,7 @@ impl Tally {
             latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
             statuses: std::collections::BTreeMap::new(),
             errors: 0,
+            resent: 0,
             events: 0,
             forged_accepted: 0,
             acknowledged_keys: Vec::new(),
@@ -140,9 +146,25 @@ impl Tally {
             *self.statuses.entry(status).or_default() += count;
         }
         self.errors += other.errors;
+        self.resent += other.resent;
         self.events += other.events;
         self.forged_accepted += other.forged_accepted;
         self.acknowledged_keys.extend(other.acknowledged_keys);
+    }
+
+    /// Counts an answer to `request`, sent at `scheduled`.
+    fn answered(&mut self, request: &Outgoing, answer: &porter_load::Answer, scheduled: Instant) {
+        let micros = scheduled.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let _ = self.latency.record(micros.max(1));
+        *self.statuses.entry(answer.status).or_default() += 1;
+        if request.forged && answer.status == 200 {
+            self.forged_accepted += 1;
+        }
+        let events = request.acknowledged(answer);
+        if events > 0 {
+            self.events += events;
+            self.acknowledged_keys.extend(request.keys.iter().cloned());
+        }
     }
 }
 
@@ -384,7 +406,7 @@ async fn run_connection(
         Dice(0x9E37_79B9_7F4A_7C15 ^ (connection as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     let mut sent: Vec<Outgoing> = Vec::new();
     let mut kept = 0usize;
-    let mut sender = None;
+    let mut sender: Option<porter_load::Sender> = None;
     let mut next_send = Instant::now();
     let mut sequence = 0u64;
     while Instant::now() < deadline {
@@ -418,6 +440,10 @@ async fn run_connection(
             }
             prepared
         };
+        if sender.as_ref().is_some_and(porter_load::Sender::is_closed) {
+            // Closed after its last answer (`Connection: close`, or idle): not an error.
+            sender = None;
+        }
         if sender.is_none() {
             sender = porter_load::connect(authority).await;
         }
@@ -427,20 +453,24 @@ async fn run_connection(
             continue;
         };
         match porter_load::send(active, authority, &request).await {
-            Ok(answer) => {
-                let micros = scheduled.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-                let _ = tally.latency.record(micros.max(1));
-                *tally.statuses.entry(answer.status).or_default() += 1;
-                if request.forged && answer.status == 200 {
-                    tally.forged_accepted += 1;
-                }
-                let events = request.acknowledged(&answer);
-                if events > 0 {
-                    tally.events += events;
-                    tally.acknowledged_keys.extend(request.keys.iter().cloned());
+            Ok(answer) => tally.answered(&request, &answer, scheduled),
+            Err(porter_load::SendError::NotSent(_)) => {
+                // Nothing was written: the same request goes on a new connection (once; a
+                // second failure there is counted).
+                sender = porter_load::connect(authority).await;
+                tally.resent += 1;
+                match sender.as_mut() {
+                    Some(active) => match porter_load::send(active, authority, &request).await {
+                        Ok(answer) => tally.answered(&request, &answer, scheduled),
+                        Err(_) => {
+                            tally.errors += 1;
+                            sender = None;
+                        }
+                    },
+                    None => tally.errors += 1,
                 }
             }
-            Err(_) => {
+            Err(porter_load::SendError::NoAnswer(_)) => {
                 tally.errors += 1;
                 sender = None;
             }
@@ -467,6 +497,7 @@ fn report(args: &Args, tally: &Tally, elapsed: f64) {
             "max_ms": tally.latency.max() as f64 / 1000.0,
             "statuses": statuses,
             "errors": tally.errors,
+            "resent": tally.resent,
             "forged_accepted": tally.forged_accepted,
         });
         println!("{report}");
@@ -492,8 +523,9 @@ fn report(args: &Args, tally: &Tally, elapsed: f64) {
         .map(|(s, c)| format!("{s}: {c}"))
         .collect();
     println!(
-        "statuses: {}   connection errors: {}",
+        "statuses: {}   connection errors: {}   resent (closed before written): {}",
         statuses.join(", "),
-        tally.errors
+        tally.errors,
+        tally.resent
     );
 }

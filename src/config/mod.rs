@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// After SIGTERM or SIGINT, how long porter keeps serving while `/readyz` answers 503 and
+    /// every HTTP/1.1 answer closes its connection, before it stops accepting (0: at once).
+    pub drain_delay: Duration,
     /// `max_connections`, `max_connections_per_peer`, `idle_timeout`, `header_timeout`,
     /// `h2_max_streams`.
     pub connections: ConnectionLimits,
@@ -515,6 +518,12 @@ fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Opti
         DEFAULT_REQUEST_TIMEOUT,
         errors,
     );
+    let drain_delay = duration(
+        "server.drain_delay",
+        table.drain_delay.as_deref(),
+        Duration::ZERO,
+        errors,
+    );
     let idle_timeout = duration(
         "server.idle_timeout",
         table.idle_timeout.as_deref(),
@@ -583,6 +592,7 @@ fn server_config(table: raw::ServerTable, errors: &mut Vec<ConfigError>) -> Opti
         public_url: table.public_url.map(|u| u.trim_end_matches('/').to_owned()),
         max_body_bytes: max_body_bytes?,
         request_timeout: request_timeout?,
+        drain_delay: drain_delay?,
         connections: ConnectionLimits {
             max_connections: max_connections?,
             max_connections_per_peer: per_peer?,

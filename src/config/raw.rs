@@ -13,6 +13,7 @@ pub(super) struct ServerTable {
     pub public_url: Option<String>,
     pub max_body_bytes: Option<u64>,
     pub request_timeout: Option<String>,
+    pub drain_delay: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_connections: Option<usize>,
     pub max_connections_per_peer: Option<usize>,
