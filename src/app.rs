@@ -259,6 +259,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
             max_len,
             shards,
             transactions,
+            wait_replicas,
         } => Store::Redis(Arc::new(RedisStore::new(
             &RedisSettings {
                 target: target.clone(),
@@ -267,6 +268,7 @@ pub fn store_for(config: &Config, plan: &Plan, clock: &Clock) -> Result<Store, S
                 max_len: *max_len,
                 shards: *shards,
                 transactions: *transactions,
+                wait_replicas: *wait_replicas,
                 timeout: config.server.request_timeout,
                 archive_max_bytes,
             },

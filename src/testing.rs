@@ -69,7 +69,8 @@ pub mod store {
     pub use crate::store::{
         Archived, ArchivedOutcome, Attempt, Job, JobState, Lease, LocalSchedule, LocalSettings,
         LocalStore, MemorySchedule, MemoryStore, Next, Outcome, QUARANTINE_MAX_BYTES, Quarantined,
-        RedisSchedule, RedisSettings, RedisStore, RedisTarget, Schedule, Schedules, Store,
+        RedisSchedule, RedisSettings, RedisStore, RedisTarget, ReplicaWait, Schedule, Schedules,
+        Store,
     };
 
     pub mod archive {

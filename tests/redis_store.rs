@@ -469,3 +469,74 @@ async fn on_a_redis_cluster_duplicates_and_concurrency_behave_the_same() {
     );
     drop(cluster);
 }
+
+/// `wait_replicas`: an answer waits for the replica's confirmation; without a replica to
+/// confirm, the request is a 503 (the provider retries) and its event is not lost: the retry,
+/// once a replica is back, is the duplicate of the stored event and confirmed in turn.
+#[tokio::test]
+async fn wait_replicas_answers_only_writes_a_replica_confirmed() {
+    let primary = RedisServer::start();
+    let replica_of = |primary: &RedisServer| {
+        let port = primary.port.to_string();
+        RedisServer::start_with(&["--appendonly", "no", "--replicaof", "127.0.0.1", &port])
+    };
+    let mut replica = replica_of(&primary);
+    let synced = || {
+        primary.cli(&["INFO", "replication"]).is_some_and(|info| {
+            info.contains("connected_slaves:1") && info.contains("state=online")
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !synced() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = format!(
+        "url = \"{}\"\nwait_replicas = 1\nwait_timeout = \"300ms\"",
+        primary.url()
+    );
+    let server = TestServer::start_configured(config(&store, "2s", "24h")).await;
+    let confirmed = server.send(&whatsapp(&["wamid.confirmed"])).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text());
+    assert_eq!(
+        replica
+            .cli(&["XLEN", "porter:events"])
+            .as_deref()
+            .map(str::trim),
+        Some("1"),
+        "acknowledged only once on the replica"
+    );
+
+    replica.kill();
+    let started = std::time::Instant::now();
+    let unconfirmed = server.send(&whatsapp(&["wamid.unconfirmed"])).await;
+    assert_eq!(unconfirmed.status, 503, "{}", unconfirmed.text());
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "WAIT waited"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no longer than the timeout"
+    );
+
+    let _replica = replica_of(&primary);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !synced() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let retried = server.send(&whatsapp(&["wamid.unconfirmed"])).await;
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    assert_eq!(
+        ids(&stored(&server).await),
+        ["wamid.confirmed", "wamid.unconfirmed"],
+        "the retry found the stored event: once"
+    );
+}

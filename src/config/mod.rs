@@ -43,7 +43,7 @@ use porter_providers::{Context, Provider, Source};
 
 use crate::connections::ConnectionLimits;
 use crate::routes::RESERVED_PATHS;
-use crate::vocab::RedisTarget;
+use crate::vocab::{RedisTarget, ReplicaWait};
 
 /// The configuration `porter serve` uses when given no file and no `porter.toml` exists.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -57,6 +57,8 @@ pub(crate) const DEFAULT_LISTEN_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_MAX_BODY_BYTES: u64 = 3 * 1024 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `WAIT` waits for `wait_replicas` by default.
+const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 const DEFAULT_MAX_CONNECTIONS_PER_PEER: usize = 1_000;
@@ -155,6 +157,8 @@ pub enum StoreKind {
         shards: u16,
         /// Single Redis only: `WATCH`/`MULTI` instead of the Lua script.
         transactions: bool,
+        /// `WAIT` for replicas after each write before answering.
+        wait_replicas: Option<ReplicaWait>,
     },
 }
 
@@ -671,6 +675,18 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             only_for("max_len", table.max_len.is_some(), "redis", errors);
             only_for("shards", table.shards.is_some(), "redis", errors);
             only_for("enqueue", table.enqueue.is_some(), "redis", errors);
+            only_for(
+                "wait_replicas",
+                table.wait_replicas.is_some(),
+                "redis",
+                errors,
+            );
+            only_for(
+                "wait_timeout",
+                table.wait_timeout.is_some(),
+                "redis",
+                errors,
+            );
             only_for("path", table.path.is_some(), "local", errors);
             only_for(
                 "retain_events",
@@ -695,6 +711,18 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             only_for("max_len", table.max_len.is_some(), "redis", errors);
             only_for("shards", table.shards.is_some(), "redis", errors);
             only_for("enqueue", table.enqueue.is_some(), "redis", errors);
+            only_for(
+                "wait_replicas",
+                table.wait_replicas.is_some(),
+                "redis",
+                errors,
+            );
+            only_for(
+                "wait_timeout",
+                table.wait_timeout.is_some(),
+                "redis",
+                errors,
+            );
             let capacity = table.capacity.unwrap_or(DEFAULT_LOCAL_CAPACITY);
             if capacity == 0 {
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
@@ -827,13 +855,52 @@ fn redis_kind(table: &raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<
             false
         }
     };
+    let wait_replicas = redis_wait(table, transactions, errors);
     Some(StoreKind::Redis {
         target,
         key_prefix,
         max_len: table.max_len,
         shards,
         transactions,
+        wait_replicas,
     })
+}
+
+/// `wait_replicas` and `wait_timeout`: `None` unless replicas are asked for.
+fn redis_wait(
+    table: &raw::StoreTable,
+    transactions: bool,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ReplicaWait> {
+    let timeout = duration(
+        "store.wait_timeout",
+        table.wait_timeout.as_deref(),
+        DEFAULT_WAIT_TIMEOUT,
+        errors,
+    );
+    match table.wait_replicas {
+        None | Some(0) => {
+            if table.wait_timeout.is_some() {
+                errors.push(ConfigError::new(
+                    "store.wait_timeout",
+                    "only used with wait_replicas",
+                ));
+            }
+            None
+        }
+        Some(_) if transactions => {
+            errors.push(ConfigError::new(
+                "store.wait_replicas",
+                "not available with enqueue = \"transaction\" (the script's connection is the \
+                 one WAIT must follow)",
+            ));
+            None
+        }
+        Some(replicas) => Some(ReplicaWait {
+            replicas,
+            timeout: timeout?,
+        }),
+    }
 }
 
 /// Never echoes the URL: it may carry a password.

@@ -39,6 +39,10 @@ pub(super) struct StoreTable {
     pub shards: Option<u16>,
     /// Single Redis: `script` (default) or `transaction`, how dedupe-and-enqueue is done.
     pub enqueue: Option<String>,
+    /// Redis: how many replicas must confirm each write before porter answers (`WAIT`).
+    pub wait_replicas: Option<u32>,
+    /// Redis: how long to wait for them (default 1s).
+    pub wait_timeout: Option<String>,
     /// Memory store: also write each new event as a JSON line on stdout.
     pub print_events: Option<bool>,
     /// Memory and local stores: how many events (memory) or scheduled jobs (local) they hold

@@ -1,5 +1,5 @@
 use super::*;
-use crate::vocab::RedisTarget;
+use crate::vocab::{RedisTarget, ReplicaWait};
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -478,6 +478,7 @@ fn a_redis_store_is_read_with_its_defaults() {
             max_len: None,
             shards: 16,
             transactions: false,
+            wait_replicas: None,
         }
     );
     let cluster = parse(&GOOD.replace(
@@ -522,6 +523,38 @@ fn the_redis_enqueue_is_the_script_unless_a_single_redis_asks_for_transactions()
     assert_eq!(
         with("kind = \"local\"\nenqueue = \"transaction\""),
         ["store.enqueue: only used with kind = \"redis\""]
+    );
+}
+
+#[test]
+fn wait_replicas_sets_a_wait_and_refuses_what_it_cannot_follow() {
+    let kind = |store: &str| parse(&GOOD.replace("kind = \"memory\"", store)).map(|c| c.store.kind);
+    assert!(matches!(
+        kind("kind = \"redis\"\nurls = [\"redis://10.0.0.1:7000\"]\nwait_replicas = 1"),
+        Ok(StoreKind::Redis {
+            wait_replicas: Some(ReplicaWait { replicas: 1, timeout }),
+            ..
+        }) if timeout == Duration::from_secs(1)
+    ));
+    assert!(matches!(
+        kind("kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nwait_replicas = 2\nwait_timeout = \"250ms\""),
+        Ok(StoreKind::Redis {
+            wait_replicas: Some(ReplicaWait { replicas: 2, timeout }),
+            ..
+        }) if timeout == Duration::from_millis(250)
+    ));
+    let with = |store: &str| problems(&GOOD.replace("kind = \"memory\"", store));
+    assert_eq!(
+        with("kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nwait_timeout = \"1s\""),
+        ["store.wait_timeout: only used with wait_replicas"]
+    );
+    assert_eq!(
+        with("kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nenqueue = \"transaction\"\nwait_replicas = 1").len(),
+        1
+    );
+    assert_eq!(
+        with("kind = \"local\"\nwait_replicas = 1"),
+        ["store.wait_replicas: only used with kind = \"redis\""]
     );
 }
 

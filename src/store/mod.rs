@@ -36,7 +36,7 @@ pub use self::memory::schedule::MemorySchedule;
 pub use self::redis::schedule::RedisSchedule;
 pub use self::redis::{RedisSettings, RedisStore};
 pub use self::schedule::{Attempt, Job, JobState, Lease, Next, Outcome, Schedule};
-pub use crate::vocab::RedisTarget;
+pub use crate::vocab::{RedisTarget, ReplicaWait};
 
 /// The schedules of a store, by kind: what the delivery workers run on and the admin API
 /// reads.

@@ -14,7 +14,7 @@ pub use filter::Filter;
 pub(crate) use filter::glob_matches;
 pub(crate) use person::PersonKind;
 pub(crate) use pii::Pii;
-pub use redis::RedisTarget;
+pub use redis::{RedisTarget, ReplicaWait};
 
 /// The source name of porter's own events (`erasure.requested`): no configured source may
 /// take it.

@@ -125,6 +125,7 @@ pub fn store_on(redis: &RedisServer) -> porter::testing::store::RedisStore {
             max_len: None,
             shards: 1,
             transactions: false,
+            wait_replicas: None,
             timeout: Duration::from_secs(5),
             archive_max_bytes: porter::testing::store::archive::DEFAULT_MAX_BYTES,
         },

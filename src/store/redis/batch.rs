@@ -20,6 +20,8 @@
 use std::sync::{Arc, OnceLock};
 
 use redis::Script;
+
+use crate::vocab::ReplicaWait;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::store::StoreError;
@@ -101,6 +103,7 @@ impl Batcher {
         max_len: u64,
         groups: SharedGroups,
         transactions: Option<Arc<Connections>>,
+        wait_replicas: Option<ReplicaWait>,
         queue: usize,
     ) -> Self {
         let (queue, receiver) = mpsc::channel(queue);
@@ -109,6 +112,7 @@ impl Batcher {
             max_len,
             groups,
             transactions,
+            wait_replicas,
         };
         tokio::spawn(collect(receiver, connection, call));
         Self { queue }
@@ -140,6 +144,8 @@ struct Call {
     groups: SharedGroups,
     /// Single Redis: connections of their own for `WATCH`/`MULTI` (see `transaction.rs`).
     transactions: Option<Arc<Connections>>,
+    /// `[store] wait_replicas`: `WAIT` after each script call, on the same connection.
+    wait_replicas: Option<ReplicaWait>,
 }
 
 /// The collector: waits for work and a free slot, then takes everything queued (up to the
@@ -274,6 +280,9 @@ async fn store_stream(
     let (created, outcomes) = invocation
         .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
         .await?;
+    if let Some(wait) = call.wait_replicas {
+        wait_for_replicas(&mut connection, stream, wait).await?;
+    }
     if !created.is_empty() {
         tracing::warn!(
             stream,
@@ -290,6 +299,43 @@ async fn store_stream(
             "the enqueue script answered {} outcomes for {} events",
             outcomes.len(),
             items.len()
+        )))
+    }
+}
+
+/// Redis's `WAIT` on the connection that wrote (on Redis Cluster, to the master of `stream`'s
+/// slot): the writes so far are on `wait.replicas` replicas, or the step fails as an outage
+/// (503, the provider retries; its retry finds the dedupe key and waits again).
+async fn wait_for_replicas(
+    connection: &mut Handle,
+    stream: &str,
+    wait: ReplicaWait,
+) -> Result<(), StoreError> {
+    let mut command = redis::cmd("WAIT");
+    command
+        .arg(wait.replicas)
+        .arg(wait.timeout.as_millis() as u64);
+    let confirmed: i64 = match connection {
+        Handle::Single(single) => command.query_async(single).await?,
+        Handle::Cluster(cluster) => {
+            use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                Route::with_key(stream, SlotAddr::Master),
+            ));
+            let value = cluster.route_command(command, routing).await?;
+            redis::from_redis_value(value).map_err(|e| {
+                StoreError::Unavailable(format!("WAIT answered something else: {e}"))
+            })?
+        }
+    };
+    if confirmed >= i64::from(wait.replicas) {
+        Ok(())
+    } else {
+        metrics::counter!("porter_redis_replica_waits_short_total").increment(1);
+        Err(StoreError::Unavailable(format!(
+            "{confirmed} of {} replicas confirmed the write within {} ms (wait_replicas)",
+            wait.replicas,
+            wait.timeout.as_millis()
         )))
     }
 }
@@ -374,6 +420,7 @@ mod tests {
             0,
             groups,
             Some(Arc::clone(&connections)),
+            None,
             QUEUE,
         );
         (batcher, connections)
@@ -575,6 +622,7 @@ mod tests {
             crate::store::redis::enqueue_script(),
             0,
             SharedGroups::default(),
+            None,
             None,
             2,
         );

@@ -21,7 +21,7 @@
 //! while Redis is down and recovers when it returns, answering 503 in between.
 
 use crate::clock::Clock;
-use crate::vocab::RedisTarget;
+use crate::vocab::{RedisTarget, ReplicaWait};
 use std::time::Duration;
 
 use porter_providers::{Normalized, Reply};
@@ -59,6 +59,8 @@ pub struct RedisSettings {
     /// Single Redis only: dedupe-and-enqueue as a `WATCH`/`MULTI` transaction instead of
     /// the Lua script (`[store] enqueue = "transaction"`).
     pub transactions: bool,
+    /// `[store] wait_replicas`: `WAIT` after each enqueue.
+    pub wait_replicas: Option<ReplicaWait>,
     /// Bounds each Redis call, so that a stalled Redis is a 503, never a hang.
     pub timeout: Duration,
     /// `[archive] max_bytes`.
@@ -78,6 +80,8 @@ pub struct RedisStore {
     batcher: OnceCell<Batcher>,
     /// Single Redis: the client and timeout the enqueue transactions connect with.
     transactions: Option<(redis::Client, Duration)>,
+    /// `WAIT` after each enqueue, when replicas must confirm writes.
+    wait_replicas: Option<ReplicaWait>,
     /// `[archive] max_bytes`.
     archive_max_bytes: usize,
     /// porter's time, where the store keeps it (not Redis's TTLs).
@@ -154,6 +158,7 @@ impl RedisStore {
             groups: SharedGroups::default(),
             batcher: OnceCell::new(),
             transactions,
+            wait_replicas: settings.wait_replicas,
             archive_max_bytes: settings.archive_max_bytes,
             clock,
         })
@@ -234,6 +239,7 @@ impl RedisStore {
                             batch::IN_FLIGHT,
                         ))
                     }),
+                    self.wait_replicas,
                     QUEUE,
                 ))
             })
