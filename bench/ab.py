@@ -14,7 +14,9 @@ medians. The scenario is the benchmark's first: the memory store (events to stdo
 pinned), whose CPU per request is reported beside porter's.
 `--b-telemetry URL` runs B with `[telemetry] otlp_endpoint = URL`; `--b-telemetry sink` starts
 a throwaway OTLP/HTTP sink in this process (200 to every POST) and points B at it;
-`--b-sample-ratio R` sets B's `[telemetry] sample_ratio`. `--rust-log info` runs both with
+`--b-sample-ratio R` sets B's `[telemetry] sample_ratio`. `--store redis --b-wait-replicas 1`
+gives both a replica of their Redis and B `[store] wait_replicas = 1` (the cost of `WAIT`).
+`--rust-log info` runs both with
 porter's own default (a log line per request, written to a file) instead of `warn`.
 Only processes started here are stopped, by their pid.
 """
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
@@ -51,10 +54,10 @@ def start_sink():
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def run(binary, telemetry, args, work, ratio=None):
+def run(binary, telemetry, args, work, ratio=None, wait_replicas=None):
     port = free_port()
     config = os.path.join(work, f"porter-{port}.toml")
-    redis = None
+    redis = replica = None
     store = args.store
     if store == "redis":
         redis = Redis(work, ["--appendonly", "no"])
@@ -62,8 +65,18 @@ def run(binary, telemetry, args, work, ratio=None):
             subprocess.run(["taskset", "-p", "-c", "0", str(redis.process.pid)], check=True,
                            stdout=subprocess.DEVNULL)
         store = redis.url()
+        if args.b_wait_replicas:
+            # Both A and B run with a replica attached; only B waits for it.
+            replica = Redis(work, ["--appendonly", "no", "--replicaof", "127.0.0.1",
+                                   str(redis.port)])
+            while "state=online" not in redis.cli("INFO", "replication"):
+                time.sleep(0.05)
     with open(config, "w") as f:
-        f.write(bench.porter_config(port, store, work))
+        text = bench.porter_config(port, store, work)
+        if wait_replicas:
+            text = text.replace(f'url = "{store}"\n',
+                                f'url = "{store}"\nwait_replicas = {wait_replicas}\n')
+        f.write(text)
         if telemetry:
             f.write(f'\n[telemetry]\notlp_endpoint = "{telemetry}"\n')
             if ratio is not None:
@@ -86,6 +99,8 @@ def run(binary, telemetry, args, work, ratio=None):
         stop(process)
         if redis:
             redis.close()
+        if replica:
+            replica.close()
     requests = max(1, sum(result["statuses"].values()))
     return {
         "rps": result["requests_per_second"],
@@ -103,6 +118,8 @@ def main():
     parser.add_argument("--b", required=True, help="porter binary B")
     parser.add_argument("--b-telemetry", help="B's [telemetry] otlp_endpoint, or `sink`")
     parser.add_argument("--b-sample-ratio", type=float, help="B's [telemetry] sample_ratio")
+    parser.add_argument("--b-wait-replicas", type=int,
+                        help="with --store redis: a replica for both, B's [store] wait_replicas")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
@@ -122,7 +139,8 @@ def main():
             if round % 2:
                 order.reverse()
             for name, binary, tel in order:
-                r = run(binary, tel, args, work, args.b_sample_ratio if name == "B" else None)
+                r = run(binary, tel, args, work, args.b_sample_ratio if name == "B" else None,
+                        args.b_wait_replicas if name == "B" else None)
                 results[name].append(r)
                 print(f"round {round + 1} {name}: {r['rps']:.0f} req/s, p50 {r['p50']:.2f} ms, "
                       f"p99 {r['p99']:.2f} ms, {r['cpu_us']:.1f} µs CPU/request"

@@ -15,6 +15,10 @@ everything else was answered with a status that makes the provider retry.
   rolling-upgrade two porters on one Redis behind a load balancer that follows /readyz, under
                   load: each is stopped with SIGTERM (drain_delay) and started again in turn;
                   every request answered, every acknowledged event stored once and delivered
+  redis-failover  Redis Cluster, 3 masters with a replica each, porter with wait_replicas = 1:
+                  a master is SIGKILLed under load and its replica promoted; porter answers
+                  503 in the gap and 200 after without a restart, and every acknowledged
+                  event is stored once and delivered
   bounds          the memory store is full: 503 with Retry-After, nothing unbounded
   local-kill      the local store: porter is killed with SIGKILL under load and started again
   local-powercut  the local store: porter tears a write in half and aborts before syncing it
@@ -414,6 +418,135 @@ retry = ["500ms", "1s", "2s"]
         redis.close()
 
 
+class Cluster:
+    """Redis Cluster on loopback: `masters` masters with one replica each, no persistence,
+    a 1 s node timeout (a dead master's replica is promoted within about 3 s) and
+    cluster-replica-validity-factor 0 (a replica fails over however long ago it last heard
+    from its master: with a 1 s node timeout, Redis's default of 10 refused a replica a few
+    seconds after the cluster was made)."""
+
+    def __init__(self, work, masters=3):
+        self.nodes = [Redis(work, ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000",
+                                   "--cluster-config-file", "nodes.conf", "--appendonly", "no",
+                                   "--cluster-replica-validity-factor", "0"],
+                            port=self.bus_safe_port())
+                      for _ in range(masters * 2)]
+        subprocess.run(["redis-cli", "--cluster", "create",
+                        *[f"127.0.0.1:{node.port}" for node in self.nodes],
+                        "--cluster-replicas", "1", "--cluster-yes"],
+                       check=True, capture_output=True, text=True)
+        self.wait_ok(self.nodes)
+
+    @staticmethod
+    def bus_safe_port():
+        """A free port whose cluster bus port (port + 10000) is a port too."""
+        while (port := free_port()) > 55000:
+            pass
+        return port
+
+    def wait_ok(self, nodes, seconds=30):
+        """Until every node in `nodes` says the cluster is ok; returns how long it took."""
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            if all("cluster_state:ok" in node.cli("CLUSTER", "INFO") for node in nodes):
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise Failed("the cluster never became ok")
+
+    def wait_promoted(self, victim, seconds=30):
+        """Until a replica of `victim` (a killed master) has taken its slots and the survivors
+        say the cluster is ok; returns how long that took."""
+        started = time.monotonic()
+        survivors = [node for node in self.nodes if node is not victim]
+        while time.monotonic() - started < seconds:
+            if victim.port not in {node.port for node in self.masters()} and \
+                    len(self.masters()) == len(self.nodes) // 2:
+                self.wait_ok(survivors, seconds)
+                return time.monotonic() - started
+            time.sleep(0.05)
+        raise Failed("no replica was promoted")
+
+    def wait_replica_of_every_master(self, seconds=30):
+        """Until every master has a replica in sync; returns how long that took."""
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            if all("connected_slaves:1" in master.cli("INFO", "replication")
+                   and "state=online" in master.cli("INFO", "replication")
+                   for master in self.masters()):
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise Failed("a master has no replica in sync")
+
+    def masters(self):
+        alive = next(node for node in self.nodes if node.process.poll() is None)
+        out = alive.cli("CLUSTER", "NODES")
+        ports = {int(line.split()[1].split(":")[1].split("@")[0])
+                 for line in out.splitlines() if "master" in line.split()[2]
+                 and "fail" not in line.split()[2]}
+        return [node for node in self.nodes if node.port in ports]
+
+    def urls(self):
+        return [node.url() for node in self.nodes]
+
+    def close(self):
+        for node in self.nodes:
+            node.close()
+
+
+def redis_failover(args, work):
+    cluster = Cluster(work)
+    receiver_port = free_port()
+    receiver = Receiver(receiver_port)
+    destination_toml = f"""
+[[destinations]]
+name = "frontdesk"
+kind = "http"
+url = "http://127.0.0.1:{receiver_port}/events"
+secret = "{DESTINATION_SECRET}"
+timeout = "2s"
+retry = ["500ms", "1s", "2s"]
+"""
+    urls = ", ".join(f'"{url}"' for url in cluster.urls())
+    store = f'[store]\nkind = "redis"\nurls = [{urls}]\nwait_replicas = 1\nwait_timeout = "500ms"'
+    porter = Porter(args.porter, work, store, destination_toml, request_timeout="2s")
+    try:
+        load = Load(args.load, work, porter.port, seconds=12, rate=args.rate // 2)
+        time.sleep(3)
+        victim = cluster.masters()[0]
+        victim.kill()
+        gap = cluster.wait_promoted(victim)
+        # As an orchestrator would: the dead node comes back, and rejoins as the new master's
+        # replica (with wait_replicas = 1, the new master's writes wait for it).
+        victim.start()
+        rejoined = cluster.wait_replica_of_every_master()
+        report = load.finish()
+        after = Load(args.load, work, porter.port, seconds=2, rate=200).finish()
+        codes = statuses(report)
+        acked = report["acknowledged"] + after["acknowledged"]
+        check(report["errors"] == 0, f"{report['errors']} requests got no answer")
+        check(set(codes) <= {200, 503}, f"statuses other than 200 and 503: {codes}")
+        check(codes.get(503, 0) > 0, "no request was refused while the master was down")
+        check(statuses(after) == {200: sum(statuses(after).values())} and after["errors"] == 0,
+              f"after the failover, without a restart: {statuses(after)}")
+        check(porter.alive(), "porter exited")
+        stored = stored_local(args, porter)
+        exactly_once(acked, stored)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not set(acked) <= set(receiver.ids()):
+            time.sleep(0.5)
+        missing = set(acked) - set(receiver.ids())
+        check(not missing, f"{len(missing)} acknowledged events never delivered, e.g. {sorted(missing)[:3]}")
+        return (f"master :{victim.port} killed; its replica promoted after {gap:.1f} s, the old "
+                f"master back as its replica {rejoined:.1f} s later; "
+                f"{codes.get(200, 0)} answered 200 and {codes.get(503, 0)} 503 meanwhile; "
+                f"{statuses(after).get(200, 0)}/{sum(statuses(after).values())} accepted after it, "
+                f"no restart; all {len(acked)} acknowledged stored once and delivered")
+    finally:
+        porter.close()
+        receiver.close()
+        cluster.close()
+
+
 def local_toml(path):
     return f'[store]\nkind = "local"\npath = "{path}"\nretain_events = 10000000'
 
@@ -631,7 +764,8 @@ def bounds(args, work):
 
 SCENARIOS = {"kill-porter": kill_porter, "stop-redis": stop_redis,
              "destination": destination, "redis-lost": redis_lost,
-             "rolling-upgrade": rolling_upgrade, "bounds": bounds,
+             "rolling-upgrade": rolling_upgrade, "redis-failover": redis_failover,
+             "bounds": bounds,
              "local-kill": local_kill, "local-powercut": local_powercut,
              "local-full": local_full, "local-readonly": local_readonly}
 

@@ -49,8 +49,8 @@ class Redis:
     """A redis-server on a free loopback port with its own directory; restartable on the same
     port and directory (so an AOF survives a kill)."""
 
-    def __init__(self, work, extra):
-        self.port = free_port()
+    def __init__(self, work, extra, port=None):
+        self.port = port or free_port()
         self.dir = tempfile.mkdtemp(dir=work)
         self.extra = extra
         self.start()

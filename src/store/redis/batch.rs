@@ -322,7 +322,7 @@ async fn wait_for_replicas(
             let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
                 Route::with_key(stream, SlotAddr::Master),
             ));
-            let value = cluster.route_command(command, routing).await?;
+            let value = cluster.connection().route_command(command, routing).await?;
             redis::from_redis_value(value).map_err(|e| {
                 StoreError::Unavailable(format!("WAIT answered something else: {e}"))
             })?

@@ -27,18 +27,19 @@ use std::time::Duration;
 use porter_providers::{Normalized, Reply};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 use tokio::sync::OnceCell;
 
 pub(crate) mod archive;
 pub(crate) mod batch;
+mod cluster;
 mod erase;
 pub(crate) mod layout;
 pub(crate) mod schedule;
 mod transaction;
 
 use self::batch::{Batcher, Groups, Item, QUEUE, SharedGroups};
+use self::cluster::ClusterHandle;
 use self::layout::Layout;
 use self::transaction::Connections;
 use super::{Enqueued, QUARANTINE_MAX_BYTES, Quarantined, StoreError};
@@ -144,6 +145,8 @@ impl RedisStore {
                     Layout::cluster(&settings.key_prefix, &settings.stream, settings.shards);
                 let lazy = LazyCluster {
                     client,
+                    seeds: urls.clone(),
+                    timeout: settings.timeout,
                     connection: OnceCell::new(),
                 };
                 (Connection::Cluster(Box::new(lazy)), layout)
@@ -515,10 +518,13 @@ enum Connection {
     Cluster(Box<LazyCluster>),
 }
 
-/// A cluster connection made on first use, so that porter starts while the cluster is down.
+/// A cluster connection made on first use, so that porter starts while the cluster is down;
+/// from then on, watched for failovers (see `cluster.rs`).
 struct LazyCluster {
     client: ClusterClient,
-    connection: OnceCell<ClusterConnection>,
+    seeds: Vec<String>,
+    timeout: Duration,
+    connection: OnceCell<ClusterHandle>,
 }
 
 impl Connection {
@@ -527,7 +533,7 @@ impl Connection {
             Connection::Single(manager) => Ok(Handle::Single(manager.clone())),
             Connection::Cluster(lazy) => lazy
                 .connection
-                .get_or_try_init(|| lazy.client.get_async_connection())
+                .get_or_try_init(|| cluster::connect(&lazy.client, &lazy.seeds, lazy.timeout))
                 .await
                 .map(|c| Handle::Cluster(c.clone()))
                 .map_err(StoreError::from),
@@ -539,7 +545,7 @@ impl Connection {
 #[derive(Clone)]
 pub(crate) enum Handle {
     Single(ConnectionManager),
-    Cluster(ClusterConnection),
+    Cluster(ClusterHandle),
 }
 
 impl ConnectionLike for Handle {
