@@ -513,7 +513,8 @@ retry = ["500ms", "1s", "2s"]
         # Every replica in sync before the load, as in a cluster that has been running. With
         # the load starting while replicas were still in their first full sync, 2 to 4 events
         # acknowledged in the first 200 ms were missing after the failover in 4 of 10 runs
-        # (an open defect: see the README's "Durability, honestly").
+        # (an open defect, found with MONITOR: a WAIT retried on another connection confirms
+        # at once; see the README's "Durability, honestly").
         cluster.wait_replica_of_every_master()
         load = Load(args.load, work, porter.port, seconds=12, rate=args.rate // 2)
         time.sleep(3)
