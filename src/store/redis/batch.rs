@@ -253,6 +253,11 @@ async fn store_stream(
             return Ok(outcomes);
         }
     }
+    if let Some(wait) = call.wait_replicas {
+        let eval = eval_command(call, stream, shard, items);
+        let mut connection = connection;
+        return store_and_wait(call, &mut connection, stream, eval, items.len(), wait).await;
+    }
     let mut invocation = call.script.prepare_invoke();
     invocation.key(stream).arg(call.max_len);
     match groups {
@@ -280,9 +285,17 @@ async fn store_stream(
     let (created, outcomes) = invocation
         .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
         .await?;
-    if let Some(wait) = call.wait_replicas {
-        wait_for_replicas(&mut connection, stream, wait).await?;
-    }
+    checked_outcomes(stream, created, outcomes, items.len())
+}
+
+/// The script's answer: warns about recreated groups, and checks there is one outcome per
+/// event.
+fn checked_outcomes(
+    stream: &str,
+    created: Vec<String>,
+    outcomes: Vec<Outcome>,
+    events: usize,
+) -> Result<Vec<Outcome>, StoreError> {
     if !created.is_empty() {
         tracing::warn!(
             stream,
@@ -292,44 +305,90 @@ async fn store_stream(
              or from the stream's start"
         );
     }
-    if outcomes.len() == items.len() {
+    if outcomes.len() == events {
         Ok(outcomes)
     } else {
         Err(StoreError::Unavailable(format!(
-            "the enqueue script answered {} outcomes for {} events",
+            "the enqueue script answered {} outcomes for {events} events",
             outcomes.len(),
-            items.len()
         )))
     }
 }
 
-/// Redis's `WAIT` on the connection that wrote (on Redis Cluster, to the master of `stream`'s
-/// slot): the writes so far are on `wait.replicas` replicas, or the step fails as an outage
-/// (503, the provider retries; its retry finds the dedupe key and waits again).
-async fn wait_for_replicas(
+/// The script's call as an `EVALSHA` command, with the keys and arguments `store_stream`
+/// gives the script (see `enqueue.lua`), for a pipeline.
+fn eval_command(call: &Call, stream: &str, shard: usize, items: &[&Item]) -> redis::Cmd {
+    let groups = call.groups.get();
+    let cursors: &[String] = groups
+        .map(|g| g.cursors[shard].as_slice())
+        .unwrap_or_default();
+    let names: &[String] = groups.map(|g| g.names.as_slice()).unwrap_or_default();
+    let mut eval = redis::cmd("EVALSHA");
+    eval.arg(call.script.get_hash())
+        .arg(1 + cursors.len() + items.len())
+        .arg(stream)
+        .arg(cursors);
+    for item in items {
+        eval.arg(&item.dedupe_key);
+    }
+    eval.arg(call.max_len).arg(names.len()).arg(names);
+    for item in items {
+        eval.arg(item.ttl_ms)
+            .arg(&*item.answer)
+            .arg(&item.json)
+            .arg(item.event_type)
+            .arg(&item.source)
+            .arg(&item.id);
+    }
+    eval
+}
+
+/// `wait_replicas`: the script, a write of the stream's marker key and `WAIT`, as one
+/// pipeline on one connection (on Redis Cluster, the master of the stream's slot).
+///
+/// `WAIT` counts the replicas holding the last write *of the connection it is sent on*. Sent
+/// on its own, a client library that reconnects or retries between the script and `WAIT`
+/// (redis-rs does, on another node after a failover) would ask a connection that wrote
+/// nothing, and `WAIT` would confirm at once. In one pipeline they share a connection, and
+/// if the library sends the pipeline again elsewhere, it sends all of it. The marker write
+/// makes the connection's last write come after the script even when every event was a
+/// duplicate (the script then writes nothing): since replication is in order, a replica
+/// holding the marker holds the original events too. Fewer replicas than asked within the
+/// timeout fail the step as an outage (503, the provider retries; its retry finds the stored
+/// events as duplicates and waits again).
+async fn store_and_wait(
+    call: &Call,
     connection: &mut Handle,
     stream: &str,
+    eval: redis::Cmd,
+    events: usize,
     wait: ReplicaWait,
-) -> Result<(), StoreError> {
-    let mut command = redis::cmd("WAIT");
-    command
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut pipe = redis::pipe();
+    pipe.add_command(eval)
+        .cmd("SET")
+        .arg(format!("{stream}:wait"))
+        .arg(1)
+        .arg("PX")
+        .arg(60_000)
+        .ignore()
+        .cmd("WAIT")
         .arg(wait.replicas)
         .arg(wait.timeout.as_millis() as u64);
-    let confirmed: i64 = match connection {
-        Handle::Single(single) => command.query_async(single).await?,
-        Handle::Cluster(cluster) => {
-            use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                Route::with_key(stream, SlotAddr::Master),
-            ));
-            let value = cluster.connection().route_command(command, routing).await?;
-            redis::from_redis_value(value).map_err(|e| {
-                StoreError::Unavailable(format!("WAIT answered something else: {e}"))
-            })?
+    type Answer = ((Vec<String>, Vec<Outcome>), i64);
+    let answer: Answer = match pipe.query_async::<Answer>(connection).await {
+        Err(error)
+            if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+        {
+            call.script.prepare_invoke().load_async(connection).await?;
+            pipe.query_async(connection).await?
         }
+        other => other?,
     };
+    let ((created, outcomes), confirmed) = answer;
+    let outcomes = checked_outcomes(stream, created, outcomes, events)?;
     if confirmed >= i64::from(wait.replicas) {
-        Ok(())
+        Ok(outcomes)
     } else {
         metrics::counter!("porter_redis_replica_waits_short_total").increment(1);
         Err(StoreError::Unavailable(format!(
