@@ -292,6 +292,11 @@ fn a_busy_port_is_reported_before_any_banner() {
         stderr.contains(&format!("cannot listen on {address}")),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("another program, or another porter, listens there")
+            && stderr.contains("--listen ADDR"),
+        "the busy port comes with what to do: {stderr}"
+    );
     assert!(!stderr.contains("secrets ="), "no banner first: {stderr}");
 }
 

@@ -305,11 +305,8 @@ async fn main() -> std::process::ExitCode {
         (None, Mode::Template(signer)) => signer.listen_url(),
         (None, Mode::Built(_)) => "http://127.0.0.1:8080".to_owned(),
     };
-    let Some(authority) = url
-        .strip_prefix("http://")
-        .map(|a| a.trim_end_matches('/').to_owned())
-    else {
-        eprintln!("porter-load: --url must be http://HOST:PORT");
+    let Some(authority) = authority_of(&url) else {
+        eprintln!("porter-load: --url must be http://HOST:PORT or HOST:PORT");
         return std::process::ExitCode::FAILURE;
     };
     let host = authority.split(':').next().unwrap_or("");
@@ -528,4 +525,34 @@ fn report(args: &Args, tally: &Tally, elapsed: f64) {
         tally.errors,
         tally.resent
     );
+}
+
+/// `HOST:PORT` of `--url`, written `http://HOST:PORT` or bare, as `porter send --url` takes it
+/// (`https://` is refused: the load generator speaks plain HTTP to loopback only).
+fn authority_of(url: &str) -> Option<String> {
+    let rest = match url.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(_) => return None,
+        None => url,
+    };
+    let authority = rest.trim_end_matches('/');
+    (!authority.is_empty() && !authority.contains('/')).then(|| authority.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_url_may_be_bare_or_http_but_not_https_or_a_path() {
+        assert_eq!(
+            super::authority_of("http://127.0.0.1:8080/").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            super::authority_of("127.0.0.1:8080").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(super::authority_of("https://127.0.0.1:8443"), None);
+        assert_eq!(super::authority_of("http://127.0.0.1:8080/webhooks"), None);
+        assert_eq!(super::authority_of(""), None);
+    }
 }

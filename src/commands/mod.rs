@@ -288,7 +288,13 @@ async fn serve_config(config: Config) -> ExitCode {
     let listener = match TcpListener::bind(listen).await {
         Ok(listener) => listener,
         Err(error) => {
-            eprintln!("cannot listen on {listen}: {error}");
+            let hint = if error.kind() == std::io::ErrorKind::AddrInUse {
+                " (another program, or another porter, listens there: stop it, or use \
+                 --listen ADDR or [server] listen)"
+            } else {
+                " (use --listen ADDR, or [server] listen)"
+            };
+            eprintln!("cannot listen on {listen}: {error}{hint}");
             return ExitCode::FAILURE;
         }
     };
