@@ -994,9 +994,17 @@ fn source_config(
     let context = Context {
         public_url: server_public_url.map(str::to_owned),
     };
+    // A source without a public_url of its own checks the server's: when that is wrong, it
+    // is reported once, under server.public_url, the key the user wrote.
+    let inherited_bad_url = !table.settings.contains_key("public_url")
+        && server_public_url
+            .is_some_and(|url| porter_providers::settings::check_public_url(url).is_err());
     let source = Source::new(table.name, provider, table.settings, &context)
         .map_err(|problems| {
             for problem in problems {
+                if inherited_bad_url && problem.key == "public_url" {
+                    continue;
+                }
                 let at = match problem.key.as_str() {
                     "" => key.to_owned(),
                     setting => format!("{key}.{setting}"),

@@ -527,6 +527,27 @@ fn the_redis_enqueue_is_the_script_unless_a_single_redis_asks_for_transactions()
 }
 
 #[test]
+fn a_bad_server_public_url_is_reported_once_under_its_own_key() {
+    let with_url = |url: &str| {
+        problems(&format!(
+            "[server]\npublic_url = \"{url}\"\n\n[[sources]]\nname = \"sms\"\nprovider = \"twilio\"\npath = \"/webhooks/sms\"\nsecrets = [\"x\"]\n"
+        ))
+    };
+    assert_eq!(
+        with_url("hooks.example.com"),
+        ["server.public_url: must be an http:// or https:// URL with a host and no query"]
+    );
+    // A source's own wrong public_url is still its own problem.
+    assert_eq!(
+        problems(
+            "[[sources]]\nname = \"sms\"\nprovider = \"twilio\"\npath = \"/webhooks/sms\"\nsecrets = [\"x\"]\npublic_url = \"hooks.example.com\"\n"
+        )
+        .len(),
+        1
+    );
+}
+
+#[test]
 fn wait_replicas_sets_a_wait_and_refuses_what_it_cannot_follow() {
     let kind = |store: &str| parse(&GOOD.replace("kind = \"memory\"", store)).map(|c| c.store.kind);
     assert!(matches!(
