@@ -238,6 +238,19 @@ def stop_redis(args, work):
         redis.close()
 
 
+def http_destination(port, retry='["500ms", "1s", "2s"]'):
+    """The `frontdesk` HTTP destination the scenarios deliver to: a Receiver on `port`."""
+    return f"""
+[[destinations]]
+name = "frontdesk"
+kind = "http"
+url = "http://127.0.0.1:{port}/events"
+secret = "{DESTINATION_SECRET}"
+timeout = "2s"
+retry = {retry}
+"""
+
+
 class Receiver:
     """An HTTP destination that records the event ids it was given."""
 
@@ -272,15 +285,7 @@ class Receiver:
 def destination(args, work):
     redis = Redis(work, ["--appendonly", "no"])
     receiver_port = free_port()
-    destination_toml = f"""
-[[destinations]]
-name = "frontdesk"
-kind = "http"
-url = "http://127.0.0.1:{receiver_port}/events"
-secret = "{DESTINATION_SECRET}"
-timeout = "2s"
-retry = ["500ms", "1s", "1s", "2s", "2s", "3s", "5s", "5s"]
-"""
+    destination_toml = http_destination(receiver_port, retry='["500ms", "1s", "1s", "2s", "2s", "3s", "5s", "5s"]')
     porter = Porter(args.porter, work, f'[store]\nkind = "redis"\nurl = "{redis.url()}"',
                     destination_toml)
     receiver = None
@@ -314,15 +319,7 @@ def redis_lost(args, work):
     redis = Redis(work, ["--appendonly", "no"])
     receiver_port = free_port()
     receiver = Receiver(receiver_port)
-    destination_toml = f"""
-[[destinations]]
-name = "frontdesk"
-kind = "http"
-url = "http://127.0.0.1:{receiver_port}/events"
-secret = "{DESTINATION_SECRET}"
-timeout = "2s"
-retry = ["500ms", "1s", "2s"]
-"""
+    destination_toml = http_destination(receiver_port)
     porter = Porter(args.porter, work, f'[store]\nkind = "redis"\nurl = "{redis.url()}"',
                     destination_toml, request_timeout="2s")
     try:
@@ -366,15 +363,7 @@ def rolling_upgrade(args, work):
     redis = Redis(work, ["--appendonly", "no"])
     receiver_port = free_port()
     receiver = Receiver(receiver_port)
-    destination_toml = f"""
-[[destinations]]
-name = "frontdesk"
-kind = "http"
-url = "http://127.0.0.1:{receiver_port}/events"
-secret = "{DESTINATION_SECRET}"
-timeout = "2s"
-retry = ["500ms", "1s", "2s"]
-"""
+    destination_toml = http_destination(receiver_port)
     store = f'[store]\nkind = "redis"\nurl = "{redis.url()}"'
     porters = [Porter(args.porter, work, store, destination_toml, drain_delay=os.environ.get("ROLLING_DRAIN_DELAY", "1500ms"))
                for _ in range(2)]
@@ -497,15 +486,7 @@ def redis_failover(args, work):
     cluster = Cluster(work)
     receiver_port = free_port()
     receiver = Receiver(receiver_port)
-    destination_toml = f"""
-[[destinations]]
-name = "frontdesk"
-kind = "http"
-url = "http://127.0.0.1:{receiver_port}/events"
-secret = "{DESTINATION_SECRET}"
-timeout = "2s"
-retry = ["500ms", "1s", "2s"]
-"""
+    destination_toml = http_destination(receiver_port)
     urls = ", ".join(f'"{url}"' for url in cluster.urls())
     store = f'[store]\nkind = "redis"\nurls = [{urls}]\nwait_replicas = 1\nwait_timeout = "500ms"'
     porter = Porter(args.porter, work, store, destination_toml, request_timeout="2s")
