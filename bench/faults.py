@@ -20,6 +20,9 @@ everything else was answered with a status that makes the provider retry.
                   503 in the gap and 200 after without a restart, and every acknowledged
                   event is stored once and delivered
   bounds          the memory store is full: 503 with Retry-After, nothing unbounded
+  noisy-source    one source floods at 10x its `rate` beside a quiet one: the quiet one's
+                  requests are all accepted and its p99 stays within a bound of its p99
+                  alone; without the share the same flood fills the store and starves it
   local-kill      the local store: porter is killed with SIGKILL under load and started again
   local-powercut  the local store: porter tears a write in half and aborts before syncing it
                   (what a power cut leaves on disk), and is started again
@@ -128,11 +131,12 @@ LOAD_CONNECTIONS = 16
 class Load:
     """porter-load in the background, writing the keys it saw acknowledged."""
 
-    def __init__(self, binary, work, port, seconds, rate, connections=None):
+    def __init__(self, binary, work, port, seconds, rate, connections=None,
+                 path="/webhooks/whatsapp"):
         connections = connections or LOAD_CONNECTIONS
         self.keys = os.path.join(work, f"keys-{time.monotonic_ns()}.txt")
         self.process = subprocess.Popen(
-            [binary, "--url", f"http://127.0.0.1:{port}", "--secret", SECRET,
+            [binary, "--url", f"http://127.0.0.1:{port}", "--secret", SECRET, "--path", path,
              "--connections", str(connections), "--duration", f"{seconds}s", "--rate", str(rate),
              "--body-size", "400", "--keys-out", self.keys, "--json"],
             stdout=subprocess.PIPE, text=True)
@@ -746,10 +750,68 @@ def bounds(args, work):
         porter.close()
 
 
+# noisy-source: the share of the flooding source, what it sends, and the quiet source's rate.
+FLOOD_SHARE = 50
+FLOOD_RATE = 10 * FLOOD_SHARE
+QUIET_RATE = 100
+# The quiet source's p99 under the flood may grow by at most this factor over its p99 alone,
+# plus NOISY_P99_SLACK_MS (the flood's 503s still cost CPU on the same two cores).
+NOISY_P99_FACTOR = 3
+NOISY_P99_SLACK_MS = 10
+
+
+def noisy_source(args, work):
+    """One source at 10x its share beside a quiet one: the quiet one keeps its acceptance and
+    (within a bound) its latency; without the share, the flood fills the store and the quiet
+    source gets 503s (the contrast shows the scenario can fail)."""
+    seconds = 4
+    # Room for both sources at their shares, not for the flood unshared.
+    store = '[store]\nkind = "memory"\ncapacity = 1500\nprint_events = false'
+    flood = (f'\n[[sources]]\nname = "flood"\nprovider = "meta"\npath = "/webhooks/flood"\n'
+             f'secrets = ["{SECRET}"]\n')
+    shared = Porter(args.porter, work, store, extra_toml=flood + f"rate = {FLOOD_SHARE}\n")
+    try:
+        alone = Load(args.load, work, shared.port, seconds, QUIET_RATE).finish()
+        check(statuses(alone) == {200: alone["requests"]}, f"the quiet source alone: {statuses(alone)}")
+        flooding = Load(args.load, work, shared.port, seconds, FLOOD_RATE, path="/webhooks/flood")
+        beside = Load(args.load, work, shared.port, seconds, QUIET_RATE).finish()
+        flooded = flooding.finish()
+    finally:
+        shared.close()
+    check(statuses(beside) == {200: beside["requests"]},
+          f"the quiet source beside the flood was refused: {statuses(beside)}")
+    bound = alone["p99_ms"] * NOISY_P99_FACTOR + NOISY_P99_SLACK_MS
+    check(beside["p99_ms"] <= bound,
+          f"the quiet source's p99 went from {alone['p99_ms']:.2f} ms to {beside['p99_ms']:.2f} ms "
+          f"(bound {bound:.2f} ms)")
+    flood_codes = statuses(flooded)
+    admitted = flood_codes.get(200, 0)
+    check(set(flood_codes) <= {200, 503} and flood_codes.get(503, 0) > 0,
+          f"the flood's statuses: {flood_codes}")
+    check(admitted <= FLOOD_SHARE * (seconds + 1) + FLOOD_SHARE,
+          f"the flood got {admitted} requests in, over its share of {FLOOD_SHARE}/s")
+
+    unshared = Porter(args.porter, work, store, extra_toml=flood)
+    try:
+        flooding = Load(args.load, work, unshared.port, seconds, FLOOD_RATE, path="/webhooks/flood")
+        starved = Load(args.load, work, unshared.port, seconds, QUIET_RATE).finish()
+        flooding.finish()
+    finally:
+        unshared.close()
+    starved_codes = statuses(starved)
+    check(starved_codes.get(503, 0) > 0,
+          f"without a share the flood should have filled the store: the quiet source got {starved_codes}")
+    return (f"quiet source {QUIET_RATE}/s: p99 {alone['p99_ms']:.2f} ms alone, "
+            f"{beside['p99_ms']:.2f} ms beside a flood at {FLOOD_RATE}/s (share {FLOOD_SHARE}/s; "
+            f"{admitted} admitted, {flood_codes.get(503, 0)} turned away with 503), every request "
+            f"accepted; without the share it got {starved_codes.get(503, 0)} 503s "
+            f"of {starved['requests']}")
+
+
 SCENARIOS = {"kill-porter": kill_porter, "stop-redis": stop_redis,
              "destination": destination, "redis-lost": redis_lost,
              "rolling-upgrade": rolling_upgrade, "redis-failover": redis_failover,
-             "bounds": bounds,
+             "bounds": bounds, "noisy-source": noisy_source,
              "local-kill": local_kill, "local-powercut": local_powercut,
              "local-full": local_full, "local-readonly": local_readonly}
 

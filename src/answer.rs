@@ -46,9 +46,26 @@ pub(crate) enum Answer {
     /// Over a bound on what is held before authentication (body bytes being read, requests in
     /// flight from one peer): retry later.
     Busy,
+    /// The source is over its share (`max_in_flight`, `rate`): the provider's throttle status
+    /// (429 or 503), how many seconds to wait, and which bound (`over_max_in_flight`,
+    /// `over_rate`).
+    Throttled {
+        status: u16,
+        retry_after: u64,
+        reason: &'static str,
+    },
 }
 
 impl Answer {
+    /// Why a request was refused, when it says more than its outcome.
+    pub(crate) fn reason(&self) -> Option<&'static str> {
+        match self {
+            Answer::Rejected(rejection) => Some(rejection.reason()),
+            Answer::Throttled { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// A stable label for logs and metrics.
     pub(crate) fn outcome(&self) -> &'static str {
         match self {
@@ -65,6 +82,7 @@ impl Answer {
             Answer::IncompleteBody => "incomplete_body",
             Answer::Unavailable => "unavailable",
             Answer::Busy => "busy",
+            Answer::Throttled { .. } => "throttled",
             Answer::Internal => "internal",
         }
     }
@@ -91,6 +109,9 @@ impl Answer {
             Answer::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Answer::IncompleteBody => StatusCode::BAD_REQUEST,
             Answer::Unavailable | Answer::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            Answer::Throttled { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+            }
             Answer::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -158,6 +179,9 @@ impl IntoResponse for Answer {
             }
             Answer::Unavailable | Answer::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            Answer::Throttled { retry_after, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             _ => {}
         }

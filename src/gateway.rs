@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::activity::{Activity, SourceInfo};
+use crate::admission::Admission;
 use crate::clock::Clock;
 use crate::config::{Config, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, SourceConfig};
 use crate::connections::{BodyBudget, ConnectionLimits};
@@ -30,6 +31,8 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct Gateway {
     pub sources: Vec<SourceConfig>,
+    /// Each source's share (`max_in_flight`, `rate`), by the same index as `sources`.
+    pub admissions: Vec<Admission>,
     pub routes: RouteTable,
     pub store: Store,
     pub limits: Limits,
@@ -80,8 +83,14 @@ impl Gateway {
         let archive = config
             .archive
             .map(|archive| crate::archive::Archiver::new(archive, &config.sources));
+        let admissions = config
+            .sources
+            .iter()
+            .map(|s| Admission::new(s.share))
+            .collect();
         Self {
             sources: config.sources,
+            admissions,
             routes,
             store,
             limits: Limits {

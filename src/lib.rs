@@ -44,6 +44,7 @@
 
 mod activity;
 mod admin;
+mod admission;
 mod answer;
 mod app;
 mod archive;

@@ -1,6 +1,7 @@
 //! The ingress pipeline, in order, in one place:
 //!
-//! route → source → allow-list → method → header size → body (limit, deadline) → handshake → verify → normalize →
+//! route → source → allow-list → method → header size → the source's share → body (limit,
+//! deadline) → handshake → verify → normalize →
 //! dedupe-and-enqueue → answer.
 //!
 //! **Architecture invariant:** a provider gets 2xx only after every event of its request is
@@ -78,10 +79,7 @@ pub(crate) async fn handle(
     if let (Some(item), Some(archiver)) = (outcome.archive.take(), &gateway.archive) {
         archiver.keep(gateway.store.clone(), item);
     }
-    let reason = match &outcome.answer {
-        Answer::Rejected(rejection) => Some(rejection.reason()),
-        _ => None,
-    };
+    let reason = outcome.answer.reason();
     let latency = started.elapsed();
     let status = outcome.answer.status().as_u16();
     trace::answered(
@@ -184,6 +182,18 @@ async fn process(
     if header_bytes > MAX_HEADER_BYTES {
         return Answer::HeadersTooLarge.into();
     }
+    // The source's share, before a byte of the body is read; held until the answer.
+    let _ticket = match gateway.admissions[route.source].admit() {
+        Ok(ticket) => ticket,
+        Err(refusal) => {
+            return Answer::Throttled {
+                status: config.source.provider().throttle().status(),
+                retry_after: refusal.retry_after,
+                reason: refusal.over.reason(),
+            }
+            .into();
+        }
+    };
     let deadline = started
         .checked_add(gateway.limits.request_timeout)
         .unwrap_or(started + std::time::Duration::from_secs(3600));

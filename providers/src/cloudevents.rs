@@ -67,6 +67,8 @@ pub struct Verified<'a>(Request<'a>);
 impl WebhookProvider for CloudEvents {
     const ID: &'static str = "cloudevents";
     const ENDPOINTS: &'static [Endpoint] = ENDPOINTS;
+    // The CloudEvents webhook spec: a 429 "MUST include `Retry-After`", which the sender "MUST honour".
+    const THROTTLE: crate::Throttle = crate::Throttle::TooManyRequests;
     type Settings = Settings;
     type Verified<'a> = Verified<'a>;
 

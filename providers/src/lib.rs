@@ -80,7 +80,9 @@ mod testing;
 
 pub use diagnosis::{Diagnosis, MAX_DIAGNOSIS_MACS};
 pub use event::{Event, EventBody, EventType};
-pub use provider::{Endpoint, Normalization, Normalized, Signed, ToSign, WebhookProvider};
+pub use provider::{
+    Endpoint, Normalization, Normalized, Signed, Throttle, ToSign, WebhookProvider,
+};
 pub use rejection::Rejection;
 pub use reply::Reply;
 pub use request::Request;

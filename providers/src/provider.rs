@@ -130,6 +130,29 @@ impl<'a> Checked<'a> {
     }
 }
 
+/// How a sender is told to come back later when its source is over its share (`max_in_flight`,
+/// `rate`): the status its retries and `Retry-After` handling are documented for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttle {
+    /// `429 Too Many Requests`: senders that document 429 as "slow down, honour `Retry-After`"
+    /// (Standard Webhooks, the CloudEvents webhook spec).
+    TooManyRequests,
+    /// `503 Service Unavailable`: every other sender. A 5xx is the class every vendor here
+    /// documents as retried (Twilio's retry policies name `5xx`, not `429`; Meta, Stripe,
+    /// Mews and the rest retry any failure), so it is the safe default.
+    ServiceUnavailable,
+}
+
+impl Throttle {
+    /// The HTTP status.
+    pub fn status(self) -> u16 {
+        match self {
+            Throttle::TooManyRequests => 429,
+            Throttle::ServiceUnavailable => 503,
+        }
+    }
+}
+
 /// A provider: the vendor's routes, settings, verification, normalization and signing.
 pub trait WebhookProvider: Sized + std::fmt::Debug {
     /// The id in configuration and in the events' `provider` attribute.
@@ -139,6 +162,8 @@ pub trait WebhookProvider: Sized + std::fmt::Debug {
     /// The dedupe window when the source sets none (`None`: the store's). Shorter for vendors
     /// whose notifications carry no id or time.
     const DEFAULT_DEDUPE_TTL: Option<Duration> = None;
+    /// How its requests are turned away over the source's share (see [`Throttle`]).
+    const THROTTLE: Throttle = Throttle::ServiceUnavailable;
 
     /// The keys of a source's table the provider reads (a struct that refuses any other key).
     type Settings: serde::de::DeserializeOwned + std::fmt::Debug;
@@ -221,6 +246,8 @@ pub trait GuardedProvider: Sized + std::fmt::Debug {
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
     /// See [`WebhookProvider::DEFAULT_DEDUPE_TTL`].
     const DEFAULT_DEDUPE_TTL: Option<Duration> = None;
+    /// See [`WebhookProvider::THROTTLE`].
+    const THROTTLE: Throttle = Throttle::ServiceUnavailable;
 
     /// The keys of a source's table the provider reads.
     type Settings: DeserializeOwned + std::fmt::Debug;
@@ -250,6 +277,7 @@ impl<P: GuardedProvider> WebhookProvider for P {
     const ID: &'static str = P::ID;
     const ENDPOINTS: &'static [Endpoint] = P::ENDPOINTS;
     const DEFAULT_DEDUPE_TTL: Option<Duration> = P::DEFAULT_DEDUPE_TTL;
+    const THROTTLE: Throttle = P::THROTTLE;
     type Settings = P::Settings;
     type Verified<'a> = Checked<'a>;
 

@@ -53,6 +53,13 @@ macro_rules! providers {
                     })*
                 }
             }
+
+            /// How a request is turned away when its source is over its share.
+            pub fn throttle(self) -> crate::provider::Throttle {
+                match self {
+                    $(Provider::$variant => <crate::$module::$kind as WebhookProvider>::THROTTLE,)*
+                }
+            }
         }
 
         /// The configured provider of a source.

@@ -84,6 +84,8 @@ pub struct StandardWebhooks {
 impl WebhookProvider for StandardWebhooks {
     const ID: &'static str = "standard_webhooks";
     const ENDPOINTS: &'static [Endpoint] = POST_ONLY;
+    // The specification: "429 … throttle; honour `Retry-After`".
+    const THROTTLE: crate::Throttle = crate::Throttle::TooManyRequests;
     type Settings = Settings;
     type Verified<'a> = Checked<'a>;
 

@@ -15,7 +15,7 @@ pub(crate) const BUCKET_SECONDS: i64 = 10;
 pub(crate) const BUCKETS: usize = 360;
 
 /// The outcomes of a request, in a fixed order (the labels of `Answer::outcome`).
-pub(crate) const OUTCOMES: [&str; 12] = [
+pub(crate) const OUTCOMES: [&str; 15] = [
     "accepted",
     "duplicate",
     "handshake",
@@ -28,6 +28,9 @@ pub(crate) const OUTCOMES: [&str; 12] = [
     "request_timeout",
     "incomplete_body",
     "unavailable",
+    "busy",
+    "throttled",
+    "internal",
 ];
 
 /// Latency classes: four per doubling from 1 µs (each about 19 % wide) up to about 70 s.

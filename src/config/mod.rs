@@ -171,6 +171,8 @@ pub struct SourceConfig {
     pub dedupe_ttl: Duration,
     /// Empty means every address is allowed.
     pub allow_ips: Vec<IpNet>,
+    /// `max_in_flight` and `rate` ([`crate::admission`]).
+    pub share: crate::admission::Share,
 }
 
 /// Where a configuration came from.
@@ -991,6 +993,7 @@ fn source_config(
                 .ok()
         })
         .collect();
+    let share = source_share(key, table.max_in_flight, table.rate, errors);
     let context = Context {
         public_url: server_public_url.map(str::to_owned),
     };
@@ -1024,7 +1027,35 @@ fn source_config(
         path,
         dedupe_ttl: dedupe_ttl?,
         allow_ips,
+        share,
     })
+}
+
+/// `max_in_flight` (at least 1) and `rate` (0.001 to 1 000 000 per second).
+fn source_share(
+    key: &str,
+    max_in_flight: Option<u32>,
+    rate: Option<f64>,
+    errors: &mut Vec<ConfigError>,
+) -> crate::admission::Share {
+    if max_in_flight == Some(0) {
+        errors.push(ConfigError::new(
+            format!("{key}.max_in_flight"),
+            "must be at least 1 (leave it out for no bound)",
+        ));
+    }
+    if let Some(rate) = rate
+        && !(rate.is_finite() && (0.001..=1_000_000.0).contains(&rate))
+    {
+        errors.push(ConfigError::new(
+            format!("{key}.rate"),
+            "must be between 0.001 and 1000000 requests per second",
+        ));
+    }
+    crate::admission::Share {
+        max_in_flight,
+        rate,
+    }
 }
 
 /// A source porter connects out to: no route, no allow-list.
@@ -1041,11 +1072,17 @@ fn stream_source(
             "an oracle_ohip_stream source has no path: porter connects out to OHIP",
         ));
     }
-    if table.allow_ips.is_some() {
-        errors.push(ConfigError::new(
-            format!("{key}.allow_ips"),
-            "an oracle_ohip_stream source receives no requests",
-        ));
+    for (set, name) in [
+        (table.allow_ips.is_some(), "allow_ips"),
+        (table.max_in_flight.is_some(), "max_in_flight"),
+        (table.rate.is_some(), "rate"),
+    ] {
+        if set {
+            errors.push(ConfigError::new(
+                format!("{key}.{name}"),
+                "an oracle_ohip_stream source receives no requests",
+            ));
+        }
     }
     let dedupe_ttl = duration(
         &format!("{key}.dedupe_ttl"),

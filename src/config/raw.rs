@@ -64,6 +64,10 @@ pub(super) struct SourceTable {
     pub path: Option<String>,
     pub dedupe_ttl: Option<String>,
     pub allow_ips: Option<Vec<String>>,
+    /// The source's share of the providers' listener: requests in flight.
+    pub max_in_flight: Option<u32>,
+    /// The source's share: requests per second.
+    pub rate: Option<f64>,
     #[serde(flatten)]
     pub settings: toml::Table,
 }

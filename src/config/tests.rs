@@ -875,3 +875,30 @@ fn porters_own_events_cannot_be_claimed_by_a_source() {
         "{mapped:?}"
     );
 }
+
+#[test]
+fn a_sources_share_is_read_and_checked() {
+    let config = parse(&GOOD.replace(
+        "dedupe_ttl = \"7d\"",
+        "dedupe_ttl = \"7d\"\nmax_in_flight = 64\nrate = 200.5",
+    ))
+    .expect("valid");
+    let whatsapp = config.source("whatsapp").expect("whatsapp");
+    assert_eq!(whatsapp.share.max_in_flight, Some(64));
+    assert_eq!(whatsapp.share.rate, Some(200.5));
+    assert_eq!(
+        config.source("sms").expect("sms").share,
+        crate::admission::Share::default(),
+        "no share: unbounded"
+    );
+    assert_eq!(
+        problems(&GOOD.replace(
+            "dedupe_ttl = \"7d\"",
+            "dedupe_ttl = \"7d\"\nmax_in_flight = 0\nrate = -1"
+        )),
+        [
+            "sources[0] (whatsapp).max_in_flight: must be at least 1 (leave it out for no bound)",
+            "sources[0] (whatsapp).rate: must be between 0.001 and 1000000 requests per second",
+        ]
+    );
+}
