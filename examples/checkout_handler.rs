@@ -47,6 +47,7 @@ async fn main() -> std::io::Result<()> {
     let checkouts = Filter {
         events: vec!["reservation.checked_out".to_owned()],
         sources: Vec::new(),
+        forward_only: false,
     };
     Embedded::new(config)
         .handler("mark-room-dirty", checkouts, Arc::new(MarkRoomDirty))

@@ -410,13 +410,24 @@ async fn store(
         );
         return Answer::Unavailable.into();
     }
-    let Normalization { events, reply } = normalization;
+    let Normalization { mut events, reply } = normalization;
     let event_ids = events
         .iter()
         .filter_map(|n| EventId::parse(&n.event.id))
         .collect();
     let step = trace::step(span, Step::Store);
-    let enqueue = gateway.store.enqueue(&events, &reply, config.dedupe_ttl);
+    // A status behind its message's highest is marked first (`statusregression`), then
+    // everything is stored in the one atomic step.
+    let enqueue = async {
+        gateway
+            .store
+            .mark_status_regressions(&mut events, config.dedupe_ttl)
+            .await?;
+        gateway
+            .store
+            .enqueue(&events, &reply, config.dedupe_ttl)
+            .await
+    };
     let enqueued = timeout_at(deadline, enqueue).await;
     match &enqueued {
         Ok(Ok(enqueued)) => trace::stored(&step, enqueued.new, enqueued.duplicates),

@@ -59,6 +59,7 @@ secrets = ["embed-test-secret"]
     let filter = Filter {
         events: vec!["reservation.checked_out".into()],
         sources: vec![],
+        forward_only: false,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -296,7 +296,9 @@ pub(super) async fn deliveries(
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut deliveries = Vec::new();
     for destination in &admin.destinations {
-        let wanted = destination.filter.matches(&event.event_type, &event.source);
+        let wanted = destination
+            .filter
+            .wants(&event.event_type, &event.source, &event.json);
         let mut delivery = Delivery {
             destination: destination.name.clone(),
             kind: destination.kind,

@@ -183,6 +183,8 @@ pub(super) struct DestinationTable {
     ordered: Option<bool>,
     rate: Option<f64>,
     pii: Option<String>,
+    /// `all` (default) or `forward_only`: whether status regressions are delivered.
+    statuses: Option<String>,
     subject: Option<String>,
     mode: Option<String>,
     create_stream: Option<bool>,
@@ -200,9 +202,21 @@ pub(super) fn destination(
 ) -> Option<DestinationConfig> {
     let before = errors.len();
     super::check_name(key, &table.name, errors);
+    let forward_only = match table.statuses.as_deref() {
+        None | Some("all") => false,
+        Some("forward_only") => true,
+        Some(other) => {
+            errors.push(ConfigError::new(
+                format!("{key}.statuses"),
+                format!("`{other}` is not `all` (the default) or `forward_only`"),
+            ));
+            false
+        }
+    };
     let filter = Filter {
         events: table.events.clone().unwrap_or_default(),
         sources: table.sources.clone().unwrap_or_default(),
+        forward_only,
     };
     for (i, glob) in filter.events.iter().enumerate() {
         if !EventType::ALL
@@ -264,8 +278,9 @@ pub(super) fn destination(
 /// Keys set for a kind that does not use them are errors, not silently ignored settings.
 fn unused_keys(key: &str, table: &DestinationTable, errors: &mut Vec<ConfigError>) {
     const DELIVERED: &[&str] = &["http", "nats", "amqp"];
-    let keys: [(&str, bool, &[&str]); 14] = [
+    let keys: [(&str, bool, &[&str]); 15] = [
         ("pii", table.pii.is_some(), DELIVERED),
+        ("statuses", table.statuses.is_some(), DELIVERED),
         ("url", table.url.is_some(), DELIVERED),
         ("timeout", table.timeout.is_some(), DELIVERED),
         ("retry", table.retry.is_some(), DELIVERED),
@@ -593,6 +608,7 @@ mod tests {
         let filter = Filter {
             events: vec!["room.*".into(), "reservation.checked_out".into()],
             sources: vec!["oracle".into()],
+            forward_only: false,
         };
         assert!(filter.matches("room.status_changed", "oracle"));
         assert!(filter.matches("reservation.checked_out", "oracle"));

@@ -21,6 +21,7 @@ pub(crate) mod ohip;
 mod printer;
 pub(crate) mod redis;
 pub(crate) mod schedule;
+pub(crate) mod statuses;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -281,6 +282,30 @@ impl Store {
             Store::Local(store) => store.enqueue(events, reply, ttl).await,
             Store::Redis(store) => store.enqueue(events, reply, ttl).await,
         }
+    }
+
+    /// Marks each `message.status_changed` among `events` whose status is behind one already
+    /// stored for its message (`statusregression`, see [`statuses`]), raising each message's
+    /// mark for `ttl`; answers how many it marked. Called before [`Store::enqueue`].
+    pub async fn mark_status_regressions(
+        &self,
+        events: &mut [Normalized],
+        ttl: Duration,
+    ) -> Result<usize, StoreError> {
+        let (marked, marks): (Vec<usize>, Vec<statuses::Mark>) = events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| statuses::mark_of(&e.event).map(|mark| (i, mark)))
+            .unzip();
+        if marks.is_empty() {
+            return Ok(0);
+        }
+        let before = match self {
+            Store::Memory(store) => store.raise_statuses(&marks, ttl),
+            Store::Local(store) => store.memory().raise_statuses(&marks, ttl),
+            Store::Redis(store) => store.raise_statuses(&marks, ttl).await?,
+        };
+        Ok(statuses::apply(events, &marked, &before))
     }
 
     /// Keeps an unparseable body for inspection.

@@ -1,4 +1,5 @@
-//! Which events a destination wants: type globs and source names.
+//! Which events a destination wants: type globs, source names, and whether message statuses
+//! that go backwards are wanted.
 
 /// Which events a destination wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -7,6 +8,9 @@ pub struct Filter {
     pub events: Vec<String>,
     /// Source names; empty means every source.
     pub sources: Vec<String>,
+    /// `statuses = "forward_only"`: skip a `message.status_changed` marked
+    /// `statusregression` (behind a status already stored for its message).
+    pub forward_only: bool,
 }
 
 impl Filter {
@@ -20,6 +24,22 @@ impl Filter {
         let source_ok = self.sources.is_empty() || self.sources.iter().any(|s| s == source);
         type_ok && source_ok
     }
+
+    /// Whether the stored event `json` of `event_type` from `source` is wanted: [`matches`],
+    /// and not a status regression when only forward moves are.
+    ///
+    /// [`matches`]: Filter::matches
+    pub fn wants(&self, event_type: &str, source: &str, json: &str) -> bool {
+        self.matches(event_type, source)
+            && !(self.forward_only && is_status_regression(event_type, json))
+    }
+}
+
+/// Whether a stored event is a `message.status_changed` marked `statusregression`. Read from
+/// its JSON: in a status event every string is porter's typed data, and a `"` inside a
+/// JSON string is escaped, so the text `"statusregression":true` can only be the attribute.
+pub(crate) fn is_status_regression(event_type: &str, json: &str) -> bool {
+    event_type == "message.status_changed" && json.contains(r#""statusregression":true"#)
 }
 
 /// `room.*, reservation.checked_out (sources: oracle)`, or `all`.
@@ -31,6 +51,9 @@ impl std::fmt::Display for Filter {
         }
         if !self.sources.is_empty() {
             write!(f, " (sources: {})", self.sources.join(", "))?;
+        }
+        if self.forward_only {
+            f.write_str(" (statuses: forward only)")?;
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ mod pii;
 mod redis;
 
 pub use filter::Filter;
-pub(crate) use filter::glob_matches;
+pub(crate) use filter::{glob_matches, is_status_regression};
 pub(crate) use person::PersonKind;
 pub(crate) use pii::Pii;
 pub use redis::{RedisTarget, ReplicaWait};

@@ -225,6 +225,34 @@ impl DeliveryStatus {
     }
 }
 
+impl DeliveryStatus {
+    /// Where the status stands on a message's way to the guest, for telling a status that
+    /// arrived late (`delivered` after `read`) from one that moves forward: queued (1),
+    /// sending (2), sent (3), delivered (4), read (5), played (6). `None` for the statuses
+    /// that are never behind anything: a failure (`failed`, `undelivered`, `canceled`: news
+    /// whenever it comes, which a screen of ticks must not miss), inbound `receiving` and
+    /// `received`, `deleted`, `warning`, `partially_delivered` and unknown words.
+    pub fn rank(self) -> Option<u8> {
+        match self {
+            Self::Accepted | Self::Scheduled | Self::Queued => Some(1),
+            Self::Sending => Some(2),
+            Self::Sent => Some(3),
+            Self::Delivered => Some(4),
+            Self::Read => Some(5),
+            Self::Played => Some(6),
+            Self::Undelivered
+            | Self::Failed
+            | Self::Canceled
+            | Self::PartiallyDelivered
+            | Self::Receiving
+            | Self::Received
+            | Self::Deleted
+            | Self::Warning
+            | Self::Other => None,
+        }
+    }
+}
+
 /// `data` of `message.status_changed`: what happened to a message the business sent.
 #[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

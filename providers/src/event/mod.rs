@@ -76,6 +76,10 @@ pub struct Event {
     /// the event it replaces (an `unknown` one), or of the archived request whose body was
     /// quarantined then. The event's own id is new.
     pub reprocessedfrom: Option<String>,
+    /// `true` on a `message.status_changed` whose status is behind one porter already stored
+    /// for the same message (`delivered` after `read`): stored and delivered all the same, and
+    /// skipped by destinations with `statuses = "forward_only"`. Absent otherwise.
+    pub statusregression: Option<bool>,
     /// An OHIP Streaming event's own words (`ohipoffset`, `ohipmodule`, `ohipevent`,
     /// `ohiptimestamp`); absent on every other provider's events.
     #[serde(flatten, default)]
@@ -313,6 +317,7 @@ impl Origin<'_> {
             receivedat: self.received_at,
             traceparent: None,
             reprocessedfrom: None,
+            statusregression: None,
             ohip: None,
             body,
         }

@@ -76,6 +76,8 @@ pub struct MemoryStore {
     /// archive write or a quarantine checks it and stores, so that an erasure that remembers
     /// comes wholly before or after that write.
     tombstones: Mutex<super::erase::Tombstones>,
+    /// Each message's highest status ([`super::statuses`]).
+    statuses: super::statuses::Ledger,
 }
 
 /// Where new events go.
@@ -183,7 +185,18 @@ impl MemoryStore {
             clock,
             archive: self::archive::MemoryArchive::default(),
             tombstones: Mutex::default(),
+            statuses: super::statuses::Ledger::default(),
         }
+    }
+
+    /// Raises each message's status mark for `ttl`; the rank each held before.
+    pub(crate) fn raise_statuses(
+        &self,
+        marks: &[super::statuses::Mark],
+        ttl: Duration,
+    ) -> Vec<Option<u8>> {
+        let now = self.clock.now_ms();
+        self.statuses.raise(marks, now, expiry(now, ttl))
     }
 
     /// The raw archive ([`super::archive`]).

@@ -127,6 +127,12 @@ impl Layout {
         format!("{}:attempts:{destination}:{shard}:{entry}", self.prefix)
     }
 
+    /// A message's status mark (`<source>:<hash of the message id>`, see
+    /// `store/statuses.rs`).
+    pub fn status(&self, mark: &str) -> String {
+        format!("{}:status:{mark}", self.prefix)
+    }
+
     /// A destination's token bucket (`rate`), shared by every instance.
     pub fn rate(&self, destination: &str) -> String {
         format!("{}:rate:{destination}", self.prefix)

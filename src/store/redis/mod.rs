@@ -171,6 +171,30 @@ impl RedisStore {
         &self.layout
     }
 
+    /// Raises each message's status mark for `ttl` (`status.lua`, one call per message: the
+    /// marks of a request may lie in several hash slots); the rank each held before.
+    pub(crate) async fn raise_statuses(
+        &self,
+        marks: &[super::statuses::Mark],
+        ttl: Duration,
+    ) -> Result<Vec<Option<u8>>, StoreError> {
+        static STATUS: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(include_str!("status.lua")));
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut connection = self.connection().await?;
+        let mut before = Vec::with_capacity(marks.len());
+        for mark in marks {
+            let held: Option<i64> = STATUS
+                .key(self.layout.status(&mark.key))
+                .arg(mark.rank)
+                .arg(ttl_ms)
+                .invoke_async(&mut connection)
+                .await?;
+            before.push(held.and_then(|rank| u8::try_from(rank).ok()));
+        }
+        Ok(before)
+    }
+
     /// porter's time, in Unix milliseconds.
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()

@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::store::redis::StreamEntry;
 use crate::store::schedule::{Attempt, Job, Lease, Next, Outcome, Schedule, source_name};
 use crate::store::{RedisStore, StoreError};
-use crate::vocab::Filter;
+use crate::vocab::{Filter, is_status_regression};
 use jiff::Timestamp;
 
 /// A stream entry's field/value pairs, and the entry with its id.
@@ -270,7 +270,13 @@ impl RedisSchedule {
             let source = field(fields, "source").unwrap_or_default();
             // An entry without a known type is not porter's; no destination gets it.
             let wants = EventType::from_name(&event_type).is_some()
-                && filter.matches(&event_type, source_name(&source));
+                && filter.matches(&event_type, source_name(&source))
+                && !(filter.forward_only
+                    && event_type == "message.status_changed"
+                    && is_status_regression(
+                        &event_type,
+                        &field(fields, "event").unwrap_or_default(),
+                    ));
             if wants {
                 wanted.push(id)
             } else {

@@ -132,7 +132,10 @@ impl MemorySchedule {
     /// Schedules a newly stored event, due now, for every destination that wants it.
     pub fn push(&self, event: &Recent, now_ms: i64) {
         for destination in &self.destinations {
-            if !destination.filter.matches(&event.event_type, &event.source) {
+            if !destination
+                .filter
+                .wants(&event.event_type, &event.source, &event.json)
+            {
                 continue;
             }
             let mut state = lock(&destination.state);
