@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{Admin, DestinationInfo};
 use crate::activity::{BUCKET_SECONDS, DestinationBucket, OUTCOMES, SourceBucket};
@@ -16,7 +17,7 @@ const FIVE_MINUTES: i64 = 5 * 60;
 const ONE_HOUR: i64 = 60 * 60;
 
 /// One source's figures over a window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct SourceFigures {
     pub requests: u64,
     pub accepted: u64,
@@ -52,7 +53,7 @@ impl SourceFigures {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct SourceOverview {
     pub name: String,
     pub provider: &'static str,
@@ -61,7 +62,7 @@ pub(super) struct SourceOverview {
     pub last_1h: SourceFigures,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct DestinationFigures {
     pub delivered: u64,
     pub failed: u64,
@@ -78,7 +79,7 @@ impl DestinationFigures {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct DestinationOverview {
     pub name: String,
     pub kind: &'static str,
@@ -90,7 +91,7 @@ pub(super) struct DestinationOverview {
     pub last_1h: DestinationFigures,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct StoreHealth {
     pub kind: &'static str,
     pub ready: bool,
@@ -100,7 +101,7 @@ pub(super) struct StoreHealth {
     pub intake_open: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Overview {
     pub now: Timestamp,
     pub started_at: Timestamp,
@@ -213,7 +214,8 @@ pub(super) async fn set_paused(
 }
 
 /// One point of the charts: ten seconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = StatsPoint)]
 pub(super) struct Point {
     pub time: Timestamp,
     /// Requests per second, by outcome (outcomes with none left out).
@@ -224,7 +226,7 @@ pub(super) struct Point {
     pub delivery_lag: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Stats {
     pub bucket_seconds: i64,
     pub window_seconds: i64,
@@ -277,7 +279,7 @@ pub(super) fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) ->
 }
 
 /// Where an event stands with one destination.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Delivery {
     pub destination: String,
     pub kind: &'static str,
