@@ -53,6 +53,7 @@ impl SourceFigures {
     }
 }
 
+/// One source: what it is and its figures over the last 5 minutes and hour.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct SourceOverview {
     pub name: String,
@@ -62,6 +63,7 @@ pub(super) struct SourceOverview {
     pub last_1h: SourceFigures,
 }
 
+/// One destination's attempts over a window.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct DestinationFigures {
     pub delivered: u64,
@@ -79,10 +81,13 @@ impl DestinationFigures {
     }
 }
 
+/// One destination: what it is, whether it is held, and its figures.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct DestinationOverview {
     pub name: String,
+    /// `http`, `nats`, `amqp`, `redis_stream` or `handler`.
     pub kind: &'static str,
+    /// Where it goes (the URL without credentials or query).
     pub target: Option<String>,
     /// Events waiting: the last sample (every 5 s), if any yet.
     pub lag: Option<u64>,
@@ -91,8 +96,10 @@ pub(super) struct DestinationOverview {
     pub last_1h: DestinationFigures,
 }
 
+/// Whether the store answers.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct StoreHealth {
+    /// `memory`, `local` or `redis`.
     pub kind: &'static str,
     pub ready: bool,
     /// Why not, when not.
@@ -101,10 +108,13 @@ pub(super) struct StoreHealth {
     pub intake_open: bool,
 }
 
+/// This instance at a glance.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Overview {
     pub now: Timestamp,
+    /// When this instance started.
     pub started_at: Timestamp,
+    /// porter's version.
     pub version: &'static str,
     pub store: StoreHealth,
     pub sources: Vec<SourceOverview>,
@@ -226,11 +236,16 @@ pub(super) struct Point {
     pub delivery_lag: BTreeMap<String, u64>,
 }
 
+/// The charts' time series.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Stats {
+    /// Seconds per point (10).
     pub bucket_seconds: i64,
+    /// The window the points cover.
     pub window_seconds: i64,
+    /// The source the figures are limited to, if any.
     pub source: Option<String>,
+    /// Oldest first.
     pub points: Vec<Point>,
 }
 
