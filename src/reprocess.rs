@@ -52,7 +52,8 @@ pub struct Options {
 }
 
 /// What a reprocess did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReprocessSummary)]
 pub struct Summary {
     /// Archived requests read.
     pub read: usize,
@@ -75,7 +76,8 @@ pub struct Summary {
 }
 
 /// One new event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ReprocessChange)]
 pub struct Change {
     /// The archived request.
     pub archived: String,

@@ -101,7 +101,7 @@ pub struct RequestEntry {
 }
 
 /// A recorded request with its source named: what the API and the console show.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RecentRequest {
     pub time: Timestamp,
     pub source: Option<String>,
@@ -117,7 +117,7 @@ pub struct RecentRequest {
 }
 
 /// Which known mistake a refused request makes, for the operator only.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Diagnosed {
     /// `url_mismatch`, `secret_encoding`, `signature_encoding`, `algorithm`, `clock_skew`,
     /// `no_known_variant`.

@@ -26,6 +26,7 @@ use porter_providers::signing::tokens_match;
 use serde::Deserialize;
 
 use super::Admin;
+use super::api::ApiError;
 use super::console;
 use super::sessions::SESSION_SECONDS;
 
@@ -64,8 +65,7 @@ pub(super) async fn require(
     if changes_state && credential == Credential::Cookie && !same_origin(request.headers()) {
         return (
             StatusCode::FORBIDDEN,
-            [(header::CONTENT_TYPE, "application/json")],
-            r#"{"error":"foreign_origin"}"#,
+            axum::Json(ApiError::new("foreign_origin", None)),
         )
             .into_response();
     }
@@ -103,11 +103,8 @@ fn unauthorized(path: &str) -> Response {
     if path.starts_with("/api/") || path == "/metrics" {
         (
             StatusCode::UNAUTHORIZED,
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::WWW_AUTHENTICATE, "Bearer"),
-            ],
-            r#"{"error":"unauthorized"}"#,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(ApiError::new("unauthorized", None)),
         )
             .into_response()
     } else {
@@ -183,13 +180,26 @@ fn log_in(admin: &Admin, given: &str) -> Response {
     response
 }
 
-/// `POST /api/sessions/revoke`: ends every console session, without changing the token.
+/// The answer of `POST /api/sessions/revoke`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SessionsEnded {
+    /// How many sessions were open.
+    pub ended: usize,
+}
+
+/// Ends every console session, without changing the token.
+#[utoipa::path(
+    post,
+    path = "/api/sessions/revoke",
+    tag = "sessions",
+    responses((status = 200, description = "Every session ended", body = SessionsEnded)),
+)]
 pub(super) async fn revoke_all(State(admin): State<Arc<Admin>>) -> Response {
     let ended = admin
         .sessions
         .end_all(admin.gateway.clock.now().as_second());
     tracing::info!(ended, "every console session ended from the admin API");
-    axum::Json(serde_json::json!({ "ended": ended })).into_response()
+    axum::Json(SessionsEnded { ended }).into_response()
 }
 
 /// `POST /logout`: ends this session (its cookie is refused from now on) and clears the cookie.

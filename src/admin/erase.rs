@@ -12,21 +12,29 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::Admin;
-use super::api::{error, store_error};
-use crate::privacy::erase::{EraseError, Request, erase as run};
+use super::api::{ApiError, StoreFailure, error, store_error};
+use crate::privacy::erase::{EraseError, Report, Request, erase as run};
 use crate::privacy::{Person, PersonKind};
+use crate::store::erase::ErasureRecord;
 
-/// What `POST /api/erase` takes.
-#[derive(Debug, Deserialize)]
+/// What `POST /api/erase` takes: exactly one of `phone`, `email` and `guest_id`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = EraseRequest)]
 pub(super) struct EraseBody {
+    /// A phone number (compared in E.164).
     phone: Option<String>,
+    /// An email address (compared lower-cased).
     email: Option<String>,
+    /// A guest's id in a PMS.
     guest_id: Option<String>,
+    /// Only this source's data (a source's name).
     source: Option<String>,
+    /// Only count what would be erased.
     #[serde(default)]
     dry_run: bool,
 }
@@ -52,6 +60,34 @@ impl EraseBody {
     }
 }
 
+/// Erases one person's data.
+///
+/// From everything stored (events, quarantined bodies, archived requests, dead letters,
+/// attempt records); keeps an audit record holding the value's keyed hash, never the value.
+#[utoipa::path(
+    post,
+    path = "/api/erase",
+    tag = "guest data",
+    request_body = EraseBody,
+    responses(
+        (status = 200, description = "What was erased (or, with `dry_run`, would be)",
+            body = Report),
+        (status = 400, description = "`bad_request` (no JSON body), `bad_person` (none or \
+            several of phone, email, guest_id, or a value that is not one); malformed JSON is \
+            answered as text", content(
+                (ApiError = "application/json"),
+                (String = "text/plain"),
+            )),
+        (status = 404, description = "`not_found`: no such source", body = ApiError),
+        (status = 409, description = "`no_privacy_key`: erasure needs `[privacy] key`",
+            body = ApiError),
+        (status = 415, description = "A body that is not `Content-Type: application/json`",
+            body = String, content_type = "text/plain"),
+        (status = 422, description = "JSON that is not an erase request (an unknown key, a \
+            wrong type)", body = String, content_type = "text/plain"),
+        StoreFailure,
+    ),
+)]
 pub(super) async fn erase(
     State(admin): State<Arc<Admin>>,
     body: Option<Json<EraseBody>>,
@@ -118,18 +154,39 @@ pub(super) async fn erase(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ErasuresParams {
+    /// At most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
+/// The answer of `GET /api/erasures`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErasureList {
+    /// Newest first.
+    pub erasures: Vec<ErasureRecord>,
+}
+
+/// The audit records of past erasures.
+#[utoipa::path(
+    get,
+    path = "/api/erasures",
+    tag = "guest data",
+    params(ErasuresParams),
+    responses(
+        (status = 200, description = "Erasure records", body = ErasureList),
+        StoreFailure,
+    ),
+)]
 pub(super) async fn erasures(
     State(admin): State<Arc<Admin>>,
     Query(params): Query<ErasuresParams>,
 ) -> Response {
     let limit = params.limit.unwrap_or(100).clamp(1, 1_000);
     match admin.gateway.store.erasures(limit).await {
-        Ok(records) => Json(serde_json::json!({ "erasures": records })).into_response(),
+        Ok(erasures) => Json(ErasureList { erasures }).into_response(),
         Err(e) => store_error(&e),
     }
 }

@@ -7,7 +7,9 @@
 //!
 //! - `auth.rs`: the bearer token, the metrics-only token, the console's session cookie, the
 //!   `Origin` rule; `sessions.rs`: the open sessions (so that they can be ended).
-//! - `api.rs`: `/api/*`, JSON.
+//! - `api.rs`: `/api/*`, JSON; `erase.rs` and `reprocess.rs`: the operations of those names.
+//! - `openapi.rs`: the one registration of the API's routes, from which the OpenAPI document
+//!   (`GET /api/openapi.json`) is generated.
 //! - `views.rs`: what the API and the console both show (overview, series, an event's
 //!   deliveries), computed once.
 //! - `console/`: the HTML pages, rendered on the server (maud escapes every value), with SVG
@@ -19,6 +21,7 @@ mod api;
 mod auth;
 mod console;
 mod erase;
+mod openapi;
 mod reprocess;
 mod sessions;
 mod views;
@@ -27,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
-use axum::routing::{get, post};
+use axum::routing::get;
 use jiff::Timestamp;
 use porter_providers::Secret;
 use tokio::net::TcpListener;
@@ -176,22 +179,9 @@ fn display_url(url: &reqwest::Url) -> String {
 
 /// Every route of the admin listener.
 pub(crate) fn router(admin: Arc<Admin>) -> Router {
-    let protected = Router::new()
-        .route("/metrics", get(api::metrics))
-        .route("/api/overview", get(api::overview))
-        .route("/api/requests", get(api::requests))
-        .route("/api/events", get(api::events))
-        .route("/api/events/{id}", get(api::event))
-        .route("/api/dlq", get(api::dead_letters))
-        .route("/api/dlq/replay", post(api::replay_all))
-        .route("/api/dlq/{entry}/replay", post(api::replay))
-        .route("/api/destinations/{name}/pause", post(api::pause))
-        .route("/api/destinations/{name}/resume", post(api::resume))
-        .route("/api/stats", get(api::stats))
-        .route("/api/erase", post(erase::erase))
-        .route("/api/erasures", get(erase::erasures))
-        .route("/api/reprocess", post(reprocess::reprocess))
-        .route("/api/sessions/revoke", post(auth::revoke_all))
+    // The API's routes come with their documentation, from one registration.
+    let (api, _) = openapi::routes().split_for_parts();
+    let protected = api
         .merge(console::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&admin),

@@ -8,35 +8,59 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::Admin;
-use crate::reprocess::{Options, ReprocessError, run};
+use super::api::{ApiError, StoreFailure, error, store_error};
+use crate::reprocess::{Options, ReprocessError, Summary, run};
 
 /// The body of `POST /api/reprocess`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = ReprocessRequest)]
 pub(super) struct ApiRequest {
+    /// The source whose archived requests are read again.
     pub source: String,
     /// How far back, like `"1h"` or `"7d"`.
+    #[schema(example = "1h")]
     pub since: String,
+    /// Only report what would change.
     #[serde(default)]
     pub dry_run: bool,
 }
 
-/// `POST /api/reprocess`: runs a reprocess inside this server and answers its [`Summary`].
+/// Maps a source's archived requests again.
+///
+/// Verifies them again with today's secrets and normalizes them with today's code, storing as
+/// new events what now maps (an event that was `unknown`, a body that was quarantined).
+#[utoipa::path(
+    post,
+    path = "/api/reprocess",
+    tag = "reprocess",
+    request_body = ApiRequest,
+    responses(
+        (status = 200, description = "What changed (or, with `dry_run`, would)", body = Summary),
+        (status = 400, description = "`bad_since`: not a duration; malformed JSON is answered \
+            as text", content(
+                (ApiError = "application/json"),
+                (String = "text/plain"),
+            )),
+        (status = 404, description = "`unknown_source`: no such source", body = ApiError),
+        (status = 409, description = "`archive_off`: the raw archive is not enabled",
+            body = ApiError),
+        (status = 415, description = "A body that is not `Content-Type: application/json`",
+            body = String, content_type = "text/plain"),
+        (status = 422, description = "JSON that is not a reprocess request (a missing key, a \
+            wrong type)", body = String, content_type = "text/plain"),
+        StoreFailure,
+    ),
+)]
 pub(super) async fn reprocess(
     State(admin): State<Arc<Admin>>,
     Json(asked): Json<ApiRequest>,
 ) -> Response {
-    let problem = |status: StatusCode, code: &str, message: &str| {
-        (
-            status,
-            Json(serde_json::json!({ "error": code, "message": message })),
-        )
-            .into_response()
-    };
     let since = match porter_providers::settings::parse_duration(&asked.since) {
         Ok(back) => back,
-        Err(message) => return problem(StatusCode::BAD_REQUEST, "bad_since", &message),
+        Err(message) => return error(StatusCode::BAD_REQUEST, "bad_since", &message),
     };
     let now = admin.gateway.clock.now();
     let since = jiff::SignedDuration::try_from(since)
@@ -60,12 +84,14 @@ pub(super) async fn reprocess(
             );
             Json(summary).into_response()
         }
-        Err(error @ ReprocessError::ArchiveOff) => {
-            problem(StatusCode::CONFLICT, "archive_off", &error.to_string())
+        Err(failure @ ReprocessError::ArchiveOff) => {
+            error(StatusCode::CONFLICT, "archive_off", &failure.to_string())
         }
-        Err(error @ ReprocessError::UnknownSource(_)) => {
-            problem(StatusCode::NOT_FOUND, "unknown_source", &error.to_string())
-        }
-        Err(ReprocessError::Store(error)) => super::api::store_error(&error),
+        Err(failure @ ReprocessError::UnknownSource(_)) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+            &failure.to_string(),
+        ),
+        Err(ReprocessError::Store(failure)) => store_error(&failure),
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{Admin, DestinationInfo};
 use crate::activity::{BUCKET_SECONDS, DestinationBucket, OUTCOMES, SourceBucket};
@@ -16,7 +17,7 @@ const FIVE_MINUTES: i64 = 5 * 60;
 const ONE_HOUR: i64 = 60 * 60;
 
 /// One source's figures over a window.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct SourceFigures {
     pub requests: u64,
     pub accepted: u64,
@@ -52,7 +53,8 @@ impl SourceFigures {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One source: what it is and its figures over the last 5 minutes and hour.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct SourceOverview {
     pub name: String,
     pub provider: &'static str,
@@ -61,7 +63,8 @@ pub(super) struct SourceOverview {
     pub last_1h: SourceFigures,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One destination's attempts over a window.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct DestinationFigures {
     pub delivered: u64,
     pub failed: u64,
@@ -78,10 +81,13 @@ impl DestinationFigures {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One destination: what it is, whether it is held, and its figures.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct DestinationOverview {
     pub name: String,
+    /// `http`, `nats`, `amqp`, `redis_stream` or `handler`.
     pub kind: &'static str,
+    /// Where it goes (the URL without credentials or query).
     pub target: Option<String>,
     /// Events waiting: the last sample (every 5 s), if any yet.
     pub lag: Option<u64>,
@@ -90,8 +96,10 @@ pub(super) struct DestinationOverview {
     pub last_1h: DestinationFigures,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Whether the store answers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct StoreHealth {
+    /// `memory`, `local` or `redis`.
     pub kind: &'static str,
     pub ready: bool,
     /// Why not, when not.
@@ -100,10 +108,13 @@ pub(super) struct StoreHealth {
     pub intake_open: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// This instance at a glance.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Overview {
     pub now: Timestamp,
+    /// When this instance started.
     pub started_at: Timestamp,
+    /// porter's version.
     pub version: &'static str,
     pub store: StoreHealth,
     pub sources: Vec<SourceOverview>,
@@ -213,7 +224,8 @@ pub(super) async fn set_paused(
 }
 
 /// One point of the charts: ten seconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = StatsPoint)]
 pub(super) struct Point {
     pub time: Timestamp,
     /// Requests per second, by outcome (outcomes with none left out).
@@ -224,11 +236,16 @@ pub(super) struct Point {
     pub delivery_lag: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The charts' time series.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Stats {
+    /// Seconds per point (10).
     pub bucket_seconds: i64,
+    /// The window the points cover.
     pub window_seconds: i64,
+    /// The source the figures are limited to, if any.
     pub source: Option<String>,
+    /// Oldest first.
     pub points: Vec<Point>,
 }
 
@@ -277,7 +294,7 @@ pub(super) fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) ->
 }
 
 /// Where an event stands with one destination.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Delivery {
     pub destination: String,
     pub kind: &'static str,

@@ -35,7 +35,8 @@ use policy::{Ended, Next};
 use session::Session;
 
 /// What a connector is doing, for `/readyz`, the console and `porter ohip status`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = StreamState)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum State {
     Connecting,
@@ -68,7 +69,8 @@ impl State {
 }
 
 /// A connector's status.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = StreamStatus)]
 pub struct Status {
     pub source: String,
     #[serde(flatten)]

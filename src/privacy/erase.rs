@@ -51,7 +51,8 @@ pub(crate) fn remember_for(sources: &[crate::config::SourceConfig]) -> Duration 
 }
 
 /// What an erasure did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = ErasureReport)]
 pub(crate) struct Report {
     pub dry_run: bool,
     pub kind: PersonKind,

@@ -144,7 +144,7 @@ pub struct Found {
 }
 
 /// What an erasure removed (or, in a dry run, would remove), per kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Erased {
     /// Distinct events holding the person.
     pub events: u64,
@@ -244,7 +244,7 @@ pub(crate) fn quarantine_ref(item: &Quarantined) -> String {
 
 /// The audit record of one erasure: when, what kind of value, the value's keyed hash (never
 /// the value), which source, what was removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErasureRecord {
     /// `era_` + 32 hex digits.
     pub id: String,

@@ -22,12 +22,14 @@ use crate::vocab::Filter;
 
 /// One attempt to deliver an event to a destination, as kept in the attempt log and the
 /// dead-letter entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     pub at: Timestamp,
     /// The HTTP status, when the destination answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
+    /// `delivered`, or why the attempt failed (`status 503`, `timeout (host:port): …`).
+    #[schema(value_type = String)]
     pub outcome: Outcome,
     pub duration_ms: u64,
 }

@@ -1,7 +1,9 @@
 //! The kinds of value that name a guest in an erasure request.
 
 /// What kind of value an erasure names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PersonKind {
     Phone,
