@@ -321,3 +321,8 @@ pub(super) async fn stats(
         Err(message) => error(StatusCode::BAD_REQUEST, "bad_window", &message),
     }
 }
+
+/// The alert rules, where each stands, the recent history (newest first) and the targets.
+pub(super) async fn alerts(State(admin): State<Arc<Admin>>) -> Response {
+    Json(admin.alerts()).into_response()
+}
