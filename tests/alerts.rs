@@ -25,8 +25,9 @@ struct Running {
     addr: SocketAddr,
     admin: SocketAddr,
     hand: Hand,
-    /// Where the manual clock started.
+    /// Where the manual clock started, and how far [`Running::advance`] moved it.
     start: jiff::Timestamp,
+    moved: std::sync::Mutex<Duration>,
     stop: Option<oneshot::Sender<()>>,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -64,6 +65,7 @@ impl Running {
             admin,
             hand,
             start: now,
+            moved: std::sync::Mutex::new(Duration::ZERO),
             stop: Some(stop),
             served,
         }
@@ -110,6 +112,15 @@ impl Running {
 
     /// Waits until the API shows rule `name` in `state`.
     async fn wait_state(&self, name: &str, state: &str) -> serde_json::Value {
+        self.wait_rule(name, |rule| rule["state"] == state).await
+    }
+
+    /// Waits until rule `name`, as the API shows it, satisfies `done`; the whole answer.
+    async fn wait_rule(
+        &self,
+        name: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = std::time::Instant::now() + WAIT;
         loop {
             let alerts = self.alerts().await;
@@ -118,15 +129,35 @@ impl Running {
                 .and_then(|rules| rules.iter().find(|r| r["name"] == name))
                 .cloned()
                 .expect("the rule is listed");
-            if rule["state"] == state {
+            if done(&rule) {
                 return alerts;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "{name} never became {state}: {alerts:#}"
+                "{name} never got there: {alerts:#}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Moves the clock by `by` and waits for an evaluation at the new time.
+    async fn advance(&self, name: &str, by: Duration) -> serde_json::Value {
+        self.hand.advance(by);
+        let now = self.start + jiff::SignedDuration::try_from(self.moved(by)).expect("duration");
+        self.wait_rule(name, |rule| {
+            rule["evaluated_at"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .is_some_and(|at| at >= now)
+        })
+        .await
+    }
+
+    /// How far the clock has moved in all, after moving it by `by` now.
+    fn moved(&self, by: Duration) -> Duration {
+        let mut moved = self.moved.lock().expect("lock");
+        *moved += by;
+        *moved
     }
 
     async fn stop(mut self) {
@@ -351,5 +382,125 @@ notify = ["flaky", "dead", "steady"]
     );
     // Three attempts and no more: nothing further arrives at the flaky target.
     assert_eq!(flaky.received().len(), 3);
+    running.stop().await;
+}
+
+fn rule<'a>(alerts: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    alerts["rules"]
+        .as_array()
+        .and_then(|rules| rules.iter().find(|r| r["name"] == name))
+        .expect("the rule is listed")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_gone_quiet_fires_after_its_window_and_resolves_on_its_next_request() {
+    let webhook = Receiver::start(Vec::new()).await;
+    let running = Running::start(&format!(
+        r#"
+[[notify]]
+name = "ops"
+kind = "webhook"
+url = "{}"
+secret = "{WHSEC}"
+
+[[alerts]]
+name = "whatsapp-quiet"
+when = "quiet"
+source = "whatsapp"
+window = "10m"
+min_requests = 3
+notify = ["ops"]
+"#,
+        webhook.url()
+    ))
+    .await;
+    running.genuine(3).await;
+    running
+        .wait_rule("whatsapp-quiet", |rule| {
+            rule["details"]["requests_in_the_hour_before"] == 3
+        })
+        .await;
+    let alerts = running
+        .advance("whatsapp-quiet", Duration::from_secs(9 * 60))
+        .await;
+    assert_eq!(
+        rule(&alerts, "whatsapp-quiet")["state"],
+        "ok",
+        "nine minutes of silence: {alerts:#}"
+    );
+    // Silence is measured from the end of the last request's 10-second bucket: at most 10 s
+    // after ten minutes, it has lasted the window.
+    running
+        .advance("whatsapp-quiet", Duration::from_secs(70))
+        .await;
+    running.wait_state("whatsapp-quiet", "firing").await;
+    let received = webhook.wait_for(1, WAIT).await;
+    assert_eq!(
+        received[0].header("webhook-timestamp"),
+        (running.start.as_second() + 10 * 60 + 10).to_string(),
+        "signed at porter's time (ten minutes ahead of the real one here)"
+    );
+    let body = received[0].event();
+    assert_eq!(body["state"], "firing");
+    assert!(
+        body["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("whatsapp: no request for 10m")),
+        "{body:#}"
+    );
+    // Two hours later it is still quiet (the last request is remembered past the activity's
+    // hour), and the hourly reminder went out.
+    let alerts = running
+        .advance("whatsapp-quiet", Duration::from_secs(2 * 3600))
+        .await;
+    assert_eq!(rule(&alerts, "whatsapp-quiet")["state"], "firing");
+    assert_eq!(alerts["history"][0]["repeat"], true, "{alerts:#}");
+    let received = webhook.wait_for(2, WAIT).await;
+    let reminder = received[1].event();
+    assert_eq!(reminder["state"], "firing");
+    assert_eq!(reminder["since"], body["since"], "the same alert, still");
+    running.genuine(1).await;
+    running.wait_state("whatsapp-quiet", "ok").await;
+    let received = webhook.wait_for(3, WAIT).await;
+    assert_eq!(received[2].event()["state"], "resolved");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_fires_store_unready() {
+    let slack = Receiver::start(Vec::new()).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port");
+    let running = Running::start(&format!(
+        r#"
+[store]
+kind = "redis"
+url = "redis://{closed}"
+
+[[notify]]
+name = "chat"
+kind = "slack"
+url = "{}"
+
+[[alerts]]
+name = "store"
+when = "store_unready"
+notify = ["chat"]
+"#,
+        slack.url()
+    ))
+    .await;
+    let alerts = running.wait_state("store", "firing").await;
+    let text = slack.wait_for(1, WAIT).await[0].event()["text"]
+        .as_str()
+        .expect("text")
+        .to_owned();
+    assert!(text.contains("FIRING store"), "{text}");
+    assert!(
+        text.contains("not taking events: store unavailable"),
+        "{text}"
+    );
+    assert_eq!(rule(&alerts, "store")["details"]["ready"], false);
     running.stop().await;
 }
