@@ -3,7 +3,8 @@
 //! From a configuration (and, for a program embedding porter, its in-process handlers) this
 //! derives the delivery [`Plan`] once, builds the store (whose memory schedules follow the
 //! plan), the [`Gateway`], and starts the delivery workers on the store's schedules. Both
-//! `porter serve` and [`Embedded`](crate::embed::Embedded) serve through [`App`].
+//! `porter serve` and [`Embedded`](crate::embed::Embedded) serve through [`App`], which also
+//! evaluates the `[[alerts]]` rules while it serves.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::admin::{self, Admin};
+use crate::alerts::{self, Alerts};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::config::StoreKind;
@@ -34,6 +36,10 @@ pub struct App {
     admin_listener: Option<TcpListener>,
     /// The sources porter connects out to (OHIP Streaming).
     streams: Vec<crate::config::OhipStreamConfig>,
+    /// The `[[alerts]]` rules and their `[[notify]]` targets.
+    alerts: Arc<Alerts>,
+    /// How often the rules are evaluated.
+    alert_every: Duration,
 }
 
 /// Why porter cannot start serving a configuration.
@@ -58,10 +64,17 @@ impl App {
         let streams = config.streams.clone();
         let destinations = Admin::destinations_of(&config, &plan);
         let privacy_key = config.privacy.as_ref().map(|p| p.key.clone());
+        let alerts = Arc::new(Alerts::new(
+            config.alerts.clone(),
+            &config.notify,
+            clock.clone(),
+            alerts::notify::RETRY_AFTER.to_vec(),
+        ));
         let gateway = Arc::new(Gateway::with_store(config, store, clock));
         let admin = admin_config.map(|settings| {
             let admin = Admin::new(Arc::clone(&gateway), &settings, destinations)
-                .with_privacy_key(privacy_key.as_deref());
+                .with_privacy_key(privacy_key.as_deref())
+                .with_alerts(Arc::clone(&alerts));
             (Arc::new(admin), settings.listen)
         });
         Ok(Self {
@@ -70,6 +83,8 @@ impl App {
             admin,
             admin_listener: None,
             streams,
+            alerts,
+            alert_every: alerts::EVALUATE_EVERY,
         })
     }
 
@@ -78,6 +93,20 @@ impl App {
     pub fn with_admin_listener(mut self, listener: TcpListener) -> Self {
         self.admin_listener = Some(listener);
         self
+    }
+
+    /// Evaluates the alert rules every `every` (rather than every 5 s), and waits
+    /// `retry_after` before each retry of a failed notification: for tests, which move a
+    /// manual clock and should not wait seconds for the next evaluation.
+    pub fn with_alert_timing(mut self, every: Duration, retry_after: Vec<Duration>) -> Self {
+        self.alert_every = every;
+        self.alerts.set_retry_after(retry_after);
+        self
+    }
+
+    /// The alert rules and where each stands.
+    pub fn alerts(&self) -> &Arc<Alerts> {
+        &self.alerts
     }
 
     /// The admin side, when `[admin]` is configured.
@@ -120,6 +149,8 @@ impl App {
         let connectors =
             crate::ohip::Connectors::start(&self.streams, &self.gateway.store, &self.gateway.clock);
         let _ = self.gateway.streams.set(connectors.shared());
+        let evaluating = (!self.alerts.is_empty())
+            .then(|| Arc::clone(&self.alerts).start(Arc::clone(&self.gateway), self.alert_every));
         // One shutdown for both listeners.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let admin = match self.admin {
@@ -177,6 +208,10 @@ impl App {
                 Err(error) => tracing::warn!(%error, "the admin listener failed"),
                 Ok(Ok(())) => {}
             }
+        }
+        // Alerts stop before the streams do: a planned stop is not an outage to report.
+        if let Some(evaluating) = evaluating {
+            evaluating.stop().await;
         }
         // Streams complete first (storing what is in flight), then delivery drains.
         connectors.stop().await;

@@ -121,4 +121,29 @@ impl Gateway {
     pub fn intake_open(&self) -> bool {
         self.intake.load(Ordering::Acquire)
     }
+
+    /// Whether this instance takes events: what `/readyz` answers and `store_unready` alerts
+    /// watch.
+    pub async fn readiness(&self) -> Result<(), NotReady> {
+        if self.is_draining() {
+            Err(NotReady::Draining)
+        } else if !self.intake_open() {
+            Err(NotReady::PreparingDelivery)
+        } else {
+            self.store.ready().await.map_err(NotReady::Store)
+        }
+    }
+}
+
+/// Why an instance does not take events.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// Stopping: the drain delay runs.
+    #[error("draining")]
+    Draining,
+    /// Delivery groups are being created; nothing is stored until they exist.
+    #[error("preparing delivery")]
+    PreparingDelivery,
+    #[error("store unavailable: {0}")]
+    Store(#[source] crate::store::StoreError),
 }

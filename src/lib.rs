@@ -30,7 +30,8 @@
 //! - `archive` (the pipeline's side of `[archive]`), `reprocess`, `ohip` (the OHIP Streaming
 //!   connector).
 //! - `gateway`: what every request shares; `pipeline`: the order of the steps, in one place;
-//!   `server`: the providers' listener.
+//!   `server`: the providers' listener; `alerts`: rules over this instance's activity, and
+//!   their notifications.
 //! - `admin`: the console, the admin API and `/metrics`.
 //! - `app`: the composition root (the store factory, the gateway, delivery, both listeners);
 //!   `embed`: porter inside another program.
@@ -45,6 +46,7 @@
 mod activity;
 mod admin;
 mod admission;
+mod alerts;
 mod answer;
 mod app;
 mod archive;

@@ -27,6 +27,7 @@ use tower::ServiceExt;
 pub use crate::clock::Clock;
 use crate::connections::{self, Admissions, Bounded, ConnectionLimits};
 pub use crate::gateway::Gateway;
+use crate::gateway::NotReady;
 use crate::pipeline;
 use crate::telemetry;
 
@@ -74,24 +75,16 @@ async fn healthz() -> impl IntoResponse {
 /// Ready when the store takes events. OHIP stream sources add a line each with their state
 /// (detail only: a stopped stream does not make the webhook sources unready).
 async fn readyz(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    let (status, mut body) = if gateway.is_draining() {
-        (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned())
-    } else if !gateway.intake_open() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "preparing delivery\n".to_owned(),
-        )
-    } else {
-        match gateway.store.ready().await {
-            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-            Err(error) => {
-                tracing::warn!(%error, "not ready");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store unavailable\n".to_owned(),
-                )
-            }
+    let (status, mut body) = match gateway.readiness().await {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(NotReady::Store(error)) => {
+            tracing::warn!(%error, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable\n".to_owned(),
+            )
         }
+        Err(not_ready) => (StatusCode::SERVICE_UNAVAILABLE, format!("{not_ready}\n")),
     };
     for stream in gateway.stream_statuses() {
         body.push_str(&format!(

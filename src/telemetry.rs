@@ -169,6 +169,14 @@ fn describe_metrics() {
         "porter_store_syncs_total",
         "Journal writes the local store synced (fdatasync), each a batch of requests."
     );
+    describe_gauge!(
+        "porter_alerts_firing",
+        "1 while an [[alerts]] rule fires, 0 otherwise, by alert."
+    );
+    describe_counter!(
+        "porter_alert_notifications_total",
+        "Alert notifications by target and result (sent, failed after every attempt, dropped)."
+    );
     describe_counter!(
         "porter_connections_refused_total",
         "Connections closed on arrival, by the limit they hit (max_connections, max_connections_per_peer)."

@@ -587,3 +587,19 @@ pub(super) async fn stats(
         Err(message) => error(StatusCode::BAD_REQUEST, "bad_window", &message),
     }
 }
+
+/// The alert rules, where each stands, the recent history (newest first) and the targets.
+///
+/// Empty lists without `[[alerts]]`. History and states are this instance's own.
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    tag = "alerts",
+    responses(
+        (status = 200, description = "Rules, states, recent history and targets",
+            body = crate::alerts::Snapshot),
+    ),
+)]
+pub(super) async fn alerts(State(admin): State<Arc<Admin>>) -> Response {
+    Json(admin.alerts()).into_response()
+}

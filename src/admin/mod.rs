@@ -7,7 +7,8 @@
 //!
 //! - `auth.rs`: the bearer token, the metrics-only token, the console's session cookie, the
 //!   `Origin` rule; `sessions.rs`: the open sessions (so that they can be ended).
-//! - `api.rs`: `/api/*`, JSON; `erase.rs` and `reprocess.rs`: the operations of those names.
+//! - `api.rs`: `/api/*`, JSON (`/api/alerts` lists what [`crate::alerts`] keeps); `erase.rs`
+//!   and `reprocess.rs`: the operations of those names.
 //! - `openapi.rs`: the one registration of the API's routes, from which the OpenAPI document
 //!   (`GET /api/openapi.json`) is generated.
 //! - `views.rs`: what the API and the console both show (overview, series, an event's
@@ -35,6 +36,7 @@ use jiff::Timestamp;
 use porter_providers::Secret;
 use tokio::net::TcpListener;
 
+use crate::alerts::Alerts;
 use crate::config::{AdminConfig, Config, DestinationKind};
 use crate::connections::ConnectionLimits;
 use crate::delivery::Plan;
@@ -85,6 +87,8 @@ pub struct Admin {
     pub started: Timestamp,
     /// `[privacy] key`: erasures record the value's keyed hash under it.
     privacy_key: Option<Arc<[u8]>>,
+    /// The `[[alerts]]` rules, where each stands, and their history.
+    alerts: Option<Arc<Alerts>>,
 }
 
 impl Admin {
@@ -104,7 +108,26 @@ impl Admin {
             destinations,
             schedules,
             privacy_key: None,
+            alerts: None,
         }
+    }
+
+    /// Lists `alerts` (`GET /api/alerts`, the console's Alerts page).
+    pub fn with_alerts(mut self, alerts: Arc<Alerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    /// The alert rules, where each stands, the recent history and the targets.
+    pub fn alerts(&self) -> crate::alerts::Snapshot {
+        self.alerts
+            .as_ref()
+            .map(|alerts| alerts.snapshot())
+            .unwrap_or_else(|| crate::alerts::Snapshot {
+                rules: Vec::new(),
+                history: Vec::new(),
+                targets: Vec::new(),
+            })
     }
 
     /// Erasures (`POST /api/erase`) record values hashed under `key`; without it they are

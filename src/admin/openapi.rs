@@ -58,6 +58,7 @@ pub(super) const EVENT_SCHEMA_PATH: &str = "/api/schema/event.json";
                 description = "The canonical event's JSON Schema")),
         (name = "dead letters", description = "Events a destination did not take, and replay"),
         (name = "destinations", description = "Holding and releasing deliveries"),
+        (name = "alerts", description = "Alert rules, their states and history"),
         (name = "guest data", description = "Erasure of a person's data, and its audit records"),
         (name = "reprocess", description = "Archived requests mapped again with today's code"),
         (name = "sessions", description = "The console's sessions"),
@@ -112,6 +113,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<Admin>> {
         .routes(routes!(api::metrics))
         .routes(routes!(api::overview))
         .routes(routes!(api::stats))
+        .routes(routes!(api::alerts))
         .routes(routes!(api::requests))
         .routes(routes!(api::events))
         .routes(routes!(api::event))

@@ -414,37 +414,43 @@ fn http(
             }
         },
     };
-    let key_bytes = match table.secret.as_deref() {
-        None => {
-            errors.push(ConfigError::new(
-                format!("{key}.secret"),
-                "required: a Standard Webhooks secret (`whsec_` + base64) the receiver verifies with",
-            ));
-            None
-        }
-        Some(secret) => {
-            let decoded = secret
-                .strip_prefix("whsec_")
-                .and_then(|b64| {
-                    STANDARD
-                        .decode(b64)
-                        .or_else(|_| STANDARD_NO_PAD.decode(b64))
-                        .ok()
-                })
-                .filter(|k| k.len() >= 16);
-            if decoded.is_none() {
-                errors.push(ConfigError::new(
-                    format!("{key}.secret"),
-                    "must be `whsec_` followed by the base64 of at least 16 random bytes",
-                ));
-            }
-            decoded
-        }
-    };
+    let key_bytes = whsec_key(key, table.secret.as_deref(), errors);
     Some(HttpDestination {
         url: url?,
         key: key_bytes?,
     })
+}
+
+/// A Standard Webhooks secret (`whsec_` + base64 of at least 16 bytes), decoded: what an
+/// `http` destination and a `webhook` notify target sign with.
+pub(super) fn whsec_key(
+    key: &str,
+    secret: Option<&str>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Vec<u8>> {
+    let Some(secret) = secret else {
+        errors.push(ConfigError::new(
+            format!("{key}.secret"),
+            "required: a Standard Webhooks secret (`whsec_` + base64) the receiver verifies with",
+        ));
+        return None;
+    };
+    let decoded = secret
+        .strip_prefix("whsec_")
+        .and_then(|b64| {
+            STANDARD
+                .decode(b64)
+                .or_else(|_| STANDARD_NO_PAD.decode(b64))
+                .ok()
+        })
+        .filter(|k| k.len() >= 16);
+    if decoded.is_none() {
+        errors.push(ConfigError::new(
+            format!("{key}.secret"),
+            "must be `whsec_` followed by the base64 of at least 16 random bytes",
+        ));
+    }
+    decoded
 }
 
 /// A URL of one of `schemes` with a host.

@@ -7,6 +7,7 @@
 //! ([`porter_providers::Source::new`]), so the rules live beside the code that uses them.
 
 mod admin;
+mod alerts;
 mod archive;
 mod destinations;
 mod env;
@@ -20,6 +21,7 @@ mod telemetry;
 pub(crate) use admin::{
     AdminConfig, DEFAULT_DIAGNOSIS_SHARE, DEFAULT_RECENT_REQUESTS, MIN_DIAGNOSES_PER_SECOND,
 };
+pub(crate) use alerts::{AlertRule, Condition, NotifyConfig, NotifyTarget};
 pub(crate) use archive::ArchiveConfig;
 #[cfg(feature = "amqp")]
 pub(crate) use destinations::AmqpDestination;
@@ -96,6 +98,10 @@ pub struct Config {
     pub privacy: Option<PrivacyConfig>,
     /// `[archive]`: raw requests kept for `porter reprocess` (off when absent).
     pub archive: Option<ArchiveConfig>,
+    /// `[[notify]]`: where alerts are sent.
+    pub notify: Vec<NotifyConfig>,
+    /// `[[alerts]]`: the rules porter evaluates over its own activity.
+    pub alerts: Vec<AlertRule>,
     /// Where the configuration came from, for messages.
     pub origin: ConfigOrigin,
 }
@@ -332,10 +338,12 @@ impl Config {
             take_table::<telemetry::TelemetryTable>(&mut root, "telemetry", errors);
         let privacy_table = take_table::<privacy::PrivacyTable>(&mut root, "privacy", errors);
         let archive_table = take_table::<archive::ArchiveTable>(&mut root, "archive", errors);
+        let notify_tables = take_array::<alerts::NotifyTable>(&mut root, "notify", errors);
+        let alert_tables = take_array::<alerts::AlertTable>(&mut root, "alerts", errors);
         for key in root.keys() {
             errors.push(ConfigError::new(
                 key.as_str(),
-                "unknown key (expected server, store, sources, destinations, admin, telemetry, privacy, archive)",
+                "unknown key (expected server, store, sources, destinations, admin, telemetry, privacy, archive, notify, alerts)",
             ));
         }
         let privacy = privacy_table.and_then(|table| privacy::privacy_config(table, errors));
@@ -420,6 +428,17 @@ impl Config {
                 ));
             }
         }
+        let notify = notify_list(notify_tables, errors);
+        let names = alerts::Names {
+            sources: sources.iter().map(|s| s.source.name()).collect(),
+            streams: streams.iter().map(|s| s.name.as_str()).collect(),
+            destinations: destination_list
+                .iter()
+                .map(|(_, d)| (d.name.as_str(), d.kind.delivered_by_porter()))
+                .collect(),
+            notify: notify.iter().map(|n| n.name.as_str()).collect(),
+        };
+        let alert_rules = alert_list(alert_tables, &names, errors);
         if sources.is_empty() && streams.is_empty() && errors.is_empty() {
             errors.push(ConfigError::new(
                 "sources",
@@ -439,6 +458,8 @@ impl Config {
             telemetry,
             privacy,
             archive,
+            notify,
+            alerts: alert_rules,
             origin,
         })
     }
@@ -1095,6 +1116,54 @@ fn stream_source(
         return None;
     }
     stream
+}
+
+/// The `[[notify]]` targets, each checked, names unique.
+fn notify_list(
+    tables: Vec<Option<alerts::NotifyTable>>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<NotifyConfig> {
+    let mut list: Vec<NotifyConfig> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let Some(table) = table else { continue };
+        let key = format!("notify[{i}]");
+        if let Some(target) = alerts::notify(&key, table, errors) {
+            if list.iter().any(|n| n.name == target.name) {
+                errors.push(ConfigError::new(
+                    format!("{key}.name"),
+                    format!(
+                        "`{}` is already the name of another notify target",
+                        target.name
+                    ),
+                ));
+            }
+            list.push(target);
+        }
+    }
+    list
+}
+
+/// The `[[alerts]]` rules, each checked against what it names, names unique.
+fn alert_list(
+    tables: Vec<Option<alerts::AlertTable>>,
+    names: &alerts::Names<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<AlertRule> {
+    let mut list: Vec<AlertRule> = Vec::new();
+    for (i, table) in tables.into_iter().enumerate() {
+        let Some(table) = table else { continue };
+        let key = format!("alerts[{i}]");
+        if let Some(rule) = alerts::alert(&key, table, names, errors) {
+            if list.iter().any(|r| r.name == rule.name) {
+                errors.push(ConfigError::new(
+                    format!("{key}.name"),
+                    format!("`{}` is already the name of another alert", rule.name),
+                ));
+            }
+            list.push(rule);
+        }
+    }
+    list
 }
 
 /// Unique names; kinds the store can serve.

@@ -1,5 +1,5 @@
 //! How configuration problems are reported: each named by its key, with the name of the source
-//! or destination it belongs to (`sources[3] (channel-manager).secrets`, since nobody counts
+//! destination, notify target or alert it belongs to (`sources[3] (channel-manager).secrets`, since nobody counts
 //! tables in a long file), without knock-on problems of a variable already reported unset, and
 //! with every secret scrubbed out (see [`redact`](super::redact)).
 
@@ -11,6 +11,8 @@ use super::redact::Redactor;
 pub(super) struct TableNames {
     sources: Vec<Option<String>>,
     destinations: Vec<Option<String>>,
+    notify: Vec<Option<String>>,
+    alerts: Vec<Option<String>>,
 }
 
 impl TableNames {
@@ -34,6 +36,8 @@ impl TableNames {
         Self {
             sources: names("sources"),
             destinations: names("destinations"),
+            notify: names("notify"),
+            alerts: names("alerts"),
         }
     }
 
@@ -43,6 +47,8 @@ impl TableNames {
         for (array, names) in [
             ("sources", &self.sources),
             ("destinations", &self.destinations),
+            ("notify", &self.notify),
+            ("alerts", &self.alerts),
         ] {
             let Some(rest) = key
                 .strip_prefix(array)

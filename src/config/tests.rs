@@ -902,3 +902,227 @@ fn a_sources_share_is_read_and_checked() {
         ]
     );
 }
+
+/// `GOOD` on Redis, plus an HTTP destination, a redis_stream one and the given alerting tables.
+fn with_alerts(tables: &str) -> String {
+    let good = GOOD.replace(
+        "kind = \"memory\"",
+        "kind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"",
+    );
+    format!(
+        "{good}\n[[destinations]]\nname = \"crm\"\nkind = \"http\"\nurl = \"https://crm.internal/hook\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\n[[destinations]]\nname = \"lake\"\nkind = \"redis_stream\"\n\n{tables}"
+    )
+}
+
+const NOTIFY: &str = r#"
+[[notify]]
+name = "ops"
+kind = "webhook"
+url = "https://ops.example/porter-alerts"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+[[notify]]
+name = "chat"
+kind = "slack"
+url = "https://hooks.slack.example/services/T0/B0/sekr1tpath"
+
+[[notify]]
+name = "mail"
+kind = "email"
+smtp = "127.0.0.1:25"
+from = "porter <porter@example.com>"
+to = ["ops@example.com", "oncall@example.com"]
+"#;
+
+#[test]
+fn alert_rules_and_notify_targets_are_read_with_their_defaults() {
+    let text = with_alerts(&format!(
+        r#"{NOTIFY}
+[[alerts]]
+name = "whatsapp-refusals"
+when = "refusal_share"
+source = "whatsapp"
+above = 0.5
+window = "1m"
+for = "0s"
+repeat = "1h"
+notify = ["ops", "chat", "mail"]
+
+[[alerts]]
+name = "sms-quiet"
+when = "quiet"
+source = "sms"
+
+[[alerts]]
+name = "crm-failing"
+when = "destination_failing"
+destination = "crm"
+dead_letters_above = 0
+repeat = "0s"
+
+[[alerts]]
+name = "lake-backlog"
+when = "backlog"
+destination = "lake"
+above = 10000
+growing = true
+for = "10m"
+
+[[alerts]]
+name = "store"
+when = "store_unready"
+for = "30s"
+"#
+    ));
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.notify.len(), 3);
+    assert_eq!(config.notify[2].target.kind(), "email");
+    let rules: Vec<_> = config.alerts.iter().map(|r| r.condition.kind()).collect();
+    assert_eq!(
+        rules,
+        [
+            "refusal_share",
+            "quiet",
+            "destination_failing",
+            "backlog",
+            "store_unready"
+        ]
+    );
+    let refusals = &config.alerts[0];
+    assert_eq!(refusals.hold, Duration::ZERO);
+    assert_eq!(refusals.repeat, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        refusals.condition,
+        Condition::RefusalShare {
+            source: "whatsapp".into(),
+            above: Some(0.5),
+            rate_above: None,
+            window: Duration::from_secs(60),
+            min_requests: 10,
+        }
+    );
+    assert_eq!(
+        config.alerts[1].condition,
+        Condition::Quiet {
+            source: "sms".into(),
+            window: Duration::from_secs(15 * 60),
+            min_requests: 1,
+        },
+        "quiet's defaults"
+    );
+    assert_eq!(config.alerts[2].repeat, None, "repeat = \"0s\": once");
+    assert_eq!(config.alerts[3].hold, Duration::from_secs(600));
+}
+
+#[test]
+fn alert_keys_are_checked_by_key_and_by_rule_kind() {
+    let text = with_alerts(&format!(
+        r#"{NOTIFY}
+[[alerts]]
+name = "a"
+when = "refusal_share"
+source = "nope"
+destination = "crm"
+above = 1.5
+notify = ["ops", "pager"]
+
+[[alerts]]
+name = "b"
+when = "destination_failing"
+destination = "lake"
+above = 0.2
+
+[[alerts]]
+name = "c"
+when = "backlog"
+destination = "crm"
+
+[[alerts]]
+name = "d"
+when = "quiet"
+source = "sms"
+window = "2h"
+lag = "5m"
+
+[[alerts]]
+name = "e"
+when = "ohip_stopped"
+source = "whatsapp"
+
+[[alerts]]
+name = "f"
+when = "sometimes"
+
+[[alerts]]
+name = "g"
+when = "store_unready"
+colour = "red"
+"#
+    ));
+    let problems = problems(&text);
+    for expected in [
+        "alerts[0] (a).destination: not used by when = \"refusal_share\"",
+        "alerts[0] (a).notify[1]: no [[notify]] target is named `pager`",
+        "alerts[0] (a).source: no a source with a path is named `nope`",
+        "alerts[0] (a).above: a share from 0 up to (not including) 1, like 0.5",
+        "alerts[1] (b).destination: `lake` is a redis_stream destination",
+        "alerts[2] (c).above: required: the number of events waiting (or `growing = true`)",
+        "alerts[3] (d).lag: not used by when = \"quiet\"",
+        "alerts[3] (d).window: must be from 10s to 50m",
+        "alerts[4] (e).source: no an oracle_ohip_stream source is named `whatsapp`",
+        "alerts[5] (f).when: unknown `sometimes`",
+        "alerts[6] (g): unknown field `colour`",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected:?} not in {problems:#?}"
+        );
+    }
+}
+
+#[test]
+fn notify_targets_need_their_own_keys_and_never_echo_secrets() {
+    let text = with_alerts(
+        r#"
+[[notify]]
+name = "ops"
+kind = "webhook"
+url = "https://ops.example/hook"
+secret = "not-a-whsec-secret-value"
+smtp = "relay:25"
+
+[[notify]]
+name = "chat"
+kind = "slack"
+
+[[notify]]
+name = "mail"
+kind = "email"
+smtp = "relay"
+to = []
+
+[[notify]]
+name = "ops"
+kind = "pager"
+"#,
+    );
+    let problems = problems(&text);
+    for expected in [
+        "notify[0] (ops).smtp: not used by kind = \"webhook\"",
+        "notify[0] (ops).secret: must be `whsec_`",
+        "notify[1] (chat).url: required for kind = \"slack\"",
+        "notify[2] (mail).smtp: `relay` is not a host:port",
+        "notify[2] (mail).from: required for kind = \"email\"",
+        "notify[2] (mail).to: required for kind = \"email\"",
+        "notify[3] (ops).kind: unknown kind `pager`",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.starts_with(expected)),
+            "{expected:?} not in {problems:#?}"
+        );
+    }
+    assert!(
+        !problems.join("\n").contains("not-a-whsec-secret-value"),
+        "{problems:#?}"
+    );
+}

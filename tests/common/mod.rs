@@ -47,6 +47,7 @@ pub mod rabbitmq;
 pub mod receiver;
 pub mod redis_server;
 pub mod served;
+pub mod smtp;
 pub mod tls_proxy;
 pub mod whatsapp;
 

@@ -10,15 +10,17 @@ pub(super) enum Section {
     Events,
     DeadLetters,
     Destinations,
+    Alerts,
     GuestData,
 }
 
-const SECTIONS: [(Section, &str, &str); 6] = [
+const SECTIONS: [(Section, &str, &str); 7] = [
     (Section::Overview, "/", "Overview"),
     (Section::Requests, "/requests", "Requests"),
     (Section::Events, "/events", "Events"),
     (Section::DeadLetters, "/dead-letters", "Dead letters"),
     (Section::Destinations, "/destinations", "Destinations"),
+    (Section::Alerts, "/alerts", "Alerts"),
     (Section::GuestData, "/guest-data", "Guest data"),
 ];
 

@@ -34,6 +34,7 @@ pub(super) fn routes() -> axum::Router<Arc<Admin>> {
         .route("/destinations", get(destinations))
         .route("/destinations/{name}/pause", post(pause))
         .route("/destinations/{name}/resume", post(resume))
+        .route("/alerts", get(alerts))
         .route("/guest-data", get(erasure::show).post(erasure::submit))
 }
 
@@ -256,4 +257,14 @@ async fn resume(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> Re
         Ok(()) => Redirect::to("/destinations?done=resumed").into_response(),
         Err(response) => response,
     }
+}
+
+async fn alerts(State(admin): State<Arc<Admin>>) -> Response {
+    let snapshot = admin.alerts();
+    html(page(
+        "Alerts",
+        Section::Alerts,
+        Some(10),
+        pages::alerts(&snapshot),
+    ))
 }

@@ -468,6 +468,81 @@ pub(super) fn dead_letters(dead: &[DeadLetterJson]) -> Markup {
     }
 }
 
+pub(super) fn alerts(snapshot: &crate::alerts::Snapshot) -> Markup {
+    html! {
+        h1 { "Alerts" }
+        @if snapshot.rules.is_empty() {
+            p.empty { "No alert rules are configured ([[alerts]] in porter's configuration; see the README's \"Alerts\")." }
+        } @else {
+            table #alert-rules {
+                thead { tr {
+                    th { "Alert" } th { "When" } th { "Watching" } th { "State" } th { "Since (UTC)" }
+                    th { "Now" } th { "Notifies" }
+                } }
+                tbody {
+                    @for rule in &snapshot.rules {
+                        tr {
+                            td { (rule.name) }
+                            td { code { (rule.when) } }
+                            td { (rule.subject.as_deref().unwrap_or("–")) }
+                            @match rule.state {
+                                "firing" => td.bad { strong { "firing" } },
+                                "pending" => td.warn { "pending" },
+                                "ok" => td.ok { "ok" },
+                                other => td.muted { (other) },
+                            }
+                            td { (rule.since.map(time).unwrap_or_else(|| "–".to_owned())) }
+                            td { (rule.summary.as_deref().unwrap_or("not evaluated yet")) }
+                            td { (if rule.notify.is_empty() { "–".to_owned() } else { rule.notify.join(", ") }) }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "History" }
+        @if snapshot.history.is_empty() {
+            p.empty { "Nothing has fired since porter started." }
+        } @else {
+            table #alert-history {
+                thead { tr { th { "Time (UTC)" } th { "Alert" } th { "State" } th { "Since (UTC)" } th { "Summary" } } }
+                tbody {
+                    @for entry in &snapshot.history {
+                        tr {
+                            td { (time(entry.at)) }
+                            td { (entry.alert) }
+                            @if entry.state == "firing" {
+                                td.bad { @if entry.repeat { "firing (reminder)" } @else { "firing" } }
+                            } @else {
+                                td.ok { (entry.state) }
+                            }
+                            td { (time(entry.since)) }
+                            td { (entry.summary) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !snapshot.targets.is_empty() {
+            h2 { "Notify targets" }
+            table #alert-targets {
+                thead { tr { th { "Target" } th { "Kind" } th.number { "Sent" } th.number { "Failed" } th { "Last sent (UTC)" } th { "Last error" } } }
+                tbody {
+                    @for target in &snapshot.targets {
+                        tr {
+                            td { (target.name) }
+                            td { (target.kind) }
+                            td.number { (target.sent) }
+                            td.number.bad[target.failed > 0] { (target.failed) }
+                            td { (target.last_sent_at.map(time).unwrap_or_else(|| "–".to_owned())) }
+                            td.bad { (target.last_error.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(super) fn not_found(what: &str) -> Markup {
     html! {
         h1 { "Not found" }
