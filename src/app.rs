@@ -317,7 +317,7 @@ async fn warn_about_durability(store: &Store) {
     match store {
         Store::Memory(_) => tracing::warn!(
             "the memory store keeps events in this process only: they are lost when it exits \
-             (use the redis store in production)"
+             (use the local or redis store in production)"
         ),
         Store::Local(local) => tracing::info!(
             path = %local.path().display(),

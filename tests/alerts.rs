@@ -36,8 +36,14 @@ impl Running {
     /// Serves `tables` (notify targets and alert rules) beside a WhatsApp source, on a manual
     /// clock that starts at the real time (receivers check signature timestamps against it).
     async fn start(tables: &str) -> Self {
+        // The memory store unless the test names one.
+        let store = if tables.contains("[store]") {
+            ""
+        } else {
+            "[store]\nkind = \"memory\"\nprint_events = false\n"
+        };
         let text = format!(
-            "[[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/webhooks/whatsapp\"\nsecrets = [\"{SECRET}\"]\n{}\n{tables}",
+            "{store}\n[[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/webhooks/whatsapp\"\nsecrets = [\"{SECRET}\"]\n{}\n{tables}",
             common::ADMIN_TABLE
         );
         let config = config_from(&text, &[]);

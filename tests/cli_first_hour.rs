@@ -381,3 +381,141 @@ fn commands_stop_quietly_when_their_reader_does() {
     }
     drop(served);
 }
+
+#[test]
+fn a_copy_of_the_embedded_default_signs_for_porter_send_without_an_admin_token() {
+    let dir = tempfile::tempdir().expect("dir");
+    let copy = dir.path().join("porter.toml");
+    std::fs::write(&copy, porter::testing::config::EMBEDDED_DEFAULT).expect("copy");
+    let output = porter()
+        .args(["send", "whatsapp", "fixtures/meta/text_message/body"])
+        .arg("--config")
+        .arg(&copy)
+        .arg("--dry-run=request")
+        .current_dir(repo_path(""))
+        .env_remove("PORTER_ADMIN_TOKEN")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("x-hub-signature-256: sha256="), "{stdout}");
+    // Serving from the copy still needs a token of its own: it is the console's password.
+    let check = porter()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&copy)
+        .output()
+        .expect("runs");
+    assert!(!check.status.success());
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("admin.token: required"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// A file with one source and no `[store]`, its local store at `path` when given.
+fn minimal_config(dir: &std::path::Path, store_path: Option<&str>) -> std::path::PathBuf {
+    let store = store_path.map_or(String::new(), |path| {
+        format!("[store]\nkind = \"local\"\npath = \"{path}\"\n")
+    });
+    let file = dir.join("porter.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n{store}\n[[sources]]\nname = \"whatsapp\"\nprovider = \"meta\"\npath = \"/webhooks/whatsapp\"\nsecrets = [\"minimal-secret\"]\n"
+        ),
+    )
+    .expect("write");
+    file
+}
+
+#[test]
+fn a_file_without_a_store_table_gets_the_durable_local_store() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = minimal_config(dir.path(), None);
+    let output = porter()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file)
+        .current_dir(dir.path())
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("local store"), "{stdout}");
+}
+
+#[test]
+fn a_store_directory_porter_cannot_write_fails_check_config_and_serve_before_listening() {
+    let dir = tempfile::tempdir().expect("dir");
+    // /proc takes no new directory, even from root: what a read-only data directory does.
+    let file = minimal_config(dir.path(), Some("/proc/porter-data"));
+    let check = porter()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("store.path: cannot write in /proc"),
+        "{stderr}"
+    );
+    let serve = porter()
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    let stdout = String::from_utf8_lossy(&serve.stdout);
+    assert!(!serve.status.success());
+    assert!(stderr.contains("cannot set up the store"), "{stderr}");
+    assert!(
+        !stderr.contains("listening") && !stdout.contains("listening"),
+        "nothing is announced before the store opens: {stdout}{stderr}"
+    );
+}
+
+#[test]
+fn the_readmes_quick_start_configuration_checks_out() {
+    let readme = std::fs::read_to_string(repo_path("README.md")).expect("README");
+    let section = &readme[readme.find("## Quick start").expect("a quick start")..];
+    let start = section.find("```toml\n").expect("its configuration") + "```toml\n".len();
+    let toml = &section[start..start + section[start..].find("```").expect("block end")];
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("porter.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &file,
+        toml.replace("/var/lib/porter", &data.display().to_string()),
+    )
+    .expect("write");
+    let output = porter()
+        .arg("check-config")
+        .arg("--config")
+        .arg(&file)
+        .env("META_APP_SECRET", "quick-start-meta-secret")
+        .env("META_VERIFY_TOKEN", "quick-start-verify")
+        .env("TWILIO_AUTH_TOKEN", "quick-start-twilio-token")
+        .env("PORTER_ADMIN_TOKEN", "quick-start-admin-token-0123456789")
+        .env(
+            "GUEST_MESSAGING_WHSEC",
+            "whsec_cXVpY2stc3RhcnQtZGVzdGluYXRpb24ta2V5",
+        )
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    for shown in [
+        "/webhooks/whatsapp",
+        "/webhooks/sms/status",
+        "guest-messaging",
+        "local store",
+    ] {
+        assert!(stdout.contains(shown), "{shown}: {stdout}");
+    }
+}

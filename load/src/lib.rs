@@ -250,11 +250,12 @@ impl TemplateSigner {
         route: Option<&str>,
         content_type: Option<&str>,
     ) -> Result<Self, String> {
-        let genuine = Config::load(config).map_err(|e| e.to_string())?;
+        let genuine =
+            Config::resolve_without_admin_token(Some(config)).map_err(|e| e.to_string())?;
         let text = std::fs::read_to_string(config)
             .map_err(|e| format!("cannot read {}: {e}", config.display()))?;
         let forged_text = forged_config_text(&text, source)?;
-        let forged = Config::parse(
+        let forged = Config::parse_without_admin_token(
             &forged_text,
             ConfigOrigin::File(config.to_owned()),
             &|name| std::env::var(name).ok(),

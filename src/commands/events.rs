@@ -35,7 +35,7 @@ pub(super) struct TailArgs {
 }
 
 pub(super) fn tail(args: &TailArgs) -> ExitCode {
-    let config = match Config::resolve(args.config.as_deref()) {
+    let config = match Config::resolve_without_admin_token(args.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");

@@ -316,26 +316,23 @@ async fn serve_config(config: Config) -> ExitCode {
     let admin_address = admin_listener
         .as_ref()
         .and_then(|listener| listener.local_addr().ok());
-    if config.origin == ConfigOrigin::EmbeddedDefault {
-        print_development_banner(&config, address);
-    }
-    if let (Some(admin), Some(admin_address)) = (&config.admin, admin_address) {
-        tracing::info!(address = %admin_address, "admin listening (console, admin API, /metrics)");
-        if admin.generated_token {
-            // The login URL carries the token: printed on the terminal, never logged.
-            eprintln!(
-                "  console: {}/login?token={}",
-                send::local_url(admin_address),
-                admin.token.expose()
-            );
-        }
-    }
-    tracing::info!(
-        %address,
-        sources = config.sources.len(),
-        store = config.store.kind_name(),
-        config = %config.origin,
-        "porter listening"
+    // What is announced is taken before the store opens, and announced only once it has:
+    // a store that cannot open is the whole story, not the line after "listening".
+    let banner = (config.origin == ConfigOrigin::EmbeddedDefault)
+        .then(|| development_banner(&config, address));
+    let login = match (&config.admin, admin_address) {
+        // The login URL carries the token: printed on the terminal, never logged.
+        (Some(admin), Some(admin_address)) if admin.generated_token => Some(format!(
+            "  console: {}/login?token={}",
+            send::local_url(admin_address),
+            admin.token.expose()
+        )),
+        _ => None,
+    };
+    let (sources, store, origin) = (
+        config.sources.len(),
+        config.store.kind_name(),
+        config.origin.to_string(),
     );
     let app = match App::build(config, Plan::default(), Clock::system()) {
         Ok(app) => app,
@@ -344,6 +341,22 @@ async fn serve_config(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(banner) = banner {
+        eprint!("{banner}");
+    }
+    if let Some(admin_address) = admin_address {
+        tracing::info!(address = %admin_address, "admin listening (console, admin API, /metrics)");
+    }
+    if let Some(login) = login {
+        eprintln!("{login}");
+    }
+    tracing::info!(
+        %address,
+        sources,
+        store,
+        config = %origin,
+        "porter listening"
+    );
     let app = match admin_listener {
         Some(listener) => app.with_admin_listener(listener),
         None => app,
@@ -362,27 +375,40 @@ async fn serve_config(config: Config) -> ExitCode {
 
 /// The embedded default's secrets are public (they are in porter's source); print them so
 /// that `porter send` users and a vendor's test panel can be pointed at the development server.
-fn print_development_banner(config: &Config, address: std::net::SocketAddr) {
-    eprintln!("porter: running the EMBEDDED DEFAULT configuration (development only).");
+fn development_banner(config: &Config, address: std::net::SocketAddr) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "porter: running the EMBEDDED DEFAULT configuration (development only)."
+    );
     match &config.store.kind {
         crate::config::StoreKind::Local { path, .. } => {
             let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            eprintln!(
+            let _ = writeln!(
+                out,
                 "  store: local, in {} (durable: events survive a restart; delete the directory \
                  to start afresh); events are also printed on stdout.",
                 shown.display()
             );
         }
         _ => {
-            eprintln!("  store: memory (nothing survives a restart); events are printed on stdout.")
+            let _ = writeln!(
+                out,
+                "  store: memory (nothing survives a restart); events are printed on stdout."
+            );
         }
     }
-    eprintln!("  These development secrets are public. Never expose this server.");
+    let _ = writeln!(
+        out,
+        "  These development secrets are public. Never expose this server."
+    );
     let default: toml::Value =
         toml::from_str(EMBEDDED_DEFAULT).unwrap_or(toml::Value::Boolean(false));
     let tables = default.get("sources").and_then(toml::Value::as_array);
     for (source, table) in config.sources.iter().zip(tables.into_iter().flatten()) {
-        eprintln!(
+        let _ = writeln!(
+            out,
             "  source `{}` ({}) at {}",
             source.source.name(),
             source.source.provider(),
@@ -390,7 +416,7 @@ fn print_development_banner(config: &Config, address: std::net::SocketAddr) {
         );
         for key in ["secrets", "verify_token", "url_token"] {
             if let Some(value) = table.get(key) {
-                eprintln!("    {key} = {value}");
+                let _ = writeln!(out, "    {key} = {value}");
             }
         }
     }
@@ -398,7 +424,11 @@ fn print_development_banner(config: &Config, address: std::net::SocketAddr) {
         url if url == send::local_url(crate::config::DEFAULT_LISTEN_ADDR) => String::new(),
         url => format!(" --url {url}"),
     };
-    eprintln!("  try: porter send whatsapp fixtures/meta/text_message/body{url}");
+    let _ = writeln!(
+        out,
+        "  try: porter send whatsapp fixtures/meta/text_message/body{url}"
+    );
+    out
 }
 
 fn check_config(path: Option<PathBuf>) -> ExitCode {
@@ -406,6 +436,16 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    if let crate::config::StoreKind::Local { path, .. } = &config.store.kind
+        && let Err(problem) = writable_directory(path)
+    {
+        let errors = crate::config::ConfigErrors {
+            origin: config.origin.to_string(),
+            errors: vec![crate::config::ConfigError::new("store.path", problem)],
+        };
+        eprintln!("{errors}");
+        return ExitCode::FAILURE;
+    }
     match print_routes(&config, &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         // `check-config | head`: the reader has what it wanted.
@@ -414,6 +454,43 @@ fn check_config(path: Option<PathBuf>) -> ExitCode {
             eprintln!("porter check-config: cannot write: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether the local store could be opened at `path` by this user: the directory, or the
+/// nearest existing one above it (where it would be created), takes a new file. A file is
+/// created and removed to find out: the permission bits alone do not say (root, ACLs, a
+/// read-only mount).
+fn writable_directory(path: &std::path::Path) -> Result<(), String> {
+    let existing = path
+        .ancestors()
+        .find(|dir| dir.as_os_str().is_empty() || dir.exists())
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                dir
+            }
+        })
+        .unwrap_or(std::path::Path::new("."));
+    if !existing.is_dir() {
+        return Err(format!("{} is not a directory", existing.display()));
+    }
+    let probe = existing.join(format!(".porter-check-config-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(error) => Err(format!(
+            "cannot write in {}: {error} (porter serve could not open the local store there; \
+             check as the user porter runs as, or choose another store.path)",
+            existing.display()
+        )),
     }
 }
 

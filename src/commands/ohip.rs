@@ -21,7 +21,7 @@ where
     F: FnOnce(Vec<OhipStreamConfig>, Store) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let config = match Config::resolve(path) {
+    let config = match Config::resolve_without_admin_token(path) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");

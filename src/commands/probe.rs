@@ -33,7 +33,7 @@ pub(super) struct ProbeArgs {
 pub(super) fn probe(args: &ProbeArgs) -> ExitCode {
     let url = match &args.url {
         Some(url) => url.clone(),
-        None => match Config::resolve(args.config.as_deref()) {
+        None => match Config::resolve_without_admin_token(args.config.as_deref()) {
             Ok(config) => healthz(config.server.listen),
             Err(errors) => {
                 eprintln!("{errors}");

@@ -153,7 +153,8 @@ pub(crate) fn base_url(given: &str) -> Result<String, String> {
 /// The configuration, with the source's secret replaced by `--secret` when given.
 fn config_for(args: &SendArgs) -> Result<Config, String> {
     let Some(secret) = &args.secret else {
-        return Config::resolve(args.config.as_deref()).map_err(|e| e.to_string());
+        return Config::resolve_without_admin_token(args.config.as_deref())
+            .map_err(|e| e.to_string());
     };
     let (text, origin) = Config::text(args.config.as_deref()).map_err(|e| e.to_string())?;
     let mut value: toml::Value = toml::from_str(&text).map_err(|e| e.to_string())?;
@@ -181,7 +182,8 @@ fn config_for(args: &SendArgs) -> Result<Config, String> {
         ));
     }
     let text = toml::to_string(&value).map_err(|e| e.to_string())?;
-    Config::parse(&text, origin, &|name| std::env::var(name).ok()).map_err(|e| e.to_string())
+    Config::parse_without_admin_token(&text, origin, &|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())
 }
 
 fn prepare_from_args(args: &SendArgs) -> Result<Prepared, String> {

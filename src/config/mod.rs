@@ -132,7 +132,7 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// `memory` or `redis`.
+    /// `memory`, `local` or `redis`.
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             StoreKind::Memory { .. } => "memory",
@@ -179,6 +179,14 @@ pub struct SourceConfig {
     pub allow_ips: Vec<IpNet>,
     /// `max_in_flight` and `rate` ([`crate::admission`]).
     pub share: crate::admission::Share,
+}
+
+/// What a configuration is read for: serving (every key checked), or a command that never
+/// uses the admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Serve,
+    Client,
 }
 
 /// Where a configuration came from.
@@ -294,6 +302,34 @@ impl Config {
         origin: ConfigOrigin,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigErrors> {
+        Self::parse_for(text, origin, lookup, Use::Serve)
+    }
+
+    /// [`Config::resolve`] for a command that never uses the admin token (`porter send`,
+    /// `porter-load`): `[admin] token` and `metrics_token` are not read, so a file whose token
+    /// comes from an environment variable this shell lacks, or a copy of the embedded default,
+    /// still works. The configuration it answers has a random token nobody knows.
+    pub fn resolve_without_admin_token(path: Option<&Path>) -> Result<Self, ConfigErrors> {
+        let (text, origin) = Self::text(path)?;
+        Self::parse_for(&text, origin, &|name| std::env::var(name).ok(), Use::Client)
+    }
+
+    /// [`Config::parse`] for a command that never uses the admin token (see
+    /// [`Config::resolve_without_admin_token`]).
+    pub fn parse_without_admin_token(
+        text: &str,
+        origin: ConfigOrigin,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        Self::parse_for(text, origin, lookup, Use::Client)
+    }
+
+    fn parse_for(
+        text: &str,
+        origin: ConfigOrigin,
+        lookup: &dyn Fn(&str) -> Option<String>,
+        purpose: Use,
+    ) -> Result<Self, ConfigErrors> {
         let fail = |errors| ConfigErrors {
             origin: origin.to_string(),
             errors,
@@ -302,6 +338,12 @@ impl Config {
             let message = redact::toml_syntax_message(&e, text);
             fail(vec![ConfigError::new("", message)])
         })?;
+        if purpose == Use::Client
+            && let Some(admin) = value.get_mut("admin").and_then(toml::Value::as_table_mut)
+        {
+            admin.remove("token");
+            admin.remove("metrics_token");
+        }
         let mut unset = Vec::new();
         let substituted = env::expand(&mut value, "", lookup, &mut unset);
         // Taken before the checks consume the value: the report names tables and scrubs
@@ -309,7 +351,7 @@ impl Config {
         let redactor = redact::Redactor::new(&value, substituted);
         let names = problems::TableNames::of(&value);
         let mut checks = Vec::new();
-        let config = Self::from_value(value, origin.clone(), &mut checks);
+        let config = Self::from_value(value, origin.clone(), purpose, &mut checks);
         match config {
             Some(config) if unset.is_empty() && checks.is_empty() => Ok(config),
             _ => Err(fail(problems::report(unset, checks, &names, &redactor))),
@@ -319,6 +361,7 @@ impl Config {
     fn from_value(
         value: toml::Value,
         origin: ConfigOrigin,
+        purpose: Use,
         errors: &mut Vec<ConfigError>,
     ) -> Option<Self> {
         let toml::Value::Table(mut root) = value else {
@@ -359,7 +402,7 @@ impl Config {
             .as_deref()
             .map(|u| u.trim_end_matches('/').to_owned());
         let server = server_config(server_table, errors);
-        let generate_token = origin == ConfigOrigin::EmbeddedDefault;
+        let generate_token = origin == ConfigOrigin::EmbeddedDefault || purpose == Use::Client;
         let admin = admin_table.map(|table| {
             admin::admin_config(
                 table,
@@ -681,7 +724,9 @@ fn buffered_bytes(
 }
 
 fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<StoreConfig> {
-    let kind_name = table.kind.as_deref().unwrap_or("memory");
+    // The durable store of one machine unless another is named: a file without `[store]`
+    // never keeps acknowledged events in memory only.
+    let kind_name = table.kind.as_deref().unwrap_or("local");
     let only_for = |key: &str, set: bool, kind: &str, errors: &mut Vec<ConfigError>| {
         if set {
             errors.push(ConfigError::new(
