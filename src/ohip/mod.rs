@@ -103,6 +103,16 @@ pub struct Shared {
     subscribed: std::sync::atomic::AtomicBool,
 }
 
+impl Status {
+    /// A status in `state`, nothing stored yet (tests of what reads statuses).
+    #[cfg(test)]
+    pub(crate) fn in_state(source: &str, state: State) -> Self {
+        let mut status = Shared::new(source).status();
+        status.state = state;
+        status
+    }
+}
+
 impl Shared {
     fn new(source: &str) -> Self {
         Self {

@@ -224,3 +224,60 @@ fn store_unready_says_why() {
     assert!(check.holds);
     assert!(check.summary.contains("connection refused"));
 }
+
+#[test]
+fn ohip_stopped_holds_when_not_connected_or_quiet_for_its_lag_but_not_on_standby() {
+    use crate::ohip::{State, Status};
+    let now = start();
+    let watching = now - jiff::SignedDuration::from_mins(30);
+    let check = |status: Option<&Status>, lag| ohip_stopped("opera", lag, status, watching, now);
+    assert!(check(None, None).holds, "no connector running");
+    assert!(check(None, None).summary.contains("not running"));
+
+    let streaming = Status::in_state("opera", State::Streaming);
+    assert!(
+        !check(Some(&streaming), None).holds,
+        "streaming, no lag rule"
+    );
+    assert!(
+        check(Some(&streaming), Some(20 * MINUTE)).holds,
+        "nothing stored in the 30 minutes watched"
+    );
+    let mut recent = streaming.clone();
+    recent.last_event_at = Some(now - jiff::SignedDuration::from_mins(5));
+    assert!(
+        !check(Some(&recent), Some(20 * MINUTE)).holds,
+        "an event 5 min ago"
+    );
+
+    let stopped = Status::in_state(
+        "opera",
+        State::Stopped {
+            code: "4403".into(),
+            reason: "forbidden".into(),
+        },
+    );
+    let held = check(Some(&stopped), None);
+    assert!(held.holds);
+    assert!(held.summary.contains("stopped (4403)"), "{}", held.summary);
+
+    let retrying = Status::in_state(
+        "opera",
+        State::Waiting {
+            until: now,
+            after: "1006".into(),
+        },
+    );
+    assert!(check(Some(&retrying), None).holds, "waiting to reconnect");
+    let standby = Status::in_state(
+        "opera",
+        State::Waiting {
+            until: now,
+            after: "standby".into(),
+        },
+    );
+    assert!(
+        !check(Some(&standby), None).holds,
+        "another instance holds the stream"
+    );
+}
