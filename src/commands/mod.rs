@@ -154,7 +154,8 @@ enum DlqCommand {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
-    /// Put dead letters back into their destination's schedule, due now.
+    /// Put dead letters back into their destination's schedule, due now (through the admin API
+    /// of the `porter serve` that holds the store, found on its own).
     Replay {
         /// Dead-letter ids, as `dlq list` prints them.
         ids: Vec<String>,
