@@ -648,3 +648,282 @@ secrets = ["drain-test-app-secret"]
     assert!(stopped_cleanly);
     assert_eq!(stdout.lines().count(), 3, "every answered event was stored");
 }
+
+/// A command run beside `porter serve`, as a user would: in `dir`, with nothing of the admin
+/// listener's in the environment. Returns (success, stdout, stderr).
+fn beside(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = porter()
+        .args(args)
+        .current_dir(dir)
+        .env_remove("PORTER_ADMIN_TOKEN")
+        .output()
+        .expect("porter runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The embedded default's admin token is random per start and its admin listener here is on
+/// a random port: `porter erase` and `porter dlq replay` find both in the local store's
+/// `admin.json` (0600, the running process's), and print neither.
+#[test]
+fn commands_that_change_state_find_the_embedded_defaults_admin_listener_on_their_own() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().expect("an empty working directory: no porter.toml");
+    let server = Served::start(dir.path(), &[]);
+    let token = server
+        .login_url
+        .as_deref()
+        .and_then(|url| url.split_once("token="))
+        .map(|(_, token)| token.to_owned())
+        .expect("the embedded default prints its login URL");
+    assert!(token.len() >= 24, "a real token");
+    let file = dir.path().join("porter-data/admin.json");
+    let mode = std::fs::metadata(&file)
+        .expect("admin.json")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the file holds the admin token");
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("read")).expect("JSON");
+    assert_eq!(written["pid"], server.child.id());
+    assert_eq!(
+        written["admin"],
+        server.admin_addr.expect("admin").to_string(),
+        "the bound address, not the configured one"
+    );
+    assert_eq!(written["token"], token.as_str());
+
+    let text = repo_path("fixtures/meta/text_message/body");
+    let (ok, answer) = send(&[
+        "whatsapp",
+        text.to_str().expect("utf-8"),
+        "--url",
+        &server.url(),
+    ]);
+    assert!(ok, "{answer}");
+
+    let mut outputs = Vec::new();
+    let (ok, out, err) = beside(
+        dir.path(),
+        &["erase", "--phone", "+49 151 12345678", "--dry-run"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.starts_with("would erase phone pii_"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["events", "1"]),
+        "the stored message holds the number: {out}"
+    );
+    outputs.push(out + &err);
+    let (ok, out, err) = beside(dir.path(), &["dlq", "replay", "--all"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "replayed 0 dead letters\n", "{err}");
+    outputs.push(out + &err);
+    let (ok, out, err) = beside(dir.path(), &["dlq", "replay", "no-such-letter"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no dead letter no-such-letter") && err.contains("porter dlq list"),
+        "{err}"
+    );
+    outputs.push(out + &err);
+    // An explicit token wins over the file's: a wrong one is refused, and the message says
+    // what to set.
+    let wrong = porter()
+        .args(["dlq", "replay", "--all"])
+        .current_dir(dir.path())
+        .env("PORTER_ADMIN_TOKEN", "not-the-token-of-this-porter-0123")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success());
+    assert!(
+        err.contains("refused the token") && err.contains("PORTER_ADMIN_TOKEN"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-token-of-this-porter-0123"), "{err}");
+
+    let (stopped, _, log) = server.terminate();
+    assert!(stopped);
+    assert!(!file.exists(), "a clean stop removes admin.json");
+    for output in &outputs {
+        assert!(!output.contains(&token), "the token was printed: {output}");
+    }
+    assert!(!log.contains(&token), "the token was logged: {log}");
+}
+
+/// After a SIGKILL, `admin.json` is left behind; no process holds the store's lock, so the
+/// commands work on the store itself, and say what they found.
+#[test]
+fn a_stale_admin_file_after_sigkill_is_recognised_and_removed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Served::start(dir.path(), &[]);
+    let pid = server.child.id();
+    signal(&server.child, "KILL");
+    common::served::wait(&mut server.child, Duration::from_secs(10)).expect("killed");
+    let file = dir.path().join("porter-data/admin.json");
+    assert!(file.exists(), "a killed porter cannot clean up");
+
+    let (ok, out, err) = beside(dir.path(), &["dlq", "replay", "--all"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "removed porter-data/admin.json, left by porter serve pid {pid}, which did not stop cleanly"
+        )),
+        "{err}"
+    );
+    assert_eq!(out, "replayed 0 dead letters\n");
+    assert!(!file.exists());
+    let (ok, out, err) = beside(
+        dir.path(),
+        &["erase", "--phone", "+49 151 12345678", "--dry-run"],
+    );
+    assert!(ok && out.starts_with("would erase"), "{out}{err}");
+    assert!(!err.contains("removed"), "nothing stale any more: {err}");
+}
+
+/// A local store served with an admin listener elsewhere than `[admin] listen`, a destination
+/// that never answers, and no `[privacy] key`: `porter dlq replay` goes through the admin API
+/// to the address porter wrote, and `porter erase` says what to add.
+#[test]
+fn dlq_replay_goes_through_the_admin_api_and_erase_names_the_missing_privacy_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dead_port = common::redis_server::free_port();
+    std::fs::write(
+        dir.path().join("porter.toml"),
+        format!(
+            r#"
+[store]
+kind = "local"
+path = "data"
+
+[admin]
+listen = "127.0.0.1:1"
+token = "replay-test-admin-token-0123456789"
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["replay-test-app-secret"]
+
+[[destinations]]
+name = "frontdesk"
+kind = "http"
+url = "http://127.0.0.1:{dead_port}/hook"
+secret = "whsec_cmVwbGF5LXRlc3QtZGVzdGluYXRpb24ta2V5"
+retry = ["50ms"]
+"#
+        ),
+    )
+    .expect("write");
+    let server = Served::start(dir.path(), &[]);
+    let body = std::fs::read(repo_path("fixtures/meta/text_message/body")).expect("body");
+    let signature = porter_providers::meta::signature(
+        &porter_providers::Secret::new("replay-test-app-secret"),
+        &body,
+    );
+    let answer = common::served::post(
+        server.addr,
+        "/webhooks/whatsapp",
+        &[("X-Hub-Signature-256", &signature)],
+        &body,
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    server.wait_for_log("dead-lettered", 1, Duration::from_secs(20));
+
+    let (ok, listed, err) = beside(dir.path(), &["dlq", "list"]);
+    assert!(ok, "{err}");
+    let id = listed
+        .split_whitespace()
+        .next()
+        .expect("one dead letter")
+        .to_owned();
+    let (ok, out, err) = beside(dir.path(), &["dlq", "replay", &id]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, format!("replayed {id} to frontdesk\n"));
+    // Replayed, it fails again and is dead-lettered a second time.
+    server.wait_for_log("dead-lettered", 2, Duration::from_secs(20));
+    let (ok, out, err) = beside(dir.path(), &["dlq", "replay", "--all"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out, "replayed 1 dead letters\n");
+
+    let (ok, out, err) = beside(dir.path(), &["erase", "--phone", "+49 151 12345678"]);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("erasure needs [privacy] key")
+            && err.contains("[privacy]\n  key = \"${PORTER_PRIVACY_KEY}\"")
+            && err.contains("restart `porter serve`"),
+        "{err}"
+    );
+    assert!(!err.contains("409"), "the meaning, not the status: {err}");
+    let (stopped, _, _) = server.terminate();
+    assert!(stopped);
+    assert!(!dir.path().join("data/admin.json").exists());
+
+    // Nothing serves: `porter reprocess` (always a client of the admin API) says to start it.
+    std::fs::write(
+        dir.path().join("archive.toml"),
+        std::fs::read_to_string(dir.path().join("porter.toml")).expect("read")
+            + "\n[archive]\nretention = \"1h\"\n",
+    )
+    .expect("write");
+    let (ok, _, err) = beside(
+        dir.path(),
+        &[
+            "reprocess",
+            "--source",
+            "whatsapp",
+            "--since",
+            "1h",
+            "--config",
+            "archive.toml",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("no `porter serve` holds data")
+            && err.contains("porter serve --config archive.toml"),
+        "{err}"
+    );
+}
+
+/// A store with no directory to find porter in (memory, Redis) and a configuration without
+/// `[admin]`: the message names the flags and the table.
+#[test]
+fn without_admin_or_a_directory_the_commands_say_what_to_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("porter.toml"),
+        r#"
+[store]
+kind = "memory"
+[privacy]
+key = "a-privacy-key-of-at-least-32-bytes-0123"
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["s"]
+"#,
+    )
+    .expect("write");
+    for args in [
+        &["erase", "--phone", "+49 151 12345678"][..],
+        &["dlq", "replay", "--all"][..],
+    ] {
+        let (ok, _, err) = beside(dir.path(), args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("has no [admin] table")
+                && err.contains("--admin ADDR")
+                && err.contains("PORTER_ADMIN_TOKEN")
+                && err.contains("add [admin] (listen, token)"),
+            "{args:?}: {err}"
+        );
+    }
+}

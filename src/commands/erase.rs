@@ -2,8 +2,8 @@
 //!
 //! On a Redis store, and on a local store no `porter serve` holds, the command works on the
 //! store itself. A memory store lives inside `porter serve`, and a local store it holds is
-//! locked: then the command asks that process through its admin API (`POST /api/erase` on
-//! `[admin] listen`, with `[admin] token`), so the one erasure path runs either way.
+//! locked: then the command asks that process through its admin API (`POST /api/erase`, found
+//! as [`super::running`] says), so the one erasure path runs either way.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,9 +15,11 @@ use crate::app::store_for;
 use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
 use crate::delivery::Plan;
-use crate::privacy::erase::{Request, erase};
+use crate::privacy::erase::{EraseError, Request, erase};
 use crate::privacy::{Person, PersonKind};
 use crate::store::StoreError;
+
+use super::running::{self, AdminArgs, Failure};
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("person").required(true).args(["phone", "email", "guest_id"])))]
@@ -40,10 +42,8 @@ pub(super) struct EraseArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Where `porter serve`'s admin listener is, when it holds the store and does not listen
-    /// on `[admin] listen` (started with --admin-listen).
-    #[arg(long, value_name = "ADDR")]
-    admin: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    admin: AdminArgs,
     /// The configuration naming the store (default: ./porter.toml if present, else the
     /// embedded default).
     #[arg(long, value_name = "FILE")]
@@ -128,6 +128,7 @@ async fn report(config: &Config, args: &EraseArgs, request: &Request) -> Result<
         Err(StoreError::InUse(_)) => return through_admin(config, args).await,
         Err(error) => return Err(error.to_string()),
     };
+    running::clear_stale(config);
     let destinations: Vec<String> = config
         .destinations
         .iter()
@@ -136,25 +137,33 @@ async fn report(config: &Config, args: &EraseArgs, request: &Request) -> Result<
         .chain(plan.routes.iter().map(|r| r.name.clone()))
         .collect();
     let key = config.privacy.as_ref().map(|p| p.key.as_slice());
-    let report = erase(&store, &destinations, key, request, jiff::Timestamp::now())
-        .await
-        .map_err(|e| e.to_string())?;
+    let report = match erase(&store, &destinations, key, request, jiff::Timestamp::now()).await {
+        Ok(report) => report,
+        Err(EraseError::NoKey) => return Err(no_privacy_key(&config.origin.to_string(), false)),
+        Err(error) => return Err(error.to_string()),
+    };
     serde_json::to_value(report).map_err(|e| e.to_string())
+}
+
+/// What to add when the configuration has no `[privacy] key` (the admin API's 409
+/// `no_privacy_key`, in words).
+fn no_privacy_key(origin: &str, serving: bool) -> String {
+    format!(
+        "erasure needs [privacy] key, and {origin} has none: each erasure keeps an audit \
+         record with the value's keyed hash (never the value), so it needs the key to hash \
+         under. Add to the configuration\n\n  [privacy]\n  key = \"${{PORTER_PRIVACY_KEY}}\"   \
+         # a secret of at least 32 bytes: openssl rand -hex 32\n\n{}then run `porter erase` again",
+        if serving {
+            "restart `porter serve` with it, "
+        } else {
+            ""
+        }
+    )
 }
 
 /// Asks the `porter serve` that holds the store.
 async fn through_admin(config: &Config, args: &EraseArgs) -> Result<Value, String> {
-    let Some(admin) = &config.admin else {
-        return Err(
-            "the store lives inside `porter serve` (memory, or a local store it holds), and the \
-             configuration has no [admin] to reach it through"
-                .to_owned(),
-        );
-    };
-    let mut address = args.admin.unwrap_or(admin.listen);
-    if address.ip().is_unspecified() {
-        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
+    let target = running::locate(config, &args.admin, "porter erase")?;
     let mut body = serde_json::json!({ "dry_run": args.dry_run });
     for (name, value) in [
         ("phone", &args.phone),
@@ -168,28 +177,12 @@ async fn through_admin(config: &Config, args: &EraseArgs) -> Result<Value, Strin
     if let Some(source) = &args.source {
         body["source"] = Value::String(source.clone());
     }
-    let answer = reqwest::Client::new()
-        .post(format!("http://{address}/api/erase"))
-        .bearer_auth(admin.token.expose())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach porter's admin listener on {address}: {e}"))?;
-    let status = answer.status();
-    let text = answer
-        .text()
-        .await
-        .map_err(|e| format!("porter's admin listener answered {status}: {e}"))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("porter's admin listener answered {status}: {e}"))?;
-    if status.is_success() {
-        Ok(value)
-    } else {
-        Err(format!(
-            "porter's admin listener answered {status}: {}",
-            value["message"].as_str().unwrap_or("no message")
-        ))
+    match target.post("/api/erase", Some(&body)).await {
+        Ok(value) => Ok(value),
+        Err(Failure::Refused(refused)) if refused.code == "no_privacy_key" => {
+            Err(no_privacy_key("the running porter's configuration", true))
+        }
+        Err(failure) => Err(failure.describe()),
     }
 }
 

@@ -11,25 +11,33 @@ use crate::app::store_for;
 use crate::clock::Clock;
 use crate::config::{Config, StoreKind};
 use crate::delivery::Plan;
+use crate::store::local::running::Running;
 use crate::store::redis::StreamEntry;
 use crate::store::{
     Attempt, JobState, LocalSettings, LocalStore, MemorySchedule, RedisSchedule, RedisStore, Store,
     StoreError,
 };
 
+use super::running::{AdminArgs, Failure};
+
 /// Dead letters read per page when listing or replaying all.
 const PAGE: usize = 1_000;
 
-/// Runs `work` against the Redis store of the configuration at `path`, or, when that
-/// configuration has a local store, `local` against it.
-fn with_redis<F, Fut, L, LFut>(path: Option<&Path>, access: Access, local: L, work: F) -> ExitCode
+/// Runs `work` against the Redis store of `config` (or of the configuration at the path in its
+/// `Err`), or, when that configuration has a local store, `local` against it.
+fn with_redis<F, Fut, L, LFut>(
+    config: Result<Config, Option<&Path>>,
+    access: Access,
+    local: L,
+    work: F,
+) -> ExitCode
 where
     F: FnOnce(Config, Arc<RedisSchedule>) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
     L: FnOnce(Config, Store) -> LFut,
     LFut: std::future::Future<Output = Result<(), String>>,
 {
-    let config = match Config::resolve(path) {
+    let config = match config.or_else(Config::resolve) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
@@ -151,8 +159,8 @@ fn open_for_cli(config: &Config, access: Access) -> Result<Store, String> {
                     .map_err(|e| e.to_string())
             }
             (StoreKind::Local { .. }, Access::Write) => Err(format!(
-                "{error}; while `porter serve` runs, change it through the console or the admin \
-                 API (POST /api/dlq/{{id}}/replay, POST /api/dlq/replay)"
+                "{error}; this command changes the store, which the running `porter serve` \
+                 holds: stop it, run this command again, then start it"
             )),
             _ => Err(error.to_string()),
         },
@@ -198,7 +206,7 @@ pub(super) fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
         }
         Ok(())
     };
-    with_redis(path, Access::Read, local, |_, queue| async move {
+    with_redis(Err(path), Access::Read, local, |_, queue| async move {
         let dlq = queue.store().layout().dead_letters();
         let entries = queue
             .store()
@@ -228,14 +236,54 @@ pub(super) fn dlq_list(path: Option<&Path>, count: usize) -> ExitCode {
     })
 }
 
-/// `porter dlq replay ID… | --all`: back into the destinations' schedules, due now.
-pub(super) fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> ExitCode {
+/// `porter dlq replay ID… | --all`: back into the destinations' schedules, due now. On the
+/// store itself, or, when it is the running `porter serve`'s (a memory store, a local store it
+/// holds), through its admin API.
+pub(super) fn dlq_replay(
+    path: Option<&Path>,
+    ids: &[String],
+    all: bool,
+    admin: &AdminArgs,
+) -> ExitCode {
+    let config = match Config::resolve(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let served = match &config.store.kind {
+        StoreKind::Memory { .. } => true,
+        StoreKind::Local { path, .. } => {
+            !matches!(Running::check(path), Ok(Running::Stopped { .. }) | Err(_))
+        }
+        StoreKind::Redis { .. } => false,
+    };
+    if served {
+        return match replay_through_admin(&config, ids, all, admin) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("porter dlq replay: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let ids = ids.to_vec();
     let local_ids = ids.clone();
-    let local = move |_: Config, store: Store| async move {
-        let schedules = store
-            .schedules()
-            .ok_or("no destinations are configured, so there are no dead letters")?;
+    let local = move |config: Config, store: Store| async move {
+        super::running::clear_stale(&config);
+        let Some(schedules) = store.schedules() else {
+            // As the admin API answers: nothing to replay.
+            return match local_ids.first() {
+                None => {
+                    crate::outln!("replayed 0 dead letters");
+                    Ok(())
+                }
+                Some(id) => Err(format!(
+                    "no dead letter {id} (no destinations are configured, so there are none)"
+                )),
+            };
+        };
         let now = Timestamp::now().as_millisecond();
         if all {
             let replayed = schedules.replay_all(now).await.map_err(|e| e.to_string())?;
@@ -250,58 +298,123 @@ pub(super) fn dlq_replay(path: Option<&Path>, ids: &[String], all: bool) -> Exit
         }
         Ok(())
     };
-    with_redis(path, Access::Write, local, |config, queue| async move {
-        let dlq = queue.store().layout().dead_letters();
-        let mut entries = Vec::new();
-        if all {
-            let mut after = "-".to_owned();
-            loop {
-                let page = queue
-                    .store()
-                    .read(&dlq, &after, PAGE)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let Some(last) = page.last() else { break };
-                after = last.id.clone();
-                entries.extend(page);
-            }
-        } else {
-            for id in &ids {
-                let found = queue
-                    .store()
-                    .read_range(&dlq, id, id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                match found.into_iter().next() {
-                    Some(entry) => entries.push(entry),
-                    None => return Err(format!("no dead letter {id}")),
+    with_redis(
+        Ok(config),
+        Access::Write,
+        local,
+        |config, queue| async move {
+            let dlq = queue.store().layout().dead_letters();
+            let mut entries = Vec::new();
+            if all {
+                let mut after = "-".to_owned();
+                loop {
+                    let page = queue
+                        .store()
+                        .read(&dlq, &after, PAGE)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let Some(last) = page.last() else { break };
+                    after = last.id.clone();
+                    entries.extend(page);
+                }
+            } else {
+                for id in &ids {
+                    let found = queue
+                        .store()
+                        .read_range(&dlq, id, id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match found.into_iter().next() {
+                        Some(entry) => entries.push(entry),
+                        None => return Err(format!("no dead letter {id}")),
+                    }
                 }
             }
-        }
-        let known: Vec<&str> = config
-            .destinations
-            .iter()
-            .map(|d| d.name.as_str())
-            .collect();
-        let now = Timestamp::now().as_millisecond();
-        for entry in &entries {
-            let destination = text(entry, "destination");
-            if !known.contains(&destination.as_str()) {
-                eprintln!(
-                    "skipped {}: destination `{destination}` is not configured",
-                    entry.id
+            let known: Vec<&str> = config
+                .destinations
+                .iter()
+                .map(|d| d.name.as_str())
+                .collect();
+            let now = Timestamp::now().as_millisecond();
+            for entry in &entries {
+                let destination = text(entry, "destination");
+                if !known.contains(&destination.as_str()) {
+                    eprintln!(
+                        "skipped {}: destination `{destination}` is not configured",
+                        entry.id
+                    );
+                    continue;
+                }
+                queue.replay(entry, now).await.map_err(|e| e.to_string())?;
+                crate::outln!(
+                    "replayed {} to {destination} (event {})",
+                    entry.id,
+                    text(entry, "event_id")
                 );
-                continue;
             }
-            queue.replay(entry, now).await.map_err(|e| e.to_string())?;
+            Ok(())
+        },
+    )
+}
+
+/// `porter dlq replay` through the running server's admin API.
+fn replay_through_admin(
+    config: &Config,
+    ids: &[String],
+    all: bool,
+    admin: &AdminArgs,
+) -> Result<(), String> {
+    let command = if all {
+        "porter dlq replay --all".to_owned()
+    } else {
+        format!("porter dlq replay {}", ids.join(" "))
+    };
+    let target = super::running::locate(config, admin, &command)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        if all {
+            let answer = target
+                .post("/api/dlq/replay", None)
+                .await
+                .map_err(Failure::describe)?;
             crate::outln!(
-                "replayed {} to {destination} (event {})",
-                entry.id,
-                text(entry, "event_id")
+                "replayed {} dead letters",
+                answer["replayed"].as_u64().unwrap_or(0)
             );
+            return Ok(());
+        }
+        for id in ids {
+            let path = format!("/api/dlq/{}/replay", path_segment(id));
+            match target.post(&path, None).await {
+                Ok(answer) => crate::outln!(
+                    "replayed {id} to {}",
+                    answer["destination"].as_str().unwrap_or("?")
+                ),
+                Err(Failure::Refused(refused)) if refused.code == "not_found" => {
+                    return Err(format!(
+                        "no dead letter {id} (`porter dlq list` lists them)"
+                    ));
+                }
+                Err(failure) => return Err(failure.describe()),
+            }
         }
         Ok(())
     })
+}
+
+/// `text` as one segment of a URL's path: every byte but the unreserved ones percent-encoded.
+fn path_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `porter events show EVENT_ID`: the event, and per destination its attempts and where it is.
@@ -345,7 +458,7 @@ pub(super) fn events_show(path: Option<&Path>, event_id: &str) -> ExitCode {
         }
         Ok(())
     };
-    with_redis(path, Access::Read, local, |config, queue| async move {
+    with_redis(Err(path), Access::Read, local, |config, queue| async move {
         let (shard, entry) = find_event(&queue, &event_id)
             .await
             .map_err(|e| e.to_string())?

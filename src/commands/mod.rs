@@ -9,6 +9,8 @@
 //! - `erase.rs`: `porter erase`, on the store itself or through the admin API;
 //! - `ohip.rs`: `porter ohip status|seek`;
 //! - `reprocess.rs`: `porter reprocess`, a client of the admin API;
+//! - `running.rs`: how the commands that change state find the running `porter serve`'s admin
+//!   listener and token (and the file `serve` leaves for them in its local store);
 //! - `probe.rs`: `porter probe`, the container image's health check.
 
 mod erase;
@@ -17,6 +19,7 @@ mod inspect;
 mod ohip;
 mod probe;
 mod reprocess;
+mod running;
 pub(crate) mod send;
 
 use std::path::PathBuf;
@@ -151,7 +154,8 @@ enum DlqCommand {
         #[arg(long, default_value_t = 100)]
         count: usize,
     },
-    /// Put dead letters back into their destination's schedule, due now.
+    /// Put dead letters back into their destination's schedule, due now (through the admin API
+    /// of the `porter serve` that holds the store, found on its own).
     Replay {
         /// Dead-letter ids, as `dlq list` prints them.
         ids: Vec<String>,
@@ -162,6 +166,8 @@ enum DlqCommand {
         /// embedded default).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        admin: running::AdminArgs,
     },
 }
 
@@ -204,13 +210,19 @@ pub fn run() -> ExitCode {
             command: DlqCommand::List { config, count },
         } => inspect::dlq_list(config.as_deref(), count),
         Command::Dlq {
-            command: DlqCommand::Replay { ids, all, config },
+            command:
+                DlqCommand::Replay {
+                    ids,
+                    all,
+                    config,
+                    admin,
+                },
         } => {
             if ids.is_empty() && !all {
                 eprintln!("porter dlq replay: name dead-letter ids, or --all");
                 return ExitCode::FAILURE;
             }
-            inspect::dlq_replay(config.as_deref(), &ids, all)
+            inspect::dlq_replay(config.as_deref(), &ids, all, &admin)
         }
     }
 }
@@ -334,6 +346,7 @@ async fn serve_config(config: Config) -> ExitCode {
         config.store.kind_name(),
         config.origin.to_string(),
     );
+    let to_publish = running::ToPublish::of(&config, admin_address);
     let app = match App::build(config, Plan::default(), Clock::system()) {
         Ok(app) => app,
         Err(error) => {
@@ -341,6 +354,8 @@ async fn serve_config(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The store is open (its directory made, its lock held): say where the admin listener is.
+    let published = to_publish.and_then(running::ToPublish::publish);
     if let Some(banner) = banner {
         eprint!("{banner}");
     }
@@ -361,7 +376,11 @@ async fn serve_config(config: Config) -> ExitCode {
         Some(listener) => app.with_admin_listener(listener),
         None => app,
     };
-    match app.serve(listener, server::shutdown_signal()).await {
+    let served = app.serve(listener, server::shutdown_signal()).await;
+    if let Some(published) = published {
+        published.withdraw();
+    }
+    match served {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use crate::config::Config;
 use crate::reprocess::{ReprocessError, Summary};
@@ -60,13 +59,12 @@ pub(super) struct ReprocessArgs {
     /// Print what would change; store nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// The configuration of the running `porter serve` (its `[admin]` table says where to
-    /// ask, and with which token).
+    /// The configuration of the running `porter serve` (its store, or its `[admin]` table,
+    /// says where to ask, and with which token).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The admin listener to ask instead of `[admin] listen` (`host:port`).
-    #[arg(long, value_name = "ADDR")]
-    pub admin: Option<String>,
+    #[command(flatten)]
+    pub admin: super::running::AdminArgs,
 }
 
 /// Asks the running server's admin API to reprocess, and prints its summary.
@@ -91,17 +89,7 @@ fn command_inner(args: &ReprocessArgs) -> Result<String, String> {
     if config.source(&args.source).is_none() {
         return Err(ReprocessError::UnknownSource(args.source.clone()).to_string());
     }
-    let Some(admin) = &config.admin else {
-        return Err(
-            "the configuration has no [admin] table: reprocessing runs inside `porter serve` and \
-             is asked for through its admin API"
-                .to_owned(),
-        );
-    };
-    let address = args
-        .admin
-        .clone()
-        .unwrap_or_else(|| admin.listen.to_string());
+    let target = super::running::locate(&config, &args.admin, "porter reprocess")?;
     let body = serde_json::json!({
         "source": args.source,
         "since": args.since,
@@ -111,32 +99,9 @@ fn command_inner(args: &ReprocessArgs) -> Result<String, String> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let token = admin.token.expose().to_owned();
-    let (status, text) = runtime.block_on(async move {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(600))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let response = client
-            .post(format!("http://{address}/api/reprocess"))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| format!("cannot reach the admin API at {address}: {e}"))?;
-        let status = response.status();
-        let text = response.text().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((status, text))
-    })?;
-    if !status.is_success() {
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-            .unwrap_or_else(|| format!("the admin API answered {status}"));
-        return Err(message);
-    }
-    let summary: Summary = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let answer = runtime
+        .block_on(target.post("/api/reprocess", Some(&body)))
+        .map_err(super::running::Failure::describe)?;
+    let summary: Summary = serde_json::from_value(answer).map_err(|e| e.to_string())?;
     Ok(describe(&summary, args.dry_run))
 }

@@ -24,7 +24,8 @@
 //! these 2-core machines, in isolation) leave less of the CPU to porter than an append and one
 //! `fdatasync` per batch (96–150k/s). See ARCHITECTURE.md.
 //!
-//! One process per directory: `LOCK` is held with an exclusive `flock` for the store's life.
+//! One process per directory: `LOCK` is held with an exclusive `flock` for the store's life;
+//! `porter serve` leaves its admin listener's address and token beside it ([`running`]).
 
 pub(crate) mod archive;
 mod erase;
@@ -34,6 +35,7 @@ mod journal;
 mod keys;
 mod private;
 pub(crate) mod record;
+pub(crate) mod running;
 mod schedule;
 mod snapshot;
 mod writer;
