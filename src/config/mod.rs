@@ -727,41 +727,19 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
     // The durable store of one machine unless another is named: a file without `[store]`
     // never keeps acknowledged events in memory only.
     let kind_name = table.kind.as_deref().unwrap_or("local");
-    let only_for = |key: &str, set: bool, kind: &str, errors: &mut Vec<ConfigError>| {
-        if set {
-            errors.push(ConfigError::new(
-                format!("store.{key}"),
-                format!("only used with kind = \"{kind}\""),
-            ));
+    if ["memory", "local", "redis"].contains(&kind_name) {
+        for (key, set, kinds) in store_keys(&table) {
+            if set && !kinds.contains(&kind_name) {
+                let names: Vec<String> = kinds.iter().map(|k| format!("\"{k}\"")).collect();
+                errors.push(ConfigError::new(
+                    format!("store.{key}"),
+                    format!("only used with kind = {}", names.join(" or ")),
+                ));
+            }
         }
-    };
+    }
     let kind = match kind_name {
         "memory" => {
-            only_for("url", table.url.is_some(), "redis", errors);
-            only_for("urls", table.urls.is_some(), "redis", errors);
-            only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
-            only_for("max_len", table.max_len.is_some(), "redis", errors);
-            only_for("shards", table.shards.is_some(), "redis", errors);
-            only_for("enqueue", table.enqueue.is_some(), "redis", errors);
-            only_for(
-                "wait_replicas",
-                table.wait_replicas.is_some(),
-                "redis",
-                errors,
-            );
-            only_for(
-                "wait_timeout",
-                table.wait_timeout.is_some(),
-                "redis",
-                errors,
-            );
-            only_for("path", table.path.is_some(), "local", errors);
-            only_for(
-                "retain_events",
-                table.retain_events.is_some(),
-                "local",
-                errors,
-            );
             let capacity = table.capacity.unwrap_or(DEFAULT_MEMORY_CAPACITY);
             if capacity == 0 {
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
@@ -773,24 +751,6 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
             })
         }
         "local" => {
-            only_for("url", table.url.is_some(), "redis", errors);
-            only_for("urls", table.urls.is_some(), "redis", errors);
-            only_for("key_prefix", table.key_prefix.is_some(), "redis", errors);
-            only_for("max_len", table.max_len.is_some(), "redis", errors);
-            only_for("shards", table.shards.is_some(), "redis", errors);
-            only_for("enqueue", table.enqueue.is_some(), "redis", errors);
-            only_for(
-                "wait_replicas",
-                table.wait_replicas.is_some(),
-                "redis",
-                errors,
-            );
-            only_for(
-                "wait_timeout",
-                table.wait_timeout.is_some(),
-                "redis",
-                errors,
-            );
             let capacity = table.capacity.unwrap_or(DEFAULT_LOCAL_CAPACITY);
             if capacity == 0 {
                 errors.push(ConfigError::new("store.capacity", "must be more than 0"));
@@ -806,23 +766,7 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
                 retain_events: table.retain_events.unwrap_or(DEFAULT_RETAIN_EVENTS),
             })
         }
-        "redis" => {
-            only_for(
-                "print_events",
-                table.print_events.is_some(),
-                "memory",
-                errors,
-            );
-            only_for("capacity", table.capacity.is_some(), "memory", errors);
-            only_for("path", table.path.is_some(), "local", errors);
-            only_for(
-                "retain_events",
-                table.retain_events.is_some(),
-                "local",
-                errors,
-            );
-            redis_kind(&table, errors)
-        }
+        "redis" => redis_kind(&table, errors),
         other => {
             errors.push(ConfigError::new(
                 "store.kind",
@@ -846,6 +790,27 @@ fn store_config(table: raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option
         dedupe_ttl: dedupe_ttl?,
         stream,
     })
+}
+
+/// The `[store]` keys that only some kinds read: whether each is set, and those kinds.
+fn store_keys(table: &raw::StoreTable) -> [(&'static str, bool, &'static [&'static str]); 12] {
+    const REDIS: &[&str] = &["redis"];
+    const LOCAL: &[&str] = &["local"];
+    const IN_PROCESS: &[&str] = &["memory", "local"];
+    [
+        ("url", table.url.is_some(), REDIS),
+        ("urls", table.urls.is_some(), REDIS),
+        ("key_prefix", table.key_prefix.is_some(), REDIS),
+        ("max_len", table.max_len.is_some(), REDIS),
+        ("shards", table.shards.is_some(), REDIS),
+        ("enqueue", table.enqueue.is_some(), REDIS),
+        ("wait_replicas", table.wait_replicas.is_some(), REDIS),
+        ("wait_timeout", table.wait_timeout.is_some(), REDIS),
+        ("path", table.path.is_some(), LOCAL),
+        ("retain_events", table.retain_events.is_some(), LOCAL),
+        ("print_events", table.print_events.is_some(), IN_PROCESS),
+        ("capacity", table.capacity.is_some(), IN_PROCESS),
+    ]
 }
 
 fn redis_kind(table: &raw::StoreTable, errors: &mut Vec<ConfigError>) -> Option<StoreKind> {

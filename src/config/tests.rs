@@ -603,7 +603,7 @@ fn redis_settings_are_checked_without_echoing_passwords() {
     let memory_keys = with("kind = \"redis\"\nurl = \"redis://a\"\nprint_events = true");
     assert_eq!(
         memory_keys,
-        ["store.print_events: only used with kind = \"memory\""]
+        ["store.print_events: only used with kind = \"memory\" or \"local\""]
     );
     let tags = with("kind = \"redis\"\nurl = \"redis://a\"\nstream = \"ev{x}\"");
     assert!(tags[0].starts_with("store.stream:"), "{tags:?}");
