@@ -253,38 +253,25 @@ async fn store_stream(
             return Ok(outcomes);
         }
     }
+    let eval = eval_command(call, stream, shard, items);
+    let mut connection = connection;
     if let Some(wait) = call.wait_replicas {
-        let eval = eval_command(call, stream, shard, items);
-        let mut connection = connection;
         return store_and_wait(call, &mut connection, stream, eval, items.len(), wait).await;
     }
-    let mut invocation = call.script.prepare_invoke();
-    invocation.key(stream).arg(call.max_len);
-    match groups {
-        Some(groups) => {
-            invocation.arg(groups.names.len());
-            for (name, cursor) in groups.names.iter().zip(&groups.cursors[shard]) {
-                invocation.key(cursor).arg(name);
-            }
+    type Answer = (Vec<String>, Vec<Outcome>);
+    let (created, outcomes) = match eval.query_async::<Answer>(&mut connection).await {
+        // Redis lost its script cache (a restart, `SCRIPT FLUSH`): load it and call again.
+        Err(error)
+            if error.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+        {
+            call.script
+                .prepare_invoke()
+                .load_async(&mut connection)
+                .await?;
+            eval.query_async(&mut connection).await?
         }
-        None => {
-            invocation.arg(0);
-        }
-    }
-    for item in items {
-        invocation
-            .key(&item.dedupe_key)
-            .arg(item.ttl_ms)
-            .arg(&*item.answer)
-            .arg(&item.json)
-            .arg(item.event_type)
-            .arg(&item.source)
-            .arg(&item.id);
-    }
-    let mut connection = connection;
-    let (created, outcomes) = invocation
-        .invoke_async::<(Vec<String>, Vec<Outcome>)>(&mut connection)
-        .await?;
+        other => other?,
+    };
     checked_outcomes(stream, created, outcomes, items.len())
 }
 
@@ -315,8 +302,8 @@ fn checked_outcomes(
     }
 }
 
-/// The script's call as an `EVALSHA` command, with the keys and arguments `store_stream`
-/// gives the script (see `enqueue.lua`), for a pipeline.
+/// The script's call as an `EVALSHA` command, with the keys and arguments of `enqueue.lua`:
+/// sent alone, or in `wait_replicas`' pipeline.
 fn eval_command(call: &Call, stream: &str, shard: usize, items: &[&Item]) -> redis::Cmd {
     let groups = call.groups.get();
     let cursors: &[String] = groups
