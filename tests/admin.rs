@@ -390,6 +390,23 @@ async fn requests_are_listed_with_their_outcome_reason_and_diagnosis() {
     let last = points.last().expect("a point");
     assert_eq!(last["requests_per_second"]["accepted"], 0.1);
     assert_eq!(last["rejections"]["signature_mismatch"], 1);
+    assert_eq!(stats["totals"]["requests"], 2);
+    assert_eq!(stats["totals"]["refused"], 1);
+    // A day: five-minute points, from the day's own series, with the same totals.
+    let day = json(
+        &server
+            .admin(&RawRequest::get("/api/stats?window=24h"))
+            .await,
+    );
+    assert_eq!(day["bucket_seconds"], 300);
+    assert_eq!(day["window_seconds"], 86_400);
+    assert_eq!(day["points"].as_array().map(Vec::len), Some(288));
+    assert_eq!(day["totals"]["requests"], 2);
+    assert_eq!(day["totals"]["outcomes"]["accepted"], 1);
+    assert_eq!(
+        day["points"][287]["rejections"]["signature_mismatch"], 1,
+        "{day:#}"
+    );
     assert_eq!(
         server
             .admin(&RawRequest::get("/api/stats?window=2d"))

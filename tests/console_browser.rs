@@ -1,7 +1,8 @@
 //! The console in a real browser (headless Chromium through ChromeDriver): what a newcomer
 //! sees after `porter serve` and two `porter send`s, and what an operator does with dead
-//! letters and destinations. A screenshot of each page is saved under
-//! `target/console-screenshots/` for review.
+//! letters and destinations, and every page read at 1 280 and 800 px wide. A screenshot of
+//! each page is saved under `target/console-screenshots/` for review (`<page>-<width>.png`
+//! holds the whole page).
 
 mod common;
 
@@ -287,4 +288,335 @@ secrets = ["{SECRET}"]
     assert_eq!(left, ["message.received", "erasure.requested"], "{left:?}");
     browser.close().await;
     server.stop().await;
+}
+
+/// A WhatsApp delivery of `count` messages, signed with [`SECRET`].
+fn whatsapp_batch(prefix: &str, count: usize) -> RawRequest {
+    let messages: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"from":"4915123456789","id":"{prefix}{i}","timestamp":"1710511200","type":"text","text":{{"body":"hi"}}}}"#
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},"messages":[{}]}}}}]}}]}}"#,
+        messages.join(",")
+    );
+    let signature = porter_providers::meta::signature(&Secret::new(SECRET), body.as_bytes());
+    RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature)
+}
+
+/// The widths every page is read at: a laptop's and a narrow window's.
+const WIDTHS: [u32; 2] = [1280, 800];
+
+/// Visits `url` at each width: the page must not be wider than the window, and a screenshot
+/// of the whole page is saved as `<name>-<width>.png`.
+async fn read_at_every_width(browser: &Browser, url: &str, name: &str) {
+    for width in WIDTHS {
+        browser.viewport(width, 1000).await;
+        browser.goto(url).await;
+        browser
+            .assert_no_horizontal_overflow(&format!("{name} at {width} px"))
+            .await;
+        browser
+            .screenshot_page(&format!("{name}-{width}"), width)
+            .await;
+    }
+    browser.viewport(1280, 1000).await;
+}
+
+#[tokio::test]
+async fn every_page_reads_at_1280_and_800_pixels() {
+    // Every attempt fails: each event is dead-lettered after its two attempts.
+    let receiver = Receiver::start(Vec::new()).await;
+    receiver.always(Answer::status(500));
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("porter.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[store]
+kind = "memory"
+print_events = false
+
+[[sources]]
+name = "whatsapp"
+provider = "meta"
+path = "/webhooks/whatsapp"
+secrets = ["{SECRET}"]
+
+[[destinations]]
+name = "housekeeping"
+kind = "http"
+url = "{}"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+retry = ["50ms"]
+
+[[alerts]]
+name = "whatsapp-refusals"
+when = "refusal_share"
+source = "whatsapp"
+above = 0.5
+
+{ADMIN_TABLE}
+"#,
+            receiver.url()
+        ),
+    )
+    .expect("write the configuration");
+    let served = Served::start(dir.path(), &["--config", config.to_str().expect("utf-8")]);
+    let admin = format!("http://{}", served.admin_addr.expect("admin"));
+    // One request of four events, two of one, one forged.
+    let mut sent = 0;
+    for request in [
+        whatsapp_batch("wamid.batch", 4),
+        whatsapp("wamid.one"),
+        whatsapp("wamid.two"),
+    ] {
+        assert_eq!(request.send(served.addr).await.status, 200);
+        sent += 1;
+    }
+    let body = r#"{"object":"whatsapp_business_account","entry":[]}"#;
+    let signature =
+        porter_providers::meta::signature(&Secret::new("another-app-secret"), body.as_bytes());
+    let forged =
+        RawRequest::post("/webhooks/whatsapp", body).header("X-Hub-Signature-256", &signature);
+    assert_eq!(forged.send(served.addr).await.status, 401);
+    sent += 1;
+    receiver.wait_for(12, Duration::from_secs(10)).await;
+
+    let browser = Browser::start().await;
+    read_at_every_width(&browser, &format!("{admin}/login"), "login").await;
+    browser.log_in(&admin, common::ADMIN_TOKEN).await;
+
+    // The overview: charts over a window chosen on the page, with their figures beside them.
+    read_at_every_width(&browser, &format!("{admin}/"), "overview").await;
+    browser.goto(&format!("{admin}/")).await;
+    assert_eq!(
+        browser.text("svg text.window").await,
+        "last 5 min · 10 s points",
+        "a fresh instance shows the last five minutes"
+    );
+    let figures = browser.text("figure.chart dl.figures").await;
+    assert!(
+        figures.contains(&format!("requests\n{sent}")),
+        "the requests beside the chart: {figures}"
+    );
+    assert!(figures.contains("refused\n1"), "{figures}");
+    let charts = browser
+        .script("return document.querySelectorAll('figure.chart dl.figures').length;")
+        .await;
+    assert_eq!(charts.as_u64(), Some(4), "every chart has its figures");
+    browser.click("nav.windows a[href='/?window=24h']").await;
+    assert_eq!(
+        browser.text("svg text.window").await,
+        "last 24 h · 5 min points"
+    );
+    let figures = browser.text("figure.chart dl.figures").await;
+    assert!(
+        figures.contains(&format!("requests\n{sent}")),
+        "the day's series holds the same requests: {figures}"
+    );
+    browser.screenshot_page("overview-24h-1280", 1280).await;
+    browser.click("nav.windows a[href='/?window=1h']").await;
+    assert_eq!(
+        browser.text("svg text.window").await,
+        "last hour · 10 s points"
+    );
+
+    // The requests: the whole table fits at 1280 px, a diagnosis keeps its row short, a
+    // latency never wraps, ids are shortened with the whole id in their title.
+    read_at_every_width(&browser, &format!("{admin}/requests"), "requests").await;
+    browser.goto(&format!("{admin}/requests")).await;
+    let latency = browser
+        .script(
+            "const cells = [...document.querySelectorAll('#requests tbody td:last-child')]; \
+             const box = document.querySelector('#requests').closest('div.scroll').getBoundingClientRect(); \
+             return cells.map(c => { const r = c.getBoundingClientRect(); \
+                 const range = document.createRange(); range.selectNodeContents(c); \
+                 return [r.left, r.right, range.getClientRects().length, c.textContent]; }) \
+                 .concat([[Math.min(window.innerWidth, box.right)]]);",
+        )
+        .await;
+    let rows = latency.as_array().expect("cells");
+    let viewport = rows.last().expect("width")[0].as_f64().expect("width");
+    assert_eq!(rows.len() - 1, sent, "{latency}");
+    for cell in &rows[..rows.len() - 1] {
+        let (left, right) = (
+            cell[0].as_f64().unwrap_or(0.0),
+            cell[1].as_f64().unwrap_or(0.0),
+        );
+        assert!(
+            left >= 0.0 && right <= viewport,
+            "the latency column is on screen at 1280 px, unscrolled: {cell} in {viewport}"
+        );
+        assert_eq!(cell[2], 1, "a latency is one line: {cell}");
+        assert!(
+            cell[3].as_str().is_some_and(|t| t.ends_with("\u{a0}ms")),
+            "{cell}"
+        );
+    }
+    let diagnosed = browser
+        .script(
+            "const d = document.querySelector('#requests details.diagnosis'); \
+             const s = d.querySelector('summary'); \
+             const line = parseFloat(getComputedStyle(d).lineHeight); \
+             return [s.getBoundingClientRect().height, d.closest('tr').getBoundingClientRect().height, line];",
+        )
+        .await;
+    let (summary, row, line) = (
+        diagnosed[0].as_f64().unwrap_or(f64::MAX),
+        diagnosed[1].as_f64().unwrap_or(f64::MAX),
+        diagnosed[2].as_f64().unwrap_or(0.0),
+    );
+    assert!(
+        summary <= line * 2.0 + 1.0 && row <= line * 5.0,
+        "a diagnosis shows two lines and keeps its row short: {diagnosed}"
+    );
+    let diagnosis = browser.text(".diagnosis").await;
+    assert!(diagnosis.contains("no_known_variant"), "{diagnosis}");
+    let links = browser
+        .script(
+            "return [...document.querySelectorAll('#requests a.id')] \
+                 .map(a => [a.textContent, a.title, a.getAttribute('href'), !a.closest('details.more')]);",
+        )
+        .await;
+    let links = links.as_array().expect("links");
+    assert_eq!(links.len(), 4 + 1 + 1, "one link per event: {links:?}");
+    assert_eq!(
+        links.iter().filter(|l| l[3] == true).count(),
+        4,
+        "two links per row at most, the rest folded: {links:?}"
+    );
+    for link in links {
+        let (shown, title, href) = (
+            link[0].as_str().unwrap_or(""),
+            link[1].as_str().unwrap_or(""),
+            link[2].as_str().unwrap_or(""),
+        );
+        assert!(shown.contains('…') && shown.len() < title.len(), "{link}");
+        assert_eq!(href, format!("/events/{title}"), "{link}");
+    }
+    assert!(
+        browser
+            .text("#requests details.more summary")
+            .await
+            .contains("+2 more")
+    );
+    assert_dates(&browser, "requests").await;
+
+    // The events, then the dead-lettered event with its attempts beside their row.
+    read_at_every_width(&browser, &format!("{admin}/events"), "events").await;
+    browser.goto(&format!("{admin}/events")).await;
+    assert_dates(&browser, "events").await;
+    let mut listed = String::new();
+    for _ in 0..50 {
+        browser.goto(&format!("{admin}/dead-letters")).await;
+        listed = browser.text("main").await;
+        if listed.contains("status 500") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(listed.contains("housekeeping"), "{listed}");
+    read_at_every_width(&browser, &format!("{admin}/dead-letters"), "dead-letters").await;
+    browser.goto(&format!("{admin}/dead-letters")).await;
+    let event = browser
+        .script("return document.querySelector('#dead-letters a.id').title;")
+        .await;
+    let event = event.as_str().expect("an event id").to_owned();
+    read_at_every_width(&browser, &format!("{admin}/events/{event}"), "event").await;
+    browser.goto(&format!("{admin}/events/{event}")).await;
+    let offset = browser
+        .script(
+            "const row = document.querySelector('#deliveries tbody tr'); \
+             const li = row.querySelector('ol.attempts li'); \
+             const first = row.cells[0]; \
+             const top = first.getBoundingClientRect().top + parseFloat(getComputedStyle(first).paddingTop); \
+             return li.getBoundingClientRect().top - top;",
+        )
+        .await;
+    assert!(
+        offset.as_f64().is_some_and(|d| d.abs() <= 3.0),
+        "the first attempt is on its row's first line: {offset} px off"
+    );
+    assert_dates(&browser, "event").await;
+
+    // Guest data, with no [privacy] key: said on arrival, and the form cannot be sent.
+    read_at_every_width(&browser, &format!("{admin}/guest-data"), "guest-data").await;
+    browser.goto(&format!("{admin}/guest-data")).await;
+    let notice = browser
+        .client
+        .find(Locator::Css("#no-privacy-key"))
+        .await
+        .expect("the notice is on the page before any click");
+    assert!(notice.is_displayed().await.expect("displayed"));
+    assert!(notice.text().await.expect("text").contains("[privacy] key"));
+    let find = browser
+        .client
+        .find(Locator::Css("#erase button[value=find]"))
+        .await
+        .expect("find");
+    assert!(
+        !find.is_enabled().await.expect("enabled"),
+        "Find is disabled"
+    );
+    let gaps = browser
+        .script(
+            "const r = [...document.querySelectorAll('#erase > *')].map(e => e.getBoundingClientRect()); \
+             return r.slice(1).map((b, i) => b.top >= r[i].bottom ? 99 : b.left - r[i].right);",
+        )
+        .await;
+    for gap in gaps.as_array().expect("gaps") {
+        assert!(
+            gap.as_f64().is_some_and(|g| g >= 6.0),
+            "controls apart: {gaps}"
+        );
+    }
+
+    read_at_every_width(&browser, &format!("{admin}/alerts"), "alerts").await;
+    read_at_every_width(&browser, &format!("{admin}/destinations"), "destinations").await;
+    browser.goto(&format!("{admin}/alerts")).await;
+    assert!(
+        browser
+            .text("#alert-rules")
+            .await
+            .contains("whatsapp-refusals")
+    );
+    browser.close().await;
+    let (stopped, _, _) = served.terminate();
+    assert!(stopped);
+}
+
+/// Every time the page shows is in the console's one format, its milliseconds whole (the
+/// event's own JSON, in `pre`, is the event's data and stays as stored).
+async fn assert_dates(browser: &Browser, page: &str) {
+    let times = browser
+        .script(
+            "const main = document.querySelector('main').cloneNode(true); \
+             main.querySelectorAll('pre').forEach(p => p.remove()); \
+             return [...main.textContent.matchAll(/\\d{4}-\\d\\d-\\d\\d[ T][0-9:.]+Z?/g)].map(m => m[0]);",
+        )
+        .await;
+    let times = times.as_array().expect("times");
+    assert!(!times.is_empty(), "{page} shows times");
+    for time in times {
+        let time = time.as_str().unwrap_or_default();
+        assert!(
+            is_console_time(time),
+            "{page}: `{time}` is not in the console's format"
+        );
+    }
+}
+
+/// `2026-12-06 09:13:35.450Z`: digits where digits go, three after the point.
+fn is_console_time(text: &str) -> bool {
+    const SHAPE: &[u8] = b"dddd-dd-dd dd:dd:dd.dddZ";
+    text.len() == SHAPE.len()
+        && text.bytes().zip(SHAPE).all(|(byte, shape)| match shape {
+            b'd' => byte.is_ascii_digit(),
+            other => byte == *other,
+        })
 }

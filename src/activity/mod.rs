@@ -1,5 +1,6 @@
 //! What this instance has been doing: the recent requests, the time series behind the
-//! console's charts, and the budget for diagnosing refused requests.
+//! console's charts (10-second buckets over an hour, 5-minute buckets over a day), and the
+//! budget for diagnosing refused requests.
 //!
 //! The ingest path must not wait on any of it, so a request's record is handed over with a
 //! `try_send` on a bounded channel (no lock, no wake-up: nobody waits on the receiving end)
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 
 pub(crate) use ring::{RequestQuery, Ring};
 pub(crate) use series::{
-    BUCKET_SECONDS, BUCKETS, DestinationBucket, OUTCOMES, Series, SourceBucket,
+    BUCKET_SECONDS, BUCKETS, DestinationBucket, OUTCOMES, Resolution, Series, SourceBucket,
 };
 
 use crate::clock::Clock;
@@ -207,30 +208,28 @@ impl Activity {
 
     /// Records the end of a delivery attempt.
     pub fn attempt(&self, destination: &str, result: AttemptResult) {
-        let number = series::bucket_of(self.clock.now().as_second());
-        let mut series = self.shared.series();
-        let bucket = series
-            .destinations
-            .entry(destination.to_owned())
-            .or_default()
-            .at(number);
-        match result {
-            AttemptResult::Delivered => bucket.delivered += 1,
-            AttemptResult::Failed => bucket.failed += 1,
-            AttemptResult::DeadLettered => bucket.dead_lettered += 1,
-        }
-    }
-
-    /// Records a destination's backlog.
-    pub fn lag(&self, destination: &str, backlog: u64) {
-        let number = series::bucket_of(self.clock.now().as_second());
+        let now = self.clock.now().as_second();
         let mut series = self.shared.series();
         series
             .destinations
             .entry(destination.to_owned())
             .or_default()
-            .at(number)
-            .lag = Some(backlog);
+            .record(now, |bucket| match result {
+                AttemptResult::Delivered => bucket.delivered += 1,
+                AttemptResult::Failed => bucket.failed += 1,
+                AttemptResult::DeadLettered => bucket.dead_lettered += 1,
+            });
+    }
+
+    /// Records a destination's backlog.
+    pub fn lag(&self, destination: &str, backlog: u64) {
+        let now = self.clock.now().as_second();
+        let mut series = self.shared.series();
+        series
+            .destinations
+            .entry(destination.to_owned())
+            .or_default()
+            .record(now, |bucket| bucket.sample(backlog));
     }
 
     /// The newest requests matching `query`, newest first.
@@ -333,18 +332,15 @@ impl Shared {
         let mut ring = None;
         while let Ok(entry) = receiver.try_recv() {
             if let Routed::Source { index, .. } = entry.routed
-                && let Some(buckets) = series.sources.get_mut(index as usize)
+                && let Some(tracks) = series.sources.get_mut(index as usize)
             {
-                let bucket = buckets.at(series::bucket_of(entry.time.as_second()));
-                if let Some(i) = OUTCOMES.iter().position(|o| *o == entry.outcome) {
-                    bucket.outcomes[i] += 1;
-                }
-                if let Some(reason) = entry.reason {
-                    *bucket.reasons.entry(reason).or_default() += 1;
-                }
-                bucket
-                    .latency
-                    .record(u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX));
+                let outcome = OUTCOMES.iter().position(|o| *o == entry.outcome);
+                let class = series::Histogram::class_of(
+                    u64::try_from(entry.latency.as_micros()).unwrap_or(u64::MAX),
+                );
+                tracks.record(entry.time.as_second(), |bucket| {
+                    bucket.count(outcome, entry.reason, class);
+                });
             }
             ring.get_or_insert_with(|| lock(&self.ring)).push(entry);
         }

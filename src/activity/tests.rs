@@ -174,3 +174,27 @@ fn an_unrouted_path_is_cut_on_a_character_boundary() {
     assert!(kept.len() <= MAX_RECORDED_PATH);
     assert!(long.starts_with(&*kept));
 }
+
+#[test]
+fn a_request_two_hours_old_is_gone_from_the_hour_and_kept_for_the_day() {
+    let (clock, hand) = Clock::manual(start());
+    let activity = Activity::new(sources(), 10, 0.1, clock);
+    activity.record(entry("sms", "rejected", start()));
+    activity.lag("housekeeping", 97_773);
+    hand.advance(Duration::from_secs(2 * 3600));
+    let now = activity.now().as_second();
+    let (hour, day, lag) = activity.with_series(|s| {
+        let fine = Resolution::Fine.bucket_of(now);
+        let coarse = Resolution::Coarse.bucket_of(now);
+        (
+            s.sources_sum(None, fine - BUCKETS as i64 + 1, fine)
+                .requests(),
+            s.sources_sum_at(Resolution::Coarse, Some(1), coarse - 287, coarse),
+            s.destination_sum_at(Resolution::Coarse, "housekeeping", coarse - 287, coarse),
+        )
+    });
+    assert_eq!(hour, 0, "the hour's series has forgotten it");
+    assert_eq!(day.requests(), 1);
+    assert_eq!(day.reasons.get("signature_mismatch"), Some(&1));
+    assert_eq!((lag.lag, lag.lag_peak), (Some(97_773), Some(97_773)));
+}

@@ -538,31 +538,32 @@ pub(super) async fn resume(State(admin): State<Arc<Admin>>, Path(name): Path<Str
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct StatsParams {
-    /// How far back: a duration from `10s` to `1h` (the default), like `5m`.
+    /// How far back: a duration from `10s` to `24h`, like `5m`; `1h` when absent. Up to an
+    /// hour the points are 10 seconds apart, beyond it 5 minutes.
     #[param(example = "15m")]
     window: Option<String>,
     /// Only this source's requests (a source's name).
     source: Option<String>,
 }
 
-/// `5m`, `15m`, `1h`, `600s`…: a window of at most an hour.
+/// `5m`, `15m`, `1h`, `24h`, `600s`…: a window of at most a day.
 pub(super) fn window_seconds(text: Option<&str>) -> Result<i64, String> {
     let Some(text) = text else {
-        return Ok(3600);
+        return Ok(views::ONE_HOUR);
     };
     let seconds = humantime::parse_duration(text)
         .map_err(|_| format!("`window` must be a duration like 5m or 1h, not `{text}`"))?
         .as_secs();
     match i64::try_from(seconds) {
-        Ok(seconds @ 10..=3600) => Ok(seconds),
-        _ => Err("`window` must be between 10s and 1h".to_owned()),
+        Ok(seconds @ 10..=views::ONE_DAY) => Ok(seconds),
+        _ => Err("`window` must be between 10s and 24h".to_owned()),
     }
 }
 
 /// The charts' time series.
 ///
-/// 10-second points of requests per second by outcome, rejections, ingest p99 and delivery
-/// lag.
+/// Points of requests per second by outcome, rejections, ingest p99 and delivery lag (10
+/// seconds apart up to an hour, 5 minutes beyond), and the whole window's totals.
 #[utoipa::path(
     get,
     path = "/api/stats",
@@ -570,7 +571,7 @@ pub(super) fn window_seconds(text: Option<&str>) -> Result<i64, String> {
     params(StatsParams),
     responses(
         (status = 200, description = "The series, oldest point first", body = views::Stats),
-        (status = 400, description = "`bad_window`: not a duration from 10s to 1h", body = ApiError),
+        (status = 400, description = "`bad_window`: not a duration from 10s to 24h", body = ApiError),
     ),
 )]
 pub(super) async fn stats(

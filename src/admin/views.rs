@@ -8,13 +8,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Admin, DestinationInfo};
-use crate::activity::{BUCKET_SECONDS, DestinationBucket, OUTCOMES, SourceBucket};
+use crate::activity::{BUCKET_SECONDS, DestinationBucket, OUTCOMES, Resolution, SourceBucket};
 use crate::store::inspect::StoredEvent;
 use crate::store::{Attempt, JobState, Schedule, Schedules, StoreError};
 
 /// Windows the overview sums over.
 const FIVE_MINUTES: i64 = 5 * 60;
-const ONE_HOUR: i64 = 60 * 60;
+pub(super) const ONE_HOUR: i64 = 60 * 60;
+/// The longest window of the charts.
+pub(super) const ONE_DAY: i64 = 24 * ONE_HOUR;
 
 /// One source's figures over a window.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -223,7 +225,7 @@ pub(super) async fn set_paused(
     schedules.set_paused(destination, paused).await
 }
 
-/// One point of the charts: ten seconds.
+/// One point of the charts: ten seconds, or five minutes in a window longer than an hour.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = StatsPoint)]
 pub(super) struct Point {
@@ -232,14 +234,43 @@ pub(super) struct Point {
     pub requests_per_second: BTreeMap<&'static str, f64>,
     pub rejections: BTreeMap<&'static str, u64>,
     pub ingest_p99_ms: Option<f64>,
-    /// Events waiting per destination, where a sample fell in these ten seconds.
+    /// Events waiting per destination: the last sample in this point's time, where one fell.
     pub delivery_lag: BTreeMap<String, u64>,
+}
+
+/// A destination's backlog over the window.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub(super) struct LagFigures {
+    /// The newest sample.
+    pub latest: u64,
+    /// The largest sample.
+    pub peak: u64,
+}
+
+/// The window's figures, summed over all of it (what a chart shows beside its picture).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(super) struct StatsTotals {
+    /// Requests received.
+    pub requests: u64,
+    /// Requests by outcome (outcomes with none left out).
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Requests refused: every outcome but `accepted`, `duplicate` and `handshake`.
+    pub refused: u64,
+    /// Rejections by reason.
+    pub rejections: BTreeMap<&'static str, u64>,
+    /// The highest point's requests per second.
+    pub peak_requests_per_second: f64,
+    /// Ingest latency over the whole window.
+    pub ingest_p50_ms: Option<f64>,
+    pub ingest_p99_ms: Option<f64>,
+    /// Per destination sampled in the window.
+    pub delivery_lag: BTreeMap<String, LagFigures>,
 }
 
 /// The charts' time series.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(super) struct Stats {
-    /// Seconds per point (10).
+    /// Seconds per point: 10 in a window of up to an hour, 300 beyond.
     pub bucket_seconds: i64,
     /// The window the points cover.
     pub window_seconds: i64,
@@ -247,50 +278,104 @@ pub(super) struct Stats {
     pub source: Option<String>,
     /// Oldest first.
     pub points: Vec<Point>,
+    /// The whole window's figures.
+    pub totals: StatsTotals,
 }
 
-/// The series of the last `window_seconds` (at most an hour), oldest point first.
+/// Outcomes that are not refusals.
+const NOT_REFUSED: [&str; 3] = ["accepted", "duplicate", "handshake"];
+
+/// The series of the last `window_seconds` (at most a day), oldest point first: 10-second
+/// points up to an hour, 5-minute points beyond.
 pub(super) fn stats(admin: &Admin, window_seconds: i64, source: Option<&str>) -> Stats {
     let activity = &admin.gateway.activity;
-    let now_bucket = activity.current_bucket();
-    let count = (window_seconds / BUCKET_SECONDS).clamp(1, crate::activity::BUCKETS as i64);
+    let resolution = if window_seconds <= ONE_HOUR {
+        Resolution::Fine
+    } else {
+        Resolution::Coarse
+    };
+    let seconds = resolution.seconds();
+    let now_bucket = resolution.bucket_of(activity.now().as_second());
+    let count = (window_seconds / seconds).clamp(1, resolution.buckets() as i64);
+    let first = now_bucket - count + 1;
     // An unknown source has no requests: an index past every source.
     let index = source.map(|name| activity.source_index(name).unwrap_or(u32::MAX));
-    let points = activity.with_series(|series| {
-        (now_bucket - count + 1..=now_bucket)
+    activity.with_series(|series| {
+        let points: Vec<Point> = (first..=now_bucket)
             .map(|number| {
-                let bucket = series.sources_sum(index, number, number);
+                let bucket = series.sources_sum_at(resolution, index, number, number);
                 let requests_per_second = OUTCOMES
                     .iter()
                     .zip(bucket.outcomes)
                     .filter(|(_, n)| *n > 0)
-                    .map(|(label, n)| (*label, n as f64 / BUCKET_SECONDS as f64))
+                    .map(|(label, n)| (*label, n as f64 / seconds as f64))
                     .collect();
                 let delivery_lag = admin
                     .destinations
                     .iter()
                     .filter_map(|d| {
-                        let lag = series.destination_sum(&d.name, number, number).lag?;
+                        let lag = series
+                            .destination_sum_at(resolution, &d.name, number, number)
+                            .lag?;
                         Some((d.name.clone(), lag))
                     })
                     .collect();
                 Point {
-                    time: Timestamp::from_second(number * BUCKET_SECONDS)
-                        .unwrap_or(Timestamp::UNIX_EPOCH),
+                    time: Timestamp::from_second(number * seconds).unwrap_or(Timestamp::UNIX_EPOCH),
                     requests_per_second,
                     rejections: bucket.reasons.clone(),
                     ingest_p99_ms: bucket.latency.quantile_ms(0.99),
                     delivery_lag,
                 }
             })
-            .collect()
-    });
-    Stats {
-        bucket_seconds: BUCKET_SECONDS,
-        window_seconds: count * BUCKET_SECONDS,
-        source: source.map(str::to_owned),
-        points,
-    }
+            .collect();
+        let whole = series.sources_sum_at(resolution, index, first, now_bucket);
+        let outcomes: BTreeMap<&'static str, u64> = OUTCOMES
+            .iter()
+            .zip(whole.outcomes)
+            .filter(|(_, n)| *n > 0)
+            .map(|(label, n)| (*label, n))
+            .collect();
+        let refused = outcomes
+            .iter()
+            .filter(|(label, _)| !NOT_REFUSED.contains(label))
+            .map(|(_, n)| n)
+            .sum();
+        let delivery_lag = admin
+            .destinations
+            .iter()
+            .filter_map(|d| {
+                let sum = series.destination_sum_at(resolution, &d.name, first, now_bucket);
+                Some((
+                    d.name.clone(),
+                    LagFigures {
+                        latest: sum.lag?,
+                        peak: sum.lag_peak?,
+                    },
+                ))
+            })
+            .collect();
+        let totals = StatsTotals {
+            requests: whole.requests(),
+            outcomes,
+            refused,
+            rejections: whole.reasons.clone(),
+            peak_requests_per_second: points
+                .iter()
+                .map(|p| p.requests_per_second.values().sum::<f64>())
+                .fold(0.0, f64::max),
+            ingest_p50_ms: whole.latency.quantile_ms(0.5),
+            ingest_p99_ms: whole.latency.quantile_ms(0.99),
+            delivery_lag,
+        };
+        Stats {
+            bucket_seconds: seconds,
+            window_seconds: count * seconds,
+            source: source.map(str::to_owned),
+            points,
+            totals,
+        }
+    })
 }
 
 /// Where an event stands with one destination.

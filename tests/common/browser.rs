@@ -143,6 +143,78 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
 
+    /// Runs `script` (a function body; WebDriver runs it outside the page's content security
+    /// policy) and returns what it returns.
+    pub async fn script(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Resizes the window so that the page's viewport is `width` × `height` CSS pixels.
+    pub async fn viewport(&self, width: u32, height: u32) {
+        self.client
+            .set_window_size(width, height)
+            .await
+            .expect("window size");
+        // The window may have a frame around the viewport: grow it by the difference.
+        let frame = self
+            .script("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];")
+            .await;
+        let (dx, dy) = (
+            frame[0].as_u64().unwrap_or(0) as u32,
+            frame[1].as_u64().unwrap_or(0) as u32,
+        );
+        if dx > 0 || dy > 0 {
+            self.client
+                .set_window_size(width + dx, height + dy)
+                .await
+                .expect("window size");
+        }
+        let inner = self.script("return window.innerWidth;").await;
+        assert_eq!(
+            inner.as_u64(),
+            Some(u64::from(width)),
+            "the viewport's width"
+        );
+    }
+
+    /// Saves a PNG of the whole page at viewport width `width` (the window is made as tall as
+    /// the page, up to 4 000 px, then put back), as `target/console-screenshots/<name>.png`.
+    pub async fn screenshot_page(&self, name: &str, width: u32) {
+        let height = self
+            .script("return document.documentElement.scrollHeight;")
+            .await
+            .as_u64()
+            .unwrap_or(1000)
+            .clamp(600, 4000) as u32;
+        self.viewport(width, height).await;
+        self.screenshot(name).await;
+        self.viewport(width, 1000).await;
+    }
+
+    /// Asserts that the page is no wider than the viewport: whatever is wide scrolls inside
+    /// its own box.
+    pub async fn assert_no_horizontal_overflow(&self, page: &str) {
+        let sizes = self
+            .script(
+                "const e = document.documentElement; \
+                 const wide = [...document.querySelectorAll('body *')] \
+                     .filter(n => n.getBoundingClientRect().right > e.clientWidth + 0.5) \
+                     .slice(0, 5).map(n => n.tagName + '.' + n.className); \
+                 return [e.scrollWidth, e.clientWidth, wide];",
+            )
+            .await;
+        assert!(
+            sizes[0].as_u64() <= sizes[1].as_u64(),
+            "{page}: the page is {} px wide in a {} px viewport (widest: {})",
+            sizes[0],
+            sizes[1],
+            sizes[2]
+        );
+    }
+
     pub async fn close(mut self) {
         let client = self.client.clone();
         let _ = client.close().await;

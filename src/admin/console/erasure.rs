@@ -142,6 +142,7 @@ fn body(
         .iter()
         .map(|s| s.source.name().to_owned())
         .collect();
+    let keyed = admin.privacy_key().is_some();
     html! {
         @if let Some(notice) = notice { p.notice { (notice) } }
         h1 { "Guest data" }
@@ -152,21 +153,36 @@ fn body(
             "What destinations already received is theirs to erase: they are sent an "
             "erasure.requested event."
         }
+        @if !keyed {
+            p.problem #no-privacy-key {
+                strong { "Erasure is off: [privacy] key is not set." }
+                " An erasure's audit record keeps a keyed hash of the value instead of the value, "
+                "so finding and erasing need that key. Set "
+                code { "[privacy] key" }
+                " in porter's configuration (32 bytes or more, kept secret) and restart porter."
+            }
+        }
         @if let Some(problem) = problem { p.problem { (problem) } }
-        form #erase method="post" action="/guest-data" {
-            label for="kind" { "Find by" }
-            select #kind name="kind" {
-                option value="phone" { "phone number" }
-                option value="email" { "email" }
-                option value="guest_id" { "guest id" }
+        form #erase.filters method="post" action="/guest-data" {
+            label { "Find by"
+                select #kind name="kind" disabled[!keyed] {
+                    option value="phone" { "phone number" }
+                    option value="email" { "email" }
+                    option value="guest_id" { "guest id" }
+                }
             }
-            input #value type="text" name="value" required autocomplete="off"
-                placeholder="+49 151 2345 6789";
-            select #source name="source" {
-                option value="" { "every source" }
-                @for source in &sources { option value=(source) { (source) } }
+            label.wide { "Value"
+                input #value type="text" name="value" required autocomplete="off"
+                    placeholder="+49 151 2345 6789" disabled[!keyed];
             }
-            button.action.primary type="submit" name="action" value="find" { "Find" }
+            label { "In"
+                select #source name="source" disabled[!keyed] {
+                    option value="" { "every source" }
+                    @for source in &sources { option value=(source) { (source) } }
+                }
+            }
+            button.action.primary type="submit" name="action" value="find" disabled[!keyed]
+                title=[(!keyed).then_some("Needs [privacy] key")] { "Find" }
         }
         @if let Some((form, report)) = found {
             (findings(form, report))
@@ -194,10 +210,10 @@ fn findings(form: &EraseForm, report: &Report) -> Markup {
                 "Found for " (form.kind.replace('_', " ")) " " code { (form.value) } " in "
                 @if form.source.is_empty() { "every source" } @else { (form.source) }
             }
-            table {
+            table.counts {
                 tbody {
                     @for (label, count) in counts(&report.erased) {
-                        tr { th { (label) } td.number { (count) } }
+                        tr { th { (label) } td.number { (super::format::count(count)) } }
                     }
                 }
             }
@@ -220,7 +236,7 @@ fn record_table(records: Result<&[ErasureRecord], String>) -> Markup {
         Err(problem) => html! { p.problem { (problem) } },
         Ok([]) => html! { p.empty { "No erasures yet." } },
         Ok(records) => html! {
-            table #erasures {
+            div.scroll { table #erasures {
                 thead { tr {
                     th { "When" } th { "Record" } th { "Kind" } th { "Keyed hash" } th { "Source" }
                     th.number { "Events" } th.number { "Dead letters" } th.number { "Quarantined" }
@@ -228,7 +244,7 @@ fn record_table(records: Result<&[ErasureRecord], String>) -> Markup {
                 tbody {
                     @for record in records.iter().rev() {
                         tr {
-                            td { (record.at.strftime("%Y-%m-%d %H:%M:%S").to_string()) }
+                            td.time { (super::format::time(record.at)) }
                             td { code { (record.id) } }
                             td { (record.kind.as_str()) }
                             td { code { (record.token) } }
@@ -239,7 +255,7 @@ fn record_table(records: Result<&[ErasureRecord], String>) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         },
     }
 }

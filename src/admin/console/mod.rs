@@ -4,6 +4,7 @@
 
 mod charts;
 mod erasure;
+mod format;
 mod layout;
 mod pages;
 
@@ -63,14 +64,25 @@ pub(super) struct Done {
     pub(super) done: Option<String>,
 }
 
-async fn overview(State(admin): State<Arc<Admin>>) -> Response {
+#[derive(Debug, Deserialize)]
+struct WindowChoice {
+    window: Option<String>,
+}
+
+async fn overview(State(admin): State<Arc<Admin>>, Query(choice): Query<WindowChoice>) -> Response {
     let overview = views::overview(&admin).await;
-    let stats = views::stats(&admin, 3600, None);
+    let uptime = overview.now.as_second() - overview.started_at.as_second();
+    let window = choice
+        .window
+        .as_deref()
+        .and_then(pages::Window::parse)
+        .unwrap_or_else(|| pages::Window::default_for(uptime));
+    let stats = views::stats(&admin, window.seconds(), None);
     html(page(
         "Overview",
         Section::Overview,
         Some(10),
-        pages::overview(&overview, &stats),
+        pages::overview(&overview, &stats, window),
     ))
 }
 

@@ -4,20 +4,79 @@
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::charts::{self, Line, PALETTE};
+use super::charts::{self, Axis, Figure, Line, PALETTE};
+use super::format::{self, count, milliseconds, short_id, time};
 use crate::activity::RecentRequest;
 use crate::admin::DestinationInfo;
 use crate::admin::api::DeadLetterJson;
 use crate::admin::views::{Delivery, DestinationOverview, Overview, SourceFigures, Stats};
 use crate::store::Attempt;
 
-/// A time as the console shows it: UTC, to the second.
-fn time(at: jiff::Timestamp) -> String {
-    at.strftime("%Y-%m-%d %H:%M:%S").to_string()
+/// The windows the overview's charts can show, chosen on the page (`?window=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Window {
+    FiveMinutes,
+    Hour,
+    Day,
 }
 
-fn milliseconds(value: Option<f64>) -> String {
-    value.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.2} ms"))
+impl Window {
+    pub(super) const ALL: [Window; 3] = [Window::FiveMinutes, Window::Hour, Window::Day];
+
+    /// The query value: `5m`, `1h`, `24h`.
+    pub(super) fn param(self) -> &'static str {
+        match self {
+            Window::FiveMinutes => "5m",
+            Window::Hour => "1h",
+            Window::Day => "24h",
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.param() == text)
+    }
+
+    pub(super) fn seconds(self) -> i64 {
+        match self {
+            Window::FiveMinutes => 5 * 60,
+            Window::Hour => 60 * 60,
+            Window::Day => 24 * 60 * 60,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Window::FiveMinutes => "last 5 min",
+            Window::Hour => "last hour",
+            Window::Day => "last 24 h",
+        }
+    }
+
+    /// What the newest point covers.
+    fn latest(self) -> &'static str {
+        match self {
+            Window::Day => "last 5 min",
+            _ => "last 10 s",
+        }
+    }
+
+    fn step(self) -> &'static str {
+        match self {
+            Window::Day => "5 min points",
+            _ => "10 s points",
+        }
+    }
+
+    /// The window to show when none is asked for: the last 5 minutes while the instance is
+    /// younger than that (an hour's chart would squeeze all it did into its right edge), the
+    /// last hour afterwards.
+    pub(super) fn default_for(uptime_seconds: i64) -> Self {
+        if uptime_seconds < Window::FiveMinutes.seconds() {
+            Window::FiveMinutes
+        } else {
+            Window::Hour
+        }
+    }
 }
 
 /// What a path segment or query value keeps unencoded (RFC 3986's unreserved characters).
@@ -44,17 +103,22 @@ pub(super) fn notice(done: Option<&str>) -> Markup {
     html! { p.notice { (text) } }
 }
 
-pub(super) fn overview(overview: &Overview, stats: &Stats) -> Markup {
-    let first = stats
-        .points
-        .first()
-        .map(|p| p.time.strftime("%H:%M").to_string())
-        .unwrap_or_default();
-    let last = stats
-        .points
-        .last()
-        .map(|p| p.time.strftime("%H:%M").to_string())
-        .unwrap_or_default();
+pub(super) fn overview(overview: &Overview, stats: &Stats, window: Window) -> Markup {
+    let with_date = window == Window::Day;
+    let axis = Axis {
+        window: window.label(),
+        step: window.step(),
+        first: stats
+            .points
+            .first()
+            .map(|p| format::clock(p.time, with_date))
+            .unwrap_or_default(),
+        last: stats
+            .points
+            .last()
+            .map(|p| format::clock(p.time, with_date))
+            .unwrap_or_default(),
+    };
     let outcomes = [
         "accepted",
         "duplicate",
@@ -94,32 +158,84 @@ pub(super) fn overview(overview: &Overview, stats: &Stats) -> Markup {
                 .collect(),
         })
         .collect();
-    let mut reasons: Vec<(String, u64)> = overview
-        .sources
+    let totals = &stats.totals;
+    let mut reasons: Vec<(String, u64)> = totals
+        .rejections
         .iter()
-        .flat_map(|s| s.last_1h.rejections.iter())
-        .fold(
-            std::collections::BTreeMap::<&str, u64>::new(),
-            |mut all, (reason, n)| {
-                *all.entry(reason).or_default() += n;
-                all
-            },
-        )
-        .into_iter()
-        .map(|(reason, n)| (reason.to_owned(), n))
+        .map(|(reason, n)| ((*reason).to_owned(), *n))
         .collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+    let latest_rate = stats
+        .points
+        .last()
+        .map_or(0.0, |p| p.requests_per_second.values().sum::<f64>());
+    let request_figures = [
+        Figure::new(
+            window.latest(),
+            format!("{}\u{a0}req/s", format::decimal(latest_rate)),
+        ),
+        Figure::new(
+            "peak",
+            format!(
+                "{}\u{a0}req/s",
+                format::decimal(totals.peak_requests_per_second)
+            ),
+        ),
+        Figure::new("requests", count(totals.requests)),
+        Figure::new(
+            "accepted",
+            count(totals.outcomes.get("accepted").copied().unwrap_or(0)),
+        ),
+        Figure::new("refused", count(totals.refused)).marked("bad", totals.refused > 0),
+    ];
+    let latency_figures = [
+        Figure::new("p50", milliseconds(totals.ingest_p50_ms)),
+        Figure::new("p99", milliseconds(totals.ingest_p99_ms)),
+        Figure::new(
+            "latest p99",
+            milliseconds(stats.points.iter().rev().find_map(|p| p.ingest_p99_ms)),
+        ),
+    ];
+    let lag_figures: Vec<Figure> = if totals.delivery_lag.is_empty() {
+        vec![Figure::new("waiting", "no sample in this window")]
+    } else {
+        totals
+            .delivery_lag
+            .iter()
+            .flat_map(|(name, lag)| {
+                [
+                    Figure::new(format!("{name} now"), count(lag.latest))
+                        .marked("warn", lag.latest > 0),
+                    Figure::new(format!("{name} peak"), count(lag.peak)),
+                ]
+            })
+            .collect()
+    };
     html! {
         h1 { "Overview" }
         (store_line(overview))
+        nav.windows aria-label="Chart window" {
+            span.muted { "Charts over the " }
+            @for choice in Window::ALL {
+                @if choice == window {
+                    a.current href={ "/?window=" (choice.param()) } aria-current="page" { (choice.label()) }
+                } @else {
+                    a href={ "/?window=" (choice.param()) } { (choice.label()) }
+                }
+            }
+        }
         div.charts {
-            (charts::lines("Requests per second, by outcome", "req/s", &request_lines, &first, &last))
-            (charts::bars("Rejection reasons, last hour", &reasons))
-            (charts::lines("Ingest latency, p99", "ms", &latency, &first, &last))
-            (charts::lines("Delivery lag (events waiting)", "events", &lag, &first, &last))
+            (charts::lines("Requests per second, by outcome", "req/s", &request_lines, &axis, &request_figures))
+            figure.chart {
+                figcaption { "Rejection reasons, " (window.label()) }
+                (charts::figures(&[Figure::new("rejected", count(totals.outcomes.get("rejected").copied().unwrap_or(0)))]))
+                (charts::bars(&reasons))
+            }
+            (charts::lines("Ingest latency, p99", "ms", &latency, &axis, &latency_figures))
+            (charts::lines("Delivery lag (events waiting)", "events", &lag, &axis, &lag_figures))
         }
         h2 { "Sources" }
-        table {
+        div.scroll { table #sources {
             thead { tr {
                 th { "Source" } th { "Provider" } th { "Route" }
                 th.number { "Requests 5 min" } th.number { "Accepted" } th.number { "Duplicates" }
@@ -132,21 +248,21 @@ pub(super) fn overview(overview: &Overview, stats: &Stats) -> Markup {
                         td { a href={ "/requests?source=" (segment(&source.name)) } { (source.name) } }
                         td { (source.provider) }
                         td { code { (source.path) } }
-                        td.number { (source.last_5m.requests) }
-                        td.number { (source.last_5m.accepted) }
-                        td.number { (source.last_5m.duplicates) }
-                        td.number.bad[refused(&source.last_5m) > 0] { (refused(&source.last_5m)) }
+                        td.number { (count(source.last_5m.requests)) }
+                        td.number { (count(source.last_5m.accepted)) }
+                        td.number { (count(source.last_5m.duplicates)) }
+                        td.number.bad[refused(&source.last_5m) > 0] { (count(refused(&source.last_5m))) }
                         td.number { (milliseconds(source.last_5m.p50_ms)) }
                         td.number { (milliseconds(source.last_5m.p99_ms)) }
-                        td.number { (source.last_1h.requests) }
+                        td.number { (count(source.last_1h.requests)) }
                         td { (refusals(&source.last_1h)) }
                     }
                 }
             }
-        }
+        } }
         @if !overview.streams.is_empty() {
             h2 { "OHIP streams" }
-            table {
+            div.scroll { table {
                 thead { tr {
                     th { "Source" } th { "State" } th { "Offset" } th { "Last event" }
                     th.number { "Events stored" } th { "Disconnects" } th { "Gap" }
@@ -162,13 +278,13 @@ pub(super) fn overview(overview: &Overview, stats: &Stats) -> Markup {
                             }
                             td { code { (stream.offset.as_deref().unwrap_or("-")) } }
                             td { (stream.last_event_at.map(time).unwrap_or_else(|| "-".to_owned())) }
-                            td.number { (stream.events) }
+                            td.number { (count(stream.events)) }
                             td { @for (code, n) in &stream.disconnects { code { (code) } " " (n) " " } }
                             td.bad { (stream.gap.as_deref().unwrap_or("")) }
                         }
                     }
                 }
-            }
+            } }
         }
         h2 { "Destinations" }
         (destinations_table(&overview.destinations, None))
@@ -204,7 +320,7 @@ fn store_line(overview: &Overview) -> Markup {
                     span.warn { "not taking events yet (creating delivery groups)" }
                 }
             }
-            dt { "Running since" } dd { (time(overview.started_at)) " UTC · porter " (overview.version) }
+            dt { "Running since" } dd { (time(overview.started_at)) " · porter " (overview.version) }
             @if overview.records_dropped > 0 {
                 dt { "Not recorded" } dd.warn { (overview.records_dropped) " requests (the recorder could not keep up)" }
             }
@@ -220,7 +336,7 @@ pub(super) fn destinations_table(
         @if destinations.is_empty() {
             p.empty { "No destinations are configured: events stay in the store for consumers to read." }
         } @else {
-            table {
+            div.scroll { table.destinations {
                 thead { tr {
                     th { "Destination" } th { "Kind" } th { "Target" }
                     @if infos.is_some() { th { "Events" } }
@@ -237,10 +353,10 @@ pub(super) fn destinations_table(
                             @if let Some(infos) = infos {
                                 td { (infos.iter().find(|i| i.name == d.name).map(|i| i.filter.to_string()).unwrap_or_default()) }
                             }
-                            td.number { (d.lag.map_or_else(|| "–".to_owned(), |n| n.to_string())) }
-                            td.number { (d.last_1h.delivered) }
-                            td.number.warn[d.last_1h.failed > 0] { (d.last_1h.failed) }
-                            td.number.bad[d.last_1h.dead_lettered > 0] { (d.last_1h.dead_lettered) }
+                            td.number { (d.lag.map_or_else(|| "–".to_owned(), count)) }
+                            td.number { (count(d.last_1h.delivered)) }
+                            td.number.warn[d.last_1h.failed > 0] { (count(d.last_1h.failed)) }
+                            td.number.bad[d.last_1h.dead_lettered > 0] { (count(d.last_1h.dead_lettered)) }
                             td {
                                 @if d.kind == "redis_stream" { span.muted { "read by its consumers" } }
                                 @else if d.paused { span.warn { "paused" } }
@@ -259,7 +375,7 @@ pub(super) fn destinations_table(
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
@@ -294,36 +410,74 @@ pub(super) fn requests(
         @if requests.is_empty() {
             p.empty { "No requests recorded on this instance yet." }
         } @else {
-            table #requests {
-                thead { tr {
-                    th { "Time (UTC)" } th { "Source" } th { "Request" } th.number { "Status" }
-                    th { "Outcome" } th { "Why" } th { "Events" } th.number { "Latency" }
-                } }
-                tbody {
-                    @for request in requests {
-                        tr.request {
-                            td { (time(request.time)) }
-                            td { (request.source.as_deref().unwrap_or("–")) }
-                            td { code { (request.method) " " (request.path) } }
-                            td.number.bad[request.status >= 400] { (request.status) }
-                            td { (request.outcome) }
-                            td {
-                                @if let Some(reason) = request.reason { span.bad { (reason) } }
-                                @if let Some(diagnosis) = &request.diagnosis {
-                                    div.diagnosis {
-                                        strong { (diagnosis.code) } ": " (diagnosis.message)
+            div.scroll {
+                table #requests {
+                    colgroup {
+                        col.time; col.source; col.request; col.status; col.outcome; col.why;
+                        col.events; col.latency;
+                    }
+                    thead { tr {
+                        th { "Time (UTC)" } th { "Source" } th { "Request" } th.number { "Status" }
+                        th { "Outcome" } th { "Why" } th { "Events" } th.number { "Latency" }
+                    } }
+                    tbody {
+                        @for request in requests {
+                            tr.request {
+                                td.time { (time(request.time)) }
+                                td.clip title=[request.source.as_deref()] { (request.source.as_deref().unwrap_or("–")) }
+                                td.clip title={ (request.method) " " (request.path) } { code { (request.method) " " (request.path) } }
+                                td.number.bad[request.status >= 400] { (request.status) }
+                                td.clip title=(request.outcome) { (request.outcome) }
+                                td {
+                                    @if let Some(reason) = request.reason { span.bad { (reason) } }
+                                    @if let Some(diagnosis) = &request.diagnosis {
+                                        (diagnosed(diagnosis))
                                     }
                                 }
+                                td { (event_links(&request.event_ids)) }
+                                td.number { (milliseconds(Some(request.latency_ms))) }
                             }
-                            td {
-                                @for id in &request.event_ids {
-                                    a href={ "/events/" (segment(id)) } { code { (id) } } br;
-                                }
-                            }
-                            td.number { (format!("{:.2} ms", request.latency_ms)) }
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// A diagnosis in a table cell: its first two lines, the rest and its fields when opened.
+fn diagnosed(diagnosis: &crate::activity::Diagnosed) -> Markup {
+    html! {
+        details.diagnosis {
+            summary title="The whole diagnosis" {
+                strong { (diagnosis.code) } ": " (diagnosis.message)
+            }
+            @if let Some(fields) = diagnosis.details.as_object().filter(|f| !f.is_empty()) {
+                dl.fields {
+                    @for (name, value) in fields {
+                        dt { (name) }
+                        dd { code { (value.as_str().map_or_else(|| value.to_string(), str::to_owned)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How many of a request's events its row lists before the rest fold away.
+const EVENTS_SHOWN: usize = 2;
+
+/// Links to events, shortened, the full id in each link's title.
+fn event_links(ids: &[String]) -> Markup {
+    let link = |id: &String| {
+        html! { a.id href={ "/events/" (segment(id)) } title=(id) { code { (short_id(id)) } } }
+    };
+    html! {
+        @for id in ids.iter().take(EVENTS_SHOWN) { (link(id)) }
+        @if ids.len() > EVENTS_SHOWN {
+            details.more {
+                summary { "+" (ids.len() - EVENTS_SHOWN) " more" }
+                @for id in &ids[EVENTS_SHOWN..] { (link(id)) }
             }
         }
     }
@@ -365,12 +519,12 @@ pub(super) fn events(
         @if events.is_empty() {
             p.empty { "No events stored yet." }
         } @else {
-            table #events {
+            div.scroll { table #events {
                 thead { tr { th { "Received (UTC)" } th { "Event" } th { "Type" } th { "Source" } th { "Vendor type" } } }
                 tbody {
                     @for event in events {
                         tr {
-                            td { (event.receivedat.as_deref().unwrap_or("–")) }
+                            td.time { (event.receivedat.as_deref().map_or_else(|| "–".to_owned(), format::time_text)) }
                             td { a href={ "/events/" (segment(&event.id)) } { code { (event.id) } } }
                             td { (event.event_type) }
                             td { (event.source) }
@@ -378,19 +532,19 @@ pub(super) fn events(
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
 
 pub(super) fn event(id: &str, pretty: &str, deliveries: &[Delivery]) -> Markup {
     html! {
-        h1 { "Event " code { (id) } }
+        h1.event { "Event " code { (id) } }
         h2 { "Deliveries" }
         @if deliveries.is_empty() {
             p.empty { "No destinations are configured." }
         } @else {
-            table #deliveries {
+            div.scroll { table #deliveries {
                 thead { tr { th { "Destination" } th { "State" } th { "Attempts" } } }
                 tbody {
                     @for delivery in deliveries {
@@ -406,7 +560,7 @@ pub(super) fn event(id: &str, pretty: &str, deliveries: &[Delivery]) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
         h2 { "CloudEvent" }
         pre #event { (pretty) }
@@ -418,13 +572,13 @@ fn attempts(attempts: &[Attempt]) -> Markup {
         @if attempts.is_empty() {
             span.muted { "none yet" }
         } @else {
-            ol {
+            ol.attempts {
                 @for attempt in attempts {
                     li {
                         (time(attempt.at)) " · "
                         @if let Some(status) = attempt.status { (status) " · " }
                         span class=(if attempt.delivered() { "ok" } else { "bad" }) { (attempt.outcome.to_string()) }
-                        " · " (attempt.duration_ms) " ms"
+                        " · " (milliseconds(Some(attempt.duration_ms as f64)))
                     }
                 }
             }
@@ -445,14 +599,14 @@ pub(super) fn dead_letters(dead: &[DeadLetterJson]) -> Markup {
             form.inline method="post" action="/dead-letters/replay" {
                 button.action.primary type="submit" { "Replay all" }
             }
-            table #dead-letters {
+            div.scroll { table #dead-letters {
                 thead { tr { th { "Dead letter" } th { "Destination" } th { "Event" } th.number { "Attempts" } th { "Last error" } th {} } }
                 tbody {
                     @for letter in dead {
                         tr {
-                            td { code { (letter.id) } }
+                            td { code title=(letter.id) { (short_id(&letter.id)) } }
                             td { (letter.destination) }
-                            td { a href={ "/events/" (segment(&letter.event_id)) } { code { (letter.event_id) } } }
+                            td { a.id href={ "/events/" (segment(&letter.event_id)) } title=(letter.event_id) { code { (short_id(&letter.event_id)) } } }
                             td.number { (letter.attempts.len()) }
                             td.bad { (letter.last_error.as_deref().unwrap_or("–")) }
                             td {
@@ -463,7 +617,7 @@ pub(super) fn dead_letters(dead: &[DeadLetterJson]) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
@@ -474,7 +628,7 @@ pub(super) fn alerts(snapshot: &crate::alerts::Snapshot) -> Markup {
         @if snapshot.rules.is_empty() {
             p.empty { "No alert rules are configured ([[alerts]] in porter's configuration; see the README's \"Alerts\")." }
         } @else {
-            table #alert-rules {
+            div.scroll { table #alert-rules {
                 thead { tr {
                     th { "Alert" } th { "When" } th { "Watching" } th { "State" } th { "Since (UTC)" }
                     th { "Now" } th { "Notifies" }
@@ -497,13 +651,13 @@ pub(super) fn alerts(snapshot: &crate::alerts::Snapshot) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
         h2 { "History" }
         @if snapshot.history.is_empty() {
             p.empty { "Nothing has fired since porter started." }
         } @else {
-            table #alert-history {
+            div.scroll { table #alert-history {
                 thead { tr { th { "Time (UTC)" } th { "Alert" } th { "State" } th { "Since (UTC)" } th { "Summary" } } }
                 tbody {
                     @for entry in &snapshot.history {
@@ -520,11 +674,11 @@ pub(super) fn alerts(snapshot: &crate::alerts::Snapshot) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
         @if !snapshot.targets.is_empty() {
             h2 { "Notify targets" }
-            table #alert-targets {
+            div.scroll { table #alert-targets {
                 thead { tr { th { "Target" } th { "Kind" } th.number { "Sent" } th.number { "Failed" } th { "Last sent (UTC)" } th { "Last error" } } }
                 tbody {
                     @for target in &snapshot.targets {
@@ -538,7 +692,7 @@ pub(super) fn alerts(snapshot: &crate::alerts::Snapshot) -> Markup {
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }

@@ -189,6 +189,7 @@ fn destination_failing_counts_dead_letters_as_failures() {
         failed: 2,
         dead_lettered: 1,
         lag: None,
+        lag_peak: None,
     };
     let share = destination_failing("crm", Some(0.5), None, 5, MINUTE, &figures);
     assert!(share.holds, "3 of 5 failed: {}", share.summary);
