@@ -59,8 +59,10 @@ async fn check_the_bucket(servers: &[&TestServer], receiver: &Receiver) {
         for j in i..times.len() {
             let window = times[j].duration_since(times[i]).as_secs_f64();
             let arrived = (j - i + 1) as f64;
-            // One token of slack for the instant an attempt starts versus when it arrives.
-            let allowed = burst + RATE * window + 1.0;
+            // Three tokens of slack for the instant an attempt starts versus when it arrives:
+            // on a busy machine requests the bucket released apart can reach the receiver
+            // together. A bucket that does not hold would deliver the 200 at once.
+            let allowed = burst + RATE * window + 3.0;
             tightest = tightest.min(allowed - arrived);
             assert!(
                 arrived <= allowed,
