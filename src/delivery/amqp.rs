@@ -67,6 +67,13 @@ impl AmqpSender {
         let outcome = tokio::time::timeout(self.timeout, self.publish(event_id, json))
             .await
             .unwrap_or_else(|_| {
+                // A link that gave no confirm in time is suspect (a broker that died or
+                // restarted without the connection noticing keeps a channel that looks
+                // open): the next attempt opens a new one. An attempt opening one holds the
+                // slot, and replaces it anyway.
+                if let Ok(mut slot) = self.link.try_lock() {
+                    *slot = None;
+                }
                 Err(format!(
                     "no confirm within {:?} ({})",
                     self.timeout, self.address
